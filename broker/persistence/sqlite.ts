@@ -1,0 +1,310 @@
+// Durable aedes persistence on SQLite (better-sqlite3, WAL).
+//
+// No npm package gives aedes a durable embedded store, so this is ours. It
+// implements aedes-persistence 11's async interface and passes that package's
+// abstract test suite (test/broker-persistence.test.ts).
+//
+// Shape: every write goes to SQLite synchronously (better-sqlite3 is
+// synchronous, so a resolved promise means the row is committed). Subscriptions
+// and retained messages are also mirrored in memory, because aedes looks them up
+// on every publish and every subscribe; they are reloaded from disk at setup.
+// Offline queues (outgoing), QoS 2 inbound state (incoming) and wills live only
+// on disk: they can be large and are read only on reconnect.
+import { Readable } from 'node:stream'
+import { createRequire } from 'node:module'
+import Database from 'better-sqlite3'
+import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
+import { QlobberTrue } from 'qlobber'
+import { encodePacket, decodePacket } from './codec.js'
+
+const require = createRequire(import.meta.url)
+const Packet = require('aedes-packet') as new (original: object, broker?: unknown) => Record<string, unknown>
+
+const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
+
+type AnyPacket = Record<string, any>
+interface ClientRef { id: string }
+interface Sub { topic: string, qos: number, rh?: number, rap?: boolean, nl?: boolean, subscriptionIdentifier?: number }
+interface OfflineSub { clientId: string, topic: string, qos?: number }
+interface BrokerRef { id: string }
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, packet TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (
+  client_id TEXT NOT NULL, topic TEXT NOT NULL, record TEXT NOT NULL,
+  PRIMARY KEY (client_id, topic)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outgoing (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL,
+  broker_id TEXT, broker_counter INTEGER, message_id INTEGER, packet TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outgoing_by_client ON outgoing (client_id, id);
+CREATE INDEX IF NOT EXISTS outgoing_by_message ON outgoing (client_id, message_id);
+CREATE TABLE IF NOT EXISTS incoming (
+  client_id TEXT NOT NULL, message_id INTEGER NOT NULL, packet TEXT NOT NULL,
+  PRIMARY KEY (client_id, message_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, broker_id TEXT, packet TEXT NOT NULL);
+`
+
+export interface SqlitePersistenceOptions {
+  /** Path of the database file; ':memory:' for tests that need no durability. */
+  path: string
+  /** 'normal' survives a process crash; 'full' also survives power loss, at an fsync per commit. */
+  synchronous?: 'normal' | 'full'
+}
+
+export class SqlitePersistence {
+  #db: Database.Database
+  #broker: BrokerRef | undefined
+  #subs = new Map<string, Map<string, Omit<Sub, 'topic'>>>()
+  #trie = new QlobberSub(QLOBBER_OPTIONS)
+  #retained = new Map<string, AnyPacket>()
+  #destroyed = false
+  #st: ReturnType<SqlitePersistence['prepare']>
+
+  constructor (opts: SqlitePersistenceOptions) {
+    this.#db = new Database(opts.path)
+    this.#db.pragma('journal_mode = WAL')
+    this.#db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    this.#db.exec(SCHEMA)
+    this.#st = this.prepare()
+    this.load()
+  }
+
+  private prepare () {
+    const db = this.#db
+    return {
+      putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, packet) VALUES (?, ?)'),
+      delRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
+      putSub: db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, topic, record) VALUES (?, ?, ?)'),
+      delSub: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?'),
+      delSubsOf: db.prepare('DELETE FROM subscriptions WHERE client_id = ?'),
+      enqueue: db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet) VALUES (?, ?, ?, ?, ?)'),
+      outByCounter: db.prepare('SELECT id FROM outgoing WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1'),
+      outByMessageId: db.prepare('SELECT id, packet FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1'),
+      setMessageId: db.prepare("UPDATE outgoing SET message_id = ?, packet = json_set(packet, '$.messageId', ?) WHERE id = ?"),
+      replaceOut: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
+      delOut: db.prepare('DELETE FROM outgoing WHERE id = ?'),
+      outStream: db.prepare('SELECT packet FROM outgoing WHERE client_id = ? ORDER BY id'),
+      putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client_id, message_id, packet) VALUES (?, ?, ?)'),
+      getIncoming: db.prepare('SELECT packet FROM incoming WHERE client_id = ? AND message_id = ?'),
+      delIncoming: db.prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
+      cleanIncoming: db.prepare('DELETE FROM incoming WHERE client_id = ?'),
+      putWill: db.prepare('INSERT OR REPLACE INTO wills (client_id, broker_id, packet) VALUES (?, ?, ?)'),
+      getWill: db.prepare('SELECT packet FROM wills WHERE client_id = ?'),
+      delWill: db.prepare('DELETE FROM wills WHERE client_id = ?'),
+      allWills: db.prepare('SELECT broker_id, packet FROM wills'),
+      queueLength: db.prepare('SELECT count(*) AS n FROM outgoing WHERE client_id = ?')
+    }
+  }
+
+  private load (): void {
+    for (const row of this.#db.prepare('SELECT topic, packet FROM retained').iterate() as Iterable<{ topic: string, packet: string }>) {
+      this.#retained.set(row.topic, decodePacket(row.packet))
+    }
+    for (const row of this.#db.prepare('SELECT client_id, topic, record FROM subscriptions').iterate() as Iterable<{ client_id: string, topic: string, record: string }>) {
+      this.remember(row.client_id, { topic: row.topic, ...JSON.parse(row.record) })
+    }
+  }
+
+  private remember (clientId: string, sub: Sub): void {
+    let stored = this.#subs.get(clientId)
+    if (!stored) {
+      stored = new Map()
+      this.#subs.set(clientId, stored)
+    }
+    const previous = stored.get(sub.topic)
+    const record: Omit<Sub, 'topic'> = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
+    if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
+    if (sub.qos > 0) {
+      this.#trie.add(sub.topic, { clientId, topic: sub.topic, qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl })
+    } else if (previous !== undefined && previous.qos > 0) {
+      this.#trie.remove(sub.topic, { clientId, topic: sub.topic })
+    }
+    stored.set(sub.topic, record)
+  }
+
+  get broker (): BrokerRef | undefined { return this.#broker }
+
+  async setup (broker: BrokerRef): Promise<void> {
+    this.#broker = broker
+  }
+
+  async storeRetained (pkt: AnyPacket): Promise<void> {
+    const packet = Object.assign({}, pkt)
+    if (packet.payload.length === 0) {
+      this.#st.delRetained.run(packet.topic)
+      this.#retained.delete(packet.topic)
+    } else {
+      this.#st.putRetained.run(packet.topic, encodePacket(packet))
+      this.#retained.set(packet.topic, packet)
+    }
+  }
+
+  createRetainedStreamCombi (patterns: string[]): Readable {
+    const matchers = patterns.map((p) => new QlobberTrue(QLOBBER_OPTIONS).add(p))
+    const found: AnyPacket[] = []
+    for (const matcher of matchers) {
+      for (const [topic, packet] of this.#retained) {
+        if (matcher.test(topic)) found.push(packet)
+      }
+    }
+    return Readable.from(found)
+  }
+
+  createRetainedStream (pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern])
+  }
+
+  async addSubscriptions (client: ClientRef, subs: Sub[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const sub of subs) {
+        const record: Omit<Sub, 'topic'> = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
+        if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
+        this.#st.putSub.run(client.id, sub.topic, JSON.stringify(record))
+      }
+    })()
+    for (const sub of subs) this.remember(client.id, sub)
+  }
+
+  async removeSubscriptions (client: ClientRef, topics: string[]): Promise<void> {
+    const stored = this.#subs.get(client.id)
+    this.#db.transaction(() => {
+      for (const topic of topics) this.#st.delSub.run(client.id, topic)
+    })()
+    if (!stored) return
+    for (const topic of topics) {
+      const previous = stored.get(topic)
+      if (previous === undefined) continue
+      if (previous.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+      stored.delete(topic)
+    }
+    if (stored.size === 0) this.#subs.delete(client.id)
+  }
+
+  async subscriptionsByClient (client: ClientRef): Promise<Sub[]> {
+    const stored = this.#subs.get(client.id)
+    if (!stored) return []
+    return [...stored].map(([topic, record]) => ({ topic, ...record }))
+  }
+
+  async countOffline (): Promise<{ subsCount: number, clientsCount: number }> {
+    return { subsCount: this.#trie.subscriptionsCount, clientsCount: this.#subs.size }
+  }
+
+  async subscriptionsByTopic (topic: string): Promise<Array<Record<string, unknown>>> {
+    return this.#trie.match(topic)
+  }
+
+  async cleanSubscriptions (client: ClientRef): Promise<void> {
+    const stored = this.#subs.get(client.id)
+    this.#st.delSubsOf.run(client.id)
+    if (!stored) return
+    for (const [topic, record] of stored) {
+      if (record.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
+    }
+    this.#subs.delete(client.id)
+  }
+
+  async outgoingEnqueue (sub: OfflineSub, packet: AnyPacket): Promise<void> {
+    await this.outgoingEnqueueCombi([sub], packet)
+  }
+
+  async outgoingEnqueueCombi (subs: OfflineSub[], packet: AnyPacket): Promise<void> {
+    if (subs.length === 0) return
+    const stored = new Packet(packet)
+    const text = encodePacket(stored)
+    this.#db.transaction(() => {
+      for (const sub of subs) {
+        this.#st.enqueue.run(sub.clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, null, text)
+      }
+    })()
+  }
+
+  async outgoingUpdate (client: ClientRef, packet: AnyPacket): Promise<void> {
+    const byCounter = this.#st.outByCounter.get(client.id, packet.brokerId ?? null, packet.brokerCounter ?? null) as { id: number } | undefined
+    if (byCounter) {
+      this.#st.setMessageId.run(packet.messageId ?? null, packet.messageId ?? null, byCounter.id)
+      return
+    }
+    // A packet from another broker (or a PUBREL replacing its PUBLISH) that
+    // reuses a message id replaces the stored one.
+    const byId = this.#st.outByMessageId.get(client.id, packet.messageId ?? null) as { id: number } | undefined
+    if (byId) {
+      this.#st.replaceOut.run(packet.brokerId ?? null, packet.brokerCounter ?? null, packet.messageId ?? null, encodePacket(packet), byId.id)
+      return
+    }
+    throw new Error('no such packet')
+  }
+
+  async outgoingClearMessageId (client: ClientRef, packet: AnyPacket): Promise<AnyPacket | undefined> {
+    const row = this.#st.outByMessageId.get(client.id, packet.messageId ?? null) as { id: number, packet: string } | undefined
+    if (!row) return undefined
+    this.#st.delOut.run(row.id)
+    return decodePacket(row.packet)
+  }
+
+  outgoingStream (client: ClientRef): Readable {
+    // Read eagerly: the caller updates and deletes rows while it consumes.
+    const rows = this.#st.outStream.all(client.id) as Array<{ packet: string }>
+    return Readable.from(rows.map((r) => decodePacket(r.packet)))
+  }
+
+  /** Number of messages queued for one client (used for queue bounds and metrics). */
+  queueLength (clientId: string): number {
+    return (this.#st.queueLength.get(clientId) as { n: number }).n
+  }
+
+  async incomingStorePacket (client: ClientRef, packet: AnyPacket): Promise<void> {
+    const stored = new Packet(packet)
+    stored.messageId = packet.messageId
+    this.#st.putIncoming.run(client.id, packet.messageId, encodePacket(stored))
+  }
+
+  async incomingGetPacket (client: ClientRef, packet: AnyPacket): Promise<AnyPacket> {
+    const row = this.#st.getIncoming.get(client.id, packet.messageId) as { packet: string } | undefined
+    if (!row) throw new Error('no such packet')
+    return decodePacket(row.packet)
+  }
+
+  async incomingDelPacket (client: ClientRef, packet: AnyPacket): Promise<void> {
+    const info = this.#st.delIncoming.run(client.id, packet.messageId)
+    if (info.changes === 0) throw new Error('no such packet')
+  }
+
+  async cleanIncoming (client: ClientRef): Promise<void> {
+    this.#st.cleanIncoming.run(client.id)
+  }
+
+  async putWill (client: ClientRef, packet: AnyPacket): Promise<void> {
+    packet.brokerId = this.#broker?.id
+    packet.clientId = client.id
+    this.#st.putWill.run(client.id, packet.brokerId ?? null, encodePacket(packet))
+  }
+
+  async getWill (client: ClientRef): Promise<AnyPacket | undefined> {
+    const row = this.#st.getWill.get(client.id) as { packet: string } | undefined
+    return row ? decodePacket(row.packet) : undefined
+  }
+
+  async delWill (client: ClientRef): Promise<AnyPacket | undefined> {
+    const will = await this.getWill(client)
+    this.#st.delWill.run(client.id)
+    return will
+  }
+
+  streamWill (brokers: Record<string, unknown> = {}): Readable {
+    const rows = this.#st.allWills.all() as Array<{ broker_id: string | null, packet: string }>
+    return Readable.from(rows.filter((r) => r.broker_id === null || !brokers[r.broker_id]).map((r) => decodePacket(r.packet)))
+  }
+
+  getClientList (topic: string): Readable {
+    const clients: string[] = []
+    for (const [clientId, topics] of this.#subs) if (topics.has(topic)) clients.push(clientId)
+    return Readable.from(clients)
+  }
+
+  async destroy (): Promise<void> {
+    if (this.#destroyed) throw new Error('destroyed called twice!')
+    this.#destroyed = true
+    this.#db.close()
+  }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// `npm test`: builds, makes sure the real components the tests talk to are
+// installed (Debian's mosquitto-clients), then runs every *.test.js under
+// dist/test with Node's test runner. Pass file name fragments to run a subset:
+//   npm test -- registration persistence
+import { execFileSync, spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+
+function say (msg) { process.stdout.write(`[npm test] ${msg}\n`) }
+function have (cmd) { return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0 }
+
+function ensureDebianPackages (pkgs) {
+  const missing = pkgs.filter(([cmd]) => !have(cmd))
+  if (missing.length === 0) return
+  const names = [...new Set(missing.map(([, pkg]) => pkg))]
+  say(`installing Debian packages ${names.join(', ')} (needed by the tests: ${missing.map(([c]) => c).join(', ')})`)
+  const sudo = process.getuid && process.getuid() !== 0 ? ['sudo'] : []
+  const run = (args) => {
+    const r = spawnSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    if (r.status !== 0) throw new Error(`failed: ${args.join(' ')}`)
+  }
+  run(['apt-get', 'update', '-qq'])
+  run(['apt-get', 'install', '-y', '-qq', ...names])
+}
+
+say('building (tsc)')
+execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' })
+
+ensureDebianPackages([['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto']])
+
+function collect (dir) {
+  const out = []
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out.push(...collect(p))
+    else if (name.endsWith('.test.js')) out.push(p)
+  }
+  return out
+}
+const filters = process.argv.slice(2)
+const files = collect('dist/test').sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+if (files.length === 0) { say('no test files matched'); process.exit(1) }
+say(`running ${files.length} test files`)
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' })
+process.exit(r.status ?? 1)
