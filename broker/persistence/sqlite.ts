@@ -248,6 +248,16 @@ export class SqlitePersistence {
     return Readable.from(rows.map((r) => decodePacket(r.packet)))
   }
 
+  /** Forgets everything about a client: subscriptions, queue, QoS 2 state, will (device revocation). */
+  async purgeClient (clientId: string): Promise<void> {
+    await this.cleanSubscriptions({ id: clientId })
+    this.#db.transaction(() => {
+      this.#db.prepare('DELETE FROM outgoing WHERE client_id = ?').run(clientId)
+      this.#st.cleanIncoming.run(clientId)
+      this.#st.delWill.run(clientId)
+    })()
+  }
+
   /** Number of messages queued for one client (used for queue bounds and metrics). */
   queueLength (clientId: string): number {
     return (this.#st.queueLength.get(clientId) as { n: number }).n

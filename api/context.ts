@@ -1,0 +1,35 @@
+// What every API plugin gets: the domain services, decorated once at the root.
+import type { FastifyRequest } from 'fastify'
+import type { Bridge } from '../bridge/index.js'
+import type { ChatService } from '../core/chats.js'
+import type { DeviceService } from '../core/devices.js'
+import { DomainError } from '../core/errors.js'
+import type { RegistrationService } from '../core/registration.js'
+import type { Metrics } from '../lib/metrics.js'
+import type { Device, DirectoryStore, HistoryStore } from '../store/types.js'
+
+export interface ApiServices {
+  directory: DirectoryStore
+  history: HistoryStore
+  devices: DeviceService
+  chats: ChatService
+  registration: RegistrationService
+  bridge: Bridge
+  metrics: Metrics
+  info: { mqttPort: number, wsPort: number, wsPath: string }
+  ready: () => boolean
+}
+
+/** The device a request is authenticated as (Authorization: Bearer <device token>). */
+export function requireDevice (services: ApiServices, req: FastifyRequest): Device {
+  const header = req.headers.authorization ?? ''
+  const m = /^Bearer\s+(\S+)$/i.exec(header)
+  const device = m ? services.devices.authenticate(m[1]) : undefined
+  if (!device) throw new DomainError('unauthorized', 'a valid device token is required (Authorization: Bearer <token>)', 401)
+  return device
+}
+
+export const errorSchema = {
+  type: 'object',
+  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } }
+} as const

@@ -1,0 +1,130 @@
+// Chats and groups: create, list, show, rename, members, roles.
+// Users may be named by id ("u_…") or by phone number ("+…").
+import type { FastifyPluginAsync } from 'fastify'
+import type { ChatView } from '../../core/chats.js'
+import { DomainError } from '../../core/errors.js'
+import { requireDevice, type ApiServices } from '../context.js'
+
+const USER_REF = { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } as const
+
+export const chatJson = (c: ChatView) => ({
+  chat_id: c.id,
+  kind: c.kind,
+  name: c.name,
+  created_by: c.createdBy,
+  created_at: c.createdAt,
+  members: c.members.map((m) => ({ user_id: m.userId, role: m.role, joined_at: m.joinedAt }))
+})
+
+const chatSchema = {
+  type: 'object',
+  properties: {
+    chat_id: { type: 'string' },
+    kind: { type: 'string', enum: ['direct', 'group'] },
+    name: { type: ['string', 'null'] },
+    created_by: { type: 'string' },
+    created_at: { type: 'integer' },
+    members: { type: 'array', items: { type: 'object', properties: { user_id: { type: 'string' }, role: { type: 'string' }, joined_at: { type: 'integer' } } } }
+  }
+} as const
+const chatParams = { type: 'object', properties: { chatId: { type: 'string' } } } as const
+
+export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
+  async function resolveUser (ref: string): Promise<string> {
+    if (!ref.startsWith('+')) return ref
+    const user = await s.directory.getUserByPhone(ref)
+    if (!user) throw new DomainError('unknown_user', `no user with phone ${ref}`, 404)
+    return user.id
+  }
+
+  app.post<{ Body: { kind: 'direct' | 'group', user?: string, name?: string, members?: string[] } }>('/v1/chats', {
+    schema: {
+      summary: 'Create a direct chat (same id whichever side creates it) or a group',
+      body: {
+        type: 'object', required: ['kind'], additionalProperties: false,
+        properties: {
+          kind: { type: 'string', enum: ['direct', 'group'] },
+          user: USER_REF,
+          name: { type: 'string', minLength: 1, maxLength: 100 },
+          members: { type: 'array', items: USER_REF, maxItems: 100000 }
+        }
+      },
+      response: { 200: chatSchema, 201: chatSchema }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    const b = req.body
+    if (b.kind === 'direct') {
+      if (!b.user) throw new DomainError('bad_request', 'a direct chat needs "user"')
+      const { chat, created } = await s.chats.createDirect(d.userId, await resolveUser(b.user))
+      return reply.code(created ? 201 : 200).send(chatJson(chat))
+    }
+    if (!b.name) throw new DomainError('bad_request', 'a group needs "name"')
+    const members = await Promise.all((b.members ?? []).map(resolveUser))
+    return reply.code(201).send(chatJson(await s.chats.createGroup(d.userId, b.name, members)))
+  })
+
+  app.get('/v1/chats', {
+    schema: { summary: "The caller's chats", response: { 200: { type: 'object', properties: { chats: { type: 'array', items: chatSchema } } } } }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    return { chats: (await s.chats.listFor(d.userId)).map(chatJson) }
+  })
+
+  app.get<{ Params: { chatId: string } }>('/v1/chats/:chatId', {
+    schema: { summary: 'One chat with its members', params: chatParams, response: { 200: chatSchema } }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+  })
+
+  app.patch<{ Params: { chatId: string }, Body: { name: string } }>('/v1/chats/:chatId', {
+    schema: {
+      summary: 'Rename a group (admins)',
+      params: chatParams,
+      body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 100 } } },
+      response: { 200: chatSchema }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    await s.chats.rename(d.userId, req.params.chatId, req.body.name)
+    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+  })
+
+  app.post<{ Params: { chatId: string }, Body: { users: string[] } }>('/v1/chats/:chatId/members', {
+    schema: {
+      summary: 'Add members to a group (admins)',
+      params: chatParams,
+      body: { type: 'object', required: ['users'], additionalProperties: false, properties: { users: { type: 'array', items: USER_REF, minItems: 1, maxItems: 100000 } } },
+      response: { 200: chatSchema }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    await s.chats.addMembers(d.userId, req.params.chatId, await Promise.all(req.body.users.map(resolveUser)))
+    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+  })
+
+  app.delete<{ Params: { chatId: string, user: string } }>('/v1/chats/:chatId/members/:user', {
+    schema: {
+      summary: 'Remove a member (admins), or leave the group (your own user id)',
+      params: { type: 'object', properties: { chatId: { type: 'string' }, user: USER_REF } }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    await s.chats.removeMember(d.userId, req.params.chatId, await resolveUser(req.params.user))
+    return reply.code(204).send()
+  })
+
+  app.put<{ Params: { chatId: string, user: string }, Body: { role: 'admin' | 'member' } }>('/v1/chats/:chatId/members/:user/role', {
+    schema: {
+      summary: 'Promote a member to admin or demote an admin (admins)',
+      params: { type: 'object', properties: { chatId: { type: 'string' }, user: USER_REF } },
+      body: { type: 'object', required: ['role'], additionalProperties: false, properties: { role: { type: 'string', enum: ['admin', 'member'] } } },
+      response: { 200: chatSchema }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    await s.chats.setRole(d.userId, req.params.chatId, await resolveUser(req.params.user), req.body.role)
+    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+  })
+}

@@ -1,0 +1,44 @@
+// The caller's account and devices: who am I, link a device, list, revoke.
+import type { FastifyPluginAsync } from 'fastify'
+import type { Device } from '../../store/types.js'
+import { requireDevice, type ApiServices } from '../context.js'
+
+const deviceJson = (d: Device) => ({ device_id: d.id, name: d.name, created_at: d.createdAt })
+const deviceSchema = { type: 'object', properties: { device_id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'integer' } } } as const
+
+export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
+  app.get('/v1/me', {
+    schema: { summary: 'The calling device and its user', response: { 200: { type: 'object', properties: { user_id: { type: 'string' }, phone: { type: 'string' }, device_id: { type: 'string' } } } } }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    const user = await s.directory.getUser(d.userId)
+    return { user_id: d.userId, phone: user?.phone, device_id: d.id }
+  })
+
+  app.get('/v1/devices', {
+    schema: { summary: "The user's active devices", response: { 200: { type: 'object', properties: { devices: { type: 'array', items: deviceSchema } } } } }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    return { devices: s.devices.list(d.userId).map(deviceJson) }
+  })
+
+  app.post<{ Body: { name?: string } }>('/v1/devices', {
+    schema: {
+      summary: 'Link a new device to the calling user; returns its token once',
+      body: { type: 'object', additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } },
+      response: { 201: { type: 'object', properties: { device_id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } } }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    const { device, token } = await s.devices.create(d.userId, req.body?.name ?? 'linked device')
+    return reply.code(201).send({ device_id: device.id, name: device.name, token })
+  })
+
+  app.delete<{ Params: { deviceId: string } }>('/v1/devices/:deviceId', {
+    schema: { summary: "Revoke one of the user's devices: its connections close and its token stops working", params: { type: 'object', properties: { deviceId: { type: 'string' } } } }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    await s.devices.revoke(d.userId, req.params.deviceId)
+    return reply.code(204).send()
+  })
+}

@@ -1,0 +1,50 @@
+// History (paged, oldest first) and sending over HTTP. An HTTP send goes
+// through the same bridge as an MQTT publish: same checks, seq, history and
+// fan-out, and the sending device also gets its `ack` inbox event.
+import type { FastifyPluginAsync } from 'fastify'
+import type { StoredMessage } from '../../store/types.js'
+import { DomainError } from '../../core/errors.js'
+import { requireDevice, type ApiServices } from '../context.js'
+
+const messageJson = (m: StoredMessage) => ({
+  chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
+  kind: m.type, body: JSON.parse(m.body) as unknown, ts: m.serverTs, cts: m.clientTs
+})
+
+export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
+  app.get<{ Params: { chatId: string }, Querystring: { after: number, limit: number } }>('/v1/chats/:chatId/messages', {
+    schema: {
+      summary: 'Messages after a seq, oldest first, paged',
+      params: { type: 'object', properties: { chatId: { type: 'string' } } },
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { after: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 } }
+      }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    if (!s.chats.isMember(req.params.chatId, d.userId)) throw new DomainError('not_found', 'chat not found', 404)
+    const { after, limit } = req.query
+    const page = await s.history.after(req.params.chatId, after, limit + 1)
+    const messages = page.slice(0, limit)
+    return {
+      messages: messages.map(messageJson),
+      next_after: messages.length > 0 ? messages[messages.length - 1].seq : after,
+      has_more: page.length > limit
+    }
+  })
+
+  app.post<{ Params: { chatId: string } }>('/v1/chats/:chatId/messages', {
+    bodyLimit: 16 * 1024 * 1024,
+    schema: {
+      summary: 'Send a message (the same envelope as an MQTT publish to chat/<chatId>/msg)',
+      params: { type: 'object', properties: { chatId: { type: 'string' } } },
+      response: { 201: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' }, duplicate: { type: 'boolean' } } } }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    const raw = Buffer.from(JSON.stringify(req.body ?? null))
+    const { message, duplicate } = await s.bridge.acceptMessage(d, req.params.chatId, raw)
+    return reply.code(duplicate ? 200 : 201).send({ chat: message.chatId, id: message.clientId, seq: message.seq, duplicate })
+  })
+}

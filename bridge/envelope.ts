@@ -1,0 +1,41 @@
+// The chat message envelope a device publishes to chat/<chatId>/msg:
+//   {"id": "<client message id>", "type": "text", "body": <any JSON>, "ts": <client ms>}
+// `body` is opaque (ciphertext for E2EE clients): it is stored and forwarded
+// as the exact JSON text the client sent, never interpreted.
+import { DomainError } from '../core/errors.js'
+
+export interface Envelope { id: string, type: string, body: string, ts: number | null }
+
+/** Message types accepted in this version. Receipts, edits, reactions and media arrive with later features. */
+export const MESSAGE_TYPES = ['text'] as const
+const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
+  if (payload.length > maxBytes) throw new DomainError('too_large', `message is ${payload.length} bytes; the limit is ${maxBytes}`, 413)
+  let v: unknown
+  try {
+    v = JSON.parse(payload.toString('utf8'))
+  } catch {
+    throw new DomainError('bad_request', 'the envelope is not valid JSON')
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new DomainError('bad_request', 'the envelope must be a JSON object')
+  const e = v as Record<string, unknown>
+  if (typeof e.id !== 'string' || !CLIENT_ID.test(e.id)) throw new DomainError('bad_request', 'id must be 1-64 characters of A-Z a-z 0-9 . _ : -')
+  const type = e.type ?? 'text'
+  if (typeof type !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
+    throw new DomainError('bad_request', `type must be one of ${MESSAGE_TYPES.join(', ')}`, 400)
+  }
+  if (e.body === undefined || e.body === null) throw new DomainError('bad_request', 'body is required')
+  if (e.ts !== undefined && (typeof e.ts !== 'number' || !Number.isFinite(e.ts))) throw new DomainError('bad_request', 'ts must be a number (milliseconds since the epoch)')
+  return { id: e.id, type, body: JSON.stringify(e.body), ts: typeof e.ts === 'number' ? Math.trunc(e.ts) : null }
+}
+
+/** The client message id of a payload, if one can be read, for error events about unparseable messages. */
+export function clientIdOf (payload: Buffer): string | undefined {
+  try {
+    const v = JSON.parse(payload.toString('utf8')) as { id?: unknown }
+    return typeof v?.id === 'string' && CLIENT_ID.test(v.id) ? v.id : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,30 @@
+// Inbox events: the JSON a device receives on dev/<deviceId>/inbox.
+// docs/protocol.md documents each; keep the two in step.
+import type { ChatChange } from '../core/chats.js'
+import type { StoredMessage } from '../store/types.js'
+
+/** `msg`: a chat message. The stored body is spliced in as the JSON text the sender sent. */
+export function msgEvent (m: StoredMessage): string {
+  const head = JSON.stringify({
+    type: 'msg', chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
+    kind: m.type, ts: m.serverTs, cts: m.clientTs
+  })
+  return `${head.slice(0, -1)},"body":${m.body}}`
+}
+
+/** `ack`: the single tick. The sender's client id and the seq it got. */
+export function ackEvent (m: StoredMessage, duplicate: boolean): string {
+  return JSON.stringify({ type: 'ack', chat: m.chatId, id: m.clientId, seq: m.seq, ts: m.serverTs, duplicate })
+}
+
+export interface Refusal { code: string, message: string, id?: string, chat?: string, topic?: string }
+
+/** `error`: a publish that was refused, with a stable reason code. */
+export function errorEvent (r: Refusal): string {
+  return JSON.stringify({ type: 'error', code: r.code, message: r.message, id: r.id, chat: r.chat, topic: r.topic, ts: Date.now() })
+}
+
+/** `chat`: the chat was created or its members, roles or name changed. */
+export function chatEvent (c: ChatChange): string {
+  return JSON.stringify({ type: 'chat', chat: c.chatId, change: c.change, by: c.by, users: c.users, name: c.name, role: c.role, ts: c.at })
+}

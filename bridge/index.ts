@@ -1,0 +1,117 @@
+// The bridge: takes an accepted chat publish, gives it the chat's next seq,
+// stores it, and fans it out as one inbox event per member device.
+//
+//   acceptMessage()  membership -> envelope -> history.append (serialised per
+//                    chat) -> fan-out -> ack to the sender
+//
+// The caller (the broker's authorizePublish hook) sends the MQTT PUBACK only
+// after acceptMessage() resolves, i.e. after the history write committed.
+// Fan-out is recorded in history (the outbox flag) once every inbox copy is
+// in the broker's session store; redoPendingFanout() finishes any fan-out a
+// crash interrupted. Repeats carry the same (chat, seq), so clients dedupe.
+import type { Logger } from 'pino'
+import type { ChatChange, ChatService } from '../core/chats.js'
+import type { DeviceService } from '../core/devices.js'
+import { DomainError } from '../core/errors.js'
+import type { AppendResult, Device, HistoryStore, StoredMessage } from '../store/types.js'
+import { KeyedQueue } from '../lib/serial.js'
+import type { Metrics } from '../lib/metrics.js'
+import { parseEnvelope } from './envelope.js'
+import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
+
+/** Where inbox events go: QoS 1 publishes to dev/<deviceId>/inbox, resolved once queued durably. */
+// Failures are logged in send(); callers that do not wait on a send ignore its outcome.
+const noop = (): void => {}
+
+export interface InboxPublisher { publish (deviceId: string, payload: string): Promise<void> }
+
+export interface BridgeOptions { maxMessageBytes: number }
+
+export class Bridge {
+  #queue = new KeyedQueue()
+
+  constructor (
+    private readonly history: HistoryStore,
+    private readonly chats: ChatService,
+    private readonly devices: DeviceService,
+    private readonly inbox: InboxPublisher,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly opts: BridgeOptions
+  ) {
+    chats.on('change', (c) => this.announce(c))
+  }
+
+  /**
+   * Accepts a chat message from a device. Resolves once it is in history (or
+   * was there already: a repeat of a client id resolves with the original
+   * seq). Throws a DomainError for a refusal.
+   */
+  async acceptMessage (device: Device, chatId: string, payload: Buffer): Promise<AppendResult> {
+    if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+    const env = parseEnvelope(payload, this.opts.maxMessageBytes)
+    return this.#queue.run(chatId, async () => {
+      // Membership is checked again in the queue: a removal may have landed while this waited.
+      if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+      const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
+      const result = await this.history.append({
+        chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
+        type: env.type, body: env.body, clientTs: env.ts, serverTs: Date.now()
+      })
+      stop()
+      if (!result.duplicate) {
+        this.metrics.accepted.inc()
+        this.fanOut(result.message)
+      }
+      this.send(device.id, ackEvent(result.message, result.duplicate), 'ack').catch(noop)
+      return result
+    })
+  }
+
+  /** Tells a device that one of its publishes was refused. */
+  refuse (deviceId: string, r: Refusal): void {
+    this.metrics.refused.inc({ reason: r.code })
+    this.send(deviceId, errorEvent(r), 'error').catch(noop)
+  }
+
+  /** Re-publishes the inbox copies of messages whose fan-out a crash interrupted. */
+  async redoPendingFanout (): Promise<number> {
+    let total = 0
+    for (;;) {
+      const batch = await this.history.pendingFanout(500)
+      if (batch.length === 0) return total
+      await Promise.all(batch.map((m) => this.fanOut(m)))
+      total += batch.length
+    }
+  }
+
+  /** Publishes a message to every member device but the sender's; the publishes are issued synchronously, in seq order. */
+  private fanOut (m: StoredMessage): Promise<void> {
+    const payload = msgEvent(m)
+    const sends: Array<Promise<void>> = []
+    for (const userId of this.chats.memberIds(m.chatId)) {
+      for (const deviceId of this.devices.activeIds(userId)) {
+        if (deviceId !== m.senderDevice) sends.push(this.send(deviceId, payload, 'msg'))
+      }
+    }
+    return Promise.all(sends).then(
+      () => this.history.markFannedOut(m.chatId, m.seq),
+      (err) => this.log.error({ err, chat: m.chatId, seq: m.seq }, 'fan-out failed; it is redone at the next start')
+    )
+  }
+
+  private announce (c: ChatChange): void {
+    const payload = chatEvent(c)
+    for (const userId of c.recipients) {
+      for (const deviceId of this.devices.activeIds(userId)) this.send(deviceId, payload, 'chat').catch(noop)
+    }
+  }
+
+  private send (deviceId: string, payload: string, type: string): Promise<void> {
+    this.metrics.delivered.inc({ type })
+    return this.inbox.publish(deviceId, payload).catch((err: unknown) => {
+      this.log.error({ err, deviceId, type }, 'inbox publish failed')
+      throw err
+    })
+  }
+}

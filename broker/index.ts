@@ -1,0 +1,168 @@
+// The MQTT broker: aedes with mqchat's hooks, on TCP and on WebSocket.
+// It knows MQTT; the chat rules it enforces come from plugins/.
+import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net'
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { once } from 'node:events'
+import { Aedes, type Client } from 'aedes'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Logger } from 'pino'
+import type { Bridge, InboxPublisher } from '../bridge/index.js'
+import type { DeviceService } from '../core/devices.js'
+import type { Metrics } from '../lib/metrics.js'
+import type { Device } from '../store/types.js'
+import { authenticate } from '../plugins/authenticate.js'
+import { allowedSubscription, authorizeSubscribe } from '../plugins/authorize-subscribe.js'
+import { authorizePublish } from '../plugins/authorize-publish.js'
+import { deviceOf } from '../plugins/session.js'
+import { inboxTopic } from '../plugins/topics.js'
+import { guardPacketSize } from './packet-guard.js'
+
+/** The subset of an aedes persistence the server itself calls. */
+export interface BrokerPersistence {
+  addSubscriptions (client: { id: string }, subs: Array<{ topic: string, qos: number, rh?: number, rap?: boolean, nl?: boolean }>): Promise<unknown>
+  cleanSubscriptions (client: { id: string }): Promise<unknown>
+  destroy (): Promise<void>
+  purgeClient?: (clientId: string) => Promise<void>
+}
+
+export interface BrokerOptions {
+  host: string
+  mqttPort: number
+  wsPort: number
+  wsPath: string
+  maxPacketBytes: number
+  maxTopicLevels: number
+  maxInflightInbound: number
+  connectTimeoutMs: number
+  drainTimeoutMs: number
+  keepaliveLimitSeconds: number
+  publishRatePerSecond: number
+  publishBurst: number
+}
+
+export interface Broker {
+  aedes: Aedes
+  inbox: InboxPublisher
+  mqttPort: number
+  wsPort: number
+  /** Stops accepting connections. */
+  stopListening (): Promise<void>
+  /** Closes every client and the broker. */
+  close (): Promise<void>
+}
+
+export async function startBroker (
+  opts: BrokerOptions,
+  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, log: Logger, metrics: Metrics }
+): Promise<Broker> {
+  const { persistence, devices, bridge, log, metrics } = deps
+
+  // aedes stores a SUBSCRIBE packet's whole subscription list for a persistent
+  // client once any filter in it is granted, refused filters included. Only
+  // what the ACL allows may reach the session store.
+  const addSubscriptions = persistence.addSubscriptions.bind(persistence)
+  persistence.addSubscriptions = async (client, subs) => {
+    const device = devices.get(client.id)
+    return addSubscriptions(client, device ? subs.filter((s) => allowedSubscription(device.id, s.topic) !== undefined) : subs)
+  }
+
+  const aedes = new Aedes({
+    persistence,
+    concurrency: 1000,
+    connectTimeout: opts.connectTimeoutMs,
+    drainTimeout: opts.drainTimeoutMs,
+    keepaliveLimit: opts.keepaliveLimitSeconds,
+    maxTopicLevels: opts.maxTopicLevels,
+    maxInflightInbound: opts.maxInflightInbound,
+    authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
+    authorizeSubscribe: authorizeSubscribe(),
+    authorizePublish: authorizePublish(bridge, { ratePerSecond: opts.publishRatePerSecond, burst: opts.publishBurst }, log),
+    // Defence in depth: a device only ever receives its own dev/<id>/… topics.
+    authorizeForward: (client, packet) => {
+      const device = deviceOf(client)
+      return device && packet.topic.startsWith(`dev/${device.id}/`) ? packet : null
+    }
+  })
+  await aedes.listen()
+
+  aedes.on('client', () => metrics.connections.inc())
+  aedes.on('clientDisconnect', (client: Client) => {
+    metrics.connections.dec()
+    const device = deviceOf(client)
+    // A clean-session connect wiped the device's stored inbox subscription;
+    // restore it so messages sent while the device is away are still queued.
+    if (device && client.clean && device.revokedAt === null && devices.get(device.id)?.revokedAt === null) {
+      provisionInbox(device).catch((err: unknown) => log.error({ err, deviceId: device.id }, 'restoring the inbox subscription failed'))
+    }
+  })
+  aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
+  aedes.on('connectionError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
+
+  function provisionInbox (device: Device): Promise<unknown> {
+    return persistence.addSubscriptions({ id: device.id }, [{ topic: inboxTopic(device.id), qos: 1, rh: 0, rap: false, nl: false }])
+  }
+
+  // A device's inbox exists from the moment the device does, so messages sent
+  // before its first connection are queued for it too.
+  devices.on('created', (d) => {
+    provisionInbox(d).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'creating the inbox subscription failed'))
+  })
+  devices.on('revoked', (d) => {
+    const client = (aedes as unknown as { clients: Record<string, Client> }).clients[d.id]
+    if (client) {
+      log.info({ deviceId: d.id }, 'device revoked: closing its connection')
+      client.close()
+    }
+    const purge = persistence.purgeClient ? persistence.purgeClient(d.id) : persistence.cleanSubscriptions({ id: d.id })
+    Promise.resolve(purge).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'purging a revoked device session failed'))
+  })
+
+  const handle = (conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => {
+    aedes.handle(conn, req)
+    guardPacketSize(conn, opts.maxPacketBytes, (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'))
+  }
+
+  const tcp: NetServer = createNetServer((socket) => handle(socket))
+  tcp.listen(opts.mqttPort, opts.host)
+  await once(tcp, 'listening')
+
+  const http: HttpServer = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n') })
+  const wss = new WebSocketServer({ server: http, path: opts.wsPath, maxPayload: opts.maxPacketBytes + 8 })
+  wss.on('connection', (ws, req) => {
+    const stream = createWebSocketStream(ws)
+    stream.on('error', () => stream.destroy())
+    handle(stream, req)
+  })
+  http.listen(opts.wsPort, opts.host)
+  await once(http, 'listening')
+
+  const inbox: InboxPublisher = {
+    publish: (deviceId, payload) => new Promise((resolve, reject) => {
+      aedes.publish({ cmd: 'publish', topic: inboxTopic(deviceId), payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => err ? reject(err) : resolve())
+    })
+  }
+
+  let listening = true
+  async function stopListening (): Promise<void> {
+    if (!listening) return
+    listening = false
+    const closed = Promise.all([new Promise((resolve) => tcp.close(resolve)), new Promise((resolve) => http.close(resolve))])
+    for (const ws of wss.clients) ws.terminate()
+    wss.close()
+    // Servers close once their connections are gone; aedes.close() ends those.
+    void closed
+  }
+
+  return {
+    aedes,
+    inbox,
+    mqttPort: (tcp.address() as AddressInfo).port,
+    wsPort: (http.address() as AddressInfo).port,
+    stopListening,
+    async close () {
+      await stopListening()
+      await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      await persistence.destroy()
+    }
+  }
+}

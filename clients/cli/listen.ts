@@ -1,0 +1,92 @@
+// `mqchat listen`: the device's persistent MQTT session, printing inbox events.
+import mqtt from 'mqtt'
+import { call } from './http.js'
+import { CliError, EXIT } from './errors.js'
+import type { Profile } from './profile.js'
+
+export interface ListenOptions {
+  json: boolean
+  /** Exit after this many events (0 = run until interrupted). */
+  count: number
+  /** Exit with code 0 after this many seconds (0 = no limit). */
+  timeout: number
+  mqttUrl?: string
+}
+
+type Event = Record<string, unknown> & { type: string }
+
+export function formatEvent (e: Event): string {
+  const body = (b: unknown): string => typeof b === 'string' ? b : JSON.stringify(b)
+  switch (e.type) {
+    case 'msg': return `[${String(e.chat)} #${String(e.seq)}] ${String(e.from)}: ${body(e.body)}`
+    case 'ack': return `[${String(e.chat)} #${String(e.seq)}] ✓ sent (${String(e.id)})${e.duplicate === true ? ' (repeat)' : ''}`
+    case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${String(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
+    case 'error': return `error ${String(e.code)}${e.id ? ` for ${String(e.id)}` : ''}${e.chat ? ` in ${String(e.chat)}` : ''}: ${String(e.message)}`
+    default: return JSON.stringify(e)
+  }
+}
+
+export async function mqttUrlFor (p: Profile): Promise<string> {
+  const info = await call<{ mqtt_port: number }>(p.server, 'GET', '/v1/info')
+  const u = new URL(p.server)
+  return `mqtt://${u.hostname}:${info.mqtt_port}`
+}
+
+export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' | 'token'>>, opts: ListenOptions): Promise<number> {
+  const url = opts.mqttUrl ?? await mqttUrlFor(p)
+  const inbox = `dev/${p.device_id}/inbox`
+  let backoff = 1000
+  const client = mqtt.connect(url, {
+    clientId: p.device_id,
+    username: p.device_id,
+    password: p.token,
+    clean: false,
+    protocolVersion: 4,
+    keepalive: 30,
+    reconnectPeriod: backoff,
+    connectTimeout: 10_000
+  })
+  let seen = 0
+  return await new Promise<number>((resolve, reject) => {
+    const finish = (code: number, err?: Error): void => {
+      client.end(false, {}, () => err ? reject(err) : resolve(code))
+    }
+    if (opts.timeout > 0) setTimeout(() => finish(EXIT.ok), opts.timeout * 1000).unref()
+    const stop = (): void => finish(EXIT.ok)
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+
+    client.on('connect', () => {
+      backoff = 1000
+      client.options.reconnectPeriod = backoff
+      client.subscribe(inbox, { qos: 1 }, (err, granted) => {
+        if (err || granted?.[0]?.qos === 128) finish(EXIT.failure, new CliError(`subscribing to ${inbox} was refused`, EXIT.refused))
+        else if (!opts.json) process.stderr.write(`listening on ${inbox} (${url})\n`)
+      })
+    })
+    client.on('reconnect', () => {
+      // Exponential backoff up to 30 s between attempts.
+      backoff = Math.min(backoff * 2, 30_000)
+      client.options.reconnectPeriod = backoff
+      if (!opts.json) process.stderr.write(`reconnecting to ${url}…\n`)
+    })
+    client.on('error', (err: Error & { code?: number }) => {
+      if (err.code === 5 || err.code === 4 || err.code === 135 || err.code === 134) {
+        finish(EXIT.auth, new CliError('the server refused this device (token revoked or wrong): not authorized', EXIT.auth))
+      } else if (!opts.json) {
+        process.stderr.write(`connection problem: ${err.message}\n`)
+      }
+    })
+    client.on('message', (topic, payload) => {
+      if (topic !== inbox) return
+      let event: Event
+      try {
+        event = JSON.parse(payload.toString('utf8')) as Event
+      } catch {
+        return
+      }
+      process.stdout.write((opts.json ? JSON.stringify(event) : formatEvent(event)) + '\n')
+      if (opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
+    })
+  })
+}

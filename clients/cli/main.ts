@@ -1,0 +1,290 @@
+#!/usr/bin/env node
+// `mqchat`: the reference client and the server launcher.
+import { randomUUID } from 'node:crypto'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { CliError, EXIT } from './errors.js'
+import { call } from './http.js'
+import { listen, formatEvent } from './listen.js'
+import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
+
+const DEFAULT_SERVER = process.env.MQCHAT_SERVER ?? 'http://127.0.0.1:3000'
+
+const COMMON = `
+Common options:
+  --profile NAME   CLI profile (default: $MQCHAT_CLI_PROFILE or "default"; files in $MQCHAT_CLI_HOME, default ~/.config/mqchat)
+  --json           machine-readable output (one JSON object per line)
+  -h, --help       help for the command
+
+Exit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 refused by the server (its error code is printed),
+            4 not registered / token wrong or revoked, 5 server unreachable.`
+
+const HELP: Record<string, string> = {
+  main: `mqchat — WhatsApp-class messaging on MQTT
+
+Usage: mqchat <command> [options]
+
+Server:
+  serve                          start the server (local profile)
+Account:
+  register <phone>               ask for a one-time code (phone in +E.164 form)
+  verify <phone> <code>          verify the code; saves this device's credentials in the profile
+  whoami                         show the profile's user and device
+  devices list|link|revoke       manage the user's devices
+Chats:
+  chat create|list|show|add|remove|leave|rename|promote|demote
+  send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat)
+  listen                         print inbox events as they arrive (persistent MQTT session)
+  history <chat>                 print a chat's messages
+${COMMON}`,
+  serve: `Usage: mqchat serve [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
+
+Starts the local profile: MQTT over TCP (default 1883) and WebSocket (8083, /mqtt), HTTP API (3000),
+state under ./data. Every option also has an MQCHAT_* environment variable (see README); flags win.
+Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
+SIGTERM or SIGINT shuts down gracefully.`,
+  register: `Usage: mqchat register <phone> [--server URL]
+
+Asks the server to send a one-time code to <phone> (+E.164, e.g. +15551234567). The server URL
+(default $MQCHAT_SERVER or http://127.0.0.1:3000) is remembered in the profile.
+${COMMON}`,
+  verify: `Usage: mqchat verify <phone> <code> [--name DEVICE_NAME] [--server URL]
+
+Verifies the code and saves the new device's id and token in the profile (mode 0600).
+${COMMON}`,
+  whoami: `Usage: mqchat whoami\n\nShows the user id, phone and device id of the profile.\n${COMMON}`,
+  devices: `Usage:
+  mqchat devices list
+  mqchat devices link [--name NAME] [--save-as PROFILE]   link a new device; prints its token, or saves it as a profile
+  mqchat devices revoke <deviceId>                         revoke a device: its connection closes, its token stops working
+${COMMON}`,
+  chat: `Usage:
+  mqchat chat create <user>                      direct chat with a user (phone +… or user id u_…)
+  mqchat chat create --group NAME [user…]        group; you are its admin
+  mqchat chat list
+  mqchat chat show <chat>
+  mqchat chat add <chat> <user…>                 (admins)
+  mqchat chat remove <chat> <user>               (admins)
+  mqchat chat leave <chat>
+  mqchat chat rename <chat> <name>               (admins)
+  mqchat chat promote|demote <chat> <user>       (admins)
+${COMMON}`,
+  send: `Usage: mqchat send <chat> <text> [--id CLIENT_MESSAGE_ID]
+
+Sends a text message and prints its seq once it is stored. <chat> is a chat id, or a user
+(phone +… or id u_…) for the direct chat with them. --id makes a retry idempotent: the same
+id yields the same seq and no second message.
+${COMMON}`,
+  listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL]
+
+Connects this device's persistent MQTT session (clean=false) and prints its inbox events as
+they arrive; events queued while it was away arrive first. Reconnects with backoff.
+--count N exits after N events; --timeout exits after that many seconds.
+${COMMON}`,
+  history: `Usage: mqchat history <chat> [--after SEQ] [--limit N]
+
+Prints a chat's messages with seq > SEQ (default 0), oldest first, up to N (default 100).
+${COMMON}`
+}
+
+const COMMON_OPTIONS = {
+  profile: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  server: { type: 'string' }
+} as const
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>> (args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.usage)
+  }
+}
+
+function out (json: boolean, value: unknown, human: string): void {
+  process.stdout.write((json ? JSON.stringify(value) : human) + '\n')
+}
+
+function need (positionals: string[], n: number, cmd: string): void {
+  if (positionals.length < n) throw new CliError(`missing arguments\n\n${HELP[cmd]}`, EXIT.usage)
+}
+
+async function directChatFor (p: { server: string, token: string }, ref: string): Promise<string> {
+  const chat = await call<{ chat_id: string }>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: ref } })
+  return chat.chat_id
+}
+
+async function main (argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    process.stdout.write(HELP.main + '\n')
+    return cmd ? EXIT.ok : EXIT.usage
+  }
+  if (cmd === '--version') { process.stdout.write('0.1.0\n'); return EXIT.ok }
+  if (!(cmd in HELP) || cmd === 'main') throw new CliError(`unknown command "${cmd}"\n\n${HELP.main}`, EXIT.usage)
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(HELP[cmd] + '\n')
+    return EXIT.ok
+  }
+
+  switch (cmd) {
+    case 'serve': {
+      const { values } = parse(rest, { 'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' } })
+      const { serve } = await import('./serve.js')
+      return serve(values as unknown as Record<string, string | undefined>)
+    }
+    case 'register': {
+      const { values, positionals } = parse(rest, {})
+      need(positionals, 1, cmd)
+      const name = profileName(values.profile)
+      const server = values.server ?? readProfile(name)?.server ?? DEFAULT_SERVER
+      const phone = positionals[0]
+      const r = await call<{ expires_in: number, code?: string }>(server, 'POST', '/v1/register/code', { body: { phone } })
+      writeProfile(name, { ...readProfile(name), server, phone })
+      out(values.json, r, `a code was sent to ${phone} (valid ${r.expires_in} s); next: mqchat verify ${phone} <code>` +
+        (r.code ? `\ndevelopment code: ${r.code}` : ''))
+      return EXIT.ok
+    }
+    case 'verify': {
+      const { values, positionals } = parse(rest, { name: { type: 'string' } })
+      need(positionals, 2, cmd)
+      const name = profileName(values.profile)
+      const server = values.server ?? readProfile(name)?.server ?? DEFAULT_SERVER
+      const [phone, code] = positionals
+      const r = await call<{ user_id: string, device_id: string, token: string, new_user: boolean }>(server, 'POST', '/v1/register/verify', { body: { phone, code, device_name: values.name ?? 'cli' } })
+      const file = writeProfile(name, { server, phone, user_id: r.user_id, device_id: r.device_id, token: r.token })
+      out(values.json, { user_id: r.user_id, device_id: r.device_id, new_user: r.new_user, profile: file },
+        `${r.new_user ? 'registered' : 'signed in'}: user ${r.user_id}, device ${r.device_id} (saved in ${file})`)
+      return EXIT.ok
+    }
+    case 'whoami': {
+      const { values } = parse(rest, {})
+      const p = requireDeviceProfile(profileName(values.profile))
+      const me = await call<{ user_id: string, phone: string, device_id: string }>(p.server, 'GET', '/v1/me', { token: p.token })
+      out(values.json, { ...me, server: p.server }, `user ${me.user_id} (${me.phone}), device ${me.device_id}, server ${p.server}`)
+      return EXIT.ok
+    }
+    case 'devices': {
+      const { values, positionals } = parse(rest, { name: { type: 'string' }, 'save-as': { type: 'string' } })
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const sub = positionals[0]
+      if (sub === 'list') {
+        const r = await call<{ devices: Array<{ device_id: string, name: string, created_at: number }> }>(p.server, 'GET', '/v1/devices', { token: p.token })
+        if (values.json) for (const d of r.devices) out(true, d, '')
+        else for (const d of r.devices) process.stdout.write(`${d.device_id}  ${d.name}${d.device_id === p.device_id ? '  (this device)' : ''}  ${new Date(d.created_at).toISOString()}\n`)
+        return EXIT.ok
+      }
+      if (sub === 'link') {
+        const r = await call<{ device_id: string, name: string, token: string }>(p.server, 'POST', '/v1/devices', { token: p.token, body: { name: values.name ?? 'linked device' } })
+        if (values['save-as']) {
+          const file = writeProfile(values['save-as'], { server: p.server, phone: p.phone, user_id: p.user_id, device_id: r.device_id, token: r.token })
+          out(values.json, { device_id: r.device_id, profile: file }, `linked device ${r.device_id}, saved as profile ${values['save-as']} (${file})`)
+        } else {
+          out(values.json, r, `linked device ${r.device_id}\ntoken (shown once): ${r.token}`)
+        }
+        return EXIT.ok
+      }
+      if (sub === 'revoke') {
+        need(positionals, 2, cmd)
+        await call(p.server, 'DELETE', `/v1/devices/${encodeURIComponent(positionals[1])}`, { token: p.token })
+        out(values.json, { revoked: positionals[1] }, `revoked ${positionals[1]}`)
+        return EXIT.ok
+      }
+      throw new CliError(`unknown devices command "${sub}"\n\n${HELP.devices}`, EXIT.usage)
+    }
+    case 'chat': return chatCommand(rest)
+    case 'send': {
+      const { values, positionals } = parse(rest, { id: { type: 'string' } })
+      need(positionals, 2, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const [ref, ...words] = positionals
+      const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
+      const envelope = { id: values.id ?? randomUUID(), type: 'text', body: words.join(' '), ts: Date.now() }
+      const r = await call<{ chat: string, id: string, seq: number, duplicate: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`, { token: p.token, body: envelope })
+      out(values.json, r, `sent to ${r.chat}: seq ${r.seq}${r.duplicate ? ' (already sent before)' : ''}`)
+      return EXIT.ok
+    }
+    case 'listen': {
+      const { values } = parse(rest, { count: { type: 'string', default: '0' }, timeout: { type: 'string', default: '0' }, mqtt: { type: 'string' } })
+      const p = requireDeviceProfile(profileName(values.profile))
+      const count = Number(values.count)
+      const timeout = Number(values.timeout)
+      if (!Number.isInteger(count) || count < 0 || !Number.isFinite(timeout) || timeout < 0) throw new CliError('--count and --timeout take non-negative numbers', EXIT.usage)
+      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt })
+    }
+    case 'history': {
+      const { values, positionals } = parse(rest, { after: { type: 'string', default: '0' }, limit: { type: 'string', default: '100' } })
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const ref = positionals[0]
+      const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
+      const r = await call<{ messages: Array<Record<string, unknown> & { type: string }> }>(p.server, 'GET',
+        `/v1/chats/${encodeURIComponent(chatId)}/messages?after=${encodeURIComponent(values.after)}&limit=${encodeURIComponent(values.limit)}`, { token: p.token })
+      for (const m of r.messages) out(values.json, m, formatEvent({ ...m, type: 'msg' }))
+      return EXIT.ok
+    }
+  }
+  return EXIT.usage
+}
+
+async function chatCommand (rest: string[]): Promise<number> {
+  const { values, positionals } = parse(rest, { group: { type: 'string' } })
+  need(positionals, 1, 'chat')
+  const p = requireDeviceProfile(profileName(values.profile))
+  const [sub, ...args] = positionals
+  type ChatJson = { chat_id: string, kind: string, name: string | null, members: Array<{ user_id: string, role: string }> }
+  const show = (c: ChatJson): void => out(values.json, c,
+    `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}  members: ${c.members.map((m) => m.role === 'admin' ? `${m.user_id} (admin)` : m.user_id).join(', ')}`)
+  const chatPath = (id: string): string => `/v1/chats/${encodeURIComponent(id)}`
+  switch (sub) {
+    case 'create': {
+      if (values.group !== undefined) {
+        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'group', name: values.group, members: args } }))
+      } else {
+        need(positionals, 2, 'chat')
+        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: args[0] } }))
+      }
+      return EXIT.ok
+    }
+    case 'list': {
+      const r = await call<{ chats: ChatJson[] }>(p.server, 'GET', '/v1/chats', { token: p.token })
+      r.chats.forEach(show)
+      return EXIT.ok
+    }
+    case 'show': need(positionals, 2, 'chat'); show(await call<ChatJson>(p.server, 'GET', chatPath(args[0]), { token: p.token })); return EXIT.ok
+    case 'add': need(positionals, 3, 'chat'); show(await call<ChatJson>(p.server, 'POST', `${chatPath(args[0])}/members`, { token: p.token, body: { users: args.slice(1) } })); return EXIT.ok
+    case 'remove':
+      need(positionals, 3, 'chat')
+      await call(p.server, 'DELETE', `${chatPath(args[0])}/members/${encodeURIComponent(args[1])}`, { token: p.token })
+      out(values.json, { chat_id: args[0], removed: args[1] }, `removed ${args[1]} from ${args[0]}`)
+      return EXIT.ok
+    case 'leave':
+      need(positionals, 2, 'chat')
+      await call(p.server, 'DELETE', `${chatPath(args[0])}/members/${encodeURIComponent(p.user_id)}`, { token: p.token })
+      out(values.json, { chat_id: args[0], left: true }, `left ${args[0]}`)
+      return EXIT.ok
+    case 'rename': need(positionals, 3, 'chat'); show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { name: args.slice(1).join(' ') } })); return EXIT.ok
+    case 'promote':
+    case 'demote':
+      need(positionals, 3, 'chat')
+      show(await call<ChatJson>(p.server, 'PUT', `${chatPath(args[0])}/members/${encodeURIComponent(args[1])}/role`, { token: p.token, body: { role: sub === 'promote' ? 'admin' : 'member' } }))
+      return EXIT.ok
+  }
+  throw new CliError(`unknown chat command "${sub}"\n\n${HELP.chat}`, EXIT.usage)
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code },
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`mqchat: ${err.message}\n`)
+      process.exitCode = err.exitCode
+    } else {
+      process.stderr.write(`mqchat: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
+      process.exitCode = EXIT.failure
+    }
+  }
+)
+
+export { cliHome }

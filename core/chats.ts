@@ -1,0 +1,180 @@
+// Chats and groups: who is in which chat, and who may change that.
+//
+// Membership is mirrored in memory (chat -> users, user -> chats) so that the
+// broker's ACL answers without touching the store. Every change updates the
+// mirror before the call returns, so it is in force before the API answers;
+// and every change is emitted as a ChatChange, which the bridge turns into
+// `chat` inbox events.
+import { EventEmitter } from 'node:events'
+import type { Chat, DirectoryStore, Member, Role } from '../store/types.js'
+import { DomainError, forbidden, notFound } from './errors.js'
+import { directChatId, newGroupId } from './ids.js'
+
+export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed'
+
+export interface ChatChange {
+  chatId: string
+  change: ChatChangeKind
+  by: string
+  /** Users the change concerns (added, removed, promoted, …). */
+  users: string[]
+  name?: string | null
+  role?: Role
+  /** Users whose devices are told: members after the change, plus anyone removed. */
+  recipients: string[]
+  at: number
+}
+
+export interface ChatView extends Chat { members: Member[] }
+
+export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
+  #members = new Map<string, Set<string>>()
+  #chatsOf = new Map<string, Set<string>>()
+
+  constructor (private readonly directory: DirectoryStore, private readonly maxGroupMembers: number) {
+    super()
+  }
+
+  async init (): Promise<void> {
+    for (const { chatId, userId } of await this.directory.allMemberships()) this.join(chatId, userId)
+  }
+
+  private join (chatId: string, userId: string): void {
+    let m = this.#members.get(chatId)
+    if (!m) this.#members.set(chatId, m = new Set())
+    m.add(userId)
+    let c = this.#chatsOf.get(userId)
+    if (!c) this.#chatsOf.set(userId, c = new Set())
+    c.add(chatId)
+  }
+
+  private part (chatId: string, userId: string): void {
+    this.#members.get(chatId)?.delete(userId)
+    this.#chatsOf.get(userId)?.delete(chatId)
+  }
+
+  isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }
+  memberIds (chatId: string): ReadonlySet<string> { return this.#members.get(chatId) ?? new Set() }
+
+  private changed (c: Omit<ChatChange, 'at' | 'recipients'>, extraRecipients: string[] = []): void {
+    const recipients = [...new Set([...this.memberIds(c.chatId), ...extraRecipients])]
+    this.emit('change', { ...c, recipients, at: Date.now() })
+  }
+
+  private async requireUsers (ids: string[]): Promise<void> {
+    for (const id of ids) {
+      if (!await this.directory.getUser(id)) throw new DomainError('unknown_user', `no user ${id}`, 404)
+    }
+  }
+
+  /** The chat as its member sees it; a non-member gets the same answer as for a missing chat. */
+  async view (chatId: string, asUser: string): Promise<ChatView> {
+    const chat = await this.directory.getChat(chatId)
+    if (!chat || !this.isMember(chatId, asUser)) throw notFound('chat')
+    return { ...chat, members: await this.directory.members(chatId) }
+  }
+
+  async listFor (userId: string): Promise<ChatView[]> {
+    const chats = await this.directory.chatsOfUser(userId)
+    return Promise.all(chats.map(async (c) => ({ ...c, members: await this.directory.members(c.id) })))
+  }
+
+  async createDirect (by: string, other: string): Promise<{ chat: ChatView, created: boolean }> {
+    if (other === by) throw new DomainError('bad_request', 'a direct chat needs another user', 400)
+    await this.requireUsers([other])
+    const id = directChatId(by, other)
+    const now = Date.now()
+    const created = await this.directory.createChat(
+      { id, kind: 'direct', name: null, createdBy: by, createdAt: now },
+      [by, other].map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now }))
+    )
+    if (created) {
+      this.join(id, by)
+      this.join(id, other)
+      this.changed({ chatId: id, change: 'created', by, users: [by, other] })
+    }
+    return { chat: await this.view(id, by), created }
+  }
+
+  async createGroup (by: string, name: string, memberIds: string[]): Promise<ChatView> {
+    const others = [...new Set(memberIds)].filter((u) => u !== by)
+    if (others.length + 1 > this.maxGroupMembers) throw this.tooMany()
+    await this.requireUsers(others)
+    const id = newGroupId()
+    const now = Date.now()
+    await this.directory.createChat(
+      { id, kind: 'group', name, createdBy: by, createdAt: now },
+      [{ chatId: id, userId: by, role: 'admin', joinedAt: now }, ...others.map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now }))]
+    )
+    this.join(id, by)
+    for (const u of others) this.join(id, u)
+    this.changed({ chatId: id, change: 'created', by, users: [by, ...others], name })
+    return this.view(id, by)
+  }
+
+  private tooMany (): DomainError {
+    return new DomainError('group_full', `a group may have at most ${this.maxGroupMembers} members`, 409)
+  }
+
+  private async requireGroupAdmin (chatId: string, by: string): Promise<Member[]> {
+    const chat = await this.directory.getChat(chatId)
+    if (!chat || !this.isMember(chatId, by)) throw notFound('chat')
+    if (chat.kind !== 'group') throw new DomainError('not_a_group', 'direct chats have fixed members', 409)
+    const members = await this.directory.members(chatId)
+    if (members.find((m) => m.userId === by)?.role !== 'admin') throw forbidden('only group admins may do this')
+    return members
+  }
+
+  async addMembers (by: string, chatId: string, userIds: string[]): Promise<Member[]> {
+    const members = await this.requireGroupAdmin(chatId, by)
+    const fresh = [...new Set(userIds)].filter((u) => !this.isMember(chatId, u))
+    if (members.length + fresh.length > this.maxGroupMembers) throw this.tooMany()
+    await this.requireUsers(fresh)
+    const now = Date.now()
+    const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now })))
+    for (const m of added) this.join(chatId, m.userId)
+    if (added.length > 0) this.changed({ chatId, change: 'member_added', by, users: added.map((m) => m.userId) })
+    return added
+  }
+
+  /** Removes a member (admins), or leaves (anyone, with userId = by). */
+  async removeMember (by: string, chatId: string, userId: string): Promise<void> {
+    let members: Member[]
+    if (userId === by) {
+      const chat = await this.directory.getChat(chatId)
+      if (!chat || !this.isMember(chatId, by)) throw notFound('chat')
+      if (chat.kind !== 'group') throw new DomainError('not_a_group', 'a direct chat cannot be left', 409)
+      members = await this.directory.members(chatId)
+    } else {
+      members = await this.requireGroupAdmin(chatId, by)
+      if (!this.isMember(chatId, userId)) throw notFound('member')
+    }
+    await this.directory.removeMember(chatId, userId)
+    this.part(chatId, userId)
+    this.changed({ chatId, change: 'member_removed', by, users: [userId] }, [userId])
+    // A group is never left without an admin: the longest-standing member takes over.
+    const rest = members.filter((m) => m.userId !== userId)
+    if (rest.length > 0 && !rest.some((m) => m.role === 'admin')) {
+      await this.directory.setRole(chatId, rest[0].userId, 'admin')
+      this.changed({ chatId, change: 'role_changed', by, users: [rest[0].userId], role: 'admin' })
+    }
+  }
+
+  async setRole (by: string, chatId: string, userId: string, role: Role): Promise<void> {
+    const members = await this.requireGroupAdmin(chatId, by)
+    const target = members.find((m) => m.userId === userId)
+    if (!target) throw notFound('member')
+    if (target.role === role) return
+    if (role === 'member' && members.filter((m) => m.role === 'admin').length === 1) {
+      throw new DomainError('last_admin', 'a group needs at least one admin; promote someone else first', 409)
+    }
+    await this.directory.setRole(chatId, userId, role)
+    this.changed({ chatId, change: 'role_changed', by, users: [userId], role })
+  }
+
+  async rename (by: string, chatId: string, name: string): Promise<void> {
+    await this.requireGroupAdmin(chatId, by)
+    await this.directory.renameChat(chatId, name)
+    this.changed({ chatId, change: 'renamed', by, users: [], name })
+  }
+}

@@ -1,0 +1,11 @@
+// Domain refusals. `code` is the stable machine code clients rely on (it
+// appears in HTTP error bodies and in inbox `error` events); `status` is the
+// HTTP status the API answers with.
+export class DomainError extends Error {
+  constructor (readonly code: string, message: string, readonly status: number = 400) {
+    super(message)
+  }
+}
+
+export const notFound = (what: string): DomainError => new DomainError('not_found', `${what} not found`, 404)
+export const forbidden = (message: string): DomainError => new DomainError('forbidden', message, 403)

@@ -1,0 +1,80 @@
+// Registration by phone number and one-time code. A verified phone gets a
+// user (created on first verification) and a new device with its token.
+import { randomInt, timingSafeEqual } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { DirectoryStore } from '../store/types.js'
+import { WindowCounter } from '../lib/rate.js'
+import { DomainError } from './errors.js'
+import { hashSecret, newUserId } from './ids.js'
+import type { DeviceService } from './devices.js'
+
+/** Delivers a one-time code to a phone (SMS gateway, …). */
+export interface CodeSender { send (phone: string, code: string): Promise<void> }
+
+/** The default sender: writes the code to the server log. */
+export class LogCodeSender implements CodeSender {
+  constructor (private readonly log: Logger) {}
+  async send (phone: string, code: string): Promise<void> {
+    this.log.info({ phone, code }, 'one-time registration code (log sender)')
+  }
+}
+
+export const PHONE_PATTERN = '^\\+[1-9][0-9]{6,14}$'
+
+export interface RegistrationOptions {
+  ttlSeconds: number
+  maxAttempts: number
+  perPhonePerHour: number
+  perIpPerHour: number
+  returnCodes: boolean
+}
+
+export class RegistrationService {
+  #perPhone: WindowCounter
+  #perIp: WindowCounter
+
+  constructor (
+    private readonly directory: DirectoryStore,
+    private readonly devices: DeviceService,
+    private readonly sender: CodeSender,
+    private readonly opts: RegistrationOptions
+  ) {
+    this.#perPhone = new WindowCounter(opts.perPhonePerHour, 3_600_000)
+    this.#perIp = new WindowCounter(opts.perIpPerHour, 3_600_000)
+  }
+
+  private limit (phone: string, ip: string): void {
+    const phoneOk = this.#perPhone.hit(phone)
+    const ipOk = this.#perIp.hit(ip)
+    if (!phoneOk || !ipOk) throw new DomainError('rate_limited', 'too many registration attempts; try again later', 429)
+  }
+
+  async requestCode (phone: string, ip: string): Promise<{ expiresIn: number, code?: string }> {
+    this.limit(phone, ip)
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
+    await this.directory.putCode({ phone, codeHash: hashSecret(`${phone}:${code}`), expiresAt: Date.now() + this.opts.ttlSeconds * 1000, attempts: 0 })
+    await this.sender.send(phone, code)
+    return this.opts.returnCodes ? { expiresIn: this.opts.ttlSeconds, code } : { expiresIn: this.opts.ttlSeconds }
+  }
+
+  async verify (phone: string, code: string, ip: string, deviceName: string): Promise<{ userId: string, deviceId: string, token: string, newUser: boolean }> {
+    this.limit(phone, ip)
+    const stored = await this.directory.getCode(phone)
+    const invalid = new DomainError('invalid_code', 'the code is wrong, expired or already used; request a new one', 401)
+    if (!stored || stored.expiresAt <= Date.now()) throw invalid
+    const presented = Buffer.from(hashSecret(`${phone}:${code}`), 'hex')
+    if (!timingSafeEqual(presented, Buffer.from(stored.codeHash, 'hex'))) {
+      if (await this.directory.countAttempt(phone) >= this.opts.maxAttempts) await this.directory.deleteCode(phone)
+      throw invalid
+    }
+    await this.directory.deleteCode(phone)
+    let user = await this.directory.getUserByPhone(phone)
+    const newUser = user === undefined
+    if (!user) {
+      user = { id: newUserId(), phone, createdAt: Date.now() }
+      await this.directory.createUser(user)
+    }
+    const { device, token } = await this.devices.create(user.id, deviceName)
+    return { userId: user.id, deviceId: device.id, token, newUser }
+  }
+}

@@ -1,0 +1,131 @@
+// Every server option in one place: its environment variable, default, and
+// validation. `mqchat serve` flags are applied on top of the environment.
+// loadConfig() reports every bad value at once, one line each.
+import { resolve } from 'node:path'
+
+export interface Config {
+  profile: 'local'
+  dataDir: string
+  host: string
+  mqttPort: number
+  wsPort: number
+  wsPath: string
+  httpPort: number
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  sqliteSynchronous: 'normal' | 'full'
+  /** Development only: registration responses include the one-time code. */
+  devReturnCodes: boolean
+  otpTtlSeconds: number
+  otpMaxAttempts: number
+  otpRequestsPerPhonePerHour: number
+  otpRequestsPerIpPerHour: number
+  maxDevicesPerUser: number
+  maxGroupMembers: number
+  maxMessageBytes: number
+  maxPacketBytes: number
+  maxTopicLevels: number
+  maxInflightInbound: number
+  publishRatePerSecond: number
+  publishBurst: number
+  connectTimeoutMs: number
+  drainTimeoutMs: number
+  keepaliveLimitSeconds: number
+  shutdownTimeoutMs: number
+}
+
+type Parser<T> = (raw: string) => T | Error
+
+interface Option<K extends keyof Config> {
+  key: K
+  env: string
+  flag?: string
+  def: string
+  parse: Parser<Config[K]>
+  help: string
+}
+
+const int = (min: number, max: number): Parser<number> => (raw) => {
+  if (!/^-?\d+$/.test(raw.trim())) return new Error(`must be a whole number, got "${raw}"`)
+  const n = Number(raw)
+  if (n < min || n > max) return new Error(`must be between ${min} and ${max}, got ${n}`)
+  return n
+}
+const port: Parser<number> = int(0, 65535)
+const oneOf = <T extends string>(...values: T[]): Parser<T> => (raw) =>
+  (values as string[]).includes(raw) ? raw as T : new Error(`must be one of ${values.join(', ')}, got "${raw}"`)
+const bool: Parser<boolean> = (raw) => {
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true
+  if (['0', 'false', 'no', 'off', ''].includes(raw.toLowerCase())) return false
+  return new Error(`must be true or false, got "${raw}"`)
+}
+const text: Parser<string> = (raw) => raw.length > 0 ? raw : new Error('must not be empty')
+const path: Parser<string> = (raw) => raw.length > 0 ? resolve(raw) : new Error('must not be empty')
+const wsPath: Parser<string> = (raw) => raw.startsWith('/') ? raw : new Error(`must start with "/", got "${raw}"`)
+const profile: Parser<'local'> = (raw) => raw === 'local'
+  ? 'local'
+  : raw === 'cluster'
+    ? new Error('"cluster" is not available in this version yet; use "local"')
+    : new Error(`must be "local", got "${raw}"`)
+
+export const OPTIONS: Array<Option<keyof Config>> = [
+  { key: 'profile', env: 'MQCHAT_PROFILE', def: 'local', parse: profile, help: 'deployment profile (local: one process, SQLite + files, no services)' },
+  { key: 'dataDir', env: 'MQCHAT_DATA_DIR', flag: 'data-dir', def: './data', parse: path, help: 'directory for databases and ports.json' },
+  { key: 'host', env: 'MQCHAT_HOST', flag: 'host', def: '0.0.0.0', parse: text, help: 'address every listener binds to' },
+  { key: 'mqttPort', env: 'MQCHAT_MQTT_PORT', flag: 'mqtt-port', def: '1883', parse: port, help: 'MQTT over TCP (0 = pick a free port)' },
+  { key: 'wsPort', env: 'MQCHAT_WS_PORT', flag: 'ws-port', def: '8083', parse: port, help: 'MQTT over WebSocket (0 = pick a free port)' },
+  { key: 'wsPath', env: 'MQCHAT_WS_PATH', def: '/mqtt', parse: wsPath, help: 'WebSocket path for MQTT' },
+  { key: 'httpPort', env: 'MQCHAT_HTTP_PORT', flag: 'http-port', def: '3000', parse: port, help: 'HTTP API (0 = pick a free port)' },
+  { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
+  { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },
+  { key: 'devReturnCodes', env: 'MQCHAT_DEV_RETURN_CODES', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: registration responses include the one-time code' },
+  { key: 'otpTtlSeconds', env: 'MQCHAT_OTP_TTL_SECONDS', def: '300', parse: int(30, 3600), help: 'lifetime of a one-time registration code' },
+  { key: 'otpMaxAttempts', env: 'MQCHAT_OTP_MAX_ATTEMPTS', def: '5', parse: int(1, 100), help: 'wrong guesses before a code is void' },
+  { key: 'otpRequestsPerPhonePerHour', env: 'MQCHAT_OTP_REQUESTS_PER_PHONE_PER_HOUR', def: '5', parse: int(1, 10000), help: 'code requests and verifications per phone number per hour' },
+  { key: 'otpRequestsPerIpPerHour', env: 'MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR', def: '30', parse: int(1, 100000), help: 'code requests and verifications per client address per hour' },
+  { key: 'maxDevicesPerUser', env: 'MQCHAT_MAX_DEVICES_PER_USER', def: '4', parse: int(1, 64), help: 'active devices per user' },
+  { key: 'maxGroupMembers', env: 'MQCHAT_MAX_GROUP_MEMBERS', def: '1024', parse: int(2, 100000), help: 'members per group' },
+  { key: 'maxMessageBytes', env: 'MQCHAT_MAX_MESSAGE_BYTES', def: '65536', parse: int(256, 16777216), help: 'largest chat envelope accepted (refused with too_large)' },
+  { key: 'maxPacketBytes', env: 'MQCHAT_MAX_PACKET_BYTES', def: '262144', parse: int(1024, 268435455), help: 'largest MQTT packet; a larger one closes the connection' },
+  { key: 'maxTopicLevels', env: 'MQCHAT_MAX_TOPIC_LEVELS', def: '16', parse: int(3, 100), help: 'topic levels accepted in PUBLISH/SUBSCRIBE' },
+  { key: 'maxInflightInbound', env: 'MQCHAT_MAX_INFLIGHT_INBOUND', def: '100', parse: int(1, 65535), help: 'inbound QoS 2 messages a client may hold unreleased' },
+  { key: 'publishRatePerSecond', env: 'MQCHAT_PUBLISH_RATE', def: '20', parse: int(1, 100000), help: 'sustained publishes per device per second' },
+  { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },
+  { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },
+  { key: 'drainTimeoutMs', env: 'MQCHAT_DRAIN_TIMEOUT_MS', def: '60000', parse: int(0, 3600000), help: 'a client that does not drain its socket for this long is dropped (0 = never)' },
+  { key: 'keepaliveLimitSeconds', env: 'MQCHAT_KEEPALIVE_LIMIT_SECONDS', def: '0', parse: int(0, 65535), help: 'largest keepalive a client may ask for (0 = any)' },
+  { key: 'shutdownTimeoutMs', env: 'MQCHAT_SHUTDOWN_TIMEOUT_MS', def: '10000', parse: int(100, 600000), help: 'graceful shutdown budget on SIGTERM' }
+]
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super('invalid configuration:\n' + problems.map((p) => `  - ${p}`).join('\n'))
+  }
+}
+
+/** Builds the configuration from the environment, with `flags` (from `mqchat serve`) taking precedence. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env, flags: Record<string, string | undefined> = {}): Config {
+  const problems: string[] = []
+  const out: Record<string, unknown> = {}
+  for (const opt of OPTIONS) {
+    const fromFlag = opt.flag !== undefined ? flags[opt.flag] : undefined
+    const raw = fromFlag ?? env[opt.env] ?? opt.def
+    const source = fromFlag !== undefined ? `--${opt.flag}` : env[opt.env] !== undefined ? opt.env : `${opt.env} (default)`
+    const value = opt.parse(raw)
+    if (value instanceof Error) problems.push(`${source}: ${value.message}`)
+    else out[opt.key] = value
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('MQCHAT_') && !OPTIONS.some((o) => o.env === name) && !CLIENT_ENV.includes(name)) {
+      problems.push(`${name}: unknown setting (known: ${OPTIONS.map((o) => o.env).join(', ')})`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return out as unknown as Config
+}
+
+/** Variables read by the CLI client, not the server; accepted without complaint. */
+export const CLIENT_ENV = ['MQCHAT_CLI_HOME', 'MQCHAT_CLI_PROFILE', 'MQCHAT_SERVER']
+
+export function configTable (): string {
+  return OPTIONS.map((o) => `| \`${o.env}\` | ${o.flag ? `\`--${o.flag}\`` : ''} | \`${o.def}\` | ${o.help} |`).join('\n')
+}

@@ -1,0 +1,43 @@
+// In-memory rate limiting for the local profile (the cluster profile moves the
+// counters to Redis behind the same shapes).
+
+/** Token bucket per key: `rate` tokens per second, at most `burst` saved up. */
+export class TokenBuckets {
+  #buckets = new Map<string, { tokens: number, at: number }>()
+  constructor (private readonly rate: number, private readonly burst: number, private readonly now: () => number = Date.now) {}
+
+  take (key: string): boolean {
+    const t = this.now()
+    const b = this.#buckets.get(key) ?? { tokens: this.burst, at: t }
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.rate)
+    b.at = t
+    const ok = b.tokens >= 1
+    if (ok) b.tokens -= 1
+    this.#buckets.set(key, b)
+    return ok
+  }
+
+  forget (key: string): void { this.#buckets.delete(key) }
+}
+
+/** Counts events per key in fixed windows; `hit` is false once a key exceeds `limit` in its window. */
+export class WindowCounter {
+  #counts = new Map<string, { n: number, until: number }>()
+  constructor (private readonly limit: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
+
+  hit (key: string): boolean {
+    const t = this.now()
+    if (this.#counts.size > 100_000) this.prune(t)
+    let c = this.#counts.get(key)
+    if (!c || c.until <= t) {
+      c = { n: 0, until: t + this.windowMs }
+      this.#counts.set(key, c)
+    }
+    c.n++
+    return c.n <= this.limit
+  }
+
+  private prune (t: number): void {
+    for (const [k, c] of this.#counts) if (c.until <= t) this.#counts.delete(k)
+  }
+}

@@ -1,0 +1,80 @@
+// PUBLISH from a device. Chat rules are applied here, before aedes PUBACKs:
+// a chat message is stored (via the bridge) before this hook calls back, so
+// the PUBACK means "durable in history".
+//
+// Every device publish is consumed: after the chat layer took it (or refused
+// it), the packet is pointed at SINK_TOPIC, where nobody can subscribe, so
+// nothing a device publishes is routed as a plain MQTT message. A refusal
+// sends the device an `error` inbox event and keeps the connection; only a
+// store failure fails the hook (aedes then closes the connection without a
+// PUBACK, and the client retries the same client id later).
+import type { Client, PublishPacket } from 'aedes'
+import type { Logger } from 'pino'
+import type { Bridge } from '../bridge/index.js'
+import { clientIdOf } from '../bridge/envelope.js'
+import type { Refusal } from '../bridge/events.js'
+import { DomainError } from '../core/errors.js'
+import { TokenBuckets, WindowCounter } from '../lib/rate.js'
+import type { AuthorizePublishHook } from './hooks.js'
+import { deviceOf } from './session.js'
+import { parseChatTopic, SINK_TOPIC } from './topics.js'
+
+export interface PublishLimits {
+  ratePerSecond: number
+  burst: number
+}
+
+export function authorizePublish (bridge: Bridge, limits: PublishLimits, log: Logger): AuthorizePublishHook {
+  const buckets = new TokenBuckets(limits.ratePerSecond, limits.burst)
+  // A device that keeps publishing while refused is disconnected.
+  const strikes = new WindowCounter(limits.burst * 10, 10_000)
+
+  function consume (packet: PublishPacket): void {
+    packet.topic = SINK_TOPIC
+    packet.retain = false
+  }
+
+  function refuse (client: Client, deviceId: string, packet: PublishPacket, r: Refusal): void {
+    bridge.refuse(deviceId, r)
+    if (!strikes.hit(deviceId)) {
+      log.warn({ deviceId, code: r.code }, 'device keeps publishing while refused; disconnecting it')
+      client.close()
+    }
+  }
+
+  return (client: Client | null, packet: PublishPacket, done) => {
+    const device = deviceOf(client)
+    if (client === null || device === undefined) {
+      // A will whose client is gone: wills are not part of the chat contract.
+      consume(packet)
+      return done(null)
+    }
+    const topic = packet.topic
+    const chat = parseChatTopic(topic)
+    const base = { topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
+    consume(packet)
+    if (!buckets.take(device.id)) {
+      refuse(client, device.id, packet, { ...base, code: 'rate_limited', message: `more than ${limits.ratePerSecond} publishes per second (burst ${limits.burst}); slow down` })
+      return done(null)
+    }
+    if (!chat) {
+      refuse(client, device.id, packet, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg' })
+      return done(null)
+    }
+    if (chat.kind !== 'msg') {
+      refuse(client, device.id, packet, { ...base, code: 'unsupported', message: `chat/<chatId>/${chat.kind} is not supported by this server version` })
+      return done(null)
+    }
+    bridge.acceptMessage(device, chat.chatId, packet.payload as Buffer).then(
+      () => done(null),
+      (err: unknown) => {
+        if (err instanceof DomainError) {
+          refuse(client, device.id, packet, { ...base, code: err.code, message: err.message })
+          return done(null)
+        }
+        log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')
+        done(err as Error)
+      }
+    )
+  }
+}

@@ -1,0 +1,87 @@
+// The local profile: everything in one process, state in SQLite files under
+// the data directory (mqchat.db: directory and history; broker.db: MQTT
+// sessions, queues, retained messages).
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from 'pino'
+import { buildApi } from '../api/app.js'
+import { Bridge, type InboxPublisher } from '../bridge/index.js'
+import { startBroker, type Broker } from '../broker/index.js'
+import { SqlitePersistence } from '../broker/persistence/sqlite.js'
+import { ChatService } from '../core/chats.js'
+import { DeviceService } from '../core/devices.js'
+import { LogCodeSender, RegistrationService } from '../core/registration.js'
+import type { Config } from '../lib/config.js'
+import { createMetrics } from '../lib/metrics.js'
+import { openSqliteStores } from '../store/sqlite/index.js'
+
+export interface Ports { mqtt: number, ws: number, http: number }
+export interface RunningServer { ports: Ports, close (): Promise<void> }
+
+export async function startLocal (cfg: Config, log: Logger): Promise<RunningServer> {
+  mkdirSync(cfg.dataDir, { recursive: true })
+  const stores = openSqliteStores(cfg.dataDir, cfg.sqliteSynchronous)
+  const persistence = new SqlitePersistence({ path: join(cfg.dataDir, 'broker.db'), synchronous: cfg.sqliteSynchronous })
+  const metrics = createMetrics()
+
+  const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
+  await devices.init()
+  const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
+  await chats.init()
+  const registration = new RegistrationService(stores.directory, devices, new LogCodeSender(log), {
+    ttlSeconds: cfg.otpTtlSeconds,
+    maxAttempts: cfg.otpMaxAttempts,
+    perPhonePerHour: cfg.otpRequestsPerPhonePerHour,
+    perIpPerHour: cfg.otpRequestsPerIpPerHour,
+    returnCodes: cfg.devReturnCodes
+  })
+  if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
+
+  // The bridge publishes through the broker, which is started after it.
+  let broker: Broker | undefined
+  const inbox: InboxPublisher = {
+    publish: (deviceId, payload) => broker ? broker.inbox.publish(deviceId, payload) : Promise.reject(new Error('broker not started'))
+  }
+  const bridge = new Bridge(stores.history, chats, devices, inbox, log.child({ part: 'bridge' }), metrics, { maxMessageBytes: cfg.maxMessageBytes })
+
+  broker = await startBroker(cfg, { persistence, devices, bridge, log: log.child({ part: 'broker' }), metrics })
+  let ready = false
+  const api = await buildApi({
+    directory: stores.directory,
+    history: stores.history,
+    devices,
+    chats,
+    registration,
+    bridge,
+    metrics,
+    info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },
+    ready: () => ready
+  }, log)
+  await api.listen({ port: cfg.httpPort, host: cfg.host })
+
+  const redone = await bridge.redoPendingFanout()
+  if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
+
+  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: (api.server.address() as AddressInfo).port }
+  const portsFile = join(cfg.dataDir, 'ports.json')
+  writeFileSync(`${portsFile}.tmp`, JSON.stringify({ ...ports, host: cfg.host, pid: process.pid }) + '\n')
+  renameSync(`${portsFile}.tmp`, portsFile)
+  ready = true
+  log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}`)
+
+  let closing: Promise<void> | undefined
+  return {
+    ports,
+    close () {
+      closing ??= (async () => {
+        ready = false
+        await broker.stopListening()
+        await api.close()
+        await broker.close()
+        await stores.close()
+      })()
+      return closing
+    }
+  }
+}

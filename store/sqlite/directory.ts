@@ -1,0 +1,115 @@
+// Directory (users, devices, chats, members, one-time codes) on SQLite.
+import type { Chat, Device, DirectoryStore, Member, OneTimeCode, Role, User } from '../types.js'
+import type { SqliteDb } from './database.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, phone TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
+  token_hash TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+CREATE INDEX IF NOT EXISTS devices_by_user ON devices (user_id);
+CREATE TABLE IF NOT EXISTS chats (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+  chat_id TEXT NOT NULL REFERENCES chats(id), user_id TEXT NOT NULL, role TEXT NOT NULL, joined_at INTEGER NOT NULL,
+  PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
+CREATE TABLE IF NOT EXISTS one_time_codes (
+  phone TEXT PRIMARY KEY, code_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL);
+`
+
+interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null }
+interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number }
+interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number }
+
+const toDevice = (r: DeviceRow): Device => ({ id: r.id, userId: r.user_id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at, revokedAt: r.revoked_at })
+const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at })
+const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at })
+
+export class SqliteDirectory implements DirectoryStore {
+  #db: SqliteDb
+  #st
+
+  constructor (db: SqliteDb) {
+    this.#db = db
+    db.exec(SCHEMA)
+    this.#st = {
+      insertUser: db.prepare('INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?)'),
+      user: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE id = ?'),
+      userByPhone: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE phone = ?'),
+      insertDevice: db.prepare('INSERT INTO devices (id, user_id, name, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      device: db.prepare('SELECT * FROM devices WHERE id = ?'),
+      devicesOf: db.prepare('SELECT * FROM devices WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id'),
+      allDevices: db.prepare('SELECT * FROM devices'),
+      revoke: db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      insertChat: db.prepare('INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)'),
+      chat: db.prepare('SELECT * FROM chats WHERE id = ?'),
+      rename: db.prepare('UPDATE chats SET name = ? WHERE id = ?'),
+      chatsOf: db.prepare('SELECT c.* FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.user_id = ? ORDER BY c.created_at, c.id'),
+      members: db.prepare('SELECT * FROM members WHERE chat_id = ? ORDER BY joined_at, user_id'),
+      insertMember: db.prepare('INSERT OR IGNORE INTO members (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)'),
+      removeMember: db.prepare('DELETE FROM members WHERE chat_id = ? AND user_id = ?'),
+      setRole: db.prepare('UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?'),
+      allMemberships: db.prepare('SELECT chat_id AS chatId, user_id AS userId FROM members'),
+      putCode: db.prepare('INSERT OR REPLACE INTO one_time_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, ?)'),
+      code: db.prepare('SELECT phone, code_hash AS codeHash, expires_at AS expiresAt, attempts FROM one_time_codes WHERE phone = ?'),
+      countAttempt: db.prepare('UPDATE one_time_codes SET attempts = attempts + 1 WHERE phone = ? RETURNING attempts'),
+      deleteCode: db.prepare('DELETE FROM one_time_codes WHERE phone = ?')
+    }
+  }
+
+  async createUser (u: User): Promise<void> { this.#st.insertUser.run(u.id, u.phone, u.createdAt) }
+  async getUser (id: string): Promise<User | undefined> { return this.#st.user.get(id) as User | undefined }
+  async getUserByPhone (phone: string): Promise<User | undefined> { return this.#st.userByPhone.get(phone) as User | undefined }
+
+  async addDevice (d: Device): Promise<void> {
+    this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt)
+  }
+
+  async getDevice (id: string): Promise<Device | undefined> {
+    const row = this.#st.device.get(id) as DeviceRow | undefined
+    return row ? toDevice(row) : undefined
+  }
+
+  async listDevices (userId: string): Promise<Device[]> { return (this.#st.devicesOf.all(userId) as DeviceRow[]).map(toDevice) }
+  async allDevices (): Promise<Device[]> { return (this.#st.allDevices.all() as DeviceRow[]).map(toDevice) }
+  async revokeDevice (id: string, at: number): Promise<boolean> { return this.#st.revoke.run(at, id).changes === 1 }
+
+  async createChat (chat: Chat, members: Member[]): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if (this.#st.insertChat.run(chat.id, chat.kind, chat.name, chat.createdBy, chat.createdAt).changes === 0) return false
+      for (const m of members) this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt)
+      return true
+    })()
+  }
+
+  async getChat (id: string): Promise<Chat | undefined> {
+    const row = this.#st.chat.get(id) as ChatRow | undefined
+    return row ? toChat(row) : undefined
+  }
+
+  async renameChat (id: string, name: string): Promise<void> { this.#st.rename.run(name, id) }
+  async chatsOfUser (userId: string): Promise<Chat[]> { return (this.#st.chatsOf.all(userId) as ChatRow[]).map(toChat) }
+  async members (chatId: string): Promise<Member[]> { return (this.#st.members.all(chatId) as MemberRow[]).map(toMember) }
+
+  async addMembers (members: Member[]): Promise<Member[]> {
+    return this.#db.transaction(() => members.filter((m) => this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt).changes === 1))()
+  }
+
+  async removeMember (chatId: string, userId: string): Promise<boolean> { return this.#st.removeMember.run(chatId, userId).changes === 1 }
+  async setRole (chatId: string, userId: string, role: Role): Promise<boolean> { return this.#st.setRole.run(role, chatId, userId).changes === 1 }
+  async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
+    return this.#st.allMemberships.all() as Array<{ chatId: string, userId: string }>
+  }
+
+  async putCode (c: OneTimeCode): Promise<void> { this.#st.putCode.run(c.phone, c.codeHash, c.expiresAt, c.attempts) }
+  async getCode (phone: string): Promise<OneTimeCode | undefined> { return this.#st.code.get(phone) as OneTimeCode | undefined }
+  async countAttempt (phone: string): Promise<number> {
+    const row = this.#st.countAttempt.get(phone) as { attempts: number } | undefined
+    return row?.attempts ?? 0
+  }
+
+  async deleteCode (phone: string): Promise<void> { this.#st.deleteCode.run(phone) }
+
+  async close (): Promise<void> { /* the database is closed by its owner, shared with the history store */ }
+}

@@ -1,0 +1,82 @@
+// Message history on SQLite. append() is one transaction: dedupe on (sending
+// device, client id), take the chat's next seq, insert. The `fanned_out` flag is
+// the outbox: a message is durable before its fan-out is, and after a crash the
+// server redoes the fan-out of every message still flagged 0.
+import type { AppendResult, HistoryStore, NewMessage, StoredMessage } from '../types.js'
+import type { SqliteDb } from './database.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS chat_seq (chat_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  chat_id TEXT NOT NULL, seq INTEGER NOT NULL,
+  sender_user TEXT NOT NULL, sender_device TEXT NOT NULL, client_id TEXT NOT NULL,
+  type TEXT NOT NULL, body TEXT NOT NULL, client_ts INTEGER, server_ts INTEGER NOT NULL,
+  fanned_out INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (chat_id, seq)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (sender_device, client_id);
+CREATE INDEX IF NOT EXISTS messages_pending_fanout ON messages (server_ts) WHERE fanned_out = 0;
+`
+
+interface Row {
+  chat_id: string, seq: number, sender_user: string, sender_device: string, client_id: string
+  type: string, body: string, client_ts: number | null, server_ts: number
+}
+
+const toMessage = (r: Row): StoredMessage => ({
+  chatId: r.chat_id,
+  seq: r.seq,
+  senderUser: r.sender_user,
+  senderDevice: r.sender_device,
+  clientId: r.client_id,
+  type: r.type,
+  body: r.body,
+  clientTs: r.client_ts,
+  serverTs: r.server_ts
+})
+
+export class SqliteHistory implements HistoryStore {
+  #db: SqliteDb
+  #st
+  #append: (m: NewMessage) => AppendResult
+
+  constructor (db: SqliteDb) {
+    this.#db = db
+    db.exec(SCHEMA)
+    this.#st = {
+      byClientId: db.prepare('SELECT * FROM messages WHERE sender_device = ? AND client_id = ?'),
+      nextSeq: db.prepare(`INSERT INTO chat_seq (chat_id, last_seq) VALUES (?, 1)
+        ON CONFLICT (chat_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`),
+      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      lastSeq: db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?'),
+      pending: db.prepare('SELECT * FROM messages WHERE fanned_out = 0 ORDER BY server_ts, chat_id, seq LIMIT ?'),
+      fannedOut: db.prepare('UPDATE messages SET fanned_out = 1 WHERE chat_id = ? AND seq = ?')
+    }
+    this.#append = db.transaction((m: NewMessage): AppendResult => {
+      const existing = this.#st.byClientId.get(m.senderDevice, m.clientId) as Row | undefined
+      if (existing) return { message: toMessage(existing), duplicate: true }
+      const { last_seq: seq } = this.#st.nextSeq.get(m.chatId) as { last_seq: number }
+      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs)
+      return { message: { ...m, seq }, duplicate: false }
+    })
+  }
+
+  async append (m: NewMessage): Promise<AppendResult> { return this.#append(m) }
+
+  async after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    return (this.#st.after.all(chatId, afterSeq, limit) as Row[]).map(toMessage)
+  }
+
+  async lastSeq (chatId: string): Promise<number> {
+    return (this.#st.lastSeq.get(chatId) as { last_seq: number } | undefined)?.last_seq ?? 0
+  }
+
+  async pendingFanout (limit: number): Promise<StoredMessage[]> {
+    return (this.#st.pending.all(limit) as Row[]).map(toMessage)
+  }
+
+  async markFannedOut (chatId: string, seq: number): Promise<void> { this.#st.fannedOut.run(chatId, seq) }
+
+  async close (): Promise<void> { /* closed by the owner of the shared database */ }
+}

@@ -1,0 +1,97 @@
+// The storage interfaces. Each engine (SQLite now, MongoDB in the cluster
+// profile) implements them in a folder of its own and passes the contract
+// suites in store/contract/. Methods are async so that networked engines fit.
+
+export interface User { id: string, phone: string, createdAt: number }
+
+export interface Device {
+  id: string
+  userId: string
+  name: string
+  tokenHash: string
+  createdAt: number
+  revokedAt: number | null
+}
+
+export type ChatKind = 'direct' | 'group'
+export type Role = 'admin' | 'member'
+
+export interface Chat {
+  id: string
+  kind: ChatKind
+  name: string | null
+  createdBy: string
+  createdAt: number
+}
+
+export interface Member { chatId: string, userId: string, role: Role, joinedAt: number }
+
+export interface OneTimeCode { phone: string, codeHash: string, expiresAt: number, attempts: number }
+
+export interface DirectoryStore {
+  createUser (user: User): Promise<void>
+  getUser (id: string): Promise<User | undefined>
+  getUserByPhone (phone: string): Promise<User | undefined>
+
+  addDevice (device: Device): Promise<void>
+  getDevice (id: string): Promise<Device | undefined>
+  /** Active (not revoked) devices of a user, oldest first. */
+  listDevices (userId: string): Promise<Device[]>
+  /** All devices, revoked ones included: used to warm the in-memory auth cache. */
+  allDevices (): Promise<Device[]>
+  /** Marks a device revoked; false if it does not exist or was revoked already. */
+  revokeDevice (id: string, at: number): Promise<boolean>
+
+  /** Creates the chat with its first members; false (and no change) if the id exists. */
+  createChat (chat: Chat, members: Member[]): Promise<boolean>
+  getChat (id: string): Promise<Chat | undefined>
+  renameChat (id: string, name: string): Promise<void>
+  chatsOfUser (userId: string): Promise<Chat[]>
+  members (chatId: string): Promise<Member[]>
+  /** Adds members not already present; returns those actually added. */
+  addMembers (members: Member[]): Promise<Member[]>
+  removeMember (chatId: string, userId: string): Promise<boolean>
+  setRole (chatId: string, userId: string, role: Role): Promise<boolean>
+  /** Every (chat, user) membership: used to warm the in-memory ACL. */
+  allMemberships (): Promise<Array<{ chatId: string, userId: string }>>
+
+  putCode (code: OneTimeCode): Promise<void>
+  getCode (phone: string): Promise<OneTimeCode | undefined>
+  /** Counts one wrong guess and returns the new count. */
+  countAttempt (phone: string): Promise<number>
+  deleteCode (phone: string): Promise<void>
+
+  close (): Promise<void>
+}
+
+export interface NewMessage {
+  chatId: string
+  senderUser: string
+  senderDevice: string
+  clientId: string
+  type: string
+  /** The envelope's body, kept as the JSON text the client sent: opaque to the server. */
+  body: string
+  clientTs: number | null
+  serverTs: number
+}
+
+export interface StoredMessage extends NewMessage { seq: number }
+
+export interface AppendResult { message: StoredMessage, duplicate: boolean }
+
+export interface HistoryStore {
+  /**
+   * Stores a message under the chat's next seq, atomically. If the sending
+   * device already sent this client id, nothing is written and the original is
+   * returned with duplicate = true.
+   */
+  append (message: NewMessage): Promise<AppendResult>
+  /** Messages of a chat with seq > afterSeq, oldest first, at most `limit`. */
+  after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
+  lastSeq (chatId: string): Promise<number>
+  /** Messages whose fan-out has not been confirmed (to redo after a crash), oldest first. */
+  pendingFanout (limit: number): Promise<StoredMessage[]>
+  markFannedOut (chatId: string, seq: number): Promise<void>
+  close (): Promise<void>
+}
