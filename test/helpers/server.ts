@@ -1,0 +1,194 @@
+// Test harness: the real server as a child process on free loopback ports in
+// a temporary data directory; devices as real MQTT clients (mqtt.js) and real
+// HTTP calls. Every wait is bounded; every process is stopped by its pid.
+import { spawn, type ChildProcess, execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, existsSync, unlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import mqtt, { type MqttClient } from 'mqtt'
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..')
+export const CLI = join(ROOT, 'dist/clients/cli/main.js')
+
+export async function waitFor<T> (what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const v = await probe()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+export interface Ports { mqtt: number, ws: number, http: number }
+
+export class TestServer {
+  proc: ChildProcess | undefined
+  ports!: Ports
+  log = ''
+  readonly dataDir: string
+
+  constructor (readonly env: Record<string, string> = {}, dataDir?: string) {
+    this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'mqchat-test-'))
+  }
+
+  get url (): string { return `http://127.0.0.1:${this.ports.http}` }
+
+  async start (): Promise<this> {
+    const portsFile = join(this.dataDir, 'ports.json')
+    if (existsSync(portsFile)) unlinkSync(portsFile)
+    this.proc = spawn(process.execPath, [CLI, 'serve'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? tmpdir(),
+        MQCHAT_DATA_DIR: this.dataDir,
+        MQCHAT_HOST: '127.0.0.1',
+        MQCHAT_MQTT_PORT: '0',
+        MQCHAT_WS_PORT: '0',
+        MQCHAT_HTTP_PORT: '0',
+        MQCHAT_DEV_RETURN_CODES: 'true',
+        MQCHAT_LOG_LEVEL: 'info',
+        MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR: '10000',
+        ...this.env
+      },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const proc = this.proc
+    proc.stdout?.on('data', (d: Buffer) => { this.log += d.toString() })
+    proc.stderr?.on('data', (d: Buffer) => { this.log += d.toString() })
+    const pid = proc.pid
+    this.ports = await waitFor('the server to write ports.json', () => {
+      if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${this.log}`)
+      if (!existsSync(portsFile)) return undefined
+      const p = JSON.parse(readFileSync(portsFile, 'utf8')) as Ports & { pid: number }
+      return p.pid === pid ? p : undefined
+    }, 20_000)
+    return this
+  }
+
+  /** SIGTERM, and wait for the exit; returns the exit code. */
+  async stop (): Promise<number | null> {
+    const p = this.proc
+    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)))
+    p.kill('SIGTERM')
+    const timer = setTimeout(() => p.kill('SIGKILL'), 15_000)
+    const code = await exited
+    clearTimeout(timer)
+    return code
+  }
+
+  /** SIGKILL: a crash, nothing flushed. */
+  async kill (): Promise<void> {
+    const p = this.proc
+    if (!p || p.exitCode !== null || p.signalCode !== null) return
+    const exited = new Promise((r) => p.once('exit', r))
+    p.kill('SIGKILL')
+    await exited
+  }
+
+  async dispose (): Promise<void> {
+    await this.stop()
+    rmSync(this.dataDir, { recursive: true, force: true })
+  }
+
+  async api<T = any> (method: string, path: string, token?: string, body?: unknown): Promise<{ status: number, body: T }> {
+    const headers: Record<string, string> = {}
+    if (token) headers.authorization = `Bearer ${token}`
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const res = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+    const text = await res.text()
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T }
+  }
+
+  /** The mqchat_connections gauge from /metrics. */
+  async connections (): Promise<number> {
+    const res = await fetch(this.url + '/metrics', { signal: AbortSignal.timeout(10_000) })
+    const m = /^mqchat_connections (\d+)/m.exec(await res.text())
+    return m ? Number(m[1]) : 0
+  }
+
+  /** Registers a phone number (with the development code switch) and returns its first device. */
+  async register (phone: string, name = 'phone'): Promise<DeviceCreds> {
+    const code = await this.api('POST', '/v1/register/code', undefined, { phone })
+    if (code.status !== 202) throw new Error(`register ${phone}: ${JSON.stringify(code)}`)
+    const v = await this.api('POST', '/v1/register/verify', undefined, { phone, code: code.body.code, device_name: name })
+    if (v.status !== 201) throw new Error(`verify ${phone}: ${JSON.stringify(v)}`)
+    return { userId: v.body.user_id, deviceId: v.body.device_id, token: v.body.token, phone }
+  }
+
+  async link (owner: DeviceCreds, name = 'laptop'): Promise<DeviceCreds> {
+    const r = await this.api('POST', '/v1/devices', owner.token, { name })
+    if (r.status !== 201) throw new Error(`link: ${JSON.stringify(r)}`)
+    return { userId: owner.userId, deviceId: r.body.device_id, token: r.body.token, phone: owner.phone }
+  }
+}
+
+export interface DeviceCreds { userId: string, deviceId: string, token: string, phone: string }
+
+export interface InboxEvent { type: string, chat?: string, seq?: number, id?: string, code?: string, [k: string]: unknown }
+
+/** A device's persistent MQTT session, collecting its inbox events. */
+export class Device {
+  client!: MqttClient
+  events: InboxEvent[] = []
+  constructor (readonly server: TestServer, readonly creds: DeviceCreds) {}
+
+  async connect (opts: { subscribe?: boolean } = {}): Promise<this> {
+    this.client = mqtt.connect(`mqtt://127.0.0.1:${this.server.ports.mqtt}`, {
+      clientId: this.creds.deviceId,
+      username: this.creds.deviceId,
+      password: this.creds.token,
+      clean: false,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000
+    })
+    this.client.on('message', (topic, payload) => {
+      if (topic === `dev/${this.creds.deviceId}/inbox`) this.events.push(JSON.parse(payload.toString()) as InboxEvent)
+    })
+    await new Promise<void>((resolve, reject) => {
+      this.client.once('connect', () => resolve())
+      this.client.once('error', reject)
+    })
+    if (opts.subscribe !== false) await this.client.subscribeAsync(`dev/${this.creds.deviceId}/inbox`, { qos: 1 })
+    return this
+  }
+
+  publish (chatId: string, envelope: unknown, kind = 'msg'): Promise<unknown> {
+    const payload = typeof envelope === 'string' || Buffer.isBuffer(envelope) ? envelope : JSON.stringify(envelope)
+    return this.client.publishAsync(`chat/${chatId}/${kind}`, payload, { qos: 1 })
+  }
+
+  of (type: string, chat?: string): InboxEvent[] {
+    return this.events.filter((e) => e.type === type && (chat === undefined || e.chat === chat))
+  }
+
+  waitEvent (what: string, pred: (e: InboxEvent) => boolean, timeoutMs = 10_000): Promise<InboxEvent> {
+    return waitFor(`${this.creds.deviceId}: ${what}`, () => this.events.find(pred), timeoutMs)
+  }
+
+  waitCount (type: string, chat: string, n: number, timeoutMs = 10_000): Promise<InboxEvent[]> {
+    return waitFor(`${this.creds.deviceId}: ${n} ${type} events in ${chat}`, () => {
+      const found = this.of(type, chat)
+      return found.length >= n ? found : undefined
+    }, timeoutMs)
+  }
+
+  async close (): Promise<void> {
+    if (this.client) await this.client.endAsync()
+  }
+}
+
+/** Runs the CLI with its own profile directory; resolves with exit code and output (bounded). */
+export function cli (home: string, args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<{ code: number, stdout: string, stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', MQCHAT_CLI_HOME: home, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+export function tempDir (prefix: string): string { return mkdtempSync(join(tmpdir(), prefix)) }
