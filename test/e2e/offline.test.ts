@@ -1,0 +1,66 @@
+// Offline delivery: a device that disconnected (clean=false) gets, on
+// reconnect, every message sent meanwhile, in seq order — also when the
+// server was killed with SIGKILL while it was away and then restarted.
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { TestServer, Device } from '../helpers/server.js'
+
+const servers: TestServer[] = []
+after(async () => { for (const s of servers) await s.dispose() })
+
+async function setup (): Promise<{ server: TestServer, chatId: string, sender: Device, away: Device }> {
+  const server = new TestServer()
+  servers.push(server)
+  await server.start()
+  const a = await server.register('+15550200001')
+  const b = await server.register('+15550200002')
+  const chat = await server.api('POST', '/v1/chats', a.token, { kind: 'group', name: 'offline', members: [b.userId] })
+  assert.equal(chat.status, 201)
+  const sender = await new Device(server, a).connect()
+  const away = await new Device(server, b).connect()
+  return { server, chatId: chat.body.chat_id, sender, away }
+}
+
+test('a device that was away gets everything sent meanwhile, in seq order', async () => {
+  const { server, chatId, sender, away } = await setup()
+  await sender.publish(chatId, { id: 'before', body: 'while online' })
+  await away.waitEvent('the first message', (e) => e.type === 'msg' && e.id === 'before')
+  await away.close()
+
+  for (let i = 0; i < 30; i++) await sender.publish(chatId, { id: `m${i}`, body: `message ${i}` })
+  await sender.waitCount('ack', chatId, 31)
+
+  const back = await new Device(server, away.creds).connect({ subscribe: false })
+  const msgs = await back.waitCount('msg', chatId, 30)
+  assert.deepEqual(msgs.map((m) => m.id), Array.from({ length: 30 }, (_, i) => `m${i}`))
+  assert.deepEqual(msgs.map((m) => m.seq), Array.from({ length: 30 }, (_, i) => i + 2))
+  await back.close()
+  await sender.close()
+})
+
+test('messages queued for an away device survive a SIGKILL of the server', async () => {
+  const { server, chatId, sender, away } = await setup()
+  await away.close()
+  for (let i = 0; i < 20; i++) await sender.publish(chatId, { id: `k${i}`, body: `before crash ${i}` })
+  // Every PUBACK above means "in history"; the queue copies are durable too.
+  await sender.waitCount('ack', chatId, 20)
+  await sender.close()
+
+  await server.kill()
+  await server.start()
+
+  const back = await new Device(server, away.creds).connect({ subscribe: false })
+  const msgs = await back.waitCount('msg', chatId, 20)
+  assert.deepEqual(msgs.map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1))
+  assert.deepEqual(msgs.map((m) => m.body), Array.from({ length: 20 }, (_, i) => `before crash ${i}`))
+
+  // Seqs continue after the restart, and history has everything.
+  const again = await new Device(server, sender.creds).connect()
+  await again.publish(chatId, { id: 'after', body: 'after restart' })
+  const m = await back.waitEvent('the message after the restart', (e) => e.type === 'msg' && e.id === 'after')
+  assert.equal(m.seq, 21)
+  const hist = await server.api('GET', `/v1/chats/${chatId}/messages?limit=100`, sender.creds.token)
+  assert.equal(hist.body.messages.length, 21)
+  await back.close()
+  await again.close()
+})
