@@ -12,7 +12,11 @@ import { messageRoutes } from './routes/messages.js'
 import { healthRoutes } from './routes/health.js'
 
 export async function buildApi (services: ApiServices, log: Logger): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 1024 * 1024 })
+  const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    // Unknown fields are refused (400), not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } }
+  })
 
   await app.register(swagger, {
     openapi: {
