@@ -77,10 +77,17 @@ export class Bridge {
   /** Re-publishes the inbox copies of messages whose fan-out a crash interrupted. */
   async redoPendingFanout (): Promise<number> {
     let total = 0
+    const tried = new Set<string>()
     for (;;) {
-      const batch = await this.history.pendingFanout(500)
+      // A fan-out that fails stays pending (for the next start); never retry it in this loop.
+      const batch = (await this.history.pendingFanout(500 + tried.size)).filter((m) => !tried.has(`${m.chatId}\n${m.seq}`))
       if (batch.length === 0) return total
-      await Promise.all(batch.map((m) => this.fanOut(m)))
+      for (const m of batch) tried.add(`${m.chatId}\n${m.seq}`)
+      await Promise.all(batch.map((m) => {
+        // The sender may have missed its ack too; a repeat ack is harmless.
+        this.send(m.senderDevice, ackEvent(m, false), 'ack').catch(noop)
+        return this.fanOut(m)
+      }))
       total += batch.length
     }
   }

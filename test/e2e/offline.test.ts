@@ -64,3 +64,33 @@ test('messages queued for an away device survive a SIGKILL of the server', async
   await back.close()
   await again.close()
 })
+
+test('a message stored before a crash but never fanned out is delivered at the next start', async () => {
+  const { server, chatId, sender, away } = await setup()
+  await sender.publish(chatId, { id: 'delivered', body: 'normal' })
+  await away.waitEvent('the normal message', (e) => e.id === 'delivered')
+  await away.close()
+  await sender.close()
+  await server.stop()
+
+  // The crash window: history committed (the PUBACK went out) but the server
+  // died before the inbox copies were queued. Recreate it in the database file.
+  const { default: Database } = await import('better-sqlite3')
+  const { join } = await import('node:path')
+  const db = new Database(join(server.dataDir, 'mqchat.db'))
+  db.prepare("UPDATE chat_seq SET last_seq = last_seq + 1 WHERE chat_id = ?").run(chatId)
+  db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, fanned_out)
+    VALUES (?, 2, ?, ?, 'orphan', 'text', '"stored, not fanned out"', NULL, ?, 0)`).run(chatId, sender.creds.userId, sender.creds.deviceId, Date.now())
+  db.close()
+
+  await server.start()
+  const back = await new Device(server, away.creds).connect({ subscribe: false })
+  const m = await back.waitEvent('the orphaned message', (e) => e.type === 'msg' && e.id === 'orphan')
+  assert.equal(m.seq, 2)
+  assert.equal(m.body, 'stored, not fanned out')
+  // The sender's device gets its ack too; afterwards nothing is pending.
+  const s2 = await new Device(server, sender.creds).connect({ subscribe: false })
+  await s2.waitEvent('the ack for the orphan', (e) => e.type === 'ack' && e.id === 'orphan')
+  await back.close()
+  await s2.close()
+})

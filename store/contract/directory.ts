@@ -1,0 +1,69 @@
+// The contract every DirectoryStore adapter passes. Run it with
+// directoryContract('engine name', factory) from a test file.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { DirectoryStore, Member } from '../types.js'
+
+export type Opened<S> = { store: S, close (): Promise<void> }
+
+export function directoryContract (engine: string, open: () => Promise<Opened<DirectoryStore>>): void {
+  async function withStore (fn: (s: DirectoryStore) => Promise<void>): Promise<void> {
+    const o = await open()
+    try { await fn(o.store) } finally { await o.close() }
+  }
+
+  describe(`DirectoryStore contract: ${engine}`, () => {
+    test('users are found by id and by phone; a phone is unique', () => withStore(async (s) => {
+      await s.createUser({ id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      assert.deepEqual(await s.getUser('u_1'), { id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      assert.deepEqual(await s.getUserByPhone('+15550000001'), { id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      assert.equal(await s.getUser('u_2'), undefined)
+      await assert.rejects(s.createUser({ id: 'u_2', phone: '+15550000001', createdAt: 2 }))
+    }))
+
+    test('devices: listed oldest first, revoked ones leave the list once', () => withStore(async (s) => {
+      await s.createUser({ id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      const base = { userId: 'u_1', tokenHash: 'ab', revokedAt: null }
+      await s.addDevice({ ...base, id: 'dv_b', name: 'two', createdAt: 20 })
+      await s.addDevice({ ...base, id: 'dv_a', name: 'one', createdAt: 10 })
+      assert.deepEqual((await s.listDevices('u_1')).map((d) => d.id), ['dv_a', 'dv_b'])
+      assert.equal(await s.revokeDevice('dv_a', 30), true)
+      assert.equal(await s.revokeDevice('dv_a', 31), false)
+      assert.equal(await s.revokeDevice('dv_zz', 31), false)
+      assert.deepEqual((await s.listDevices('u_1')).map((d) => d.id), ['dv_b'])
+      assert.equal((await s.getDevice('dv_a'))?.revokedAt, 30)
+      assert.equal((await s.allDevices()).length, 2)
+    }))
+
+    test('chats: creation is idempotent by id; members, roles, rename, removal', () => withStore(async (s) => {
+      const m = (userId: string, role: Member['role'] = 'member'): Member => ({ chatId: 'g_1', userId, role, joinedAt: 5 })
+      const chat = { id: 'g_1', kind: 'group' as const, name: 'G', createdBy: 'u_1', createdAt: 5 }
+      assert.equal(await s.createChat(chat, [m('u_1', 'admin'), m('u_2')]), true)
+      assert.equal(await s.createChat({ ...chat, name: 'other' }, [m('u_3')]), false)
+      assert.equal((await s.getChat('g_1'))?.name, 'G')
+      assert.deepEqual((await s.members('g_1')).map((x) => [x.userId, x.role]), [['u_1', 'admin'], ['u_2', 'member']])
+      assert.deepEqual((await s.addMembers([m('u_2'), m('u_3')])).map((x) => x.userId), ['u_3'])
+      assert.equal(await s.setRole('g_1', 'u_3', 'admin'), true)
+      assert.equal(await s.setRole('g_1', 'u_9', 'admin'), false)
+      await s.renameChat('g_1', 'H')
+      assert.equal((await s.getChat('g_1'))?.name, 'H')
+      assert.equal(await s.removeMember('g_1', 'u_2'), true)
+      assert.equal(await s.removeMember('g_1', 'u_2'), false)
+      assert.deepEqual((await s.chatsOfUser('u_3')).map((c) => c.id), ['g_1'])
+      assert.deepEqual(await s.chatsOfUser('u_2'), [])
+      assert.deepEqual((await s.allMemberships()).map((x) => x.userId).sort(), ['u_1', 'u_3'])
+    }))
+
+    test('one-time codes: stored, attempts counted, deleted', () => withStore(async (s) => {
+      await s.putCode({ phone: '+1', codeHash: 'h', expiresAt: 100, attempts: 0 })
+      assert.equal(await s.countAttempt('+1'), 1)
+      assert.equal(await s.countAttempt('+1'), 2)
+      assert.deepEqual(await s.getCode('+1'), { phone: '+1', codeHash: 'h', expiresAt: 100, attempts: 2 })
+      await s.putCode({ phone: '+1', codeHash: 'h2', expiresAt: 200, attempts: 0 })
+      assert.equal((await s.getCode('+1'))?.attempts, 0)
+      await s.deleteCode('+1')
+      assert.equal(await s.getCode('+1'), undefined)
+      assert.equal(await s.countAttempt('+1'), 0)
+    }))
+  })
+}

@@ -1,0 +1,58 @@
+// The contract every HistoryStore adapter passes.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { HistoryStore, NewMessage } from '../types.js'
+import type { Opened } from './directory.js'
+
+export function historyContract (engine: string, open: () => Promise<Opened<HistoryStore>>): void {
+  async function withStore (fn: (s: HistoryStore) => Promise<void>): Promise<void> {
+    const o = await open()
+    try { await fn(o.store) } finally { await o.close() }
+  }
+  const msg = (chatId: string, clientId: string, device = 'dv_1'): NewMessage => ({
+    chatId, senderUser: 'u_1', senderDevice: device, clientId, type: 'text', body: JSON.stringify(`body ${clientId}`), clientTs: 7, serverTs: 1000
+  })
+
+  describe(`HistoryStore contract: ${engine}`, () => {
+    test('seqs start at 1 and increase per chat, independently across chats', () => withStore(async (s) => {
+      assert.equal(await s.lastSeq('c_a'), 0)
+      const seqs = []
+      for (const [chat, id] of [['c_a', '1'], ['c_a', '2'], ['c_b', '3'], ['c_a', '4']]) seqs.push((await s.append(msg(chat, id))).message.seq)
+      assert.deepEqual(seqs, [1, 2, 1, 3])
+      assert.equal(await s.lastSeq('c_a'), 3)
+    }))
+
+    test('a repeated (device, client id) returns the original and stores nothing', () => withStore(async (s) => {
+      const first = await s.append(msg('c_a', 'x'))
+      const again = await s.append({ ...msg('c_a', 'x'), body: '"changed"' })
+      assert.equal(first.duplicate, false)
+      assert.equal(again.duplicate, true)
+      assert.equal(again.message.seq, first.message.seq)
+      assert.equal(again.message.body, first.message.body)
+      // The same client id from another device is another message.
+      assert.equal((await s.append(msg('c_a', 'x', 'dv_2'))).message.seq, 2)
+      assert.equal((await s.after('c_a', 0, 10)).length, 2)
+    }))
+
+    test('concurrent appends to one chat get distinct, gapless seqs', () => withStore(async (s) => {
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => s.append(msg('c_a', `p${i}`))))
+      assert.deepEqual(results.map((r) => r.message.seq).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1))
+    }))
+
+    test('after() pages oldest first and returns every field', () => withStore(async (s) => {
+      for (let i = 0; i < 5; i++) await s.append(msg('c_a', `m${i}`))
+      assert.deepEqual((await s.after('c_a', 1, 2)).map((m) => m.seq), [2, 3])
+      assert.deepEqual((await s.after('c_a', 5, 10)), [])
+      assert.deepEqual((await s.after('c_a', 0, 1))[0], { ...msg('c_a', 'm0'), seq: 1 })
+    }))
+
+    test('fan-out outbox: new messages are pending until marked', () => withStore(async (s) => {
+      await s.append(msg('c_a', '1'))
+      await s.append(msg('c_b', '2'))
+      assert.deepEqual((await s.pendingFanout(10)).map((m) => m.chatId).sort(), ['c_a', 'c_b'])
+      await s.markFannedOut('c_a', 1)
+      assert.deepEqual((await s.pendingFanout(10)).map((m) => m.chatId), ['c_b'])
+      assert.equal((await s.pendingFanout(0)).length, 0)
+    }))
+  })
+}

@@ -1,0 +1,51 @@
+// What aedes' abstract suite does not check: state survives closing and reopening the file.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SqlitePersistence } from '../../broker/persistence/sqlite.js'
+
+async function all<T> (stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of stream) out.push(x)
+  return out
+}
+
+test('subscriptions, queued messages, retained messages, QoS 2 state and wills survive a reopen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mqchat-durable-'))
+  const path = join(dir, 'broker.db')
+  try {
+    const broker = { id: 'b1' }
+    const p1 = new SqlitePersistence({ path })
+    await p1.setup(broker)
+    const client = { id: 'dv_1' }
+    await p1.addSubscriptions(client, [{ topic: 'dev/dv_1/inbox', qos: 1 }, { topic: 'dev/dv_1/live', qos: 0 }])
+    for (let i = 0; i < 3; i++) {
+      await p1.outgoingEnqueueCombi([{ clientId: 'dv_1', topic: 'dev/dv_1/inbox', qos: 1 }], { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 })
+    }
+    await p1.storeRetained({ cmd: 'publish', topic: 'presence/u_1', payload: Buffer.from('online'), qos: 0, retain: true })
+    await p1.incomingStorePacket(client, { cmd: 'publish', topic: 't', payload: Buffer.from('q2'), qos: 2, messageId: 7 })
+    await p1.putWill(client, { cmd: 'publish', topic: 'w', payload: Buffer.from('bye'), qos: 0, retain: false })
+    await p1.destroy()
+
+    const p2 = new SqlitePersistence({ path })
+    await p2.setup(broker)
+    assert.deepEqual((await p2.subscriptionsByClient(client)).map((s) => [s.topic, s.qos]), [['dev/dv_1/inbox', 1], ['dev/dv_1/live', 0]])
+    assert.deepEqual((await p2.subscriptionsByTopic('dev/dv_1/inbox')).map((s) => s.clientId), ['dv_1'])
+    const queued = await all<{ payload: Buffer }>(p2.outgoingStream(client))
+    assert.deepEqual(queued.map((q) => q.payload.toString()), ['m0', 'm1', 'm2'])
+    assert.equal(p2.queueLength('dv_1'), 3)
+    const retained = await all<{ payload: Buffer }>(p2.createRetainedStream('presence/+'))
+    assert.equal(retained[0].payload.toString(), 'online')
+    assert.equal((await p2.incomingGetPacket(client, { messageId: 7 })).payload.toString(), 'q2')
+    assert.equal((await p2.getWill(client))?.payload.toString(), 'bye')
+    await p2.purgeClient('dv_1')
+    assert.equal(p2.queueLength('dv_1'), 0)
+    assert.deepEqual(await p2.subscriptionsByClient(client), [])
+    assert.equal(await p2.getWill(client), undefined)
+    await p2.destroy()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -1,0 +1,42 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ConfigError, loadConfig } from '../../lib/config.js'
+
+test('defaults: the documented ports and data directory', () => {
+  const c = loadConfig({})
+  assert.equal(c.mqttPort, 1883)
+  assert.equal(c.wsPort, 8083)
+  assert.equal(c.wsPath, '/mqtt')
+  assert.equal(c.httpPort, 3000)
+  assert.match(c.dataDir, /\/data$/)
+  assert.equal(c.devReturnCodes, false)
+  assert.equal(c.maxDevicesPerUser, 4)
+  assert.equal(c.maxGroupMembers, 1024)
+})
+
+test('flags win over the environment', () => {
+  const c = loadConfig({ MQCHAT_MQTT_PORT: '1000' }, { 'mqtt-port': '0', 'data-dir': '/tmp/x' })
+  assert.equal(c.mqttPort, 0)
+  assert.equal(c.dataDir, '/tmp/x')
+})
+
+test('every bad value is reported, one line each, naming its source', () => {
+  try {
+    loadConfig({ MQCHAT_MQTT_PORT: '70000', MQCHAT_HTTP_PORT: 'x', MQCHAT_LOG_LEVEL: 'loud', MQCHAT_WS_PATH: 'mqtt', MQCHAT_DEV_RETURN_CODES: 'maybe', MQCHAT_PROFILE: 'cluster', MQCHAT_TYPO: '1' })
+    assert.fail('should throw')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    assert.equal(err.problems.length, 7)
+    assert.match(err.message, /MQCHAT_MQTT_PORT: must be between 0 and 65535, got 70000/)
+    assert.match(err.message, /MQCHAT_HTTP_PORT: must be a whole number, got "x"/)
+    assert.match(err.message, /MQCHAT_LOG_LEVEL: must be one of/)
+    assert.match(err.message, /MQCHAT_WS_PATH: must start with "\/"/)
+    assert.match(err.message, /MQCHAT_DEV_RETURN_CODES: must be true or false/)
+    assert.match(err.message, /MQCHAT_PROFILE: "cluster" is not available/)
+    assert.match(err.message, /MQCHAT_TYPO: unknown setting/)
+  }
+})
+
+test('CLI client variables are not server settings but are not errors either', () => {
+  assert.doesNotThrow(() => loadConfig({ MQCHAT_CLI_HOME: '/x', MQCHAT_SERVER: 'http://h', MQCHAT_CLI_PROFILE: 'p' }))
+})

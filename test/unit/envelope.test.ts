@@ -1,0 +1,43 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { parseEnvelope, clientIdOf } from '../../bridge/envelope.js'
+import { msgEvent } from '../../bridge/events.js'
+import { DomainError } from '../../core/errors.js'
+
+const b = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
+
+test('a valid envelope keeps the body as the exact JSON the client sent', () => {
+  const e = parseEnvelope(b({ id: 'c-1', type: 'text', body: { cipher: 'AAEC', n: [1, 2] }, ts: 1700000000000.9 }), 1024)
+  assert.deepEqual(e, { id: 'c-1', type: 'text', body: '{"cipher":"AAEC","n":[1,2]}', ts: 1700000000000 })
+  assert.equal(parseEnvelope(b({ id: 'x', body: 'hi' }), 1024).type, 'text')
+})
+
+test('each malformed envelope is refused with its code', () => {
+  const cases: Array<[unknown, string]> = [
+    ['{not json', 'bad_request'],
+    [[1, 2], 'bad_request'],
+    [{ body: 'no id' }, 'bad_request'],
+    [{ id: '', body: 1 }, 'bad_request'],
+    [{ id: 'a/b', body: 1 }, 'bad_request'],
+    [{ id: 'x'.repeat(65), body: 1 }, 'bad_request'],
+    [{ id: 'a', type: 'nope', body: 1 }, 'bad_request'],
+    [{ id: 'a' }, 'bad_request'],
+    [{ id: 'a', body: null }, 'bad_request'],
+    [{ id: 'a', body: 1, ts: 'yesterday' }, 'bad_request'],
+    [{ id: 'a', body: 'x'.repeat(2000) }, 'too_large']
+  ]
+  for (const [input, code] of cases) {
+    assert.throws(() => parseEnvelope(b(input), 1024), (err: unknown) => err instanceof DomainError && err.code === code, JSON.stringify(input))
+  }
+})
+
+test('clientIdOf reads the id of a refused payload when it can', () => {
+  assert.equal(clientIdOf(b({ id: 'ok-1' })), 'ok-1')
+  assert.equal(clientIdOf(b('garbage')), undefined)
+  assert.equal(clientIdOf(b({ id: 'has space' })), undefined)
+})
+
+test('msg events splice the stored body in as JSON', () => {
+  const ev = JSON.parse(msgEvent({ chatId: 'g_1', seq: 3, senderUser: 'u_1', senderDevice: 'dv_1', clientId: 'c', type: 'text', body: '{"a":[1,"x"]}', clientTs: null, serverTs: 9 }))
+  assert.deepEqual(ev, { type: 'msg', chat: 'g_1', seq: 3, id: 'c', from: 'u_1', device: 'dv_1', kind: 'text', ts: 9, cts: null, body: { a: [1, 'x'] } })
+})
