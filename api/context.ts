@@ -6,6 +6,7 @@ import type { DeviceService } from '../core/devices.js'
 import { DomainError } from '../core/errors.js'
 import type { RegistrationService } from '../core/registration.js'
 import type { Metrics } from '../lib/metrics.js'
+import type { PublishLimiter } from '../lib/rate.js'
 import type { Device, DirectoryStore, HistoryStore } from '../store/types.js'
 
 export interface ApiServices {
@@ -15,6 +16,7 @@ export interface ApiServices {
   chats: ChatService
   registration: RegistrationService
   bridge: Bridge
+  limiter: PublishLimiter
   metrics: Metrics
   info: { mqttPort: number, wsPort: number, wsPath: string }
   ready: () => boolean

@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { Bridge, InboxPublisher } from '../bridge/index.js'
 import type { DeviceService } from '../core/devices.js'
 import type { Metrics } from '../lib/metrics.js'
+import type { PublishLimiter } from '../lib/rate.js'
 import type { Device } from '../store/types.js'
 import { authenticate } from '../plugins/authenticate.js'
 import { allowedSubscription, authorizeSubscribe } from '../plugins/authorize-subscribe.js'
@@ -36,8 +37,6 @@ export interface BrokerOptions {
   connectTimeoutMs: number
   drainTimeoutMs: number
   keepaliveLimitSeconds: number
-  publishRatePerSecond: number
-  publishBurst: number
 }
 
 export interface Broker {
@@ -53,9 +52,9 @@ export interface Broker {
 
 export async function startBroker (
   opts: BrokerOptions,
-  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, log: Logger, metrics: Metrics }
+  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, limiter: PublishLimiter, log: Logger, metrics: Metrics }
 ): Promise<Broker> {
-  const { persistence, devices, bridge, log, metrics } = deps
+  const { persistence, devices, bridge, limiter, log, metrics } = deps
 
   // aedes stores a SUBSCRIBE packet's whole subscription list for a persistent
   // client once any filter in it is granted, refused filters included. Only
@@ -76,7 +75,7 @@ export async function startBroker (
     maxInflightInbound: opts.maxInflightInbound,
     authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
     authorizeSubscribe: authorizeSubscribe(),
-    authorizePublish: authorizePublish(bridge, { ratePerSecond: opts.publishRatePerSecond, burst: opts.publishBurst }, log),
+    authorizePublish: authorizePublish(bridge, limiter, log),
     // Defence in depth: a device only ever receives its own dev/<id>/… topics.
     authorizeForward: (client, packet) => {
       const device = deviceOf(client)

@@ -4,7 +4,7 @@
 /** Token bucket per key: `rate` tokens per second, at most `burst` saved up. */
 export class TokenBuckets {
   #buckets = new Map<string, { tokens: number, at: number }>()
-  constructor (private readonly rate: number, private readonly burst: number, private readonly now: () => number = Date.now) {}
+  constructor (readonly rate: number, readonly burst: number, private readonly now: () => number = Date.now) {}
 
   take (key: string): boolean {
     const t = this.now()
@@ -39,5 +39,14 @@ export class WindowCounter {
 
   private prune (t: number): void {
     for (const [k, c] of this.#counts) if (c.until <= t) this.#counts.delete(k)
+  }
+}
+
+/** The per-device publish limit, shared by MQTT publishes and HTTP sends. */
+export class PublishLimiter extends TokenBuckets {
+  readonly message: string
+  constructor (ratePerSecond: number, burst: number) {
+    super(ratePerSecond, burst)
+    this.message = `more than ${ratePerSecond} messages per second (burst ${burst}); slow down`
   }
 }

@@ -14,20 +14,14 @@ import type { Bridge } from '../bridge/index.js'
 import { clientIdOf } from '../bridge/envelope.js'
 import type { Refusal } from '../bridge/events.js'
 import { DomainError } from '../core/errors.js'
-import { TokenBuckets, WindowCounter } from '../lib/rate.js'
+import { PublishLimiter, WindowCounter } from '../lib/rate.js'
 import type { AuthorizePublishHook } from './hooks.js'
 import { deviceOf } from './session.js'
 import { parseChatTopic, SINK_TOPIC } from './topics.js'
 
-export interface PublishLimits {
-  ratePerSecond: number
-  burst: number
-}
-
-export function authorizePublish (bridge: Bridge, limits: PublishLimits, log: Logger): AuthorizePublishHook {
-  const buckets = new TokenBuckets(limits.ratePerSecond, limits.burst)
+export function authorizePublish (bridge: Bridge, limiter: PublishLimiter, log: Logger): AuthorizePublishHook {
   // A device that keeps publishing while refused is disconnected.
-  const strikes = new WindowCounter(limits.burst * 10, 10_000)
+  const strikes = new WindowCounter(limiter.burst * 10, 10_000)
 
   function consume (packet: PublishPacket): void {
     packet.topic = SINK_TOPIC
@@ -53,8 +47,8 @@ export function authorizePublish (bridge: Bridge, limits: PublishLimits, log: Lo
     const chat = parseChatTopic(topic)
     const base = { topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
     consume(packet)
-    if (!buckets.take(device.id)) {
-      refuse(client, device.id, packet, { ...base, code: 'rate_limited', message: `more than ${limits.ratePerSecond} publishes per second (burst ${limits.burst}); slow down` })
+    if (!limiter.take(device.id)) {
+      refuse(client, device.id, packet, { ...base, code: 'rate_limited', message: limiter.message })
       return done(null)
     }
     if (!chat) {

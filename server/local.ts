@@ -14,6 +14,7 @@ import { DeviceService } from '../core/devices.js'
 import { LogCodeSender, RegistrationService } from '../core/registration.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
+import { PublishLimiter } from '../lib/rate.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
 
 export interface Ports { mqtt: number, ws: number, http: number }
@@ -45,7 +46,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   }
   const bridge = new Bridge(stores.history, chats, devices, inbox, log.child({ part: 'bridge' }), metrics, { maxMessageBytes: cfg.maxMessageBytes })
 
-  broker = await startBroker(cfg, { persistence, devices, bridge, log: log.child({ part: 'broker' }), metrics })
+  const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
+  broker = await startBroker(cfg, { persistence, devices, bridge, limiter, log: log.child({ part: 'broker' }), metrics })
   let ready = false
   const api = await buildApi({
     directory: stores.directory,
@@ -54,6 +56,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     chats,
     registration,
     bridge,
+    limiter,
     metrics,
     info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },
     ready: () => ready

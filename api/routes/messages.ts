@@ -43,6 +43,10 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
+    if (!s.limiter.take(d.id)) {
+      s.metrics.refused.inc({ reason: 'rate_limited' })
+      throw new DomainError('rate_limited', s.limiter.message, 429)
+    }
     const raw = Buffer.from(JSON.stringify(req.body ?? null))
     const { message, duplicate } = await s.bridge.acceptMessage(d, req.params.chatId, raw)
     return reply.code(duplicate ? 200 : 201).send({ chat: message.chatId, id: message.clientId, seq: message.seq, duplicate })

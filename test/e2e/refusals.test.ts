@@ -145,6 +145,11 @@ test('a flood over the rate limit: the excess gets error rate_limited, accepted 
   const flood: Array<Promise<unknown>> = []
   for (let i = 0; i < 60; i++) flood.push(A.publish(chatId, { id: `flood-${i}`, body: i }))
   await Promise.all(flood) // every publish is PUBACKed: consumed, accepted or refused
+  // HTTP sends count against the same per-device limit: a burst of them is refused too.
+  const http = await Promise.all(Array.from({ length: 20 }, (_, i) => server.api('POST', `/v1/chats/${chatId}/messages`, a.token, { id: `http-${i}`, body: i })))
+  const limitedHttp = http.filter((r) => r.status === 429)
+  assert.ok(limitedHttp.length >= 1, 'some HTTP sends are refused')
+  assert.ok(limitedHttp.every((r) => r.body.error.code === 'rate_limited'))
   const outcome = await waitFor('an outcome for each of the 60', () => {
     const acked = A.of('ack').filter((e) => String(e.id).startsWith('flood-'))
     const limited = A.of('error').filter((e) => e.code === 'rate_limited' && String(e.id).startsWith('flood-'))
