@@ -24,8 +24,8 @@ function ensureDebianPackages (pkgs) {
   run(['apt-get', 'install', '-y', '-qq', ...names])
 }
 
-say('building (tsc)')
-execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' })
+say('building (npm run build)')
+execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
 ensureDebianPackages([['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto']])
 

@@ -1,0 +1,27 @@
+// The README's configuration table and the protocol's error codes stay current.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { resolve } from 'node:path'
+import { OPTIONS, configTable } from '../../lib/config.js'
+
+const root = resolve(fileURLToPath(import.meta.url), '../../../..')
+const readme = readFileSync(resolve(root, 'README.md'), 'utf8')
+const protocol = readFileSync(resolve(root, 'docs/protocol.md'), 'utf8')
+
+test('the README configuration table is the one lib/config.ts describes', () => {
+  assert.ok(readme.includes(configTable()), 'regenerate the README table from configTable()')
+  assert.equal(OPTIONS.length, new Set(OPTIONS.map((o) => o.env)).size)
+})
+
+test('every refusal code the server emits is documented in docs/protocol.md', () => {
+  const sources = ['plugins/authorize-publish.ts', 'bridge/index.ts', 'bridge/envelope.ts', 'core/chats.ts', 'core/devices.ts', 'core/registration.ts', 'core/errors.ts', 'api/context.ts', 'api/app.ts', 'api/routes/chats.ts']
+  const codes = new Set<string>()
+  for (const file of sources) {
+    const text = readFileSync(resolve(root, file), 'utf8')
+    for (const m of text.matchAll(/(?:DomainError\(|code: )'([a-z_]+)'/g)) codes.add(m[1])
+  }
+  assert.ok(codes.size >= 10, `found ${[...codes].join(', ')}`)
+  for (const code of codes) assert.ok(protocol.includes(`\`${code}\``), `docs/protocol.md does not document ${code}`)
+})
