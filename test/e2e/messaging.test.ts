@@ -165,3 +165,23 @@ test("Debian's mosquitto_sub receives a device's inbox and mosquitto_pub deliver
     if (sub.exitCode === null) sub.kill('SIGKILL')
   }
 })
+
+test('PUBACK means stored: history has the message the moment the publish resolves', async () => {
+  const b = devices.find((d) => d.creds.deviceId === bob.deviceId) as Device
+  for (let i = 0; i < 5; i++) {
+    await b.publish(direct, { id: `durable-${i}`, body: i })
+    const h = await server.api('GET', `/v1/chats/${direct}/messages?after=0&limit=500`, bob.token)
+    assert.ok(h.body.messages.some((m: { id: string }) => m.id === `durable-${i}`), `durable-${i} in history right after PUBACK`)
+  }
+})
+
+test('pipelined publishes from one device get seqs in the order they were sent', async () => {
+  const c = devices.find((d) => d.creds.deviceId === carol.deviceId) as Device
+  const ids = Array.from({ length: 40 }, (_, i) => `pipe-${i}`)
+  await Promise.all(ids.map((id) => c.publish(group, { id, body: id }))) // no waiting between them
+  const h = await server.api('GET', `/v1/chats/${group}/messages?after=0&limit=500`, carol.token)
+  const got = h.body.messages.filter((m: { id: string }) => m.id.startsWith('pipe-'))
+  assert.deepEqual(got.map((m: { id: string }) => m.id), ids)
+  const seqs = got.map((m: { seq: number }) => m.seq)
+  assert.deepEqual(seqs, Array.from({ length: 40 }, (_, i) => seqs[0] + i), 'consecutive seqs')
+})
