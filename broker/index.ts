@@ -56,13 +56,19 @@ export async function startBroker (
 ): Promise<Broker> {
   const { persistence, devices, bridge, limiter, log, metrics } = deps
 
-  // aedes stores a SUBSCRIBE packet's whole subscription list for a persistent
-  // client once any filter in it is granted, refused filters included. Only
-  // what the ACL allows may reach the session store.
+  // aedes stores a SUBSCRIBE packet's whole subscription list, as requested,
+  // for a persistent client once any filter in it is granted: refused filters
+  // included, and at the requested QoS rather than the granted one. Only what
+  // the ACL allows, at the QoS it allows, may reach the session store.
   const addSubscriptions = persistence.addSubscriptions.bind(persistence)
   persistence.addSubscriptions = async (client, subs) => {
     const device = devices.get(client.id)
-    return addSubscriptions(client, device ? subs.filter((s) => allowedSubscription(device.id, s.topic) !== undefined) : subs)
+    if (!device) return addSubscriptions(client, subs)
+    const allowed = subs.flatMap((s) => {
+      const max = allowedSubscription(device.id, s.topic)
+      return max === undefined ? [] : [{ ...s, qos: Math.min(s.qos, max) }]
+    })
+    return addSubscriptions(client, allowed)
   }
 
   const aedes = new Aedes({
@@ -90,7 +96,7 @@ export async function startBroker (
     const device = deviceOf(client)
     // A clean-session connect wiped the device's stored inbox subscription;
     // restore it so messages sent while the device is away are still queued.
-    if (device && client.clean && device.revokedAt === null && devices.get(device.id)?.revokedAt === null) {
+    if (device && client.clean && devices.get(device.id)?.revokedAt === null) {
       provisionInbox(device).catch((err: unknown) => log.error({ err, deviceId: device.id }, 'restoring the inbox subscription failed'))
     }
   })
@@ -145,11 +151,12 @@ export async function startBroker (
   async function stopListening (): Promise<void> {
     if (!listening) return
     listening = false
-    const closed = Promise.all([new Promise((resolve) => tcp.close(resolve)), new Promise((resolve) => http.close(resolve))])
+    // No new connections from here on. The servers finish closing once their
+    // open connections are gone: aedes.close() ends the MQTT ones.
+    tcp.close()
+    http.close()
     for (const ws of wss.clients) ws.terminate()
     wss.close()
-    // Servers close once their connections are gone; aedes.close() ends those.
-    void closed
   }
 
   return {

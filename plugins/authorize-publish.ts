@@ -28,7 +28,7 @@ export function authorizePublish (bridge: Bridge, limiter: PublishLimiter, log: 
     packet.retain = false
   }
 
-  function refuse (client: Client, deviceId: string, packet: PublishPacket, r: Refusal): void {
+  function refuse (client: Client, deviceId: string, r: Refusal): void {
     bridge.refuse(deviceId, r)
     if (!strikes.hit(deviceId)) {
       log.warn({ deviceId, code: r.code }, 'device keeps publishing while refused; disconnecting it')
@@ -48,22 +48,22 @@ export function authorizePublish (bridge: Bridge, limiter: PublishLimiter, log: 
     const base = { topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
     consume(packet)
     if (!limiter.take(device.id)) {
-      refuse(client, device.id, packet, { ...base, code: 'rate_limited', message: limiter.message })
+      refuse(client, device.id, { ...base, code: 'rate_limited', message: limiter.message })
       return done(null)
     }
     if (!chat) {
-      refuse(client, device.id, packet, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg' })
+      refuse(client, device.id, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg' })
       return done(null)
     }
     if (chat.kind !== 'msg') {
-      refuse(client, device.id, packet, { ...base, code: 'unsupported', message: `chat/<chatId>/${chat.kind} is not supported by this server version` })
+      refuse(client, device.id, { ...base, code: 'unsupported', message: `chat/<chatId>/${chat.kind} is not supported by this server version` })
       return done(null)
     }
     bridge.acceptMessage(device, chat.chatId, packet.payload as Buffer).then(
       () => done(null),
       (err: unknown) => {
         if (err instanceof DomainError) {
-          refuse(client, device.id, packet, { ...base, code: err.code, message: err.message })
+          refuse(client, device.id, { ...base, code: err.code, message: err.message })
           return done(null)
         }
         log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')

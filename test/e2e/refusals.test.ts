@@ -107,6 +107,19 @@ test('subscribing to #, chat/#, another device inbox or $SYS is refused with SUB
   O = await new Device(server, outsider).connect({ subscribe: false })
   await new Promise((r) => setTimeout(r, 300))
   assert.equal(O.events.some((e) => e.chat === chatId), false)
+  // The session store holds exactly the granted filters, at the granted QoS (the inbox at QoS 1 even when asked
+  // for 2). aedes 1.2 echoes the requested QoS in the SUBACK of a downgraded filter (docs/protocol.md), so only
+  // "not refused" is asserted on the wire; the store and the delivery QoS are what count.
+  const asked2 = await granted(O.client, { [`dev/${outsider.deviceId}/inbox`]: { qos: 2 as 1 } })
+  assert.notEqual(asked2[0], 128)
+  const { default: Database } = await import('better-sqlite3')
+  const db = new Database(`${server.dataDir}/broker.db`, { readonly: true })
+  try {
+    const rows = db.prepare('SELECT topic, record FROM subscriptions WHERE client_id = ?').all(outsider.deviceId) as Array<{ topic: string, record: string }>
+    assert.deepEqual(rows.map((r) => [r.topic, JSON.parse(r.record).qos]), [[`dev/${outsider.deviceId}/inbox`, 1]])
+  } finally {
+    db.close()
+  }
 })
 
 test('an oversize message gets error too_large; a packet over the packet limit closes only that connection', async () => {
