@@ -9,13 +9,29 @@ import { hashSecret, newUserId } from './ids.js'
 import type { DeviceService } from './devices.js'
 
 /** Delivers a one-time code to a phone (SMS gateway, …). */
-export interface CodeSender { send (phone: string, code: string): Promise<void> }
+export interface CodeSender { send (phone: string, code: string, expiresIn: number): Promise<void> }
 
 /** The default sender: writes the code to the server log. */
 export class LogCodeSender implements CodeSender {
   constructor (private readonly log: Logger) {}
   async send (phone: string, code: string): Promise<void> {
     this.log.info({ phone, code }, 'one-time registration code (log sender)')
+  }
+}
+
+/** POSTs {"phone","code","expires_in"} to an operator's endpoint (an SMS gateway adapter); any 2xx is delivered. */
+export class WebhookCodeSender implements CodeSender {
+  constructor (private readonly url: string, private readonly secret: string) {}
+  async send (phone: string, code: string, expiresIn: number): Promise<void> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (this.secret) headers.authorization = `Bearer ${this.secret}`
+    let res: Response
+    try {
+      res = await fetch(this.url, { method: 'POST', headers, body: JSON.stringify({ phone, code, expires_in: expiresIn }), signal: AbortSignal.timeout(5000) })
+    } catch (err) {
+      throw new DomainError('code_delivery_failed', `the code could not be sent: ${(err as Error).message}`, 502)
+    }
+    if (!res.ok) throw new DomainError('code_delivery_failed', `the code could not be sent: the gateway answered ${res.status}`, 502)
   }
 }
 
@@ -53,7 +69,12 @@ export class RegistrationService {
     this.limit(phone, ip)
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
     await this.directory.putCode({ phone, codeHash: hashSecret(`${phone}:${code}`), expiresAt: Date.now() + this.opts.ttlSeconds * 1000, attempts: 0 })
-    await this.sender.send(phone, code)
+    try {
+      await this.sender.send(phone, code, this.opts.ttlSeconds)
+    } catch (err) {
+      await this.directory.deleteCode(phone)
+      throw err
+    }
     return this.opts.returnCodes ? { expiresIn: this.opts.ttlSeconds, code } : { expiresIn: this.opts.ttlSeconds }
   }
 

@@ -15,6 +15,9 @@ export interface Config {
   sqliteSynchronous: 'normal' | 'full'
   /** Development only: registration responses include the one-time code. */
   devReturnCodes: boolean
+  /** Where one-time codes are POSTed (an SMS gateway); empty: codes go to the server log. */
+  codeWebhookUrl: string
+  codeWebhookSecret: string
   otpTtlSeconds: number
   otpMaxAttempts: number
   otpRequestsPerPhonePerHour: number
@@ -59,6 +62,16 @@ const bool: Parser<boolean> = (raw) => {
   return new Error(`must be true or false, got "${raw}"`)
 }
 const text: Parser<string> = (raw) => raw.length > 0 ? raw : new Error('must not be empty')
+const optionalUrl: Parser<string> = (raw) => {
+  if (raw === '') return ''
+  try {
+    const u = new URL(raw)
+    return u.protocol === 'http:' || u.protocol === 'https:' ? raw : new Error(`must be an http(s) URL, got "${raw}"`)
+  } catch {
+    return new Error(`must be an http(s) URL, got "${raw}"`)
+  }
+}
+const anyText: Parser<string> = (raw) => raw
 const path: Parser<string> = (raw) => raw.length > 0 ? resolve(raw) : new Error('must not be empty')
 const wsPath: Parser<string> = (raw) => raw.startsWith('/') ? raw : new Error(`must start with "/", got "${raw}"`)
 const profile: Parser<'local'> = (raw) => raw === 'local'
@@ -78,6 +91,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
   { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },
   { key: 'devReturnCodes', env: 'MQCHAT_DEV_RETURN_CODES', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: registration responses include the one-time code' },
+  { key: 'codeWebhookUrl', env: 'MQCHAT_CODE_WEBHOOK_URL', def: '', parse: optionalUrl, help: 'POST {"phone","code","expires_in"} here to deliver one-time codes (an SMS gateway); empty: write them to the server log' },
+  { key: 'codeWebhookSecret', env: 'MQCHAT_CODE_WEBHOOK_SECRET', def: '', parse: anyText, help: 'sent as "Authorization: Bearer <secret>" with each code webhook call' },
   { key: 'otpTtlSeconds', env: 'MQCHAT_OTP_TTL_SECONDS', def: '300', parse: int(30, 3600), help: 'lifetime of a one-time registration code' },
   { key: 'otpMaxAttempts', env: 'MQCHAT_OTP_MAX_ATTEMPTS', def: '5', parse: int(1, 100), help: 'wrong guesses before a code is void' },
   { key: 'otpRequestsPerPhonePerHour', env: 'MQCHAT_OTP_REQUESTS_PER_PHONE_PER_HOUR', def: '5', parse: int(1, 10000), help: 'code requests and verifications per phone number per hour' },
@@ -127,5 +142,5 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, flags: Record<
 export const CLIENT_ENV = ['MQCHAT_CLI_HOME', 'MQCHAT_CLI_PROFILE', 'MQCHAT_SERVER']
 
 export function configTable (): string {
-  return OPTIONS.map((o) => `| \`${o.env}\` | ${o.flag ? `\`--${o.flag}\`` : ''} | \`${o.def}\` | ${o.help} |`).join('\n')
+  return OPTIONS.map((o) => `| \`${o.env}\` | ${o.flag ? `\`--${o.flag}\`` : ''} | ${o.def === '' ? '(empty)' : `\`${o.def}\``} | ${o.help} |`).join('\n')
 }

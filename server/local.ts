@@ -11,7 +11,7 @@ import { startBroker, type Broker } from '../broker/index.js'
 import { SqlitePersistence } from '../broker/persistence/sqlite.js'
 import { ChatService } from '../core/chats.js'
 import { DeviceService } from '../core/devices.js'
-import { LogCodeSender, RegistrationService } from '../core/registration.js'
+import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
 import { PublishLimiter } from '../lib/rate.js'
@@ -30,7 +30,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   await devices.init()
   const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
   await chats.init()
-  const registration = new RegistrationService(stores.directory, devices, new LogCodeSender(log), {
+  const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
+  const registration = new RegistrationService(stores.directory, devices, sender, {
     ttlSeconds: cfg.otpTtlSeconds,
     maxAttempts: cfg.otpMaxAttempts,
     perPhonePerHour: cfg.otpRequestsPerPhonePerHour,

@@ -99,3 +99,48 @@ test('health, readiness, metrics and the OpenAPI document are served', async () 
   assert.equal(info.mqtt_port, server.ports.mqtt)
   assert.equal(info.ws_path, '/mqtt')
 })
+
+test('with a code webhook, codes are POSTed to it; a failing gateway gets 502 code_delivery_failed', async () => {
+  const { createServer } = await import('node:http')
+  const received: Array<{ auth: string | undefined, body: { phone: string, code: string, expires_in: number } }> = []
+  let fail = false
+  const gateway = createServer((req, res) => {
+    let data = ''
+    req.on('data', (c: Buffer) => { data += c.toString() })
+    req.on('end', () => {
+      received.push({ auth: req.headers.authorization, body: JSON.parse(data) })
+      res.writeHead(fail ? 500 : 204).end()
+    })
+  })
+  await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', () => r()))
+  const port = (gateway.address() as { port: number }).port
+  const s = new TestServer({ MQCHAT_DEV_RETURN_CODES: 'false', MQCHAT_CODE_WEBHOOK_URL: `http://127.0.0.1:${port}/sms`, MQCHAT_CODE_WEBHOOK_SECRET: 's3cret' })
+  try {
+    await s.start()
+    const phone = '+15550500007'
+    const r = await s.api('POST', '/v1/register/code', undefined, { phone })
+    assert.equal(r.status, 202)
+    assert.equal(received.length, 1)
+    assert.equal(received[0].auth, 'Bearer s3cret')
+    assert.equal(received[0].body.phone, phone)
+    assert.equal(received[0].body.expires_in, 300)
+    assert.doesNotMatch(s.log, new RegExp(`"code":"${received[0].body.code}"`), 'not written to the log')
+    assert.equal((await s.api('POST', '/v1/register/verify', undefined, { phone, code: received[0].body.code })).status, 201)
+
+    fail = true
+    const failed = await s.api('POST', '/v1/register/code', undefined, { phone: '+15550500008' })
+    assert.equal(failed.status, 502)
+    assert.equal(failed.body.error.code, 'code_delivery_failed')
+    // The undelivered code is not left usable.
+    const guess = await s.api('POST', '/v1/register/verify', undefined, { phone: '+15550500008', code: received[1].body.code })
+    assert.equal(guess.body.error.code, 'invalid_code')
+  } finally {
+    await s.dispose()
+    gateway.close()
+  }
+})
+
+test('a bad webhook URL stops the start', async () => {
+  const { loadConfig, ConfigError } = await import('../../lib/config.js')
+  assert.throws(() => loadConfig({ MQCHAT_CODE_WEBHOOK_URL: 'ftp://x' }), (e: unknown) => e instanceof ConfigError && /MQCHAT_CODE_WEBHOOK_URL: must be an http\(s\) URL/.test(e.message))
+})
