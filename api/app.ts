@@ -9,6 +9,7 @@ import { registrationRoutes } from './routes/registration.js'
 import { deviceRoutes } from './routes/devices.js'
 import { chatRoutes } from './routes/chats.js'
 import { messageRoutes } from './routes/messages.js'
+import { receiptRoutes } from './routes/receipts.js'
 import { healthRoutes } from './routes/health.js'
 
 export async function buildApi (services: ApiServices, log: Logger): Promise<FastifyInstance> {
@@ -43,6 +44,7 @@ export async function buildApi (services: ApiServices, log: Logger): Promise<Fas
   await app.register(deviceRoutes(services))
   await app.register(chatRoutes(services))
   await app.register(messageRoutes(services))
+  await app.register(receiptRoutes(services))
   await app.register(healthRoutes(services))
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

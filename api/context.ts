@@ -1,6 +1,8 @@
 // What every API plugin gets: the domain services, decorated once at the root.
 import type { FastifyRequest } from 'fastify'
 import type { Bridge } from '../bridge/index.js'
+import type { Receipts } from '../bridge/receipts.js'
+import type { SettingsService } from '../core/settings.js'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
 import { DomainError } from '../core/errors.js'
@@ -16,6 +18,8 @@ export interface ApiServices {
   chats: ChatService
   registration: RegistrationService
   bridge: Bridge
+  receipts: Receipts
+  settings: SettingsService
   limiter: PublishLimiter
   metrics: Metrics
   info: { mqttPort: number, wsPort: number, wsPath: string }

@@ -25,6 +25,9 @@ const noop = (): void => {}
 
 export interface InboxPublisher { publish (deviceId: string, payload: string): Promise<void> }
 
+/** Sends one inbox event without waiting; failures are logged by the bridge. */
+export type InboxSender = (deviceId: string, payload: string, type: string) => void
+
 export interface BridgeOptions { maxMessageBytes: number }
 
 export class Bridge {
@@ -67,6 +70,9 @@ export class Bridge {
       return result
     })
   }
+
+  /** An InboxSender for the other publish handlers (receipts, …). */
+  readonly sendTo: InboxSender = (deviceId, payload, type) => { this.send(deviceId, payload, type).catch(noop) }
 
   /** Tells a device that one of its publishes was refused. */
   refuse (deviceId: string, r: Refusal): void {

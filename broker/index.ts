@@ -13,9 +13,9 @@ import type { PublishLimiter } from '../lib/rate.js'
 import type { Device } from '../store/types.js'
 import { authenticate } from '../plugins/authenticate.js'
 import { allowedSubscription, authorizeSubscribe } from '../plugins/authorize-subscribe.js'
-import { authorizePublish } from '../plugins/authorize-publish.js'
+import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { deviceOf } from '../plugins/session.js'
-import { inboxTopic } from '../plugins/topics.js'
+import { inboxTopic, liveTopic } from '../plugins/topics.js'
 import { guardPacketSize } from './packet-guard.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -42,6 +42,8 @@ export interface BrokerOptions {
 export interface Broker {
   aedes: Aedes
   inbox: InboxPublisher
+  /** Publishes an ephemeral QoS 0 event to dev/<deviceId>/live: never queued. */
+  live (deviceId: string, payload: string): void
   mqttPort: number
   wsPort: number
   /** Stops accepting connections. */
@@ -52,9 +54,9 @@ export interface Broker {
 
 export async function startBroker (
   opts: BrokerOptions,
-  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, limiter: PublishLimiter, log: Logger, metrics: Metrics }
+  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, handlers: ChatPublishHandlers, limiter: PublishLimiter, log: Logger, metrics: Metrics }
 ): Promise<Broker> {
-  const { persistence, devices, bridge, limiter, log, metrics } = deps
+  const { persistence, devices, bridge, handlers, limiter, log, metrics } = deps
 
   // aedes stores a SUBSCRIBE packet's whole subscription list, as requested,
   // for a persistent client once any filter in it is granted: refused filters
@@ -81,7 +83,7 @@ export async function startBroker (
     maxInflightInbound: opts.maxInflightInbound,
     authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
     authorizeSubscribe: authorizeSubscribe(),
-    authorizePublish: authorizePublish(bridge, limiter, log),
+    authorizePublish: authorizePublish(bridge, handlers, limiter, log),
     // Defence in depth: a device only ever receives its own dev/<id>/… topics.
     authorizeForward: (client, packet) => {
       const device = deviceOf(client)
@@ -159,9 +161,16 @@ export async function startBroker (
     wss.close()
   }
 
+  const live = (deviceId: string, payload: string): void => {
+    aedes.publish({ cmd: 'publish', topic: liveTopic(deviceId), payload: Buffer.from(payload), qos: 0, retain: false, dup: false }, (err) => {
+      if (err) log.warn({ err, deviceId }, 'live publish failed')
+    })
+  }
+
   return {
     aedes,
     inbox,
+    live,
     mqttPort: (tcp.address() as AddressInfo).port,
     wsPort: (http.address() as AddressInfo).port,
     stopListening,

@@ -11,6 +11,7 @@
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { Bridge } from '../bridge/index.js'
+import type { Device } from '../store/types.js'
 import { clientIdOf } from '../bridge/envelope.js'
 import type { Refusal } from '../bridge/events.js'
 import { DomainError } from '../core/errors.js'
@@ -19,7 +20,14 @@ import type { AuthorizePublishHook } from './hooks.js'
 import { deviceOf } from './session.js'
 import { parseChatTopic, SINK_TOPIC } from './topics.js'
 
-export function authorizePublish (bridge: Bridge, limiter: PublishLimiter, log: Logger): AuthorizePublishHook {
+/** What the chat layer does with each kind of chat publish; a DomainError is a refusal. */
+export interface ChatPublishHandlers {
+  msg (device: Device, chatId: string, payload: Buffer): Promise<unknown>
+  receipt (device: Device, chatId: string, payload: Buffer): Promise<unknown>
+  typing (device: Device, chatId: string, payload: Buffer): unknown
+}
+
+export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers, limiter: PublishLimiter, log: Logger): AuthorizePublishHook {
   // A device that keeps publishing while refused is disconnected.
   const strikes = new WindowCounter(limiter.burst * 10, 10_000)
 
@@ -45,21 +53,29 @@ export function authorizePublish (bridge: Bridge, limiter: PublishLimiter, log: 
     }
     const topic = packet.topic
     const chat = parseChatTopic(topic)
-    const base = { topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
+    const base: Refusal = { code: '', message: '', topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
     consume(packet)
     if (!limiter.take(device.id)) {
       refuse(client, device.id, { ...base, code: 'rate_limited', message: limiter.message })
       return done(null)
     }
     if (!chat) {
-      refuse(client, device.id, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg' })
+      refuse(client, device.id, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg, receipt or typing' })
       return done(null)
     }
-    if (chat.kind !== 'msg') {
-      refuse(client, device.id, { ...base, code: 'unsupported', message: `chat/<chatId>/${chat.kind} is not supported by this server version` })
+    const payload = packet.payload as Buffer
+    if (chat.kind === 'typing') {
+      try {
+        handlers.typing(device, chat.chatId, payload)
+      } catch (err) {
+        if (err instanceof DomainError) refuse(client, device.id, { ...base, id: undefined, code: err.code, message: err.message })
+        else log.error({ err, deviceId: device.id, chat: chat.chatId }, 'forwarding typing failed')
+      }
       return done(null)
     }
-    bridge.acceptMessage(device, chat.chatId, packet.payload as Buffer).then(
+    const handle = chat.kind === 'msg' ? handlers.msg : handlers.receipt
+    if (chat.kind === 'receipt') base.id = undefined
+    handle.call(handlers, device, chat.chatId, payload).then(
       () => done(null),
       (err: unknown) => {
         if (err instanceof DomainError) {

@@ -7,15 +7,19 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { buildApi } from '../api/app.js'
 import { Bridge, type InboxPublisher } from '../bridge/index.js'
+import { Receipts } from '../bridge/receipts.js'
+import { Typing } from '../bridge/typing.js'
 import { startBroker, type Broker } from '../broker/index.js'
 import { SqlitePersistence } from '../broker/persistence/sqlite.js'
 import { ChatService } from '../core/chats.js'
 import { DeviceService } from '../core/devices.js'
+import { SettingsService } from '../core/settings.js'
 import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
 import { PublishLimiter } from '../lib/rate.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
+import type { Device } from '../store/types.js'
 
 export interface Ports { mqtt: number, ws: number, http: number }
 export interface RunningServer { ports: Ports, close (): Promise<void> }
@@ -30,6 +34,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   await devices.init()
   const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
   await chats.init()
+  const settings = new SettingsService(stores.directory)
+  await settings.init()
   const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
   const registration = new RegistrationService(stores.directory, devices, sender, {
     ttlSeconds: cfg.otpTtlSeconds,
@@ -47,8 +53,15 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   }
   const bridge = new Bridge(stores.history, chats, devices, inbox, log.child({ part: 'bridge' }), metrics, { maxMessageBytes: cfg.maxMessageBytes })
 
+  const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
+  const typing = new Typing(chats, devices, (deviceId, payload) => broker?.live(deviceId, payload), cfg.typingIntervalMs)
+  const handlers = {
+    msg: (d: Device, chatId: string, p: Buffer) => bridge.acceptMessage(d, chatId, p),
+    receipt: (d: Device, chatId: string, p: Buffer) => receipts.accept(d, chatId, p),
+    typing: (d: Device, chatId: string, p: Buffer) => typing.accept(d, chatId, p)
+  }
   const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
-  broker = await startBroker(cfg, { persistence, devices, bridge, limiter, log: log.child({ part: 'broker' }), metrics })
+  broker = await startBroker(cfg, { persistence, devices, bridge, handlers, limiter, log: log.child({ part: 'broker' }), metrics })
   let ready = false
   const api = await buildApi({
     directory: stores.directory,
@@ -57,6 +70,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     chats,
     registration,
     bridge,
+    receipts,
+    settings,
     limiter,
     metrics,
     info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },

@@ -28,6 +28,13 @@ export interface Member { chatId: string, userId: string, role: Role, joinedAt: 
 
 export interface OneTimeCode { phone: string, codeHash: string, expiresAt: number, attempts: number }
 
+export type LastSeenVisibility = 'everyone' | 'chats' | 'nobody'
+export interface UserSettings { readReceipts: boolean, lastSeen: LastSeenVisibility }
+export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'everyone' }
+
+/** How far a member has received and read a chat: every seq up to these. */
+export interface Watermark { chatId: string, userId: string, delivered: number, read: number, updatedAt: number }
+
 export interface DirectoryStore {
   createUser (user: User): Promise<void>
   getUser (id: string): Promise<User | undefined>
@@ -54,6 +61,11 @@ export interface DirectoryStore {
   setRole (chatId: string, userId: string, role: Role): Promise<boolean>
   /** Every (chat, user) membership: used to warm the in-memory ACL. */
   allMemberships (): Promise<Array<{ chatId: string, userId: string }>>
+
+  getSettings (userId: string): Promise<UserSettings | undefined>
+  putSettings (userId: string, settings: UserSettings): Promise<void>
+  /** Every user's settings that differ from the defaults: used to warm the in-memory cache. */
+  allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>>
 
   putCode (code: OneTimeCode): Promise<void>
   getCode (phone: string): Promise<OneTimeCode | undefined>
@@ -93,5 +105,16 @@ export interface HistoryStore {
   /** Messages whose fan-out has not been confirmed (to redo after a crash), oldest first. */
   pendingFanout (limit: number): Promise<StoredMessage[]>
   markFannedOut (chatId: string, seq: number): Promise<void>
+
+  /**
+   * Raises a member's watermarks to at least the given values (read implies
+   * delivered; they never move backwards). Returns the new watermark, or
+   * undefined when nothing changed.
+   */
+  advanceReceipt (chatId: string, userId: string, delivered: number, read: number, at: number): Promise<Watermark | undefined>
+  getReceipt (chatId: string, userId: string): Promise<Watermark | undefined>
+  receipts (chatId: string): Promise<Watermark[]>
+  /** The distinct senders of a chat's messages with afterSeq < seq <= upToSeq. */
+  authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]>
   close (): Promise<void>
 }

@@ -7,8 +7,9 @@ import { requireDevice, type ApiServices } from '../context.js'
 
 const USER_REF = { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } as const
 
-export const chatJson = (c: ChatView) => ({
+export const chatJson = (c: ChatView & { lastSeq?: number }) => ({
   chat_id: c.id,
+  last_seq: c.lastSeq,
   kind: c.kind,
   name: c.name,
   created_by: c.createdBy,
@@ -20,6 +21,7 @@ const chatSchema = {
   type: 'object',
   properties: {
     chat_id: { type: 'string' },
+    last_seq: { type: 'integer' },
     kind: { type: 'string', enum: ['direct', 'group'] },
     name: { type: ['string', 'null'] },
     created_by: { type: 'string' },
@@ -68,14 +70,16 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     schema: { summary: "The caller's chats", response: { 200: { type: 'object', properties: { chats: { type: 'array', items: chatSchema } } } } }
   }, async (req) => {
     const d = requireDevice(s, req)
-    return { chats: (await s.chats.listFor(d.userId)).map(chatJson) }
+    const chats = await s.chats.listFor(d.userId)
+    return { chats: await Promise.all(chats.map(async (c) => chatJson({ ...c, lastSeq: await s.history.lastSeq(c.id) }))) }
   })
 
   app.get<{ Params: { chatId: string } }>('/v1/chats/:chatId', {
     schema: { summary: 'One chat with its members', params: chatParams, response: { 200: chatSchema } }
   }, async (req) => {
     const d = requireDevice(s, req)
-    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+    const view = await s.chats.view(req.params.chatId, d.userId)
+    return chatJson({ ...view, lastSeq: await s.history.lastSeq(view.id) })
   })
 
   app.patch<{ Params: { chatId: string }, Body: { name: string } }>('/v1/chats/:chatId', {

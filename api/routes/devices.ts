@@ -15,6 +15,28 @@ export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
     return { user_id: d.userId, phone: user?.phone, device_id: d.id }
   })
 
+  const settingsSchema = { type: 'object', properties: { read_receipts: { type: 'boolean' }, last_seen: { type: 'string', enum: ['everyone', 'chats', 'nobody'] } } } as const
+  app.get('/v1/me/settings', { schema: { summary: 'Privacy settings', response: { 200: settingsSchema } } }, async (req) => {
+    const d = requireDevice(s, req)
+    const st = s.settings.of(d.userId)
+    return { read_receipts: st.readReceipts, last_seen: st.lastSeen }
+  })
+
+  app.patch<{ Body: { read_receipts?: boolean, last_seen?: 'everyone' | 'chats' | 'nobody' } }>('/v1/me/settings', {
+    schema: {
+      summary: 'Change privacy settings: read receipts on/off (off: you neither send nor see read receipts), who sees your last seen',
+      body: { ...settingsSchema, additionalProperties: false, minProperties: 1 },
+      response: { 200: settingsSchema }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    const patch: { readReceipts?: boolean, lastSeen?: 'everyone' | 'chats' | 'nobody' } = {}
+    if (req.body.read_receipts !== undefined) patch.readReceipts = req.body.read_receipts
+    if (req.body.last_seen !== undefined) patch.lastSeen = req.body.last_seen
+    const st = await s.settings.update(d.userId, patch)
+    return { read_receipts: st.readReceipts, last_seen: st.lastSeen }
+  })
+
   app.get('/v1/devices', {
     schema: { summary: "The user's active devices", response: { 200: { type: 'object', properties: { devices: { type: 'array', items: deviceSchema } } } } }
   }, async (req) => {

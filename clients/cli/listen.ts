@@ -11,6 +11,8 @@ export interface ListenOptions {
   /** Exit with code 0 after this many seconds (0 = no limit). */
   timeout: number
   mqttUrl?: string
+  /** Send "delivered" receipts for the messages printed (default on). */
+  receipts: boolean
 }
 
 type Event = Record<string, unknown> & { type: string }
@@ -21,6 +23,8 @@ export function formatEvent (e: Event): string {
     case 'msg': return `[${String(e.chat)} #${String(e.seq)}] ${String(e.from)}: ${body(e.body)}`
     case 'ack': return `[${String(e.chat)} #${String(e.seq)}] ✓ sent (${String(e.id)})${e.duplicate === true ? ' (repeat)' : ''}`
     case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${String(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
+    case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${String(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`
+    case 'sync': return `sync needed (${String(e.reason)}): run mqchat history, or call the sync API, to catch up`
     case 'error': return `error ${String(e.code)}${e.id ? ` for ${String(e.id)}` : ''}${e.chat ? ` in ${String(e.chat)}` : ''}: ${String(e.message)}`
     default: return JSON.stringify(e)
   }
@@ -47,8 +51,28 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
     connectTimeout: 10_000
   })
   let seen = 0
+  // Delivered receipts, coalesced: the highest seq printed per chat, sent shortly after.
+  const pending = new Map<string, number>()
+  let flushTimer: NodeJS.Timeout | undefined
+  const flushReceipts = (): void => {
+    flushTimer = undefined
+    for (const [chat, seq] of pending) client.publish(`chat/${chat}/receipt`, JSON.stringify({ type: 'delivered', seq }), { qos: 1 })
+    pending.clear()
+  }
+  const noteDelivered = (chat: string, seq: number): void => {
+    if (!opts.receipts) return
+    pending.set(chat, Math.max(pending.get(chat) ?? 0, seq))
+    flushTimer ??= setTimeout(flushReceipts, 200)
+  }
   return await new Promise<number>((resolve, reject) => {
+    let stopping = false
     const finish = (code: number, err?: Error): void => {
+      if (stopping) return
+      stopping = true
+      if (flushTimer) {
+        clearTimeout(flushTimer)
+        flushReceipts()
+      }
       client.end(false, {}, () => err ? reject(err) : resolve(code))
     }
     if (opts.timeout > 0) setTimeout(() => finish(EXIT.ok), opts.timeout * 1000).unref()
@@ -59,8 +83,12 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
     client.on('connect', () => {
       backoff = 1000
       client.options.reconnectPeriod = backoff
-      client.subscribe(inbox, { qos: 1 }, (err, granted) => {
-        if (err || granted?.[0]?.qos === 128) finish(EXIT.failure, new CliError(`subscribing to ${inbox} was refused`, EXIT.refused))
+      client.subscribe(inbox, { qos: 1 }, (err) => {
+        if (stopping) return
+        // Only a SUBACK failure code is a refusal; a SUBSCRIBE cut off by a lost connection is retried on reconnect.
+        const codes = (err as { packet?: { granted?: number[] } } | null)?.packet?.granted
+        if (codes?.[0] === 128) finish(EXIT.refused, new CliError(`subscribing to ${inbox} was refused`, EXIT.refused))
+        else if (err) process.stderr.write(`subscribing to ${inbox} failed (${err.message}); retrying on reconnect\n`)
         else if (!opts.json) process.stderr.write(`listening on ${inbox} (${url})\n`)
       })
     })
@@ -86,6 +114,7 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
         return
       }
       process.stdout.write((opts.json ? JSON.stringify(event) : formatEvent(event)) + '\n')
+      if (event.type === 'msg' && typeof event.chat === 'string' && typeof event.seq === 'number') noteDelivered(event.chat, event.seq)
       if (opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
     })
   })

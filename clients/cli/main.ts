@@ -33,8 +33,11 @@ Account:
 Chats:
   chat create|list|show|add|remove|leave|rename|promote|demote
   send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat)
-  listen                         print inbox events as they arrive (persistent MQTT session)
+  listen                         print inbox events as they arrive (persistent MQTT session); sends delivered receipts
+  read <chat>                    mark everything in a chat as read (blue ticks for the senders)
+  info <chat> <seq>              who has a message delivered and read
   history <chat>                 print a chat's messages
+  settings                       show or change privacy settings (read receipts, last seen)
 ${COMMON}`,
   serve: `Usage: mqchat serve [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
 
@@ -74,11 +77,26 @@ Sends a text message and prints its seq once it is stored. <chat> is a chat id, 
 (phone +… or id u_…) for the direct chat with them. --id makes a retry idempotent: the same
 id yields the same seq and no second message.
 ${COMMON}`,
-  listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL]
+  listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL] [--no-receipts]
 
 Connects this device's persistent MQTT session (clean=false) and prints its inbox events as
 they arrive; events queued while it was away arrive first. Reconnects with backoff.
+For the messages it prints it sends "delivered" receipts (the senders' ✓✓), unless --no-receipts.
 --count N exits after N events; --timeout exits after that many seconds.
+${COMMON}`,
+  read: `Usage: mqchat read <chat>
+
+Marks the chat read up to its latest message: the senders see blue ticks (unless read receipts
+are off), and your other devices clear their unread state. <chat> may be a user for the direct chat.
+${COMMON}`,
+  info: `Usage: mqchat info <chat> <seq>
+
+Message info: which members have the message delivered, and which have read it.
+${COMMON}`,
+  settings: `Usage: mqchat settings [--read-receipts on|off] [--last-seen everyone|chats|nobody]
+
+Without options, shows the settings. Read receipts off: you neither send nor see read receipts
+(delivered receipts still flow). Last seen: who sees when you were last online.
 ${COMMON}`,
   history: `Usage: mqchat history <chat> [--after SEQ] [--limit N]
 
@@ -206,12 +224,47 @@ async function main (argv: string[]): Promise<number> {
       return EXIT.ok
     }
     case 'listen': {
-      const { values } = parse(rest, { count: { type: 'string', default: '0' }, timeout: { type: 'string', default: '0' }, mqtt: { type: 'string' } })
+      const { values } = parse(rest, { count: { type: 'string', default: '0' }, timeout: { type: 'string', default: '0' }, mqtt: { type: 'string' }, 'no-receipts': { type: 'boolean', default: false } })
       const p = requireDeviceProfile(profileName(values.profile))
       const count = Number(values.count)
       const timeout = Number(values.timeout)
       if (!Number.isInteger(count) || count < 0 || !Number.isFinite(timeout) || timeout < 0) throw new CliError('--count and --timeout take non-negative numbers', EXIT.usage)
-      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt })
+      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt, receipts: !values['no-receipts'] })
+    }
+    case 'read': {
+      const { values, positionals } = parse(rest, {})
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const ref = positionals[0]
+      const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
+      const chat = await call<{ last_seq: number }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(chatId)}`, { token: p.token })
+      if (chat.last_seq === 0) { out(values.json, { chat: chatId, read: 0 }, `nothing to read in ${chatId}`); return EXIT.ok }
+      const r = await call<{ read: number }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/receipts`, { token: p.token, body: { type: 'read', seq: chat.last_seq } })
+      out(values.json, { chat: chatId, read: r.read }, `read ${chatId} up to #${r.read}`)
+      return EXIT.ok
+    }
+    case 'info': {
+      const { values, positionals } = parse(rest, {})
+      need(positionals, 2, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const r = await call<{ delivered: string[], read: string[] }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/receipts`, { token: p.token })
+      out(values.json, r, `delivered: ${r.delivered.join(', ') || '-'}\nread: ${r.read.join(', ') || '-'}`)
+      return EXIT.ok
+    }
+    case 'settings': {
+      const { values } = parse(rest, { 'read-receipts': { type: 'string' }, 'last-seen': { type: 'string' } })
+      const p = requireDeviceProfile(profileName(values.profile))
+      const patch: Record<string, unknown> = {}
+      if (values['read-receipts'] !== undefined) {
+        if (values['read-receipts'] !== 'on' && values['read-receipts'] !== 'off') throw new CliError('--read-receipts takes on or off', EXIT.usage)
+        patch.read_receipts = values['read-receipts'] === 'on'
+      }
+      if (values['last-seen'] !== undefined) patch.last_seen = values['last-seen']
+      const r = Object.keys(patch).length > 0
+        ? await call<{ read_receipts: boolean, last_seen: string }>(p.server, 'PATCH', '/v1/me/settings', { token: p.token, body: patch })
+        : await call<{ read_receipts: boolean, last_seen: string }>(p.server, 'GET', '/v1/me/settings', { token: p.token })
+      out(values.json, r, `read receipts: ${r.read_receipts ? 'on' : 'off'}\nlast seen visible to: ${r.last_seen}`)
+      return EXIT.ok
     }
     case 'history': {
       const { values, positionals } = parse(rest, { after: { type: 'string', default: '0' }, limit: { type: 'string', default: '100' } })

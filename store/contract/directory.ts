@@ -54,6 +54,14 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.deepEqual((await s.allMemberships()).map((x) => x.userId).sort(), ['u_1', 'u_3'])
     }))
 
+    test('user settings: stored whole, listed for the cache', () => withStore(async (s) => {
+      assert.equal(await s.getSettings('u_1'), undefined)
+      await s.putSettings('u_1', { readReceipts: false, lastSeen: 'nobody' })
+      await s.putSettings('u_1', { readReceipts: false, lastSeen: 'chats' })
+      assert.deepEqual(await s.getSettings('u_1'), { readReceipts: false, lastSeen: 'chats' })
+      assert.deepEqual(await s.allSettings(), [{ userId: 'u_1', settings: { readReceipts: false, lastSeen: 'chats' } }])
+    }))
+
     test('one-time codes: stored, attempts counted, deleted', () => withStore(async (s) => {
       await s.putCode({ phone: '+1', codeHash: 'h', expiresAt: 100, attempts: 0 })
       assert.equal(await s.countAttempt('+1'), 1)

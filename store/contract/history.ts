@@ -46,6 +46,27 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       assert.deepEqual((await s.after('c_a', 0, 1))[0], { ...msg('c_a', 'm0'), seq: 1 })
     }))
 
+    test('receipts: watermarks only rise, read implies delivered, no-ops report no change', () => withStore(async (s) => {
+      assert.equal(await s.advanceReceipt('c_a', 'u_2', 0, 0, 1), undefined)
+      assert.deepEqual(await s.advanceReceipt('c_a', 'u_2', 3, 0, 10), { chatId: 'c_a', userId: 'u_2', delivered: 3, read: 0, updatedAt: 10 })
+      assert.equal(await s.advanceReceipt('c_a', 'u_2', 2, 0, 11), undefined, 'never backwards')
+      assert.deepEqual(await s.advanceReceipt('c_a', 'u_2', 0, 5, 12), { chatId: 'c_a', userId: 'u_2', delivered: 5, read: 5, updatedAt: 12 })
+      assert.equal(await s.advanceReceipt('c_a', 'u_2', 5, 4, 13), undefined)
+      await s.advanceReceipt('c_a', 'u_1', 1, 0, 14)
+      assert.deepEqual((await s.receipts('c_a')).map((w) => [w.userId, w.delivered, w.read]), [['u_1', 1, 0], ['u_2', 5, 5]])
+      assert.equal((await s.getReceipt('c_a', 'u_2'))?.read, 5)
+      assert.equal(await s.getReceipt('c_b', 'u_2'), undefined)
+    }))
+
+    test('authorsBetween lists the distinct senders of a seq range', () => withStore(async (s) => {
+      await s.append({ ...msg('c_a', '1'), senderUser: 'u_1' })
+      await s.append({ ...msg('c_a', '2', 'dv_2'), senderUser: 'u_2' })
+      await s.append({ ...msg('c_a', '3'), senderUser: 'u_1' })
+      assert.deepEqual((await s.authorsBetween('c_a', 0, 3)).sort(), ['u_1', 'u_2'])
+      assert.deepEqual(await s.authorsBetween('c_a', 2, 3), ['u_1'])
+      assert.deepEqual(await s.authorsBetween('c_a', 3, 9), [])
+    }))
+
     test('fan-out outbox: new messages are pending until marked', () => withStore(async (s) => {
       await s.append(msg('c_a', '1'))
       await s.append(msg('c_b', '2'))

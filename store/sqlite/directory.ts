@@ -1,5 +1,5 @@
 // Directory (users, devices, chats, members, one-time codes) on SQLite.
-import type { Chat, Device, DirectoryStore, Member, OneTimeCode, Role, User } from '../types.js'
+import type { Chat, Device, DirectoryStore, Member, OneTimeCode, Role, User, UserSettings } from '../types.js'
 import type { SqliteDb } from './database.js'
 
 const SCHEMA = `
@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS members (
   chat_id TEXT NOT NULL REFERENCES chats(id), user_id TEXT NOT NULL, role TEXT NOT NULL, joined_at INTEGER NOT NULL,
   PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
+CREATE TABLE IF NOT EXISTS user_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS one_time_codes (
   phone TEXT PRIMARY KEY, code_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL);
 `
@@ -51,6 +52,9 @@ export class SqliteDirectory implements DirectoryStore {
       removeMember: db.prepare('DELETE FROM members WHERE chat_id = ? AND user_id = ?'),
       setRole: db.prepare('UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?'),
       allMemberships: db.prepare('SELECT chat_id AS chatId, user_id AS userId FROM members'),
+      getSettings: db.prepare('SELECT settings FROM user_settings WHERE user_id = ?'),
+      putSettings: db.prepare('INSERT OR REPLACE INTO user_settings (user_id, settings) VALUES (?, ?)'),
+      allSettings: db.prepare('SELECT user_id, settings FROM user_settings'),
       putCode: db.prepare('INSERT OR REPLACE INTO one_time_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, ?)'),
       code: db.prepare('SELECT phone, code_hash AS codeHash, expires_at AS expiresAt, attempts FROM one_time_codes WHERE phone = ?'),
       countAttempt: db.prepare('UPDATE one_time_codes SET attempts = attempts + 1 WHERE phone = ? RETURNING attempts'),
@@ -100,6 +104,16 @@ export class SqliteDirectory implements DirectoryStore {
   async setRole (chatId: string, userId: string, role: Role): Promise<boolean> { return this.#st.setRole.run(role, chatId, userId).changes === 1 }
   async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
     return this.#st.allMemberships.all() as Array<{ chatId: string, userId: string }>
+  }
+
+  async getSettings (userId: string): Promise<UserSettings | undefined> {
+    const row = this.#st.getSettings.get(userId) as { settings: string } | undefined
+    return row ? JSON.parse(row.settings) as UserSettings : undefined
+  }
+
+  async putSettings (userId: string, settings: UserSettings): Promise<void> { this.#st.putSettings.run(userId, JSON.stringify(settings)) }
+  async allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>> {
+    return (this.#st.allSettings.all() as Array<{ user_id: string, settings: string }>).map((r) => ({ userId: r.user_id, settings: JSON.parse(r.settings) as UserSettings }))
   }
 
   async putCode (c: OneTimeCode): Promise<void> { this.#st.putCode.run(c.phone, c.codeHash, c.expiresAt, c.attempts) }

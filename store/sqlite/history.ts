@@ -2,7 +2,7 @@
 // device, client id), take the chat's next seq, insert. The `fanned_out` flag is
 // the outbox: a message is durable before its fan-out is, and after a crash the
 // server redoes the fan-out of every message still flagged 0.
-import type { AppendResult, HistoryStore, NewMessage, StoredMessage } from '../types.js'
+import type { AppendResult, HistoryStore, NewMessage, StoredMessage, Watermark } from '../types.js'
 import type { SqliteDb } from './database.js'
 
 const SCHEMA = `
@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS messages (
   PRIMARY KEY (chat_id, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (sender_device, client_id);
 CREATE INDEX IF NOT EXISTS messages_pending_fanout ON messages (server_ts) WHERE fanned_out = 0;
+CREATE TABLE IF NOT EXISTS receipts (
+  chat_id TEXT NOT NULL, user_id TEXT NOT NULL, delivered INTEGER NOT NULL, read INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
 `
 
 interface Row {
@@ -38,6 +41,7 @@ export class SqliteHistory implements HistoryStore {
   #db: SqliteDb
   #st
   #append: (m: NewMessage) => AppendResult
+  #advance: (chatId: string, userId: string, delivered: number, read: number, at: number) => Watermark | undefined
 
   constructor (db: SqliteDb) {
     this.#db = db
@@ -51,8 +55,21 @@ export class SqliteHistory implements HistoryStore {
       after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       lastSeq: db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?'),
       pending: db.prepare('SELECT * FROM messages WHERE fanned_out = 0 ORDER BY server_ts, chat_id, seq LIMIT ?'),
-      fannedOut: db.prepare('UPDATE messages SET fanned_out = 1 WHERE chat_id = ? AND seq = ?')
+      fannedOut: db.prepare('UPDATE messages SET fanned_out = 1 WHERE chat_id = ? AND seq = ?'),
+      receipt: db.prepare('SELECT chat_id AS chatId, user_id AS userId, delivered, read, updated_at AS updatedAt FROM receipts WHERE chat_id = ? AND user_id = ?'),
+      receipts: db.prepare('SELECT chat_id AS chatId, user_id AS userId, delivered, read, updated_at AS updatedAt FROM receipts WHERE chat_id = ? ORDER BY user_id'),
+      putReceipt: db.prepare('INSERT OR REPLACE INTO receipts (chat_id, user_id, delivered, read, updated_at) VALUES (?, ?, ?, ?, ?)'),
+      authors: db.prepare('SELECT DISTINCT sender_user FROM messages WHERE chat_id = ? AND seq > ? AND seq <= ?')
     }
+    this.#advance = db.transaction((chatId: string, userId: string, delivered: number, read: number, at: number): Watermark | undefined => {
+      const cur = this.#st.receipt.get(chatId, userId) as Watermark | undefined
+      const nextRead = Math.max(cur?.read ?? 0, read)
+      const nextDelivered = Math.max(cur?.delivered ?? 0, delivered, nextRead)
+      if (cur && nextRead === cur.read && nextDelivered === cur.delivered) return undefined
+      if (!cur && nextRead === 0 && nextDelivered === 0) return undefined
+      this.#st.putReceipt.run(chatId, userId, nextDelivered, nextRead, at)
+      return { chatId, userId, delivered: nextDelivered, read: nextRead, updatedAt: at }
+    })
     this.#append = db.transaction((m: NewMessage): AppendResult => {
       const existing = this.#st.byClientId.get(m.senderDevice, m.clientId) as Row | undefined
       if (existing) return { message: toMessage(existing), duplicate: true }
@@ -77,6 +94,16 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async markFannedOut (chatId: string, seq: number): Promise<void> { this.#st.fannedOut.run(chatId, seq) }
+
+  async advanceReceipt (chatId: string, userId: string, delivered: number, read: number, at: number): Promise<Watermark | undefined> {
+    return this.#advance(chatId, userId, delivered, read, at)
+  }
+
+  async getReceipt (chatId: string, userId: string): Promise<Watermark | undefined> { return this.#st.receipt.get(chatId, userId) as Watermark | undefined }
+  async receipts (chatId: string): Promise<Watermark[]> { return this.#st.receipts.all(chatId) as Watermark[] }
+  async authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]> {
+    return (this.#st.authors.all(chatId, afterSeq, upToSeq) as Array<{ sender_user: string }>).map((r) => r.sender_user)
+  }
 
   async close (): Promise<void> { /* closed by the owner of the shared database */ }
 }

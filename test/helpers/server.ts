@@ -133,9 +133,11 @@ export interface InboxEvent { type: string, chat?: string, seq?: number, id?: st
 export class Device {
   client!: MqttClient
   events: InboxEvent[] = []
+  /** Events on dev/<id>/live (typing, …). */
+  live: InboxEvent[] = []
   constructor (readonly server: TestServer, readonly creds: DeviceCreds) {}
 
-  async connect (opts: { subscribe?: boolean } = {}): Promise<this> {
+  async connect (opts: { subscribe?: boolean, live?: boolean } = {}): Promise<this> {
     this.client = mqtt.connect(`mqtt://127.0.0.1:${this.server.ports.mqtt}`, {
       clientId: this.creds.deviceId,
       username: this.creds.deviceId,
@@ -147,18 +149,20 @@ export class Device {
     })
     this.client.on('message', (topic, payload) => {
       if (topic === `dev/${this.creds.deviceId}/inbox`) this.events.push(JSON.parse(payload.toString()) as InboxEvent)
+      else if (topic === `dev/${this.creds.deviceId}/live`) this.live.push(JSON.parse(payload.toString()) as InboxEvent)
     })
     await new Promise<void>((resolve, reject) => {
       this.client.once('connect', () => resolve())
       this.client.once('error', reject)
     })
     if (opts.subscribe !== false) await this.client.subscribeAsync(`dev/${this.creds.deviceId}/inbox`, { qos: 1 })
+    if (opts.live) await this.client.subscribeAsync(`dev/${this.creds.deviceId}/live`, { qos: 0 })
     return this
   }
 
-  publish (chatId: string, envelope: unknown, kind = 'msg'): Promise<unknown> {
+  publish (chatId: string, envelope: unknown, kind = 'msg', qos: 0 | 1 = 1): Promise<unknown> {
     const payload = typeof envelope === 'string' || Buffer.isBuffer(envelope) ? envelope : JSON.stringify(envelope)
-    return this.client.publishAsync(`chat/${chatId}/${kind}`, payload, { qos: 1 })
+    return this.client.publishAsync(`chat/${chatId}/${kind}`, payload, { qos })
   }
 
   of (type: string, chat?: string): InboxEvent[] {
