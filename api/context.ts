@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Bridge } from '../bridge/index.js'
 import type { Receipts } from '../bridge/receipts.js'
 import type { SettingsService } from '../core/settings.js'
+import type { PresenceService } from '../core/presence.js'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
 import { DomainError } from '../core/errors.js'
@@ -20,6 +21,9 @@ export interface ApiServices {
   bridge: Bridge
   receipts: Receipts
   settings: SettingsService
+  presence: PresenceService
+  /** Whether `watcher` may see `target`'s presence (shares a chat, not blocked). */
+  mayWatch (watcher: string, target: string): boolean
   limiter: PublishLimiter
   metrics: Metrics
   info: { mqttPort: number, wsPort: number, wsPath: string }

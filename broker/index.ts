@@ -12,16 +12,17 @@ import type { Metrics } from '../lib/metrics.js'
 import type { PublishLimiter } from '../lib/rate.js'
 import type { Device } from '../store/types.js'
 import { authenticate } from '../plugins/authenticate.js'
-import { allowedSubscription, authorizeSubscribe } from '../plugins/authorize-subscribe.js'
+import { authorizeSubscribe, type SubscriptionPolicy } from '../plugins/authorize-subscribe.js'
 import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { deviceOf } from '../plugins/session.js'
-import { inboxTopic, liveTopic } from '../plugins/topics.js'
+import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
 import { guardPacketSize } from './packet-guard.js'
 
 /** The subset of an aedes persistence the server itself calls. */
 export interface BrokerPersistence {
   addSubscriptions (client: { id: string }, subs: Array<{ topic: string, qos: number, rh?: number, rap?: boolean, nl?: boolean }>): Promise<unknown>
   cleanSubscriptions (client: { id: string }): Promise<unknown>
+  createRetainedStream (pattern: string): NodeJS.ReadableStream
   destroy (): Promise<void>
   purgeClient?: (clientId: string) => Promise<void>
 }
@@ -39,11 +40,19 @@ export interface BrokerOptions {
   keepaliveLimitSeconds: number
 }
 
+/** Told when an authenticated device connects and disconnects (presence). */
+export interface SessionObserver {
+  connected (device: Device): void
+  disconnected (device: Device): void
+}
+
 export interface Broker {
   aedes: Aedes
   inbox: InboxPublisher
   /** Publishes an ephemeral QoS 0 event to dev/<deviceId>/live: never queued. */
   live (deviceId: string, payload: string): void
+  /** Publishes a user's retained presence. */
+  presence (userId: string, payload: string): void
   mqttPort: number
   wsPort: number
   /** Stops accepting connections. */
@@ -54,9 +63,9 @@ export interface Broker {
 
 export async function startBroker (
   opts: BrokerOptions,
-  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, handlers: ChatPublishHandlers, limiter: PublishLimiter, log: Logger, metrics: Metrics }
+  deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, handlers: ChatPublishHandlers, policy: SubscriptionPolicy, sessions: SessionObserver, limiter: PublishLimiter, log: Logger, metrics: Metrics }
 ): Promise<Broker> {
-  const { persistence, devices, bridge, handlers, limiter, log, metrics } = deps
+  const { persistence, devices, bridge, handlers, policy, sessions, limiter, log, metrics } = deps
 
   // aedes stores a SUBSCRIBE packet's whole subscription list, as requested,
   // for a persistent client once any filter in it is granted: refused filters
@@ -67,7 +76,7 @@ export async function startBroker (
     const device = devices.get(client.id)
     if (!device) return addSubscriptions(client, subs)
     const allowed = subs.flatMap((s) => {
-      const max = allowedSubscription(device.id, s.topic)
+      const max = policy(device, s.topic)
       return max === undefined ? [] : [{ ...s, qos: Math.min(s.qos, max) }]
     })
     return addSubscriptions(client, allowed)
@@ -82,20 +91,28 @@ export async function startBroker (
     maxTopicLevels: opts.maxTopicLevels,
     maxInflightInbound: opts.maxInflightInbound,
     authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
-    authorizeSubscribe: authorizeSubscribe(),
+    authorizeSubscribe: authorizeSubscribe(policy),
     authorizePublish: authorizePublish(bridge, handlers, limiter, log),
-    // Defence in depth: a device only ever receives its own dev/<id>/… topics.
+    // A device only ever receives its own dev/<id>/… topics, and presence it
+    // may still watch (membership or a block may have changed since it subscribed).
     authorizeForward: (client, packet) => {
       const device = deviceOf(client)
-      return device && packet.topic.startsWith(`dev/${device.id}/`) ? packet : null
+      if (!device) return null
+      if (packet.topic.startsWith(`dev/${device.id}/`)) return packet
+      return presenceUserOf(packet.topic) !== undefined && policy(device, packet.topic) !== undefined ? packet : null
     }
   })
   await aedes.listen()
 
-  aedes.on('client', () => metrics.connections.inc())
+  aedes.on('client', (client: Client) => {
+    metrics.connections.inc()
+    const device = deviceOf(client)
+    if (device) sessions.connected(device)
+  })
   aedes.on('clientDisconnect', (client: Client) => {
     metrics.connections.dec()
     const device = deviceOf(client)
+    if (device) sessions.disconnected(device)
     // A clean-session connect wiped the device's stored inbox subscription;
     // restore it so messages sent while the device is away are still queued.
     if (device && client.clean && devices.get(device.id)?.revokedAt === null) {
@@ -167,10 +184,17 @@ export async function startBroker (
     })
   }
 
+  const presence = (userId: string, payload: string): void => {
+    aedes.publish({ cmd: 'publish', topic: presenceTopic(userId), payload: Buffer.from(payload), qos: 0, retain: true, dup: false }, (err) => {
+      if (err) log.warn({ err, userId }, 'presence publish failed')
+    })
+  }
+
   return {
     aedes,
     inbox,
     live,
+    presence,
     mqttPort: (tcp.address() as AddressInfo).port,
     wsPort: (http.address() as AddressInfo).port,
     stopListening,

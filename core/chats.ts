@@ -56,6 +56,16 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }
   memberIds (chatId: string): ReadonlySet<string> { return this.#members.get(chatId) ?? new Set() }
 
+  /** Whether two users are both members of at least one chat. */
+  sharesChat (a: string, b: string): boolean {
+    const ca = this.#chatsOf.get(a)
+    const cb = this.#chatsOf.get(b)
+    if (!ca || !cb) return false
+    const [small, large] = ca.size <= cb.size ? [ca, cb] : [cb, ca]
+    for (const chatId of small) if (large.has(chatId)) return true
+    return false
+  }
+
   private changed (c: Omit<ChatChange, 'at' | 'recipients'>, extraRecipients: string[] = []): void {
     const recipients = [...new Set([...this.memberIds(c.chatId), ...extraRecipients])]
     this.emit('change', { ...c, recipients, at: Date.now() })

@@ -31,6 +31,7 @@ export interface Config {
   publishRatePerSecond: number
   publishBurst: number
   typingIntervalMs: number
+  presenceCoalesceMs: number
   connectTimeoutMs: number
   drainTimeoutMs: number
   keepaliveLimitSeconds: number
@@ -107,6 +108,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'publishRatePerSecond', env: 'MQCHAT_PUBLISH_RATE', def: '20', parse: int(1, 100000), help: 'sustained publishes per device per second' },
   { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
+  { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
   { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },
   { key: 'drainTimeoutMs', env: 'MQCHAT_DRAIN_TIMEOUT_MS', def: '60000', parse: int(0, 3600000), help: 'a client that does not drain its socket for this long is dropped (0 = never)' },
   { key: 'keepaliveLimitSeconds', env: 'MQCHAT_KEEPALIVE_LIMIT_SECONDS', def: '0', parse: int(0, 65535), help: 'largest keepalive a client may ask for (0 = any)' },

@@ -2,6 +2,14 @@
 export const inboxTopic = (deviceId: string): string => `dev/${deviceId}/inbox`
 export const liveTopic = (deviceId: string): string => `dev/${deviceId}/live`
 
+export const presenceTopic = (userId: string): string => `presence/${userId}`
+
+/** The user of a presence/<userId> topic (no wildcards), if it is one. */
+export function presenceUserOf (topic: string): string | undefined {
+  const parts = topic.split('/')
+  return parts.length === 2 && parts[0] === 'presence' && /^[A-Za-z0-9_]+$/.test(parts[1]) ? parts[1] : undefined
+}
+
 /** Where consumed device publishes are pointed after the chat layer took them: nobody can subscribe to it. */
 export const SINK_TOPIC = '$SYS/mqchat/consumed'
 

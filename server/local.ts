@@ -14,6 +14,8 @@ import { SqlitePersistence } from '../broker/persistence/sqlite.js'
 import { ChatService } from '../core/chats.js'
 import { DeviceService } from '../core/devices.js'
 import { SettingsService } from '../core/settings.js'
+import { PresenceService, type PresenceRecord } from '../core/presence.js'
+import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
 import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
@@ -61,7 +63,11 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     typing: (d: Device, chatId: string, p: Buffer) => typing.accept(d, chatId, p)
   }
   const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
-  broker = await startBroker(cfg, { persistence, devices, bridge, handlers, limiter, log: log.child({ part: 'broker' }), metrics })
+  const presence = new PresenceService(settings, (userId, payload) => broker?.presence(userId, payload), cfg.presenceCoalesceMs)
+  const mayWatch = (watcher: string, target: string): boolean => watcher === target || chats.sharesChat(watcher, target)
+  const sessions = { connected: (d: Device) => presence.connected(d.userId), disconnected: (d: Device) => presence.disconnected(d.userId) }
+  broker = await startBroker(cfg, { persistence, devices, bridge, handlers, policy: subscriptionPolicy(mayWatch), sessions, limiter, log: log.child({ part: 'broker' }), metrics })
+  presence.restore(await retainedPresence(persistence))
   let ready = false
   const api = await buildApi({
     directory: stores.directory,
@@ -72,6 +78,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     bridge,
     receipts,
     settings,
+    presence,
+    mayWatch,
     limiter,
     metrics,
     info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },
@@ -95,6 +103,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     close () {
       closing ??= (async () => {
         ready = false
+        presence.stop()
         await broker.stopListening()
         await api.close()
         await broker.close()
@@ -103,4 +112,16 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       return closing
     }
   }
+}
+
+/** The last published presence of every user, from the retained store. */
+async function retainedPresence (persistence: SqlitePersistence): Promise<Array<[string, PresenceRecord]>> {
+  const out: Array<[string, PresenceRecord]> = []
+  for await (const packet of persistence.createRetainedStream('presence/+') as AsyncIterable<{ payload: Buffer }>) {
+    try {
+      const p = JSON.parse(packet.payload.toString('utf8')) as { user: string, state: 'online' | 'offline', last_seen?: number }
+      out.push([p.user, { state: p.state, lastSeen: p.last_seen ?? null }])
+    } catch { /* not ours */ }
+  }
+  return out
 }

@@ -135,6 +135,8 @@ export class Device {
   events: InboxEvent[] = []
   /** Events on dev/<id>/live (typing, …). */
   live: InboxEvent[] = []
+  /** presence/<userId> messages, with the time they arrived. */
+  presence: Array<InboxEvent & { at: number, retained: boolean }> = []
   constructor (readonly server: TestServer, readonly creds: DeviceCreds) {}
 
   async connect (opts: { subscribe?: boolean, live?: boolean } = {}): Promise<this> {
@@ -147,7 +149,8 @@ export class Device {
       reconnectPeriod: 0,
       connectTimeout: 5000
     })
-    this.client.on('message', (topic, payload) => {
+    this.client.on('message', (topic, payload, packet) => {
+      if (topic.startsWith('presence/')) this.presence.push({ ...(JSON.parse(payload.toString()) as InboxEvent), at: Date.now(), retained: packet.retain })
       if (topic === `dev/${this.creds.deviceId}/inbox`) this.events.push(JSON.parse(payload.toString()) as InboxEvent)
       else if (topic === `dev/${this.creds.deviceId}/live`) this.live.push(JSON.parse(payload.toString()) as InboxEvent)
     })
