@@ -10,6 +10,7 @@ import { deviceRoutes } from './routes/devices.js'
 import { chatRoutes } from './routes/chats.js'
 import { messageRoutes } from './routes/messages.js'
 import { receiptRoutes } from './routes/receipts.js'
+import { syncRoutes } from './routes/sync.js'
 import { healthRoutes } from './routes/health.js'
 
 export async function buildApi (services: ApiServices, log: Logger): Promise<FastifyInstance> {
@@ -45,6 +46,7 @@ export async function buildApi (services: ApiServices, log: Logger): Promise<Fas
   await app.register(chatRoutes(services))
   await app.register(messageRoutes(services))
   await app.register(receiptRoutes(services))
+  await app.register(syncRoutes(services))
   await app.register(healthRoutes(services))
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

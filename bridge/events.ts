@@ -28,3 +28,8 @@ export function errorEvent (r: Refusal): string {
 export function chatEvent (c: ChatChange): string {
   return JSON.stringify({ type: 'chat', chat: c.chatId, change: c.change, by: c.by, users: c.users, name: c.name, role: c.role, ts: c.at })
 }
+
+/** `sync`: the device's queue overflowed; fetch what it missed with POST /v1/sync. */
+export function syncEvent (reason: 'queue_overflow', dropped: number): string {
+  return JSON.stringify({ type: 'sync', reason, dropped, ts: Date.now() })
+}

@@ -53,6 +53,8 @@ export interface Broker {
   live (deviceId: string, payload: string): void
   /** Publishes a user's retained presence. */
   presence (userId: string, payload: string): void
+  /** Whether a client id has a live connection on this broker. */
+  isConnected (clientId: string): boolean
   mqttPort: number
   wsPort: number
   /** Stops accepting connections. */
@@ -195,6 +197,7 @@ export async function startBroker (
     inbox,
     live,
     presence,
+    isConnected: (clientId) => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId] !== undefined,
     mqttPort: (tcp.address() as AddressInfo).port,
     wsPort: (http.address() as AddressInfo).port,
     stopListening,

@@ -30,6 +30,9 @@ export interface Config {
   maxInflightInbound: number
   publishRatePerSecond: number
   publishBurst: number
+  maxQueue: number
+  retentionDays: number
+  purgeIntervalMinutes: number
   typingIntervalMs: number
   presenceCoalesceMs: number
   connectTimeoutMs: number
@@ -107,6 +110,9 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'maxInflightInbound', env: 'MQCHAT_MAX_INFLIGHT_INBOUND', def: '100', parse: int(1, 65535), help: 'inbound QoS 2 messages a client may hold unreleased' },
   { key: 'publishRatePerSecond', env: 'MQCHAT_PUBLISH_RATE', def: '20', parse: int(1, 100000), help: 'sustained publishes per device per second' },
   { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },
+  { key: 'maxQueue', env: 'MQCHAT_MAX_QUEUE', def: '10000', parse: int(10, 10_000_000), help: "a device's offline queue bound; past it the oldest entries leave the queue (never history) and the device is told to sync" },
+  { key: 'retentionDays', env: 'MQCHAT_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'history older than this is purged' },
+  { key: 'purgeIntervalMinutes', env: 'MQCHAT_PURGE_INTERVAL_MINUTES', def: '60', parse: int(1, 10080), help: 'how often the retention purge runs (also once at start)' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
   { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
   { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },

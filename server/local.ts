@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { buildApi } from '../api/app.js'
 import { Bridge, type InboxPublisher } from '../bridge/index.js'
+import { syncEvent } from '../bridge/events.js'
+import { startRetention } from './retention.js'
 import { Receipts } from '../bridge/receipts.js'
 import { Typing } from '../bridge/typing.js'
 import { startBroker, type Broker } from '../broker/index.js'
@@ -29,7 +31,16 @@ export interface RunningServer { ports: Ports, close (): Promise<void> }
 export async function startLocal (cfg: Config, log: Logger): Promise<RunningServer> {
   mkdirSync(cfg.dataDir, { recursive: true })
   const stores = openSqliteStores(cfg.dataDir, cfg.sqliteSynchronous)
-  const persistence = new SqlitePersistence({ path: join(cfg.dataDir, 'broker.db'), synchronous: cfg.sqliteSynchronous })
+  // Offline queues are bounded; the device is told to sync at its next connect
+  // (see sessions below), or at once if it is already back.
+  let onOverflow = (_deviceId: string, _dropped: number): void => {}
+  const persistence = new SqlitePersistence({
+    path: join(cfg.dataDir, 'broker.db'),
+    synchronous: cfg.sqliteSynchronous,
+    maxQueue: cfg.maxQueue,
+    onOverflow: (deviceId, dropped) => onOverflow(deviceId, dropped),
+    isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false
+  })
   const metrics = createMetrics()
 
   const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
@@ -65,7 +76,18 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
   const presence = new PresenceService(settings, (userId, payload) => broker?.presence(userId, payload), cfg.presenceCoalesceMs)
   const mayWatch = (watcher: string, target: string): boolean => watcher === target || chats.sharesChat(watcher, target)
-  const sessions = { connected: (d: Device) => presence.connected(d.userId), disconnected: (d: Device) => presence.disconnected(d.userId) }
+  const sessions = {
+    connected: (d: Device) => {
+      presence.connected(d.userId)
+      const dropped = persistence.takeOverflow(d.id)
+      if (dropped > 0) bridge.sendTo(d.id, syncEvent('queue_overflow', dropped), 'sync')
+    },
+    disconnected: (d: Device) => presence.disconnected(d.userId)
+  }
+  onOverflow = (deviceId, dropped) => {
+    log.info({ deviceId, dropped, bound: cfg.maxQueue }, 'offline queue over its bound: oldest entries dropped from the queue (history keeps them)')
+    if (broker?.isConnected(deviceId)) bridge.sendTo(deviceId, syncEvent('queue_overflow', dropped), 'sync')
+  }
   broker = await startBroker(cfg, { persistence, devices, bridge, handlers, policy: subscriptionPolicy(mayWatch), sessions, limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   let ready = false
@@ -87,6 +109,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   }, log)
   await api.listen({ port: cfg.httpPort, host: cfg.host })
 
+  const retention = await startRetention(stores.history, cfg.retentionDays, cfg.purgeIntervalMinutes, log.child({ part: 'retention' }))
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
 
@@ -104,6 +127,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       closing ??= (async () => {
         ready = false
         presence.stop()
+        retention.stop()
         await broker.stopListening()
         await api.close()
         await broker.close()

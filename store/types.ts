@@ -102,6 +102,10 @@ export interface HistoryStore {
   /** Messages of a chat with seq > afterSeq, oldest first, at most `limit`. */
   after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
   lastSeq (chatId: string): Promise<number>
+  /** The lowest seq still in history (older ones were purged); lastSeq + 1 when none is left. */
+  firstSeq (chatId: string): Promise<number>
+  /** Deletes messages stored before `serverTs` (retention); seqs are never reused. Returns how many. */
+  purgeBefore (serverTs: number): Promise<number>
   /** Messages whose fan-out has not been confirmed (to redo after a crash), oldest first. */
   pendingFanout (limit: number): Promise<StoredMessage[]>
   markFannedOut (chatId: string, seq: number): Promise<void>

@@ -6,7 +6,7 @@ import type { StoredMessage } from '../../store/types.js'
 import { DomainError } from '../../core/errors.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
-const messageJson = (m: StoredMessage) => ({
+export const messageJson = (m: StoredMessage) => ({
   chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
   kind: m.type, body: JSON.parse(m.body) as unknown, ts: m.serverTs, cts: m.clientTs
 })

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS incoming (
   client_id TEXT NOT NULL, message_id INTEGER NOT NULL, packet TEXT NOT NULL,
   PRIMARY KEY (client_id, message_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, broker_id TEXT, packet TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queue_overflow (client_id TEXT PRIMARY KEY, dropped INTEGER NOT NULL, since INTEGER NOT NULL);
 `
 
 export interface SqlitePersistenceOptions {
@@ -49,6 +50,19 @@ export interface SqlitePersistenceOptions {
   path: string
   /** 'normal' survives a process crash; 'full' also survives power loss, at an fsync per commit. */
   synchronous?: 'normal' | 'full'
+  /**
+   * Largest offline queue per client (0 = unbounded). Past it the oldest
+   * entries are dropped and the overflow is recorded (see takeOverflow).
+   */
+  maxQueue?: number
+  /** Called when a client's queue starts overflowing (once per episode, until takeOverflow). */
+  onOverflow?: (clientId: string, dropped: number) => void
+  /**
+   * Whether a client is connected. Only offline queues are trimmed: aedes
+   * delivers to a connected client while it queues, and a row trimmed under it
+   * would break that delivery. A connected client's queue drains as it acks.
+   */
+  isOnline?: (clientId: string) => boolean
 }
 
 export class SqlitePersistence {
@@ -59,8 +73,15 @@ export class SqlitePersistence {
   #retained = new Map<string, AnyPacket>()
   #destroyed = false
   #st: ReturnType<SqlitePersistence['prepare']>
+  #queued = new Map<string, number>()
+  #maxQueue: number
+  #onOverflow: (clientId: string, dropped: number) => void
+  #isOnline: (clientId: string) => boolean
 
   constructor (opts: SqlitePersistenceOptions) {
+    this.#maxQueue = opts.maxQueue ?? 0
+    this.#onOverflow = opts.onOverflow ?? (() => {})
+    this.#isOnline = opts.isOnline ?? (() => false)
     this.#db = new Database(opts.path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -92,11 +113,18 @@ export class SqlitePersistence {
       getWill: db.prepare('SELECT packet FROM wills WHERE client_id = ?'),
       delWill: db.prepare('DELETE FROM wills WHERE client_id = ?'),
       allWills: db.prepare('SELECT broker_id, packet FROM wills'),
-      queueLength: db.prepare('SELECT count(*) AS n FROM outgoing WHERE client_id = ?')
+      queueLength: db.prepare('SELECT count(*) AS n FROM outgoing WHERE client_id = ?'),
+      dropOldest: db.prepare('DELETE FROM outgoing WHERE id IN (SELECT id FROM outgoing WHERE client_id = ? ORDER BY id LIMIT ?)'),
+      noteOverflow: db.prepare(`INSERT INTO queue_overflow (client_id, dropped, since) VALUES (?, ?, ?)
+        ON CONFLICT (client_id) DO UPDATE SET dropped = dropped + excluded.dropped RETURNING dropped, since`),
+      takeOverflow: db.prepare('DELETE FROM queue_overflow WHERE client_id = ? RETURNING dropped')
     }
   }
 
   private load (): void {
+    for (const row of this.#db.prepare('SELECT client_id, count(*) AS n FROM outgoing GROUP BY client_id').iterate() as Iterable<{ client_id: string, n: number }>) {
+      this.#queued.set(row.client_id, row.n)
+    }
     for (const row of this.#db.prepare('SELECT topic, packet FROM retained').iterate() as Iterable<{ topic: string, packet: string }>) {
       this.#retained.set(row.topic, decodePacket(row.packet))
     }
@@ -212,11 +240,31 @@ export class SqlitePersistence {
     if (subs.length === 0) return
     const stored = new Packet(packet)
     const text = encodePacket(stored)
+    const overflows: Array<[string, number]> = []
     this.#db.transaction(() => {
       for (const sub of subs) {
         this.#st.enqueue.run(sub.clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, null, text)
+        const n = (this.#queued.get(sub.clientId) ?? 0) + 1
+        if (this.#maxQueue > 0 && n > this.#maxQueue && !this.#isOnline(sub.clientId)) {
+          const excess = n - this.#maxQueue
+          this.#st.dropOldest.run(sub.clientId, excess)
+          this.#queued.set(sub.clientId, this.#maxQueue)
+          const total = this.#st.noteOverflow.get(sub.clientId, excess, Date.now()) as { dropped: number }
+          if (total.dropped === excess) overflows.push([sub.clientId, excess])
+        } else {
+          this.#queued.set(sub.clientId, n)
+        }
       }
     })()
+    for (const [clientId, dropped] of overflows) this.#onOverflow(clientId, dropped)
+  }
+
+  /**
+   * How many queued entries were dropped for a client since the last call
+   * (0 if none), and forgets it: the caller tells the client to sync.
+   */
+  takeOverflow (clientId: string): number {
+    return (this.#st.takeOverflow.get(clientId) as { dropped: number } | undefined)?.dropped ?? 0
   }
 
   async outgoingUpdate (client: ClientRef, packet: AnyPacket): Promise<void> {
@@ -239,6 +287,9 @@ export class SqlitePersistence {
     const row = this.#st.outByMessageId.get(client.id, packet.messageId ?? null) as { id: number, packet: string } | undefined
     if (!row) return undefined
     this.#st.delOut.run(row.id)
+    const n = this.#queued.get(client.id) ?? 0
+    if (n <= 1) this.#queued.delete(client.id)
+    else this.#queued.set(client.id, n - 1)
     return decodePacket(row.packet)
   }
 
@@ -255,10 +306,12 @@ export class SqlitePersistence {
       this.#db.prepare('DELETE FROM outgoing WHERE client_id = ?').run(clientId)
       this.#st.cleanIncoming.run(clientId)
       this.#st.delWill.run(clientId)
+      this.#st.takeOverflow.run(clientId)
     })()
+    this.#queued.delete(clientId)
   }
 
-  /** Number of messages queued for one client (used for queue bounds and metrics). */
+  /** Number of messages queued for one client, counted in the store. */
   queueLength (clientId: string): number {
     return (this.#st.queueLength.get(clientId) as { n: number }).n
   }

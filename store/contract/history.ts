@@ -67,6 +67,18 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       assert.deepEqual(await s.authorsBetween('c_a', 3, 9), [])
     }))
 
+    test('retention: purgeBefore drops old messages, seqs continue, firstSeq tells what is left', () => withStore(async (s) => {
+      for (let i = 0; i < 4; i++) await s.append({ ...msg('c_a', `r${i}`), serverTs: 1000 + i })
+      assert.equal(await s.firstSeq('c_a'), 1)
+      assert.equal(await s.firstSeq('c_none'), 1)
+      assert.equal(await s.purgeBefore(1002), 2)
+      assert.equal(await s.firstSeq('c_a'), 3)
+      assert.deepEqual((await s.after('c_a', 0, 10)).map((m) => m.seq), [3, 4])
+      assert.equal(await s.purgeBefore(9999), 2)
+      assert.equal(await s.firstSeq('c_a'), 5)
+      assert.equal((await s.append(msg('c_a', 'r9'))).message.seq, 5, 'seqs are never reused')
+    }))
+
     test('fan-out outbox: new messages are pending until marked', () => withStore(async (s) => {
       await s.append(msg('c_a', '1'))
       await s.append(msg('c_b', '2'))

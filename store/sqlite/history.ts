@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS messages (
   PRIMARY KEY (chat_id, seq)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (sender_device, client_id);
 CREATE INDEX IF NOT EXISTS messages_pending_fanout ON messages (server_ts) WHERE fanned_out = 0;
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (server_ts);
 CREATE TABLE IF NOT EXISTS receipts (
   chat_id TEXT NOT NULL, user_id TEXT NOT NULL, delivered INTEGER NOT NULL, read INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
@@ -54,6 +55,8 @@ export class SqliteHistory implements HistoryStore {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       lastSeq: db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?'),
+      firstSeq: db.prepare('SELECT min(seq) AS s FROM messages WHERE chat_id = ?'),
+      purge: db.prepare('DELETE FROM messages WHERE server_ts < ?'),
       pending: db.prepare('SELECT * FROM messages WHERE fanned_out = 0 ORDER BY server_ts, chat_id, seq LIMIT ?'),
       fannedOut: db.prepare('UPDATE messages SET fanned_out = 1 WHERE chat_id = ? AND seq = ?'),
       receipt: db.prepare('SELECT chat_id AS chatId, user_id AS userId, delivered, read, updated_at AS updatedAt FROM receipts WHERE chat_id = ? AND user_id = ?'),
@@ -88,6 +91,13 @@ export class SqliteHistory implements HistoryStore {
   async lastSeq (chatId: string): Promise<number> {
     return (this.#st.lastSeq.get(chatId) as { last_seq: number } | undefined)?.last_seq ?? 0
   }
+
+  async firstSeq (chatId: string): Promise<number> {
+    const row = this.#st.firstSeq.get(chatId) as { s: number | null }
+    return row.s ?? (await this.lastSeq(chatId)) + 1
+  }
+
+  async purgeBefore (serverTs: number): Promise<number> { return this.#st.purge.run(serverTs).changes }
 
   async pendingFanout (limit: number): Promise<StoredMessage[]> {
     return (this.#st.pending.all(limit) as Row[]).map(toMessage)

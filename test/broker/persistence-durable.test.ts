@@ -49,3 +49,31 @@ test('subscriptions, queued messages, retained messages, QoS 2 state and wills s
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a bounded queue drops its oldest entries, reports the overflow once per episode, and counts it durably', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mqchat-bound-'))
+  try {
+    const calls: Array<[string, number]> = []
+    const open = () => new SqlitePersistence({ path: join(dir, 'broker.db'), maxQueue: 4, onOverflow: (c, n) => calls.push([c, n]) })
+    const p = open()
+    await p.setup({ id: 'b1' })
+    const sub = { clientId: 'dv_1', topic: 'dev/dv_1/inbox', qos: 1 }
+    const enqueue = (i: number) => p.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: sub.topic, payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 })
+    for (let i = 0; i < 10; i++) await enqueue(i)
+    assert.equal(p.queueLength('dv_1'), 4)
+    assert.deepEqual((await all<{ payload: Buffer }>(p.outgoingStream({ id: 'dv_1' }))).map((q) => q.payload.toString()), ['m6', 'm7', 'm8', 'm9'])
+    assert.deepEqual(calls, [['dv_1', 1]], 'told once, at the first drop')
+    await p.destroy()
+
+    const p2 = open()
+    await p2.setup({ id: 'b1' })
+    assert.equal(p2.takeOverflow('dv_1'), 6, 'the dropped count survives a restart')
+    assert.equal(p2.takeOverflow('dv_1'), 0)
+    await p2.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: sub.topic, payload: Buffer.from('m10'), qos: 1, retain: false, brokerId: 'b1', brokerCounter: 11 })
+    assert.equal(p2.queueLength('dv_1'), 4, 'the count was restored from disk')
+    assert.deepEqual(calls, [['dv_1', 1], ['dv_1', 1]], 'a new episode is reported again')
+    await p2.destroy()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
-import { TestServer, Device, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { TestServer, Device, cli, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
 const server = new TestServer()
 const home = tempDir('mqchat-cli-')
@@ -178,7 +178,7 @@ test('PUBACK means stored: history has the message the moment the publish resolv
 test('pipelined publishes from one device get seqs in the order they were sent', async () => {
   const c = devices.find((d) => d.creds.deviceId === carol.deviceId) as Device
   const ids = Array.from({ length: 40 }, (_, i) => `pipe-${i}`)
-  await Promise.all(ids.map((id) => c.publish(group, { id, body: id }))) // no waiting between them
+  await within('PUBACKs of the pipelined publishes', Promise.all(ids.map((id) => c.publish(group, { id, body: id })))) // no waiting between them
   const h = await server.api('GET', `/v1/chats/${group}/messages?after=0&limit=500`, carol.token)
   const got = h.body.messages.filter((m: { id: string }) => m.id.startsWith('pipe-'))
   assert.deepEqual(got.map((m: { id: string }) => m.id), ids)

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import mqtt from 'mqtt'
-import { TestServer, Device, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { TestServer, Device, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
 const server = new TestServer({ MQCHAT_PUBLISH_RATE: '5', MQCHAT_PUBLISH_BURST: '10', MQCHAT_MAX_MESSAGE_BYTES: '4096', MQCHAT_MAX_PACKET_BYTES: '16384' })
 let a: DeviceCreds, b: DeviceCreds, outsider: DeviceCreds
@@ -157,7 +157,7 @@ test('a flood over the rate limit: the excess gets error rate_limited, accepted 
   await new Promise((r) => setTimeout(r, 2500))
   const flood: Array<Promise<unknown>> = []
   for (let i = 0; i < 60; i++) flood.push(A.publish(chatId, { id: `flood-${i}`, body: i }))
-  await Promise.all(flood) // every publish is PUBACKed: consumed, accepted or refused
+  await within('PUBACKs of the flood', Promise.all(flood)) // every publish is PUBACKed: consumed, accepted or refused
   // HTTP sends count against the same per-device limit: a burst of them is refused too.
   const http = await Promise.all(Array.from({ length: 20 }, (_, i) => server.api('POST', `/v1/chats/${chatId}/messages`, a.token, { id: `http-${i}`, body: i })))
   const limitedHttp = http.filter((r) => r.status === 429)

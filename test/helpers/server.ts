@@ -21,6 +21,16 @@ export async function waitFor<T> (what: string, probe: () => T | undefined | fal
   }
 }
 
+/** Resolves like `promise`, or fails after `timeoutMs`: every wait in the tests is bounded. */
+export async function within<T> (what: string, promise: Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export interface Ports { mqtt: number, ws: number, http: number }
 
 export class TestServer {

@@ -1,0 +1,36 @@
+// POST /v1/sync: catch up every chat of the caller from per-chat cursors.
+import type { FastifyPluginAsync } from 'fastify'
+import { syncPage } from '../../core/sync.js'
+import { requireDevice, type ApiServices } from '../context.js'
+import { messageJson } from './messages.js'
+
+export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
+  app.post<{ Body: { cursors?: Record<string, number>, limit?: number } }>('/v1/sync', {
+    schema: {
+      summary: 'Catch up: for every chat of the caller, what it has after the given cursor (default 0), at most `limit` messages in all',
+      body: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          cursors: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, maxProperties: 100000 },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 500 }
+        }
+      }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    const page = await syncPage(s.history, s.chats, d.userId, req.body?.cursors ?? {}, req.body?.limit ?? 500)
+    return {
+      has_more: page.hasMore,
+      chats: page.chats.map((c) => ({
+        chat_id: c.chatId,
+        last_seq: c.lastSeq,
+        messages: c.messages.map(messageJson),
+        next_after: c.nextAfter,
+        has_more: c.hasMore,
+        missing: c.missing,
+        delivered: c.delivered,
+        read: c.read
+      }))
+    }
+  })
+}
