@@ -4,6 +4,7 @@ import type { Bridge } from '../bridge/index.js'
 import type { Receipts } from '../bridge/receipts.js'
 import type { SettingsService } from '../core/settings.js'
 import type { PresenceService } from '../core/presence.js'
+import type { BlockService } from '../core/blocks.js'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
 import { DomainError } from '../core/errors.js'
@@ -22,6 +23,7 @@ export interface ApiServices {
   receipts: Receipts
   settings: SettingsService
   presence: PresenceService
+  blocks: BlockService
   /** Whether `watcher` may see `target`'s presence (shares a chat, not blocked). */
   mayWatch (watcher: string, target: string): boolean
   limiter: PublishLimiter

@@ -4,11 +4,21 @@
 // as the exact JSON text the client sent, never interpreted.
 import { DomainError } from '../core/errors.js'
 
-export interface Envelope { id: string, type: string, body: string, ts: number | null }
+export interface Envelope {
+  id: string
+  type: MessageType
+  body: string
+  ts: number | null
+  /** reply_to of a reply; ref of an edit, delete or reaction. */
+  ref: number | null
+  forwarded: boolean
+}
 
-/** Message types accepted in this version. Receipts, edits, reactions and media arrive with later features. */
-export const MESSAGE_TYPES = ['text'] as const
+/** Message types: content (text, reply) and operations on earlier messages (edit, delete, reaction). */
+export const MESSAGE_TYPES = ['text', 'reply', 'edit', 'delete', 'reaction'] as const
+export type MessageType = typeof MESSAGE_TYPES[number]
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/
+const MAX_EMOJI_LENGTH = 16
 
 export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
   if (payload.length > maxBytes) throw new DomainError('too_large', `message is ${payload.length} bytes; the limit is ${maxBytes}`, 413)
@@ -25,9 +35,34 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
   if (typeof type !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(type)) {
     throw new DomainError('bad_request', `type must be one of ${MESSAGE_TYPES.join(', ')}`, 400)
   }
-  if (e.body === undefined || e.body === null) throw new DomainError('bad_request', 'body is required')
   if (e.ts !== undefined && (typeof e.ts !== 'number' || !Number.isFinite(e.ts))) throw new DomainError('bad_request', 'ts must be a number (milliseconds since the epoch)')
-  return { id: e.id, type, body: JSON.stringify(e.body), ts: typeof e.ts === 'number' ? Math.trunc(e.ts) : null }
+  if (e.forwarded !== undefined && typeof e.forwarded !== 'boolean') throw new DomainError('bad_request', 'forwarded must be true or false')
+  const refField = type === 'reply' ? 'reply_to' : 'ref'
+  const refValue = e[refField]
+  const needsRef = type !== 'text'
+  if (needsRef && (typeof refValue !== 'number' || !Number.isSafeInteger(refValue) || refValue < 1)) {
+    throw new DomainError('bad_request', `a ${type} needs "${refField}": the seq of a message in this chat`)
+  }
+  let body: string
+  if (type === 'delete') {
+    body = 'null'
+  } else if (type === 'reaction') {
+    if (e.body !== null && (typeof e.body !== 'string' || e.body.length === 0 || e.body.length > MAX_EMOJI_LENGTH)) {
+      throw new DomainError('bad_request', `a reaction body is an emoji (1-${MAX_EMOJI_LENGTH} characters), or null to remove yours`)
+    }
+    body = JSON.stringify(e.body)
+  } else {
+    if (e.body === undefined || e.body === null) throw new DomainError('bad_request', 'body is required')
+    body = JSON.stringify(e.body)
+  }
+  return {
+    id: e.id,
+    type: type as MessageType,
+    body,
+    ts: typeof e.ts === 'number' ? Math.trunc(e.ts) : null,
+    ref: needsRef ? refValue as number : null,
+    forwarded: e.forwarded === true
+  }
 }
 
 /** The client message id of a payload, if one can be read, for error events about unparseable messages. */

@@ -16,7 +16,9 @@ import { DomainError } from '../core/errors.js'
 import type { AppendResult, Device, HistoryStore, StoredMessage } from '../store/types.js'
 import { KeyedQueue } from '../lib/serial.js'
 import type { Metrics } from '../lib/metrics.js'
-import { parseEnvelope } from './envelope.js'
+import type { BlockService } from '../core/blocks.js'
+import { effectOf, type MessageRules } from '../core/message-rules.js'
+import { parseEnvelope, type Envelope } from './envelope.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
 
 /** Where inbox events go: QoS 1 publishes to dev/<deviceId>/inbox, resolved once queued durably. */
@@ -28,7 +30,11 @@ export interface InboxPublisher { publish (deviceId: string, payload: string): P
 /** Sends one inbox event without waiting; failures are logged by the bridge. */
 export type InboxSender = (deviceId: string, payload: string, type: string) => void
 
-export interface BridgeOptions { maxMessageBytes: number }
+export interface BridgeOptions extends MessageRules {
+  maxMessageBytes: number
+  /** The most chats one message may be forwarded to at once. */
+  maxForwardTargets: number
+}
 
 export class Bridge {
   #queue = new KeyedQueue()
@@ -37,6 +43,7 @@ export class Bridge {
     private readonly history: HistoryStore,
     private readonly chats: ChatService,
     private readonly devices: DeviceService,
+    private readonly blocks: BlockService,
     private readonly inbox: InboxPublisher,
     private readonly log: Logger,
     private readonly metrics: Metrics,
@@ -52,15 +59,29 @@ export class Bridge {
    */
   async acceptMessage (device: Device, chatId: string, payload: Buffer): Promise<AppendResult> {
     if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
-    const env = parseEnvelope(payload, this.opts.maxMessageBytes)
+    return this.accept(device, chatId, parseEnvelope(payload, this.opts.maxMessageBytes))
+  }
+
+  private accept (device: Device, chatId: string, env: Envelope): Promise<AppendResult> {
     return this.#queue.run(chatId, async () => {
       // Membership is checked again in the queue: a removal may have landed while this waited.
       if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+      // A retry gets its original seq, even when the rules would refuse it now (an edit window that has passed).
+      const earlier = await this.history.findByClientId(device.id, env.id)
+      if (earlier) {
+        this.send(device.id, ackEvent(earlier, true), 'ack').catch(noop)
+        return { message: earlier, duplicate: true }
+      }
+      const other = this.chats.otherMember(chatId, device.userId)
+      if (other !== undefined) this.blocks.checkDirect(device.userId, other)
+      const now = Date.now()
+      const target = env.ref !== null ? await this.history.get(chatId, env.ref) : undefined
+      const effect = await effectOf(env, target, device.userId, () => this.chats.isAdmin(chatId, device.userId), now, this.opts)
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
       const result = await this.history.append({
         chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
-        type: env.type, body: env.body, clientTs: env.ts, serverTs: Date.now()
-      })
+        type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded
+      }, effect)
       stop()
       if (!result.duplicate) {
         this.metrics.accepted.inc()
@@ -73,6 +94,28 @@ export class Bridge {
 
   /** An InboxSender for the other publish handlers (receipts, …). */
   readonly sendTo: InboxSender = (deviceId, payload, type) => { this.send(deviceId, payload, type).catch(noop) }
+
+  /**
+   * Forwards a message to other chats (at most maxForwardTargets at once): a
+   * new message in each, marked forwarded, with the same body.
+   */
+  async forward (device: Device, fromChat: string, seq: number, targets: string[], clientId: string): Promise<AppendResult[]> {
+    const unique = [...new Set(targets)]
+    if (unique.length > this.opts.maxForwardTargets) {
+      throw new DomainError('forward_limit', `a message can be forwarded to at most ${this.opts.maxForwardTargets} chats at once`, 400)
+    }
+    if (!this.chats.isMember(fromChat, device.userId)) throw new DomainError('not_found', 'chat not found', 404)
+    const source = await this.history.get(fromChat, seq)
+    if (!source || source.deletedAt || !['text', 'reply'].includes(source.type)) throw new DomainError('unknown_message', `no message ${seq} to forward in this chat`, 404)
+    for (const chatId of unique) {
+      if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', `you are not a member of ${chatId}`, 404)
+    }
+    const results: AppendResult[] = []
+    for (const [i, chatId] of unique.entries()) {
+      results.push(await this.accept(device, chatId, { id: `${clientId}.${i}`, type: 'text', body: source.body, ts: null, ref: null, forwarded: true }))
+    }
+    return results
+  }
 
   /** Tells a device that one of its publishes was refused. */
   refuse (deviceId: string, r: Refusal): void {

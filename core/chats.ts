@@ -56,6 +56,18 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }
   memberIds (chatId: string): ReadonlySet<string> { return this.#members.get(chatId) ?? new Set() }
 
+  async isAdmin (chatId: string, userId: string): Promise<boolean> {
+    if (!this.isMember(chatId, userId)) return false
+    return (await this.directory.members(chatId)).some((m) => m.userId === userId && m.role === 'admin')
+  }
+
+  /** The other member of a direct chat. */
+  otherMember (chatId: string, userId: string): string | undefined {
+    if (!chatId.startsWith('dm_')) return undefined
+    for (const u of this.memberIds(chatId)) if (u !== userId) return u
+    return undefined
+  }
+
   /** Whether two users are both members of at least one chat. */
   sharesChat (a: string, b: string): boolean {
     const ca = this.#chatsOf.get(a)

@@ -16,6 +16,7 @@ import { SqlitePersistence } from '../broker/persistence/sqlite.js'
 import { ChatService } from '../core/chats.js'
 import { DeviceService } from '../core/devices.js'
 import { SettingsService } from '../core/settings.js'
+import { BlockService } from '../core/blocks.js'
 import { PresenceService, type PresenceRecord } from '../core/presence.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
 import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
@@ -49,6 +50,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   await chats.init()
   const settings = new SettingsService(stores.directory)
   await settings.init()
+  const blocks = new BlockService(stores.directory)
+  await blocks.init()
   const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
   const registration = new RegistrationService(stores.directory, devices, sender, {
     ttlSeconds: cfg.otpTtlSeconds,
@@ -64,10 +67,18 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const inbox: InboxPublisher = {
     publish: (deviceId, payload) => broker ? broker.inbox.publish(deviceId, payload) : Promise.reject(new Error('broker not started'))
   }
-  const bridge = new Bridge(stores.history, chats, devices, inbox, log.child({ part: 'bridge' }), metrics, { maxMessageBytes: cfg.maxMessageBytes })
+  const bridge = new Bridge(stores.history, chats, devices, blocks, inbox, log.child({ part: 'bridge' }), metrics, {
+    maxMessageBytes: cfg.maxMessageBytes,
+    editWindowMs: cfg.editWindowSeconds * 1000,
+    deleteWindowMs: cfg.deleteWindowSeconds * 1000,
+    maxForwardTargets: cfg.forwardMaxChats
+  })
 
   const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
-  const typing = new Typing(chats, devices, (deviceId, payload) => broker?.live(deviceId, payload), cfg.typingIntervalMs)
+  // Between a blocked pair, nothing ephemeral crosses their direct chat.
+  const unblockedDirect = (from: string, to: string, chatId: string): boolean =>
+    !(chatId.startsWith('dm_') && (blocks.has(from, to) || blocks.has(to, from)))
+  const typing = new Typing(chats, devices, (deviceId, payload) => broker?.live(deviceId, payload), cfg.typingIntervalMs, unblockedDirect)
   const handlers = {
     msg: (d: Device, chatId: string, p: Buffer) => bridge.acceptMessage(d, chatId, p),
     receipt: (d: Device, chatId: string, p: Buffer) => receipts.accept(d, chatId, p),
@@ -75,7 +86,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   }
   const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
   const presence = new PresenceService(settings, (userId, payload) => broker?.presence(userId, payload), cfg.presenceCoalesceMs)
-  const mayWatch = (watcher: string, target: string): boolean => watcher === target || chats.sharesChat(watcher, target)
+  const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.sharesChat(watcher, target) && !blocks.has(target, watcher))
   const sessions = {
     connected: (d: Device) => {
       presence.connected(d.userId)
@@ -102,6 +113,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     settings,
     presence,
     mayWatch,
+    blocks,
     limiter,
     metrics,
     info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },

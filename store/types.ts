@@ -67,6 +67,11 @@ export interface DirectoryStore {
   /** Every user's settings that differ from the defaults: used to warm the in-memory cache. */
   allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>>
 
+  /** Records that `blocker` blocked `blocked`; false if already so. */
+  block (blocker: string, blocked: string, at: number): Promise<boolean>
+  unblock (blocker: string, blocked: string): Promise<boolean>
+  allBlocks (): Promise<Array<{ blocker: string, blocked: string }>>
+
   putCode (code: OneTimeCode): Promise<void>
   getCode (phone: string): Promise<OneTimeCode | undefined>
   /** Counts one wrong guess and returns the new count. */
@@ -86,19 +91,43 @@ export interface NewMessage {
   body: string
   clientTs: number | null
   serverTs: number
+  /** The seq an operation (reply, edit, delete, reaction) refers to. */
+  ref?: number | null
+  forwarded?: boolean
 }
 
-export interface StoredMessage extends NewMessage { seq: number }
+export interface StoredMessage extends NewMessage {
+  seq: number
+  /** Set on a message that was edited: its body is the latest text. */
+  editedAt?: number | null
+  /** Set on a message deleted for everyone: its body is null (a tombstone). */
+  deletedAt?: number | null
+}
+
+/** What an operation does to the message it refers to, applied in the same transaction as the append. */
+export type MessageEffect =
+  | { kind: 'edit', seq: number, body: string, at: number }
+  | { kind: 'delete', seq: number, at: number }
+  | { kind: 'reaction', seq: number, userId: string, emoji: string | null }
+
+export interface Reaction { seq: number, userId: string, emoji: string }
 
 export interface AppendResult { message: StoredMessage, duplicate: boolean }
 
 export interface HistoryStore {
   /**
-   * Stores a message under the chat's next seq, atomically. If the sending
-   * device already sent this client id, nothing is written and the original is
-   * returned with duplicate = true.
+   * Stores a message under the chat's next seq, atomically, with the effect
+   * of an operation on its target. If the sending device already sent this
+   * client id, nothing is written and the original is returned with
+   * duplicate = true.
    */
-  append (message: NewMessage): Promise<AppendResult>
+  append (message: NewMessage, effect?: MessageEffect): Promise<AppendResult>
+  /** The message a device sent under a client id, if any. */
+  findByClientId (senderDevice: string, clientId: string): Promise<StoredMessage | undefined>
+  /** One message by seq, in its current state (edited, tombstone). */
+  get (chatId: string, seq: number): Promise<StoredMessage | undefined>
+  /** Reactions on messages fromSeq..toSeq of a chat. */
+  reactions (chatId: string, fromSeq: number, toSeq: number): Promise<Reaction[]>
   /** Messages of a chat with seq > afterSeq, oldest first, at most `limit`. */
   after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
   lastSeq (chatId: string): Promise<number>

@@ -55,6 +55,32 @@ export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
     return { user: target, state: p.state, last_seen: p.state === 'offline' && showLastSeen ? p.lastSeen : null }
   })
 
+  app.get('/v1/blocks', { schema: { summary: 'Users you have blocked', response: { 200: { type: 'object', properties: { blocked: { type: 'array', items: { type: 'string' } } } } } } }, async (req) => {
+    const d = requireDevice(s, req)
+    return { blocked: s.blocks.list(d.userId) }
+  })
+
+  app.post<{ Body: { user: string } }>('/v1/blocks', {
+    schema: {
+      summary: 'Block a user: no direct messages either way, and they no longer see your presence',
+      body: { type: 'object', required: ['user'], additionalProperties: false, properties: { user: { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } } }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    const target = req.body.user.startsWith('+') ? (await s.directory.getUserByPhone(req.body.user))?.id : (await s.directory.getUser(req.body.user))?.id
+    if (!target) throw notFound('user')
+    await s.blocks.block(d.userId, target)
+    return reply.code(204).send()
+  })
+
+  app.delete<{ Params: { userId: string } }>('/v1/blocks/:userId', {
+    schema: { summary: 'Unblock a user', params: { type: 'object', properties: { userId: { type: 'string' } } } }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    await s.blocks.unblock(d.userId, req.params.userId)
+    return reply.code(204).send()
+  })
+
   app.get('/v1/devices', {
     schema: { summary: "The user's active devices", response: { 200: { type: 'object', properties: { devices: { type: 'array', items: deviceSchema } } } } }
   }, async (req) => {

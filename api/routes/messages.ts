@@ -2,14 +2,38 @@
 // through the same bridge as an MQTT publish: same checks, seq, history and
 // fan-out, and the sending device also gets its `ack` inbox event.
 import type { FastifyPluginAsync } from 'fastify'
-import type { StoredMessage } from '../../store/types.js'
+import type { HistoryStore, StoredMessage } from '../../store/types.js'
 import { DomainError } from '../../core/errors.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
-export const messageJson = (m: StoredMessage) => ({
-  chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
-  kind: m.type, body: JSON.parse(m.body) as unknown, ts: m.serverTs, cts: m.clientTs
+export const messageJson = (m: StoredMessage, reactions?: Record<string, string>) => ({
+  chat: m.chatId,
+  seq: m.seq,
+  id: m.clientId,
+  from: m.senderUser,
+  device: m.senderDevice,
+  kind: m.type,
+  body: JSON.parse(m.body) as unknown,
+  ts: m.serverTs,
+  cts: m.clientTs,
+  ref: m.ref ?? undefined,
+  forwarded: m.forwarded === true ? true : undefined,
+  edited_at: m.editedAt ?? undefined,
+  deleted: m.deletedAt ? true : undefined,
+  reactions: reactions && Object.keys(reactions).length > 0 ? reactions : undefined
 })
+
+/** Messages as JSON with the reactions on each. */
+export async function messagesJson (history: HistoryStore, chatId: string, messages: StoredMessage[]): Promise<Array<ReturnType<typeof messageJson>>> {
+  if (messages.length === 0) return []
+  const by = new Map<number, Record<string, string>>()
+  for (const r of await history.reactions(chatId, messages[0].seq, messages[messages.length - 1].seq)) {
+    const entry = by.get(r.seq) ?? {}
+    entry[r.userId] = r.emoji
+    by.set(r.seq, entry)
+  }
+  return messages.map((m) => messageJson(m, by.get(m.seq)))
+}
 
 export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   app.get<{ Params: { chatId: string }, Querystring: { after: number, limit: number } }>('/v1/chats/:chatId/messages', {
@@ -28,7 +52,7 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
     const page = await s.history.after(req.params.chatId, after, limit + 1)
     const messages = page.slice(0, limit)
     return {
-      messages: messages.map(messageJson),
+      messages: await messagesJson(s.history, req.params.chatId, messages),
       next_after: messages.length > 0 ? messages[messages.length - 1].seq : after,
       has_more: page.length > limit
     }
@@ -50,5 +74,22 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
     const raw = Buffer.from(JSON.stringify(req.body ?? null))
     const { message, duplicate } = await s.bridge.acceptMessage(d, req.params.chatId, raw)
     return reply.code(duplicate ? 200 : 201).send({ chat: message.chatId, id: message.clientId, seq: message.seq, duplicate })
+  })
+
+  app.post<{ Params: { chatId: string, seq: number }, Body: { to: string[], id: string } }>('/v1/chats/:chatId/messages/:seq/forward', {
+    schema: {
+      summary: 'Forward a message to other chats you are in (at most 5 at once by default)',
+      params: { type: 'object', properties: { chatId: { type: 'string' }, seq: { type: 'integer', minimum: 1 } } },
+      body: {
+        type: 'object', required: ['to', 'id'], additionalProperties: false,
+        properties: { to: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1000 }, id: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,60}$' } }
+      },
+      response: { 201: { type: 'object', properties: { forwarded: { type: 'array', items: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' } } } } } } }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    if (!s.limiter.take(d.id)) throw new DomainError('rate_limited', s.limiter.message, 429)
+    const results = await s.bridge.forward(d, req.params.chatId, req.params.seq, req.body.to, req.body.id)
+    return reply.code(201).send({ forwarded: results.map((r) => ({ chat: r.message.chatId, id: r.message.clientId, seq: r.message.seq })) })
   })
 }

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { syncPage } from '../../core/sync.js'
 import { requireDevice, type ApiServices } from '../context.js'
-import { messageJson } from './messages.js'
+import { messagesJson } from './messages.js'
 
 export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { cursors?: Record<string, number>, limit?: number } }>('/v1/sync', {
@@ -21,16 +21,16 @@ export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     const page = await syncPage(s.history, s.chats, d.userId, req.body?.cursors ?? {}, req.body?.limit ?? 500)
     return {
       has_more: page.hasMore,
-      chats: page.chats.map((c) => ({
+      chats: await Promise.all(page.chats.map(async (c) => ({
         chat_id: c.chatId,
         last_seq: c.lastSeq,
-        messages: c.messages.map(messageJson),
+        messages: await messagesJson(s.history, c.chatId, c.messages),
         next_after: c.nextAfter,
         has_more: c.hasMore,
         missing: c.missing,
         delivered: c.delivered,
         read: c.read
-      }))
+      })))
     }
   })
 }

@@ -20,7 +20,16 @@ type Event = Record<string, unknown> & { type: string }
 export function formatEvent (e: Event): string {
   const body = (b: unknown): string => typeof b === 'string' ? b : JSON.stringify(b)
   switch (e.type) {
-    case 'msg': return `[${String(e.chat)} #${String(e.seq)}] ${String(e.from)}: ${body(e.body)}`
+    case 'msg': {
+      const head = `[${String(e.chat)} #${String(e.seq)}] ${String(e.from)}`
+      switch (e.kind) {
+        case 'reply': return `${head} (reply to #${String(e.ref)}): ${body(e.body)}`
+        case 'edit': return `${head} edited #${String(e.ref)}: ${body(e.body)}`
+        case 'delete': return `${head} deleted #${String(e.ref)}`
+        case 'reaction': return e.body === null ? `${head} removed their reaction to #${String(e.ref)}` : `${head} reacted ${body(e.body)} to #${String(e.ref)}`
+        default: return `${head}${e.forwarded === true ? ' (forwarded)' : ''}: ${e.deleted === true ? '(deleted)' : body(e.body)}${typeof e.edited_at === 'number' ? ' (edited)' : ''}`
+      }
+    }
     case 'ack': return `[${String(e.chat)} #${String(e.seq)}] ✓ sent (${String(e.id)})${e.duplicate === true ? ' (repeat)' : ''}`
     case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${String(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
     case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${String(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`

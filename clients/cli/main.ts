@@ -32,7 +32,10 @@ Account:
   devices list|link|revoke       manage the user's devices
 Chats:
   chat create|list|show|add|remove|leave|rename|promote|demote
-  send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat)
+  send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat); --reply SEQ
+  edit|delete|react <chat> <seq> edit your message, delete it for everyone, react (or --remove)
+  forward <chat> <seq> <to…>     forward a message to up to 5 chats
+  block|unblock <user>, blocks   block a user (no direct messages either way, no presence)
   listen                         print inbox events as they arrive (persistent MQTT session); sends delivered receipts
   read <chat>                    mark everything in a chat as read (blue ticks for the senders)
   info <chat> <seq>              who has a message delivered and read
@@ -71,9 +74,9 @@ ${COMMON}`,
   mqchat chat rename <chat> <name>               (admins)
   mqchat chat promote|demote <chat> <user>       (admins)
 ${COMMON}`,
-  send: `Usage: mqchat send <chat> <text> [--id CLIENT_MESSAGE_ID]
+  send: `Usage: mqchat send <chat> <text> [--id CLIENT_MESSAGE_ID] [--reply SEQ]
 
-Sends a text message and prints its seq once it is stored. <chat> is a chat id, or a user
+Sends a text message (a reply to message SEQ with --reply) and prints its seq once it is stored. <chat> is a chat id, or a user
 (phone +… or id u_…) for the direct chat with them. --id makes a retry idempotent: the same
 id yields the same seq and no second message.
 ${COMMON}`,
@@ -97,6 +100,32 @@ ${COMMON}`,
 
 Without options, shows the settings. Read receipts off: you neither send nor see read receipts
 (delivered receipts still flow). Last seen: who sees when you were last online.
+${COMMON}`,
+  edit: `Usage: mqchat edit <chat> <seq> <text>
+
+Edits your message (within 15 minutes of sending).
+${COMMON}`,
+  delete: `Usage: mqchat delete <chat> <seq>
+
+Deletes a message for everyone (yours within 48 hours; any message if you are a group admin).
+${COMMON}`,
+  react: `Usage: mqchat react <chat> <seq> <emoji> | mqchat react <chat> <seq> --remove
+
+Reacts to a message (one reaction per user; a new one replaces yours).
+${COMMON}`,
+  forward: `Usage: mqchat forward <chat> <seq> <toChat…>
+
+Forwards a message to other chats you are in (at most 5 at once).
+${COMMON}`,
+  block: `Usage: mqchat block <user>
+
+Blocks a user (phone or id): no direct messages either way, and they no longer see your presence.
+${COMMON}`,
+  unblock: `Usage: mqchat unblock <user-id>
+${COMMON}`,
+  blocks: `Usage: mqchat blocks
+
+Lists the users you have blocked.
 ${COMMON}`,
   history: `Usage: mqchat history <chat> [--after SEQ] [--limit N]
 
@@ -212,15 +241,63 @@ async function main (argv: string[]): Promise<number> {
       throw new CliError(`unknown devices command "${sub}"\n\n${HELP.devices}`, EXIT.usage)
     }
     case 'chat': return chatCommand(rest)
-    case 'send': {
-      const { values, positionals } = parse(rest, { id: { type: 'string' } })
-      need(positionals, 2, cmd)
+    case 'send':
+    case 'edit':
+    case 'delete':
+    case 'react': {
+      const { values, positionals } = parse(rest, { id: { type: 'string' }, reply: { type: 'string' }, remove: { type: 'boolean', default: false } })
       const p = requireDeviceProfile(profileName(values.profile))
-      const [ref, ...words] = positionals
+      const seqArg = (v: string | undefined): number => {
+        const n = Number(v)
+        if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`a message seq is a positive whole number, got "${String(v)}"`, EXIT.usage)
+        return n
+      }
+      let envelope: Record<string, unknown>
+      if (cmd === 'send') {
+        need(positionals, 2, cmd)
+        envelope = values.reply !== undefined
+          ? { type: 'reply', reply_to: seqArg(values.reply), body: positionals.slice(1).join(' ') }
+          : { type: 'text', body: positionals.slice(1).join(' ') }
+      } else if (cmd === 'edit') {
+        need(positionals, 3, cmd)
+        envelope = { type: 'edit', ref: seqArg(positionals[1]), body: positionals.slice(2).join(' ') }
+      } else if (cmd === 'delete') {
+        need(positionals, 2, cmd)
+        envelope = { type: 'delete', ref: seqArg(positionals[1]) }
+      } else {
+        need(positionals, values.remove ? 2 : 3, cmd)
+        envelope = { type: 'reaction', ref: seqArg(positionals[1]), body: values.remove ? null : positionals[2] }
+      }
+      const ref = positionals[0]
       const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
-      const envelope = { id: values.id ?? randomUUID(), type: 'text', body: words.join(' '), ts: Date.now() }
-      const r = await call<{ chat: string, id: string, seq: number, duplicate: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`, { token: p.token, body: envelope })
-      out(values.json, r, `sent to ${r.chat}: seq ${r.seq}${r.duplicate ? ' (already sent before)' : ''}`)
+      const r = await call<{ chat: string, id: string, seq: number, duplicate: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`,
+        { token: p.token, body: { id: values.id ?? randomUUID(), ...envelope, ts: Date.now() } })
+      out(values.json, r, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}: seq ${r.seq}${r.duplicate ? ' (already sent before)' : ''}`)
+      return EXIT.ok
+    }
+    case 'forward': {
+      const { values, positionals } = parse(rest, { id: { type: 'string' } })
+      need(positionals, 3, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const r = await call<{ forwarded: Array<{ chat: string, seq: number }> }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/forward`,
+        { token: p.token, body: { to: positionals.slice(2), id: values.id ?? randomUUID() } })
+      out(values.json, r, r.forwarded.map((f) => `forwarded to ${f.chat}: seq ${f.seq}`).join('\n'))
+      return EXIT.ok
+    }
+    case 'block':
+    case 'unblock':
+    case 'blocks': {
+      const { values, positionals } = parse(rest, {})
+      const p = requireDeviceProfile(profileName(values.profile))
+      if (cmd === 'blocks') {
+        const r = await call<{ blocked: string[] }>(p.server, 'GET', '/v1/blocks', { token: p.token })
+        out(values.json, r, r.blocked.join('\n') || '(nobody)')
+        return EXIT.ok
+      }
+      need(positionals, 1, cmd)
+      if (cmd === 'block') await call(p.server, 'POST', '/v1/blocks', { token: p.token, body: { user: positionals[0] } })
+      else await call(p.server, 'DELETE', `/v1/blocks/${encodeURIComponent(positionals[0])}`, { token: p.token })
+      out(values.json, { [cmd === 'block' ? 'blocked' : 'unblocked']: positionals[0] }, `${cmd}ed ${positionals[0]}`)
       return EXIT.ok
     }
     case 'listen': {

@@ -62,6 +62,16 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.deepEqual(await s.allSettings(), [{ userId: 'u_1', settings: { readReceipts: false, lastSeen: 'chats' } }])
     }))
 
+    test('blocks: one direction each, idempotent', () => withStore(async (s) => {
+      assert.equal(await s.block('u_1', 'u_2', 1), true)
+      assert.equal(await s.block('u_1', 'u_2', 2), false)
+      assert.equal(await s.block('u_2', 'u_1', 3), true)
+      assert.deepEqual(await s.allBlocks(), [{ blocker: 'u_1', blocked: 'u_2' }, { blocker: 'u_2', blocked: 'u_1' }])
+      assert.equal(await s.unblock('u_1', 'u_2'), true)
+      assert.equal(await s.unblock('u_1', 'u_2'), false)
+      assert.deepEqual(await s.allBlocks(), [{ blocker: 'u_2', blocked: 'u_1' }])
+    }))
+
     test('one-time codes: stored, attempts counted, deleted', () => withStore(async (s) => {
       await s.putCode({ phone: '+1', codeHash: 'h', expiresAt: 100, attempts: 0 })
       assert.equal(await s.countAttempt('+1'), 1)

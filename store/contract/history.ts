@@ -43,7 +43,7 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       for (let i = 0; i < 5; i++) await s.append(msg('c_a', `m${i}`))
       assert.deepEqual((await s.after('c_a', 1, 2)).map((m) => m.seq), [2, 3])
       assert.deepEqual((await s.after('c_a', 5, 10)), [])
-      assert.deepEqual((await s.after('c_a', 0, 1))[0], { ...msg('c_a', 'm0'), seq: 1 })
+      assert.deepEqual((await s.after('c_a', 0, 1))[0], { ...msg('c_a', 'm0'), seq: 1, ref: null, forwarded: false, editedAt: null, deletedAt: null })
     }))
 
     test('receipts: watermarks only rise, read implies delivered, no-ops report no change', () => withStore(async (s) => {
@@ -77,6 +77,35 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       assert.equal(await s.purgeBefore(9999), 2)
       assert.equal(await s.firstSeq('c_a'), 5)
       assert.equal((await s.append(msg('c_a', 'r9'))).message.seq, 5, 'seqs are never reused')
+    }))
+
+    test('operations: edit, delete and reaction effects apply with their append, atomically', () => withStore(async (s) => {
+      await s.append(msg('c_a', 'orig'))
+      const edit = await s.append({ ...msg('c_a', 'e1'), type: 'edit', ref: 1, body: '"new text"' }, { kind: 'edit', seq: 1, body: '"new text"', at: 50 })
+      assert.equal(edit.message.ref, 1)
+      let target = await s.get('c_a', 1)
+      assert.equal(target?.body, '"new text"')
+      assert.equal(target?.editedAt, 50)
+      await s.append({ ...msg('c_a', 'r1', 'dv_2'), senderUser: 'u_2', type: 'reaction', ref: 1, body: '"👍"' }, { kind: 'reaction', seq: 1, userId: 'u_2', emoji: '👍' })
+      await s.append({ ...msg('c_a', 'r2', 'dv_2'), senderUser: 'u_2', type: 'reaction', ref: 1, body: '"🎉"' }, { kind: 'reaction', seq: 1, userId: 'u_2', emoji: '🎉' })
+      await s.append({ ...msg('c_a', 'r3', 'dv_3'), senderUser: 'u_3', type: 'reaction', ref: 1, body: '"👍"' }, { kind: 'reaction', seq: 1, userId: 'u_3', emoji: '👍' })
+      assert.deepEqual(await s.reactions('c_a', 1, 1), [{ seq: 1, userId: 'u_2', emoji: '🎉' }, { seq: 1, userId: 'u_3', emoji: '👍' }])
+      await s.append({ ...msg('c_a', 'r4', 'dv_3'), senderUser: 'u_3', type: 'reaction', ref: 1, body: 'null' }, { kind: 'reaction', seq: 1, userId: 'u_3', emoji: null })
+      assert.deepEqual((await s.reactions('c_a', 1, 1)).map((r) => r.userId), ['u_2'])
+      // A repeated client id applies nothing again.
+      const again = await s.append({ ...msg('c_a', 'e1'), type: 'edit', ref: 1, body: '"other"' }, { kind: 'edit', seq: 1, body: '"other"', at: 60 })
+      assert.equal(again.duplicate, true)
+      assert.equal((await s.get('c_a', 1))?.body, '"new text"')
+      // Delete: a tombstone; the edits' text and the reactions go too.
+      await s.append({ ...msg('c_a', 'd1'), type: 'delete', ref: 1, body: 'null' }, { kind: 'delete', seq: 1, at: 70 })
+      target = await s.get('c_a', 1)
+      assert.equal(target?.body, 'null')
+      assert.equal(target?.deletedAt, 70)
+      assert.equal((await s.get('c_a', 2))?.body, 'null', 'the edit no longer carries the old text')
+      assert.deepEqual(await s.reactions('c_a', 1, 1), [])
+      assert.equal(await s.get('c_a', 99), undefined)
+      assert.equal((await s.findByClientId('dv_1', 'orig'))?.seq, 1)
+      assert.equal(await s.findByClientId('dv_1', 'nope'), undefined)
     }))
 
     test('fan-out outbox: new messages are pending until marked', () => withStore(async (s) => {

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS members (
   chat_id TEXT NOT NULL REFERENCES chats(id), user_id TEXT NOT NULL, role TEXT NOT NULL, joined_at INTEGER NOT NULL,
   PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
+CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS one_time_codes (
   phone TEXT PRIMARY KEY, code_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL);
@@ -52,6 +53,9 @@ export class SqliteDirectory implements DirectoryStore {
       removeMember: db.prepare('DELETE FROM members WHERE chat_id = ? AND user_id = ?'),
       setRole: db.prepare('UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?'),
       allMemberships: db.prepare('SELECT chat_id AS chatId, user_id AS userId FROM members'),
+      block: db.prepare('INSERT OR IGNORE INTO blocks (blocker, blocked, at) VALUES (?, ?, ?)'),
+      unblock: db.prepare('DELETE FROM blocks WHERE blocker = ? AND blocked = ?'),
+      allBlocks: db.prepare('SELECT blocker, blocked FROM blocks ORDER BY blocker, blocked'),
       getSettings: db.prepare('SELECT settings FROM user_settings WHERE user_id = ?'),
       putSettings: db.prepare('INSERT OR REPLACE INTO user_settings (user_id, settings) VALUES (?, ?)'),
       allSettings: db.prepare('SELECT user_id, settings FROM user_settings'),
@@ -105,6 +109,10 @@ export class SqliteDirectory implements DirectoryStore {
   async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
     return this.#st.allMemberships.all() as Array<{ chatId: string, userId: string }>
   }
+
+  async block (blocker: string, blocked: string, at: number): Promise<boolean> { return this.#st.block.run(blocker, blocked, at).changes === 1 }
+  async unblock (blocker: string, blocked: string): Promise<boolean> { return this.#st.unblock.run(blocker, blocked).changes === 1 }
+  async allBlocks (): Promise<Array<{ blocker: string, blocked: string }>> { return this.#st.allBlocks.all() as Array<{ blocker: string, blocked: string }> }
 
   async getSettings (userId: string): Promise<UserSettings | undefined> {
     const row = this.#st.getSettings.get(userId) as { settings: string } | undefined

@@ -2,7 +2,7 @@
 // device, client id), take the chat's next seq, insert. The `fanned_out` flag is
 // the outbox: a message is durable before its fan-out is, and after a crash the
 // server redoes the fan-out of every message still flagged 0.
-import type { AppendResult, HistoryStore, NewMessage, StoredMessage, Watermark } from '../types.js'
+import type { AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
 import type { SqliteDb } from './database.js'
 
 const SCHEMA = `
@@ -16,14 +16,26 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (sender_device, client_id);
 CREATE INDEX IF NOT EXISTS messages_pending_fanout ON messages (server_ts) WHERE fanned_out = 0;
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (server_ts);
+CREATE TABLE IF NOT EXISTS reactions (
+  chat_id TEXT NOT NULL, seq INTEGER NOT NULL, user_id TEXT NOT NULL, emoji TEXT NOT NULL,
+  PRIMARY KEY (chat_id, seq, user_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS receipts (
   chat_id TEXT NOT NULL, user_id TEXT NOT NULL, delivered INTEGER NOT NULL, read INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
 `
 
+/** Columns added after the first release, with their definitions: added to older files at open. */
+const ADDED_COLUMNS: Array<[string, string]> = [
+  ['ref', 'INTEGER'],
+  ['forwarded', 'INTEGER NOT NULL DEFAULT 0'],
+  ['edited_at', 'INTEGER'],
+  ['deleted_at', 'INTEGER']
+]
+
 interface Row {
   chat_id: string, seq: number, sender_user: string, sender_device: string, client_id: string
   type: string, body: string, client_ts: number | null, server_ts: number
+  ref: number | null, forwarded: number, edited_at: number | null, deleted_at: number | null
 }
 
 const toMessage = (r: Row): StoredMessage => ({
@@ -35,24 +47,38 @@ const toMessage = (r: Row): StoredMessage => ({
   type: r.type,
   body: r.body,
   clientTs: r.client_ts,
-  serverTs: r.server_ts
+  serverTs: r.server_ts,
+  ref: r.ref,
+  forwarded: r.forwarded === 1,
+  editedAt: r.edited_at,
+  deletedAt: r.deleted_at
 })
 
 export class SqliteHistory implements HistoryStore {
   #db: SqliteDb
   #st
-  #append: (m: NewMessage) => AppendResult
+  #append: (m: NewMessage, effect?: MessageEffect) => AppendResult
   #advance: (chatId: string, userId: string, delivered: number, read: number, at: number) => Watermark | undefined
 
   constructor (db: SqliteDb) {
     this.#db = db
     db.exec(SCHEMA)
+    const have = new Set((db.prepare('PRAGMA table_info(messages)').all() as Array<{ name: string }>).map((c) => c.name))
+    for (const [name, def] of ADDED_COLUMNS) if (!have.has(name)) db.exec(`ALTER TABLE messages ADD COLUMN ${name} ${def}`)
     this.#st = {
       byClientId: db.prepare('SELECT * FROM messages WHERE sender_device = ? AND client_id = ?'),
       nextSeq: db.prepare(`INSERT INTO chat_seq (chat_id, last_seq) VALUES (?, 1)
         ON CONFLICT (chat_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`),
-      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      get: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq = ?'),
+      edit: db.prepare('UPDATE messages SET body = ?, edited_at = ? WHERE chat_id = ? AND seq = ?'),
+      tombstone: db.prepare("UPDATE messages SET body = 'null', deleted_at = ? WHERE chat_id = ? AND seq = ?"),
+      scrubEdits: db.prepare("UPDATE messages SET body = 'null' WHERE chat_id = ? AND ref = ? AND type = 'edit'"),
+      dropReactions: db.prepare('DELETE FROM reactions WHERE chat_id = ? AND seq = ?'),
+      react: db.prepare('INSERT OR REPLACE INTO reactions (chat_id, seq, user_id, emoji) VALUES (?, ?, ?, ?)'),
+      unreact: db.prepare('DELETE FROM reactions WHERE chat_id = ? AND seq = ? AND user_id = ?'),
+      reactions: db.prepare('SELECT seq, user_id AS userId, emoji FROM reactions WHERE chat_id = ? AND seq BETWEEN ? AND ? ORDER BY seq, user_id'),
       after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       lastSeq: db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?'),
       firstSeq: db.prepare('SELECT min(seq) AS s FROM messages WHERE chat_id = ?'),
@@ -73,16 +99,48 @@ export class SqliteHistory implements HistoryStore {
       this.#st.putReceipt.run(chatId, userId, nextDelivered, nextRead, at)
       return { chatId, userId, delivered: nextDelivered, read: nextRead, updatedAt: at }
     })
-    this.#append = db.transaction((m: NewMessage): AppendResult => {
+    this.#append = db.transaction((m: NewMessage, effect?: MessageEffect): AppendResult => {
       const existing = this.#st.byClientId.get(m.senderDevice, m.clientId) as Row | undefined
       if (existing) return { message: toMessage(existing), duplicate: true }
       const { last_seq: seq } = this.#st.nextSeq.get(m.chatId) as { last_seq: number }
-      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs)
-      return { message: { ...m, seq }, duplicate: false }
+      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0)
+      if (effect) this.apply(m.chatId, effect)
+      return { message: { ...m, ref: m.ref ?? null, forwarded: m.forwarded === true, seq, editedAt: null, deletedAt: null }, duplicate: false }
     })
   }
 
-  async append (m: NewMessage): Promise<AppendResult> { return this.#append(m) }
+  async append (m: NewMessage, effect?: MessageEffect): Promise<AppendResult> { return this.#append(m, effect) }
+
+  private apply (chatId: string, e: MessageEffect): void {
+    switch (e.kind) {
+      case 'edit':
+        this.#st.edit.run(e.body, e.at, chatId, e.seq)
+        break
+      case 'delete':
+        this.#st.tombstone.run(e.at, chatId, e.seq)
+        this.#st.scrubEdits.run(chatId, e.seq)
+        this.#st.dropReactions.run(chatId, e.seq)
+        break
+      case 'reaction':
+        if (e.emoji === null) this.#st.unreact.run(chatId, e.seq, e.userId)
+        else this.#st.react.run(chatId, e.seq, e.userId, e.emoji)
+        break
+    }
+  }
+
+  async findByClientId (senderDevice: string, clientId: string): Promise<StoredMessage | undefined> {
+    const row = this.#st.byClientId.get(senderDevice, clientId) as Row | undefined
+    return row ? toMessage(row) : undefined
+  }
+
+  async get (chatId: string, seq: number): Promise<StoredMessage | undefined> {
+    const row = this.#st.get.get(chatId, seq) as Row | undefined
+    return row ? toMessage(row) : undefined
+  }
+
+  async reactions (chatId: string, fromSeq: number, toSeq: number): Promise<Reaction[]> {
+    return this.#st.reactions.all(chatId, fromSeq, toSeq) as Reaction[]
+  }
 
   async after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     return (this.#st.after.all(chatId, afterSeq, limit) as Row[]).map(toMessage)

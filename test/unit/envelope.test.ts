@@ -8,7 +8,7 @@ const b = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.s
 
 test('a valid envelope keeps the body as the exact JSON the client sent', () => {
   const e = parseEnvelope(b({ id: 'c-1', type: 'text', body: { cipher: 'AAEC', n: [1, 2] }, ts: 1700000000000.9 }), 1024)
-  assert.deepEqual(e, { id: 'c-1', type: 'text', body: '{"cipher":"AAEC","n":[1,2]}', ts: 1700000000000 })
+  assert.deepEqual(e, { id: 'c-1', type: 'text', body: '{"cipher":"AAEC","n":[1,2]}', ts: 1700000000000, ref: null, forwarded: false })
   assert.equal(parseEnvelope(b({ id: 'x', body: 'hi' }), 1024).type, 'text')
 })
 
@@ -24,11 +24,22 @@ test('each malformed envelope is refused with its code', () => {
     [{ id: 'a' }, 'bad_request'],
     [{ id: 'a', body: null }, 'bad_request'],
     [{ id: 'a', body: 1, ts: 'yesterday' }, 'bad_request'],
-    [{ id: 'a', body: 'x'.repeat(2000) }, 'too_large']
+    [{ id: 'a', body: 'x'.repeat(2000) }, 'too_large'],
+    [{ id: 'a', type: 'reply', body: 'no reply_to' }, 'bad_request'],
+    [{ id: 'a', type: 'edit', ref: 0, body: 'x' }, 'bad_request'],
+    [{ id: 'a', type: 'reaction', ref: 1, body: 42 }, 'bad_request'],
+    [{ id: 'a', body: 1, forwarded: 'yes' }, 'bad_request']
   ]
   for (const [input, code] of cases) {
     assert.throws(() => parseEnvelope(b(input), 1024), (err: unknown) => err instanceof DomainError && err.code === code, JSON.stringify(input))
   }
+})
+
+test('operations carry their reference; delete needs no body, a reaction body may be null', () => {
+  assert.deepEqual(parseEnvelope(b({ id: 'r', type: 'reply', reply_to: 3, body: 'ok' }), 1024), { id: 'r', type: 'reply', body: '"ok"', ts: null, ref: 3, forwarded: false })
+  assert.equal(parseEnvelope(b({ id: 'd', type: 'delete', ref: 3 }), 1024).body, 'null')
+  assert.equal(parseEnvelope(b({ id: 'x', type: 'reaction', ref: 3, body: null }), 1024).body, 'null')
+  assert.equal(parseEnvelope(b({ id: 'x', type: 'reaction', ref: 3, body: '👍' }), 1024).body, '"👍"')
 })
 
 test('clientIdOf reads the id of a refused payload when it can', () => {

@@ -1,0 +1,44 @@
+// Blocking: a user blocks another. Neither can then message the other in their
+// direct chat (the blocked one gets `blocked`), and the blocked user no longer
+// sees the blocker's presence or typing. Groups they share are unaffected.
+import type { DirectoryStore } from '../store/types.js'
+import { DomainError } from './errors.js'
+
+export class BlockService {
+  #pairs = new Set<string>()
+  constructor (private readonly directory: DirectoryStore) {}
+
+  async init (): Promise<void> {
+    for (const { blocker, blocked } of await this.directory.allBlocks()) this.#pairs.add(`${blocker}\n${blocked}`)
+  }
+
+  /** Whether `blocker` blocked `blocked`. */
+  has (blocker: string, blocked: string): boolean { return this.#pairs.has(`${blocker}\n${blocked}`) }
+
+  /** Blocked users of a blocker. */
+  list (blocker: string): string[] {
+    const out: string[] = []
+    for (const pair of this.#pairs) {
+      const [a, b] = pair.split('\n')
+      if (a === blocker) out.push(b)
+    }
+    return out.sort()
+  }
+
+  async block (blocker: string, blocked: string): Promise<void> {
+    if (blocker === blocked) throw new DomainError('bad_request', 'you cannot block yourself')
+    await this.directory.block(blocker, blocked, Date.now())
+    this.#pairs.add(`${blocker}\n${blocked}`)
+  }
+
+  async unblock (blocker: string, blocked: string): Promise<void> {
+    await this.directory.unblock(blocker, blocked)
+    this.#pairs.delete(`${blocker}\n${blocked}`)
+  }
+
+  /** Refuses a direct message between two users when either blocked the other. */
+  checkDirect (sender: string, recipient: string): void {
+    if (this.has(recipient, sender)) throw new DomainError('blocked', 'this user has blocked you', 403)
+    if (this.has(sender, recipient)) throw new DomainError('blocked', 'you have blocked this user; unblock them to write', 403)
+  }
+}
