@@ -89,9 +89,9 @@ export class Receipts {
 
   /** Who has a message delivered and read, as `asUser` may see it. */
   async info (chatId: string, seq: number, asUser: string): Promise<{ delivered: string[], read: string[] }> {
+    const message = await this.history.get(chatId, seq)
+    if (!message) throw new DomainError('not_found', 'message not found', 404)
     const marks = await this.history.receipts(chatId)
-    const [message] = await this.history.after(chatId, seq - 1, 1)
-    if (!message || message.seq !== seq) throw new DomainError('not_found', 'message not found', 404)
     const seesRead = this.settings.of(asUser).readReceipts
     const members = this.chats.memberIds(chatId)
     const others = marks.filter((w) => w.userId !== message.senderUser && members.has(w.userId))
