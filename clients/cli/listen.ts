@@ -33,6 +33,7 @@ export function formatEvent (e: Event): string {
     case 'ack': return `[${String(e.chat)} #${String(e.seq)}] ✓ sent (${String(e.id)})${e.duplicate === true ? ' (repeat)' : ''}`
     case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${String(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
     case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${String(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`
+    case 'typing': return `[${String(e.chat)}] ${String(e.user)} is ${e.state === 'paused' ? 'no longer typing' : 'typing…'}`
     case 'sync': return `sync needed (${String(e.reason)}): run mqchat history, or call the sync API, to catch up`
     case 'error': return `error ${String(e.code)}${e.id ? ` for ${String(e.id)}` : ''}${e.chat ? ` in ${String(e.chat)}` : ''}: ${String(e.message)}`
     default: return JSON.stringify(e)
@@ -48,6 +49,7 @@ export async function mqttUrlFor (p: Profile): Promise<string> {
 export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' | 'token'>>, opts: ListenOptions): Promise<number> {
   const url = opts.mqttUrl ?? await mqttUrlFor(p)
   const inbox = `dev/${p.device_id}/inbox`
+  const live = `dev/${p.device_id}/live`
   let backoff = 1000
   const client = mqtt.connect(url, {
     clientId: p.device_id,
@@ -92,6 +94,7 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
     client.on('connect', () => {
       backoff = 1000
       client.options.reconnectPeriod = backoff
+      client.subscribe(live, { qos: 0 })
       client.subscribe(inbox, { qos: 1 }, (err) => {
         if (stopping) return
         // Only a SUBACK failure code is a refusal; a SUBSCRIBE cut off by a lost connection is retried on reconnect.
@@ -115,7 +118,7 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
       }
     })
     client.on('message', (topic, payload) => {
-      if (topic !== inbox) return
+      if (topic !== inbox && topic !== live) return
       let event: Event
       try {
         event = JSON.parse(payload.toString('utf8')) as Event
@@ -124,7 +127,7 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
       }
       process.stdout.write((opts.json ? JSON.stringify(event) : formatEvent(event)) + '\n')
       if (event.type === 'msg' && typeof event.chat === 'string' && typeof event.seq === 'number') noteDelivered(event.chat, event.seq)
-      if (opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
+      if (topic === inbox && opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
     })
   })
 }

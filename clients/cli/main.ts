@@ -41,6 +41,7 @@ Chats:
   info <chat> <seq>              who has a message delivered and read
   history <chat>                 print a chat's messages
   settings                       show or change privacy settings (read receipts, last seen)
+  presence <user>                online, or last seen (as the user's privacy allows)
 ${COMMON}`,
   serve: `Usage: mqchat serve [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
 
@@ -83,7 +84,8 @@ ${COMMON}`,
   listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL] [--no-receipts]
 
 Connects this device's persistent MQTT session (clean=false) and prints its inbox events as
-they arrive; events queued while it was away arrive first. Reconnects with backoff.
+they arrive (and typing, from its live topic); events queued while it was away arrive first.
+Reconnects with backoff.
 For the messages it prints it sends "delivered" receipts (the senders' ✓✓), unless --no-receipts.
 --count N exits after N events; --timeout exits after that many seconds.
 ${COMMON}`,
@@ -122,6 +124,10 @@ ${COMMON}`,
 Blocks a user (phone or id): no direct messages either way, and they no longer see your presence.
 ${COMMON}`,
   unblock: `Usage: mqchat unblock <user-id>
+${COMMON}`,
+  presence: `Usage: mqchat presence <user-id>
+
+Shows whether a user is online, or when they were last seen (as their privacy setting allows).
 ${COMMON}`,
   blocks: `Usage: mqchat blocks
 
@@ -282,6 +288,14 @@ async function main (argv: string[]): Promise<number> {
       const r = await call<{ forwarded: Array<{ chat: string, seq: number }> }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/forward`,
         { token: p.token, body: { to: positionals.slice(2), id: values.id ?? randomUUID() } })
       out(values.json, r, r.forwarded.map((f) => `forwarded to ${f.chat}: seq ${f.seq}`).join('\n'))
+      return EXIT.ok
+    }
+    case 'presence': {
+      const { values, positionals } = parse(rest, {})
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const r = await call<{ user: string, state: string, last_seen: number | null }>(p.server, 'GET', `/v1/users/${encodeURIComponent(positionals[0])}/presence`, { token: p.token })
+      out(values.json, r, r.state === 'online' ? `${r.user}: online` : `${r.user}: offline${r.last_seen ? `, last seen ${new Date(r.last_seen).toISOString()}` : ''}`)
       return EXIT.ok
     }
     case 'block':

@@ -5,7 +5,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import mqttPacket from 'mqtt-packet'
-import { TestServer, Device, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { rmSync, writeFileSync } from 'node:fs'
+import { TestServer, Device, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
 
 const server = new TestServer({ MQCHAT_PRESENCE_COALESCE_MS: '1000' })
 let w: DeviceCreds, b: DeviceCreds, b2: DeviceCreds, stranger: DeviceCreds
@@ -55,6 +56,12 @@ test('online on connect, offline with last seen after the last device leaves', a
   const http = await server.api('GET', `/v1/users/${b.userId}/presence`, w.token)
   assert.equal(http.body.state, 'offline')
   assert.equal(http.body.last_seen, offline.last_seen)
+  const home = tempDir('mqchat-cli-')
+  writeFileSync(`${home}/w.json`, JSON.stringify({ server: server.url, user_id: w.userId, device_id: w.deviceId, token: w.token }))
+  const shown = await cli(home, ['presence', b.userId, '--profile', 'w'])
+  rmSync(home, { recursive: true, force: true })
+  assert.equal(shown.code, 0, shown.stderr)
+  assert.match(shown.stdout, new RegExp(`^${b.userId}: offline, last seen ${new Date(offline.last_seen as number).toISOString()}`))
   await W.close()
   await W2.close()
 })

@@ -44,9 +44,27 @@ test('20 typing publishes in 2 s reach the other member once; an offline device 
   assert.equal(back.live.length, 0, 'nothing queued for the offline device')
   assert.equal(back.events.some((e) => e.type === 'typing'), false)
 
+  // mqchat listen shows typing from its live topic.
+  const { cli, tempDir } = await import('../helpers/server.js')
+  const { writeFileSync, rmSync } = await import('node:fs')
+  const home = tempDir('mqchat-cli-')
+  writeFileSync(`${home}/c.json`, JSON.stringify({ server: server.url, user_id: c.userId, device_id: c.deviceId, token: c.token }))
+  const withC = await server.connections()
+  await back.close()
+  await waitFor('C disconnected', async () => await server.connections() === withC - 1)
+  const listening = cli(home, ['listen', '--profile', 'c', '--timeout', '8'])
+  // listen subscribes right after connecting; the throttle window has long passed by then.
+  await waitFor('listen connected', async () => await server.connections() === withC)
+  await new Promise((r) => setTimeout(r, 300))
+  await A.publish(chatId, { state: 'typing' }, 'typing', 0)
+  const l = await listening
+  rmSync(home, { recursive: true, force: true })
+  assert.equal(l.code, 0, l.stderr)
+  assert.match(l.stdout, new RegExp(`\\[${chatId}\\] ${a.userId} is typing…`))
+
   // A non-member's typing is refused with an error event.
   const O = await new Device(server, await server.register('+15550900009')).connect()
   await O.publish(chatId, '', 'typing', 0)
   assert.equal((await O.waitEvent('not_member', (e) => e.type === 'error')).code, 'not_member')
-  for (const d of [A, B, back, O]) await d.close()
+  for (const d of [A, B, O]) await d.close()
 })
