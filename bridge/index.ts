@@ -17,7 +17,7 @@ import type { AppendResult, Device, HistoryStore, StoredMessage } from '../store
 import { KeyedQueue } from '../lib/serial.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { BlockService } from '../core/blocks.js'
-import { effectOf, type MessageRules } from '../core/message-rules.js'
+import { CONTENT_TYPES, effectOf, type MessageRules } from '../core/message-rules.js'
 import { parseEnvelope, type Envelope } from './envelope.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
 
@@ -106,9 +106,12 @@ export class Bridge {
     }
     if (!this.chats.isMember(fromChat, device.userId)) throw new DomainError('not_found', 'chat not found', 404)
     const source = await this.history.get(fromChat, seq)
-    if (!source || source.deletedAt || !['text', 'reply'].includes(source.type)) throw new DomainError('unknown_message', `no message ${seq} to forward in this chat`, 404)
+    if (!source || source.deletedAt || !CONTENT_TYPES.includes(source.type)) throw new DomainError('unknown_message', `no message ${seq} to forward in this chat`, 404)
+    // Every target is checked before the first copy is written: a forward happens whole or not at all.
     for (const chatId of unique) {
       if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', `you are not a member of ${chatId}`, 404)
+      const other = this.chats.otherMember(chatId, device.userId)
+      if (other !== undefined) this.blocks.checkDirect(device.userId, other)
     }
     const results: AppendResult[] = []
     for (const [i, chatId] of unique.entries()) {

@@ -6,7 +6,8 @@ import { DomainError } from './errors.js'
 
 export interface MessageRules { editWindowMs: number, deleteWindowMs: number }
 
-const CONTENT_TYPES = ['text', 'reply']
+/** Message types that can be edited, deleted, reacted to and forwarded (the rest are operations). */
+export const CONTENT_TYPES: readonly string[] = ['text', 'reply']
 
 export interface Operation { type: string, ref: number | null, body: string }
 

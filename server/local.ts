@@ -32,14 +32,15 @@ export interface RunningServer { ports: Ports, close (): Promise<void> }
 export async function startLocal (cfg: Config, log: Logger): Promise<RunningServer> {
   mkdirSync(cfg.dataDir, { recursive: true })
   const stores = openSqliteStores(cfg.dataDir, cfg.sqliteSynchronous)
-  // Offline queues are bounded; the device is told to sync at its next connect
-  // (see sessions below), or at once if it is already back.
-  let onOverflow = (_deviceId: string, _dropped: number): void => {}
+  // The broker is started last; the parts built before it reach it through this.
+  let broker: Broker | undefined
+  // Offline queues are bounded (trimmed only while the device is away); the
+  // device is told to sync when it next connects (see sessions below).
   const persistence = new SqlitePersistence({
     path: join(cfg.dataDir, 'broker.db'),
     synchronous: cfg.sqliteSynchronous,
     maxQueue: cfg.maxQueue,
-    onOverflow: (deviceId, dropped) => onOverflow(deviceId, dropped),
+    onOverflow: (deviceId, dropped) => log.info({ deviceId, dropped, bound: cfg.maxQueue }, 'offline queue over its bound: oldest entries dropped from the queue (history keeps them)'),
     isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false
   })
   const metrics = createMetrics()
@@ -62,8 +63,6 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   })
   if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
 
-  // The bridge publishes through the broker, which is started after it.
-  let broker: Broker | undefined
   const inbox: InboxPublisher = {
     publish: (deviceId, payload) => broker ? broker.inbox.publish(deviceId, payload) : Promise.reject(new Error('broker not started'))
   }
@@ -94,10 +93,6 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       if (dropped > 0) bridge.sendTo(d.id, syncEvent('queue_overflow', dropped), 'sync')
     },
     disconnected: (d: Device) => presence.disconnected(d.userId)
-  }
-  onOverflow = (deviceId, dropped) => {
-    log.info({ deviceId, dropped, bound: cfg.maxQueue }, 'offline queue over its bound: oldest entries dropped from the queue (history keeps them)')
-    if (broker?.isConnected(deviceId)) bridge.sendTo(deviceId, syncEvent('queue_overflow', dropped), 'sync')
   }
   broker = await startBroker(cfg, { persistence, devices, bridge, handlers, policy: subscriptionPolicy(mayWatch), sessions, limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))

@@ -55,7 +55,7 @@ export interface SqlitePersistenceOptions {
    * entries are dropped and the overflow is recorded (see takeOverflow).
    */
   maxQueue?: number
-  /** Called when a client's queue starts overflowing (once per episode, until takeOverflow). */
+  /** Called when a client's queue starts overflowing (once per episode, until takeOverflow): for logs. */
   onOverflow?: (clientId: string, dropped: number) => void
   /**
    * Whether a client is connected. Only offline queues are trimmed: aedes

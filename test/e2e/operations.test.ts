@@ -141,6 +141,15 @@ test('blocking: the blocked user\'s direct messages are refused with blocked, an
   assert.equal((await server.api('DELETE', `/v1/blocks/${b.userId}`, c.token)).status, 204)
   assert.equal((await send(B, dm, { body: 'hello again' })).type, 'ack')
   await waitFor('C gets it', () => C.events.find((e) => e.type === 'msg' && e.chat === dm && e.body === 'hello again'))
+
+  // A forward with a blocked direct chat among its targets happens not at all.
+  const other = (await server.api('POST', '/v1/chats', b.token, { kind: 'group', name: 'fw-target', members: [c.userId] })).body.chat_id as string
+  const src = await send(B, group, { body: 'forward me' })
+  await server.api('POST', '/v1/blocks', c.token, { user: b.userId })
+  const partial = await server.api('POST', `/v1/chats/${group}/messages/${src.seq}/forward`, b.token, { to: [other, dm], id: 'fw-blocked' })
+  assert.equal(partial.body.error.code, 'blocked')
+  assert.equal((await history(b.token, other)).length, 0, 'no copy reached the first target')
+  await server.api('DELETE', `/v1/blocks/${b.userId}`, c.token)
 })
 
 test('the CLI speaks the operations: reply, edit, react, delete, forward, block', async () => {
