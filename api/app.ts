@@ -11,9 +11,10 @@ import { chatRoutes } from './routes/chats.js'
 import { messageRoutes } from './routes/messages.js'
 import { receiptRoutes } from './routes/receipts.js'
 import { syncRoutes } from './routes/sync.js'
+import { mediaRoutes, type MediaApi } from './routes/media.js'
 import { healthRoutes } from './routes/health.js'
 
-export async function buildApi (services: ApiServices, log: Logger): Promise<FastifyInstance> {
+export async function buildApi (services: ApiServices, log: Logger, media?: MediaApi): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     // Unknown fields are refused (400), not silently dropped.
@@ -47,6 +48,7 @@ export async function buildApi (services: ApiServices, log: Logger): Promise<Fas
   await app.register(messageRoutes(services))
   await app.register(receiptRoutes(services))
   await app.register(syncRoutes(services))
+  if (media) await app.register(mediaRoutes(services, media))
   await app.register(healthRoutes(services))
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

@@ -12,10 +12,12 @@ export interface Envelope {
   /** reply_to of a reply; ref of an edit, delete or reaction. */
   ref: number | null
   forwarded: boolean
+  /** The media id of a `media` message. */
+  media: string | null
 }
 
 /** Message types: content (text, reply) and operations on earlier messages (edit, delete, reaction). */
-export const MESSAGE_TYPES = ['text', 'reply', 'edit', 'delete', 'reaction'] as const
+export const MESSAGE_TYPES = ['text', 'media', 'reply', 'edit', 'delete', 'reaction'] as const
 export type MessageType = typeof MESSAGE_TYPES[number]
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/
 const MAX_EMOJI_LENGTH = 16
@@ -39,7 +41,10 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
   if (e.forwarded !== undefined && typeof e.forwarded !== 'boolean') throw new DomainError('bad_request', 'forwarded must be true or false')
   const refField = type === 'reply' ? 'reply_to' : 'ref'
   const refValue = e[refField]
-  const needsRef = type !== 'text'
+  const needsRef = type !== 'text' && type !== 'media'
+  if (type === 'media' && (typeof e.media !== 'string' || !/^m_[0-9a-f]{20}$/.test(e.media))) {
+    throw new DomainError('bad_request', 'a media message needs "media": the id of an upload (POST /v1/media)')
+  }
   if (needsRef && (typeof refValue !== 'number' || !Number.isSafeInteger(refValue) || refValue < 1)) {
     throw new DomainError('bad_request', `a ${type} needs "${refField}": the seq of a message in this chat`)
   }
@@ -51,6 +56,8 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
       throw new DomainError('bad_request', `a reaction body is an emoji (1-${MAX_EMOJI_LENGTH} characters), or null to remove yours`)
     }
     body = JSON.stringify(e.body)
+  } else if (type === 'media') {
+    body = e.body === undefined ? 'null' : JSON.stringify(e.body)
   } else {
     if (e.body === undefined || e.body === null) throw new DomainError('bad_request', 'body is required')
     body = JSON.stringify(e.body)
@@ -61,7 +68,8 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
     body,
     ts: typeof e.ts === 'number' ? Math.trunc(e.ts) : null,
     ref: needsRef ? refValue as number : null,
-    forwarded: e.forwarded === true
+    forwarded: e.forwarded === true,
+    media: type === 'media' ? e.media as string : null
   }
 }
 

@@ -8,7 +8,7 @@ export function msgEvent (m: StoredMessage): string {
   const head = JSON.stringify({
     type: 'msg', chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
     kind: m.type, ts: m.serverTs, cts: m.clientTs,
-    ref: m.ref ?? undefined, forwarded: m.forwarded === true ? true : undefined
+    ref: m.ref ?? undefined, forwarded: m.forwarded === true ? true : undefined, media: m.media ?? undefined
   })
   return `${head.slice(0, -1)},"body":${m.body}}`
 }

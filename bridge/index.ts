@@ -17,6 +17,7 @@ import type { AppendResult, Device, HistoryStore, StoredMessage } from '../store
 import { KeyedQueue } from '../lib/serial.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { BlockService } from '../core/blocks.js'
+import type { MediaService } from '../core/media.js'
 import { CONTENT_TYPES, effectOf, type MessageRules } from '../core/message-rules.js'
 import { parseEnvelope, type Envelope } from './envelope.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
@@ -47,7 +48,8 @@ export class Bridge {
     private readonly inbox: InboxPublisher,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    private readonly opts: BridgeOptions
+    private readonly opts: BridgeOptions,
+    private readonly media?: MediaService
   ) {
     chats.on('change', (c) => this.announce(c))
   }
@@ -74,15 +76,20 @@ export class Bridge {
       }
       const other = this.chats.otherMember(chatId, device.userId)
       if (other !== undefined) this.blocks.checkDirect(device.userId, other)
+      if (env.media !== null) {
+        if (!this.media) throw new DomainError('bad_request', 'media is not enabled on this server')
+        await this.media.checkSendable(env.media, device.userId, chatId)
+      }
       const now = Date.now()
       const target = env.ref !== null ? await this.history.get(chatId, env.ref) : undefined
       const effect = await effectOf(env, target, device.userId, () => this.chats.isAdmin(chatId, device.userId), now, this.opts)
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
       const result = await this.history.append({
         chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
-        type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded
+        type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media
       }, effect)
       stop()
+      if (!result.duplicate && env.media !== null) await this.media?.sent(env.media, chatId)
       if (!result.duplicate) {
         this.metrics.accepted.inc()
         this.fanOut(result.message)
@@ -115,7 +122,10 @@ export class Bridge {
     }
     const results: AppendResult[] = []
     for (const [i, chatId] of unique.entries()) {
-      results.push(await this.accept(device, chatId, { id: `${clientId}.${i}`, type: 'text', body: source.body, ts: null, ref: null, forwarded: true }))
+      // Forwarded media becomes part of the target chat (its members may fetch it).
+      if (source.media) await this.media?.sent(source.media, chatId)
+      const type = source.media ? 'media' : 'text'
+      results.push(await this.accept(device, chatId, { id: `${clientId}.${i}`, type, body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null }))
     }
     return results
   }

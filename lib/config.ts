@@ -36,6 +36,14 @@ export interface Config {
   editWindowSeconds: number
   deleteWindowSeconds: number
   forwardMaxChats: number
+  mediaSecret: string
+  mediaMaxImageBytes: number
+  mediaMaxAudioBytes: number
+  mediaMaxVideoBytes: number
+  mediaMaxDocumentBytes: number
+  mediaQuotaBytesPerHour: number
+  mediaUploadUrlSeconds: number
+  mediaDownloadUrlSeconds: number
   typingIntervalMs: number
   presenceCoalesceMs: number
   connectTimeoutMs: number
@@ -119,6 +127,14 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'editWindowSeconds', env: 'MQCHAT_EDIT_WINDOW_SECONDS', def: '900', parse: int(0, 31_536_000), help: 'how long after sending the sender may edit a message' },
   { key: 'deleteWindowSeconds', env: 'MQCHAT_DELETE_WINDOW_SECONDS', def: '172800', parse: int(0, 31_536_000), help: 'how long after sending the sender may delete a message for everyone (group admins: any time)' },
   { key: 'forwardMaxChats', env: 'MQCHAT_FORWARD_MAX_CHATS', def: '5', parse: int(1, 1000), help: 'the most chats one message may be forwarded to at once' },
+  { key: 'mediaSecret', env: 'MQCHAT_MEDIA_SECRET', def: '', parse: anyText, help: 'HMAC key for local media URLs; empty: one is generated and kept in <data>/media.key' },
+  { key: 'mediaMaxImageBytes', env: 'MQCHAT_MEDIA_MAX_IMAGE_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest image upload' },
+  { key: 'mediaMaxAudioBytes', env: 'MQCHAT_MEDIA_MAX_AUDIO_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest audio upload' },
+  { key: 'mediaMaxVideoBytes', env: 'MQCHAT_MEDIA_MAX_VIDEO_BYTES', def: '2147483648', parse: int(1, 2 ** 40), help: 'largest video upload' },
+  { key: 'mediaMaxDocumentBytes', env: 'MQCHAT_MEDIA_MAX_DOCUMENT_BYTES', def: '2147483648', parse: int(1, 2 ** 40), help: 'largest document upload (any other content type)' },
+  { key: 'mediaQuotaBytesPerHour', env: 'MQCHAT_MEDIA_QUOTA_BYTES_PER_HOUR', def: '4294967296', parse: int(1, 2 ** 50), help: 'bytes a user may start uploading per hour' },
+  { key: 'mediaUploadUrlSeconds', env: 'MQCHAT_MEDIA_UPLOAD_URL_SECONDS', def: '300', parse: int(5, 86400), help: 'lifetime of an upload URL' },
+  { key: 'mediaDownloadUrlSeconds', env: 'MQCHAT_MEDIA_DOWNLOAD_URL_SECONDS', def: '600', parse: int(5, 86400), help: 'lifetime of a download URL' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
   { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
   { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },

@@ -17,6 +17,9 @@ import { ChatService } from '../core/chats.js'
 import { DeviceService } from '../core/devices.js'
 import { SettingsService } from '../core/settings.js'
 import { BlockService } from '../core/blocks.js'
+import { MediaService } from '../core/media.js'
+import { LocalBlobStore } from '../media/local-blob.js'
+import { UrlSigner } from '../media/signing.js'
 import { PresenceService, type PresenceRecord } from '../core/presence.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
 import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
@@ -63,6 +66,12 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   })
   if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
 
+  const media = new MediaService(stores.media, new LocalBlobStore(cfg.dataDir), chats, {
+    maxBytes: { image: cfg.mediaMaxImageBytes, audio: cfg.mediaMaxAudioBytes, video: cfg.mediaMaxVideoBytes, document: cfg.mediaMaxDocumentBytes },
+    quotaBytesPerHour: cfg.mediaQuotaBytesPerHour,
+    uploadUrlSeconds: cfg.mediaUploadUrlSeconds,
+    downloadUrlSeconds: cfg.mediaDownloadUrlSeconds
+  })
   const inbox: InboxPublisher = {
     publish: (deviceId, payload) => broker ? broker.inbox.publish(deviceId, payload) : Promise.reject(new Error('broker not started'))
   }
@@ -71,7 +80,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     editWindowMs: cfg.editWindowSeconds * 1000,
     deleteWindowMs: cfg.deleteWindowSeconds * 1000,
     maxForwardTargets: cfg.forwardMaxChats
-  })
+  }, media)
 
   const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
   // Between a blocked pair, nothing ephemeral crosses their direct chat.
@@ -113,7 +122,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     metrics,
     info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },
     ready: () => ready
-  }, log)
+  }, log, { media, signer: UrlSigner.fromDataDir(cfg.dataDir, cfg.mediaSecret) })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
 
   const retention = await startRetention(stores.history, cfg.retentionDays, cfg.purgeIntervalMinutes, log.child({ part: 'retention' }))

@@ -94,6 +94,8 @@ export interface NewMessage {
   /** The seq an operation (reply, edit, delete, reaction) refers to. */
   ref?: number | null
   forwarded?: boolean
+  /** The media id of a media message. */
+  media?: string | null
 }
 
 export interface StoredMessage extends NewMessage {
@@ -150,4 +152,39 @@ export interface HistoryStore {
   /** The distinct senders of a chat's messages with afterSeq < seq <= upToSeq. */
   authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]>
   close (): Promise<void>
+}
+
+export type MediaKind = 'image' | 'audio' | 'video' | 'document'
+
+export interface Media {
+  id: string
+  sha256: string
+  size: number
+  contentType: string
+  kind: MediaKind
+  uploader: string
+  status: 'pending' | 'complete'
+  createdAt: number
+  /** A pending upload's URL stops working at this time; a complete one has null. */
+  uploadExpiresAt: number | null
+}
+
+/** Media records: what was uploaded, by whom, and in which chats it was sent. */
+export interface MediaStore {
+  put (media: Media): Promise<void>
+  get (id: string): Promise<Media | undefined>
+  /** The complete media with this content hash and size, if any (deduplication). */
+  findComplete (sha256: string, size: number): Promise<Media | undefined>
+  markComplete (id: string): Promise<void>
+  delete (id: string): Promise<void>
+  /** Users allowed to send a media id: its uploader and those it was deduplicated for. */
+  addOwner (id: string, userId: string): Promise<void>
+  isOwner (id: string, userId: string): Promise<boolean>
+  /** Records that a media id was sent in a chat. */
+  linkChat (id: string, chatId: string, at: number): Promise<void>
+  chatsOf (id: string): Promise<string[]>
+  /** Bytes a user started uploading since `since` (the hourly quota). */
+  bytesUploadedSince (userId: string, since: number): Promise<number>
+  /** Pending uploads whose URL expired before `before`. */
+  expiredPending (before: number): Promise<Media[]>
 }

@@ -18,6 +18,7 @@ export const messageJson = (m: StoredMessage, reactions?: Record<string, string>
   cts: m.clientTs,
   ref: m.ref ?? undefined,
   forwarded: m.forwarded === true ? true : undefined,
+  media: m.media ?? undefined,
   edited_at: m.editedAt ?? undefined,
   deleted: m.deletedAt ? true : undefined,
   reactions: reactions && Object.keys(reactions).length > 0 ? reactions : undefined

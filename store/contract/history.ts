@@ -43,7 +43,7 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       for (let i = 0; i < 5; i++) await s.append(msg('c_a', `m${i}`))
       assert.deepEqual((await s.after('c_a', 1, 2)).map((m) => m.seq), [2, 3])
       assert.deepEqual((await s.after('c_a', 5, 10)), [])
-      assert.deepEqual((await s.after('c_a', 0, 1))[0], { ...msg('c_a', 'm0'), seq: 1, ref: null, forwarded: false, editedAt: null, deletedAt: null })
+      assert.deepEqual((await s.after('c_a', 0, 1))[0], { ...msg('c_a', 'm0'), seq: 1, ref: null, forwarded: false, editedAt: null, deletedAt: null, media: null })
     }))
 
     test('receipts: watermarks only rise, read implies delivered, no-ops report no change', () => withStore(async (s) => {

@@ -29,13 +29,14 @@ const ADDED_COLUMNS: Array<[string, string]> = [
   ['ref', 'INTEGER'],
   ['forwarded', 'INTEGER NOT NULL DEFAULT 0'],
   ['edited_at', 'INTEGER'],
-  ['deleted_at', 'INTEGER']
+  ['deleted_at', 'INTEGER'],
+  ['media', 'TEXT']
 ]
 
 interface Row {
   chat_id: string, seq: number, sender_user: string, sender_device: string, client_id: string
   type: string, body: string, client_ts: number | null, server_ts: number
-  ref: number | null, forwarded: number, edited_at: number | null, deleted_at: number | null
+  ref: number | null, forwarded: number, edited_at: number | null, deleted_at: number | null, media: string | null
 }
 
 const toMessage = (r: Row): StoredMessage => ({
@@ -51,7 +52,8 @@ const toMessage = (r: Row): StoredMessage => ({
   ref: r.ref,
   forwarded: r.forwarded === 1,
   editedAt: r.edited_at,
-  deletedAt: r.deleted_at
+  deletedAt: r.deleted_at,
+  media: r.media
 })
 
 export class SqliteHistory implements HistoryStore {
@@ -69,8 +71,8 @@ export class SqliteHistory implements HistoryStore {
       byClientId: db.prepare('SELECT * FROM messages WHERE sender_device = ? AND client_id = ?'),
       nextSeq: db.prepare(`INSERT INTO chat_seq (chat_id, last_seq) VALUES (?, 1)
         ON CONFLICT (chat_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`),
-      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded, media)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq = ?'),
       edit: db.prepare('UPDATE messages SET body = ?, edited_at = ? WHERE chat_id = ? AND seq = ?'),
       tombstone: db.prepare("UPDATE messages SET body = 'null', deleted_at = ? WHERE chat_id = ? AND seq = ?"),
@@ -103,9 +105,9 @@ export class SqliteHistory implements HistoryStore {
       const existing = this.#st.byClientId.get(m.senderDevice, m.clientId) as Row | undefined
       if (existing) return { message: toMessage(existing), duplicate: true }
       const { last_seq: seq } = this.#st.nextSeq.get(m.chatId) as { last_seq: number }
-      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0)
+      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0, m.media ?? null)
       if (effect) this.apply(m.chatId, effect)
-      return { message: { ...m, ref: m.ref ?? null, forwarded: m.forwarded === true, seq, editedAt: null, deletedAt: null }, duplicate: false }
+      return { message: { ...m, ref: m.ref ?? null, forwarded: m.forwarded === true, media: m.media ?? null, seq, editedAt: null, deletedAt: null }, duplicate: false }
     })
   }
 

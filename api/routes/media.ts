@@ -1,0 +1,100 @@
+// Media over HTTP: upload slots and download URLs (/v1/media…), and — for the
+// local backend — the presigned endpoints the URLs point at (/media/:id),
+// which stream bytes straight between the socket and the disk.
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import { DomainError } from '../../core/errors.js'
+import type { MediaService } from '../../core/media.js'
+import type { UrlSigner } from '../../media/signing.js'
+import { requireDevice, type ApiServices } from '../context.js'
+
+export interface MediaApi { media: MediaService, signer: UrlSigner }
+
+const baseUrl = (req: FastifyRequest): string => `${req.protocol}://${req.host}`
+
+function signed (req: FastifyRequest, signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, expiresAt: number): string {
+  return `${baseUrl(req)}/media/${mediaId}?exp=${expiresAt}&sig=${signer.sign(method, mediaId, expiresAt)}`
+}
+
+function checkUrl (signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, q: { exp?: string, sig?: string }): void {
+  const exp = Number(q.exp)
+  const verdict = typeof q.sig === 'string' && Number.isSafeInteger(exp) ? signer.check(method, mediaId, exp, q.sig) : 'bad_signature'
+  if (verdict === 'expired') throw new DomainError('url_expired', 'this media URL has expired; ask for a new one', 403)
+  if (verdict !== 'ok') throw new DomainError('bad_signature', 'this media URL is not valid', 403)
+}
+
+export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => async (app) => {
+  app.post<{ Body: { chat: string, size: number, content_type: string, sha256: string } }>('/v1/media', {
+    schema: {
+      summary: 'Ask for an upload slot; the same bytes already stored are not uploaded again',
+      body: {
+        type: 'object', required: ['chat', 'size', 'content_type', 'sha256'], additionalProperties: false,
+        properties: {
+          chat: { type: 'string' },
+          size: { type: 'integer', minimum: 1 },
+          content_type: { type: 'string', pattern: '^[a-z]+/[A-Za-z0-9.+-]+$' },
+          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }
+        }
+      }
+    }
+  }, async (req, reply) => {
+    const d = requireDevice(s, req)
+    const r = await m.media.requestSlot(d.userId, { chatId: req.body.chat, size: req.body.size, contentType: req.body.content_type, sha256: req.body.sha256 })
+    if (r.existing) return reply.code(200).send({ media_id: r.media.id, existing: true })
+    return reply.code(201).send({
+      media_id: r.media.id,
+      existing: false,
+      upload: {
+        method: 'PUT',
+        url: signed(req, m.signer, 'PUT', r.media.id, r.uploadExpiresAt),
+        headers: { 'content-type': r.media.contentType, 'content-length': String(r.media.size) },
+        expires_at: r.uploadExpiresAt
+      }
+    })
+  })
+
+  app.post<{ Params: { mediaId: string } }>('/v1/media/:mediaId/download', {
+    schema: { summary: 'A download URL, for the uploader or a member of a chat the media was sent in', params: { type: 'object', properties: { mediaId: { type: 'string' } } } }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    const media = await m.media.readable(req.params.mediaId, d.userId)
+    const expiresAt = Date.now() + m.media.limits.downloadUrlSeconds * 1000
+    return { media_id: media.id, url: signed(req, m.signer, 'GET', media.id, expiresAt), expires_at: expiresAt, size: media.size, sha256: media.sha256, content_type: media.contentType }
+  })
+
+  // The presigned endpoints: no device token, the URL's signature is the permission.
+  await app.register(async (raw) => {
+    raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
+    raw.put<{ Params: { mediaId: string }, Querystring: { exp?: string, sig?: string } }>('/media/:mediaId', {
+      schema: { summary: 'Upload the bytes of a slot (presigned URL)', hide: true }
+    }, async (req, reply) => {
+      checkUrl(m.signer, 'PUT', req.params.mediaId, req.query)
+      const body = req.body as Readable | undefined
+      if (!body) throw new DomainError('size_mismatch', 'no bytes were sent', 400)
+      const media = await m.media.receive(req.params.mediaId, body)
+      return reply.code(201).send({ media_id: media.id, size: media.size, sha256: media.sha256 })
+    })
+
+    raw.get<{ Params: { mediaId: string }, Querystring: { exp?: string, sig?: string } }>('/media/:mediaId', {
+      schema: { summary: 'Download (presigned URL); supports Range', hide: true }
+    }, async (req, reply) => {
+      checkUrl(m.signer, 'GET', req.params.mediaId, req.query)
+      const media = await m.media.get(req.params.mediaId)
+      if (!media || media.status !== 'complete') throw new DomainError('not_found', 'media not found', 404)
+      reply.header('accept-ranges', 'bytes')
+      const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '')
+      if (req.headers.range !== undefined) {
+        let start = range?.[1] ? Number(range[1]) : NaN
+        let end = range?.[2] ? Number(range[2]) : media.size - 1
+        if (range && range[1] === '' && range[2] !== '') { start = Math.max(0, media.size - Number(range[2])); end = media.size - 1 }
+        if (!range || !Number.isSafeInteger(start) || start > end || start >= media.size) {
+          return reply.code(416).header('content-range', `bytes */${media.size}`).send({ error: { code: 'bad_range', message: 'the requested range is not satisfiable' } })
+        }
+        end = Math.min(end, media.size - 1)
+        return reply.code(206).header('content-type', media.contentType).header('etag', `"${media.sha256}"`).header('content-range', `bytes ${start}-${end}/${media.size}`).header('content-length', String(end - start + 1))
+          .send(m.media.read(media.id, { start, end }))
+      }
+      return reply.header('content-type', media.contentType).header('etag', `"${media.sha256}"`).header('content-length', String(media.size)).send(m.media.read(media.id))
+    })
+  })
+}

@@ -1,0 +1,98 @@
+// Media: upload slots (deduplicated by SHA-256, limited per kind, with an
+// hourly quota), verified completion, and who may download or send what.
+// The bytes never pass through here: devices upload and download with
+// presigned URLs straight to the blob store (served by the API for the local
+// backend).
+import { randomBytes } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import type { BlobStore } from '../media/blob.js'
+import type { Media, MediaKind, MediaStore } from '../store/types.js'
+import type { ChatService } from './chats.js'
+import { DomainError, notFound } from './errors.js'
+
+export interface MediaLimits {
+  maxBytes: Record<MediaKind, number>
+  quotaBytesPerHour: number
+  uploadUrlSeconds: number
+  downloadUrlSeconds: number
+}
+
+export function kindOf (contentType: string): MediaKind {
+  const top = contentType.split('/')[0]
+  return top === 'image' || top === 'audio' || top === 'video' ? top : 'document'
+}
+
+export type SlotAnswer =
+  | { media: Media, existing: true }
+  | { media: Media, existing: false, uploadExpiresAt: number }
+
+export class MediaService {
+  constructor (
+    private readonly store: MediaStore,
+    private readonly blobs: BlobStore,
+    private readonly chats: ChatService,
+    readonly limits: MediaLimits
+  ) {}
+
+  async requestSlot (userId: string, req: { chatId: string, size: number, contentType: string, sha256: string }): Promise<SlotAnswer> {
+    if (!this.chats.isMember(req.chatId, userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+    const kind = kindOf(req.contentType)
+    const max = this.limits.maxBytes[kind]
+    if (req.size > max) throw new DomainError('too_large', `${kind} files may be at most ${max} bytes`, 413)
+    const existing = await this.store.findComplete(req.sha256, req.size)
+    if (existing) {
+      // The same bytes are stored already: no upload. Knowing the hash and size
+      // entitles the caller to send it (the usual dedup trade-off).
+      await this.store.addOwner(existing.id, userId)
+      return { media: existing, existing: true }
+    }
+    const now = Date.now()
+    const used = await this.store.bytesUploadedSince(userId, now - 3_600_000)
+    if (used + req.size > this.limits.quotaBytesPerHour) {
+      throw new DomainError('quota_exceeded', `uploads are limited to ${this.limits.quotaBytesPerHour} bytes per hour; try again later`, 429)
+    }
+    const uploadExpiresAt = now + this.limits.uploadUrlSeconds * 1000
+    const media: Media = {
+      id: `m_${randomBytes(10).toString('hex')}`, sha256: req.sha256, size: req.size, contentType: req.contentType,
+      kind, uploader: userId, status: 'pending', createdAt: now, uploadExpiresAt
+    }
+    await this.store.put(media)
+    return { media, existing: false, uploadExpiresAt }
+  }
+
+  /** Receives the bytes of a pending upload; a failed check removes the slot and everything written. */
+  async receive (mediaId: string, source: Readable): Promise<Media> {
+    const media = await this.store.get(mediaId)
+    if (!media) throw notFound('media')
+    if (media.status === 'complete') throw new DomainError('already_uploaded', 'this media is uploaded already', 409)
+    try {
+      await this.blobs.put(media.id, source, { size: media.size, sha256: media.sha256 })
+    } catch (err) {
+      await this.store.delete(media.id)
+      throw err
+    }
+    await this.store.markComplete(media.id)
+    return { ...media, status: 'complete', uploadExpiresAt: null }
+  }
+
+  /** The media a user may download: they uploaded it, or it was sent in a chat they are in. Otherwise "not found". */
+  async readable (mediaId: string, userId: string): Promise<Media> {
+    const media = await this.store.get(mediaId)
+    if (!media || media.status !== 'complete') throw notFound('media')
+    if (await this.store.isOwner(mediaId, userId)) return media
+    for (const chatId of await this.store.chatsOf(mediaId)) if (this.chats.isMember(chatId, userId)) return media
+    throw notFound('media')
+  }
+
+  /** Refuses a media message that references media the sender may not send in this chat. */
+  async checkSendable (mediaId: string, userId: string, chatId: string): Promise<void> {
+    const media = await this.store.get(mediaId)
+    const ok = media?.status === 'complete' && (await this.store.isOwner(mediaId, userId) || (await this.store.chatsOf(mediaId)).includes(chatId))
+    if (!ok) throw new DomainError('unknown_media', 'no completed upload of yours (or of this chat) has this media id', 404)
+  }
+
+  async sent (mediaId: string, chatId: string): Promise<void> { await this.store.linkChat(mediaId, chatId, Date.now()) }
+
+  get (mediaId: string): Promise<Media | undefined> { return this.store.get(mediaId) }
+  read (mediaId: string, range?: { start: number, end: number }): Readable { return this.blobs.get(mediaId, range) }
+}

@@ -1,0 +1,72 @@
+// Media records on SQLite (the bytes live in a BlobStore).
+import type { Media, MediaStore } from '../types.js'
+import type { SqliteDb } from './database.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS media (
+  id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, content_type TEXT NOT NULL, kind TEXT NOT NULL,
+  uploader TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL, upload_expires_at INTEGER);
+CREATE INDEX IF NOT EXISTS media_by_hash ON media (sha256, size) WHERE status = 'complete';
+CREATE INDEX IF NOT EXISTS media_by_uploader ON media (uploader, created_at);
+CREATE TABLE IF NOT EXISTS media_owners (media_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (media_id, user_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS media_chats (media_id TEXT NOT NULL, chat_id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (media_id, chat_id)) WITHOUT ROWID;
+`
+
+interface Row { id: string, sha256: string, size: number, content_type: string, kind: Media['kind'], uploader: string, status: Media['status'], created_at: number, upload_expires_at: number | null }
+const toMedia = (r: Row): Media => ({
+  id: r.id, sha256: r.sha256, size: r.size, contentType: r.content_type, kind: r.kind, uploader: r.uploader,
+  status: r.status, createdAt: r.created_at, uploadExpiresAt: r.upload_expires_at
+})
+
+export class SqliteMedia implements MediaStore {
+  #db: SqliteDb
+  #st
+  constructor (db: SqliteDb) {
+    this.#db = db
+    db.exec(SCHEMA)
+    this.#st = {
+      put: db.prepare('INSERT INTO media (id, sha256, size, content_type, kind, uploader, status, created_at, upload_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      get: db.prepare('SELECT * FROM media WHERE id = ?'),
+      byHash: db.prepare("SELECT * FROM media WHERE sha256 = ? AND size = ? AND status = 'complete' ORDER BY created_at LIMIT 1"),
+      complete: db.prepare("UPDATE media SET status = 'complete', upload_expires_at = NULL WHERE id = ?"),
+      del: db.prepare('DELETE FROM media WHERE id = ?'),
+      delOwners: db.prepare('DELETE FROM media_owners WHERE media_id = ?'),
+      delChats: db.prepare('DELETE FROM media_chats WHERE media_id = ?'),
+      addOwner: db.prepare('INSERT OR IGNORE INTO media_owners (media_id, user_id) VALUES (?, ?)'),
+      isOwner: db.prepare('SELECT 1 FROM media_owners WHERE media_id = ? AND user_id = ?'),
+      link: db.prepare('INSERT OR IGNORE INTO media_chats (media_id, chat_id, at) VALUES (?, ?, ?)'),
+      chats: db.prepare('SELECT chat_id FROM media_chats WHERE media_id = ? ORDER BY at'),
+      bytesSince: db.prepare('SELECT coalesce(sum(size), 0) AS n FROM media WHERE uploader = ? AND created_at >= ?'),
+      expired: db.prepare("SELECT * FROM media WHERE status = 'pending' AND upload_expires_at < ?")
+    }
+  }
+
+  async put (m: Media): Promise<void> {
+    this.#db.transaction(() => {
+      this.#st.put.run(m.id, m.sha256, m.size, m.contentType, m.kind, m.uploader, m.status, m.createdAt, m.uploadExpiresAt)
+      this.#st.addOwner.run(m.id, m.uploader)
+    })()
+  }
+
+  async get (id: string): Promise<Media | undefined> {
+    const r = this.#st.get.get(id) as Row | undefined
+    return r ? toMedia(r) : undefined
+  }
+
+  async findComplete (sha256: string, size: number): Promise<Media | undefined> {
+    const r = this.#st.byHash.get(sha256, size) as Row | undefined
+    return r ? toMedia(r) : undefined
+  }
+
+  async markComplete (id: string): Promise<void> { this.#st.complete.run(id) }
+  async delete (id: string): Promise<void> {
+    this.#db.transaction(() => { this.#st.delOwners.run(id); this.#st.delChats.run(id); this.#st.del.run(id) })()
+  }
+
+  async addOwner (id: string, userId: string): Promise<void> { this.#st.addOwner.run(id, userId) }
+  async isOwner (id: string, userId: string): Promise<boolean> { return this.#st.isOwner.get(id, userId) !== undefined }
+  async linkChat (id: string, chatId: string, at: number): Promise<void> { this.#st.link.run(id, chatId, at) }
+  async chatsOf (id: string): Promise<string[]> { return (this.#st.chats.all(id) as Array<{ chat_id: string }>).map((r) => r.chat_id) }
+  async bytesUploadedSince (userId: string, since: number): Promise<number> { return (this.#st.bytesSince.get(userId, since) as { n: number }).n }
+  async expiredPending (before: number): Promise<Media[]> { return (this.#st.expired.all(before) as Row[]).map(toMedia) }
+}
