@@ -26,6 +26,10 @@ export function formatEvent (e: Event): string {
         case 'reply': return `${head} (reply to #${String(e.ref)}): ${body(e.body)}`
         case 'edit': return `${head} edited #${String(e.ref)}: ${body(e.body)}`
         case 'delete': return `${head} deleted #${String(e.ref)}`
+        case 'media': {
+          const b = (e.body ?? {}) as { name?: string, size?: number, caption?: string }
+          return `${head}${e.forwarded === true ? ' (forwarded)' : ''}: [media ${String(e.media)}${b.name ? ` ${b.name}` : ''}${b.size ? `, ${b.size} bytes` : ''}]${b.caption ? ` ${b.caption}` : ''} (mqchat fetch ${String(e.media)})`
+        }
         case 'reaction': return e.body === null ? `${head} removed their reaction to #${String(e.ref)}` : `${head} reacted ${body(e.body)} to #${String(e.ref)}`
         default: return `${head}${e.forwarded === true ? ' (forwarded)' : ''}: ${e.deleted === true ? '(deleted)' : body(e.body)}${typeof e.edited_at === 'number' ? ' (edited)' : ''}`
       }

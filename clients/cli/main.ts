@@ -5,6 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { CliError, EXIT } from './errors.js'
 import { call } from './http.js'
 import { listen, formatEvent } from './listen.js'
+import { fetchMedia, uploadFile, type Uploaded } from './media.js'
 import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
 
 const DEFAULT_SERVER = process.env.MQCHAT_SERVER ?? 'http://127.0.0.1:3000'
@@ -33,6 +34,8 @@ Account:
 Chats:
   chat create|list|show|add|remove|leave|rename|promote|demote
   send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat); --reply SEQ
+  send <chat> --file <path>      send a photo, voice note, video or document (uploaded straight to storage)
+  fetch <media-id> -o <path>     download a media file (verified against its SHA-256)
   edit|delete|react <chat> <seq> edit your message, delete it for everyone, react (or --remove)
   forward <chat> <seq> <to…>     forward a message to up to 5 chats
   block|unblock <user>, blocks   block a user (no direct messages either way, no presence)
@@ -76,8 +79,11 @@ ${COMMON}`,
   mqchat chat promote|demote <chat> <user>       (admins)
 ${COMMON}`,
   send: `Usage: mqchat send <chat> <text> [--id CLIENT_MESSAGE_ID] [--reply SEQ]
+       mqchat send <chat> --file <path> [caption…]
 
-Sends a text message (a reply to message SEQ with --reply) and prints its seq once it is stored. <chat> is a chat id, or a user
+Sends a text message (a reply to message SEQ with --reply) and prints its seq once it is stored.
+With --file: hashes the file, asks for an upload slot, uploads it straight to storage (skipped when
+the same bytes are stored already) and sends a media message; the other text is the caption. <chat> is a chat id, or a user
 (phone +… or id u_…) for the direct chat with them. --id makes a retry idempotent: the same
 id yields the same seq and no second message.
 ${COMMON}`,
@@ -102,6 +108,10 @@ ${COMMON}`,
 
 Without options, shows the settings. Read receipts off: you neither send nor see read receipts
 (delivered receipts still flow). Last seen: who sees when you were last online.
+${COMMON}`,
+  fetch: `Usage: mqchat fetch <media-id> [-o PATH]
+
+Downloads a media file you may see (default PATH: the media id) and verifies its SHA-256.
 ${COMMON}`,
   edit: `Usage: mqchat edit <chat> <seq> <text>
 
@@ -251,7 +261,7 @@ async function main (argv: string[]): Promise<number> {
     case 'edit':
     case 'delete':
     case 'react': {
-      const { values, positionals } = parse(rest, { id: { type: 'string' }, reply: { type: 'string' }, remove: { type: 'boolean', default: false } })
+      const { values, positionals } = parse(rest, { id: { type: 'string' }, reply: { type: 'string' }, remove: { type: 'boolean', default: false }, file: { type: 'string' } })
       const p = requireDeviceProfile(profileName(values.profile))
       const seqArg = (v: string | undefined): number => {
         const n = Number(v)
@@ -259,7 +269,15 @@ async function main (argv: string[]): Promise<number> {
         return n
       }
       let envelope: Record<string, unknown>
-      if (cmd === 'send') {
+      let uploaded: Uploaded | undefined
+      if (cmd === 'send' && values.file !== undefined) {
+        need(positionals, 1, cmd)
+        const ref0 = positionals[0]
+        const chat = /^(\+|u_)/.test(ref0) ? await directChatFor(p, ref0) : ref0
+        uploaded = await uploadFile(p.server, p.token, chat, values.file)
+        const caption = positionals.slice(1).join(' ')
+        envelope = { type: 'media', media: uploaded.mediaId, body: { name: uploaded.name, size: uploaded.size, content_type: uploaded.contentType, ...(caption ? { caption } : {}) } }
+      } else if (cmd === 'send') {
         need(positionals, 2, cmd)
         envelope = values.reply !== undefined
           ? { type: 'reply', reply_to: seqArg(values.reply), body: positionals.slice(1).join(' ') }
@@ -278,7 +296,18 @@ async function main (argv: string[]): Promise<number> {
       const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
       const r = await call<{ chat: string, id: string, seq: number, duplicate: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`,
         { token: p.token, body: { id: values.id ?? randomUUID(), ...envelope, ts: Date.now() } })
-      out(values.json, r, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}: seq ${r.seq}${r.duplicate ? ' (already sent before)' : ''}`)
+      const media = uploaded ? { media_id: uploaded.mediaId, uploaded: !uploaded.existing } : {}
+      out(values.json, { ...r, ...media }, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}: seq ${r.seq}${r.duplicate ? ' (already sent before)' : ''}` +
+        (uploaded ? ` (media ${uploaded.mediaId}${uploaded.existing ? ', already stored: not uploaded again' : ''})` : ''))
+      return EXIT.ok
+    }
+    case 'fetch': {
+      const { values, positionals } = parse(rest, { output: { type: 'string', short: 'o' } })
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const target = values.output ?? positionals[0]
+      const r = await fetchMedia(p.server, p.token, positionals[0], target)
+      out(values.json, { media_id: positionals[0], path: target, ...r }, `saved ${positionals[0]} to ${target} (${r.size} bytes, SHA-256 verified)`)
       return EXIT.ok
     }
     case 'forward': {

@@ -195,3 +195,39 @@ test('the hourly upload quota is enforced', async () => {
     await s.dispose()
   }
 })
+
+test('the CLI: send --file in a group, another member fetches it byte-identical; sending it again uploads nothing', async () => {
+  const { cli, tempDir } = await import('../helpers/server.js')
+  const { writeFileSync, readFileSync, rmSync } = await import('node:fs')
+  const home = tempDir('mqchat-cli-')
+  try {
+    for (const [name, who] of [['a', a], ['b', b], ['o', outsider]] as const) {
+      writeFileSync(`${home}/${name}.json`, JSON.stringify({ server: server.url, user_id: who.userId, device_id: who.deviceId, token: who.token }))
+    }
+    const file = randomBytes(20 * 1024 * 1024)
+    writeFileSync(`${home}/holiday.mp4`, file)
+    const sent = await cli(home, ['send', group, '--file', `${home}/holiday.mp4`, 'the', 'beach', '--profile', 'a', '--json'], {}, 60_000)
+    assert.equal(sent.code, 0, sent.stderr)
+    const s = JSON.parse(sent.stdout)
+    assert.equal(s.uploaded, true)
+    const msg = (await server.api('GET', `/v1/chats/${group}/messages?after=${s.seq - 1}&limit=1`, b.token)).body.messages[0]
+    assert.deepEqual([msg.kind, msg.media, msg.body.name, msg.body.caption, msg.body.content_type], ['media', s.media_id, 'holiday.mp4', 'the beach', 'video/mp4'])
+
+    const fetched = await cli(home, ['fetch', s.media_id, '-o', `${home}/got.mp4`, '--profile', 'b'], {}, 60_000)
+    assert.equal(fetched.code, 0, fetched.stderr)
+    assert.match(fetched.stdout, /SHA-256 verified/)
+    assert.ok(readFileSync(`${home}/got.mp4`).equals(file), 'byte-identical')
+
+    const again = await cli(home, ['send', group, '--file', `${home}/holiday.mp4`, '--profile', 'b', '--json'], {}, 60_000)
+    assert.equal(again.code, 0, again.stderr)
+    const s2 = JSON.parse(again.stdout)
+    assert.equal(s2.media_id, s.media_id)
+    assert.equal(s2.uploaded, false, 'deduplicated: no second upload')
+
+    const denied = await cli(home, ['fetch', s.media_id, '-o', `${home}/nope`, '--profile', 'o'])
+    assert.equal(denied.code, 3)
+    assert.match(denied.stderr, /not_found/)
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+  }
+})
