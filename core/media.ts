@@ -1,11 +1,12 @@
 // Media: upload slots (deduplicated by SHA-256, limited per kind, with an
 // hourly quota), verified completion, and who may download or send what.
 // The bytes never pass through here: devices upload and download with
-// presigned URLs straight to the blob store (served by the API for the local
-// backend).
+// presigned URLs straight to the backend (S3, or the API's own /media
+// endpoints for the local backend).
 import { randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import type { BlobStore } from '../media/blob.js'
+import type { MediaBackend, UploadTarget } from '../media/backend.js'
+import type { LocalBackend } from '../media/local-backend.js'
 import type { Media, MediaKind, MediaStore } from '../store/types.js'
 import type { ChatService } from './chats.js'
 import { DomainError, notFound } from './errors.js'
@@ -29,10 +30,28 @@ export type SlotAnswer =
 export class MediaService {
   constructor (
     private readonly store: MediaStore,
-    private readonly blobs: BlobStore,
+    readonly backend: MediaBackend,
     private readonly chats: ChatService,
     readonly limits: MediaLimits
   ) {}
+
+  /** The local backend, which receives and serves bytes through the API itself; undefined for S3. */
+  get local (): LocalBackend | undefined { return this.backend.name === 'local' ? this.backend as LocalBackend : undefined }
+
+  uploadTarget (media: Media, expiresAt: number, baseUrl: string): Promise<UploadTarget> { return this.backend.uploadTarget(media, expiresAt, baseUrl) }
+
+  async downloadUrl (media: Media, baseUrl: string): Promise<{ url: string, expiresAt: number }> {
+    const expiresAt = Date.now() + this.limits.downloadUrlSeconds * 1000
+    return { url: await this.backend.downloadUrl(media, expiresAt, baseUrl), expiresAt }
+  }
+
+  /** A pending upload whose bytes the backend now holds, verified, becomes complete (S3 uploads bypass the API). */
+  private async completed (media: Media | undefined): Promise<Media | undefined> {
+    if (!media || media.status === 'complete') return media
+    if (!await this.backend.confirm(media)) return undefined
+    await this.store.markComplete(media.id)
+    return { ...media, status: 'complete', uploadExpiresAt: null }
+  }
 
   async requestSlot (userId: string, req: { chatId: string, size: number, contentType: string, sha256: string }): Promise<SlotAnswer> {
     if (!this.chats.isMember(req.chatId, userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
@@ -62,11 +81,13 @@ export class MediaService {
 
   /** Receives the bytes of a pending upload; a failed check removes the slot and everything written. */
   async receive (mediaId: string, source: Readable): Promise<Media> {
+    const local = this.local
+    if (!local) throw notFound('media')
     const media = await this.store.get(mediaId)
     if (!media) throw notFound('media')
     if (media.status === 'complete') throw new DomainError('already_uploaded', 'this media is uploaded already', 409)
     try {
-      await this.blobs.put(media.id, source, { size: media.size, sha256: media.sha256 })
+      await local.blobs.put(media.id, source, { size: media.size, sha256: media.sha256 })
     } catch (err) {
       await this.store.delete(media.id)
       throw err
@@ -77,8 +98,8 @@ export class MediaService {
 
   /** The media a user may download: they uploaded it, or it was sent in a chat they are in. Otherwise "not found". */
   async readable (mediaId: string, userId: string): Promise<Media> {
-    const media = await this.store.get(mediaId)
-    if (!media || media.status !== 'complete') throw notFound('media')
+    const media = await this.completed(await this.store.get(mediaId))
+    if (!media) throw notFound('media')
     if (await this.store.isOwner(mediaId, userId)) return media
     for (const chatId of await this.store.chatsOf(mediaId)) if (this.chats.isMember(chatId, userId)) return media
     throw notFound('media')
@@ -86,13 +107,18 @@ export class MediaService {
 
   /** Refuses a media message that references media the sender may not send in this chat. */
   async checkSendable (mediaId: string, userId: string, chatId: string): Promise<void> {
-    const media = await this.store.get(mediaId)
-    const ok = media?.status === 'complete' && (await this.store.isOwner(mediaId, userId) || (await this.store.chatsOf(mediaId)).includes(chatId))
+    const media = await this.completed(await this.store.get(mediaId))
+    const ok = media !== undefined && (await this.store.isOwner(mediaId, userId) || (await this.store.chatsOf(mediaId)).includes(chatId))
     if (!ok) throw new DomainError('unknown_media', 'no completed upload of yours (or of this chat) has this media id', 404)
   }
 
   async sent (mediaId: string, chatId: string): Promise<void> { await this.store.linkChat(mediaId, chatId, Date.now()) }
 
   get (mediaId: string): Promise<Media | undefined> { return this.store.get(mediaId) }
-  read (mediaId: string, range?: { start: number, end: number }): Readable { return this.blobs.get(mediaId, range) }
+  /** Streams stored bytes (local backend). */
+  read (mediaId: string, range?: { start: number, end: number }): Readable {
+    const local = this.local
+    if (!local) throw notFound('media')
+    return local.blobs.get(mediaId, range)
+  }
 }

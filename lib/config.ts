@@ -36,6 +36,13 @@ export interface Config {
   editWindowSeconds: number
   deleteWindowSeconds: number
   forwardMaxChats: number
+  mediaBackend: 'local' | 's3'
+  s3Endpoint: string
+  s3Region: string
+  s3Bucket: string
+  s3ForcePathStyle: boolean
+  s3AccessKeyId: string
+  s3SecretAccessKey: string
   mediaSecret: string
   mediaMaxImageBytes: number
   mediaMaxAudioBytes: number
@@ -127,6 +134,13 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'editWindowSeconds', env: 'MQCHAT_EDIT_WINDOW_SECONDS', def: '900', parse: int(0, 31_536_000), help: 'how long after sending the sender may edit a message' },
   { key: 'deleteWindowSeconds', env: 'MQCHAT_DELETE_WINDOW_SECONDS', def: '172800', parse: int(0, 31_536_000), help: 'how long after sending the sender may delete a message for everyone (group admins: any time)' },
   { key: 'forwardMaxChats', env: 'MQCHAT_FORWARD_MAX_CHATS', def: '5', parse: int(1, 1000), help: 'the most chats one message may be forwarded to at once' },
+  { key: 'mediaBackend', env: 'MQCHAT_MEDIA_BACKEND', def: 'local', parse: oneOf('local', 's3'), help: 'where media bytes live: local (files under the data directory) or s3' },
+  { key: 's3Endpoint', env: 'MQCHAT_S3_ENDPOINT', def: '', parse: optionalUrl, help: 'S3 endpoint URL (MinIO, …); empty: AWS for the region' },
+  { key: 's3Region', env: 'MQCHAT_S3_REGION', def: 'us-east-1', parse: text, help: 'S3 region' },
+  { key: 's3Bucket', env: 'MQCHAT_S3_BUCKET', def: 'mqchat-media', parse: text, help: 'S3 bucket for media (created if missing)' },
+  { key: 's3ForcePathStyle', env: 'MQCHAT_S3_FORCE_PATH_STYLE', def: 'false', parse: bool, help: 'path-style S3 URLs (MinIO and most S3-compatible servers need true)' },
+  { key: 's3AccessKeyId', env: 'MQCHAT_S3_ACCESS_KEY_ID', def: '', parse: anyText, help: 'S3 access key; empty: the SDK default credential chain' },
+  { key: 's3SecretAccessKey', env: 'MQCHAT_S3_SECRET_ACCESS_KEY', def: '', parse: anyText, help: 'S3 secret key' },
   { key: 'mediaSecret', env: 'MQCHAT_MEDIA_SECRET', def: '', parse: anyText, help: 'HMAC key for local media URLs; empty: one is generated and kept in <data>/media.key' },
   { key: 'mediaMaxImageBytes', env: 'MQCHAT_MEDIA_MAX_IMAGE_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest image upload' },
   { key: 'mediaMaxAudioBytes', env: 'MQCHAT_MEDIA_MAX_AUDIO_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest audio upload' },

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // `npm test`: builds, makes sure the real components the tests talk to are
-// installed (Debian's mosquitto-clients), then runs every *.test.js under
+// installed (Debian's mosquitto and mosquitto-clients; MinIO built with Go),
+// then runs every *.test.js under
 // dist/test with Node's test runner. Pass file name fragments to run a subset:
 //   npm test -- registration persistence
 import { execFileSync, spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 
 function say (msg) { process.stdout.write(`[npm test] ${msg}\n`) }
@@ -28,6 +30,19 @@ say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
 ensureDebianPackages([['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto']])
+
+// MinIO (the S3 server the media tests run against) is built from source with
+// `go install`, once, into a cache outside the clone that later runs reuse.
+const cacheBin = join(process.env.MQCHAT_CACHE_DIR ?? join(homedir(), '.cache', 'mqchat'), 'bin')
+const minio = join(cacheBin, 'minio')
+if (!existsSync(minio)) {
+  if (!have('go')) { say('Go is needed to build MinIO for the S3 tests (go install github.com/minio/minio@latest)'); process.exit(1) }
+  say(`building MinIO with go install into ${cacheBin} (first run only; takes several minutes)`)
+  mkdirSync(cacheBin, { recursive: true })
+  const r = spawnSync('go', ['install', 'github.com/minio/minio@latest'], { stdio: 'inherit', env: { ...process.env, GOBIN: cacheBin } })
+  if (r.status !== 0) { say('building MinIO failed'); process.exit(1) }
+}
+process.env.MQCHAT_TEST_MINIO = minio
 
 function collect (dir) {
   const out = []

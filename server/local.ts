@@ -19,7 +19,10 @@ import { SettingsService } from '../core/settings.js'
 import { BlockService } from '../core/blocks.js'
 import { MediaService } from '../core/media.js'
 import { LocalBlobStore } from '../media/local-blob.js'
+import { LocalBackend } from '../media/local-backend.js'
+import { S3Backend } from '../media/s3-backend.js'
 import { UrlSigner } from '../media/signing.js'
+import type { MediaBackend } from '../media/backend.js'
 import { PresenceService, type PresenceRecord } from '../core/presence.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
 import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
@@ -66,7 +69,18 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   })
   if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
 
-  const media = new MediaService(stores.media, new LocalBlobStore(cfg.dataDir), chats, {
+  let backend: MediaBackend
+  if (cfg.mediaBackend === 's3') {
+    const s3 = new S3Backend({
+      endpoint: cfg.s3Endpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle,
+      accessKeyId: cfg.s3AccessKeyId, secretAccessKey: cfg.s3SecretAccessKey
+    })
+    await s3.ensureBucket()
+    backend = s3
+  } else {
+    backend = new LocalBackend(new LocalBlobStore(cfg.dataDir), UrlSigner.fromDataDir(cfg.dataDir, cfg.mediaSecret))
+  }
+  const media = new MediaService(stores.media, backend, chats, {
     maxBytes: { image: cfg.mediaMaxImageBytes, audio: cfg.mediaMaxAudioBytes, video: cfg.mediaMaxVideoBytes, document: cfg.mediaMaxDocumentBytes },
     quotaBytesPerHour: cfg.mediaQuotaBytesPerHour,
     uploadUrlSeconds: cfg.mediaUploadUrlSeconds,
@@ -122,7 +136,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     metrics,
     info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },
     ready: () => ready
-  }, log, { media, signer: UrlSigner.fromDataDir(cfg.dataDir, cfg.mediaSecret) })
+  }, log, { media })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
 
   const retention = await startRetention(stores.history, cfg.retentionDays, cfg.purgeIntervalMinutes, log.child({ part: 'retention' }))

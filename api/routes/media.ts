@@ -8,13 +8,9 @@ import type { MediaService } from '../../core/media.js'
 import type { UrlSigner } from '../../media/signing.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
-export interface MediaApi { media: MediaService, signer: UrlSigner }
+export interface MediaApi { media: MediaService }
 
 const baseUrl = (req: FastifyRequest): string => `${req.protocol}://${req.host}`
-
-function signed (req: FastifyRequest, signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, expiresAt: number): string {
-  return `${baseUrl(req)}/media/${mediaId}?exp=${expiresAt}&sig=${signer.sign(method, mediaId, expiresAt)}`
-}
 
 function checkUrl (signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, q: { exp?: string, sig?: string }): void {
   const exp = Number(q.exp)
@@ -41,16 +37,8 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
     const d = requireDevice(s, req)
     const r = await m.media.requestSlot(d.userId, { chatId: req.body.chat, size: req.body.size, contentType: req.body.content_type, sha256: req.body.sha256 })
     if (r.existing) return reply.code(200).send({ media_id: r.media.id, existing: true })
-    return reply.code(201).send({
-      media_id: r.media.id,
-      existing: false,
-      upload: {
-        method: 'PUT',
-        url: signed(req, m.signer, 'PUT', r.media.id, r.uploadExpiresAt),
-        headers: { 'content-type': r.media.contentType, 'content-length': String(r.media.size) },
-        expires_at: r.uploadExpiresAt
-      }
-    })
+    const target = await m.media.uploadTarget(r.media, r.uploadExpiresAt, baseUrl(req))
+    return reply.code(201).send({ media_id: r.media.id, existing: false, upload: { ...target, expires_at: r.uploadExpiresAt } })
   })
 
   app.post<{ Params: { mediaId: string } }>('/v1/media/:mediaId/download', {
@@ -58,17 +46,20 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
   }, async (req) => {
     const d = requireDevice(s, req)
     const media = await m.media.readable(req.params.mediaId, d.userId)
-    const expiresAt = Date.now() + m.media.limits.downloadUrlSeconds * 1000
-    return { media_id: media.id, url: signed(req, m.signer, 'GET', media.id, expiresAt), expires_at: expiresAt, size: media.size, sha256: media.sha256, content_type: media.contentType }
+    const { url, expiresAt } = await m.media.downloadUrl(media, baseUrl(req))
+    return { media_id: media.id, url, expires_at: expiresAt, size: media.size, sha256: media.sha256, content_type: media.contentType }
   })
 
-  // The presigned endpoints: no device token, the URL's signature is the permission.
+  // The local backend's presigned endpoints: no device token, the URL's signature is the permission.
+  const local = m.media.local
+  if (!local) return
+  const signer = local.signer
   await app.register(async (raw) => {
     raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
     raw.put<{ Params: { mediaId: string }, Querystring: { exp?: string, sig?: string } }>('/media/:mediaId', {
       schema: { summary: 'Upload the bytes of a slot (presigned URL)', hide: true }
     }, async (req, reply) => {
-      checkUrl(m.signer, 'PUT', req.params.mediaId, req.query)
+      checkUrl(signer, 'PUT', req.params.mediaId, req.query)
       const body = req.body as Readable | undefined
       if (!body) throw new DomainError('size_mismatch', 'no bytes were sent', 400)
       const media = await m.media.receive(req.params.mediaId, body)
@@ -78,7 +69,7 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
     raw.get<{ Params: { mediaId: string }, Querystring: { exp?: string, sig?: string } }>('/media/:mediaId', {
       schema: { summary: 'Download (presigned URL); supports Range', hide: true }
     }, async (req, reply) => {
-      checkUrl(m.signer, 'GET', req.params.mediaId, req.query)
+      checkUrl(signer, 'GET', req.params.mediaId, req.query)
       const media = await m.media.get(req.params.mediaId)
       if (!media || media.status !== 'complete') throw new DomainError('not_found', 'media not found', 404)
       reply.header('accept-ranges', 'bytes')

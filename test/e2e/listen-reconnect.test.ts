@@ -3,17 +3,8 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { TestServer, CLI, tempDir, waitFor } from '../helpers/server.js'
-
-async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
+import { TestServer, CLI, freePort, tempDir, waitFor } from '../helpers/server.js'
 
 const home = tempDir('mqchat-cli-')
 let server: TestServer

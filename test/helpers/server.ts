@@ -21,6 +21,16 @@ export async function waitFor<T> (what: string, probe: () => T | undefined | fal
   }
 }
 
+/** A TCP port free on loopback right now (for servers that need a fixed port across restarts). */
+export async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  const s = createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()))
+  const port = (s.address() as { port: number }).port
+  await new Promise((resolve) => s.close(resolve))
+  return port
+}
+
 /** Resolves like `promise`, or fails after `timeoutMs`: every wait in the tests is bounded. */
 export async function within<T> (what: string, promise: Promise<T>, timeoutMs = 30_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined
