@@ -112,6 +112,21 @@ export class MediaService {
     if (!ok) throw new DomainError('unknown_media', 'no completed upload of yours (or of this chat) has this media id', 404)
   }
 
+  /**
+   * The lifecycle: deletes media older than the retention period, and media
+   * never sent in any chat (an upload left pending, or never referenced)
+   * within `unreferencedMs`. Returns the ids deleted.
+   */
+  async expire (retentionMs: number, unreferencedMs: number, now = Date.now()): Promise<string[]> {
+    const gone: string[] = []
+    for (const m of await this.store.expired(now - retentionMs, now - unreferencedMs)) {
+      await this.backend.delete(m.id)
+      await this.store.delete(m.id)
+      gone.push(m.id)
+    }
+    return gone
+  }
+
   async sent (mediaId: string, chatId: string): Promise<void> { await this.store.linkChat(mediaId, chatId, Date.now()) }
 
   get (mediaId: string): Promise<Media | undefined> { return this.store.get(mediaId) }

@@ -43,6 +43,8 @@ export interface Config {
   s3ForcePathStyle: boolean
   s3AccessKeyId: string
   s3SecretAccessKey: string
+  mediaRetentionDays: number
+  mediaUnreferencedHours: number
   mediaSecret: string
   mediaMaxImageBytes: number
   mediaMaxAudioBytes: number
@@ -141,6 +143,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 's3ForcePathStyle', env: 'MQCHAT_S3_FORCE_PATH_STYLE', def: 'false', parse: bool, help: 'path-style S3 URLs (MinIO and most S3-compatible servers need true)' },
   { key: 's3AccessKeyId', env: 'MQCHAT_S3_ACCESS_KEY_ID', def: '', parse: anyText, help: 'S3 access key; empty: the SDK default credential chain' },
   { key: 's3SecretAccessKey', env: 'MQCHAT_S3_SECRET_ACCESS_KEY', def: '', parse: anyText, help: 'S3 secret key' },
+  { key: 'mediaRetentionDays', env: 'MQCHAT_MEDIA_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'media older than this is deleted by the lifecycle job' },
+  { key: 'mediaUnreferencedHours', env: 'MQCHAT_MEDIA_UNREFERENCED_HOURS', def: '24', parse: int(1, 8760), help: 'an upload never sent in a chat within this long is deleted' },
   { key: 'mediaSecret', env: 'MQCHAT_MEDIA_SECRET', def: '', parse: anyText, help: 'HMAC key for local media URLs; empty: one is generated and kept in <data>/media.key' },
   { key: 'mediaMaxImageBytes', env: 'MQCHAT_MEDIA_MAX_IMAGE_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest image upload' },
   { key: 'mediaMaxAudioBytes', env: 'MQCHAT_MEDIA_MAX_AUDIO_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest audio upload' },

@@ -2,7 +2,7 @@
 // signs the content length and type, and the client must send the SHA-256 as
 // x-amz-checksum-sha256, so S3 itself refuses other bytes or another size;
 // completion is then confirmed with a HEAD that reads the stored checksum.
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import type { Media } from '../store/types.js'
 import type { MediaBackend, UploadTarget } from './backend.js'
@@ -37,6 +37,26 @@ export class S3Backend implements MediaBackend {
     } catch {
       await this.#s3.send(new CreateBucketCommand({ Bucket: this.opts.bucket }))
     }
+  }
+
+  /**
+   * The bucket-side half of the media lifecycle: objects expire after the
+   * retention period and abandoned multipart uploads after a day. (Deleting
+   * unreferenced media needs the database; the server's lifecycle job does that.)
+   */
+  async applyLifecycle (retentionDays: number): Promise<void> {
+    await this.#s3.send(new PutBucketLifecycleConfigurationCommand({
+      Bucket: this.opts.bucket,
+      LifecycleConfiguration: {
+        Rules: [{
+          ID: 'mqchat-media-retention',
+          Status: 'Enabled',
+          Filter: { Prefix: '' },
+          Expiration: { Days: retentionDays },
+          AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
+        }]
+      }
+    }))
   }
 
   private seconds (expiresAt: number): number { return Math.max(1, Math.round((expiresAt - Date.now()) / 1000)) }

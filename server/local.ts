@@ -139,7 +139,9 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   }, log, { media })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
 
-  const retention = await startRetention(stores.history, cfg.retentionDays, cfg.purgeIntervalMinutes, log.child({ part: 'retention' }))
+  const retention = await startRetention(stores.history, media, {
+    historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
+  }, log.child({ part: 'retention' }))
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
 

@@ -1,16 +1,23 @@
-// The retention purge: history older than the retention period is deleted,
-// once at start and then periodically. Sync reports purged ranges as missing.
+// The retention purge and media lifecycle, once at start and then
+// periodically: history older than its retention period is deleted (sync
+// reports purged ranges as missing), and so is media past its retention or
+// never sent in any chat.
 import type { Logger } from 'pino'
+import type { MediaService } from '../core/media.js'
 import type { HistoryStore } from '../store/types.js'
 
-export async function startRetention (history: HistoryStore, days: number, intervalMinutes: number, log: Logger): Promise<{ stop (): void }> {
+export interface RetentionPolicy { historyDays: number, mediaDays: number, mediaUnreferencedHours: number, intervalMinutes: number }
+
+export async function startRetention (history: HistoryStore, media: MediaService, policy: RetentionPolicy, log: Logger): Promise<{ stop (): void }> {
   const purge = async (): Promise<void> => {
-    const before = Date.now() - days * 86_400_000
+    const before = Date.now() - policy.historyDays * 86_400_000
     const n = await history.purgeBefore(before)
     if (n > 0) log.info({ purged: n, before: new Date(before).toISOString() }, 'retention purge')
+    const gone = await media.expire(policy.mediaDays * 86_400_000, policy.mediaUnreferencedHours * 3_600_000)
+    if (gone.length > 0) log.info({ media: gone.length }, 'media lifecycle: expired and unreferenced media deleted')
   }
   await purge()
-  const timer = setInterval(() => { purge().catch((err: unknown) => log.error({ err }, 'retention purge failed')) }, intervalMinutes * 60_000)
+  const timer = setInterval(() => { purge().catch((err: unknown) => log.error({ err }, 'retention purge failed')) }, policy.intervalMinutes * 60_000)
   timer.unref()
   return { stop: () => clearInterval(timer) }
 }

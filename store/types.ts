@@ -185,6 +185,6 @@ export interface MediaStore {
   chatsOf (id: string): Promise<string[]>
   /** Bytes a user started uploading since `since` (the hourly quota). */
   bytesUploadedSince (userId: string, since: number): Promise<number>
-  /** Pending uploads whose URL expired before `before`. */
-  expiredPending (before: number): Promise<Media[]>
+  /** Media to delete: created before `retainedSince`, or created before `referencedSince` and never sent in a chat. */
+  expired (retainedSince: number, referencedSince: number): Promise<Media[]>
 }

@@ -26,6 +26,7 @@ Usage: mqchat <command> [options]
 
 Server:
   serve                          start the server (local profile)
+  setup-s3                       create the media bucket and apply its lifecycle rule (MQCHAT_S3_* settings)
 Account:
   register <phone>               ask for a one-time code (phone in +E.164 form)
   verify <phone> <code>          verify the code; saves this device's credentials in the profile
@@ -52,6 +53,11 @@ Starts the local profile: MQTT over TCP (default 1883) and WebSocket (8083, /mqt
 state under ./data. Every option also has an MQCHAT_* environment variable (see README); flags win.
 Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
 SIGTERM or SIGINT shuts down gracefully.`,
+  'setup-s3': `Usage: mqchat setup-s3
+
+Creates the S3 media bucket if needed and applies its lifecycle rule: objects expire after
+MQCHAT_MEDIA_RETENTION_DAYS (default 30), abandoned multipart uploads after a day. Reads the
+same MQCHAT_S3_* settings as the server. Unreferenced media is deleted by the server's own job.`,
   register: `Usage: mqchat register <phone> [--server URL]
 
 Asks the server to send a one-time code to <phone> (+E.164, e.g. +15551234567). The server URL
@@ -195,6 +201,27 @@ async function main (argv: string[]): Promise<number> {
       const { values } = parse(rest, { 'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' } })
       const { serve } = await import('./serve.js')
       return serve(values as unknown as Record<string, string | undefined>)
+    }
+    case 'setup-s3': {
+      const { values } = parse(rest, {})
+      const { loadConfig, ConfigError } = await import('../../lib/config.js')
+      let cfg
+      try {
+        cfg = loadConfig(process.env)
+      } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage)
+        throw err
+      }
+      const { S3Backend } = await import('../../media/s3-backend.js')
+      const s3 = new S3Backend({ endpoint: cfg.s3Endpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle, accessKeyId: cfg.s3AccessKeyId, secretAccessKey: cfg.s3SecretAccessKey })
+      try {
+        await s3.ensureBucket()
+        await s3.applyLifecycle(cfg.mediaRetentionDays)
+      } catch (err) {
+        throw new CliError(`S3 setup failed: ${(err as Error).message}`, EXIT.unreachable)
+      }
+      out(values.json, { bucket: cfg.s3Bucket, expiration_days: cfg.mediaRetentionDays }, `bucket ${cfg.s3Bucket}: objects expire after ${cfg.mediaRetentionDays} days`)
+      return EXIT.ok
     }
     case 'register': {
       const { values, positionals } = parse(rest, {})

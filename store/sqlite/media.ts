@@ -37,7 +37,8 @@ export class SqliteMedia implements MediaStore {
       link: db.prepare('INSERT OR IGNORE INTO media_chats (media_id, chat_id, at) VALUES (?, ?, ?)'),
       chats: db.prepare('SELECT chat_id FROM media_chats WHERE media_id = ? ORDER BY at'),
       bytesSince: db.prepare('SELECT coalesce(sum(size), 0) AS n FROM media WHERE uploader = ? AND created_at >= ?'),
-      expired: db.prepare("SELECT * FROM media WHERE status = 'pending' AND upload_expires_at < ?")
+      expired: db.prepare(`SELECT * FROM media WHERE created_at < ?
+        OR (created_at < ? AND NOT EXISTS (SELECT 1 FROM media_chats c WHERE c.media_id = media.id))`)
     }
   }
 
@@ -68,5 +69,7 @@ export class SqliteMedia implements MediaStore {
   async linkChat (id: string, chatId: string, at: number): Promise<void> { this.#st.link.run(id, chatId, at) }
   async chatsOf (id: string): Promise<string[]> { return (this.#st.chats.all(id) as Array<{ chat_id: string }>).map((r) => r.chat_id) }
   async bytesUploadedSince (userId: string, since: number): Promise<number> { return (this.#st.bytesSince.get(userId, since) as { n: number }).n }
-  async expiredPending (before: number): Promise<Media[]> { return (this.#st.expired.all(before) as Row[]).map(toMedia) }
+  async expired (retainedSince: number, referencedSince: number): Promise<Media[]> {
+    return (this.#st.expired.all(retainedSince, referencedSince) as Row[]).map(toMedia)
+  }
 }

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import { TestServer, cli, tempDir, type DeviceCreds } from '../helpers/server.js'
+import { TestServer, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
 import { Minio } from '../helpers/minio.js'
 
 const minio = new Minio()
@@ -115,4 +115,25 @@ test('S3: the CLI sends a file and another member fetches it; a non-member is re
   } finally {
     rmSync(home, { recursive: true, force: true })
   }
+})
+
+test('S3: mqchat setup-s3 applies the bucket lifecycle rule; the server job deletes unreferenced media from S3', async () => {
+  const r = await cli(tempDir('mqchat-cli-'), ['setup-s3', '--json'], { ...minio.env(), MQCHAT_MEDIA_RETENTION_DAYS: '30' })
+  assert.equal(r.code, 0, r.stderr)
+  const { GetBucketLifecycleConfigurationCommand } = await import('@aws-sdk/client-s3')
+  const rules = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'mqchat-media' }))).Rules ?? []
+  assert.deepEqual(rules.map((x) => [x.ID, x.Status, x.Expiration?.Days]), [['mqchat-media-retention', 'Enabled', 30]])
+
+  // An upload never sent anywhere, two days old: the job at the next start removes it from S3.
+  const bytes = randomBytes(1000)
+  const sl = await slot(a.token, bytes)
+  assert.equal(await put(sl.body.upload, bytes), 200)
+  assert.equal(await stored(sl.body.media_id), true)
+  await server.stop()
+  const { default: Database } = await import('better-sqlite3')
+  const db = new Database(`${server.dataDir}/mqchat.db`)
+  db.prepare('UPDATE media SET created_at = created_at - ? WHERE id = ?').run(2 * 86_400_000, sl.body.media_id)
+  db.close()
+  await server.start()
+  await waitFor('the object to leave S3', async () => !(await stored(sl.body.media_id)))
 })

@@ -231,3 +231,44 @@ test('the CLI: send --file in a group, another member fetches it byte-identical;
     rmSync(home, { recursive: true, force: true })
   }
 })
+
+test('the lifecycle job removes expired and unreferenced media, and nothing else', async () => {
+  const s = new TestServer()
+  try {
+    await s.start()
+    const u = await s.register('+15551300020')
+    const v = await s.register('+15551300021')
+    const chat = (await s.api('POST', '/v1/chats', u.token, { kind: 'direct', user: v.userId })).body.chat_id as string
+    const upload = async (send: boolean, complete = true): Promise<string> => {
+      const bytes = randomBytes(512)
+      const sl = await s.api('POST', '/v1/media', u.token, { chat, size: bytes.length, content_type: 'application/pdf', sha256: sha(bytes) })
+      if (complete) assert.equal((await fetch(sl.body.upload.url, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': 'application/pdf' } })).status, 201)
+      if (send) assert.equal((await s.api('POST', `/v1/chats/${chat}/messages`, u.token, { id: `lc-${sl.body.media_id as string}`, type: 'media', media: sl.body.media_id })).status, 201)
+      return sl.body.media_id as string
+    }
+    const keepSentRecent = await upload(true)
+    const keepUnsentFresh = await upload(false)
+    const keepSent29Days = await upload(true)
+    const dropUnsent2Days = await upload(false)
+    const dropSent31Days = await upload(true)
+    const dropPending2Days = await upload(false, false)
+    await s.stop()
+    const { default: Database } = await import('better-sqlite3')
+    const db = new Database(join(s.dataDir, 'mqchat.db'))
+    const age = db.prepare('UPDATE media SET created_at = created_at - ? WHERE id = ?')
+    age.run(29 * 86_400_000, keepSent29Days)
+    age.run(2 * 86_400_000, dropUnsent2Days)
+    age.run(31 * 86_400_000, dropSent31Days)
+    age.run(2 * 86_400_000, dropPending2Days)
+    db.close()
+    await s.start()
+    await (await import('../helpers/server.js')).waitFor('the lifecycle to run', () => /media lifecycle/.test(s.log))
+    const status = async (id: string) => (await s.api('POST', `/v1/media/${id}/download`, u.token)).status
+    for (const id of [keepSentRecent, keepUnsentFresh, keepSent29Days]) assert.equal(await status(id), 200, `${id} kept`)
+    for (const id of [dropUnsent2Days, dropSent31Days, dropPending2Days]) assert.equal(await status(id), 404, `${id} deleted`)
+    const files = readdirSync(join(s.dataDir, 'media'), { recursive: true }).map(String).filter((f) => f.includes('m_')).map((f) => f.split('/').pop())
+    assert.deepEqual(files.sort(), [keepSentRecent, keepUnsentFresh, keepSent29Days].sort(), 'exactly the kept files remain on disk')
+  } finally {
+    await s.dispose()
+  }
+})

@@ -13,7 +13,7 @@ after(async () => { for (const s of servers) await s.dispose() })
 interface SyncChat { chat_id: string, last_seq: number, messages: Array<{ seq: number, id: string }>, next_after: number, has_more: boolean, missing?: { from: number, to: number } }
 
 test('2,000 messages past a queue bound of 500: queue, one sync event, catch-up; all in order, none twice', async (t) => {
-  const server = new TestServer({ MQCHAT_MAX_QUEUE: '500', MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000' })
+  const server = new TestServer({ MQCHAT_MAX_QUEUE: '500', MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000', MQCHAT_LOG_LEVEL: 'debug' })
   servers.push(server)
   await server.start()
   const a = await server.register('+15551100001')
@@ -41,11 +41,19 @@ test('2,000 messages past a queue bound of 500: queue, one sync event, catch-up;
     shown.push(seq)
   }
   const back = await new Device(server, b).connect({ subscribe: false })
-  const syncEvent = await back.waitEvent('the sync event', (e) => e.type === 'sync', 30_000)
+  let syncEvent, queued
+  try {
+    syncEvent = await back.waitEvent('the sync event', (e) => e.type === 'sync', 30_000)
+    // The queue kept the newest 500, in order.
+    queued = await back.waitCount('msg', chatId, 500, 30_000)
+  } catch (err) {
+    // Seen once in about eight full runs and not reproduced alone: say what the device and the server saw.
+    t.diagnostic(`device connected: ${String(back.client.connected)}; events: ${back.events.length}; msg events: ${back.of('msg', chatId).length}`)
+    for (const line of server.log.split('\n').filter((l) => /"level":(20|40|50)/.test(l)).slice(-20)) t.diagnostic(line)
+    throw err
+  }
   assert.equal(syncEvent.reason, 'queue_overflow')
   assert.equal(syncEvent.dropped, 1500)
-  // The queue kept the newest 500, in order.
-  const queued = await back.waitCount('msg', chatId, 500, 30_000)
   assert.deepEqual(queued.map((m) => m.seq), Array.from({ length: 500 }, (_, i) => 1501 + i))
   await new Promise((r) => setTimeout(r, 300))
   assert.equal(back.of('sync').length, 1, 'exactly one sync event')
