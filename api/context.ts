@@ -41,7 +41,3 @@ export function requireDevice (services: ApiServices, req: FastifyRequest): Devi
   return device
 }
 
-export const errorSchema = {
-  type: 'object',
-  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } }
-} as const

@@ -3,13 +3,18 @@
 import type { ChatChange } from '../core/chats.js'
 import type { StoredMessage } from '../store/types.js'
 
-/** `msg`: a chat message. The stored body is spliced in as the JSON text the sender sent. */
-export function msgEvent (m: StoredMessage): string {
-  const head = JSON.stringify({
-    type: 'msg', chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
+/** A message's wire fields but its body: shared by `msg` events and history/sync JSON. */
+export function messageFields (m: StoredMessage) {
+  return {
+    chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
     kind: m.type, ts: m.serverTs, cts: m.clientTs,
     ref: m.ref ?? undefined, forwarded: m.forwarded === true ? true : undefined, media: m.media ?? undefined
-  })
+  }
+}
+
+/** `msg`: a chat message. The stored body is spliced in as the JSON text the sender sent. */
+export function msgEvent (m: StoredMessage): string {
+  const head = JSON.stringify({ type: 'msg', ...messageFields(m) })
   return `${head.slice(0, -1)},"body":${m.body}}`
 }
 

@@ -33,4 +33,3 @@ export function tokenMatches (token: string, storedHash: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-export const ID_PATTERN = '^[A-Za-z0-9_]{1,40}$'

@@ -3,22 +3,13 @@
 // fan-out, and the sending device also gets its `ack` inbox event.
 import type { FastifyPluginAsync } from 'fastify'
 import type { HistoryStore, StoredMessage } from '../../store/types.js'
+import { messageFields } from '../../bridge/events.js'
 import { DomainError } from '../../core/errors.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
 export const messageJson = (m: StoredMessage, reactions?: Record<string, string>) => ({
-  chat: m.chatId,
-  seq: m.seq,
-  id: m.clientId,
-  from: m.senderUser,
-  device: m.senderDevice,
-  kind: m.type,
+  ...messageFields(m),
   body: JSON.parse(m.body) as unknown,
-  ts: m.serverTs,
-  cts: m.clientTs,
-  ref: m.ref ?? undefined,
-  forwarded: m.forwarded === true ? true : undefined,
-  media: m.media ?? undefined,
   edited_at: m.editedAt ?? undefined,
   deleted: m.deletedAt ? true : undefined,
   reactions: reactions && Object.keys(reactions).length > 0 ? reactions : undefined
