@@ -7,7 +7,7 @@ import { requireDevice, type ApiServices } from '../context.js'
 
 const USER_REF = { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } as const
 
-export const chatJson = (c: ChatView & { lastSeq?: number }) => ({
+export const chatJson = (c: ChatView & { lastSeq: number }) => ({
   chat_id: c.id,
   last_seq: c.lastSeq,
   kind: c.kind,
@@ -32,6 +32,11 @@ const chatSchema = {
 const chatParams = { type: 'object', properties: { chatId: { type: 'string' } } } as const
 
 export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
+  /** A chat as every route answers it: with its last seq. */
+  async function chatReply (view: ChatView) {
+    return chatJson({ ...view, lastSeq: await s.history.lastSeq(view.id) })
+  }
+
   async function resolveUser (ref: string): Promise<string> {
     if (!ref.startsWith('+')) return ref
     const user = await s.directory.getUserByPhone(ref)
@@ -59,11 +64,11 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     if (b.kind === 'direct') {
       if (!b.user) throw new DomainError('bad_request', 'a direct chat needs "user"')
       const { chat, created } = await s.chats.createDirect(d.userId, await resolveUser(b.user))
-      return reply.code(created ? 201 : 200).send(chatJson(chat))
+      return reply.code(created ? 201 : 200).send(await chatReply(chat))
     }
     if (!b.name) throw new DomainError('bad_request', 'a group needs "name"')
     const members = await Promise.all((b.members ?? []).map(resolveUser))
-    return reply.code(201).send(chatJson(await s.chats.createGroup(d.userId, b.name, members)))
+    return reply.code(201).send(await chatReply(await s.chats.createGroup(d.userId, b.name, members)))
   })
 
   app.get('/v1/chats', {
@@ -71,15 +76,14 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   }, async (req) => {
     const d = requireDevice(s, req)
     const chats = await s.chats.listFor(d.userId)
-    return { chats: await Promise.all(chats.map(async (c) => chatJson({ ...c, lastSeq: await s.history.lastSeq(c.id) }))) }
+    return { chats: await Promise.all(chats.map(chatReply)) }
   })
 
   app.get<{ Params: { chatId: string } }>('/v1/chats/:chatId', {
     schema: { summary: 'One chat with its members', params: chatParams, response: { 200: chatSchema } }
   }, async (req) => {
     const d = requireDevice(s, req)
-    const view = await s.chats.view(req.params.chatId, d.userId)
-    return chatJson({ ...view, lastSeq: await s.history.lastSeq(view.id) })
+    return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
   app.patch<{ Params: { chatId: string }, Body: { name: string } }>('/v1/chats/:chatId', {
@@ -92,7 +96,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   }, async (req) => {
     const d = requireDevice(s, req)
     await s.chats.rename(d.userId, req.params.chatId, req.body.name)
-    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+    return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
   app.post<{ Params: { chatId: string }, Body: { users: string[] } }>('/v1/chats/:chatId/members', {
@@ -105,7 +109,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   }, async (req) => {
     const d = requireDevice(s, req)
     await s.chats.addMembers(d.userId, req.params.chatId, await Promise.all(req.body.users.map(resolveUser)))
-    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+    return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
   app.delete<{ Params: { chatId: string, user: string } }>('/v1/chats/:chatId/members/:user', {
@@ -129,6 +133,6 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   }, async (req) => {
     const d = requireDevice(s, req)
     await s.chats.setRole(d.userId, req.params.chatId, await resolveUser(req.params.user), req.body.role)
-    return chatJson(await s.chats.view(req.params.chatId, d.userId))
+    return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 }

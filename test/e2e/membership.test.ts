@@ -72,6 +72,7 @@ test('group administration: only admins add, remove, rename, promote; a group ne
   assert.equal(added.body.members.length, 3)
   const renamed = await server.api('PATCH', `/v1/chats/${chatId}`, bob.token, { name: 'renamed' })
   assert.equal(renamed.body.name, 'renamed')
+  assert.equal(renamed.body.last_seq, 0, 'every chat answer carries last_seq')
   // A non-member sees the chat as missing, not as forbidden.
   const stranger = await server.register('+15550400009')
   assert.equal((await server.api('GET', `/v1/chats/${chatId}`, stranger.token)).status, 404)

@@ -55,6 +55,7 @@ test('group and direct chat messages sent with the CLI reach every other member 
   const gj = JSON.parse(g.stdout)
   group = gj.chat_id
   assert.equal(gj.kind, 'group')
+  assert.equal(gj.last_seq, 0)
   assert.deepEqual(gj.members.map((m: { user_id: string }) => m.user_id).sort(), [alice.userId, bob.userId, carol.userId].sort())
 
   const dm = await cli(home, ['chat', 'create', bob.userId, '--profile', 'alice', '--json'], env)
