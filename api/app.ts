@@ -7,6 +7,7 @@ import { DomainError } from '../core/errors.js'
 import type { ApiServices } from './context.js'
 import { registrationRoutes } from './routes/registration.js'
 import { deviceRoutes } from './routes/devices.js'
+import { userRoutes } from './routes/users.js'
 import { chatRoutes } from './routes/chats.js'
 import { messageRoutes } from './routes/messages.js'
 import { receiptRoutes } from './routes/receipts.js'
@@ -44,6 +45,7 @@ export async function buildApi (services: ApiServices, log: Logger, media?: Medi
 
   await app.register(registrationRoutes(services))
   await app.register(deviceRoutes(services))
+  await app.register(userRoutes(services))
   await app.register(chatRoutes(services))
   await app.register(messageRoutes(services))
   await app.register(receiptRoutes(services))

@@ -1,7 +1,6 @@
-// The caller's account and devices: who am I, link a device, list, revoke.
+// The caller's account: who am I, privacy settings, and devices (link, list, revoke).
 import type { FastifyPluginAsync } from 'fastify'
 import type { Device } from '../../store/types.js'
-import { notFound } from '../../core/errors.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
 const deviceJson = (d: Device) => ({ device_id: d.id, name: d.name, created_at: d.createdAt })
@@ -36,49 +35,6 @@ export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
     if (req.body.last_seen !== undefined) patch.lastSeen = req.body.last_seen
     const st = await s.settings.update(d.userId, patch)
     return { read_receipts: st.readReceipts, last_seen: st.lastSeen }
-  })
-
-  app.get<{ Params: { userId: string } }>('/v1/users/:userId/presence', {
-    schema: {
-      summary: "A user's presence. Last seen follows their privacy setting: everyone, my chats (users sharing a chat), nobody",
-      params: { type: 'object', properties: { userId: { type: 'string', pattern: '^u_[0-9a-f]{16}$' } } },
-      response: { 200: { type: 'object', properties: { user: { type: 'string' }, state: { type: 'string' }, last_seen: { type: ['integer', 'null'] } } } }
-    }
-  }, async (req) => {
-    const d = requireDevice(s, req)
-    const target = req.params.userId
-    const visibility = s.settings.of(target).lastSeen
-    const sharing = s.mayWatch(d.userId, target)
-    if (!(await s.directory.getUser(target)) || (!sharing && visibility !== 'everyone')) throw notFound('user')
-    const p = s.presence.get(target)
-    const showLastSeen = visibility === 'everyone' || (visibility === 'chats' && sharing) || d.userId === target
-    return { user: target, state: p.state, last_seen: p.state === 'offline' && showLastSeen ? p.lastSeen : null }
-  })
-
-  app.get('/v1/blocks', { schema: { summary: 'Users you have blocked', response: { 200: { type: 'object', properties: { blocked: { type: 'array', items: { type: 'string' } } } } } } }, async (req) => {
-    const d = requireDevice(s, req)
-    return { blocked: s.blocks.list(d.userId) }
-  })
-
-  app.post<{ Body: { user: string } }>('/v1/blocks', {
-    schema: {
-      summary: 'Block a user: no direct messages either way, and they no longer see your presence',
-      body: { type: 'object', required: ['user'], additionalProperties: false, properties: { user: { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } } }
-    }
-  }, async (req, reply) => {
-    const d = requireDevice(s, req)
-    const target = req.body.user.startsWith('+') ? (await s.directory.getUserByPhone(req.body.user))?.id : (await s.directory.getUser(req.body.user))?.id
-    if (!target) throw notFound('user')
-    await s.blocks.block(d.userId, target)
-    return reply.code(204).send()
-  })
-
-  app.delete<{ Params: { userId: string } }>('/v1/blocks/:userId', {
-    schema: { summary: 'Unblock a user', params: { type: 'object', properties: { userId: { type: 'string' } } } }
-  }, async (req, reply) => {
-    const d = requireDevice(s, req)
-    await s.blocks.unblock(d.userId, req.params.userId)
-    return reply.code(204).send()
   })
 
   app.get('/v1/devices', {
