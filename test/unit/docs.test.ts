@@ -11,7 +11,7 @@ const readme = readFileSync(resolve(root, 'README.md'), 'utf8')
 const protocol = readFileSync(resolve(root, 'docs/protocol.md'), 'utf8')
 
 test('the README configuration table is the one lib/config.ts describes', () => {
-  assert.ok(readme.includes(configTable()), 'regenerate the README table from configTable()')
+  assert.ok(readme.includes(configTable()), 'the README table is stale: run npm run docs:config')
   assert.equal(OPTIONS.length, new Set(OPTIONS.map((o) => o.env)).size)
 })
 
