@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { TestServer, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
-import { Minio } from '../helpers/minio.js'
+import { Minio } from '../helpers/services.js'
 
 const minio = new Minio()
 let server: TestServer

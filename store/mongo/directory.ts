@@ -1,0 +1,179 @@
+// Directory (users, devices, chats, members, blocks, settings, one-time codes) on MongoDB.
+import type { Collection, Db } from 'mongodb'
+import { DEFAULT_SETTINGS, type Chat, type Device, type DirectoryStore, type Member, type OneTimeCode, type Role, type User, type UserSettings } from '../types.js'
+import { isDuplicateKey } from './database.js'
+
+interface UserDoc { _id: string, phone: string, createdAt: number }
+interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, createdAt: number, revokedAt: number | null }
+interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number }
+interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number }
+interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
+interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettings['lastSeen'] }
+interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: number }
+
+const pairId = (a: string, b: string): string => `${a}\n${b}`
+const toDevice = ({ _id, ...d }: DeviceDoc): Device => ({ id: _id, ...d })
+const toChat = ({ _id, ...c }: ChatDoc): Chat => ({ id: _id, ...c })
+const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt })
+const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
+
+export class MongoDirectory implements DirectoryStore {
+  #users: Collection<UserDoc>
+  #devices: Collection<DeviceDoc>
+  #chats: Collection<ChatDoc>
+  #members: Collection<MemberDoc>
+  #blocks: Collection<BlockDoc>
+  #settings: Collection<SettingsDoc>
+  #codes: Collection<CodeDoc>
+
+  constructor (db: Db) {
+    this.#users = db.collection('users')
+    this.#devices = db.collection('devices')
+    this.#chats = db.collection('chats')
+    this.#members = db.collection('members')
+    this.#blocks = db.collection('blocks')
+    this.#settings = db.collection('user_settings')
+    this.#codes = db.collection('one_time_codes')
+  }
+
+  async init (): Promise<void> {
+    await this.#users.createIndex({ phone: 1 }, { unique: true, name: 'users_by_phone' })
+    await this.#devices.createIndex({ userId: 1, createdAt: 1 }, { name: 'devices_by_user' })
+    // Members are looked up both ways: a chat's members, a user's chats.
+    await this.#members.createIndex({ chatId: 1, joinedAt: 1 }, { name: 'members_by_chat' })
+    await this.#members.createIndex({ userId: 1, chatId: 1 }, { name: 'members_by_user' })
+  }
+
+  async createUser (u: User): Promise<void> { await this.#users.insertOne({ _id: u.id, phone: u.phone, createdAt: u.createdAt }) }
+  async getUser (id: string): Promise<User | undefined> {
+    const u = await this.#users.findOne({ _id: id })
+    return u ? toUser(u) : undefined
+  }
+
+  async getUserByPhone (phone: string): Promise<User | undefined> {
+    const u = await this.#users.findOne({ phone })
+    return u ? toUser(u) : undefined
+  }
+
+  async addDevice (d: Device): Promise<void> {
+    await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, createdAt: d.createdAt, revokedAt: d.revokedAt })
+  }
+
+  async getDevice (id: string): Promise<Device | undefined> {
+    const d = await this.#devices.findOne({ _id: id })
+    return d ? toDevice(d) : undefined
+  }
+
+  async listDevices (userId: string): Promise<Device[]> {
+    return (await this.#devices.find({ userId, revokedAt: null }).sort({ createdAt: 1, _id: 1 }).toArray()).map(toDevice)
+  }
+
+  async allDevices (): Promise<Device[]> { return (await this.#devices.find({}).toArray()).map(toDevice) }
+
+  async revokeDevice (id: string, at: number): Promise<boolean> {
+    return (await this.#devices.updateOne({ _id: id, revokedAt: null }, { $set: { revokedAt: at } })).modifiedCount === 1
+  }
+
+  async createChat (chat: Chat, members: Member[]): Promise<boolean> {
+    try {
+      await this.#chats.insertOne({ _id: chat.id, kind: chat.kind, name: chat.name, createdBy: chat.createdBy, createdAt: chat.createdAt })
+    } catch (err) {
+      if (isDuplicateKey(err)) return false
+      throw err
+    }
+    await this.addMembers(members)
+    return true
+  }
+
+  async getChat (id: string): Promise<Chat | undefined> {
+    const c = await this.#chats.findOne({ _id: id })
+    return c ? toChat(c) : undefined
+  }
+
+  async renameChat (id: string, name: string): Promise<void> { await this.#chats.updateOne({ _id: id }, { $set: { name } }) }
+
+  async chatsOfUser (userId: string): Promise<Chat[]> {
+    const ids = (await this.#members.find({ userId }, { projection: { chatId: 1 } }).toArray()).map((m) => m.chatId)
+    if (ids.length === 0) return []
+    return (await this.#chats.find({ _id: { $in: ids } }).sort({ createdAt: 1, _id: 1 }).toArray()).map(toChat)
+  }
+
+  async members (chatId: string): Promise<Member[]> {
+    return (await this.#members.find({ chatId }).sort({ joinedAt: 1, userId: 1 }).toArray()).map(toMember)
+  }
+
+  async addMembers (members: Member[]): Promise<Member[]> {
+    const added: Member[] = []
+    // One insert per member: the _id makes a repeat a no-op, and each outcome is known.
+    for (const m of members) {
+      try {
+        await this.#members.insertOne({ _id: pairId(m.chatId, m.userId), chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt })
+        added.push(m)
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err
+      }
+    }
+    return added
+  }
+
+  async removeMember (chatId: string, userId: string): Promise<boolean> {
+    return (await this.#members.deleteOne({ _id: pairId(chatId, userId) })).deletedCount === 1
+  }
+
+  async setRole (chatId: string, userId: string, role: Role): Promise<boolean> {
+    return (await this.#members.updateOne({ _id: pairId(chatId, userId) }, { $set: { role } })).matchedCount === 1
+  }
+
+  async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
+    return (await this.#members.find({}, { projection: { chatId: 1, userId: 1 } }).toArray()).map((m) => ({ chatId: m.chatId, userId: m.userId }))
+  }
+
+  async getSettings (userId: string): Promise<UserSettings | undefined> {
+    const s = await this.#settings.findOne({ _id: userId })
+    return s ? { ...DEFAULT_SETTINGS, readReceipts: s.readReceipts, lastSeen: s.lastSeen } : undefined
+  }
+
+  async putSettings (userId: string, s: UserSettings): Promise<void> {
+    await this.#settings.updateOne({ _id: userId }, { $set: { readReceipts: s.readReceipts, lastSeen: s.lastSeen } }, { upsert: true })
+  }
+
+  async allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>> {
+    return (await this.#settings.find({}).toArray()).map((s) => ({ userId: s._id, settings: { readReceipts: s.readReceipts, lastSeen: s.lastSeen } }))
+  }
+
+  async block (blocker: string, blocked: string, at: number): Promise<boolean> {
+    try {
+      await this.#blocks.insertOne({ _id: pairId(blocker, blocked), blocker, blocked, at })
+      return true
+    } catch (err) {
+      if (isDuplicateKey(err)) return false
+      throw err
+    }
+  }
+
+  async unblock (blocker: string, blocked: string): Promise<boolean> {
+    return (await this.#blocks.deleteOne({ _id: pairId(blocker, blocked) })).deletedCount === 1
+  }
+
+  async allBlocks (): Promise<Array<{ blocker: string, blocked: string }>> {
+    return (await this.#blocks.find({}).sort({ blocker: 1, blocked: 1 }).toArray()).map((b) => ({ blocker: b.blocker, blocked: b.blocked }))
+  }
+
+  async putCode (c: OneTimeCode): Promise<void> {
+    await this.#codes.replaceOne({ _id: c.phone }, { codeHash: c.codeHash, expiresAt: c.expiresAt, attempts: c.attempts }, { upsert: true })
+  }
+
+  async getCode (phone: string): Promise<OneTimeCode | undefined> {
+    const c = await this.#codes.findOne({ _id: phone })
+    return c ? { phone, codeHash: c.codeHash, expiresAt: c.expiresAt, attempts: c.attempts } : undefined
+  }
+
+  async countAttempt (phone: string): Promise<number> {
+    const c = await this.#codes.findOneAndUpdate({ _id: phone }, { $inc: { attempts: 1 } }, { returnDocument: 'after' })
+    return c?.attempts ?? 0
+  }
+
+  async deleteCode (phone: string): Promise<void> { await this.#codes.deleteOne({ _id: phone }) }
+
+  async close (): Promise<void> { /* the client is closed by its owner, shared with the other stores */ }
+}

@@ -1,0 +1,223 @@
+// Message history on MongoDB, without multi-document transactions.
+//
+// append(), for one chat at a time (serialised here, and across processes by
+// the bridge's partition ownership):
+//   1. a repeat of (sending device, client id) returns the stored message;
+//   2. the effect on the target (edit, delete, reaction) is applied: each is
+//      idempotent, so a crash before step 3 is repaired when the sender's
+//      retry (or the chat stream's redelivery) repeats the append;
+//   3. the message is inserted under max(stored seq, chat counter) + 1. The
+//      seq is the unique _id, so two writers can never share one; the loser
+//      of such a race recomputes. No seq is taken before its message exists,
+//      so a crash leaves no gap;
+//   4. the chat counter is raised to the seq ($max), so that seqs are never
+//      reused after retention purged the newest messages.
+// The `fannedOut` flag is the outbox, as in the SQLite adapter.
+import type { Collection, Db } from 'mongodb'
+import { KeyedQueue } from '../../lib/serial.js'
+import type { AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
+import { isDuplicateKey } from './database.js'
+
+/** A stored message with every optional field present, plus the storage fields. */
+interface MessageDoc extends Required<StoredMessage> {
+  _id: string
+  /** serverTs as a date, for the TTL index. */
+  serverAt: Date
+  fannedOut: boolean
+}
+interface CounterDoc { _id: string, last: number }
+interface ReactionDoc { _id: string, chatId: string, seq: number, userId: string, emoji: string }
+interface ReceiptDoc { _id: string, chatId: string, userId: string, delivered: number, read: number, updatedAt: number }
+
+const msgId = (chatId: string, seq: number): string => `${chatId}\n${seq}`
+const toMessage = (d: MessageDoc): StoredMessage => ({
+  chatId: d.chatId,
+  seq: d.seq,
+  senderUser: d.senderUser,
+  senderDevice: d.senderDevice,
+  clientId: d.clientId,
+  type: d.type,
+  body: d.body,
+  clientTs: d.clientTs,
+  serverTs: d.serverTs,
+  ref: d.ref,
+  forwarded: d.forwarded,
+  editedAt: d.editedAt,
+  deletedAt: d.deletedAt,
+  media: d.media
+})
+const toWatermark = (r: ReceiptDoc): Watermark => ({ chatId: r.chatId, userId: r.userId, delivered: r.delivered, read: r.read, updatedAt: r.updatedAt })
+
+export class MongoHistory implements HistoryStore {
+  #messages: Collection<MessageDoc>
+  #counters: Collection<CounterDoc>
+  #reactions: Collection<ReactionDoc>
+  #receipts: Collection<ReceiptDoc>
+  #queue = new KeyedQueue()
+
+  constructor (db: Db, private readonly opts: { ttlSeconds?: number } = {}) {
+    this.#messages = db.collection('messages')
+    this.#counters = db.collection('chat_seq')
+    this.#reactions = db.collection('reactions')
+    this.#receipts = db.collection('receipts')
+  }
+
+  async init (): Promise<void> {
+    // The hot queries, one index each: a chat's messages by seq (history,
+    // sync, the next seq), and a device's client id (idempotency).
+    await this.#messages.createIndex({ chatId: 1, seq: 1 }, { unique: true, name: 'messages_by_chat_seq' })
+    await this.#messages.createIndex({ senderDevice: 1, clientId: 1 }, { unique: true, name: 'messages_by_client_id' })
+    await this.#messages.createIndex({ fannedOut: 1, serverTs: 1 }, { name: 'messages_pending_fanout' })
+    await this.#messages.createIndex({ serverTs: 1 }, { name: 'messages_by_time' })
+    if (this.opts.ttlSeconds !== undefined) {
+      await this.#messages.createIndex({ serverAt: 1 }, { expireAfterSeconds: this.opts.ttlSeconds, name: 'messages_ttl' })
+    }
+    await this.#reactions.createIndex({ chatId: 1, seq: 1, userId: 1 }, { name: 'reactions_by_chat_seq' })
+    await this.#receipts.createIndex({ chatId: 1, userId: 1 }, { name: 'receipts_by_chat' })
+  }
+
+  append (m: NewMessage, effect?: MessageEffect): Promise<AppendResult> {
+    return this.#queue.run(m.chatId, async () => {
+      for (let attempt = 0; ; attempt++) {
+        const existing = await this.findByClientId(m.senderDevice, m.clientId)
+        if (existing) return { message: existing, duplicate: true }
+        if (effect) await this.apply(m.chatId, effect)
+        const seq = (await this.lastSeq(m.chatId)) + 1
+        const doc: MessageDoc = {
+          _id: msgId(m.chatId, seq),
+          chatId: m.chatId,
+          seq,
+          senderUser: m.senderUser,
+          senderDevice: m.senderDevice,
+          clientId: m.clientId,
+          type: m.type,
+          body: m.body,
+          clientTs: m.clientTs,
+          serverTs: m.serverTs,
+          serverAt: new Date(m.serverTs),
+          ref: m.ref ?? null,
+          forwarded: m.forwarded === true,
+          editedAt: null,
+          deletedAt: null,
+          media: m.media ?? null,
+          fannedOut: false
+        }
+        try {
+          await this.#messages.insertOne(doc)
+        } catch (err) {
+          // Another writer took this seq, or stored this client id: look again.
+          if (isDuplicateKey(err) && attempt < 5) continue
+          throw err
+        }
+        await this.#counters.updateOne({ _id: m.chatId }, { $max: { last: seq } }, { upsert: true })
+        return { message: toMessage(doc), duplicate: false }
+      }
+    })
+  }
+
+  private async apply (chatId: string, e: MessageEffect): Promise<void> {
+    switch (e.kind) {
+      case 'edit':
+        await this.#messages.updateOne({ _id: msgId(chatId, e.seq) }, { $set: { body: e.body, editedAt: e.at } })
+        break
+      case 'delete':
+        await this.#messages.updateOne({ _id: msgId(chatId, e.seq) }, { $set: { body: 'null', deletedAt: e.at } })
+        await this.#messages.updateMany({ chatId, ref: e.seq, type: 'edit' }, { $set: { body: 'null' } })
+        await this.#reactions.deleteMany({ chatId, seq: e.seq })
+        break
+      case 'reaction': {
+        const _id = `${msgId(chatId, e.seq)}\n${e.userId}`
+        if (e.emoji === null) await this.#reactions.deleteOne({ _id })
+        else await this.#reactions.replaceOne({ _id }, { chatId, seq: e.seq, userId: e.userId, emoji: e.emoji }, { upsert: true })
+        break
+      }
+    }
+  }
+
+  async findByClientId (senderDevice: string, clientId: string): Promise<StoredMessage | undefined> {
+    const d = await this.#messages.findOne({ senderDevice, clientId })
+    return d ? toMessage(d) : undefined
+  }
+
+  async get (chatId: string, seq: number): Promise<StoredMessage | undefined> {
+    const d = await this.#messages.findOne({ _id: msgId(chatId, seq) })
+    return d ? toMessage(d) : undefined
+  }
+
+  async reactions (chatId: string, fromSeq: number, toSeq: number): Promise<Reaction[]> {
+    const docs = await this.#reactions.find({ chatId, seq: { $gte: fromSeq, $lte: toSeq } }).sort({ seq: 1, userId: 1 }).toArray()
+    return docs.map((r) => ({ seq: r.seq, userId: r.userId, emoji: r.emoji }))
+  }
+
+  async after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    if (limit <= 0) return []
+    return (await this.#messages.find({ chatId, seq: { $gt: afterSeq } }).sort({ seq: 1 }).limit(limit).toArray()).map(toMessage)
+  }
+
+  async lastSeq (chatId: string): Promise<number> {
+    const [counter, newest] = await Promise.all([
+      this.#counters.findOne({ _id: chatId }),
+      this.#messages.find({ chatId }, { projection: { seq: 1 } }).sort({ seq: -1 }).limit(1).next()
+    ])
+    return Math.max(counter?.last ?? 0, newest?.seq ?? 0)
+  }
+
+  async firstSeq (chatId: string): Promise<number> {
+    const oldest = await this.#messages.find({ chatId }, { projection: { seq: 1 } }).sort({ seq: 1 }).limit(1).next()
+    return oldest ? oldest.seq : (await this.lastSeq(chatId)) + 1
+  }
+
+  async purgeBefore (serverTs: number): Promise<number> {
+    // The counters keep the newest seq of each chat, so purged seqs are never reused.
+    return (await this.#messages.deleteMany({ serverTs: { $lt: serverTs } })).deletedCount
+  }
+
+  async pendingFanout (limit: number): Promise<StoredMessage[]> {
+    if (limit <= 0) return []
+    return (await this.#messages.find({ fannedOut: false }).sort({ serverTs: 1, chatId: 1, seq: 1 }).limit(limit).toArray()).map(toMessage)
+  }
+
+  async markFannedOut (chatId: string, seq: number): Promise<void> {
+    await this.#messages.updateOne({ _id: msgId(chatId, seq) }, { $set: { fannedOut: true } })
+  }
+
+  async advanceReceipt (chatId: string, userId: string, delivered: number, read: number, at: number): Promise<Watermark | undefined> {
+    const _id = `${chatId}\n${userId}`
+    // Compare-and-set on the current values: concurrent advances retry, and the watermark only rises.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const cur = await this.#receipts.findOne({ _id })
+      const nextRead = Math.max(cur?.read ?? 0, read)
+      const nextDelivered = Math.max(cur?.delivered ?? 0, delivered, nextRead)
+      if (cur && nextRead === cur.read && nextDelivered === cur.delivered) return undefined
+      if (!cur && nextRead === 0 && nextDelivered === 0) return undefined
+      const next: ReceiptDoc = { _id, chatId, userId, delivered: nextDelivered, read: nextRead, updatedAt: at }
+      if (!cur) {
+        try {
+          await this.#receipts.insertOne(next)
+          return toWatermark(next)
+        } catch (err) {
+          if (isDuplicateKey(err)) continue
+          throw err
+        }
+      }
+      const r = await this.#receipts.updateOne({ _id, delivered: cur.delivered, read: cur.read }, { $set: { delivered: nextDelivered, read: nextRead, updatedAt: at } })
+      if (r.matchedCount === 1) return toWatermark(next)
+    }
+    throw new Error(`receipt of ${userId} in ${chatId} kept changing concurrently`)
+  }
+
+  async getReceipt (chatId: string, userId: string): Promise<Watermark | undefined> {
+    const r = await this.#receipts.findOne({ _id: `${chatId}\n${userId}` })
+    return r ? toWatermark(r) : undefined
+  }
+
+  async receipts (chatId: string): Promise<Watermark[]> {
+    return (await this.#receipts.find({ chatId }).sort({ userId: 1 }).toArray()).map(toWatermark)
+  }
+
+  async authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]> {
+    return this.#messages.distinct('senderUser', { chatId, seq: { $gt: afterSeq, $lte: upToSeq } }) as Promise<string[]>
+  }
+
+  async close (): Promise<void> { /* the client is closed by its owner, shared with the other stores */ }
+}

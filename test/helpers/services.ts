@@ -1,0 +1,159 @@
+// Real servers the tests talk to, each a child process on free loopback
+// ports with its data in a temporary directory, stopped by its own pid:
+// Redis (Debian's redis-server), FerretDB (the MongoDB wire protocol; built by
+// `npm test` into ~/.cache/mqchat/bin) and MinIO (S3, built the same way).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect } from 'node:net'
+import { freePort, waitFor } from './server.js'
+
+export const cachedBinary = (name: string, envVar: string): string =>
+  process.env[envVar] ?? join(homedir(), '.cache', 'mqchat', 'bin', name)
+
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function accepts (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1')
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/** One server process; start() may be called again after stop() or kill() (same port, same data). */
+export abstract class ChildService {
+  proc: ChildProcess | undefined
+  port = 0
+  readonly dir: string
+  #output = ''
+
+  constructor (readonly name: string) {
+    this.dir = mkdtempSync(join(tmpdir(), `mqchat-${name}-`))
+  }
+
+  protected abstract command (): { bin: string, args: string[], env?: Record<string, string> }
+  protected ready (): Promise<boolean> { return accepts(this.port) }
+
+  /** The last lines the process wrote, for failure messages. */
+  get output (): string { return this.#output.slice(-4000) }
+
+  async start (): Promise<this> {
+    if (this.port === 0) this.port = await freePort()
+    const { bin, args, env } = this.command()
+    const p = spawn(bin, args, { cwd: this.dir, env: { PATH: process.env.PATH ?? '', HOME: this.dir, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.proc = p
+    const keep = (b: Buffer): void => { this.#output = (this.#output + b.toString()).slice(-20_000) }
+    p.stdout?.on('data', keep)
+    p.stderr?.on('data', keep)
+    p.on('error', (err) => keep(Buffer.from(`spawn failed: ${err.message}\n`)))
+    try {
+      await waitFor(`${this.name} to answer on port ${this.port}`, async () => {
+        if (p.exitCode !== null || p.signalCode !== null) throw new Error(`${this.name} exited (${String(p.exitCode ?? p.signalCode)}):\n${this.output}`)
+        return this.ready()
+      }, 60_000)
+    } catch (err) {
+      await this.stopProcess('SIGKILL')
+      throw err
+    }
+    return this
+  }
+
+  protected async stopProcess (signal: NodeJS.Signals): Promise<void> {
+    const p = this.proc
+    if (!p || p.exitCode !== null || p.signalCode !== null) return
+    const exited = new Promise((resolve) => p.once('exit', resolve))
+    p.kill(signal)
+    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  /** Stops the process gracefully, keeping its data for a restart. */
+  stop (): Promise<void> { return this.stopProcess('SIGTERM') }
+  /** Kills the process without warning (SIGKILL), keeping its data. */
+  kill (): Promise<void> { return this.stopProcess('SIGKILL') }
+
+  /** Stops the process and removes its data. */
+  async destroy (): Promise<void> {
+    await this.stopProcess('SIGTERM')
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** Debian's redis-server, with AOF on and fsync on every write. */
+export class RedisServer extends ChildService {
+  constructor () { super('redis') }
+  get url (): string { return `redis://127.0.0.1:${this.port}` }
+  protected override command (): { bin: string, args: string[] } {
+    return {
+      bin: 'redis-server',
+      args: ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--protected-mode', 'yes']
+    }
+  }
+
+  protected override async ready (): Promise<boolean> {
+    // Redis accepts connections while it still loads the AOF; wait for PONG.
+    if (!await accepts(this.port)) return false
+    return new Promise((resolve) => {
+      const s = connect(this.port, '127.0.0.1')
+      s.once('connect', () => s.write('PING\r\n'))
+      s.once('data', (b) => { s.destroy(); resolve(b.toString().startsWith('+PONG')) })
+      s.once('error', () => resolve(false))
+    })
+  }
+}
+
+/** FerretDB 1.x on its SQLite backend: a server speaking the MongoDB wire protocol. */
+export class FerretDb extends ChildService {
+  constructor () { super('ferretdb') }
+  url (database: string): string { return `mongodb://127.0.0.1:${this.port}/${database}` }
+  protected override command (): { bin: string, args: string[] } {
+    return {
+      bin: cachedBinary('ferretdb', 'MQCHAT_TEST_FERRETDB'),
+      args: ['--handler=sqlite', `--sqlite-url=file:${this.dir}/`, `--listen-addr=127.0.0.1:${this.port}`, '--state-dir', this.dir, '--telemetry=disable', '--log-level=warn', '--debug-addr=-']
+    }
+  }
+}
+
+/** MinIO: an S3 server that enforces signatures and checksums. */
+export class Minio extends ChildService {
+  readonly accessKey = 'mqchat-test'
+  readonly secretKey = 'mqchat-test-secret-key'
+  #console = 0
+  constructor () { super('minio') }
+
+  get endpoint (): string { return `http://127.0.0.1:${this.port}` }
+
+  protected override command (): { bin: string, args: string[], env: Record<string, string> } {
+    return {
+      bin: cachedBinary('minio', 'MQCHAT_TEST_MINIO'),
+      args: ['server', this.dir, '--address', `127.0.0.1:${this.port}`, '--console-address', `127.0.0.1:${this.#console}`, '--quiet'],
+      env: { MINIO_ROOT_USER: this.accessKey, MINIO_ROOT_PASSWORD: this.secretKey, MINIO_BROWSER: 'off' }
+    }
+  }
+
+  override async start (): Promise<this> {
+    if (this.#console === 0) this.#console = await freePort()
+    return super.start()
+  }
+
+  protected override ready (): Promise<boolean> {
+    return fetch(`${this.endpoint}/minio/health/live`).then((r) => r.ok, () => false)
+  }
+
+  /** The server settings for mqchat's S3 backend on this MinIO. */
+  env (bucket = 'mqchat-media'): Record<string, string> {
+    return {
+      MQCHAT_MEDIA_BACKEND: 's3',
+      MQCHAT_S3_ENDPOINT: this.endpoint,
+      MQCHAT_S3_REGION: 'us-east-1',
+      MQCHAT_S3_BUCKET: bucket,
+      MQCHAT_S3_FORCE_PATH_STYLE: 'true',
+      MQCHAT_S3_ACCESS_KEY_ID: this.accessKey,
+      MQCHAT_S3_SECRET_ACCESS_KEY: this.secretKey
+    }
+  }
+
+  override stop (): Promise<void> { return this.destroy() }
+}
