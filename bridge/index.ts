@@ -31,6 +31,9 @@ export interface InboxPublisher { publish (deviceId: string, payload: string): P
 /** Sends one inbox event without waiting; failures are logged by the bridge. */
 export type InboxSender = (deviceId: string, payload: string, type: string) => void
 
+/** An accepted message, with its fan-out: resolved once every inbox copy is queued, rejected if one failed. */
+export interface Accepted extends AppendResult { delivered: Promise<void> }
+
 export interface BridgeOptions extends MessageRules {
   maxMessageBytes: number
   /** The most chats one message may be forwarded to at once. */
@@ -59,12 +62,19 @@ export class Bridge {
    * was there already: a repeat of a client id resolves with the original
    * seq). Throws a DomainError for a refusal.
    */
-  async acceptMessage (device: Device, chatId: string, payload: Buffer): Promise<AppendResult> {
+  async acceptMessage (device: Device, chatId: string, payload: Buffer, opts: { redelivered?: boolean } = {}): Promise<Accepted> {
     if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
-    return this.accept(device, chatId, parseEnvelope(payload, this.opts.maxMessageBytes))
+    const accepted = await this.accept(device, chatId, parseEnvelope(payload, this.opts.maxMessageBytes), opts.redelivered === true)
+    accepted.delivered.catch(noop)
+    return accepted
   }
 
-  private accept (device: Device, chatId: string, env: Envelope): Promise<AppendResult> {
+  /**
+   * `redelivered`: the publish may have been handled before without its
+   * fan-out finishing (the chat stream gives it again after a worker died),
+   * so a repeat is fanned out again; members drop the same-seq duplicates.
+   */
+  private accept (device: Device, chatId: string, env: Envelope, redelivered = false): Promise<Accepted> {
     return this.#queue.run(chatId, async () => {
       // Membership is checked again in the queue: a removal may have landed while this waited.
       if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
@@ -72,7 +82,7 @@ export class Bridge {
       const earlier = await this.history.findByClientId(device.id, env.id)
       if (earlier) {
         this.send(device.id, ackEvent(earlier, true), 'ack').catch(noop)
-        return { message: earlier, duplicate: true }
+        return { message: earlier, duplicate: true, delivered: redelivered ? this.fanOut(earlier) : Promise.resolve() }
       }
       const other = this.chats.otherMember(chatId, device.userId)
       if (other !== undefined) this.blocks.checkDirect(device.userId, other)
@@ -90,12 +100,13 @@ export class Bridge {
       }, effect)
       stop()
       if (!result.duplicate && env.media !== null) await this.media?.sent(env.media, chatId)
-      if (!result.duplicate) {
-        this.metrics.accepted.inc()
-        this.fanOut(result.message)
+      let delivered = Promise.resolve()
+      if (!result.duplicate || redelivered) {
+        if (!result.duplicate) this.metrics.accepted.inc()
+        delivered = this.fanOut(result.message)
       }
       this.send(device.id, ackEvent(result.message, result.duplicate), 'ack').catch(noop)
-      return result
+      return { ...result, delivered }
     })
   }
 
@@ -106,7 +117,7 @@ export class Bridge {
    * Forwards a message to other chats (at most maxForwardTargets at once): a
    * new message in each, marked forwarded, with the same body.
    */
-  async forward (device: Device, fromChat: string, seq: number, targets: string[], clientId: string): Promise<AppendResult[]> {
+  async forward (device: Device, fromChat: string, seq: number, targets: string[], clientId: string): Promise<Accepted[]> {
     const unique = [...new Set(targets)]
     if (unique.length > this.opts.maxForwardTargets) {
       throw new DomainError('forward_limit', `a message can be forwarded to at most ${this.opts.maxForwardTargets} chats at once`, 400)
@@ -120,12 +131,14 @@ export class Bridge {
       const other = this.chats.otherMember(chatId, device.userId)
       if (other !== undefined) this.blocks.checkDirect(device.userId, other)
     }
-    const results: AppendResult[] = []
+    const results: Accepted[] = []
     for (const [i, chatId] of unique.entries()) {
       // Forwarded media becomes part of the target chat (its members may fetch it).
       if (source.media) await this.media?.sent(source.media, chatId)
       const type = source.media ? 'media' : 'text'
-      results.push(await this.accept(device, chatId, { id: `${clientId}.${i}`, type, body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null }))
+      const accepted = await this.accept(device, chatId, { id: `${clientId}.${i}`, type, body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null })
+      accepted.delivered.catch(noop)
+      results.push(accepted)
     }
     return results
   }
@@ -148,7 +161,7 @@ export class Bridge {
       await Promise.all(batch.map((m) => {
         // The sender may have missed its ack too; a repeat ack is harmless.
         this.send(m.senderDevice, ackEvent(m, false), 'ack').catch(noop)
-        return this.fanOut(m)
+        return this.fanOut(m).catch(noop)
       }))
       total += batch.length
     }
@@ -165,7 +178,10 @@ export class Bridge {
     }
     return Promise.all(sends).then(
       () => this.history.markFannedOut(m.chatId, m.seq),
-      (err) => this.log.error({ err, chat: m.chatId, seq: m.seq }, 'fan-out failed; it is redone at the next start')
+      (err: unknown) => {
+        this.log.error({ err, chat: m.chatId, seq: m.seq }, 'fan-out failed; it is redone later')
+        throw err
+      }
     )
   }
 

@@ -38,6 +38,13 @@ export interface BrokerOptions {
   connectTimeoutMs: number
   drainTimeoutMs: number
   keepaliveLimitSeconds: number
+  /** Messages aedes routes at once (mqemitter concurrency). */
+  emitterConcurrency: number
+  /** Cluster: this node's stable broker id, and the shared router (mqemitter-redis). */
+  nodeId?: string
+  mq?: unknown
+  /** False: no listeners (a bridge worker or API node that only publishes into the cluster). */
+  listen?: boolean
 }
 
 /** Told when an authenticated device connects and disconnects (presence). */
@@ -86,7 +93,9 @@ export async function startBroker (
 
   const aedes = new Aedes({
     persistence,
-    concurrency: 1000,
+    ...(opts.nodeId !== undefined ? { id: opts.nodeId } : {}),
+    ...(opts.mq !== undefined ? { mq: opts.mq as never } : {}),
+    concurrency: opts.emitterConcurrency,
     connectTimeout: opts.connectTimeoutMs,
     drainTimeout: opts.drainTimeoutMs,
     keepaliveLimit: opts.keepaliveLimitSeconds,
@@ -148,19 +157,24 @@ export async function startBroker (
     guardPacketSize(conn, opts.maxPacketBytes, (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'))
   }
 
-  const tcp: NetServer = createNetServer((socket) => handle(socket))
-  tcp.listen(opts.mqttPort, opts.host)
-  await once(tcp, 'listening')
+  let tcp: NetServer | undefined
+  let http: HttpServer | undefined
+  let wss: WebSocketServer | undefined
+  if (opts.listen !== false) {
+    tcp = createNetServer((socket) => handle(socket))
+    tcp.listen(opts.mqttPort, opts.host)
+    await once(tcp, 'listening')
 
-  const http: HttpServer = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n') })
-  const wss = new WebSocketServer({ server: http, path: opts.wsPath, maxPayload: opts.maxPacketBytes + 8 })
-  wss.on('connection', (ws, req) => {
-    const stream = createWebSocketStream(ws)
-    stream.on('error', () => stream.destroy())
-    handle(stream, req)
-  })
-  http.listen(opts.wsPort, opts.host)
-  await once(http, 'listening')
+    http = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n') })
+    const ws = wss = new WebSocketServer({ server: http, path: opts.wsPath, maxPayload: opts.maxPacketBytes + 8 })
+    ws.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket)
+      stream.on('error', () => stream.destroy())
+      handle(stream, req)
+    })
+    http.listen(opts.wsPort, opts.host)
+    await once(http, 'listening')
+  }
 
   const inbox: InboxPublisher = {
     publish: (deviceId, payload) => new Promise((resolve, reject) => {
@@ -174,10 +188,10 @@ export async function startBroker (
     listening = false
     // No new connections from here on. The servers finish closing once their
     // open connections are gone: aedes.close() ends the MQTT ones.
-    tcp.close()
-    http.close()
-    for (const ws of wss.clients) ws.terminate()
-    wss.close()
+    tcp?.close()
+    http?.close()
+    for (const ws of wss?.clients ?? []) ws.terminate()
+    wss?.close()
   }
 
   const live = (deviceId: string, payload: string): void => {
@@ -198,8 +212,8 @@ export async function startBroker (
     live,
     presence,
     isConnected: (clientId) => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId] !== undefined,
-    mqttPort: (tcp.address() as AddressInfo).port,
-    wsPort: (http.address() as AddressInfo).port,
+    mqttPort: tcp ? (tcp.address() as AddressInfo).port : 0,
+    wsPort: http ? (http.address() as AddressInfo).port : 0,
     stopListening,
     async close () {
       await stopListening()

@@ -6,10 +6,16 @@ import { DomainError } from './errors.js'
 
 export class BlockService {
   #pairs = new Set<string>()
+  #notify: () => Promise<void> = async () => {}
   constructor (private readonly directory: DirectoryStore) {}
 
+  /** Cluster: block changes are announced to the other nodes through this (they reload all blocks). */
+  notifyWith (notify: () => Promise<void>): void { this.#notify = notify }
+
   async init (): Promise<void> {
-    for (const { blocker, blocked } of await this.directory.allBlocks()) this.#pairs.add(`${blocker}\n${blocked}`)
+    const rows = await this.directory.allBlocks()
+    this.#pairs.clear()
+    for (const { blocker, blocked } of rows) this.#pairs.add(`${blocker}\n${blocked}`)
   }
 
   /** Whether `blocker` blocked `blocked`. */
@@ -29,11 +35,13 @@ export class BlockService {
     if (blocker === blocked) throw new DomainError('bad_request', 'you cannot block yourself')
     await this.directory.block(blocker, blocked, Date.now())
     this.#pairs.add(`${blocker}\n${blocked}`)
+    await this.#notify()
   }
 
   async unblock (blocker: string, blocked: string): Promise<void> {
     await this.directory.unblock(blocker, blocked)
     this.#pairs.delete(`${blocker}\n${blocked}`)
+    await this.#notify()
   }
 
   /** Refuses a direct message between two users when either blocked the other. */

@@ -27,16 +27,34 @@ export interface ChatChange {
 
 export interface ChatView extends Chat { members: Member[] }
 
+/** Told of every membership change after the local mirror has it; resolves once every node has it too (cluster). */
+export type MembershipNotifier = (chatId: string) => Promise<void>
+
 export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   #members = new Map<string, Set<string>>()
   #chatsOf = new Map<string, Set<string>>()
+
+  #notify: MembershipNotifier = async () => {}
 
   constructor (private readonly directory: DirectoryStore, private readonly maxGroupMembers: number) {
     super()
   }
 
   async init (): Promise<void> {
-    for (const { chatId, userId } of await this.directory.allMemberships()) this.join(chatId, userId)
+    const rows = await this.directory.allMemberships()
+    this.#members.clear()
+    this.#chatsOf.clear()
+    for (const { chatId, userId } of rows) this.join(chatId, userId)
+  }
+
+  /** Cluster: membership changes are announced to the other nodes through this. */
+  notifyWith (notify: MembershipNotifier): void { this.#notify = notify }
+
+  /** Re-reads one chat's members from the store (a change made on another node). */
+  async refresh (chatId: string): Promise<void> {
+    const now = new Set((await this.directory.members(chatId)).map((m) => m.userId))
+    for (const u of [...this.memberIds(chatId)]) if (!now.has(u)) this.part(chatId, u)
+    for (const u of now) this.join(chatId, u)
   }
 
   private join (chatId: string, userId: string): void {
@@ -113,6 +131,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     if (created) {
       this.join(id, by)
       this.join(id, other)
+      await this.#notify(id)
       this.changed({ chatId: id, change: 'created', by, users: [by, other] })
     }
     return { chat: await this.view(id, by), created }
@@ -130,6 +149,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     )
     this.join(id, by)
     for (const u of others) this.join(id, u)
+    await this.#notify(id)
     this.changed({ chatId: id, change: 'created', by, users: [by, ...others], name })
     return this.view(id, by)
   }
@@ -155,6 +175,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const now = Date.now()
     const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now })))
     for (const m of added) this.join(chatId, m.userId)
+    if (added.length > 0) await this.#notify(chatId)
     if (added.length > 0) this.changed({ chatId, change: 'member_added', by, users: added.map((m) => m.userId) })
     return added
   }
@@ -173,6 +194,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     }
     await this.directory.removeMember(chatId, userId)
     this.part(chatId, userId)
+    await this.#notify(chatId)
     this.changed({ chatId, change: 'member_removed', by, users: [userId] }, [userId])
     // A group is never left without an admin: the longest-standing member takes over.
     const rest = members.filter((m) => m.userId !== userId)

@@ -15,12 +15,30 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   #byId = new Map<string, Device>()
   #byUser = new Map<string, Set<string>>()
 
+  #notify: (deviceId: string) => Promise<void> = async () => {}
+
   constructor (private readonly directory: DirectoryStore, private readonly maxPerUser: number) {
     super()
   }
 
+  /** Cluster: device changes are announced to the other nodes through this. */
+  notifyWith (notify: (deviceId: string) => Promise<void>): void { this.#notify = notify }
+
+  /** Re-reads one device from the store (a change made on another node), emitting created or revoked as it applies here. */
+  async refresh (deviceId: string): Promise<void> {
+    const d = await this.directory.getDevice(deviceId)
+    if (!d) return
+    const before = this.#byId.get(deviceId)
+    this.cache(d)
+    if (!before) this.emit('created', d)
+    else if (before.revokedAt === null && d.revokedAt !== null) this.emit('revoked', d)
+  }
+
   async init (): Promise<void> {
-    for (const d of await this.directory.allDevices()) this.cache(d)
+    const rows = await this.directory.allDevices()
+    this.#byId.clear()
+    this.#byUser.clear()
+    for (const d of rows) this.cache(d)
   }
 
   private cache (d: Device): void {
@@ -54,6 +72,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
     await this.directory.addDevice(device)
     this.cache(device)
     this.emit('created', device)
+    await this.#notify(id)
     return { device, token }
   }
 
@@ -70,5 +89,6 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
     const revoked = { ...d, revokedAt: at }
     this.cache(revoked)
     this.emit('revoked', revoked)
+    await this.#notify(deviceId)
   }
 }

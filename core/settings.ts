@@ -4,10 +4,23 @@ import { DEFAULT_SETTINGS, type DirectoryStore, type UserSettings } from '../sto
 
 export class SettingsService {
   #cache = new Map<string, UserSettings>()
+  #notify: (userId: string) => Promise<void> = async () => {}
   constructor (private readonly directory: DirectoryStore) {}
 
+  /** Cluster: settings changes are announced to the other nodes through this. */
+  notifyWith (notify: (userId: string) => Promise<void>): void { this.#notify = notify }
+
+  /** Re-reads one user's settings from the store (a change made on another node). */
+  async refresh (userId: string): Promise<void> {
+    const s = await this.directory.getSettings(userId)
+    if (s) this.#cache.set(userId, s)
+    else this.#cache.delete(userId)
+  }
+
   async init (): Promise<void> {
-    for (const { userId, settings } of await this.directory.allSettings()) this.#cache.set(userId, settings)
+    const rows = await this.directory.allSettings()
+    this.#cache.clear()
+    for (const { userId, settings } of rows) this.#cache.set(userId, settings)
   }
 
   of (userId: string): UserSettings { return this.#cache.get(userId) ?? DEFAULT_SETTINGS }
@@ -16,6 +29,7 @@ export class SettingsService {
     const next = { ...this.of(userId), ...patch }
     await this.directory.putSettings(userId, next)
     this.#cache.set(userId, next)
+    await this.#notify(userId)
     return next
   }
 }

@@ -3,8 +3,24 @@
 // loadConfig() reports every bad value at once, one line each.
 import { resolve } from 'node:path'
 
+export type Role = 'all' | 'broker' | 'bridge' | 'api'
+
 export interface Config {
-  profile: 'local'
+  profile: 'local' | 'cluster'
+  /** Cluster profile: which parts this process runs. */
+  role: Role
+  /** Cluster profile: this process's stable, unique id (aedes broker id, stream consumer name). */
+  nodeId: string
+  redisUrl: string
+  /** host:port list of Redis Sentinels; when set, redisUrl's host is ignored. */
+  redisSentinels: string
+  redisSentinelName: string
+  /** host:port list of Redis Cluster nodes; when set, Redis Cluster is used. */
+  redisClusterNodes: string
+  mongoUrl: string
+  streamPartitions: number
+  emitterConcurrency: number
+  directoryAckTimeoutMs: number
   dataDir: string
   host: string
   mqttPort: number
@@ -99,14 +115,34 @@ const optionalUrl: Parser<string> = (raw) => {
 const anyText: Parser<string> = (raw) => raw
 const path: Parser<string> = (raw) => raw.length > 0 ? resolve(raw) : new Error('must not be empty')
 const wsPath: Parser<string> = (raw) => raw.startsWith('/') ? raw : new Error(`must start with "/", got "${raw}"`)
-const profile: Parser<'local'> = (raw) => raw === 'local'
-  ? 'local'
-  : raw === 'cluster'
-    ? new Error('"cluster" is not available in this version yet; use "local"')
-    : new Error(`must be "local", got "${raw}"`)
+const redisUrl: Parser<string> = (raw) => {
+  try {
+    const u = new URL(raw)
+    return u.protocol === 'redis:' || u.protocol === 'rediss:' ? raw : new Error(`must be a redis:// or rediss:// URL, got "${raw}"`)
+  } catch {
+    return new Error(`must be a redis:// or rediss:// URL, got "${raw}"`)
+  }
+}
+const mongoUrl: Parser<string> = (raw) => /^mongodb(\+srv)?:\/\/.+/.test(raw) ? raw : new Error(`must be a mongodb:// or mongodb+srv:// URL, got "${raw}"`)
+const hostPorts: Parser<string> = (raw) => {
+  if (raw === '') return ''
+  const bad = raw.split(',').map((x) => x.trim()).filter((x) => !/^[^:\s]+:\d{1,5}$/.test(x))
+  return bad.length === 0 ? raw : new Error(`must be a comma-separated host:port list, got "${bad.join(',')}"`)
+}
+const nodeId: Parser<string> = (raw) => /^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : new Error(`must be 1-64 letters, digits, "_", "-" or ".", got "${raw}"`)
 
 export const OPTIONS: Array<Option<keyof Config>> = [
-  { key: 'profile', env: 'MQCHAT_PROFILE', def: 'local', parse: profile, help: 'deployment profile (local: one process, SQLite + files, no services)' },
+  { key: 'profile', env: 'MQCHAT_PROFILE', flag: 'profile', def: 'local', parse: oneOf('local', 'cluster'), help: 'local: one process, SQLite + files, no services; cluster: Redis, MongoDB and S3, brokers and bridge workers as separate processes' },
+  { key: 'role', env: 'MQCHAT_ROLE', flag: 'role', def: 'all', parse: oneOf('all', 'broker', 'bridge', 'api'), help: 'cluster profile: the parts this process runs (broker: MQTT listeners; bridge: a chat stream worker; api: HTTP; all: the three)' },
+  { key: 'nodeId', env: 'MQCHAT_NODE_ID', flag: 'node-id', def: 'node-1', parse: nodeId, help: 'cluster profile: this process\'s stable id, unique in the cluster (MQTT broker id, stream consumer name); keep it across restarts' },
+  { key: 'redisUrl', env: 'MQCHAT_REDIS_URL', def: 'redis://127.0.0.1:6379', parse: redisUrl, help: 'cluster profile: Redis for sessions, routing, the chat stream and directory changes (password and db number in the URL)' },
+  { key: 'redisSentinels', env: 'MQCHAT_REDIS_SENTINELS', def: '', parse: hostPorts, help: 'cluster profile: Redis Sentinel host:port list; when set, the master named by MQCHAT_REDIS_SENTINEL_NAME is used' },
+  { key: 'redisSentinelName', env: 'MQCHAT_REDIS_SENTINEL_NAME', def: 'mymaster', parse: text, help: 'cluster profile: the Sentinel master name' },
+  { key: 'redisClusterNodes', env: 'MQCHAT_REDIS_CLUSTER_NODES', def: '', parse: hostPorts, help: 'cluster profile: Redis Cluster seed nodes (host:port list); when set, Redis Cluster is used' },
+  { key: 'mongoUrl', env: 'MQCHAT_MONGO_URL', def: 'mongodb://127.0.0.1:27017/mqchat', parse: mongoUrl, help: 'cluster profile: MongoDB (or a MongoDB-wire server) for history, directory and media records; the database is the URL path' },
+  { key: 'streamPartitions', env: 'MQCHAT_STREAM_PARTITIONS', def: '16', parse: int(1, 4096), help: 'cluster profile: chat stream partitions (chats are hashed onto them; each has one bridge worker at a time). Fixed for the life of a cluster' },
+  { key: 'emitterConcurrency', env: 'MQCHAT_EMITTER_CONCURRENCY', def: '1000', parse: int(1, 1_000_000), help: 'broker: messages the MQTT router (aedes and mqemitter-redis) processes at once' },
+  { key: 'directoryAckTimeoutMs', env: 'MQCHAT_DIRECTORY_ACK_TIMEOUT_MS', def: '5000', parse: int(100, 600000), help: 'cluster profile: how long a directory change (membership, device revocation) waits for every node to apply it before the API answers' },
   { key: 'dataDir', env: 'MQCHAT_DATA_DIR', flag: 'data-dir', def: './data', parse: path, help: 'directory for databases and ports.json' },
   { key: 'host', env: 'MQCHAT_HOST', flag: 'host', def: '0.0.0.0', parse: text, help: 'address every listener binds to' },
   { key: 'mqttPort', env: 'MQCHAT_MQTT_PORT', flag: 'mqtt-port', def: '1883', parse: port, help: 'MQTT over TCP (0 = pick a free port)' },

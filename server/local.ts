@@ -1,39 +1,22 @@
 // The local profile: everything in one process, state in SQLite files under
 // the data directory (mqchat.db: directory and history; broker.db: MQTT
 // sessions, queues, retained messages).
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { buildApi } from '../api/app.js'
-import { Bridge, type InboxPublisher } from '../bridge/index.js'
 import { syncEvent } from '../bridge/events.js'
 import { startRetention } from './retention.js'
-import { Receipts } from '../bridge/receipts.js'
-import { Typing } from '../bridge/typing.js'
 import { startBroker, type Broker } from '../broker/index.js'
 import { SqlitePersistence } from '../broker/persistence/sqlite.js'
-import { ChatService } from '../core/chats.js'
-import { DeviceService } from '../core/devices.js'
-import { SettingsService } from '../core/settings.js'
-import { BlockService } from '../core/blocks.js'
-import { MediaService } from '../core/media.js'
-import { LocalBlobStore } from '../media/local-blob.js'
-import { LocalBackend } from '../media/local-backend.js'
-import { S3Backend } from '../media/s3-backend.js'
-import { UrlSigner } from '../media/signing.js'
-import type { MediaBackend } from '../media/backend.js'
-import { PresenceService, type PresenceRecord } from '../core/presence.js'
+import type { PresenceRecord } from '../core/presence.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
-import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
-import { PublishLimiter } from '../lib/rate.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
 import type { Device } from '../store/types.js'
+import { buildDomain, closeOnce, httpPort, startApi, writePorts, type Ports, type RunningServer } from './domain.js'
 
-export interface Ports { mqtt: number, ws: number, http: number }
-export interface RunningServer { ports: Ports, close (): Promise<void> }
+export type { Ports, RunningServer } from './domain.js'
 
 export async function startLocal (cfg: Config, log: Logger): Promise<RunningServer> {
   mkdirSync(cfg.dataDir, { recursive: true })
@@ -50,123 +33,43 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false
   })
   const metrics = createMetrics()
-
-  const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
-  await devices.init()
-  const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
-  await chats.init()
-  const settings = new SettingsService(stores.directory)
-  await settings.init()
-  const blocks = new BlockService(stores.directory)
-  await blocks.init()
-  const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
-  const registration = new RegistrationService(stores.directory, devices, sender, {
-    ttlSeconds: cfg.otpTtlSeconds,
-    maxAttempts: cfg.otpMaxAttempts,
-    perPhonePerHour: cfg.otpRequestsPerPhonePerHour,
-    perIpPerHour: cfg.otpRequestsPerIpPerHour,
-    returnCodes: cfg.devReturnCodes
-  })
-  if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
-
-  let backend: MediaBackend
-  if (cfg.mediaBackend === 's3') {
-    const s3 = new S3Backend({
-      endpoint: cfg.s3Endpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle,
-      accessKeyId: cfg.s3AccessKeyId, secretAccessKey: cfg.s3SecretAccessKey
-    })
-    await s3.ensureBucket()
-    backend = s3
-  } else {
-    backend = new LocalBackend(new LocalBlobStore(cfg.dataDir), UrlSigner.fromDataDir(cfg.dataDir, cfg.mediaSecret))
-  }
-  const media = new MediaService(stores.media, backend, chats, {
-    maxBytes: { image: cfg.mediaMaxImageBytes, audio: cfg.mediaMaxAudioBytes, video: cfg.mediaMaxVideoBytes, document: cfg.mediaMaxDocumentBytes },
-    quotaBytesPerHour: cfg.mediaQuotaBytesPerHour,
-    uploadUrlSeconds: cfg.mediaUploadUrlSeconds,
-    downloadUrlSeconds: cfg.mediaDownloadUrlSeconds
-  })
-  const inbox: InboxPublisher = {
-    publish: (deviceId, payload) => broker ? broker.inbox.publish(deviceId, payload) : Promise.reject(new Error('broker not started'))
-  }
-  const bridge = new Bridge(stores.history, chats, devices, blocks, inbox, log.child({ part: 'bridge' }), metrics, {
-    maxMessageBytes: cfg.maxMessageBytes,
-    editWindowMs: cfg.editWindowSeconds * 1000,
-    deleteWindowMs: cfg.deleteWindowSeconds * 1000,
-    maxForwardTargets: cfg.forwardMaxChats
-  }, media)
-
-  const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
-  // Between a blocked pair, nothing ephemeral crosses their direct chat.
-  const unblockedDirect = (from: string, to: string, chatId: string): boolean =>
-    !(chatId.startsWith('dm_') && (blocks.has(from, to) || blocks.has(to, from)))
-  const typing = new Typing(chats, devices, (deviceId, payload) => broker?.live(deviceId, payload), cfg.typingIntervalMs, unblockedDirect)
-  const handlers = {
-    msg: (d: Device, chatId: string, p: Buffer) => bridge.acceptMessage(d, chatId, p),
-    receipt: (d: Device, chatId: string, p: Buffer) => receipts.accept(d, chatId, p),
-    typing: (d: Device, chatId: string, p: Buffer) => typing.accept(d, chatId, p)
-  }
-  const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
-  const presence = new PresenceService(settings, (userId, payload) => broker?.presence(userId, payload), cfg.presenceCoalesceMs)
-  const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.sharesChat(watcher, target) && !blocks.has(target, watcher))
+  const d = await buildDomain(cfg, stores, log, metrics, () => broker)
+  const { presence, bridge, devices } = d
   const sessions = {
-    connected: (d: Device) => {
-      presence.connected(d.userId)
-      const dropped = persistence.takeOverflow(d.id)
-      if (dropped > 0) bridge.sendTo(d.id, syncEvent('queue_overflow', dropped), 'sync')
+    connected: (dev: Device) => {
+      presence.connected(dev.userId)
+      const dropped = persistence.takeOverflow(dev.id)
+      if (dropped > 0) bridge.sendTo(dev.id, syncEvent('queue_overflow', dropped), 'sync')
     },
-    disconnected: (d: Device) => presence.disconnected(d.userId)
+    disconnected: (dev: Device) => presence.disconnected(dev.userId)
   }
-  broker = await startBroker(cfg, { persistence, devices, bridge, handlers, policy: subscriptionPolicy(mayWatch), sessions, limiter, log: log.child({ part: 'broker' }), metrics })
+  broker = await startBroker(cfg, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   let ready = false
-  const api = await buildApi({
-    directory: stores.directory,
-    history: stores.history,
-    devices,
-    chats,
-    registration,
-    bridge,
-    receipts,
-    settings,
-    presence,
-    mayWatch,
-    blocks,
-    limiter,
-    metrics,
-    info: { mqttPort: broker.mqttPort, wsPort: broker.wsPort, wsPath: cfg.wsPath },
-    ready: () => ready
-  }, log, { media })
-  await api.listen({ port: cfg.httpPort, host: cfg.host })
+  const api = await startApi(cfg, d, stores, metrics, { mqttPort: broker.mqttPort, wsPort: broker.wsPort }, () => ready, log)
 
-  const retention = await startRetention(stores.history, media, {
+  const retention = await startRetention(stores.history, d.media, {
     historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
   }, log.child({ part: 'retention' }))
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
 
-  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: (api.server.address() as AddressInfo).port }
-  const portsFile = join(cfg.dataDir, 'ports.json')
-  writeFileSync(`${portsFile}.tmp`, JSON.stringify({ ...ports, host: cfg.host, pid: process.pid }) + '\n')
-  renameSync(`${portsFile}.tmp`, portsFile)
+  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api) }
+  writePorts(cfg, ports)
   ready = true
   log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}`)
 
-  let closing: Promise<void> | undefined
   return {
     ports,
-    close () {
-      closing ??= (async () => {
-        ready = false
-        presence.stop()
-        retention.stop()
-        await broker.stopListening()
-        await api.close()
-        await broker.close()
-        await stores.close()
-      })()
-      return closing
-    }
+    close: closeOnce(async () => {
+      ready = false
+      presence.stop()
+      retention.stop()
+      await broker.stopListening()
+      await api.close()
+      await broker.close()
+      await stores.close()
+    })
   }
 }
 

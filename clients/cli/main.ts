@@ -25,7 +25,7 @@ const HELP: Record<string, string> = {
 Usage: mqchat <command> [options]
 
 Server:
-  serve                          start the server (local profile)
+  serve                          start the server (local profile, or a cluster role)
   setup-s3                       create the media bucket and apply its lifecycle rule (MQCHAT_S3_* settings)
 Account:
   register <phone>               ask for a one-time code (phone in +E.164 form)
@@ -47,10 +47,18 @@ Chats:
   settings                       show or change privacy settings (read receipts, last seen)
   presence <user>                online, or last seen (as the user's privacy allows)
 ${COMMON}`,
-  serve: `Usage: mqchat serve [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
+  serve: `Usage: mqchat serve [--profile local|cluster] [--role all|broker|bridge|api] [--node-id ID]
+                    [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
 
-Starts the local profile: MQTT over TCP (default 1883) and WebSocket (8083, /mqtt), HTTP API (3000),
-state under ./data. Every option also has an MQCHAT_* environment variable (see README); flags win.
+Starts the local profile (the default): MQTT over TCP (default 1883) and WebSocket (8083, /mqtt),
+HTTP API (3000), state under ./data.
+
+--profile cluster runs on Redis (MQCHAT_REDIS_URL), MongoDB (MQCHAT_MONGO_URL) and, for media,
+S3 (MQCHAT_MEDIA_BACKEND=s3). --role picks the parts this process runs: broker (MQTT listeners),
+bridge (a chat stream worker), api (HTTP), or all; run as many brokers and bridge workers as you
+like, each with its own stable --node-id.
+
+Every option also has an MQCHAT_* environment variable (see README); flags win.
 Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
 SIGTERM or SIGINT shuts down gracefully.`,
   'setup-s3': `Usage: mqchat setup-s3
@@ -198,7 +206,10 @@ async function main (argv: string[]): Promise<number> {
 
   switch (cmd) {
     case 'serve': {
-      const { values } = parse(rest, { 'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' } })
+      const { values } = parse(rest, {
+        profile: { type: 'string' }, role: { type: 'string' }, 'node-id': { type: 'string' },
+        'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' }
+      })
       const { serve } = await import('./serve.js')
       return serve(values as unknown as Record<string, string | undefined>)
     }

@@ -1,8 +1,10 @@
-// `mqchat serve`: validate configuration, start the local profile, stop
+// `mqchat serve`: validate configuration, start the profile (local, or a
+// cluster role), stop
 // gracefully on SIGTERM/SIGINT (stop accepting, close clients, flush stores).
 import { pino } from 'pino'
 import { ConfigError, loadConfig } from '../../lib/config.js'
 import { startLocal } from '../../server/local.js'
+import { startCluster } from '../../server/cluster.js'
 import { EXIT } from './errors.js'
 
 export async function serve (flags: Record<string, string | undefined>): Promise<number> {
@@ -17,7 +19,7 @@ export async function serve (flags: Record<string, string | undefined>): Promise
     throw err
   }
   const log = pino({ level: cfg.logLevel, base: { pid: process.pid } })
-  const server = await startLocal(cfg, log)
+  const server = cfg.profile === 'cluster' ? await startCluster(cfg, log) : await startLocal(cfg, log)
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down')

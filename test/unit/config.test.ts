@@ -22,17 +22,19 @@ test('flags win over the environment', () => {
 
 test('every bad value is reported, one line each, naming its source', () => {
   try {
-    loadConfig({ MQCHAT_MQTT_PORT: '70000', MQCHAT_HTTP_PORT: 'x', MQCHAT_LOG_LEVEL: 'loud', MQCHAT_WS_PATH: 'mqtt', MQCHAT_DEV_RETURN_CODES: 'maybe', MQCHAT_PROFILE: 'cluster', MQCHAT_TYPO: '1' })
+    loadConfig({ MQCHAT_MQTT_PORT: '70000', MQCHAT_HTTP_PORT: 'x', MQCHAT_LOG_LEVEL: 'loud', MQCHAT_WS_PATH: 'mqtt', MQCHAT_DEV_RETURN_CODES: 'maybe', MQCHAT_PROFILE: 'cloud', MQCHAT_REDIS_URL: 'http://x', MQCHAT_REDIS_SENTINELS: 'a:1,b', MQCHAT_TYPO: '1' })
     assert.fail('should throw')
   } catch (err) {
     assert.ok(err instanceof ConfigError)
-    assert.equal(err.problems.length, 7)
+    assert.equal(err.problems.length, 9)
     assert.match(err.message, /MQCHAT_MQTT_PORT: must be between 0 and 65535, got 70000/)
     assert.match(err.message, /MQCHAT_HTTP_PORT: must be a whole number, got "x"/)
     assert.match(err.message, /MQCHAT_LOG_LEVEL: must be one of/)
     assert.match(err.message, /MQCHAT_WS_PATH: must start with "\/"/)
     assert.match(err.message, /MQCHAT_DEV_RETURN_CODES: must be true or false/)
-    assert.match(err.message, /MQCHAT_PROFILE: "cluster" is not available/)
+    assert.match(err.message, /MQCHAT_PROFILE: must be one of local, cluster, got "cloud"/)
+    assert.match(err.message, /MQCHAT_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/)
+    assert.match(err.message, /MQCHAT_REDIS_SENTINELS: must be a comma-separated host:port list, got "b"/)
     assert.match(err.message, /MQCHAT_TYPO: unknown setting/)
   }
 })

@@ -1,0 +1,190 @@
+// A bridge worker: owns some partitions of the chat stream and feeds their
+// entries, in order, to the bridge.
+//
+// Ownership. Live workers announce themselves in a sorted set every second;
+// partition p is meant for the (p mod n)-th live worker by name. A worker
+// owns a partition only while it holds the partition's lease key (SET NX PX,
+// renewed every second, released when the partition is meant for another
+// worker), so each partition has at most one worker at a time and one writer
+// per chat. If a worker dies, its leases expire and the partitions' new
+// owners first claim every entry still pending in them (XAUTOCLAIM),
+// whoever's consumer read it, and process those again: idempotency on the
+// client message id turns repeats into same-seq duplicates.
+//
+// An entry is acknowledged (XACK, then XDEL) only after the handler resolved,
+// i.e. after the message is in history and its inbox copies are queued. A
+// handler failure (MongoDB or Redis unavailable) stops that partition where
+// it is and retries from the first unacknowledged entry after a pause, so
+// order is kept.
+import type { Logger } from 'pino'
+import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
+import type { RedisConnection } from './redis.js'
+
+const WORKERS = 'mqchat:bridge-workers'
+const leaseKey = (p: number): string => `mqchat:chat-stream-lease:${p}`
+
+const ACQUIRE_OR_RENEW = `
+local v = redis.call('GET', KEYS[1])
+if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
+export type EntryHandler = (entry: StreamEntry, redelivered: boolean) => Promise<void>
+
+export interface WorkerOptions {
+  partitions: number
+  leaseMs?: number
+  beatMs?: number
+  batch?: number
+}
+
+interface Owned { recover: boolean, leaving: boolean }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+export class BridgeWorker {
+  #owned = new Map<number, Owned>()
+  #stopped = false
+  #timer: NodeJS.Timeout | undefined
+  #loop: Promise<void> | undefined
+  readonly leaseMs: number
+  readonly beatMs: number
+  readonly batch: number
+
+  constructor (
+    private readonly redis: RedisConnection,
+    /** A connection of its own: XREADGROUP BLOCK holds it. */
+    private readonly blocking: RedisConnection,
+    private readonly nodeId: string,
+    private readonly handle: EntryHandler,
+    private readonly log: Logger,
+    private readonly opts: WorkerOptions
+  ) {
+    this.leaseMs = opts.leaseMs ?? 5000
+    this.beatMs = opts.beatMs ?? 1000
+    this.batch = opts.batch ?? 100
+  }
+
+  /** Partitions this worker owns now. */
+  get partitions (): number[] { return [...this.#owned.keys()].sort((a, b) => a - b) }
+
+  async start (): Promise<void> {
+    for (let p = 0; p < this.opts.partitions; p++) {
+      try {
+        await this.redis.xgroup('CREATE', streamKey(p), GROUP, '0', 'MKSTREAM')
+      } catch (err) {
+        if (!String((err as Error).message).includes('BUSYGROUP')) throw err
+      }
+    }
+    await this.beat()
+    this.#timer = setInterval(() => { this.beat().catch((err: unknown) => this.log.warn({ err }, 'bridge worker heartbeat failed')) }, this.beatMs)
+    this.#loop = this.run()
+  }
+
+  /** Announces this worker, and takes, keeps or gives up partitions. */
+  private async beat (): Promise<void> {
+    if (this.#stopped) return
+    const now = Date.now()
+    await this.redis.zadd(WORKERS, now, this.nodeId)
+    await this.redis.zremrangebyscore(WORKERS, 0, now - this.leaseMs)
+    const live = (await this.redis.zrange(WORKERS, 0, -1)).sort()
+    const me = live.indexOf(this.nodeId)
+    for (let p = 0; p < this.opts.partitions; p++) {
+      const meant = me >= 0 && p % live.length === me
+      const owned = this.#owned.get(p)
+      if (!meant) {
+        // The run loop releases it between batches.
+        if (owned) owned.leaving = true
+        continue
+      }
+      const ok = await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs)) === 1
+      if (ok && !owned) {
+        this.#owned.set(p, { recover: true, leaving: false })
+        this.log.info({ partition: p }, 'chat stream partition taken')
+      } else if (!ok && owned) {
+        this.#owned.delete(p)
+        this.log.warn({ partition: p }, 'chat stream partition lease lost')
+      }
+    }
+  }
+
+  private async run (): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        await this.round()
+      } catch (err) {
+        this.log.warn({ err }, 'chat stream read failed; retrying')
+        await sleep(500)
+      }
+    }
+  }
+
+  private async round (): Promise<void> {
+    for (const [p, o] of this.#owned) {
+      if (o.leaving) {
+        this.#owned.delete(p)
+        await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
+        this.log.info({ partition: p }, 'chat stream partition handed over')
+      }
+    }
+    const mine = this.partitions
+    if (mine.length === 0) {
+      await sleep(200)
+      return
+    }
+    await Promise.all(mine.filter((p) => this.#owned.get(p)?.recover).map((p) => this.drainPending(p)))
+    const reading = mine.filter((p) => this.#owned.has(p) && this.#owned.get(p)?.recover === false)
+    if (reading.length === 0) return
+    const keys = reading.map(streamKey)
+    const res = await this.blocking.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', ...keys, ...keys.map(() => '>')) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+    if (!res) return
+    await Promise.all(res.map(([key, entries]) => {
+      const p = Number(key.toString().slice(key.toString().lastIndexOf(':') + 1))
+      return this.process(p, decodeEntries(entries), false)
+    }))
+  }
+
+  /** Processes every entry still pending in a partition (whichever consumer read it), oldest first. */
+  private async drainPending (p: number): Promise<void> {
+    let cursor = '0-0'
+    for (;;) {
+      const [next, entries] = await this.redis.callBuffer('XAUTOCLAIM', streamKey(p), GROUP, this.nodeId, '0', cursor, 'COUNT', String(this.batch)) as [Buffer, Array<[Buffer, Buffer[]]>]
+      if (!await this.process(p, decodeEntries(entries), true)) return
+      cursor = next.toString()
+      if (cursor === '0-0') break
+    }
+    const o = this.#owned.get(p)
+    if (o) o.recover = false
+  }
+
+  /** Handles entries in order; false (and the partition marked for recovery) at the first failure. */
+  private async process (p: number, entries: StreamEntry[], redelivered: boolean): Promise<boolean> {
+    for (const e of entries) {
+      if (!this.#owned.has(p)) return false
+      try {
+        await this.handle(e, redelivered)
+        await this.redis.xack(streamKey(p), GROUP, e.id)
+        await this.redis.xdel(streamKey(p), e.id)
+      } catch (err) {
+        this.log.error({ err, partition: p, entry: e.id, chat: e.chatId }, 'chat stream entry failed; retrying the partition from it')
+        const o = this.#owned.get(p)
+        if (o) o.recover = true
+        await sleep(500)
+        return false
+      }
+    }
+    return true
+  }
+
+  async stop (): Promise<void> {
+    this.#stopped = true
+    clearInterval(this.#timer)
+    await this.#loop
+    for (const p of this.#owned.keys()) await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
+    this.#owned.clear()
+    await this.redis.zrem(WORKERS, this.nodeId)
+  }
+}

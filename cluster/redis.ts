@@ -1,0 +1,50 @@
+// Redis connections for the cluster profile, from configuration: one server
+// (MQCHAT_REDIS_URL), a Sentinel-managed master (MQCHAT_REDIS_SENTINELS), or
+// Redis Cluster (MQCHAT_REDIS_CLUSTER_NODES). Password and database number
+// come from the URL in every case.
+import { Redis, Cluster, type RedisOptions } from 'ioredis'
+import type { Logger } from 'pino'
+import type { Config } from '../lib/config.js'
+
+export type RedisConnection = Redis | Cluster
+
+const hostPorts = (list: string): Array<{ host: string, port: number }> =>
+  list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
+    const i = x.lastIndexOf(':')
+    return { host: x.slice(0, i), port: Number(x.slice(i + 1)) }
+  })
+
+type RedisConfig = Pick<Config, 'redisUrl' | 'redisSentinels' | 'redisSentinelName' | 'redisClusterNodes' | 'nodeId'>
+
+/** Options shared by every connection: never give up reconnecting, never drop queued commands. */
+function baseOptions (cfg: RedisConfig, name: string): RedisOptions {
+  const u = new URL(cfg.redisUrl)
+  return {
+    connectionName: `mqchat:${cfg.nodeId}:${name}`,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // Commands wait through a Redis restart instead of failing after 20 retries.
+    maxRetriesPerRequest: null,
+    retryStrategy: (times) => Math.min(times * 100, 2000)
+  }
+}
+
+export function redisConnection (cfg: RedisConfig, name: string, log: Logger): RedisConnection {
+  const opts = baseOptions(cfg, name)
+  let conn: RedisConnection
+  if (cfg.redisClusterNodes !== '') {
+    conn = new Cluster(hostPorts(cfg.redisClusterNodes), { redisOptions: opts, clusterRetryStrategy: opts.retryStrategy })
+  } else if (cfg.redisSentinels !== '') {
+    conn = new Redis({ ...opts, sentinels: hostPorts(cfg.redisSentinels), name: cfg.redisSentinelName })
+  } else {
+    const u = new URL(cfg.redisUrl)
+    conn = new Redis({ ...opts, host: u.hostname, port: u.port ? Number(u.port) : 6379 })
+  }
+  let down = false
+  conn.on('error', (err: Error) => { if (!down) log.warn({ err: err.message, conn: name }, 'redis connection error') })
+  conn.on('close', () => { if (!down) { down = true; log.warn({ conn: name }, 'redis connection lost; reconnecting') } })
+  conn.on('ready', () => { if (down) { down = false; log.info({ conn: name }, 'redis connection restored') } })
+  return conn
+}

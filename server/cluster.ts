@@ -1,0 +1,139 @@
+// The cluster profile: the same product on distributed engines (DESIGN §2, §5).
+//
+//   broker role  MQTT listeners. Sessions, queues and retained messages in
+//                Redis (aedes-persistence-redis), routing between nodes over
+//                Redis (mqemitter-redis). A chat message is checked (member,
+//                envelope) and appended to the chat stream before PUBACK;
+//                receipts and typing are handled on the node.
+//   bridge role  a chat stream worker: seq, history in MongoDB, inbox copies
+//                published into the cluster at QoS 1, then the entry is acked.
+//   api role     the HTTP API. Its chat changes reach every node's mirror
+//                (the ACL) through the directory bus before it answers.
+//
+// Every role joins the MQTT cluster as an aedes node (listeners only for the
+// broker role), so whatever it publishes (inbox copies, `chat` events) is
+// queued in the devices' sessions in Redis and routed to their brokers.
+import { createRequire } from 'node:module'
+import { redisPersistence } from '../broker/persistence/redis.js'
+import type { Logger } from 'pino'
+import { startBroker, type Broker } from '../broker/index.js'
+import { parseEnvelope, clientIdOf } from '../bridge/envelope.js'
+import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
+import { DomainError } from '../core/errors.js'
+import type { Config } from '../lib/config.js'
+import { createMetrics } from '../lib/metrics.js'
+import { openMongoStores } from '../store/mongo/database.js'
+import type { Device } from '../store/types.js'
+import { BridgeWorker } from '../cluster/bridge-worker.js'
+import { ChatStream, type StreamEntry } from '../cluster/chat-stream.js'
+import { DirectoryBus, type DirectoryChange } from '../cluster/directory-bus.js'
+import { redisConnection, type RedisConnection } from '../cluster/redis.js'
+import { buildDomain, closeOnce, httpPort, startApi, writePorts, type RunningServer } from './domain.js'
+import { startRetention } from './retention.js'
+
+const require = createRequire(import.meta.url)
+// A CommonJS package without type declarations, used through aedes' `mq` option.
+const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { close (cb: () => void): void }
+
+export async function startCluster (cfg: Config, log: Logger): Promise<RunningServer> {
+  const role = cfg.role
+  const runs = (r: 'broker' | 'bridge' | 'api'): boolean => role === 'all' || role === r
+  const connections: RedisConnection[] = []
+  const redis = (name: string): RedisConnection => {
+    const c = redisConnection(cfg, name, log.child({ part: 'redis' }))
+    connections.push(c)
+    return c
+  }
+
+  const stores = await openMongoStores({ url: cfg.mongoUrl, retentionDays: cfg.retentionDays })
+  const metrics = createMetrics()
+  let broker: Broker | undefined
+  const d = await buildDomain(cfg, stores, log, metrics, () => broker)
+
+  // Directory mirrors follow changes made on any node.
+  const bus = new DirectoryBus(redis('directory-pub'), redis('directory-sub'), cfg.nodeId, log.child({ part: 'directory' }), cfg.directoryAckTimeoutMs)
+  await bus.start({
+    apply: async (c: DirectoryChange) => {
+      if (c.kind === 'chat') await d.chats.refresh(c.id)
+      else if (c.kind === 'device') await d.devices.refresh(c.id)
+      else if (c.kind === 'settings') await d.settings.refresh(c.id)
+      else await d.blocks.init()
+    },
+    reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init()]) }
+  })
+  d.chats.notifyWith((id) => bus.publish({ kind: 'chat', id }))
+  d.devices.notifyWith((id) => bus.publish({ kind: 'device', id }))
+  d.settings.notifyWith((id) => bus.publish({ kind: 'settings', id }))
+  d.blocks.notifyWith(() => bus.publish({ kind: 'blocks' }))
+
+  // The MQTT layer: sessions and routing in Redis.
+  const persistence = redisPersistence({ conn: redis('sessions'), maxSessionDelivery: cfg.maxQueue })
+  const mq = mqemitterRedis({ pubConn: redis('router-pub'), subConn: redis('router-sub'), concurrency: cfg.emitterConcurrency })
+
+  const stream = new ChatStream(redis('stream'), cfg.streamPartitions)
+  const handlers = {
+    ...d.handlers,
+    // Checked here, sequenced by a bridge worker: the PUBACK follows the append.
+    msg: async (dev: Device, chatId: string, payload: Buffer) => {
+      if (!d.chats.isMember(chatId, dev.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+      parseEnvelope(payload, cfg.maxMessageBytes)
+      return stream.append(chatId, dev.id, payload)
+    }
+  }
+  const sessions = {
+    connected: (dev: Device) => d.presence.connected(dev.userId),
+    disconnected: (dev: Device) => d.presence.disconnected(dev.userId)
+  }
+  broker = await startBroker({ ...cfg, listen: runs('broker'), mq }, {
+    persistence, devices: d.devices, bridge: d.bridge, handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics
+  })
+
+  let worker: BridgeWorker | undefined
+  if (runs('bridge')) {
+    const handle = async (e: StreamEntry, redelivered: boolean): Promise<void> => {
+      const dev = d.devices.get(e.deviceId) ?? await stores.directory.getDevice(e.deviceId)
+      if (!dev) {
+        log.warn({ deviceId: e.deviceId, chat: e.chatId }, 'chat stream entry from an unknown device dropped')
+        return
+      }
+      try {
+        const accepted = await d.bridge.acceptMessage(dev, e.chatId, e.payload, { redelivered })
+        await accepted.delivered
+      } catch (err) {
+        if (!(err instanceof DomainError)) throw err
+        d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id: clientIdOf(e.payload) })
+      }
+    }
+    worker = new BridgeWorker(redis('worker'), redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions })
+    await worker.start()
+  }
+
+  let ready = false
+  const api = runs('api') ? await startApi(cfg, d, stores, metrics, { mqttPort: broker.mqttPort, wsPort: broker.wsPort }, () => ready, log) : undefined
+  const retention = runs('api')
+    ? await startRetention(stores.history, d.media, {
+      historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
+    }, log.child({ part: 'retention' }))
+    : undefined
+
+  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api) }
+  writePorts(cfg, ports)
+  ready = true
+  log.info({ ports, role, nodeId: cfg.nodeId }, `mqchat ${role} node ${cfg.nodeId} ready (cluster profile): MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}, HTTP ${ports.http}`)
+
+  return {
+    ports,
+    close: closeOnce(async () => {
+      ready = false
+      d.presence.stop()
+      retention?.stop()
+      await broker?.stopListening()
+      await worker?.stop()
+      await api?.close()
+      await broker?.close()
+      await new Promise<void>((resolve) => mq.close(resolve))
+      await stores.close()
+      for (const c of connections) c.disconnect()
+    })
+  }
+}

@@ -1,0 +1,156 @@
+// The parts both profiles build the same way: the domain services over the
+// stores, the bridge and its publish handlers, the API, the ports file. The
+// profiles differ in the stores, the broker persistence and router, and in
+// what carries a chat publish from the broker to the bridge.
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from 'pino'
+import type { FastifyInstance } from 'fastify'
+import { buildApi } from '../api/app.js'
+import { Bridge, type InboxPublisher } from '../bridge/index.js'
+import { Receipts } from '../bridge/receipts.js'
+import { Typing } from '../bridge/typing.js'
+import type { Broker } from '../broker/index.js'
+import { ChatService } from '../core/chats.js'
+import { DeviceService } from '../core/devices.js'
+import { SettingsService } from '../core/settings.js'
+import { BlockService } from '../core/blocks.js'
+import { MediaService } from '../core/media.js'
+import { PresenceService } from '../core/presence.js'
+import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
+import { LocalBlobStore } from '../media/local-blob.js'
+import { LocalBackend } from '../media/local-backend.js'
+import { S3Backend } from '../media/s3-backend.js'
+import { UrlSigner } from '../media/signing.js'
+import type { MediaBackend } from '../media/backend.js'
+import type { ChatPublishHandlers } from '../plugins/authorize-publish.js'
+import type { Config } from '../lib/config.js'
+import type { Metrics } from '../lib/metrics.js'
+import { PublishLimiter } from '../lib/rate.js'
+import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
+
+export interface Ports { mqtt: number, ws: number, http: number }
+export interface RunningServer { ports: Ports, close (): Promise<void> }
+
+export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore }
+
+export interface Domain {
+  devices: DeviceService
+  chats: ChatService
+  settings: SettingsService
+  blocks: BlockService
+  registration: RegistrationService
+  media: MediaService
+  bridge: Bridge
+  receipts: Receipts
+  typing: Typing
+  presence: PresenceService
+  limiter: PublishLimiter
+  mayWatch (watcher: string, target: string): boolean
+  /** The broker's chat publish handlers, with msg going straight to the bridge (the local profile). */
+  handlers: ChatPublishHandlers
+}
+
+async function mediaBackend (cfg: Config): Promise<MediaBackend> {
+  if (cfg.mediaBackend === 's3') {
+    const s3 = new S3Backend({
+      endpoint: cfg.s3Endpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle,
+      accessKeyId: cfg.s3AccessKeyId, secretAccessKey: cfg.s3SecretAccessKey
+    })
+    await s3.ensureBucket()
+    return s3
+  }
+  return new LocalBackend(new LocalBlobStore(cfg.dataDir), UrlSigner.fromDataDir(cfg.dataDir, cfg.mediaSecret))
+}
+
+/** Builds the services; `broker` is read lazily (the broker is started after them). */
+export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, metrics: Metrics, broker: () => Broker | undefined): Promise<Domain> {
+  const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
+  const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
+  const settings = new SettingsService(stores.directory)
+  const blocks = new BlockService(stores.directory)
+  await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init()])
+  const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
+  const registration = new RegistrationService(stores.directory, devices, sender, {
+    ttlSeconds: cfg.otpTtlSeconds,
+    maxAttempts: cfg.otpMaxAttempts,
+    perPhonePerHour: cfg.otpRequestsPerPhonePerHour,
+    perIpPerHour: cfg.otpRequestsPerIpPerHour,
+    returnCodes: cfg.devReturnCodes
+  })
+  if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
+
+  const media = new MediaService(stores.media, await mediaBackend(cfg), chats, {
+    maxBytes: { image: cfg.mediaMaxImageBytes, audio: cfg.mediaMaxAudioBytes, video: cfg.mediaMaxVideoBytes, document: cfg.mediaMaxDocumentBytes },
+    quotaBytesPerHour: cfg.mediaQuotaBytesPerHour,
+    uploadUrlSeconds: cfg.mediaUploadUrlSeconds,
+    downloadUrlSeconds: cfg.mediaDownloadUrlSeconds
+  })
+  const inbox: InboxPublisher = {
+    publish: (deviceId, payload) => {
+      const b = broker()
+      return b ? b.inbox.publish(deviceId, payload) : Promise.reject(new Error('broker not started'))
+    }
+  }
+  const bridge = new Bridge(stores.history, chats, devices, blocks, inbox, log.child({ part: 'bridge' }), metrics, {
+    maxMessageBytes: cfg.maxMessageBytes,
+    editWindowMs: cfg.editWindowSeconds * 1000,
+    deleteWindowMs: cfg.deleteWindowSeconds * 1000,
+    maxForwardTargets: cfg.forwardMaxChats
+  }, media)
+
+  const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
+  // Between a blocked pair, nothing ephemeral crosses their direct chat.
+  const unblockedDirect = (from: string, to: string, chatId: string): boolean =>
+    !(chatId.startsWith('dm_') && (blocks.has(from, to) || blocks.has(to, from)))
+  const typing = new Typing(chats, devices, (deviceId, payload) => broker()?.live(deviceId, payload), cfg.typingIntervalMs, unblockedDirect)
+  const handlers: ChatPublishHandlers = {
+    msg: (d: Device, chatId: string, p: Buffer) => bridge.acceptMessage(d, chatId, p),
+    receipt: (d: Device, chatId: string, p: Buffer) => receipts.accept(d, chatId, p),
+    typing: (d: Device, chatId: string, p: Buffer) => typing.accept(d, chatId, p)
+  }
+  const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
+  const presence = new PresenceService(settings, (userId, payload) => broker()?.presence(userId, payload), cfg.presenceCoalesceMs)
+  const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.sharesChat(watcher, target) && !blocks.has(target, watcher))
+  return { devices, chats, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers }
+}
+
+/** Starts the HTTP API on the configured port. */
+export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: { mqttPort: number, wsPort: number }, ready: () => boolean, log: Logger): Promise<FastifyInstance> {
+  const api = await buildApi({
+    directory: stores.directory,
+    history: stores.history,
+    devices: d.devices,
+    chats: d.chats,
+    registration: d.registration,
+    bridge: d.bridge,
+    receipts: d.receipts,
+    settings: d.settings,
+    presence: d.presence,
+    mayWatch: d.mayWatch,
+    blocks: d.blocks,
+    limiter: d.limiter,
+    metrics,
+    info: { ...info, wsPath: cfg.wsPath },
+    ready
+  }, log, { media: d.media })
+  await api.listen({ port: cfg.httpPort, host: cfg.host })
+  return api
+}
+
+export const httpPort = (api: FastifyInstance | undefined): number => api ? (api.server.address() as AddressInfo).port : 0
+
+/** Writes <data>/ports.json (what this process listens on), atomically. */
+export function writePorts (cfg: Config, ports: Ports): void {
+  mkdirSync(cfg.dataDir, { recursive: true })
+  const file = join(cfg.dataDir, 'ports.json')
+  writeFileSync(`${file}.tmp`, JSON.stringify({ ...ports, host: cfg.host, pid: process.pid }) + '\n')
+  renameSync(`${file}.tmp`, file)
+}
+
+/** A close() that runs its steps once, however often it is called. */
+export function closeOnce (steps: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined
+  return () => (closing ??= steps())
+}

@@ -1,0 +1,115 @@
+// The cluster profile, all real: Redis (Debian), FerretDB (MongoDB wire), two
+// brokers, two bridge workers and the API, each its own process.
+import { after, afterEach, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { TestCluster } from '../helpers/cluster.js'
+import { Device, waitFor, within, type DeviceCreds } from '../helpers/server.js'
+
+const cluster = new TestCluster()
+const devices: Device[] = []
+let alice: DeviceCreds, bob: DeviceCreds, carol: DeviceCreds
+
+before(async () => {
+  await within('the cluster to start', cluster.start(), 120_000)
+  alice = await cluster.api.register('+15550100001', 'alice-phone')
+  bob = await cluster.api.register('+15550100002', 'bob-phone')
+  carol = await cluster.api.register('+15550100003', 'carol-phone')
+})
+
+// Each test's devices go offline at its end, so the next test's connections start clean.
+afterEach(async () => {
+  await Promise.all(devices.splice(0).map((d) => d.close().catch(() => {})))
+})
+
+after(async () => {
+  await cluster.stop()
+})
+
+async function online (creds: DeviceCreds, broker: number): Promise<Device> {
+  const d = await new Device(cluster.brokers[broker], creds).connect()
+  devices.push(d)
+  return d
+}
+
+function seqs (d: Device, chat: string): number[] {
+  return d.of('msg', chat).map((e) => e.seq as number)
+}
+
+/** The distinct seqs in arrival order: repeats (same seq again) are what a client drops. */
+function shown (d: Device, chat: string): number[] {
+  const seen = new Set<number>()
+  return seqs(d, chat).filter((s) => !seen.has(s) && seen.add(s) !== undefined)
+}
+
+test('devices on both brokers: group and direct messages reach every member device in seq order', async () => {
+  const a = await online(alice, 0)
+  const b = await online(bob, 1)
+  const c = await online(carol, 1)
+  const group = await cluster.api.api('POST', '/v1/chats', alice.token, { kind: 'group', name: 'spread', members: [bob.userId, carol.userId] })
+  assert.equal(group.status, 201, JSON.stringify(group.body))
+  const g = group.body.chat_id as string
+  const direct = await cluster.api.api('POST', '/v1/chats', bob.token, { kind: 'direct', user: alice.userId })
+  const dm = direct.body.chat_id as string
+
+  for (let i = 0; i < 10; i++) {
+    await a.publish(g, { id: `ga${i}`, type: 'text', body: `from alice ${i}` })
+    await b.publish(g, { id: `gb${i}`, type: 'text', body: `from bob ${i}` })
+    await b.publish(dm, { id: `d${i}`, type: 'text', body: `dm ${i}` })
+  }
+  const expected = Array.from({ length: 20 }, (_, i) => i + 1)
+  await c.waitCount('msg', g, 20, 20_000).catch((err: Error) => { throw new Error(`${err.message}\n${cluster.logs()}`) })
+  assert.deepEqual(shown(c, g), expected, 'carol (broker 2) sees the group in seq order')
+  await a.waitCount('msg', g, 10, 20_000)
+  await b.waitCount('msg', g, 10, 20_000)
+  // Each sees the others' messages, in increasing seq order.
+  for (const d of [a, b]) {
+    const s = shown(d, g)
+    assert.deepEqual(s, [...s].sort((x, y) => x - y))
+    assert.equal(s.length, 10)
+  }
+  await a.waitCount('msg', dm, 10, 20_000)
+  assert.deepEqual(shown(a, dm), Array.from({ length: 10 }, (_, i) => i + 1), 'alice (broker 1) gets the direct chat in order')
+  // Every publish was acknowledged with its seq.
+  await b.waitCount('ack', dm, 10, 20_000)
+  const history = await cluster.api.api('GET', `/v1/chats/${g}/messages?after=0&limit=100`, carol.token)
+  assert.equal(history.status, 200)
+  assert.deepEqual(history.body.messages.map((m: { seq: number }) => m.seq), expected, 'history in MongoDB holds all 20, gapless')
+})
+
+test('a device that reconnects to the other broker keeps its session and gets what was queued', async () => {
+  const a = await online(alice, 0)
+  const group = await cluster.api.api('POST', '/v1/chats', alice.token, { kind: 'group', name: 'away', members: [carol.userId] })
+  const g = group.body.chat_id as string
+  const c1 = await online(carol, 0)
+  await c1.waitEvent('the group was created', (e) => e.type === 'chat' && e.chat === g)
+  await c1.close()
+  for (let i = 0; i < 15; i++) await a.publish(g, { id: `q${i}`, type: 'text', body: `queued ${i}` })
+  await a.waitCount('ack', g, 15, 20_000)
+  // Back, on the other broker: no new SUBSCRIBE, the session (and its queue) is in Redis.
+  const c2 = await new Device(cluster.brokers[1], carol).connect({ subscribe: false })
+  devices.push(c2)
+  await c2.waitCount('msg', g, 15, 20_000)
+  assert.deepEqual(shown(c2, g), Array.from({ length: 15 }, (_, i) => i + 1))
+  assert.equal(c2.client.connected, true)
+})
+
+test('a member removed through the API while on the other broker can no longer publish to the chat, immediately', async () => {
+  const a = await online(alice, 0)
+  const b = await online(bob, 1)
+  const group = await cluster.api.api('POST', '/v1/chats', alice.token, { kind: 'group', name: 'kick', members: [bob.userId] })
+  const g = group.body.chat_id as string
+  await b.waitEvent('the group was created', (e) => e.type === 'chat' && e.chat === g)
+  await b.publish(g, { id: 'before', type: 'text', body: 'still in' })
+  await a.waitEvent('bob\'s message', (e) => e.type === 'msg' && e.chat === g && e.id === 'before')
+  const removed = await cluster.api.api('DELETE', `/v1/chats/${g}/members/${bob.userId}`, alice.token)
+  assert.equal(removed.status, 204, JSON.stringify(removed.body))
+  // No pause: the removal is in force on broker 2 when the API answers.
+  await b.publish(g, { id: 'after', type: 'text', body: 'sneaking in' })
+  const refusal = await b.waitEvent('the refusal', (e) => e.type === 'error' && e.id === 'after')
+  assert.equal(refusal.code, 'not_member')
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal(a.events.some((e) => e.type === 'msg' && e.id === 'after'), false, 'nothing reached the group')
+  const history = await cluster.api.api('GET', `/v1/chats/${g}/messages?after=0&limit=100`, alice.token)
+  assert.deepEqual(history.body.messages.map((m: { id: string }) => m.id), ['before'])
+  await waitFor('bob to hear of the removal', () => b.events.find((e) => e.type === 'chat' && e.change === 'member_removed'))
+})
