@@ -33,7 +33,7 @@ import { startRetention } from './retention.js'
 
 const require = createRequire(import.meta.url)
 // A CommonJS package without type declarations, used through aedes' `mq` option.
-const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { close (cb: () => void): void }
+const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { close (cb: () => void): void, state: NodeJS.EventEmitter }
 
 export async function startCluster (cfg: Config, log: Logger): Promise<RunningServer> {
   const role = cfg.role
@@ -69,6 +69,9 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   // The MQTT layer: sessions and routing in Redis.
   const persistence = redisPersistence({ conn: redis('sessions'), maxSessionDelivery: cfg.maxQueue })
   const mq = mqemitterRedis({ pubConn: redis('router-pub'), subConn: redis('router-sub'), concurrency: cfg.emitterConcurrency })
+  // mqemitter-redis re-emits its connections' errors here; unhandled, one Redis restart would end the process.
+  // The connections log them already (cluster/redis.ts) and reconnect on their own.
+  mq.state.on('error', () => {})
 
   const stream = new ChatStream(redis('stream'), cfg.streamPartitions)
   const handlers = {

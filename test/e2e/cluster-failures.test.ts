@@ -75,7 +75,9 @@ async function underLoad (disrupt: () => Promise<void>): Promise<void> {
     const sending = Promise.all(members.map((m, i) => m.send(`r${round}m${i}`, 40, 30)))
     await new Promise((resolve) => setTimeout(resolve, 400))
     await disrupt()
-    await within('every publish to be acknowledged', sending, 90_000)
+    await within('every publish to be acknowledged', sending, 90_000).catch((err: Error) => {
+      throw new Error(`${err.message} (acknowledged per member: ${members.map((m) => m.acked.length).join(', ')}; connected: ${members.map((m) => m.client.connected).join(', ')})\n${cluster.logs()}`)
+    })
     const accepted = members.flatMap((m) => m.acked)
     assert.equal(accepted.length, 160)
 
