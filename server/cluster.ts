@@ -68,7 +68,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   // The MQTT layer: sessions and routing in Redis.
   const persistence = redisPersistence({ conn: redis('sessions'), maxSessionDelivery: cfg.maxQueue })
-  const mq = mqemitterRedis({ pubConn: redis('router-pub'), subConn: redis('router-sub'), concurrency: cfg.emitterConcurrency })
+  const routerSub = redis('router-sub')
+  const mq = mqemitterRedis({ pubConn: redis('router-pub'), subConn: routerSub, concurrency: cfg.emitterConcurrency })
   // mqemitter-redis re-emits its connections' errors here; unhandled, one Redis restart would end the process.
   // The connections log them already (cluster/redis.ts) and reconnect on their own.
   mq.state.on('error', () => {})
@@ -89,6 +90,20 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   }
   broker = await startBroker({ ...cfg, listen: runs('broker'), mq }, {
     persistence, devices: d.devices, bridge: d.bridge, handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics
+  })
+
+  // Routing between brokers is Redis pub/sub: at most once. Inbox copies routed
+  // while this node's subscription was down are in the devices' Redis queues,
+  // but aedes sends a queue only on CONNECT; so the node's devices are asked
+  // to reconnect (they get the queue then, repeats carry the same seq).
+  let routerLost = false
+  routerSub.on('close', () => { routerLost = true })
+  routerSub.on('ready', () => {
+    if (!routerLost || !runs('broker')) return
+    routerLost = false
+    const clients = Object.values((broker as unknown as { aedes: { clients: Record<string, { close (): void }> } }).aedes.clients)
+    log.warn({ clients: clients.length }, 'router subscription restored: closing this broker\'s connections so devices reconnect and receive what was queued meanwhile')
+    for (const c of clients) c.close()
   })
 
   let worker: BridgeWorker | undefined
