@@ -62,8 +62,13 @@ export class Bridge {
    * was there already: a repeat of a client id resolves with the original
    * seq). Throws a DomainError for a refusal.
    */
-  async acceptMessage (device: Device, chatId: string, payload: Buffer, opts: { redelivered?: boolean } = {}): Promise<Accepted> {
+  /** Refuses a chat publish from a device whose user is not a member (not_member). */
+  checkMember (device: Device, chatId: string): void {
     if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+  }
+
+  async acceptMessage (device: Device, chatId: string, payload: Buffer, opts: { redelivered?: boolean } = {}): Promise<Accepted> {
+    this.checkMember(device, chatId)
     const accepted = await this.accept(device, chatId, parseEnvelope(payload, this.opts.maxMessageBytes), opts.redelivered === true)
     accepted.delivered.catch(noop)
     return accepted
@@ -77,7 +82,7 @@ export class Bridge {
   private accept (device: Device, chatId: string, env: Envelope, redelivered = false): Promise<Accepted> {
     return this.#queue.run(chatId, async () => {
       // Membership is checked again in the queue: a removal may have landed while this waited.
-      if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+      this.checkMember(device, chatId)
       // A retry gets its original seq, even when the rules would refuse it now (an edit window that has passed).
       const earlier = await this.history.findByClientId(device.id, env.id)
       if (earlier) {

@@ -62,6 +62,8 @@ export interface Broker {
   presence (userId: string, payload: string): void
   /** Whether a client id has a live connection on this broker. */
   isConnected (clientId: string): boolean
+  /** Closes every client connection on this broker (they may reconnect); returns how many. */
+  disconnectAll (): number
   mqttPort: number
   wsPort: number
   /** Stops accepting connections. */
@@ -114,6 +116,8 @@ export async function startBroker (
     }
   })
   await aedes.listen()
+  // aedes keeps its connected clients by id; its type declarations do not list the field.
+  const clients = (): Record<string, Client | undefined> => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients
 
   aedes.on('client', (client: Client) => {
     metrics.connections.inc()
@@ -143,7 +147,7 @@ export async function startBroker (
     provisionInbox(d).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'creating the inbox subscription failed'))
   })
   devices.on('revoked', (d) => {
-    const client = (aedes as unknown as { clients: Record<string, Client> }).clients[d.id]
+    const client = clients()[d.id]
     if (client) {
       log.info({ deviceId: d.id }, 'device revoked: closing its connection')
       client.close()
@@ -211,7 +215,12 @@ export async function startBroker (
     inbox,
     live,
     presence,
-    isConnected: (clientId) => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId] !== undefined,
+    isConnected: (clientId) => clients()[clientId] !== undefined,
+    disconnectAll () {
+      const all = Object.values(clients()).filter((c): c is Client => c !== undefined)
+      for (const c of all) c.close()
+      return all.length
+    },
     mqttPort: tcp ? (tcp.address() as AddressInfo).port : 0,
     wsPort: http ? (http.address() as AddressInfo).port : 0,
     stopListening,

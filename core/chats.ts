@@ -175,8 +175,10 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const now = Date.now()
     const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now })))
     for (const m of added) this.join(chatId, m.userId)
-    if (added.length > 0) await this.#notify(chatId)
-    if (added.length > 0) this.changed({ chatId, change: 'member_added', by, users: added.map((m) => m.userId) })
+    if (added.length > 0) {
+      await this.#notify(chatId)
+      this.changed({ chatId, change: 'member_added', by, users: added.map((m) => m.userId) })
+    }
     return added
   }
 

@@ -79,7 +79,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     ...d.handlers,
     // Checked here, sequenced by a bridge worker: the PUBACK follows the append.
     msg: async (dev: Device, chatId: string, payload: Buffer) => {
-      if (!d.chats.isMember(chatId, dev.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+      d.bridge.checkMember(dev, chatId)
       parseEnvelope(payload, cfg.maxMessageBytes)
       return stream.append(chatId, dev.id, payload)
     }
@@ -101,9 +101,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   routerSub.on('ready', () => {
     if (!routerLost || !runs('broker')) return
     routerLost = false
-    const clients = Object.values((broker as unknown as { aedes: { clients: Record<string, { close (): void }> } }).aedes.clients)
-    log.warn({ clients: clients.length }, 'router subscription restored: closing this broker\'s connections so devices reconnect and receive what was queued meanwhile')
-    for (const c of clients) c.close()
+    const closed = broker?.disconnectAll() ?? 0
+    log.warn({ clients: closed }, 'router subscription restored: closed this broker\'s connections so devices reconnect and receive what was queued meanwhile')
   })
 
   let worker: BridgeWorker | undefined
