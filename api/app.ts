@@ -15,9 +15,16 @@ import { syncRoutes } from './routes/sync.js'
 import { mediaRoutes, type MediaApi } from './routes/media.js'
 import { healthRoutes } from './routes/health.js'
 
-export async function buildApi (services: ApiServices, log: Logger, media?: MediaApi): Promise<FastifyInstance> {
+export interface ApiOptions {
+  media?: MediaApi
+  /** Proxy addresses whose X-Forwarded-For is believed (Fastify trustProxy); empty: none. */
+  trustProxy?: string
+}
+
+export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '' }: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    trustProxy: trustProxy === '' ? false : trustProxy,
     // Unknown fields are refused (400), not silently dropped.
     ajv: { customOptions: { removeAdditional: false } }
   })

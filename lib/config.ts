@@ -1,6 +1,7 @@
 // Every server option in one place: its environment variable, default, and
 // validation. `mqchat serve` flags are applied on top of the environment.
 // loadConfig() reports every bad value at once, one line each.
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 
 export type Role = 'all' | 'broker' | 'bridge' | 'api'
@@ -27,6 +28,8 @@ export interface Config {
   wsPort: number
   wsPath: string
   httpPort: number
+  /** Addresses (IPs or CIDRs) of the load balancers whose X-Forwarded-For the API believes; empty: none. */
+  trustProxy: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   sqliteSynchronous: 'normal' | 'full'
   /** Development only: registration responses include the one-time code. */
@@ -129,6 +132,16 @@ const hostPorts: Parser<string> = (raw) => {
   const bad = raw.split(',').map((x) => x.trim()).filter((x) => !/^[^:\s]+:\d{1,5}$/.test(x))
   return bad.length === 0 ? raw : new Error(`must be a comma-separated host:port list, got "${bad.join(',')}"`)
 }
+const ipList: Parser<string> = (raw) => {
+  if (raw === '') return ''
+  const bad = raw.split(',').map((x) => x.trim()).filter((x) => {
+    const [ip, bits, ...rest] = x.split('/')
+    const v = isIP(ip ?? '')
+    if (v === 0 || rest.length > 0) return true
+    return bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128))
+  })
+  return bad.length === 0 ? raw : new Error(`must be a comma-separated list of IP addresses or CIDR ranges, got "${bad.join(',')}"`)
+}
 const nodeId: Parser<string> = (raw) => /^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : new Error(`must be 1-64 letters, digits, "_", "-" or ".", got "${raw}"`)
 
 export const OPTIONS: Array<Option<keyof Config>> = [
@@ -149,6 +162,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'wsPort', env: 'MQCHAT_WS_PORT', flag: 'ws-port', def: '8083', parse: port, help: 'MQTT over WebSocket (0 = pick a free port)' },
   { key: 'wsPath', env: 'MQCHAT_WS_PATH', def: '/mqtt', parse: wsPath, help: 'WebSocket path for MQTT' },
   { key: 'httpPort', env: 'MQCHAT_HTTP_PORT', flag: 'http-port', def: '3000', parse: port, help: 'HTTP API (0 = pick a free port)' },
+  { key: 'trustProxy', env: 'MQCHAT_TRUST_PROXY', def: '', parse: ipList, help: 'load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client address for per-address limits; empty: trust none' },
   { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
   { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },
   { key: 'devReturnCodes', env: 'MQCHAT_DEV_RETURN_CODES', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: registration responses include the one-time code' },

@@ -126,7 +126,10 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   }
 
   let ready = false
-  const api = runs('api') ? await startApi(cfg, d, stores, metrics, { mqttPort: broker.mqttPort, wsPort: broker.wsPort }, () => ready, log) : undefined
+  // /v1/info tells clients where MQTT is: this node's listeners, or, on a node
+  // without them, the configured ports (those the load balancer serves).
+  const mqttInfo = runs('broker') ? { mqttPort: broker.mqttPort, wsPort: broker.wsPort } : { mqttPort: cfg.mqttPort, wsPort: cfg.wsPort }
+  const api = runs('api') ? await startApi(cfg, d, stores, metrics, mqttInfo, () => ready, log) : undefined
   const retention = runs('api')
     ? await startRetention(stores.history, d.media, {
       historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes

@@ -134,7 +134,7 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     metrics,
     info: { ...info, wsPath: cfg.wsPath },
     ready
-  }, log, { media: d.media })
+  }, log, { media: { media: d.media }, trustProxy: cfg.trustProxy })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
   return api
 }

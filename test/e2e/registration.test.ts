@@ -144,3 +144,24 @@ test('a bad webhook URL stops the start', async () => {
   const { loadConfig, ConfigError } = await import('../../lib/config.js')
   assert.throws(() => loadConfig({ MQCHAT_CODE_WEBHOOK_URL: 'ftp://x' }), (e: unknown) => e instanceof ConfigError && /MQCHAT_CODE_WEBHOOK_URL: must be an http\(s\) URL/.test(e.message))
 })
+
+test('behind a trusted load balancer the per-address limit counts X-Forwarded-For; an untrusted peer\'s header is ignored', async () => {
+  const trusting = new TestServer({ MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR: '2', MQCHAT_TRUST_PROXY: '127.0.0.1' })
+  const untrusting = new TestServer({ MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR: '2' })
+  try {
+    await Promise.all([trusting.start(), untrusting.start()])
+    const ask = async (s: TestServer, forwardedFor: string, n: number): Promise<number> => {
+      const r = await fetch(`${s.url}/v1/register/code`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor }, body: JSON.stringify({ phone: `+1555060${String(n).padStart(4, '0')}` })
+      })
+      return r.status
+    }
+    // Trusted: each client address has its own budget of 2.
+    assert.deepEqual([await ask(trusting, '203.0.113.1', 1), await ask(trusting, '203.0.113.1', 2), await ask(trusting, '203.0.113.1', 3)], [202, 202, 429])
+    assert.equal(await ask(trusting, '203.0.113.2', 4), 202, 'another client behind the same balancer is not limited')
+    // Not trusted: the header is the client's word; all requests count for 127.0.0.1.
+    assert.deepEqual([await ask(untrusting, '203.0.113.1', 5), await ask(untrusting, '203.0.113.2', 6), await ask(untrusting, '203.0.113.3', 7)], [202, 202, 429])
+  } finally {
+    await Promise.all([trusting.dispose(), untrusting.dispose()])
+  }
+})

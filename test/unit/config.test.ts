@@ -22,11 +22,11 @@ test('flags win over the environment', () => {
 
 test('every bad value is reported, one line each, naming its source', () => {
   try {
-    loadConfig({ MQCHAT_MQTT_PORT: '70000', MQCHAT_HTTP_PORT: 'x', MQCHAT_LOG_LEVEL: 'loud', MQCHAT_WS_PATH: 'mqtt', MQCHAT_DEV_RETURN_CODES: 'maybe', MQCHAT_PROFILE: 'cloud', MQCHAT_REDIS_URL: 'http://x', MQCHAT_REDIS_SENTINELS: 'a:1,b', MQCHAT_TYPO: '1' })
+    loadConfig({ MQCHAT_MQTT_PORT: '70000', MQCHAT_HTTP_PORT: 'x', MQCHAT_LOG_LEVEL: 'loud', MQCHAT_WS_PATH: 'mqtt', MQCHAT_DEV_RETURN_CODES: 'maybe', MQCHAT_PROFILE: 'cloud', MQCHAT_REDIS_URL: 'http://x', MQCHAT_REDIS_SENTINELS: 'a:1,b', MQCHAT_TRUST_PROXY: '10.0.0.0/8,10.0.0.1/33,lb', MQCHAT_TYPO: '1' })
     assert.fail('should throw')
   } catch (err) {
     assert.ok(err instanceof ConfigError)
-    assert.equal(err.problems.length, 9)
+    assert.equal(err.problems.length, 10)
     assert.match(err.message, /MQCHAT_MQTT_PORT: must be between 0 and 65535, got 70000/)
     assert.match(err.message, /MQCHAT_HTTP_PORT: must be a whole number, got "x"/)
     assert.match(err.message, /MQCHAT_LOG_LEVEL: must be one of/)
@@ -35,6 +35,7 @@ test('every bad value is reported, one line each, naming its source', () => {
     assert.match(err.message, /MQCHAT_PROFILE: must be one of local, cluster, got "cloud"/)
     assert.match(err.message, /MQCHAT_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/)
     assert.match(err.message, /MQCHAT_REDIS_SENTINELS: must be a comma-separated host:port list, got "b"/)
+    assert.match(err.message, /MQCHAT_TRUST_PROXY: must be a comma-separated list of IP addresses or CIDR ranges, got "10.0.0.1\/33,lb"/)
     assert.match(err.message, /MQCHAT_TYPO: unknown setting/)
   }
 })
