@@ -57,6 +57,7 @@ export interface Config {
   forwardMaxChats: number
   mediaBackend: 'local' | 's3'
   s3Endpoint: string
+  s3PublicEndpoint: string
   s3Region: string
   s3Bucket: string
   s3ForcePathStyle: boolean
@@ -188,6 +189,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'forwardMaxChats', env: 'MQCHAT_FORWARD_MAX_CHATS', def: '5', parse: int(1, 1000), help: 'the most chats one message may be forwarded to at once' },
   { key: 'mediaBackend', env: 'MQCHAT_MEDIA_BACKEND', def: 'local', parse: oneOf('local', 's3'), help: 'where media bytes live: local (files under the data directory) or s3' },
   { key: 's3Endpoint', env: 'MQCHAT_S3_ENDPOINT', def: '', parse: optionalUrl, help: 'S3 endpoint URL (MinIO, …); empty: AWS for the region' },
+  { key: 's3PublicEndpoint', env: 'MQCHAT_S3_PUBLIC_ENDPOINT', def: '', parse: optionalUrl, help: 'the S3 endpoint as clients reach it (behind a load balancer or another host name), used in presigned upload and download URLs; empty: MQCHAT_S3_ENDPOINT' },
   { key: 's3Region', env: 'MQCHAT_S3_REGION', def: 'us-east-1', parse: text, help: 'S3 region' },
   { key: 's3Bucket', env: 'MQCHAT_S3_BUCKET', def: 'mqchat-media', parse: text, help: 'S3 bucket for media (created if missing)' },
   { key: 's3ForcePathStyle', env: 'MQCHAT_S3_FORCE_PATH_STYLE', def: 'false', parse: bool, help: 'path-style S3 URLs (MinIO and most S3-compatible servers need true)' },

@@ -9,6 +9,8 @@ import type { MediaBackend, UploadTarget } from './backend.js'
 
 export interface S3Options {
   endpoint: string
+  /** The endpoint clients reach, for presigned URLs only; empty: `endpoint`. */
+  publicEndpoint?: string
   region: string
   bucket: string
   forcePathStyle: boolean
@@ -21,13 +23,17 @@ const base64OfHex = (hex: string): string => Buffer.from(hex, 'hex').toString('b
 export class S3Backend implements MediaBackend {
   readonly name = 's3' as const
   #s3: S3Client
+  /** Signs the URLs handed to clients (no requests are sent with it). */
+  #signer: S3Client
   constructor (private readonly opts: S3Options) {
-    this.#s3 = new S3Client({
-      endpoint: opts.endpoint || undefined,
+    const client = (endpoint: string): S3Client => new S3Client({
+      endpoint: endpoint || undefined,
       region: opts.region,
       forcePathStyle: opts.forcePathStyle,
       credentials: opts.accessKeyId ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined
     })
+    this.#s3 = client(opts.endpoint)
+    this.#signer = opts.publicEndpoint ? client(opts.publicEndpoint) : this.#s3
   }
 
   /** Creates the bucket if it does not exist. */
@@ -63,7 +69,7 @@ export class S3Backend implements MediaBackend {
 
   async uploadTarget (media: Media, expiresAt: number): Promise<UploadTarget> {
     const checksum = base64OfHex(media.sha256)
-    const url = await getSignedUrl(this.#s3, new PutObjectCommand({
+    const url = await getSignedUrl(this.#signer, new PutObjectCommand({
       Bucket: this.opts.bucket, Key: media.id, ContentLength: media.size, ContentType: media.contentType, ChecksumSHA256: checksum
     }), {
       expiresIn: this.seconds(expiresAt),
@@ -74,7 +80,7 @@ export class S3Backend implements MediaBackend {
   }
 
   async downloadUrl (media: Media, expiresAt: number): Promise<string> {
-    return getSignedUrl(this.#s3, new GetObjectCommand({ Bucket: this.opts.bucket, Key: media.id }), { expiresIn: this.seconds(expiresAt) })
+    return getSignedUrl(this.#signer, new GetObjectCommand({ Bucket: this.opts.bucket, Key: media.id }), { expiresIn: this.seconds(expiresAt) })
   }
 
   async confirm (media: Media): Promise<boolean> {

@@ -55,7 +55,7 @@ export interface Domain {
 async function mediaBackend (cfg: Config): Promise<MediaBackend> {
   if (cfg.mediaBackend === 's3') {
     const s3 = new S3Backend({
-      endpoint: cfg.s3Endpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle,
+      endpoint: cfg.s3Endpoint, publicEndpoint: cfg.s3PublicEndpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle,
       accessKeyId: cfg.s3AccessKeyId, secretAccessKey: cfg.s3SecretAccessKey
     })
     await s3.ensureBucket()

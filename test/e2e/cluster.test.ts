@@ -1,16 +1,30 @@
-// The cluster profile, all real: Redis (Debian), FerretDB (MongoDB wire), two
-// brokers, two bridge workers and the API, each its own process.
+// The cluster profile, all real: Redis (Debian), FerretDB (MongoDB wire),
+// MinIO (S3), two brokers, two bridge workers and the API, each its own process.
 import { after, afterEach, before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer, connect, type Server } from 'node:net'
 import { TestCluster } from '../helpers/cluster.js'
-import { Device, waitFor, within, type DeviceCreds } from '../helpers/server.js'
+import { Device, freePort, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
 const cluster = new TestCluster()
 const devices: Device[] = []
 let alice: DeviceCreds, bob: DeviceCreds, carol: DeviceCreds
+// Clients reach S3 through this TCP relay (a stand-in for a load balancer), as
+// MQCHAT_S3_PUBLIC_ENDPOINT; the nodes use MinIO's own address.
+let s3Relay: Server
+let s3PublicPort = 0
 
 before(async () => {
-  await within('the cluster to start', cluster.start(), 120_000)
+  s3PublicPort = await freePort()
+  s3Relay = createServer((inbound) => {
+    const out = connect(cluster.minio?.port ?? 0, '127.0.0.1')
+    inbound.pipe(out).pipe(inbound)
+    out.on('error', () => inbound.destroy())
+    inbound.on('error', () => out.destroy())
+  })
+  await new Promise<void>((resolve) => s3Relay.listen(s3PublicPort, '127.0.0.1', resolve))
+  await within('the cluster to start', cluster.start({ s3: true, env: { MQCHAT_S3_PUBLIC_ENDPOINT: `http://127.0.0.1:${s3PublicPort}` } }), 120_000)
   alice = await cluster.api.register('+15550100001', 'alice-phone')
   bob = await cluster.api.register('+15550100002', 'bob-phone')
   carol = await cluster.api.register('+15550100003', 'carol-phone')
@@ -23,6 +37,7 @@ afterEach(async () => {
 
 after(async () => {
   await cluster.stop()
+  s3Relay?.close()
 })
 
 async function online (creds: DeviceCreds, broker: number): Promise<Device> {
@@ -112,4 +127,39 @@ test('a member removed through the API while on the other broker can no longer p
   const history = await cluster.api.api('GET', `/v1/chats/${g}/messages?after=0&limit=100`, alice.token)
   assert.deepEqual(history.body.messages.map((m: { id: string }) => m.id), ['before'])
   await waitFor('bob to hear of the removal', () => b.events.find((e) => e.type === 'chat' && e.change === 'member_removed'))
+})
+
+test('media on S3: uploaded through the public endpoint, sent over MQTT on one broker, fetched byte-identical by a member on the other', async () => {
+  const a = await online(alice, 0)
+  const c = await online(carol, 1)
+  const group = await cluster.api.api('POST', '/v1/chats', alice.token, { kind: 'group', name: 'photos', members: [carol.userId] })
+  const g = group.body.chat_id as string
+  await c.waitEvent('the group was created', (e) => e.type === 'chat' && e.chat === g)
+  const file = randomBytes(2 * 1024 * 1024)
+  const sha256 = createHash('sha256').update(file).digest('hex')
+  const slot = await cluster.api.api('POST', '/v1/media', alice.token, { chat: g, size: file.length, content_type: 'image/jpeg', sha256 })
+  assert.equal(slot.status, 201, JSON.stringify(slot.body))
+  assert.ok(String(slot.body.upload.url).startsWith(`http://127.0.0.1:${s3PublicPort}/`), `the upload URL names the public endpoint: ${slot.body.upload.url as string}`)
+  const headers = { ...slot.body.upload.headers }
+  delete headers['content-length']
+  const put = await fetch(slot.body.upload.url, { method: 'PUT', body: new Uint8Array(file), headers })
+  assert.equal(put.status, 200, await put.text())
+
+  await a.publish(g, { id: 'pic-1', type: 'media', media: slot.body.media_id, body: { caption: 'sunset' } })
+  const got = await c.waitEvent('the media message on broker 2', (e) => e.type === 'msg' && e.chat === g && e.id === 'pic-1', 20_000)
+    .catch((err: Error) => { throw new Error(`${err.message}\n${cluster.logs()}`) })
+  assert.equal(got.media, slot.body.media_id)
+  const dl = await cluster.api.api('POST', `/v1/media/${slot.body.media_id as string}/download`, carol.token)
+  assert.equal(dl.status, 200, JSON.stringify(dl.body))
+  assert.ok(String(dl.body.url).startsWith(`http://127.0.0.1:${s3PublicPort}/`))
+  const res = await fetch(dl.body.url)
+  assert.equal(res.status, 200)
+  assert.ok(Buffer.from(await res.arrayBuffer()).equals(file), 'byte-identical')
+
+  // Media the sender never uploaded is refused by the bridge worker, with nothing stored.
+  await a.publish(g, { id: 'pic-2', type: 'media', media: 'm_00000000000000000000' })
+  const refusal = await a.waitEvent('the refusal', (e) => e.type === 'error' && e.id === 'pic-2', 20_000)
+  assert.equal(refusal.code, 'unknown_media')
+  const history = await cluster.api.api('GET', `/v1/chats/${g}/messages?after=0&limit=10`, carol.token)
+  assert.deepEqual(history.body.messages.map((m: { id: string }) => m.id), ['pic-1'])
 })
