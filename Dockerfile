@@ -1,0 +1,42 @@
+# The mqchat image: one image for every role (MQCHAT_ROLE) and both profiles.
+#   docker build -t mqchat:latest .
+#   docker run --rm mqchat:latest --help
+FROM node:20-bookworm-slim AS build
+# better-sqlite3 compiles if no prebuilt binary matches.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY api ./api
+COPY bridge ./bridge
+COPY broker ./broker
+COPY clients ./clients
+COPY cluster ./cluster
+COPY core ./core
+COPY lib ./lib
+COPY media ./media
+COPY plugins ./plugins
+COPY server ./server
+COPY store ./store
+COPY test ./test
+# npm ci runs the build (prepare); then only runtime dependencies stay.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    MQCHAT_DATA_DIR=/var/lib/mqchat
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY docs ./docs
+COPY README.md LICENSE ./
+RUN mkdir -p /var/lib/mqchat && chown node:node /var/lib/mqchat
+USER node
+VOLUME ["/var/lib/mqchat"]
+# MQTT, MQTT over WebSocket, HTTP API (each only in the roles that listen).
+EXPOSE 1883 8083 3000
+# SIGTERM reaches node directly (exec form): graceful shutdown.
+ENTRYPOINT ["node", "dist/clients/cli/main.js"]
+CMD ["serve"]
