@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Bridge } from '../bridge/index.js'
 import type { Receipts } from '../bridge/receipts.js'
 import type { SettingsService } from '../core/settings.js'
-import type { PresenceService } from '../core/presence.js'
+import type { Presence } from '../core/presence.js'
 import type { BlockService } from '../core/blocks.js'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
@@ -22,7 +22,7 @@ export interface ApiServices {
   bridge: Bridge
   receipts: Receipts
   settings: SettingsService
-  presence: PresenceService
+  presence: Presence
   blocks: BlockService
   /** Whether `watcher` may see `target`'s presence (shares a chat, not blocked). */
   mayWatch (watcher: string, target: string): boolean

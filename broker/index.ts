@@ -64,6 +64,8 @@ export interface Broker {
   isConnected (clientId: string): boolean
   /** Closes every client connection on this broker (they may reconnect); returns how many. */
   disconnectAll (): number
+  /** Connected clients on this node. */
+  connections (): number
   mqttPort: number
   wsPort: number
   /** Stops accepting connections. */
@@ -221,6 +223,7 @@ export async function startBroker (
       for (const c of all) c.close()
       return all.length
     },
+    connections: () => Object.values(clients()).filter((c) => c !== undefined).length,
     mqttPort: tcp ? (tcp.address() as AddressInfo).port : 0,
     wsPort: http ? (http.address() as AddressInfo).port : 0,
     stopListening,

@@ -16,7 +16,26 @@ export interface PresenceRecord { state: PresenceState, lastSeen: number | null 
 /** Publishes a retained presence payload for a user. */
 export type PresencePublisher = (userId: string, payload: string) => void
 
-const OFFLINE_GRACE_MS = 500
+/**
+ * What the broker and the API need of presence. PresenceService counts in
+ * this process (the local profile); the cluster counts across nodes in Redis
+ * (cluster/presence.ts).
+ */
+export interface Presence {
+  connected (userId: string): void
+  disconnected (userId: string): void
+  get (userId: string): PresenceRecord | Promise<PresenceRecord>
+  stop (): void | Promise<void>
+}
+
+/** The retained payload for a user's published state; last seen as their privacy setting allows. */
+export function presencePayload (settings: SettingsService, userId: string, state: PresenceState, lastSeen: number | null, now: number): string {
+  const showLastSeen = settings.of(userId).lastSeen !== 'nobody'
+  return JSON.stringify({ type: 'presence', user: userId, state, last_seen: state === 'offline' && showLastSeen ? lastSeen : undefined, ts: now })
+}
+
+/** Going offline waits this long, so a takeover or a quick reconnect is not an offline at all. */
+export const OFFLINE_GRACE_MS = 500
 
 interface Tracked {
   connections: number
@@ -26,7 +45,7 @@ interface Tracked {
   timer?: NodeJS.Timeout
 }
 
-export class PresenceService {
+export class PresenceService implements Presence {
   #users = new Map<string, Tracked>()
 
   constructor (
@@ -67,12 +86,6 @@ export class PresenceService {
     return { state: t && t.connections > 0 ? 'online' : 'offline', lastSeen: t?.lastSeen ?? null }
   }
 
-  /** The retained payload for a user's current published state. */
-  payload (userId: string, state: PresenceState, lastSeen: number | null, now: number): string {
-    const showLastSeen = this.settings.of(userId).lastSeen !== 'nobody'
-    return JSON.stringify({ type: 'presence', user: userId, state, last_seen: state === 'offline' && showLastSeen ? lastSeen : undefined, ts: now })
-  }
-
   stop (): void {
     for (const t of this.#users.values()) if (t.timer) clearTimeout(t.timer)
   }
@@ -105,6 +118,6 @@ export class PresenceService {
   private emit (userId: string, t: Tracked, state: PresenceState, now: number): void {
     t.published = state
     t.publishedAt = now
-    this.publish(userId, this.payload(userId, state, t.lastSeen, now))
+    this.publish(userId, presencePayload(this.settings, userId, state, t.lastSeen, now))
   }
 }

@@ -3,7 +3,7 @@
 import { randomInt, timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { DirectoryStore } from '../store/types.js'
-import { WindowCounter } from '../lib/rate.js'
+import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.js'
 import { DomainError } from './errors.js'
 import { hashSecret, newUserId } from './ids.js'
 import type { DeviceService } from './devices.js'
@@ -43,11 +43,13 @@ export interface RegistrationOptions {
   perPhonePerHour: number
   perIpPerHour: number
   returnCodes: boolean
+  /** Where attempts are counted (default: in memory; the cluster profile: Redis). */
+  counters?: CounterFactory
 }
 
 export class RegistrationService {
-  #perPhone: WindowCounter
-  #perIp: WindowCounter
+  #perPhone: Counter
+  #perIp: Counter
 
   constructor (
     private readonly directory: DirectoryStore,
@@ -55,18 +57,18 @@ export class RegistrationService {
     private readonly sender: CodeSender,
     private readonly opts: RegistrationOptions
   ) {
-    this.#perPhone = new WindowCounter(opts.perPhonePerHour, 3_600_000)
-    this.#perIp = new WindowCounter(opts.perIpPerHour, 3_600_000)
+    const counters = opts.counters ?? memoryCounters
+    this.#perPhone = counters('otp-phone', opts.perPhonePerHour, 3_600_000)
+    this.#perIp = counters('otp-ip', opts.perIpPerHour, 3_600_000)
   }
 
-  private limit (phone: string, ip: string): void {
-    const phoneOk = this.#perPhone.hit(phone)
-    const ipOk = this.#perIp.hit(ip)
+  private async limit (phone: string, ip: string): Promise<void> {
+    const [phoneOk, ipOk] = await Promise.all([this.#perPhone.hit(phone), this.#perIp.hit(ip)])
     if (!phoneOk || !ipOk) throw new DomainError('rate_limited', 'too many registration attempts; try again later', 429)
   }
 
   async requestCode (phone: string, ip: string): Promise<{ expiresIn: number, code?: string }> {
-    this.limit(phone, ip)
+    await this.limit(phone, ip)
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
     await this.directory.putCode({ phone, codeHash: hashSecret(`${phone}:${code}`), expiresAt: Date.now() + this.opts.ttlSeconds * 1000, attempts: 0 })
     try {
@@ -79,7 +81,7 @@ export class RegistrationService {
   }
 
   async verify (phone: string, code: string, ip: string, deviceName: string): Promise<{ userId: string, deviceId: string, token: string, newUser: boolean }> {
-    this.limit(phone, ip)
+    await this.limit(phone, ip)
     const stored = await this.directory.getCode(phone)
     const invalid = new DomainError('invalid_code', 'the code is wrong, expired or already used; request a new one', 401)
     if (!stored || stored.expiresAt <= Date.now()) throw invalid

@@ -1,8 +1,20 @@
-// In-memory rate limiting for the local profile (the cluster profile moves the
-// counters to Redis behind the same shapes).
+// Rate limiting. Two shapes: a token bucket per key (the publish limit) and a
+// fixed-window counter per key (registration attempts). In memory here (the
+// local profile); the cluster profile counts in Redis (cluster/rate.ts), so a
+// device or a phone number has one budget across every node. The in-memory
+// forms answer synchronously, the Redis forms with a promise.
+
+export type Verdict = boolean | Promise<boolean>
+
+/** `take` is false when the key has no token left. */
+export interface Buckets { readonly rate: number, readonly burst: number, take (key: string): Verdict }
+/** `hit` counts one event; false once the key is over its limit in the current window. */
+export interface Counter { hit (key: string): Verdict }
+/** Builds the counters a service needs: `name` keeps different counters apart. */
+export type CounterFactory = (name: string, limit: number, windowMs: number) => Counter
 
 /** Token bucket per key: `rate` tokens per second, at most `burst` saved up. */
-export class TokenBuckets {
+export class TokenBuckets implements Buckets {
   #buckets = new Map<string, { tokens: number, at: number }>()
   constructor (readonly rate: number, readonly burst: number, private readonly now: () => number = Date.now) {}
 
@@ -21,7 +33,7 @@ export class TokenBuckets {
 }
 
 /** Counts events per key in fixed windows; `hit` is false once a key exceeds `limit` in its window. */
-export class WindowCounter {
+export class WindowCounter implements Counter {
   #counts = new Map<string, { n: number, until: number }>()
   constructor (private readonly limit: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
 
@@ -42,11 +54,16 @@ export class WindowCounter {
   }
 }
 
+export const memoryCounters: CounterFactory = (_name, limit, windowMs) => new WindowCounter(limit, windowMs)
+
 /** The per-device publish limit, shared by MQTT publishes and HTTP sends. */
-export class PublishLimiter extends TokenBuckets {
+export class PublishLimiter {
   readonly message: string
-  constructor (ratePerSecond: number, burst: number) {
-    super(ratePerSecond, burst)
-    this.message = `more than ${ratePerSecond} messages per second (burst ${burst}); slow down`
+  readonly burst: number
+  constructor (private readonly buckets: Buckets) {
+    this.burst = buckets.burst
+    this.message = `more than ${buckets.rate} messages per second (burst ${buckets.burst}); slow down`
   }
+
+  take (deviceId: string): Verdict { return this.buckets.take(deviceId) }
 }

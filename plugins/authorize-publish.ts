@@ -55,36 +55,47 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
     const chat = parseChatTopic(topic)
     const base: Refusal = { code: '', message: '', topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
     consume(packet)
-    if (!limiter.take(device.id)) {
-      refuse(client, device.id, { ...base, code: 'rate_limited', message: limiter.message })
-      return done(null)
-    }
-    if (!chat) {
-      refuse(client, device.id, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg, receipt or typing' })
-      return done(null)
-    }
-    const payload = packet.payload as Buffer
-    if (chat.kind === 'typing') {
-      try {
-        handlers.typing(device, chat.chatId, payload)
-      } catch (err) {
-        if (err instanceof DomainError) refuse(client, device.id, { ...base, id: undefined, code: err.code, message: err.message })
-        else log.error({ err, deviceId: device.id, chat: chat.chatId }, 'forwarding typing failed')
+    // In memory the verdict is immediate; counted in Redis (cluster) it is a
+    // promise. Calls reach Redis in order on one connection, so a device's
+    // publishes keep their order either way.
+    const admitted = (ok: boolean): void => {
+      if (!ok) {
+        refuse(client, device.id, { ...base, code: 'rate_limited', message: limiter.message })
+        return done(null)
       }
-      return done(null)
-    }
-    const handle = chat.kind === 'msg' ? handlers.msg : handlers.receipt
-    if (chat.kind === 'receipt') base.id = undefined
-    handle.call(handlers, device, chat.chatId, payload).then(
-      () => done(null),
-      (err: unknown) => {
-        if (err instanceof DomainError) {
-          refuse(client, device.id, { ...base, code: err.code, message: err.message })
-          return done(null)
+      if (!chat) {
+        refuse(client, device.id, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg, receipt or typing' })
+        return done(null)
+      }
+      const payload = packet.payload as Buffer
+      if (chat.kind === 'typing') {
+        try {
+          handlers.typing(device, chat.chatId, payload)
+        } catch (err) {
+          if (err instanceof DomainError) refuse(client, device.id, { ...base, id: undefined, code: err.code, message: err.message })
+          else log.error({ err, deviceId: device.id, chat: chat.chatId }, 'forwarding typing failed')
         }
-        log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')
-        done(err as Error)
+        return done(null)
       }
-    )
+      const handle = chat.kind === 'msg' ? handlers.msg : handlers.receipt
+      if (chat.kind === 'receipt') base.id = undefined
+      handle.call(handlers, device, chat.chatId, payload).then(
+        () => done(null),
+        (err: unknown) => {
+          if (err instanceof DomainError) {
+            refuse(client, device.id, { ...base, code: err.code, message: err.message })
+            return done(null)
+          }
+          log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')
+          done(err as Error)
+        }
+      )
+    }
+    const verdict = limiter.take(device.id)
+    if (typeof verdict === 'boolean') return admitted(verdict)
+    verdict.then(admitted, (err: unknown) => {
+      log.error({ err, deviceId: device.id }, 'the publish limit could not be checked')
+      done(err as Error)
+    })
   }
 }

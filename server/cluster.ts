@@ -28,6 +28,8 @@ import { BridgeWorker } from '../cluster/bridge-worker.js'
 import { ChatStream, type StreamEntry } from '../cluster/chat-stream.js'
 import { DirectoryBus, type DirectoryChange } from '../cluster/directory-bus.js'
 import { redisConnection, type RedisConnection } from '../cluster/redis.js'
+import { RedisBuckets, redisCounters } from '../cluster/rate.js'
+import { ClusterPresence } from '../cluster/presence.js'
 import { buildDomain, closeOnce, httpPort, startApi, writePorts, type RunningServer } from './domain.js'
 import { startRetention } from './retention.js'
 
@@ -48,7 +50,15 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   const stores = await openMongoStores({ url: cfg.mongoUrl, retentionDays: cfg.retentionDays })
   const metrics = createMetrics()
   let broker: Broker | undefined
-  const d = await buildDomain(cfg, stores, log, metrics, () => broker)
+  // Rate limits count in Redis: one budget per device (MQTT and HTTP, any node) and per phone and address.
+  // Presence counts every node's connections, in Redis.
+  const rateConn = redis('rate')
+  let presence!: ClusterPresence
+  const d = await buildDomain(cfg, stores, log, metrics, () => broker, {
+    publishBuckets: new RedisBuckets(rateConn, 'publish', cfg.publishRatePerSecond, cfg.publishBurst),
+    counters: redisCounters(rateConn),
+    presence: (settings, publish) => (presence = new ClusterPresence(redis('presence'), cfg.nodeId, settings, publish, cfg.presenceCoalesceMs, log.child({ part: 'presence' })))
+  })
 
   // Directory mirrors follow changes made on any node.
   const bus = new DirectoryBus(redis('directory-pub'), redis('directory-sub'), cfg.nodeId, log.child({ part: 'directory' }), cfg.directoryAckTimeoutMs)
@@ -88,9 +98,13 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     connected: (dev: Device) => d.presence.connected(dev.userId),
     disconnected: (dev: Device) => d.presence.disconnected(dev.userId)
   }
+  // What an earlier run of this node left in the presence counts is cleared before devices connect.
+  const recovered = runs('broker') ? await presence.recover() : []
   broker = await startBroker({ ...cfg, listen: runs('broker'), mq }, {
     persistence, devices: d.devices, bridge: d.bridge, handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics
   })
+
+  if (runs('broker')) await presence.start(recovered)
 
   // Routing between brokers is Redis pub/sub: at most once. Inbox copies routed
   // while this node's subscription was down are in the devices' Redis queues,
@@ -145,9 +159,14 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     ports,
     close: closeOnce(async () => {
       ready = false
-      d.presence.stop()
       retention?.stop()
       await broker?.stopListening()
+      if (runs('broker') && broker) {
+        // Devices are sent away first (they reconnect to other brokers); presence settles while this node can still publish.
+        broker.disconnectAll()
+        for (let i = 0; i < 40 && broker.connections() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+        await presence.stop()
+      }
       await worker?.stop()
       await api?.close()
       await broker?.close()

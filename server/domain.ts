@@ -17,7 +17,7 @@ import { DeviceService } from '../core/devices.js'
 import { SettingsService } from '../core/settings.js'
 import { BlockService } from '../core/blocks.js'
 import { MediaService } from '../core/media.js'
-import { PresenceService } from '../core/presence.js'
+import type { Presence, PresencePublisher } from '../core/presence.js'
 import { LogCodeSender, RegistrationService, WebhookCodeSender } from '../core/registration.js'
 import { LocalBlobStore } from '../media/local-blob.js'
 import { LocalBackend } from '../media/local-backend.js'
@@ -27,7 +27,7 @@ import type { MediaBackend } from '../media/backend.js'
 import type { ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import type { Config } from '../lib/config.js'
 import type { Metrics } from '../lib/metrics.js'
-import { PublishLimiter } from '../lib/rate.js'
+import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
 import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
 
 export interface Ports { mqtt: number, ws: number, http: number }
@@ -45,7 +45,7 @@ export interface Domain {
   bridge: Bridge
   receipts: Receipts
   typing: Typing
-  presence: PresenceService
+  presence: Presence
   limiter: PublishLimiter
   mayWatch (watcher: string, target: string): boolean
   /** The broker's chat publish handlers, with msg going straight to the bridge (the local profile). */
@@ -64,8 +64,15 @@ async function mediaBackend (cfg: Config): Promise<MediaBackend> {
   return new LocalBackend(new LocalBlobStore(cfg.dataDir), UrlSigner.fromDataDir(cfg.dataDir, cfg.mediaSecret))
 }
 
+/** Where shared state lives: in this process by default (the local profile), in Redis in the cluster. */
+export interface Engines {
+  publishBuckets?: Buckets
+  counters?: CounterFactory
+  presence: (settings: SettingsService, publish: PresencePublisher) => Presence
+}
+
 /** Builds the services; `broker` is read lazily (the broker is started after them). */
-export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, metrics: Metrics, broker: () => Broker | undefined): Promise<Domain> {
+export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, metrics: Metrics, broker: () => Broker | undefined, engines: Engines): Promise<Domain> {
   const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
   const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
   const settings = new SettingsService(stores.directory)
@@ -77,7 +84,8 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
     maxAttempts: cfg.otpMaxAttempts,
     perPhonePerHour: cfg.otpRequestsPerPhonePerHour,
     perIpPerHour: cfg.otpRequestsPerIpPerHour,
-    returnCodes: cfg.devReturnCodes
+    returnCodes: cfg.devReturnCodes,
+    counters: engines.counters
   })
   if (cfg.devReturnCodes) log.warn('MQCHAT_DEV_RETURN_CODES is on: registration responses include the one-time code. Never use this in production.')
 
@@ -110,8 +118,9 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
     receipt: (d: Device, chatId: string, p: Buffer) => receipts.accept(d, chatId, p),
     typing: (d: Device, chatId: string, p: Buffer) => typing.accept(d, chatId, p)
   }
-  const limiter = new PublishLimiter(cfg.publishRatePerSecond, cfg.publishBurst)
-  const presence = new PresenceService(settings, (userId, payload) => broker()?.presence(userId, payload), cfg.presenceCoalesceMs)
+  const limiter = new PublishLimiter(engines.publishBuckets ?? new TokenBuckets(cfg.publishRatePerSecond, cfg.publishBurst))
+  const publishPresence: PresencePublisher = (userId, payload) => broker()?.presence(userId, payload)
+  const presence = engines.presence(settings, publishPresence)
   const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.sharesChat(watcher, target) && !blocks.has(target, watcher))
   return { devices, chats, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers }
 }

@@ -8,7 +8,7 @@ import { syncEvent } from '../bridge/events.js'
 import { startRetention } from './retention.js'
 import { startBroker, type Broker } from '../broker/index.js'
 import { SqlitePersistence } from '../broker/persistence/sqlite.js'
-import type { PresenceRecord } from '../core/presence.js'
+import { PresenceService, type PresenceRecord } from '../core/presence.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
@@ -33,8 +33,11 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false
   })
   const metrics = createMetrics()
-  const d = await buildDomain(cfg, stores, log, metrics, () => broker)
-  const { presence, bridge, devices } = d
+  let presence!: PresenceService
+  const d = await buildDomain(cfg, stores, log, metrics, () => broker, {
+    presence: (settings, publish) => (presence = new PresenceService(settings, publish, cfg.presenceCoalesceMs))
+  })
+  const { bridge, devices } = d
   const sessions = {
     connected: (dev: Device) => {
       presence.connected(dev.userId)

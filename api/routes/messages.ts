@@ -29,8 +29,8 @@ export async function messagesJson (history: HistoryStore, chatId: string, messa
 
 export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   /** HTTP sends spend the same per-device budget as MQTT publishes. */
-  function takeSendBudget (deviceId: string): void {
-    if (s.limiter.take(deviceId)) return
+  async function takeSendBudget (deviceId: string): Promise<void> {
+    if (await s.limiter.take(deviceId)) return
     s.metrics.refused.inc({ reason: 'rate_limited' })
     throw new DomainError('rate_limited', s.limiter.message, 429)
   }
@@ -66,7 +66,7 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    takeSendBudget(d.id)
+    await takeSendBudget(d.id)
     const raw = Buffer.from(JSON.stringify(req.body ?? null))
     const { message, duplicate } = await s.bridge.acceptMessage(d, req.params.chatId, raw)
     return reply.code(duplicate ? 200 : 201).send({ chat: message.chatId, id: message.clientId, seq: message.seq, duplicate })
@@ -84,7 +84,7 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    takeSendBudget(d.id)
+    await takeSendBudget(d.id)
     const results = await s.bridge.forward(d, req.params.chatId, req.params.seq, req.body.to, req.body.id)
     return reply.code(201).send({ forwarded: results.map((r) => ({ chat: r.message.chatId, id: r.message.clientId, seq: r.message.seq })) })
   })

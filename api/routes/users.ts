@@ -16,7 +16,7 @@ export const userRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     const visibility = s.settings.of(target).lastSeen
     const sharing = s.mayWatch(d.userId, target)
     if (!(await s.directory.getUser(target)) || (!sharing && visibility !== 'everyone')) throw notFound('user')
-    const p = s.presence.get(target)
+    const p = await s.presence.get(target)
     const showLastSeen = visibility === 'everyone' || (visibility === 'chats' && sharing) || d.userId === target
     return { user: target, state: p.state, last_seen: p.state === 'offline' && showLastSeen ? p.lastSeen : null }
   })

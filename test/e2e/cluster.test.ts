@@ -24,7 +24,11 @@ before(async () => {
     inbound.on('error', () => out.destroy())
   })
   await new Promise<void>((resolve) => s3Relay.listen(s3PublicPort, '127.0.0.1', resolve))
-  await within('the cluster to start', cluster.start({ s3: true, env: { MQCHAT_S3_PUBLIC_ENDPOINT: `http://127.0.0.1:${s3PublicPort}` } }), 120_000)
+  // A low publish limit (shared across nodes) and a short presence coalescing window for the cases below.
+  await within('the cluster to start', cluster.start({
+    s3: true,
+    env: { MQCHAT_S3_PUBLIC_ENDPOINT: `http://127.0.0.1:${s3PublicPort}`, MQCHAT_PUBLISH_RATE: '1', MQCHAT_PUBLISH_BURST: '40', MQCHAT_PRESENCE_COALESCE_MS: '300' }
+  }), 120_000)
   alice = await cluster.api.register('+15550100001', 'alice-phone')
   bob = await cluster.api.register('+15550100002', 'bob-phone')
   carol = await cluster.api.register('+15550100003', 'carol-phone')
@@ -162,4 +166,63 @@ test('media on S3: uploaded through the public endpoint, sent over MQTT on one b
   assert.equal(refusal.code, 'unknown_media')
   const history = await cluster.api.api('GET', `/v1/chats/${g}/messages?after=0&limit=10`, carol.token)
   assert.deepEqual(history.body.messages.map((m: { id: string }) => m.id), ['pic-1'])
+})
+
+test('presence counts devices on every broker: online while any is connected, offline once, with last seen, when the last leaves', async () => {
+  const erin = await cluster.api.register('+15550100005', 'erin-phone')
+  const erin2 = await cluster.api.link(erin, 'erin-laptop')
+  const frank = await cluster.api.register('+15550100006', 'frank-phone')
+  await cluster.api.api('POST', '/v1/chats', frank.token, { kind: 'direct', user: erin.userId })
+  const f = await online(frank, 0)
+  await f.client.subscribeAsync(`presence/${erin.userId}`, { qos: 0 })
+  const states = (): string[] => f.presence.filter((p) => p.user === erin.userId).map((p) => p.state as string)
+
+  const e1 = await online(erin, 0)
+  const e2 = await online(erin2, 1)
+  await waitFor('erin online', () => states().includes('online'), 10_000)
+  // One device leaves (broker 1); the other is still connected to broker 2.
+  await e1.close()
+  await new Promise((r) => setTimeout(r, 1500))
+  assert.deepEqual(states(), ['online'], 'no offline while a device on the other broker is connected')
+  assert.equal((await cluster.api.api('GET', `/v1/users/${erin.userId}/presence`, frank.token)).body.state, 'online', 'the API node sees the cluster-wide state')
+  const t = Date.now()
+  await e2.close()
+  await waitFor('erin offline', () => states().includes('offline'), 10_000)
+  const offline = f.presence.filter((p) => p.user === erin.userId && p.state === 'offline')
+  assert.equal(offline.length, 1, 'published once')
+  assert.ok(typeof offline[0]?.last_seen === 'number' && offline[0].last_seen >= t - 100, 'with last seen')
+  const http = await cluster.api.api('GET', `/v1/users/${erin.userId}/presence`, frank.token)
+  assert.deepEqual([http.body.state, http.body.last_seen], ['offline', offline[0]?.last_seen])
+
+  // A broker killed (-9) with erin's only device: the others reap it and erin goes offline.
+  const extra = await cluster.node('broker', 'broker-x').start()
+  try {
+    const e3 = new Device(extra, erin)
+    await e3.connect()
+    await waitFor('erin online again', () => states().filter((s) => s === 'online').length === 2, 10_000)
+    await extra.kill()
+    e3.client.end(true)
+    await waitFor('erin offline after the broker died', () => states().length === 4, 20_000)
+    assert.deepEqual(states(), ['online', 'offline', 'online', 'offline'])
+  } finally {
+    await extra.dispose()
+  }
+})
+
+test('the publish limit is one budget per device across nodes: HTTP sends through the API use up MQTT publishes on a broker', async () => {
+  const gina = await cluster.api.register('+15550100007', 'gina-phone')
+  const chat = (await cluster.api.api('POST', '/v1/chats', gina.token, { kind: 'direct', user: alice.userId })).body.chat_id as string
+  // The budget here: a burst of 40, then 1 per second.
+  let sent = 0
+  let status = 201
+  for (let i = 0; i < 60 && status !== 429; i++) {
+    const r = await cluster.api.api('POST', `/v1/chats/${chat}/messages`, gina.token, { id: `h${i}`, type: 'text', body: 'over http' })
+    status = r.status
+    if (r.status === 201) sent++
+  }
+  assert.equal(status, 429, 'the API refuses once the budget is spent')
+  assert.ok(sent >= 40, `the burst was granted (${sent})`)
+  const g = await online(gina, 1)
+  for (let i = 0; i < 3; i++) await g.publish(chat, { id: `m${i}`, type: 'text', body: 'over mqtt' })
+  await waitFor('a refusal', () => g.events.find((e) => e.type === 'error' && e.code === 'rate_limited'), 10_000)
 })
