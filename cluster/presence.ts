@@ -150,6 +150,8 @@ export class ClusterPresence implements Presence {
     this.#timers.clear()
     if (waiting.length > 0) await new Promise((resolve) => setTimeout(resolve, OFFLINE_GRACE_MS))
     await Promise.all(waiting.map((u) => this.settleNow(u).catch(() => {})))
+    // Whatever this node still counts (a disconnect not yet seen) would otherwise outlive it.
+    await this.reap(this.nodeId, true).catch(() => {})
     await this.redis.zrem(NODES, this.nodeId).catch(() => {})
   }
 
