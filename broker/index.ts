@@ -17,6 +17,7 @@ import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
 import { guardPacketSize } from './packet-guard.js'
+import type { AuthorizeForwardHook } from '../plugins/hooks.js'
 
 /** The subset of an aedes persistence the server itself calls. */
 export interface BrokerPersistence {
@@ -45,6 +46,8 @@ export interface BrokerOptions {
   mq?: unknown
   /** False: no listeners (a bridge worker or API node that only publishes into the cluster). */
   listen?: boolean
+  /** open: aedes' own defaults (anonymous clients, any topic), no chat ACL; development and conformance tests. */
+  mqttAccess?: 'chat' | 'open'
 }
 
 /** Told when an authenticated device connects and disconnects (presence). */
@@ -84,8 +87,9 @@ export async function startBroker (
   // for a persistent client once any filter in it is granted: refused filters
   // included, and at the requested QoS rather than the granted one. Only what
   // the ACL allows, at the QoS it allows, may reach the session store.
+  const open = opts.mqttAccess === 'open'
   const addSubscriptions = persistence.addSubscriptions.bind(persistence)
-  persistence.addSubscriptions = async (client, subs) => {
+  if (!open) persistence.addSubscriptions = async (client, subs) => {
     const device = devices.get(client.id)
     if (!device) return addSubscriptions(client, subs)
     const allowed = subs.flatMap((s) => {
@@ -105,18 +109,22 @@ export async function startBroker (
     keepaliveLimit: opts.keepaliveLimitSeconds,
     maxTopicLevels: opts.maxTopicLevels,
     maxInflightInbound: opts.maxInflightInbound,
-    authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
-    authorizeSubscribe: authorizeSubscribe(policy),
-    authorizePublish: authorizePublish(bridge, handlers, limiter, log),
-    // A device only ever receives its own dev/<id>/… topics, and presence it
-    // may still watch (membership or a block may have changed since it subscribed).
-    authorizeForward: (client, packet) => {
-      const device = deviceOf(client)
-      if (!device) return null
-      if (packet.topic.startsWith(`dev/${device.id}/`)) return packet
-      return presenceUserOf(packet.topic) !== undefined && policy(device, packet.topic) !== undefined ? packet : null
-    }
+    // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes).
+    ...(open ? {} : {
+      authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
+      authorizeSubscribe: authorizeSubscribe(policy),
+      authorizePublish: authorizePublish(bridge, handlers, limiter, log),
+      // A device only ever receives its own dev/<id>/… topics, and presence it
+      // may still watch (membership or a block may have changed since it subscribed).
+      authorizeForward: (client: Client, packet: Parameters<AuthorizeForwardHook>[1]) => {
+        const device = deviceOf(client)
+        if (!device) return null
+        if (packet.topic.startsWith(`dev/${device.id}/`)) return packet
+        return presenceUserOf(packet.topic) !== undefined && policy(device, packet.topic) !== undefined ? packet : null
+      }
+    })
   })
+  if (open) log.warn({ host: opts.host }, 'MQTT open access: any client may connect and use any topic; chat over MQTT is unavailable. Development and conformance testing only.')
   await aedes.listen()
   // aedes keeps its connected clients by id; its type declarations do not list the field.
   const clients = (): Record<string, Client | undefined> => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients

@@ -28,6 +28,10 @@ export interface Config {
   wsPort: number
   wsPath: string
   httpPort: number
+  /** chat: device tokens and the chat ACL; open: any client, any topic (development and conformance testing). */
+  mqttAccess: 'chat' | 'open'
+  /** Allows open MQTT access on a listener that is not loopback-only. */
+  openAccessForce: boolean
   /** Addresses (IPs or CIDRs) of the load balancers whose X-Forwarded-For the API believes; empty: none. */
   trustProxy: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -163,6 +167,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'wsPort', env: 'MQCHAT_WS_PORT', flag: 'ws-port', def: '8083', parse: port, help: 'MQTT over WebSocket (0 = pick a free port)' },
   { key: 'wsPath', env: 'MQCHAT_WS_PATH', def: '/mqtt', parse: wsPath, help: 'WebSocket path for MQTT' },
   { key: 'httpPort', env: 'MQCHAT_HTTP_PORT', flag: 'http-port', def: '3000', parse: port, help: 'HTTP API (0 = pick a free port)' },
+  { key: 'mqttAccess', env: 'MQCHAT_MQTT_ACCESS', flag: 'mqtt-access', def: 'chat', parse: oneOf('chat', 'open'), help: 'chat: devices log in with their token and the chat ACL applies; open: DEVELOPMENT ONLY, any client may connect anonymously and use any topic, as a plain MQTT broker (chat over MQTT is then unavailable); local profile, loopback host only unless forced' },
+  { key: 'openAccessForce', env: 'MQCHAT_OPEN_ACCESS_FORCE', def: 'false', parse: bool, help: 'let open MQTT access listen on a non-loopback MQCHAT_HOST (never do this on a network you do not control)' },
   { key: 'trustProxy', env: 'MQCHAT_TRUST_PROXY', def: '', parse: ipList, help: 'load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client address for per-address limits; empty: trust none' },
   { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
   { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },
@@ -236,8 +242,23 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, flags: Record<
       problems.push(`${name}: unknown setting (known: ${OPTIONS.map((o) => o.env).join(', ')})`)
     }
   }
+  if (problems.length === 0) problems.push(...crossChecks(out as unknown as Config))
   if (problems.length > 0) throw new ConfigError(problems)
   return out as unknown as Config
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/
+
+/** Settings that are valid alone but not together. */
+function crossChecks (c: Config): string[] {
+  const problems: string[] = []
+  if (c.mqttAccess === 'open') {
+    if (c.profile !== 'local') problems.push('MQCHAT_MQTT_ACCESS: open access is for the local profile only')
+    else if (!LOOPBACK.test(c.host) && !c.openAccessForce) {
+      problems.push(`MQCHAT_MQTT_ACCESS: open access lets anyone use the broker; refusing to listen on non-loopback host "${c.host}" (use --host 127.0.0.1, or set MQCHAT_OPEN_ACCESS_FORCE=true)`)
+    }
+  }
+  return problems
 }
 
 /** Variables read by the CLI client, not the server; accepted without complaint. */

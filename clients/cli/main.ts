@@ -49,6 +49,7 @@ Chats:
 ${COMMON}`,
   serve: `Usage: mqchat serve [--profile local|cluster] [--role all|broker|bridge|api] [--node-id ID]
                     [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
+                    [--mqtt-access chat|open]
 
 Starts the local profile (the default): MQTT over TCP (default 1883) and WebSocket (8083, /mqtt),
 HTTP API (3000), state under ./data.
@@ -57,6 +58,10 @@ HTTP API (3000), state under ./data.
 S3 (MQCHAT_MEDIA_BACKEND=s3). --role picks the parts this process runs: broker (MQTT listeners),
 bridge (a chat stream worker), api (HTTP), or all; run as many brokers and bridge workers as you
 like, each with its own stable --node-id.
+
+--mqtt-access open (development and conformance testing only) makes the broker a plain MQTT
+broker: anonymous clients, any topic, no chat over MQTT. It needs --host 127.0.0.1 (or
+MQCHAT_OPEN_ACCESS_FORCE=true) and the local profile.
 
 Every option also has an MQCHAT_* environment variable (see README); flags win.
 Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
@@ -208,7 +213,8 @@ async function main (argv: string[]): Promise<number> {
     case 'serve': {
       const { values } = parse(rest, {
         profile: { type: 'string' }, role: { type: 'string' }, 'node-id': { type: 'string' },
-        'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' }
+        'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' },
+        'mqtt-access': { type: 'string' }
       })
       const { serve } = await import('./serve.js')
       return serve(values as unknown as Record<string, string | undefined>)

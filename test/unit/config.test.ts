@@ -43,3 +43,12 @@ test('every bad value is reported, one line each, naming its source', () => {
 test('CLI client variables are not server settings but are not errors either', () => {
   assert.doesNotThrow(() => loadConfig({ MQCHAT_CLI_HOME: '/x', MQCHAT_SERVER: 'http://h', MQCHAT_CLI_PROFILE: 'p' }))
 })
+
+test('open MQTT access: local profile and loopback only, unless forced', () => {
+  assert.equal(loadConfig({ MQCHAT_MQTT_ACCESS: 'open', MQCHAT_HOST: '127.0.0.1' }).mqttAccess, 'open')
+  assert.equal(loadConfig({}).mqttAccess, 'chat', 'the chat ACL by default')
+  assert.throws(() => loadConfig({ MQCHAT_MQTT_ACCESS: 'open' }), /MQCHAT_MQTT_ACCESS: open access lets anyone use the broker; refusing to listen on non-loopback host "0.0.0.0"/)
+  assert.equal(loadConfig({ MQCHAT_MQTT_ACCESS: 'open', MQCHAT_OPEN_ACCESS_FORCE: 'true' }).host, '0.0.0.0')
+  assert.throws(() => loadConfig({ MQCHAT_MQTT_ACCESS: 'open', MQCHAT_HOST: '127.0.0.1', MQCHAT_PROFILE: 'cluster' }), /open access is for the local profile only/)
+  assert.throws(() => loadConfig({}, { 'mqtt-access': 'anything' }), /--mqtt-access: must be one of chat, open/)
+})
