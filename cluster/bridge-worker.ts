@@ -16,6 +16,7 @@
 // handler failure (MongoDB or Redis unavailable) stops that partition where
 // it is and retries from the first unacknowledged entry after a pause, so
 // order is kept.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
 import type { RedisConnection } from './redis.js'
@@ -43,7 +44,6 @@ export interface WorkerOptions {
 
 interface Owned { recover: boolean, leaving: boolean }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 export class BridgeWorker {
   #owned = new Map<number, Owned>()

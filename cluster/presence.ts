@@ -15,6 +15,7 @@
 // users settled; a node restarting under the same id first clears what its
 // earlier run left; a node that was reaped while alive (stalled) writes its
 // counts back when its heartbeat resumes.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { OFFLINE_GRACE_MS, presencePayload, type Presence, type PresenceRecord, type PresencePublisher, type PresenceState } from '../core/presence.js'
 import type { SettingsService } from '../core/settings.js'
@@ -112,7 +113,7 @@ export class ClusterPresence implements Presence {
     await this.beat()
     this.#started = true
     this.#heartbeat = setInterval(() => {
-      this.beat().then(() => this.reapDead()).catch((err: unknown) => this.log.warn({ err }, 'presence heartbeat failed'))
+      this.beat().then((now) => this.reapDead(now)).catch((err: unknown) => this.log.warn({ err }, 'presence heartbeat failed'))
     }, HEARTBEAT_MS)
     this.#heartbeat.unref()
   }
@@ -148,7 +149,7 @@ export class ClusterPresence implements Presence {
     const waiting = [...this.#timers.keys()]
     for (const t of this.#timers.values()) clearTimeout(t)
     this.#timers.clear()
-    if (waiting.length > 0) await new Promise((resolve) => setTimeout(resolve, OFFLINE_GRACE_MS))
+    if (waiting.length > 0) await sleep(OFFLINE_GRACE_MS)
     await Promise.all(waiting.map((u) => this.settleNow(u).catch(() => {})))
     // Whatever this node still counts (a disconnect not yet seen) would otherwise outlive it.
     await this.reap(this.nodeId, true).catch(() => {})
@@ -184,10 +185,13 @@ export class ClusterPresence implements Presence {
     if (verdict === -1) this.publish(userId, presencePayload(this.settings, userId, state, seen ? Number(seen) : null, at))
   }
 
-  private async beat (): Promise<void> {
+  /** Records this node as alive; returns Redis' time (ms). */
+  private async beat (): Promise<number> {
     const [sec, micro] = await this.redis.time() as [string | number, string | number]
-    const added = await this.redis.zadd(NODES, Number(sec) * 1000 + Math.floor(Number(micro) / 1000), this.nodeId)
+    const now = Number(sec) * 1000 + Math.floor(Number(micro) / 1000)
+    const added = await this.redis.zadd(NODES, now, this.nodeId)
     if (Number(added) === 1 && this.#started) await this.restore()
+    return now
   }
 
   /** This node was reaped while alive (it stalled past the timeout): its connections count again. */
@@ -201,9 +205,8 @@ export class ClusterPresence implements Presence {
     }
   }
 
-  private async reapDead (): Promise<void> {
-    const [sec] = await this.redis.time() as [string | number, string | number]
-    const dead = await this.redis.zrangebyscore(NODES, '-inf', Number(sec) * 1000 - NODE_TIMEOUT_MS)
+  private async reapDead (now: number): Promise<void> {
+    const dead = await this.redis.zrangebyscore(NODES, '-inf', now - NODE_TIMEOUT_MS)
     for (const node of dead) {
       if (node === this.nodeId) continue
       this.log.warn({ node }, 'broker node stopped heartbeating: its connections no longer count for presence')

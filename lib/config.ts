@@ -132,21 +132,19 @@ const redisUrl: Parser<string> = (raw) => {
   }
 }
 const mongoUrl: Parser<string> = (raw) => /^mongodb(\+srv)?:\/\/.+/.test(raw) ? raw : new Error(`must be a mongodb:// or mongodb+srv:// URL, got "${raw}"`)
-const hostPorts: Parser<string> = (raw) => {
+/** A comma-separated list whose every item passes `valid`; empty is allowed. */
+const commaList = (valid: (item: string) => boolean, what: string): Parser<string> => (raw) => {
   if (raw === '') return ''
-  const bad = raw.split(',').map((x) => x.trim()).filter((x) => !/^[^:\s]+:\d{1,5}$/.test(x))
-  return bad.length === 0 ? raw : new Error(`must be a comma-separated host:port list, got "${bad.join(',')}"`)
+  const bad = raw.split(',').map((x) => x.trim()).filter((x) => !valid(x))
+  return bad.length === 0 ? raw : new Error(`must be a comma-separated ${what}, got "${bad.join(',')}"`)
 }
-const ipList: Parser<string> = (raw) => {
-  if (raw === '') return ''
-  const bad = raw.split(',').map((x) => x.trim()).filter((x) => {
-    const [ip, bits, ...rest] = x.split('/')
-    const v = isIP(ip ?? '')
-    if (v === 0 || rest.length > 0) return true
-    return bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128))
-  })
-  return bad.length === 0 ? raw : new Error(`must be a comma-separated list of IP addresses or CIDR ranges, got "${bad.join(',')}"`)
-}
+const hostPorts = commaList((x) => /^[^:\s]+:\d{1,5}$/.test(x), 'host:port list')
+const ipList = commaList((x) => {
+  const [ip, bits, ...rest] = x.split('/')
+  const v = isIP(ip ?? '')
+  if (v === 0 || rest.length > 0) return false
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128))
+}, 'list of IP addresses or CIDR ranges')
 const nodeId: Parser<string> = (raw) => /^[A-Za-z0-9_.-]{1,64}$/.test(raw) ? raw : new Error(`must be 1-64 letters, digits, "_", "-" or ".", got "${raw}"`)
 
 export const OPTIONS: Array<Option<keyof Config>> = [

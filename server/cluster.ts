@@ -14,6 +14,7 @@
 // broker role), so whatever it publishes (inbox copies, `chat` events) is
 // queued in the devices' sessions in Redis and routed to their brokers.
 import { createRequire } from 'node:module'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { redisPersistence } from '../broker/persistence/redis.js'
 import type { Logger } from 'pino'
 import { startBroker, type Broker } from '../broker/index.js'
@@ -164,7 +165,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       if (runs('broker') && broker) {
         // Devices are sent away first (they reconnect to other brokers); presence settles while this node can still publish.
         broker.disconnectAll()
-        for (let i = 0; i < 40 && broker.connections() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+        for (let i = 0; i < 40 && broker.connections() > 0; i++) await sleep(50)
         await presence.stop()
       }
       await worker?.stop()

@@ -142,9 +142,10 @@ test('Redis, MongoDB and S3 in the mqchat settings are services of this file, se
   assert.equal(new URL(cfg.redisUrl).password, dotEnv().REDIS_PASSWORD)
   assert.ok(cmd.includes(`--requirepass ${dotEnv().REDIS_PASSWORD as string}`))
 
-  const mongo = new URL(cfg.mongoUrl.replace(/^mongodb:\/\/([^/]+)/, (_, hosts: string) => `mongodb://${hosts.split(',')[0] as string}`))
-  const hosts = (/^mongodb:\/\/([^/]+)/.exec(cfg.mongoUrl)?.[1] ?? '').split(',').map((h) => h.split(':')[0] as string)
-  const rsName = mongo.searchParams.get('replicaSet')
+  // mongodb://h1:p,h2:p,…/db?options: several hosts, which URL cannot parse.
+  const [, hostList = '', query = ''] = /^mongodb:\/\/([^/]+)\/[^?]*\??(.*)$/.exec(cfg.mongoUrl) ?? []
+  const hosts = hostList.split(',').map((h) => h.split(':')[0] as string)
+  const rsName = new URLSearchParams(query).get('replicaSet')
   assert.ok(rsName, 'the URL names the replica set')
   assert.ok(hosts.length >= 3, 'three replica set members')
   const init = readFileSync(join(composeDir, 'mongo-init.js'), 'utf8')
