@@ -3,7 +3,7 @@
 import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { once } from 'node:events'
-import { Aedes, type Client } from 'aedes'
+import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 import type { Bridge, InboxPublisher } from '../bridge/index.js'
@@ -16,7 +16,8 @@ import { authorizeSubscribe, type SubscriptionPolicy } from '../plugins/authoriz
 import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
-import { guardPacketSize } from './packet-guard.js'
+import { guardPackets } from './packet-guard.js'
+import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -99,6 +100,9 @@ export async function startBroker (
     return addSubscriptions(client, allowed)
   }
 
+  markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
+  const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))
+
   const aedes = new Aedes({
     persistence,
     ...(opts.nodeId !== undefined ? { id: opts.nodeId } : {}),
@@ -109,9 +113,10 @@ export async function startBroker (
     keepaliveLimit: opts.keepaliveLimitSeconds,
     maxTopicLevels: opts.maxTopicLevels,
     maxInflightInbound: opts.maxInflightInbound,
+    preConnect: clientIdRule.preConnect as AedesOptions['preConnect'],
+    authenticate: clientIdRule.authenticate,
     // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes).
     ...(open ? {} : {
-      authenticate: authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')),
       authorizeSubscribe: authorizeSubscribe(policy),
       authorizePublish: authorizePublish(bridge, handlers, limiter, log),
       // A device only ever receives its own dev/<id>/… topics, and presence it
@@ -168,7 +173,12 @@ export async function startBroker (
 
   const handle = (conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => {
     aedes.handle(conn, req)
-    guardPacketSize(conn, opts.maxPacketBytes, (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'))
+    guardPackets(conn, {
+      maxBytes: opts.maxPacketBytes,
+      onOversize: (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'),
+      onViolation: (reason) => log.info({ reason }, 'connection closed: MQTT protocol violation'),
+      onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version')
+    })
   }
 
   let tcp: NetServer | undefined
