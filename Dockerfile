@@ -16,12 +16,14 @@ COPY cluster ./cluster
 COPY core ./core
 COPY lib ./lib
 COPY media ./media
+COPY mosquitto-compat-tests ./mosquitto-compat-tests
 COPY plugins ./plugins
 COPY server ./server
 COPY store ./store
 COPY test ./test
-# npm ci runs the build (prepare); then only runtime dependencies stay.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test
+# npm ci runs the build (prepare); then only runtime dependencies stay, and
+# neither the tests nor the conformance suite.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test dist/mosquitto-compat-tests
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \

@@ -1,0 +1,558 @@
+// Behaviour cases: what a single scripted exchange cannot show (several
+// clients, reconnects, timing, wills, retained state). Each case runs against
+// any broker; it talks raw MQTT 3.1.1 (packets built by mqtt-packet) so that
+// it controls every acknowledgement. Topics live under a root unique to the
+// run, so cases never see each other's traffic.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import type { IPublishPacket, Packet } from 'mqtt-packet'
+import type { AuthFixture, RunningTarget } from './targets.js'
+import { Timeout, Wire } from './wire.js'
+
+export interface BehaviourCase {
+  id: string
+  /** open: runs on open-access targets; auth: on targets that require credentials and enforce an ACL. */
+  access: 'open' | 'auth'
+  run: (t: RunningTarget, root: string) => Promise<void>
+}
+
+const WAIT = 3000
+/** How long "nothing arrives" is watched. */
+const QUIET = 500
+
+interface ConnectOpts {
+  clientId: string
+  clean?: boolean
+  keepalive?: number
+  will?: { topic: string, payload: string, qos?: 0 | 1 | 2, retain?: boolean }
+  username?: string
+  password?: string
+}
+
+class Client {
+  private nextId = 1
+  constructor (readonly w: Wire, readonly sessionPresent: boolean, readonly returnCode: number) {}
+
+  static async open (t: RunningTarget, o: ConnectOpts, expectCode = 0): Promise<Client> {
+    const w = await Wire.open(t.host, t.port)
+    w.send({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clientId: o.clientId,
+      clean: o.clean ?? true,
+      keepalive: o.keepalive ?? 60,
+      ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos ?? 0, retain: o.will.retain ?? false } } : {}),
+      ...(o.username !== undefined ? { username: o.username } : {}),
+      ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {})
+    })
+    let ack: Packet
+    try {
+      ack = await w.packet(WAIT)
+    } catch (err) {
+      w.destroy()
+      throw new Error(`CONNECT ${o.clientId || '(empty id)'}: ${(err as Error).message}`)
+    }
+    if (ack.cmd !== 'connack') { w.destroy(); throw new Error(`expected CONNACK, got ${ack.cmd}`) }
+    assert.equal(ack.returnCode, expectCode, `CONNACK return code for ${o.clientId || '(empty id)'}`)
+    return new Client(w, ack.sessionPresent, ack.returnCode ?? 0)
+  }
+
+  id (): number { const id = this.nextId; this.nextId = this.nextId % 65535 + 1; return id }
+
+  async subscribe (subs: Array<[string, 0 | 1 | 2]>): Promise<number[]> {
+    const messageId = this.id()
+    this.w.send({ cmd: 'subscribe', messageId, subscriptions: subs.map(([topic, qos]) => ({ topic, qos })) })
+    const p = await this.expect('suback')
+    assert.equal(p.messageId, messageId, 'SUBACK packet id')
+    return (p as unknown as { granted: number[] }).granted
+  }
+
+  async unsubscribe (topics: string[]): Promise<void> {
+    const messageId = this.id()
+    this.w.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics })
+    const p = await this.expect('unsuback')
+    assert.equal(p.messageId, messageId, 'UNSUBACK packet id')
+  }
+
+  /** Publishes and completes the QoS flow as a well-behaved client. */
+  async publish (topic: string, payload: string | Buffer, qos: 0 | 1 | 2 = 0, retain = false): Promise<void> {
+    const messageId = qos > 0 ? this.id() : undefined
+    this.w.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false, messageId })
+    if (qos === 1) assert.equal((await this.expect('puback')).messageId, messageId)
+    if (qos === 2) {
+      assert.equal((await this.expect('pubrec')).messageId, messageId)
+      this.w.send({ cmd: 'pubrel', messageId })
+      assert.equal((await this.expect('pubcomp')).messageId, messageId)
+    }
+  }
+
+  async expect (cmd: string, timeoutMs = WAIT): Promise<Packet> {
+    const p = await this.w.packet(timeoutMs)
+    assert.equal(p.cmd, cmd, `expected ${cmd}, got ${JSON.stringify({ ...p, payload: undefined })}`)
+    return p
+  }
+
+  /** The next PUBLISH, acknowledged as a well-behaved client unless told not to. */
+  async message (timeoutMs = WAIT, ack = true): Promise<IPublishPacket> {
+    const p = await this.expect('publish', timeoutMs) as IPublishPacket
+    if (ack) this.ack(p)
+    return p
+  }
+
+  ack (p: IPublishPacket): void {
+    if (p.qos === 1) this.w.send({ cmd: 'puback', messageId: p.messageId })
+    if (p.qos === 2) this.w.send({ cmd: 'pubrec', messageId: p.messageId })
+  }
+
+  /** Collects PUBLISHes (acknowledging QoS 1; QoS 2 flows completed) until `quietMs` pass without one. */
+  async drain (quietMs = QUIET): Promise<IPublishPacket[]> {
+    const out: IPublishPacket[] = []
+    for (;;) {
+      let p: Packet
+      try { p = await this.w.packet(quietMs) } catch (err) { if (err instanceof Timeout) return out; throw err }
+      if (p.cmd === 'publish') { out.push(p); this.ack(p) } else if (p.cmd === 'pubrel') this.w.send({ cmd: 'pubcomp', messageId: p.messageId })
+    }
+  }
+
+  async nothing (quietMs = QUIET): Promise<void> {
+    const got = await this.drain(quietMs)
+    assert.deepEqual(got.map((p) => p.topic), [], 'expected no messages')
+  }
+
+  /** PINGREQ → PINGRESP: the connection is still usable. */
+  async ping (): Promise<void> {
+    this.w.send({ cmd: 'pingreq' })
+    await this.expect('pingresp')
+  }
+
+  async disconnect (): Promise<void> {
+    this.w.send({ cmd: 'disconnect' })
+    await this.w.end()
+  }
+}
+
+const text = (p: IPublishPacket): string => Buffer.from(p.payload as Buffer).toString()
+const uid = (): string => randomBytes(4).toString('hex')
+
+/** Connect with a clean session and leave, so a client id starts without state. */
+async function wipe (t: RunningTarget, clientId: string): Promise<void> {
+  const c = await Client.open(t, { clientId, clean: true })
+  await c.disconnect()
+}
+
+async function closedWithin (c: Client, ms: number, what: string): Promise<void> {
+  assert.ok(await c.w.waitClose(ms), `${what}: the broker should close the connection within ${ms} ms`)
+}
+
+export const behaviourCases: BehaviourCase[] = [
+  {
+    id: 'behaviour / session / takeover closes the old connection and publishes its will',
+    access: 'open',
+    async run (t, root) {
+      const watcher = await Client.open(t, { clientId: `w-${uid()}` })
+      await watcher.subscribe([[`${root}/will`, 1]])
+      const id = `take-${uid()}`
+      const first = await Client.open(t, { clientId: id, will: { topic: `${root}/will`, payload: 'first gone', qos: 1 } })
+      const second = await Client.open(t, { clientId: id })
+      await closedWithin(first, WAIT, 'the taken-over connection')
+      const will = await watcher.message()
+      assert.equal(text(will), 'first gone')
+      await second.ping()
+      await second.disconnect(); await watcher.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / qos / QoS 0, 1 and 2 end to end, delivered at min(publish, subscription)',
+    access: 'open',
+    async run (t, root) {
+      const sub = await Client.open(t, { clientId: `s-${uid()}` })
+      assert.deepEqual(await sub.subscribe([[`${root}/q2`, 2], [`${root}/q1`, 1], [`${root}/q0`, 0]]), [2, 1, 0])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      for (const qos of [0, 1, 2] as const) await pub.publish(`${root}/q2`, `at ${qos}`, qos)
+      // Each arrives once at its own QoS. The order between QoS levels is not what this case checks.
+      const got: Array<[string, number]> = []
+      let openFlows = 0
+      while (got.length < 3 || openFlows > 0) {
+        const p = await sub.w.packet(WAIT)
+        if (p.cmd === 'publish') {
+          got.push([text(p), p.qos])
+          sub.ack(p)
+          if (p.qos === 2) openFlows++
+        } else {
+          assert.equal(p.cmd, 'pubrel', `expected PUBLISH or PUBREL, got ${p.cmd}`)
+          sub.w.send({ cmd: 'pubcomp', messageId: p.messageId })
+          openFlows--
+        }
+      }
+      got.sort()
+      assert.deepEqual(got, [['at 0', 0], ['at 1', 1], ['at 2', 2]])
+      await pub.publish(`${root}/q1`, 'two on one', 2)
+      const m1 = await sub.message()
+      assert.equal(text(m1), 'two on one')
+      assert.equal(m1.qos, 1, 'a QoS 2 publish on a QoS 1 subscription arrives at QoS 1')
+      await pub.publish(`${root}/q0`, 'one on zero', 1)
+      assert.equal((await sub.message()).qos, 0, 'a QoS 1 publish on a QoS 0 subscription arrives at QoS 0')
+      await sub.disconnect(); await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / qos / an unacknowledged QoS 1 message is redelivered with DUP after reconnect',
+    access: 'open',
+    async run (t, root) {
+      const id = `r1-${uid()}`
+      await wipe(t, id)
+      const sub = await Client.open(t, { clientId: id, clean: false })
+      await sub.subscribe([[`${root}/r`, 1]])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(`${root}/r`, 'again', 1)
+      const first = await sub.message(WAIT, false)
+      assert.equal(first.dup, false)
+      sub.w.destroy()
+      const back = await Client.open(t, { clientId: id, clean: false })
+      assert.equal(back.sessionPresent, true, 'session present')
+      const again = await back.message()
+      assert.deepEqual([text(again), again.qos, again.dup], ['again', 1, true], 'redelivered with DUP set')
+      await back.nothing()
+      await back.disconnect(); await pub.disconnect(); await wipe(t, id)
+    }
+  },
+  {
+    id: 'behaviour / qos / QoS 2: an unacknowledged PUBLISH is redelivered, then PUBREL is resent after PUBREC',
+    access: 'open',
+    async run (t, root) {
+      const id = `r2-${uid()}`
+      await wipe(t, id)
+      const sub = await Client.open(t, { clientId: id, clean: false })
+      await sub.subscribe([[`${root}/r`, 2]])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(`${root}/r`, 'exactly once', 2)
+      await sub.message(WAIT, false)
+      sub.w.destroy()
+      const second = await Client.open(t, { clientId: id, clean: false })
+      const again = await second.message(WAIT, false)
+      assert.deepEqual([text(again), again.qos, again.dup], ['exactly once', 2, true])
+      second.w.send({ cmd: 'pubrec', messageId: again.messageId })
+      assert.equal((await second.expect('pubrel')).messageId, again.messageId)
+      second.w.destroy()
+      const third = await Client.open(t, { clientId: id, clean: false })
+      const rel = await third.expect('pubrel')
+      assert.equal(rel.messageId, again.messageId, 'PUBREL resent for the same packet id')
+      third.w.send({ cmd: 'pubcomp', messageId: rel.messageId })
+      await third.nothing()
+      await third.disconnect(); await pub.disconnect(); await wipe(t, id)
+    }
+  },
+  {
+    id: 'behaviour / topics / + and # match single and multiple levels, empty levels and the parent of #',
+    access: 'open',
+    async run (t, root) {
+      const filters: Record<string, string[]> = {
+        [`${root}/a/+/c`]: [`${root}/a/b/c`, `${root}/a//c`],
+        [`${root}/a/#`]: [`${root}/a/b/c`, `${root}/a//c`, `${root}/a`, `${root}/a/b`],
+        [`${root}/+/b/c`]: [`${root}/a/b/c`, `${root}/x/b/c`],
+        [`+/${root}/+`]: [`/${root}/x`],
+        [`${root}/a/b/c`]: [`${root}/a/b/c`]
+      }
+      const topics = [`${root}/a/b/c`, `${root}/a//c`, `${root}/a`, `${root}/a/b`, `${root}/x/b/c`, `/${root}/x`]
+      const subs: Array<[string, Client]> = []
+      for (const f of Object.keys(filters)) {
+        const c = await Client.open(t, { clientId: `m-${uid()}` })
+        assert.deepEqual(await c.subscribe([[f, 1], [`${root}/end`, 1]]), [1, 1], `SUBACK for ${f}`)
+        subs.push([f, c])
+      }
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      for (const topic of topics) await pub.publish(topic, topic, 1)
+      await pub.publish(`${root}/end`, 'end', 1)
+      for (const [f, c] of subs) {
+        const seen: string[] = []
+        for (;;) { const m = await c.message(); if (m.topic === `${root}/end`) break; seen.push(m.topic) }
+        assert.deepEqual(seen.sort(), [...filters[f]!].sort(), `what ${f} matched`)
+        await c.disconnect()
+      }
+      await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / topics / $-topics are not matched by filters starting with # or +',
+    access: 'open',
+    async run (t, root) {
+      const dollar = `$${root}/x`
+      const all = await Client.open(t, { clientId: `h-${uid()}` })
+      const plus = await Client.open(t, { clientId: `p-${uid()}` })
+      const exact = await Client.open(t, { clientId: `e-${uid()}` })
+      await all.subscribe([['#', 0]])
+      await plus.subscribe([['+/x', 0]])
+      await exact.subscribe([[`$${root}/#`, 0]])
+      const pub = await Client.open(t, { clientId: `q-${uid()}` })
+      await pub.publish(dollar, 'dollar', 1)
+      const m = await exact.message()
+      assert.equal(m.topic, dollar, '$-topic reaches a filter that names its first level')
+      // `#` sees other traffic (and, on some brokers, nothing of $SYS): only the $-topic matters.
+      assert.ok(!(await all.drain()).some((p) => p.topic.startsWith('$')), '# must not match a $-topic')
+      await plus.nothing()
+      for (const c of [all, plus, exact, pub]) await c.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / retained / set, replace, clear with an empty payload; delivered at the subscription QoS',
+    access: 'open',
+    async run (t, root) {
+      const topic = `${root}/ret`
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      const live = await Client.open(t, { clientId: `l-${uid()}` })
+      await live.subscribe([[topic, 1]])
+      await pub.publish(topic, 'v1', 1, true)
+      const l = await live.message()
+      assert.deepEqual([text(l), l.retain], ['v1', false], 'a live subscriber gets retain=0')
+      await pub.publish(topic, 'v2', 1, true)
+      await live.message()
+      const late = await Client.open(t, { clientId: `n-${uid()}` })
+      await late.subscribe([[topic, 1]])
+      const r = await late.message()
+      assert.deepEqual([text(r), r.retain, r.qos], ['v2', true, 1], 'the replacement is retained, retain=1')
+      await late.nothing()
+      const low = await Client.open(t, { clientId: `z-${uid()}` })
+      await low.subscribe([[topic, 0]])
+      const r0 = await low.message()
+      assert.deepEqual([text(r0), r0.qos], ['v2', 0], 'retained message at the subscription QoS')
+      await pub.publish(topic, '', 1, true)
+      const cleared = await Client.open(t, { clientId: `c-${uid()}` })
+      await cleared.subscribe([[topic, 1]])
+      await cleared.nothing()
+      for (const c of [pub, live, late, low, cleared]) await c.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / session / a persistent session keeps subscriptions and queues QoS 1 while offline',
+    access: 'open',
+    async run (t, root) {
+      const id = `ps-${uid()}`
+      await wipe(t, id)
+      const a = await Client.open(t, { clientId: id, clean: false })
+      assert.equal(a.sessionPresent, false, 'no session yet')
+      await a.subscribe([[`${root}/q`, 1]])
+      await a.disconnect()
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(`${root}/q`, 'one', 1)
+      await pub.publish(`${root}/q`, 'two', 1)
+      const b = await Client.open(t, { clientId: id, clean: false })
+      assert.equal(b.sessionPresent, true, 'session present')
+      assert.deepEqual([text(await b.message()), text(await b.message())], ['one', 'two'], 'queued in order')
+      await pub.publish(`${root}/q`, 'three', 1)
+      assert.equal(text(await b.message()), 'three', 'the subscription survived without resubscribing')
+      await b.disconnect()
+      const c = await Client.open(t, { clientId: id, clean: true })
+      assert.equal(c.sessionPresent, false, 'clean session: session present 0')
+      await c.disconnect()
+      await pub.publish(`${root}/q`, 'four', 1)
+      const d = await Client.open(t, { clientId: id, clean: false })
+      assert.equal(d.sessionPresent, false, 'the clean session discarded the old one')
+      await d.nothing()
+      await d.disconnect(); await pub.disconnect(); await wipe(t, id)
+    }
+  },
+  {
+    id: 'behaviour / will / published when the connection drops without DISCONNECT',
+    access: 'open',
+    async run (t, root) {
+      const watcher = await Client.open(t, { clientId: `w-${uid()}` })
+      await watcher.subscribe([[`${root}/will`, 1]])
+      const a = await Client.open(t, { clientId: `a-${uid()}`, will: { topic: `${root}/will`, payload: 'dropped', qos: 1 } })
+      a.w.destroy()
+      assert.equal(text(await watcher.message()), 'dropped')
+      await watcher.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / will / published when the keepalive expires (1.5 x keepalive)',
+    access: 'open',
+    async run (t, root) {
+      const watcher = await Client.open(t, { clientId: `w-${uid()}` })
+      await watcher.subscribe([[`${root}/will`, 1]])
+      const started = Date.now()
+      const a = await Client.open(t, { clientId: `k-${uid()}`, keepalive: 1, will: { topic: `${root}/will`, payload: 'silent', qos: 1 } })
+      // 1.5 s is the rule; brokers check on a timer (Mosquitto 2.0.11: every few seconds), so allow 10 s.
+      await closedWithin(a, 10_000, 'a client silent past 1.5 x its keepalive')
+      assert.equal(text(await watcher.message(5000)), 'silent')
+      assert.ok(Date.now() - started >= 1000, 'not before the keepalive expired')
+      await watcher.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / will / not published after DISCONNECT',
+    access: 'open',
+    async run (t, root) {
+      const watcher = await Client.open(t, { clientId: `w-${uid()}` })
+      await watcher.subscribe([[`${root}/will`, 1]])
+      const a = await Client.open(t, { clientId: `d-${uid()}`, will: { topic: `${root}/will`, payload: 'must not appear', qos: 1 } })
+      await a.disconnect()
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await new Promise((r) => setTimeout(r, QUIET))
+      await pub.publish(`${root}/will`, 'marker', 1)
+      assert.equal(text(await watcher.message()), 'marker', 'the first message after DISCONNECT is the marker, not the will')
+      await watcher.disconnect(); await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / connect / zero-length client id: accepted with a clean session, refused (0x02) without',
+    access: 'open',
+    async run (t) {
+      const a = await Client.open(t, { clientId: '', clean: true })
+      await a.ping()
+      await a.disconnect()
+      // mqtt-packet will not encode this CONNECT (it is invalid), so it is written by hand:
+      // protocol name MQTT, level 4, flags 0x00 (clean session 0), keepalive 60, empty client id.
+      const w = await Wire.open(t.host, t.port)
+      w.write(Buffer.from('100c00044d5154540400003c0000', 'hex'))
+      assert.equal((await w.read(4, WAIT)).toString('hex'), '20020002', 'CONNACK 0x02 identifier rejected')
+      assert.ok(await w.waitClose(WAIT), 'closed after CONNACK 0x02')
+    }
+  },
+  {
+    id: 'behaviour / subscribe / UNSUBSCRIBE stops delivery; unknown filters are still acknowledged',
+    access: 'open',
+    async run (t, root) {
+      const c = await Client.open(t, { clientId: `u-${uid()}` })
+      await c.subscribe([[`${root}/u`, 1]])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(`${root}/u`, 'before', 1)
+      assert.equal(text(await c.message()), 'before')
+      await c.unsubscribe([`${root}/u`])
+      await c.unsubscribe([`${root}/never-subscribed`])
+      await pub.publish(`${root}/u`, 'after', 1)
+      await c.nothing()
+      await c.disconnect(); await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / subscribe / overlapping subscriptions deliver at the highest QoS that matches',
+    access: 'open',
+    async run (t, root) {
+      const c = await Client.open(t, { clientId: `o-${uid()}` })
+      await c.subscribe([[`${root}/#`, 0]])
+      await c.subscribe([[`${root}/o`, 1]])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(`${root}/o`, 'both', 1)
+      const got = await c.drain()
+      assert.ok(got.length >= 1, 'delivered')
+      assert.ok(got.every((p) => text(p) === 'both'))
+      assert.equal(Math.max(...got.map((p) => p.qos)), 1, `at the maximum QoS of the matching subscriptions [MQTT-3.3.5-1]; got ${got.length} cop${got.length === 1 ? 'y' : 'ies'} at QoS ${got.map((p) => p.qos).join(', ')}`)
+      await c.disconnect(); await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / connect / a second CONNECT on a connection is a protocol violation: closed',
+    access: 'open',
+    async run (t) {
+      const c = await Client.open(t, { clientId: `x-${uid()}` })
+      c.w.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `x-${uid()}`, clean: true, keepalive: 60 })
+      await closedWithin(c, WAIT, 'after a second CONNECT')
+    }
+  },
+  {
+    id: 'behaviour / limits / a packet over the size limit closes only that connection; one under it is delivered',
+    access: 'open',
+    async run (t, root) {
+      const sub = await Client.open(t, { clientId: `s-${uid()}` })
+      await sub.subscribe([[`${root}/big`, 0]])
+      const topic = `${root}/big`
+      // PUBLISH QoS 0: 1 type byte + 4 length bytes (sizes here are >= 2^21) + 2 + topic + payload.
+      const payloadFor = (total: number): Buffer => Buffer.alloc(total - 5 - 2 - Buffer.byteLength(topic), 0x61)
+      const ok = await Client.open(t, { clientId: `k-${uid()}` })
+      await ok.publish(topic, payloadFor(t.maxPacketSize - 64))
+      const m = await sub.message(10_000)
+      assert.equal((m.payload as Buffer).length, t.maxPacketSize - 64 - 7 - Buffer.byteLength(topic), 'the packet under the limit arrived whole')
+      const big = await Client.open(t, { clientId: `b-${uid()}` })
+      big.w.send({ cmd: 'publish', topic, payload: payloadFor(t.maxPacketSize + 64), qos: 0, retain: false, dup: false })
+      await closedWithin(big, 10_000, 'a packet over the limit')
+      await sub.nothing()
+      await ok.ping(); await sub.ping()
+      await ok.disconnect(); await sub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / limits / topics as deep as the broker allows work; a far deeper one is refused without harm',
+    access: 'open',
+    async run (t, root) {
+      const deep = [root, ...Array.from({ length: t.maxTopicLevels - root.split('/').length }, (_, i) => `l${i}`)].join('/')
+      const c = await Client.open(t, { clientId: `d-${uid()}` })
+      assert.deepEqual(await c.subscribe([[deep, 1], [`${root}/#`, 1]]), [1, 1])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(deep, 'deep', 1)
+      const got = await c.drain()
+      assert.ok(got.length >= 1 && got.every((p) => p.topic === deep), `the ${t.maxTopicLevels}-level topic arrived`)
+      // 20,000 levels: either SUBACK 0x80 or a closed connection; the broker stays up.
+      const abyss = [root, ...Array.from({ length: 20_000 }, () => 'x')].join('/')
+      const s = await Client.open(t, { clientId: `a-${uid()}` })
+      s.w.send({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: abyss, qos: 0 }] })
+      const refused = await s.w.packet(WAIT).then((p) => p.cmd === 'suback' && (p as unknown as { granted: number[] }).granted[0] === 0x80, () => s.w.closed)
+      assert.ok(refused, 'a 20,000-level filter is refused (SUBACK 0x80 or connection closed)')
+      s.w.destroy()
+      const p2 = await Client.open(t, { clientId: `q-${uid()}` })
+      p2.w.send({ cmd: 'publish', topic: abyss, payload: Buffer.from('abyss'), qos: 0, retain: false, dup: false })
+      await c.nothing()
+      p2.w.destroy()
+      await c.ping()
+      await c.disconnect(); await pub.disconnect()
+    }
+  },
+  // Cases for brokers that require credentials and enforce an ACL (mqchat's chat mode).
+  {
+    id: 'behaviour / auth / a CONNECT without credentials is refused (CONNACK 0x05) and closed',
+    access: 'auth',
+    async run (t) {
+      const c = await Client.open(t, { clientId: `anon-${uid()}` }, 5)
+      await closedWithin(c, WAIT, 'after a refused CONNECT')
+    }
+  },
+  {
+    id: 'behaviour / auth / a wrong password is refused (CONNACK 0x04 or 0x05) and closed',
+    access: 'auth',
+    async run (t) {
+      const f = fixture(t)
+      const w = await Wire.open(t.host, t.port)
+      w.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: f.clientId, clean: true, keepalive: 60, username: f.username, password: Buffer.from(f.password + 'x') })
+      const ack = await w.packet(WAIT)
+      assert.equal(ack.cmd, 'connack')
+      assert.ok(ack.returnCode === 4 || ack.returnCode === 5, `return code ${String(ack.returnCode)}`)
+      assert.ok(await w.waitClose(WAIT), 'closed after the refusal')
+    }
+  },
+  {
+    id: 'behaviour / auth / with valid credentials a client subscribes to what it may; other filters get 0x80 and the connection stays',
+    access: 'auth',
+    async run (t) {
+      const f = fixture(t)
+      const c = await Client.open(t, { clientId: f.clientId, username: f.username, password: f.password })
+      assert.deepEqual(await c.subscribe([[f.allowedSub, 1]]), [1])
+      assert.deepEqual(await c.subscribe([[f.deniedSub, 1]]), [0x80], 'another device\'s topic')
+      assert.deepEqual(await c.subscribe([['#', 0]]), [0x80], 'everything')
+      await c.ping()
+      await c.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / auth / a publish the ACL refuses is acknowledged and dropped; the connection stays',
+    access: 'auth',
+    async run (t) {
+      const f = fixture(t)
+      const c = await Client.open(t, { clientId: f.clientId, username: f.username, password: f.password })
+      const messageId = c.id()
+      c.w.send({ cmd: 'publish', topic: f.deniedPub, payload: Buffer.from('{}'), qos: 1, retain: false, dup: false, messageId })
+      // The broker may tell the client why on a topic of its own first (mqchat: an inbox error event).
+      for (;;) {
+        const p = await c.w.packet(WAIT)
+        if (p.cmd === 'puback') { assert.equal(p.messageId, messageId); break }
+        assert.equal(p.cmd, 'publish', `expected PUBACK, got ${p.cmd}`)
+      }
+      await c.ping()
+      await c.disconnect()
+    }
+  }
+]
+
+function fixture (t: RunningTarget): AuthFixture {
+  if (!t.auth) throw new Error(`${t.name} has no credentials for the auth cases`)
+  return t.auth
+}
