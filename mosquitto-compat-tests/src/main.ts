@@ -24,7 +24,8 @@ and our behaviour cases, against brokers it starts itself or one you name.
                            (started on free loopback ports and stopped afterwards).
                            HOST:PORT runs the open-access cases against a broker
                            already running there. Default: all built-in targets.
-  --max-packet BYTES       for HOST:PORT targets: the broker's packet size limit (default 268435455)
+  --max-packet BYTES       for HOST:PORT targets: the broker's packet size limit; the size case
+                           sends a packet just under it and one just over it (default 1048576)
   --max-levels N           for HOST:PORT targets: the broker's topic level limit (default 100)
   --only TEXT              repeatable: only cases whose id contains TEXT
   --vectors DIR            vector directory (default ../shared/mqtt-vectors/mosquitto)
@@ -64,7 +65,7 @@ async function main (): Promise<number> {
   }
   const vectors = loadVectors(args.vectors ?? DEFAULT_VECTORS)
   const deviations = loadDeviations(args.deviations ?? join(HERE, 'deviations.txt'))
-  const limits = { maxPacket: Number(args['max-packet'] ?? 268435455), maxLevels: Number(args['max-levels'] ?? 100) }
+  const limits = { maxPacket: Number(args['max-packet'] ?? 1048576), maxLevels: Number(args['max-levels'] ?? 100) }
   if (!Number.isInteger(limits.maxPacket) || !Number.isInteger(limits.maxLevels)) { process.stderr.write('--max-packet and --max-levels take whole numbers\n'); return 2 }
   const log = (l: string): void => { process.stdout.write(`[compat] ${l}\n`) }
   const runs = await runTargets(specs, { vectors, deviations, only: args.only, log, limits })
