@@ -9,6 +9,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY api ./api
+COPY bench ./bench
 COPY bridge ./bridge
 COPY broker ./broker
 COPY clients ./clients
@@ -22,8 +23,8 @@ COPY server ./server
 COPY store ./store
 COPY test ./test
 # npm ci runs the build (prepare); then only runtime dependencies stay, and
-# neither the tests nor the conformance suite.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test dist/mosquitto-compat-tests
+# neither the tests, the conformance suite nor the benchmarks.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test dist/mosquitto-compat-tests dist/bench
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \

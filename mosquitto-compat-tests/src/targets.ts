@@ -43,6 +43,10 @@ export interface RunningTarget {
   maxTopicLevels: number
   auth?: AuthFixture
   version: string
+  /** Process id of the broker, when this suite started it. */
+  pid?: number
+  /** mqchat's HTTP API, when this suite started it. */
+  httpUrl?: string
   stop: () => Promise<void>
 }
 
@@ -118,13 +122,13 @@ export async function startMosquitto (access: 'open' | 'auth'): Promise<RunningT
   } catch (err) { await stop(); throw err }
   const v = spawnSync('mosquitto', ['-h'], { encoding: 'utf8' })
   const version = /mosquitto version (\S+)/.exec(v.stdout + v.stderr)?.[1] ?? 'unknown'
-  return { name: access === 'open' ? 'mosquitto' : 'mosquitto-auth', host: '127.0.0.1', port, kind: 'reference', access, maxPacketSize: MOSQUITTO_MAX_PACKET, maxTopicLevels: 201, auth, version: `Mosquitto ${version} (Debian)`, stop }
+  return { name: access === 'open' ? 'mosquitto' : 'mosquitto-auth', host: '127.0.0.1', port, kind: 'reference', access, maxPacketSize: MOSQUITTO_MAX_PACKET, maxTopicLevels: 201, auth, version: `Mosquitto ${version} (Debian)`, pid: proc.pid, stop }
 }
 
 export const MQCHAT_MAX_PACKET = 262144
 
 /** mqchat's local profile on free ports: open access, or the chat ACL with a registered device. */
-export async function startMqchat (access: 'open' | 'auth'): Promise<RunningTarget> {
+export async function startMqchat (access: 'open' | 'auth', env: Record<string, string> = {}): Promise<RunningTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'compat-mqchat-'))
   const portsFile = join(dir, 'ports.json')
   let log = ''
@@ -141,7 +145,8 @@ export async function startMqchat (access: 'open' | 'auth'): Promise<RunningTarg
       MQCHAT_MAX_PACKET_BYTES: String(MQCHAT_MAX_PACKET),
       MQCHAT_MAX_TOPIC_LEVELS: '16',
       MQCHAT_MQTT_ACCESS: access === 'open' ? 'open' : 'chat',
-      MQCHAT_DEV_RETURN_CODES: 'true'
+      MQCHAT_DEV_RETURN_CODES: 'true',
+      ...env
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -163,7 +168,7 @@ export async function startMqchat (access: 'open' | 'auth'): Promise<RunningTarg
     let auth: AuthFixture | undefined
     if (access === 'auth') auth = await mqchatFixture(`http://127.0.0.1:${ports.http}`)
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string, dependencies: Record<string, string> }
-    return { name: access === 'open' ? 'mqchat-open' : 'mqchat-chat', host: '127.0.0.1', port: ports.mqtt, kind: 'mqchat', access, maxPacketSize: MQCHAT_MAX_PACKET, maxTopicLevels: 16, auth, version: `mqchat ${pkg.version} (aedes ${pkg.dependencies.aedes})`, stop }
+    return { name: access === 'open' ? 'mqchat-open' : 'mqchat-chat', host: '127.0.0.1', port: ports.mqtt, kind: 'mqchat', access, maxPacketSize: MQCHAT_MAX_PACKET, maxTopicLevels: 16, auth, version: `mqchat ${pkg.version} (aedes ${pkg.dependencies.aedes})`, pid: proc.pid, httpUrl: `http://127.0.0.1:${ports.http}`, stop }
   } catch (err) { await stop(); throw err }
 }
 

@@ -1,0 +1,143 @@
+// The load generator's MQTT client: mqtt-packet directly on a socket, with
+// precomputed packets, so the generator costs little next to the broker. It
+// acknowledges QoS 1 deliveries itself and hands each PUBLISH to a callback
+// without decoding its payload further. Sockets can bind to any 127.0.0.x
+// source address, so connection counts are not capped by one address's
+// ephemeral ports.
+import { connect as tcpConnect, type Socket } from 'node:net'
+import mqttPacket, { type Packet, type IPublishPacket } from 'mqtt-packet'
+
+export interface ClientOptions {
+  host: string
+  port: number
+  clientId: string
+  username?: string
+  password?: string
+  clean?: boolean
+  keepalive?: number
+  localAddress?: string
+}
+
+export class BenchClient {
+  socket!: Socket
+  private parser = mqttPacket.parser({ protocolVersion: 4 })
+  private waiting = new Map<string, (p: Packet) => void>()
+  onPublish: (p: IPublishPacket) => void = () => {}
+  onPuback: (id: number) => void = () => {}
+  onClose: () => void = () => {}
+  closed = false
+  private nextId = 1
+
+  constructor (readonly o: ClientOptions) {
+    this.parser.on('packet', (p: Packet) => {
+      if (p.cmd === 'publish') {
+        if (p.qos === 1) this.socket.write(pubackFor(p.messageId!))
+        this.onPublish(p)
+      } else if (p.cmd === 'puback') {
+        this.onPuback(p.messageId!)
+      } else {
+        const key = p.cmd === 'suback' ? `suback:${p.messageId!}` : p.cmd
+        const w = this.waiting.get(key)
+        if (w) { this.waiting.delete(key); w(p) }
+      }
+    })
+  }
+
+  private expect (key: string, timeoutMs: number): Promise<Packet> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.waiting.delete(key); reject(new Error(`${this.o.clientId}: no ${key} within ${timeoutMs} ms`)) }, timeoutMs)
+      this.waiting.set(key, (p) => { clearTimeout(timer); resolve(p) })
+    })
+  }
+
+  /** Connects; resolves with CONNACK's session-present flag, rejects on a refusal. */
+  async connect (timeoutMs = 30_000): Promise<boolean> {
+    this.socket = tcpConnect({ host: this.o.host, port: this.o.port, localAddress: this.o.localAddress })
+    this.socket.setNoDelay(true)
+    this.socket.on('data', (d: Buffer) => this.parser.parse(d))
+    this.socket.on('error', () => {})
+    this.socket.on('close', () => { this.closed = true; this.onClose() })
+    const ack = this.expect('connack', timeoutMs)
+    this.socket.write(mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clientId: this.o.clientId,
+      clean: this.o.clean ?? true,
+      keepalive: this.o.keepalive ?? 300,
+      ...(this.o.username !== undefined ? { username: this.o.username, password: Buffer.from(this.o.password ?? '') } : {})
+    } as Packet))
+    const p = await ack
+    if (p.cmd !== 'connack' || p.returnCode !== 0) throw new Error(`${this.o.clientId}: CONNACK ${String((p as { returnCode?: number }).returnCode)}`)
+    return p.sessionPresent
+  }
+
+  async subscribe (topic: string, qos: 0 | 1 = 1, timeoutMs = 30_000): Promise<number> {
+    const messageId = this.id()
+    const ack = this.expect(`suback:${messageId}`, timeoutMs)
+    this.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos }] } as Packet))
+    return ((await ack) as unknown as { granted: number[] }).granted[0]!
+  }
+
+  id (): number { const id = this.nextId; this.nextId = this.nextId % 65535 + 1; return id }
+
+  /** Writes prepared bytes; false when the socket's buffer is full (the caller may wait for 'drain'). */
+  write (bytes: Buffer): boolean { return this.socket.write(bytes) }
+
+  end (): void { if (!this.closed) { this.socket.end(mqttPacket.generate({ cmd: 'disconnect' } as Packet)) } }
+  destroy (): void { this.socket.destroy() }
+}
+
+const pubacks = new Map<number, Buffer>()
+function pubackFor (id: number): Buffer {
+  let b = pubacks.get(id)
+  if (!b) { b = Buffer.from([0x40, 0x02, id >> 8, id & 0xff]); pubacks.set(id, b) }
+  return b
+}
+
+/**
+ * A QoS 1 PUBLISH whose payload is a chat envelope with fixed-width slots, so
+ * each message is a copy with its id, packet id and send time written in:
+ * {"id":"<12 digits>","type":"text","body":"<16 digits>|<padding>"}
+ */
+export class EnvelopeTemplate {
+  readonly bytes: Buffer
+  private readonly idAt: number
+  private readonly pidAt: number
+  private readonly timeAt: number
+
+  constructor (topic: string, payloadBytes: number) {
+    const head = '{"id":"000000000000","type":"text","body":"0000000000000000|'
+    const tail = '"}'
+    const pad = Math.max(0, payloadBytes - head.length - tail.length)
+    const payload = Buffer.from(head + 'x'.repeat(pad) + tail)
+    this.bytes = mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 1, messageId: 1, retain: false, dup: false } as Packet)
+    const payloadAt = this.bytes.length - payload.length
+    this.pidAt = payloadAt - 2
+    this.idAt = payloadAt + 7
+    this.timeAt = payloadAt + head.indexOf('"body":"') + 8
+  }
+
+  /** A packet for message number n, packet id pid, sent at time t (µs, up to 16 digits). */
+  make (n: number, pid: number, t: number): Buffer {
+    const b = Buffer.from(this.bytes)
+    b.writeUInt16BE(pid, this.pidAt)
+    b.write(String(n).padStart(12, '0'), this.idAt, 'latin1')
+    b.write(String(Math.floor(t)).padStart(16, '0'), this.timeAt, 'latin1')
+    return b
+  }
+}
+
+const BODY = Buffer.from('"body":"')
+/** The send time (µs) written by EnvelopeTemplate, from an envelope or an inbox event carrying it; -1 if absent. */
+export function sentAt (payload: Buffer): number {
+  const at = payload.indexOf(BODY)
+  if (at < 0) return -1
+  const s = payload.toString('latin1', at + BODY.length, at + BODY.length + 16)
+  return /^\d{16}$/.test(s) ? Number(s) : -1
+}
+
+/** Microseconds on a clock shared by every process of the machine. */
+export function nowUs (): number {
+  return (performance.timeOrigin + performance.now()) * 1000
+}

@@ -1,0 +1,112 @@
+// Scenarios 1 and 2: 1:1 chat. N sender devices each write to their own
+// receiver device, QoS 1. On mqchat each message is sequenced, stored, fanned
+// out to the receiver's inbox and acknowledged to the sender's inbox; on the
+// references the same publishes go straight to a subscriber of the chat
+// topic. First the maximum sustained rate (closed loop), then latency at 25,
+// 50 and 75 % of it (open loop), end to end: publish → receiver.
+import { fork, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import * as hdr from 'hdr-histogram-js'
+import { ROOT } from '../../mosquitto-compat-tests/src/targets.js'
+import { directChat, pool, registerUsers } from '../fixtures.js'
+import { cpuSeconds, type BenchTarget } from '../targets.js'
+import type { FromWorker, PairSpec, ToWorker } from '../worker.js'
+
+export interface PairsOptions { pairs: number, workers: number, payloadBytes: number, durationMs: number, warmupMs: number, window: number }
+
+export interface LatencyPoint { load: number, targetRate: number, achievedRate: number, p50Ms: number, p99Ms: number, p999Ms: number, behind: number }
+
+export interface PairsResult {
+  maxRate: number
+  latency: LatencyPoint[]
+  /** CPU used per second of the run, in cores (1 = one core busy). */
+  serverCores: number
+  generatorCores: number
+}
+
+async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
+  const local = (i: number): string => `127.0.0.${2 + (i % 50)}`
+  if (t.name !== 'mqchat') {
+    return Array.from({ length: n }, (_, i) => ({
+      sender: { host: t.host, port: t.port, clientId: `bench-s-${i}`, localAddress: local(i) },
+      receiver: { host: t.host, port: t.port, clientId: `bench-r-${i}`, subscribe: `chat/pair-${i}/msg`, localAddress: local(i) },
+      topic: `chat/pair-${i}/msg`
+    }))
+  }
+  const users = await registerUsers(t.httpUrl!, 2 * n)
+  const chats = await pool(Array.from({ length: n }, (_, i) => i), 16, (i) => directChat(t.httpUrl!, users[2 * i]!, users[2 * i + 1]!))
+  return chats.map((chat, i) => {
+    const a = users[2 * i]!
+    const b = users[2 * i + 1]!
+    return {
+      sender: { host: t.host, port: t.port, clientId: a.deviceId, username: a.deviceId, password: a.token, clean: false, subscribe: `dev/${a.deviceId}/inbox`, localAddress: local(i) },
+      receiver: { host: t.host, port: t.port, clientId: b.deviceId, username: b.deviceId, password: b.token, clean: false, subscribe: `dev/${b.deviceId}/inbox`, localAddress: local(i) },
+      topic: `chat/${chat}/msg`
+    }
+  })
+}
+
+class Worker {
+  readonly proc: ChildProcess
+  private queue: Array<(m: FromWorker) => void> = []
+  constructor () {
+    this.proc = fork(join(ROOT, 'dist/bench/worker.js'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.proc.on('message', (m: FromWorker) => {
+      if (m.type === 'error') throw new Error(`bench worker: ${m.message}`)
+      this.queue.shift()?.(m)
+    })
+  }
+
+  ask (m: ToWorker, timeoutMs: number): Promise<FromWorker> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`bench worker: no answer to ${m.type} within ${timeoutMs} ms`)), timeoutMs)
+      this.queue.push((r) => { clearTimeout(timer); resolve(r) })
+      this.proc.send(m)
+    })
+  }
+
+  stop (): void { this.proc.send({ type: 'stop' }); setTimeout(() => this.proc.kill('SIGKILL'), 2000).unref() }
+}
+
+export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: string) => void): Promise<PairsResult> {
+  const all = await specs(t, o.pairs)
+  const workers = Array.from({ length: o.workers }, () => new Worker())
+  try {
+    await Promise.all(workers.map((w, k) => w.ask({ type: 'setup', pairs: all.filter((_, i) => i % o.workers === k), payloadBytes: o.payloadBytes }, 120_000)))
+    let serverCpu = 0
+    let generatorCpu = 0
+    let seconds = 0
+    const runAll = async (m: ToWorker): Promise<Array<Extract<FromWorker, { type: 'result' }>>> => {
+      const c0 = cpuSeconds(t.pid)
+      const rs = await Promise.all(workers.map((w) => w.ask(m, 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
+      serverCpu += cpuSeconds(t.pid) - c0
+      generatorCpu += rs.reduce((a, r) => a + r.cpuMs, 0) / 1000
+      seconds += m.type === 'run' ? m.durationMs / 1000 : 0
+      return rs
+    }
+    const closed = await runAll({ type: 'run', mode: 'closed', window: o.window, durationMs: o.durationMs, warmupMs: o.warmupMs })
+    const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
+    log(`${t.name}: max ${Math.round(maxRate)} msg/s`)
+    const latency: LatencyPoint[] = []
+    for (const load of [0.25, 0.5, 0.75]) {
+      const rate = maxRate * load
+      const rs = await runAll({ type: 'run', mode: 'open', rate: rate / o.workers, durationMs: o.durationMs, warmupMs: o.warmupMs })
+      const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
+      for (const r of rs) h.add(hdr.decodeFromCompressedBase64(r.histogram))
+      const point = {
+        load,
+        targetRate: Math.round(rate),
+        achievedRate: Math.round(rs.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)),
+        p50Ms: h.getValueAtPercentile(50) / 1000,
+        p99Ms: h.getValueAtPercentile(99) / 1000,
+        p999Ms: h.getValueAtPercentile(99.9) / 1000,
+        behind: rs.reduce((a, r) => a + r.behind, 0)
+      }
+      log(`${t.name}: at ${load * 100} % (${point.targetRate} msg/s): p50 ${point.p50Ms} ms, p99 ${point.p99Ms} ms, p99.9 ${point.p999Ms} ms`)
+      latency.push(point)
+    }
+    return { maxRate: Math.round(maxRate), latency, serverCores: serverCpu / seconds, generatorCores: generatorCpu / seconds }
+  } finally {
+    for (const w of workers) w.stop()
+  }
+}

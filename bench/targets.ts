@@ -1,0 +1,82 @@
+// The brokers a benchmark runs against, each started fresh on loopback and
+// stopped by its pid: mqchat (local profile, chat ACL, limits raised so the
+// benchmark measures the server rather than its rate limits), Debian's
+// Mosquitto and bare aedes (the references).
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ROOT, startMosquitto, startMqchat } from '../mosquitto-compat-tests/src/targets.js'
+
+export type TargetName = 'mqchat' | 'mosquitto' | 'aedes'
+
+export interface BenchTarget {
+  name: TargetName
+  version: string
+  host: string
+  port: number
+  pid: number
+  /** mqchat only. */
+  httpUrl?: string
+  stop: () => Promise<void>
+}
+
+export const MQCHAT_BENCH_ENV: Record<string, string> = {
+  MQCHAT_PUBLISH_RATE: '100000',
+  MQCHAT_PUBLISH_BURST: '100000',
+  MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR: '100000',
+  MQCHAT_OTP_REQUESTS_PER_PHONE_PER_HOUR: '100',
+  MQCHAT_MAX_QUEUE: '20000',
+  MQCHAT_PRESENCE_COALESCE_MS: '3000',
+  MQCHAT_LOG_LEVEL: 'warn'
+}
+
+export async function startBenchTarget (name: TargetName): Promise<BenchTarget> {
+  if (name === 'mqchat') {
+    const t = await startMqchat('auth', MQCHAT_BENCH_ENV)
+    return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, httpUrl: t.httpUrl, stop: t.stop }
+  }
+  if (name === 'mosquitto') {
+    const t = await startMosquitto('open')
+    return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, stop: t.stop }
+  }
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/bench/aedes-bare.js')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bare aedes did not start within 10 s')), 10_000)
+    let out = ''
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /listening (\d+)/.exec(out)
+      if (m) { clearTimeout(timer); resolve(Number(m[1])) }
+    })
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bare aedes exited with ${code}`)) })
+  })
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }
+  return {
+    name,
+    version: `aedes ${pkg.dependencies.aedes} (memory persistence, no hooks)`,
+    host: '127.0.0.1',
+    port,
+    pid: proc.pid!,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return
+      const exited = new Promise((r) => proc.once('exit', r))
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+export function cpuSeconds (pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Resident memory of a process in bytes, from /proc. */
+export function rssBytes (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
+}
