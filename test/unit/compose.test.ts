@@ -228,7 +228,10 @@ test('the Dockerfile builds every source directory, runs the CLI the package nam
   assert.match(docker, /npm prune --omit=dev/)
 
   // Every package the runtime sources import is a runtime dependency (devDependencies are pruned from the image).
-  const runtimeDirs = tsconfig.include.filter((d) => d !== 'test')
+  // Tests, the conformance suite and the benchmarks are compiled and then removed from the image.
+  const devOnly = ['test', 'bench', 'mosquitto-compat-tests']
+  for (const dir of devOnly) assert.match(docker, new RegExp(`rm -rf [^\\n]*\\bdist/${dir}\\b`), `the image drops dist/${dir}`)
+  const runtimeDirs = tsconfig.include.filter((d) => !devOnly.includes(d))
   const imported = new Set<string>()
   const scan = (dir: string): void => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
