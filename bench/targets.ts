@@ -30,9 +30,10 @@ export const MQCHAT_BENCH_ENV: Record<string, string> = {
   MQCHAT_LOG_LEVEL: 'warn'
 }
 
-export async function startBenchTarget (name: TargetName): Promise<BenchTarget> {
+/** `profileDir`: mqchat writes a V8 CPU profile there when it stops (node --cpu-prof). */
+export async function startBenchTarget (name: TargetName, profileDir?: string): Promise<BenchTarget> {
   if (name === 'mqchat') {
-    const t = await startMqchat('auth', MQCHAT_BENCH_ENV)
+    const t = await startMqchat('auth', MQCHAT_BENCH_ENV, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
     return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, httpUrl: t.httpUrl, stop: t.stop }
   }
   if (name === 'mosquitto') {

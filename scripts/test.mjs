@@ -5,31 +5,16 @@
 // Node's test runner. Pass file name fragments to run a subset:
 //   npm test -- registration persistence
 import { execFileSync, spawnSync } from 'node:child_process'
+import { ensureDebianPackages, have } from './debian-packages.mjs'
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
 function say (msg) { process.stdout.write(`[npm test] ${msg}\n`) }
-function have (cmd) { return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0 }
-
-function ensureDebianPackages (pkgs) {
-  const missing = pkgs.filter(([cmd]) => !have(cmd))
-  if (missing.length === 0) return
-  const names = [...new Set(missing.map(([, pkg]) => pkg))]
-  say(`installing Debian packages ${names.join(', ')} (needed by the tests: ${missing.map(([c]) => c).join(', ')})`)
-  const sudo = process.getuid && process.getuid() !== 0 ? ['sudo'] : []
-  const run = (args) => {
-    const r = spawnSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
-    if (r.status !== 0) throw new Error(`failed: ${args.join(' ')}`)
-  }
-  run(['apt-get', 'update', '-qq'])
-  run(['apt-get', 'install', '-y', '-qq', ...names])
-}
-
 say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
-ensureDebianPackages([['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server']])
+ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server']])
 
 // MinIO (the S3 server of the media tests) and FerretDB (the MongoDB-wire
 // server of the cluster tests) are built from source with Go, once, into a

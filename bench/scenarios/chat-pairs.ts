@@ -19,7 +19,7 @@ export interface LatencyPoint { load: number, targetRate: number, achievedRate: 
 export interface PairsResult {
   maxRate: number
   latency: LatencyPoint[]
-  /** CPU used per second of the run, in cores (1 = one core busy). */
+  /** CPU used per second of the maximum-rate run, in cores (1 = one core busy). */
   serverCores: number
   generatorCores: number
 }
@@ -73,20 +73,15 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
   const workers = Array.from({ length: o.workers }, () => new Worker())
   try {
     await Promise.all(workers.map((w, k) => w.ask({ type: 'setup', pairs: all.filter((_, i) => i % o.workers === k), payloadBytes: o.payloadBytes }, 120_000)))
-    let serverCpu = 0
-    let generatorCpu = 0
-    let seconds = 0
-    const runAll = async (m: ToWorker): Promise<Array<Extract<FromWorker, { type: 'result' }>>> => {
-      const c0 = cpuSeconds(t.pid)
-      const rs = await Promise.all(workers.map((w) => w.ask(m, 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
-      serverCpu += cpuSeconds(t.pid) - c0
-      generatorCpu += rs.reduce((a, r) => a + r.cpuMs, 0) / 1000
-      seconds += m.type === 'run' ? m.durationMs / 1000 : 0
-      return rs
-    }
+    const runAll = async (m: ToWorker): Promise<Array<Extract<FromWorker, { type: 'result' }>>> =>
+      await Promise.all(workers.map((w) => w.ask(m, 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
+    // CPU is read around the maximum-rate run only: that is where one side saturates.
+    const c0 = cpuSeconds(t.pid)
     const closed = await runAll({ type: 'run', mode: 'closed', window: o.window, durationMs: o.durationMs, warmupMs: o.warmupMs })
+    const serverCores = (cpuSeconds(t.pid) - c0) / (o.durationMs / 1000)
+    const generatorCores = closed.reduce((a, r) => a + r.cpuMs, 0) / o.durationMs
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
-    log(`${t.name}: max ${Math.round(maxRate)} msg/s`)
+    log(`${t.name}: max ${Math.round(maxRate)} msg/s (server ${serverCores.toFixed(2)} cores, generator ${generatorCores.toFixed(2)})`)
     const latency: LatencyPoint[] = []
     for (const load of [0.25, 0.5, 0.75]) {
       const rate = maxRate * load
@@ -105,7 +100,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
       log(`${t.name}: at ${load * 100} % (${point.targetRate} msg/s): p50 ${point.p50Ms} ms, p99 ${point.p99Ms} ms, p99.9 ${point.p999Ms} ms`)
       latency.push(point)
     }
-    return { maxRate: Math.round(maxRate), latency, serverCores: serverCpu / seconds, generatorCores: generatorCpu / seconds }
+    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores }
   } finally {
     for (const w of workers) w.stop()
   }

@@ -63,10 +63,15 @@ export function readmeSection (readme: string): string | undefined {
   return readme.slice(a + START.length, b).trim()
 }
 
+/** Replaces what lies between two marker lines of a file (kept) with `section`. */
+export function replaceMarked (path: string, start: string, end: string, section: string): void {
+  const text = readFileSync(path, 'utf8')
+  const a = text.indexOf(start)
+  const b = text.indexOf(end)
+  if (a < 0 || b < a) throw new Error(`${path}: the markers ${start} … ${end} are missing`)
+  writeFileSync(path, `${text.slice(0, a + start.length)}\n\n${section}\n\n${text.slice(b)}`)
+}
+
 export function writeReadme (path: string, section: string): void {
-  const readme = readFileSync(path, 'utf8')
-  const a = readme.indexOf(START)
-  const b = readme.indexOf(END)
-  if (a < 0 || b < a) throw new Error(`${path}: the results markers are missing`)
-  writeFileSync(path, `${readme.slice(0, a + START.length)}\n\n${section}\n\n${readme.slice(b)}`)
+  replaceMarked(path, START, END, section)
 }

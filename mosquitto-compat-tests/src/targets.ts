@@ -128,11 +128,11 @@ export async function startMosquitto (access: 'open' | 'auth'): Promise<RunningT
 export const MQCHAT_MAX_PACKET = 262144
 
 /** mqchat's local profile on free ports: open access, or the chat ACL with a registered device. */
-export async function startMqchat (access: 'open' | 'auth', env: Record<string, string> = {}): Promise<RunningTarget> {
+export async function startMqchat (access: 'open' | 'auth', env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RunningTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'compat-mqchat-'))
   const portsFile = join(dir, 'ports.json')
   let log = ''
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/clients/cli/main.js'), 'serve'], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/clients/cli/main.js'), 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? tmpdir(),

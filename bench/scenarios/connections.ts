@@ -1,0 +1,65 @@
+// Scenario 4: connections. `count` devices each open an authenticated (on
+// mqchat) persistent session and subscribe to their inbox at QoS 1, with at
+// most `concurrency` connects in flight. Measured: connect rate, the broker's
+// resident memory (and, on mqchat, V8 heap) per connection.
+import { BenchClient } from '../client.js'
+import { pool, registerUsers, type BenchDevice } from '../fixtures.js'
+import { rssBytes, type BenchTarget } from '../targets.js'
+
+export interface ConnectionsOptions { count: number, concurrency: number }
+export interface ConnectionsResult { count: number, connected: number, connectPerSec: number, rssPerConnBytes: number, heapPerConnBytes: number | null, rssBeforeBytes: number, rssAfterBytes: number }
+
+/** mqchat: registered devices; the references: plain client ids. */
+export async function devices (t: BenchTarget, n: number, first: number): Promise<Array<BenchDevice | string>> {
+  if (t.name === 'mqchat') return registerUsers(t.httpUrl!, n, first)
+  return Array.from({ length: n }, (_, i) => `bench-c-${first + i}`)
+}
+
+export function clientFor (t: BenchTarget, d: BenchDevice | string, i: number): BenchClient {
+  const local = `127.0.0.${2 + (i % 100)}`
+  if (typeof d === 'string') return new BenchClient({ host: t.host, port: t.port, clientId: d, clean: false, localAddress: local })
+  return new BenchClient({ host: t.host, port: t.port, clientId: d.deviceId, username: d.deviceId, password: d.token, clean: false, localAddress: local })
+}
+
+export const inboxOf = (d: BenchDevice | string): string => `dev/${typeof d === 'string' ? d : d.deviceId}/inbox`
+
+async function heapUsed (t: BenchTarget): Promise<number | null> {
+  if (!t.httpUrl) return null
+  const text = await (await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
+  const m = /^mqchat_process_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text)
+  return m ? Number(m[1]) : null
+}
+
+export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (s: string) => void): Promise<ConnectionsResult> {
+  const ds = await devices(t, o.count, 3_000_000)
+  await new Promise((r) => setTimeout(r, 1000))
+  const rss0 = rssBytes(t.pid)
+  const heap0 = await heapUsed(t)
+  const started = performance.now()
+  let connected = 0
+  const clients = await pool(ds, o.concurrency, async (d, i) => {
+    const c = clientFor(t, d, i)
+    try {
+      await c.connect(60_000)
+      await c.subscribe(inboxOf(d), 1, 60_000)
+      connected++
+    } catch (err) { log(`${t.name}: connection ${i} failed: ${(err as Error).message}`) }
+    return c
+  })
+  const seconds = (performance.now() - started) / 1000
+  await new Promise((r) => setTimeout(r, 2000))
+  const rss1 = rssBytes(t.pid)
+  const heap1 = await heapUsed(t)
+  for (const c of clients) c.destroy()
+  const r = {
+    count: o.count,
+    connected,
+    connectPerSec: Math.round(connected / seconds),
+    rssPerConnBytes: Math.round((rss1 - rss0) / Math.max(1, connected)),
+    heapPerConnBytes: heap0 !== null && heap1 !== null ? Math.round((heap1 - heap0) / Math.max(1, connected)) : null,
+    rssBeforeBytes: rss0,
+    rssAfterBytes: rss1
+  }
+  log(`${t.name}: ${connected}/${o.count} sessions, ${r.connectPerSec} connects/s, ${(r.rssPerConnBytes / 1024).toFixed(1)} KiB RSS per connection${r.heapPerConnBytes !== null ? `, ${(r.heapPerConnBytes / 1024).toFixed(1)} KiB heap` : ''}`)
+  return r
+}

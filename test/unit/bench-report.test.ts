@@ -1,0 +1,42 @@
+// The benchmark report: its smoke check must catch runs without figures or
+// with lost messages (CI relies on it), and ratios are mqchat over the reference.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { barChart, problems, render, type BenchOutput } from '../../bench/report.js'
+
+const run = (over: Record<string, unknown> = {}): BenchOutput => ({
+  started: '2026-11-22T00:00:00.000Z',
+  size: 'quick',
+  machine: { cpu: 'test', cores: 2, memoryBytes: 2 ** 30, node: 'v20', commit: 'abc' },
+  results: {
+    'chat-pairs': {
+      options: { pairs: 2, payloadBytes: 160, window: 10 },
+      targets: {
+        mqchat: { version: 'm', maxRate: 1000, serverCores: 1, generatorCores: 0.2, latency: [{ load: 0.25, achievedRate: 250, p50Ms: 1, p99Ms: 2, p999Ms: 3 }], ...over },
+        mosquitto: { version: 'q', maxRate: 20000, serverCores: 0.5, generatorCores: 1, latency: [] }
+      }
+    },
+    'reconnect-storm': { options: { devices: 10, perDevice: 5 }, targets: { mqchat: { version: 'm', allConnectedMs: 10, drainedMs: 12, lost: 0, duplicates: 0 } } }
+  }
+})
+
+test('a complete run has no problems; its table gives mqchat\'s ratio to the reference', () => {
+  assert.deepEqual(problems(run()), [])
+  const { markdown, charts } = render(run(), 'results/x.json')
+  assert.match(markdown, /\| mqchat \(m\) \| 1,000 \| 0\.050× \|/)
+  assert.ok(charts['throughput.svg']?.startsWith('<svg'))
+})
+
+test('missing figures, lost or duplicated messages and failed connections are problems', () => {
+  assert.deepEqual(problems(run({ maxRate: 0 })), ['chat-pairs on mqchat: no maxRate'])
+  assert.deepEqual(problems(run({ maxRate: Number.NaN })), ['chat-pairs on mqchat: no maxRate'])
+  assert.deepEqual(problems(run({ lost: 3 })), ['chat-pairs on mqchat: lost 3'])
+  assert.deepEqual(problems(run({ count: 10, connected: 9 })), ['chat-pairs on mqchat: 9 of 10 connected'])
+})
+
+test('bar charts scale to the largest value and skip missing ones', () => {
+  const svg = barChart('t', 'u', ['a'], [{ name: 'x', values: [10] }, { name: 'y', values: [5] }, { name: 'z', values: [Number.NaN] }])
+  const heights = [...svg.matchAll(/<rect x="[^"]+" y="[^"]+" width="[^"]+" height="([\d.]+)" fill="#[0-9a-f]+"><title>/g)].map((m) => Number(m[1]))
+  assert.equal(heights.length, 2)
+  assert.ok(Math.abs(heights[0]! - 2 * heights[1]!) < 1e-6, 'bar heights are proportional')
+})
