@@ -23,6 +23,8 @@ export const SCENARIOS = ['chat-pairs', 'connections', 'group-fanout', 'offline-
 const HELP = `Usage: npm run bench [-- options]
 
   --full          full sizes (default: quick sizes, a few minutes in all)
+  --local-only    skip the cluster profile (by default each scenario also runs on a
+                  cluster: 2 brokers, 2 bridge workers, the API, Redis, FerretDB)
   --no-profile    skip the profiled run (by default scenario 1 runs once more on
                   mqchat under node --cpu-prof, and the summary of where its CPU
                   time goes is part of the results)
@@ -31,9 +33,21 @@ const HELP = `Usage: npm run bench [-- options]
 
 Results: bench/results/<time>-<commit>.json and bench/results/latest.json; the
 summary and charts in bench/README.md and bench/charts/. Exit status 1 when a
-scenario produced no figures or lost or duplicated a message.`
+scenario produced no figures or lost a message (duplicates are counted and
+reported: delivery is at least once).`
 
 export interface Size { pairs: PairsOptions, fanout: FanoutOptions, catchup: CatchupOptions, connections: ConnectionsOptions, storm: StormOptions }
+
+/**
+ * The cluster profile's sizes where they differ: on this machine its history
+ * store is FerretDB, whose writes bound the cluster to tens of messages per
+ * second (bench/README.md), so message counts are smaller.
+ */
+function clusterSize (s: Size, full: boolean): Size {
+  if (full) return { ...s, fanout: { ...s.fanout, messages: 20 }, catchup: { ...s.catchup, messages: 1000 }, storm: { ...s.storm, devices: 1000, perDevice: 2 } }
+  // Quick: registering users goes through FerretDB too, so fewer of them.
+  return { ...s, connections: { ...s.connections, count: 500 }, fanout: { ...s.fanout, members: 256, messages: 5 }, catchup: { ...s.catchup, messages: 100 }, storm: { ...s.storm, devices: 100, perDevice: 2 } }
+}
 
 const QUICK: Size = { pairs: { pairs: 20, workers: 1, payloadBytes: 160, durationMs: 3000, warmupMs: 500, window: 10 }, fanout: { members: 1024, messages: 20, payloadBytes: 160 }, catchup: { messages: 2000, payloadBytes: 160 }, connections: { count: 2000, concurrency: 200 }, storm: { devices: 1000, perDevice: 5, concurrency: 500, payloadBytes: 160 } }
 const FULL: Size = { pairs: { pairs: 200, workers: 2, payloadBytes: 160, durationMs: 20_000, warmupMs: 5000, window: 10 }, fanout: { members: 1024, messages: 100, payloadBytes: 160 }, catchup: { messages: 10_000, payloadBytes: 160 }, connections: { count: 15_000, concurrency: 500 }, storm: { devices: 8000, perDevice: 5, concurrency: 1000, payloadBytes: 160 } }
@@ -48,7 +62,7 @@ function machine (): Record<string, unknown> {
 async function main (): Promise<number> {
   let args
   try {
-    args = parseArgs({ options: { full: { type: 'boolean' }, 'no-profile': { type: 'boolean' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } }).values
+    args = parseArgs({ options: { full: { type: 'boolean' }, 'local-only': { type: 'boolean' }, 'no-profile': { type: 'boolean' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } }).values
   } catch (err) { process.stderr.write(`${(err as Error).message}\n\n${HELP}\n`); return 2 }
   if (args.help === true) { process.stdout.write(HELP + '\n'); return 0 }
   const unknown = (args.only ?? []).filter((x) => !SCENARIOS.includes(x))
@@ -58,35 +72,42 @@ async function main (): Promise<number> {
   const want = (s: string): boolean => args.only === undefined || args.only.includes(s)
   const started = new Date()
   const results: Record<string, unknown> = {}
+  const ours: TargetName[] = args['local-only'] === true ? ['mqchat'] : ['mqchat', 'mqchat-cluster']
   // Scenarios with references: each on mqchat, Mosquitto and bare aedes, a fresh broker each time.
   const withRefs = [
-    ['chat-pairs', size.pairs, (t: BenchTarget) => chatPairs(t, size.pairs, log)],
-    ['connections', size.connections, (t: BenchTarget) => connections(t, size.connections, log)],
-    ['reconnect-storm', size.storm, (t: BenchTarget) => reconnectStorm(t, size.storm, log)]
+    ['chat-pairs', (z: Size) => z.pairs, (t: BenchTarget, z: Size) => chatPairs(t, z.pairs, log)],
+    ['connections', (z: Size) => z.connections, (t: BenchTarget, z: Size) => connections(t, z.connections, log)],
+    ['reconnect-storm', (z: Size) => z.storm, (t: BenchTarget, z: Size) => reconnectStorm(t, z.storm, log)]
   ] as const
   for (const [scenario, options, run] of withRefs) {
     if (!want(scenario)) continue
     const per: Record<string, unknown> = {}
-    for (const name of ['mqchat', 'mosquitto', 'aedes'] as TargetName[]) {
+    for (const name of [...ours, 'mosquitto', 'aedes'] as TargetName[]) {
       const t = await startBenchTarget(name)
       try {
         log(`${scenario} on ${t.version}`)
-        per[name] = { version: t.version, ...(await run(t)) }
+        const z = name === 'mqchat-cluster' ? clusterSize(size, args.full === true) : size
+        per[name] = { version: t.version, ...(name === 'mqchat-cluster' ? { options: options(z) } : {}), ...(await run(t, z)) }
       } finally { await t.stop() }
     }
-    results[scenario] = { options, targets: per }
+    results[scenario] = { options: options(size), targets: per }
   }
-  // mqchat only: the references have no groups and no offline history of their own.
-  for (const [name, run] of [
-    ['group-fanout', async (t: BenchTarget) => groupFanout(t, size.fanout, log)],
-    ['offline-catchup', async (t: BenchTarget) => offlineCatchup(t, size.catchup, log)]
+  // mqchat only (both profiles): the references have no groups and no chat history.
+  for (const [name, options, run] of [
+    ['group-fanout', (z: Size) => z.fanout, async (t: BenchTarget, z: Size) => groupFanout(t, z.fanout, log)],
+    ['offline-catchup', (z: Size) => z.catchup, async (t: BenchTarget, z: Size) => offlineCatchup(t, z.catchup, log)]
   ] as const) {
     if (!want(name)) continue
-    const t = await startBenchTarget('mqchat')
-    try {
-      log(`${name} on ${t.version}`)
-      results[name] = { options: name === 'group-fanout' ? size.fanout : size.catchup, targets: { mqchat: { version: t.version, ...(await run(t)) } } }
-    } finally { await t.stop() }
+    const per: Record<string, unknown> = {}
+    for (const target of ours) {
+      const t = await startBenchTarget(target)
+      try {
+        log(`${name} on ${t.version}`)
+        const z = target === 'mqchat-cluster' ? clusterSize(size, args.full === true) : size
+        per[target] = { version: t.version, ...(target === 'mqchat-cluster' ? { options: options(z) } : {}), ...(await run(t, z)) }
+      } finally { await t.stop() }
+    }
+    results[name] = { options: options(size), targets: per }
   }
   if (args['no-profile'] !== true && want('chat-pairs')) {
     const dir = mkdtempSync(join(tmpdir(), 'mqchat-prof-'))

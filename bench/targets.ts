@@ -7,14 +7,20 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, startMosquitto, startMqchat } from '../mosquitto-compat-tests/src/targets.js'
 
-export type TargetName = 'mqchat' | 'mosquitto' | 'aedes'
+export type TargetName = 'mqchat' | 'mqchat-cluster' | 'mosquitto' | 'aedes'
 
 export interface BenchTarget {
   name: TargetName
   version: string
   host: string
   port: number
+  /** The broker receivers connect to: in the cluster, the second broker, so messages cross brokers. */
+  receiverPort?: number
   pid: number
+  /** Every process of the target (the cluster's brokers, bridge workers, API, Redis, FerretDB). */
+  processes?: Array<{ name: string, pid: number }>
+  /** Broker processes whose memory the connections scenario reports one by one. */
+  brokers?: Array<{ name: string, pid: number, port: number }>
   /** mqchat only. */
   httpUrl?: string
   stop: () => Promise<void>
@@ -32,6 +38,7 @@ export const MQCHAT_BENCH_ENV: Record<string, string> = {
 
 /** `profileDir`: mqchat writes a V8 CPU profile there when it stops (node --cpu-prof). */
 export async function startBenchTarget (name: TargetName, profileDir?: string): Promise<BenchTarget> {
+  if (name === 'mqchat-cluster') return startCluster()
   if (name === 'mqchat') {
     const t = await startMqchat('auth', MQCHAT_BENCH_ENV, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
     return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, httpUrl: t.httpUrl, stop: t.stop }
@@ -67,6 +74,38 @@ export async function startBenchTarget (name: TargetName, profileDir?: string): 
       clearTimeout(timer)
     }
   }
+}
+
+/**
+ * The cluster profile on loopback, as the cluster tests run it: Redis,
+ * FerretDB, the API, 2 brokers and 2 bridge workers, each its own process.
+ * Senders connect to broker 1 and receivers to broker 2.
+ */
+async function startCluster (): Promise<BenchTarget> {
+  const { TestCluster } = await import('../test/helpers/cluster.js')
+  const c = new TestCluster()
+  try {
+    await c.start({ brokers: 2, workers: 2, env: MQCHAT_BENCH_ENV })
+  } catch (err) { await c.stop(); throw err }
+  const nodes = [c.api, ...c.brokers, ...c.workers]
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string, dependencies: Record<string, string> }
+  return {
+    name: 'mqchat-cluster',
+    version: `mqchat ${pkg.version} cluster: 2 brokers, 2 bridge workers, API, Redis, FerretDB`,
+    host: '127.0.0.1',
+    port: c.brokers[0]!.ports.mqtt,
+    receiverPort: c.brokers[1]!.ports.mqtt,
+    pid: c.brokers[0]!.proc!.pid!,
+    processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid! })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }],
+    brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt })),
+    httpUrl: c.api.url,
+    stop: () => c.stop()
+  }
+}
+
+/** CPU seconds of every process of a target. */
+export function targetCpuSeconds (t: BenchTarget): number {
+  return (t.processes?.map((p) => p.pid) ?? [t.pid]).reduce((a, pid) => a + cpuSeconds(pid), 0)
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */

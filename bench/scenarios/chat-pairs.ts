@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import * as hdr from 'hdr-histogram-js'
 import { ROOT } from '../../mosquitto-compat-tests/src/targets.js'
 import { directChat, pool, registerUsers } from '../fixtures.js'
-import { cpuSeconds, type BenchTarget } from '../targets.js'
+import { cpuSeconds, targetCpuSeconds, type BenchTarget } from '../targets.js'
 import type { FromWorker, PairSpec, ToWorker } from '../worker.js'
 
 export interface PairsOptions { pairs: number, workers: number, payloadBytes: number, durationMs: number, warmupMs: number, window: number }
@@ -22,11 +22,13 @@ export interface PairsResult {
   /** CPU used per second of the maximum-rate run, in cores (1 = one core busy). */
   serverCores: number
   generatorCores: number
+  /** Cluster: each process's share of the server CPU during the maximum-rate run. */
+  cpuByProcess?: Array<{ name: string, cores: number }>
 }
 
 async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
   const local = (i: number): string => `127.0.0.${2 + (i % 50)}`
-  if (t.name !== 'mqchat') {
+  if (t.httpUrl === undefined) {
     return Array.from({ length: n }, (_, i) => ({
       sender: { host: t.host, port: t.port, clientId: `bench-s-${i}`, localAddress: local(i) },
       receiver: { host: t.host, port: t.port, clientId: `bench-r-${i}`, subscribe: `chat/pair-${i}/msg`, localAddress: local(i) },
@@ -40,7 +42,7 @@ async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
     const b = users[2 * i + 1]!
     return {
       sender: { host: t.host, port: t.port, clientId: a.deviceId, username: a.deviceId, password: a.token, clean: false, subscribe: `dev/${a.deviceId}/inbox`, localAddress: local(i) },
-      receiver: { host: t.host, port: t.port, clientId: b.deviceId, username: b.deviceId, password: b.token, clean: false, subscribe: `dev/${b.deviceId}/inbox`, localAddress: local(i) },
+      receiver: { host: t.host, port: t.receiverPort ?? t.port, clientId: b.deviceId, username: b.deviceId, password: b.token, clean: false, subscribe: `dev/${b.deviceId}/inbox`, localAddress: local(i) },
       topic: `chat/${chat}/msg`
     }
   })
@@ -76,9 +78,12 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     const runAll = async (m: ToWorker): Promise<Array<Extract<FromWorker, { type: 'result' }>>> =>
       await Promise.all(workers.map((w) => w.ask(m, 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
     // CPU is read around the maximum-rate run only: that is where one side saturates.
-    const c0 = cpuSeconds(t.pid)
+    const c0 = targetCpuSeconds(t)
+    const each0 = t.processes?.map((p) => cpuSeconds(p.pid))
     const closed = await runAll({ type: 'run', mode: 'closed', window: o.window, durationMs: o.durationMs, warmupMs: o.warmupMs })
-    const serverCores = (cpuSeconds(t.pid) - c0) / (o.durationMs / 1000)
+    const serverCores = (targetCpuSeconds(t) - c0) / (o.durationMs / 1000)
+    const cpuByProcess = t.processes?.map((p, i) => ({ name: p.name, cores: Math.round(100 * (cpuSeconds(p.pid) - each0![i]!) / (o.durationMs / 1000)) / 100 }))
+    if (cpuByProcess) log(`${t.name}: CPU by process: ${cpuByProcess.map((p) => `${p.name} ${p.cores}`).join(', ')}`)
     const generatorCores = closed.reduce((a, r) => a + r.cpuMs, 0) / o.durationMs
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
     log(`${t.name}: max ${Math.round(maxRate)} msg/s (server ${serverCores.toFixed(2)} cores, generator ${generatorCores.toFixed(2)})`)
@@ -100,7 +105,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
       log(`${t.name}: at ${load * 100} % (${point.targetRate} msg/s): p50 ${point.p50Ms} ms, p99 ${point.p99Ms} ms, p99.9 ${point.p999Ms} ms`)
       latency.push(point)
     }
-    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores }
+    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores, ...(cpuByProcess ? { cpuByProcess } : {}) }
   } finally {
     for (const w of workers) w.stop()
   }

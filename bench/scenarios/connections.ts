@@ -7,11 +7,21 @@ import { pool, registerUsers, type BenchDevice } from '../fixtures.js'
 import { rssBytes, type BenchTarget } from '../targets.js'
 
 export interface ConnectionsOptions { count: number, concurrency: number }
-export interface ConnectionsResult { count: number, connected: number, connectPerSec: number, rssPerConnBytes: number, heapPerConnBytes: number | null, rssBeforeBytes: number, rssAfterBytes: number }
+export interface ConnectionsResult {
+  count: number
+  connected: number
+  connectPerSec: number
+  rssPerConnBytes: number
+  heapPerConnBytes: number | null
+  rssBeforeBytes: number
+  rssAfterBytes: number
+  /** Cluster: every broker's RSS growth per session, with all sessions on the first broker. */
+  brokers?: Array<{ name: string, rssPerConnBytes: number }>
+}
 
 /** mqchat: registered devices; the references: plain client ids. */
 export async function devices (t: BenchTarget, n: number, first: number): Promise<Array<BenchDevice | string>> {
-  if (t.name === 'mqchat') return registerUsers(t.httpUrl!, n, first)
+  if (t.httpUrl !== undefined) return registerUsers(t.httpUrl!, n, first)
   return Array.from({ length: n }, (_, i) => `bench-c-${first + i}`)
 }
 
@@ -24,7 +34,8 @@ export function clientFor (t: BenchTarget, d: BenchDevice | string, i: number): 
 export const inboxOf = (d: BenchDevice | string): string => `dev/${typeof d === 'string' ? d : d.deviceId}/inbox`
 
 async function heapUsed (t: BenchTarget): Promise<number | null> {
-  if (!t.httpUrl) return null
+  // In the cluster, /metrics is the API node's, not a broker's.
+  if (!t.httpUrl || t.brokers) return null
   const text = await (await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
   const m = /^mqchat_process_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text)
   return m ? Number(m[1]) : null
@@ -34,6 +45,7 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
   const ds = await devices(t, o.count, 3_000_000)
   await new Promise((r) => setTimeout(r, 1000))
   const rss0 = rssBytes(t.pid)
+  const brokers0 = (t.brokers ?? []).map((b) => rssBytes(b.pid))
   const heap0 = await heapUsed(t)
   const started = performance.now()
   let connected = 0
@@ -49,6 +61,7 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
   const seconds = (performance.now() - started) / 1000
   await new Promise((r) => setTimeout(r, 2000))
   const rss1 = rssBytes(t.pid)
+  const brokers = t.brokers?.map((b, i) => ({ name: b.name, rssPerConnBytes: Math.round((rssBytes(b.pid) - brokers0[i]!) / Math.max(1, connected)) }))
   const heap1 = await heapUsed(t)
   for (const c of clients) c.destroy()
   const r = {
@@ -58,8 +71,10 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
     rssPerConnBytes: Math.round((rss1 - rss0) / Math.max(1, connected)),
     heapPerConnBytes: heap0 !== null && heap1 !== null ? Math.round((heap1 - heap0) / Math.max(1, connected)) : null,
     rssBeforeBytes: rss0,
-    rssAfterBytes: rss1
+    rssAfterBytes: rss1,
+    ...(brokers ? { brokers } : {})
   }
+  for (const b of brokers ?? []) log(`${t.name}: ${b.name} holds ${(b.rssPerConnBytes / 1024).toFixed(1)} KiB RSS per session of the cluster`)
   log(`${t.name}: ${connected}/${o.count} sessions, ${r.connectPerSec} connects/s, ${(r.rssPerConnBytes / 1024).toFixed(1)} KiB RSS per connection${r.heapPerConnBytes !== null ? `, ${(r.heapPerConnBytes / 1024).toFixed(1)} KiB heap` : ''}`)
   return r
 }

@@ -14,7 +14,7 @@ export async function groupFanout (t: BenchTarget, o: FanoutOptions, log: (s: st
   const users = await registerUsers(t.httpUrl!, o.members, 1_000_000)
   const chat = await group(t.httpUrl!, users)
   const clients = await pool(users, 64, async (u, i) => {
-    const c = new BenchClient({ host: t.host, port: t.port, clientId: u.deviceId, username: u.deviceId, password: u.token, clean: false, localAddress: `127.0.0.${2 + (i % 50)}` })
+    const c = new BenchClient({ host: t.host, port: i % 2 === 1 && t.receiverPort !== undefined ? t.receiverPort : t.port, clientId: u.deviceId, username: u.deviceId, password: u.token, clean: false, localAddress: `127.0.0.${2 + (i % 50)}` })
     await c.connect()
     await c.subscribe(`dev/${u.deviceId}/inbox`, 1)
     return c

@@ -27,7 +27,7 @@ export async function reconnectStorm (t: BenchTarget, o: StormOptions, log: (s: 
   // Queue the messages.
   let topics: string[]
   let sender: BenchClient
-  if (t.name === 'mqchat') {
+  if (t.httpUrl !== undefined) {
     const [s] = await registerUsers(t.httpUrl!, 1, 4_900_000) as [BenchDevice]
     topics = (await pool(ds as BenchDevice[], 16, (d) => directChat(t.httpUrl!, s, d))).map((chat) => `chat/${chat}/msg`)
     sender = new BenchClient({ host: t.host, port: t.port, clientId: s.deviceId, username: s.deviceId, password: s.token, clean: true })
