@@ -32,7 +32,8 @@ const HELP = `Usage: npm run bench [-- options]
   -h, --help      this text
 
 Results: bench/results/<time>-<commit>.json and bench/results/latest.json; the
-summary and charts in bench/README.md and bench/charts/. Exit status 1 when a
+summary and charts in bench/README.md and bench/charts/ (latest.json, the
+README and the charts are rewritten by runs of every scenario, not by --only). Exit status 1 when a
 scenario produced no figures or lost a message (duplicates are counted and
 reported: delivery is at least once).`
 
@@ -73,41 +74,30 @@ async function main (): Promise<number> {
   const started = new Date()
   const results: Record<string, unknown> = {}
   const ours: TargetName[] = args['local-only'] === true ? ['mqchat'] : ['mqchat', 'mqchat-cluster']
-  // Scenarios with references: each on mqchat, Mosquitto and bare aedes, a fresh broker each time.
-  const withRefs = [
-    ['chat-pairs', (z: Size) => z.pairs, (t: BenchTarget, z: Size) => chatPairs(t, z.pairs, log)],
-    ['connections', (z: Size) => z.connections, (t: BenchTarget, z: Size) => connections(t, z.connections, log)],
-    ['reconnect-storm', (z: Size) => z.storm, (t: BenchTarget, z: Size) => reconnectStorm(t, z.storm, log)]
+  // Each scenario on every target it applies to, a fresh broker each time, in
+  // the order of the report. The references have no groups and no chat
+  // history, so fan-out and catch-up run on mqchat only (both profiles).
+  const refs: TargetName[] = [...ours, 'mosquitto', 'aedes']
+  const scenarios = [
+    ['chat-pairs', refs, (z: Size) => z.pairs, (t: BenchTarget, z: Size) => chatPairs(t, z.pairs, log)],
+    ['connections', refs, (z: Size) => z.connections, (t: BenchTarget, z: Size) => connections(t, z.connections, log)],
+    ['reconnect-storm', refs, (z: Size) => z.storm, (t: BenchTarget, z: Size) => reconnectStorm(t, z.storm, log)],
+    ['group-fanout', ours, (z: Size) => z.fanout, (t: BenchTarget, z: Size) => groupFanout(t, z.fanout, log)],
+    ['offline-catchup', ours, (z: Size) => z.catchup, (t: BenchTarget, z: Size) => offlineCatchup(t, z.catchup, log)]
   ] as const
-  for (const [scenario, options, run] of withRefs) {
+  for (const [scenario, targets, options, run] of scenarios) {
     if (!want(scenario)) continue
     const per: Record<string, unknown> = {}
-    for (const name of [...ours, 'mosquitto', 'aedes'] as TargetName[]) {
+    for (const name of targets) {
       const t = await startBenchTarget(name)
       try {
         log(`${scenario} on ${t.version}`)
-        const z = name === 'mqchat-cluster' ? clusterSize(size, args.full === true) : size
-        per[name] = { version: t.version, ...(name === 'mqchat-cluster' ? { options: options(z) } : {}), ...(await run(t, z)) }
+        const cluster = name === 'mqchat-cluster'
+        const z = cluster ? clusterSize(size, args.full === true) : size
+        per[name] = { version: t.version, ...(cluster ? { options: options(z) } : {}), ...(await run(t, z)) }
       } finally { await t.stop() }
     }
     results[scenario] = { options: options(size), targets: per }
-  }
-  // mqchat only (both profiles): the references have no groups and no chat history.
-  for (const [name, options, run] of [
-    ['group-fanout', (z: Size) => z.fanout, async (t: BenchTarget, z: Size) => groupFanout(t, z.fanout, log)],
-    ['offline-catchup', (z: Size) => z.catchup, async (t: BenchTarget, z: Size) => offlineCatchup(t, z.catchup, log)]
-  ] as const) {
-    if (!want(name)) continue
-    const per: Record<string, unknown> = {}
-    for (const target of ours) {
-      const t = await startBenchTarget(target)
-      try {
-        log(`${name} on ${t.version}`)
-        const z = target === 'mqchat-cluster' ? clusterSize(size, args.full === true) : size
-        per[target] = { version: t.version, ...(target === 'mqchat-cluster' ? { options: options(z) } : {}), ...(await run(t, z)) }
-      } finally { await t.stop() }
-    }
-    results[name] = { options: options(size), targets: per }
   }
   if (args['no-profile'] !== true && want('chat-pairs')) {
     const dir = mkdtempSync(join(tmpdir(), 'mqchat-prof-'))
@@ -129,13 +119,17 @@ async function main (): Promise<number> {
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `${started.toISOString().replace(/[:.]/g, '-')}-${String(out.machine.commit).slice(0, 8)}.json`)
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
-  writeFileSync(join(dir, 'latest.json'), JSON.stringify(out, null, 2) + '\n')
   log(`results: ${file}`)
-  const { markdown, charts } = render(out as BenchOutput, `results/${basename(file)}`)
-  mkdirSync(join(ROOT, 'bench', 'charts'), { recursive: true })
-  for (const [name, svg] of Object.entries(charts)) writeFileSync(join(ROOT, 'bench', 'charts', name), svg)
-  writeSection(join(ROOT, 'bench', 'README.md'), markdown)
-  log('bench/README.md and bench/charts/ rewritten')
+  if (args.only === undefined) {
+    writeFileSync(join(dir, 'latest.json'), JSON.stringify(out, null, 2) + '\n')
+    const { markdown, charts } = render(out as BenchOutput, `results/${basename(file)}`)
+    mkdirSync(join(ROOT, 'bench', 'charts'), { recursive: true })
+    for (const [name, svg] of Object.entries(charts)) writeFileSync(join(ROOT, 'bench', 'charts', name), svg)
+    writeSection(join(ROOT, 'bench', 'README.md'), markdown)
+    log('bench/README.md and bench/charts/ rewritten')
+  } else {
+    log('a partial run (--only): bench/README.md and bench/charts/ left as they are')
+  }
   const bad = problems(out as BenchOutput)
   for (const b of bad) log(`PROBLEM: ${b}`)
   if (bad.length > 0) return 1
