@@ -5,131 +5,16 @@
 // run, so cases never see each other's traffic.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import type { IPublishPacket, Packet } from 'mqtt-packet'
+import type { IPublishPacket } from 'mqtt-packet'
+import { Client, QUIET, WAIT } from './client.js'
 import type { AuthFixture, RunningTarget } from './targets.js'
-import { Timeout, Wire } from './wire.js'
+import { Wire } from './wire.js'
 
 export interface BehaviourCase {
   id: string
   /** open: runs on open-access targets; auth: on targets that require credentials and enforce an ACL. */
   access: 'open' | 'auth'
   run: (t: RunningTarget, root: string) => Promise<void>
-}
-
-const WAIT = 3000
-/** How long "nothing arrives" is watched. */
-const QUIET = 500
-
-interface ConnectOpts {
-  clientId: string
-  clean?: boolean
-  keepalive?: number
-  will?: { topic: string, payload: string, qos?: 0 | 1 | 2, retain?: boolean }
-  username?: string
-  password?: string
-}
-
-class Client {
-  private nextId = 1
-  constructor (readonly w: Wire, readonly sessionPresent: boolean, readonly returnCode: number) {}
-
-  static async open (t: RunningTarget, o: ConnectOpts, expectCode = 0): Promise<Client> {
-    const w = await Wire.open(t.host, t.port)
-    w.send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: o.clientId,
-      clean: o.clean ?? true,
-      keepalive: o.keepalive ?? 60,
-      ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos ?? 0, retain: o.will.retain ?? false } } : {}),
-      ...(o.username !== undefined ? { username: o.username } : {}),
-      ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {})
-    })
-    let ack: Packet
-    try {
-      ack = await w.packet(WAIT)
-    } catch (err) {
-      w.destroy()
-      throw new Error(`CONNECT ${o.clientId || '(empty id)'}: ${(err as Error).message}`)
-    }
-    if (ack.cmd !== 'connack') { w.destroy(); throw new Error(`expected CONNACK, got ${ack.cmd}`) }
-    assert.equal(ack.returnCode, expectCode, `CONNACK return code for ${o.clientId || '(empty id)'}`)
-    return new Client(w, ack.sessionPresent, ack.returnCode ?? 0)
-  }
-
-  id (): number { const id = this.nextId; this.nextId = this.nextId % 65535 + 1; return id }
-
-  async subscribe (subs: Array<[string, 0 | 1 | 2]>): Promise<number[]> {
-    const messageId = this.id()
-    this.w.send({ cmd: 'subscribe', messageId, subscriptions: subs.map(([topic, qos]) => ({ topic, qos })) })
-    const p = await this.expect('suback')
-    assert.equal(p.messageId, messageId, 'SUBACK packet id')
-    return (p as unknown as { granted: number[] }).granted
-  }
-
-  async unsubscribe (topics: string[]): Promise<void> {
-    const messageId = this.id()
-    this.w.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics })
-    const p = await this.expect('unsuback')
-    assert.equal(p.messageId, messageId, 'UNSUBACK packet id')
-  }
-
-  /** Publishes and completes the QoS flow as a well-behaved client. */
-  async publish (topic: string, payload: string | Buffer, qos: 0 | 1 | 2 = 0, retain = false): Promise<void> {
-    const messageId = qos > 0 ? this.id() : undefined
-    this.w.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false, messageId })
-    if (qos === 1) assert.equal((await this.expect('puback')).messageId, messageId)
-    if (qos === 2) {
-      assert.equal((await this.expect('pubrec')).messageId, messageId)
-      this.w.send({ cmd: 'pubrel', messageId })
-      assert.equal((await this.expect('pubcomp')).messageId, messageId)
-    }
-  }
-
-  async expect (cmd: string, timeoutMs = WAIT): Promise<Packet> {
-    const p = await this.w.packet(timeoutMs)
-    assert.equal(p.cmd, cmd, `expected ${cmd}, got ${JSON.stringify({ ...p, payload: undefined })}`)
-    return p
-  }
-
-  /** The next PUBLISH, acknowledged as a well-behaved client unless told not to. */
-  async message (timeoutMs = WAIT, ack = true): Promise<IPublishPacket> {
-    const p = await this.expect('publish', timeoutMs) as IPublishPacket
-    if (ack) this.ack(p)
-    return p
-  }
-
-  ack (p: IPublishPacket): void {
-    if (p.qos === 1) this.w.send({ cmd: 'puback', messageId: p.messageId })
-    if (p.qos === 2) this.w.send({ cmd: 'pubrec', messageId: p.messageId })
-  }
-
-  /** Collects PUBLISHes (acknowledging QoS 1; QoS 2 flows completed) until `quietMs` pass without one. */
-  async drain (quietMs = QUIET): Promise<IPublishPacket[]> {
-    const out: IPublishPacket[] = []
-    for (;;) {
-      let p: Packet
-      try { p = await this.w.packet(quietMs) } catch (err) { if (err instanceof Timeout) return out; throw err }
-      if (p.cmd === 'publish') { out.push(p); this.ack(p) } else if (p.cmd === 'pubrel') this.w.send({ cmd: 'pubcomp', messageId: p.messageId })
-    }
-  }
-
-  async nothing (quietMs = QUIET): Promise<void> {
-    const got = await this.drain(quietMs)
-    assert.deepEqual(got.map((p) => p.topic), [], 'expected no messages')
-  }
-
-  /** PINGREQ → PINGRESP: the connection is still usable. */
-  async ping (): Promise<void> {
-    this.w.send({ cmd: 'pingreq' })
-    await this.expect('pingresp')
-  }
-
-  async disconnect (): Promise<void> {
-    this.w.send({ cmd: 'disconnect' })
-    await this.w.end()
-  }
 }
 
 const text = (p: IPublishPacket): string => Buffer.from(p.payload as Buffer).toString()

@@ -5,6 +5,7 @@
 // broker picks for its own PUBLISH (the case's later replies are rewritten to
 // the id the broker chose).
 import mqttPacket, { type Packet } from 'mqtt-packet'
+import { Client } from './client.js'
 import { hex, Wire } from './wire.js'
 import type { VectorCase } from './vectors.js'
 
@@ -69,25 +70,11 @@ let helperSeq = 0
 
 /** The helper client of a `publish` step: connects, publishes, completes its QoS flow, disconnects. */
 export async function helperPublish (t: Target, topic: string, qos: 0 | 1 | 2, payload: string, timing: Timing = DEFAULT_TIMING): Promise<void> {
-  const w = await Wire.open(t.host, t.port)
+  const c = await Client.open(t, { clientId: `compat-helper-${process.pid}-${++helperSeq}` }, 0, timing.recvMs)
   try {
-    w.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: `compat-helper-${process.pid}-${++helperSeq}`, clean: true, keepalive: 60 })
-    const ack = await w.packet(timing.recvMs)
-    if (ack.cmd !== 'connack' || ack.returnCode !== 0) throw new Error(`helper: CONNACK ${JSON.stringify(ack)}`)
-    w.send({ cmd: 'publish', topic, qos, payload: Buffer.from(payload), messageId: qos > 0 ? 1 : undefined, retain: false, dup: false })
-    if (qos === 1) {
-      const p = await w.packet(timing.recvMs)
-      if (p.cmd !== 'puback') throw new Error(`helper: expected PUBACK, got ${p.cmd}`)
-    } else if (qos === 2) {
-      const rec = await w.packet(timing.recvMs)
-      if (rec.cmd !== 'pubrec') throw new Error(`helper: expected PUBREC, got ${rec.cmd}`)
-      w.send({ cmd: 'pubrel', messageId: 1 })
-      const comp = await w.packet(timing.recvMs)
-      if (comp.cmd !== 'pubcomp') throw new Error(`helper: expected PUBCOMP, got ${comp.cmd}`)
-    }
-    w.send({ cmd: 'disconnect' })
+    await c.publish(topic, payload, qos)
   } finally {
-    await w.end()
+    await c.disconnect()
   }
 }
 
@@ -168,13 +155,8 @@ export async function replay (c: VectorCase, t: Target, timing: Timing = DEFAULT
 /** The broker still accepts a connection and answers PINGREQ. */
 export async function alive (t: Target, creds?: { clientId: string, username: string, password: string }, timing: Timing = DEFAULT_TIMING): Promise<boolean> {
   try {
-    const w = await Wire.open(t.host, t.port)
-    try {
-      w.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: creds?.clientId ?? `compat-alive-${process.pid}`, clean: true, keepalive: 60, ...(creds ? { username: creds.username, password: Buffer.from(creds.password) } : {}) })
-      const ack = await w.packet(timing.recvMs)
-      if (ack.cmd !== 'connack' || ack.returnCode !== 0) return false
-      w.send({ cmd: 'pingreq' })
-      return (await w.packet(timing.recvMs)).cmd === 'pingresp'
-    } finally { w.destroy() }
+    const c = await Client.open(t, { clientId: creds?.clientId ?? `compat-alive-${process.pid}`, ...(creds ? { username: creds.username, password: creds.password } : {}) }, 0, timing.recvMs)
+    try { await c.ping() } finally { c.w.destroy() }
+    return true
   } catch { return false }
 }
