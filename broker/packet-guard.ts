@@ -19,6 +19,8 @@ import { connectLevel, CONNECT, neededBytes, packetViolation } from './packet-ru
 
 const KNOWN_LEVELS = new Set([3, 4, 5])
 const CONNACK_UNACCEPTABLE_VERSION = Buffer.from([0x20, 0x02, 0x00, 0x01])
+/** The bytes of a packet before any arrived (shared: this runs for every packet). */
+const NOTHING = Buffer.alloc(0)
 
 export interface GuardOptions {
   maxBytes: number
@@ -76,8 +78,8 @@ export function guardPackets (conn: Duplex, o: GuardOptions): void {
     collecting = true
     parts = []
     have = 0
-    need = neededBytes(type, flags, length, Buffer.alloc(0))
-    return need > 0 || check(Buffer.alloc(0))
+    need = neededBytes(type, flags, length, NOTHING)
+    return need > 0 || check(NOTHING)
   }
 
   conn.on('data', (chunk: Buffer) => {
