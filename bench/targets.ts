@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ROOT, startMosquitto, startMqchat } from '../mosquitto-compat-tests/src/targets.js'
+import { ROOT, startMosquitto, startMqchat, stopProcess } from '../mosquitto-compat-tests/src/targets.js'
 
 export type TargetName = 'mqchat' | 'mqchat-cluster' | 'mosquitto' | 'aedes'
 
@@ -65,14 +65,7 @@ export async function startBenchTarget (name: TargetName, profileDir?: string): 
     host: '127.0.0.1',
     port,
     pid: proc.pid!,
-    stop: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return
-      const exited = new Promise((r) => proc.once('exit', r))
-      proc.kill('SIGTERM')
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(timer)
-    }
+    stop: () => stopProcess(proc)
   }
 }
 

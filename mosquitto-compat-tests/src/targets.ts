@@ -68,15 +68,19 @@ async function waitListening (host: string, port: number, proc: ChildProcess, lo
   }
 }
 
+/** SIGTERM, SIGKILL after 10 s, and wait for the exit: a process we started, by its pid. */
+export async function stopProcess (proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return
+  const exited = new Promise((r) => proc.once('exit', r))
+  proc.kill('SIGTERM')
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
 function stopper (proc: ChildProcess, dir: string): () => Promise<void> {
   return async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once('exit', r))
-      proc.kill('SIGTERM')
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(timer)
-    }
+    await stopProcess(proc)
     rmSync(dir, { recursive: true, force: true })
   }
 }
