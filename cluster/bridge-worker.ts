@@ -16,6 +16,17 @@
 // handler failure (MongoDB or Redis unavailable) stops that partition where
 // it is and retries from the first unacknowledged entry after a pause, so
 // order is kept.
+//
+// Entries can be left pending without anyone working on them: a read whose
+// reply was lost when the connection dropped (the client resends XREADGROUP
+// after reconnecting, and a Redis restarted from its AOF has already marked
+// the first read's entries as delivered), or a read that arrived just after
+// this worker lost a partition. So a worker also drains its partitions'
+// pending entries after every read that spanned a lost connection (before it
+// handles anything that read returned, so the older entries go first) and,
+// as a sweep, every lease period. A partition being handed over keeps its
+// lease renewed until the run loop has released it, so a busy worker never
+// shares a partition with its successor.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
@@ -50,6 +61,9 @@ export class BridgeWorker {
   #stopped = false
   #timer: NodeJS.Timeout | undefined
   #loop: Promise<void> | undefined
+  /** Counts the losses of the blocking connection: a read that spans one may have lost its reply. */
+  #readEpoch = 0
+  #lastSweep = 0
   readonly leaseMs: number
   readonly beatMs: number
   readonly batch: number
@@ -79,6 +93,7 @@ export class BridgeWorker {
         if (!String((err as Error).message).includes('BUSYGROUP')) throw err
       }
     }
+    this.blocking.on('close', () => { this.#readEpoch++ })
     await this.beat()
     this.#timer = setInterval(() => { this.beat().catch((err: unknown) => this.log.warn({ err }, 'bridge worker heartbeat failed')) }, this.beatMs)
     this.#loop = this.run()
@@ -96,8 +111,11 @@ export class BridgeWorker {
       const meant = me >= 0 && p % live.length === me
       const owned = this.#owned.get(p)
       if (!meant) {
-        // The run loop releases it between batches.
-        if (owned) owned.leaving = true
+        // The run loop releases it between batches; until then it stays ours.
+        if (owned) {
+          owned.leaving = true
+          await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs))
+        }
         continue
       }
       const ok = await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs)) === 1
@@ -135,16 +153,42 @@ export class BridgeWorker {
       await sleep(200)
       return
     }
+    if (Date.now() - this.#lastSweep >= this.leaseMs) {
+      this.#lastSweep = Date.now()
+      this.recoverAll(mine)
+    }
     await Promise.all(mine.filter((p) => this.#owned.get(p)?.recover).map((p) => this.drainPending(p)))
     const reading = mine.filter((p) => this.#owned.has(p) && this.#owned.get(p)?.recover === false)
     if (reading.length === 0) return
     const keys = reading.map(streamKey)
-    const res = await this.blocking.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', ...keys, ...keys.map(() => '>')) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+    const epoch = this.#readEpoch
+    let res: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+    try {
+      res = await this.blocking.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', ...keys, ...keys.map(() => '>')) as typeof res
+    } catch (err) {
+      this.recoverAll(reading)
+      throw err
+    }
+    if (epoch !== this.#readEpoch) {
+      // The connection dropped during this read: what it returned may come
+      // after entries whose reply was lost. Drain every pending entry instead, in order.
+      this.log.warn({ partitions: reading }, 'chat stream read spanned a lost connection; draining pending entries first')
+      this.recoverAll(reading)
+      return
+    }
     if (!res) return
     await Promise.all(res.map(([key, entries]) => {
       const p = Number(key.toString().slice(key.toString().lastIndexOf(':') + 1))
       return this.process(p, decodeEntries(entries), false)
     }))
+  }
+
+  /** Marks partitions to drain their pending entries before they read new ones. */
+  private recoverAll (partitions: number[]): void {
+    for (const p of partitions) {
+      const o = this.#owned.get(p)
+      if (o) o.recover = true
+    }
   }
 
   /** Processes every entry still pending in a partition (whichever consumer read it), oldest first. */
