@@ -6,10 +6,11 @@
 //   2. the effect on the target (edit, delete, reaction) is applied: each is
 //      idempotent, so a crash before step 3 is repaired when the sender's
 //      retry (or the chat stream's redelivery) repeats the append;
-//   3. the message is inserted under max(stored seq, chat counter) + 1. The
-//      seq is the unique _id, so two writers can never share one; the loser
-//      of such a race recomputes. No seq is taken before its message exists,
-//      so a crash leaves no gap;
+//   3. the message is inserted under the chat counter + 1, stepped over any
+//      message already stored above the counter (a crash between steps 3 and
+//      4). The seq is the unique _id, so two writers can never share one; the
+//      loser of such a race recomputes. No seq is taken before its message
+//      exists, so a crash leaves no gap;
 //   4. the chat counter is raised to the seq ($max), so that seqs are never
 //      reused after retention purged the newest messages.
 // The `fannedOut` flag is the outbox, as in the SQLite adapter.
@@ -154,12 +155,16 @@ export class MongoHistory implements HistoryStore {
     return (await this.#messages.find({ chatId, seq: { $gt: afterSeq } }).sort({ seq: 1 }).limit(limit).toArray()).map(toMessage)
   }
 
+  /**
+   * The chat counter, stepped over any message stored above it (an append
+   * that stopped between its insert and its counter update). Only lookups by
+   * _id: a sort on seq scans the collection on servers without index use for
+   * sorts (FerretDB 1.x).
+   */
   async lastSeq (chatId: string): Promise<number> {
-    const [counter, newest] = await Promise.all([
-      this.#counters.findOne({ _id: chatId }),
-      this.#messages.find({ chatId }, { projection: { seq: 1 } }).sort({ seq: -1 }).limit(1).next()
-    ])
-    return Math.max(counter?.last ?? 0, newest?.seq ?? 0)
+    let last = (await this.#counters.findOne({ _id: chatId }))?.last ?? 0
+    while (await this.#messages.findOne({ _id: msgId(chatId, last + 1) }, { projection: { _id: 1 } }) !== null) last++
+    return last
   }
 
   async firstSeq (chatId: string): Promise<number> {

@@ -1,7 +1,8 @@
 // The store contract suites against the MongoDB adapters, on a real FerretDB
 // server (the MongoDB wire protocol; SQLite backend). Each case gets a fresh
 // database on the one server.
-import { after, before } from 'node:test'
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
 import { MongoClient } from 'mongodb'
 import { directoryContract } from '../../store/contract/directory.js'
 import { historyContract } from '../../store/contract/history.js'
@@ -32,3 +33,26 @@ function opener<S> (pick: (s: MongoStores) => S) {
 directoryContract('mongodb (FerretDB)', opener((s) => s.directory))
 historyContract('mongodb (FerretDB)', opener((s) => s.history))
 mediaContract('mongodb (FerretDB)', opener((s) => s.media))
+
+test('mongodb history: an append that stopped between its insert and its counter update leaves no gap and no reused seq', async () => {
+  const database = `interrupted_${process.pid}`
+  const stores = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
+  const client = await MongoClient.connect(ferret.url(database))
+  try {
+    const msg = (clientId: string, serverTs: number) => ({ chatId: 'c_x', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs })
+    await stores.history.append(msg('a', 1000))
+    // Seq 2 and 3 stored as an interrupted append would leave them: in messages, the counter still at 1.
+    const first = await client.db(database).collection('messages').findOne({ _id: 'c_x\n1' as never })
+    assert.ok(first)
+    for (const seq of [2, 3]) await client.db(database).collection('messages').insertOne({ ...first, _id: `c_x\n${seq}` as never, seq, clientId: `crashed-${seq}` })
+    assert.equal((await client.db(database).collection('chat_seq').findOne({ _id: 'c_x' as never }))?.last, 1)
+    assert.equal(await stores.history.lastSeq('c_x'), 3)
+    const next = await stores.history.append(msg('b', 1001))
+    assert.equal(next.message.seq, 4)
+    assert.deepEqual((await stores.history.after('c_x', 0, 10)).map((m) => m.seq), [1, 2, 3, 4])
+  } finally {
+    await client.db(database).dropDatabase()
+    await client.close()
+    await stores.close()
+  }
+})
