@@ -48,5 +48,5 @@ export function markRedeliveries<P extends { outgoingStream: (client: { id: stri
       if ((p.cmd === undefined || p.cmd === 'publish') && p.messageId !== undefined && p.messageId !== null) p.dup = true
       yield p
     }
-  })())) as P['outgoingStream']
+  })(), { highWaterMark: 1 })) as P['outgoingStream']
 }

@@ -104,7 +104,7 @@ export class SqlitePersistence {
       setMessageId: db.prepare("UPDATE outgoing SET message_id = ?, packet = json_set(packet, '$.messageId', ?) WHERE id = ?"),
       replaceOut: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
       delOut: db.prepare('DELETE FROM outgoing WHERE id = ?'),
-      outStream: db.prepare('SELECT packet FROM outgoing WHERE client_id = ? ORDER BY id'),
+      outAfter: db.prepare('SELECT id, packet FROM outgoing WHERE client_id = ? AND id > ? ORDER BY id LIMIT 1'),
       putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client_id, message_id, packet) VALUES (?, ?, ?)'),
       getIncoming: db.prepare('SELECT packet FROM incoming WHERE client_id = ? AND message_id = ?'),
       delIncoming: db.prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
@@ -293,10 +293,27 @@ export class SqlitePersistence {
     return decodePacket(row.packet)
   }
 
+  /**
+   * The queue, one row at a time, read when the caller asks for it (not a
+   * snapshot): a queued message that a live delivery sent and the client
+   * acknowledged while the queue was being sent is gone by the time the
+   * stream reaches it, so it is neither sent twice nor updated after its
+   * deletion (which aedes treats as a client error). A long queue is never
+   * all in memory. (better-sqlite3 cannot iterate while the caller writes, so
+   * each row is its own query, by the indexed (client_id, id).)
+   */
   outgoingStream (client: ClientRef): Readable {
-    // Read eagerly: the caller updates and deletes rows while it consumes.
-    const rows = this.#st.outStream.all(client.id) as Array<{ packet: string }>
-    return Readable.from(rows.map((r) => decodePacket(r.packet)))
+    const next = this.#st.outAfter
+    function * rows (): Generator<AnyPacket> {
+      let last = 0
+      for (;;) {
+        const row = next.get(client.id, last) as { id: number, packet: string } | undefined
+        if (!row) return
+        last = row.id
+        yield decodePacket(row.packet)
+      }
+    }
+    return Readable.from(rows(), { highWaterMark: 1 })
   }
 
   /** Forgets everything about a client: subscriptions, queue, QoS 2 state, will (device revocation). */

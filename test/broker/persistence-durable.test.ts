@@ -77,3 +77,35 @@ test('a bounded queue drops its oldest entries, reports the overflow once per ep
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a queued message acknowledged through a live delivery while the queue is being sent is not handed out again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mqchat-stream-'))
+  try {
+    const p = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    await p.setup({ id: 'b1' })
+    const client = { id: 'dv_1' }
+    const sub = { clientId: 'dv_1', topic: 'dev/dv_1/inbox', qos: 1 }
+    for (let i = 0; i < 4; i++) {
+      await p.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 })
+    }
+    const stream = p.outgoingStream(client)[Symbol.asyncIterator]()
+    const first = (await stream.next()).value as { payload: Buffer, messageId?: number }
+    first.messageId = 1
+    await p.outgoingUpdate(client, first)
+    // m3 goes out live meanwhile (as aedes does for a publish arriving during the reconnect) and is acknowledged.
+    await p.outgoingUpdate(client, { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from('m3'), qos: 1, retain: false, brokerId: 'b1', brokerCounter: 4, messageId: 9 })
+    assert.ok(await p.outgoingClearMessageId(client, { cmd: 'puback', messageId: 9 }))
+    const rest: string[] = []
+    for (let r = await stream.next(); r.done !== true; r = await stream.next()) {
+      const packet = r.value as { payload: Buffer, messageId?: number }
+      packet.messageId = 2 + rest.length
+      // What aedes does with each queued packet before writing it: this must find the row.
+      await p.outgoingUpdate(client, packet)
+      rest.push(packet.payload.toString())
+    }
+    assert.deepEqual([first.payload.toString(), ...rest], ['m0', 'm1', 'm2'])
+    await p.destroy()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
