@@ -21,6 +21,27 @@ export async function waitFor<T> (what: string, probe: () => T | undefined | fal
   }
 }
 
+/**
+ * Waits for work whose speed depends on the machine (a backlog draining):
+ * `probe` returns the value when done, else how far the work has got. Fails
+ * when that figure has not moved for `stallMs`, or after `capMs` in all; so a
+ * slow machine passes and a stall fails.
+ */
+export async function waitWhileProgressing<T> (what: string, probe: () => Promise<{ done?: T, progress: number }>, stallMs: number, capMs: number): Promise<T> {
+  const start = Date.now()
+  let last = -1
+  let movedAt = start
+  for (;;) {
+    const { done, progress } = await probe()
+    if (done !== undefined) return done
+    const now = Date.now()
+    if (progress !== last) { last = progress; movedAt = now }
+    if (now - movedAt > stallMs) throw new Error(`no progress for ${stallMs} ms waiting for ${what} (stuck at ${progress})`)
+    if (now - start > capMs) throw new Error(`timed out after ${capMs} ms waiting for ${what} (at ${progress}, still moving)`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 /** A TCP port free on loopback right now (for servers that need a fixed port across restarts). */
 export async function freePort (): Promise<number> {
   const { createServer } = await import('node:net')
