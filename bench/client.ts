@@ -20,7 +20,7 @@ export interface ClientOptions {
 
 export class BenchClient {
   socket!: Socket
-  private parser = mqttPacket.parser({ protocolVersion: 4 })
+  private parser!: ReturnType<typeof mqttPacket.parser>
   private waiting = new Map<string, (p: Packet) => void>()
   onPublish: (p: IPublishPacket) => void = () => {}
   onPuback: (id: number) => void = () => {}
@@ -28,7 +28,11 @@ export class BenchClient {
   closed = false
   private nextId = 1
 
-  constructor (readonly o: ClientOptions) {
+  constructor (readonly o: ClientOptions) {}
+
+  /** A fresh parser per connection: nothing half-read from an earlier socket. */
+  private newParser (): void {
+    this.parser = mqttPacket.parser({ protocolVersion: 4 })
     this.parser.on('packet', (p: Packet) => {
       if (p.cmd === 'publish') {
         if (p.qos === 1) this.socket.write(pubackFor(p.messageId!))
@@ -52,12 +56,22 @@ export class BenchClient {
 
   /** Connects; resolves with CONNACK's session-present flag, rejects on a refusal. */
   async connect (timeoutMs = 30_000): Promise<boolean> {
-    this.socket = tcpConnect({ host: this.o.host, port: this.o.port, localAddress: this.o.localAddress })
-    this.socket.setNoDelay(true)
-    this.socket.on('data', (d: Buffer) => this.parser.parse(d))
-    this.socket.on('error', () => {})
-    this.socket.on('close', () => { this.closed = true; this.onClose() })
-    const ack = this.expect('connack', timeoutMs)
+    this.newParser()
+    this.closed = false
+    const socket = this.socket = tcpConnect({ host: this.o.host, port: this.o.port, localAddress: this.o.localAddress })
+    socket.setNoDelay(true)
+    socket.on('data', (d: Buffer) => this.parser.parse(d))
+    socket.on('error', () => {})
+    let closedEarly!: (err: Error) => void
+    const early = new Promise<never>((_resolve, reject) => { closedEarly = reject })
+    early.catch(() => {})
+    socket.on('close', () => {
+      this.closed = true
+      closedEarly(new Error(`${this.o.clientId}: connection closed before CONNACK`))
+      this.onClose()
+    })
+    const ack = Promise.race([this.expect('connack', timeoutMs), early])
+    ack.catch(() => { this.waiting.delete('connack') })
     this.socket.write(mqttPacket.generate({
       cmd: 'connect',
       protocolId: 'MQTT',
@@ -70,6 +84,25 @@ export class BenchClient {
     const p = await ack
     if (p.cmd !== 'connack' || p.returnCode !== 0) throw new Error(`${this.o.clientId}: CONNACK ${String((p as { returnCode?: number }).returnCode)}`)
     return p.sessionPresent
+  }
+
+  /**
+   * Connects as a device in a reconnect storm does: a connect that gets no
+   * CONNACK within `timeoutMs` (a listen queue that overflowed drops SYNs and
+   * ACKs, and the kernel's retries back off for minutes) is given up and
+   * tried again on a new connection. Resolves with the number of retries.
+   */
+  async connectRetrying (attempts: number, timeoutMs: number): Promise<number> {
+    for (let retry = 0; ; retry++) {
+      try {
+        await this.connect(timeoutMs)
+        return retry
+      } catch (err) {
+        this.socket.destroy()
+        if (retry + 1 >= attempts || /CONNACK \d/.test((err as Error).message)) throw err
+        await new Promise((r) => setTimeout(r, 250 * (retry + 1)))
+      }
+    }
   }
 
   async subscribe (topic: string, qos: 0 | 1 = 1, timeoutMs = 30_000): Promise<number> {

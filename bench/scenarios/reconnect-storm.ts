@@ -11,7 +11,7 @@ import type { BenchTarget } from '../targets.js'
 import { clientFor, devices, inboxOf } from './connections.js'
 
 export interface StormOptions { devices: number, perDevice: number, concurrency: number, payloadBytes: number }
-export interface StormResult { devices: number, messages: number, allConnectedMs: number, drainedMs: number, lost: number, duplicates: number }
+export interface StormResult { devices: number, messages: number, allConnectedMs: number, drainedMs: number, lost: number, duplicates: number, connectRetries: number }
 
 const ID = /"id":"(\d{12})"/
 
@@ -54,12 +54,15 @@ export async function reconnectStorm (t: BenchTarget, o: StormOptions, log: (s: 
   let drainedAt = 0
   let connectedAt = 0
   let connected = 0
+  let retries = 0
   const started = performance.now()
   const clients: BenchClient[] = []
-  let check = (): void => {}
+  let check = (_giveUp?: boolean): void => {}
   const drained = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 600_000)
-    check = () => { if (received >= total && drainedAt === 0) { drainedAt = performance.now(); clearTimeout(timer); resolve(true) } }
+    check = (giveUp = false) => {
+      if (received >= total && drainedAt === 0) { drainedAt = performance.now(); clearTimeout(timer); resolve(true) } else if (giveUp) { clearTimeout(timer); resolve(false) }
+    }
   })
   const connecting = pool(ds, o.concurrency, async (d, i) => {
     const c = clientFor(t, d, i)
@@ -72,14 +75,16 @@ export async function reconnectStorm (t: BenchTarget, o: StormOptions, log: (s: 
       map.set(m[1]!, was + 1)
       if (was === 0) { received++; check() }
     }
-    await c.connect(120_000)
+    retries += await c.connectRetrying(6, 15_000)
     if (++connected === o.devices) connectedAt = performance.now()
-  })
+  }).catch((err: Error) => { log(`${t.name}: storm connect failed: ${err.message}`) })
+  // Every connect failed for good: nothing more can arrive.
+  void connecting.then(() => { if (connected < o.devices) check(true) })
   const ok = await drained
-  await connecting.catch((err: Error) => log(`${t.name}: storm connect failed: ${err.message}`))
+  await connecting
   for (const c of clients) c.destroy()
   const duplicates = seen.reduce((a, m) => a + [...m.values()].reduce((x, v) => x + v - 1, 0), 0)
-  const r = { devices: o.devices, messages: total, allConnectedMs: connectedAt ? connectedAt - started : NaN, drainedMs: ok ? drainedAt - started : NaN, lost: total - received, duplicates }
-  log(`${t.name}: ${o.devices} devices reconnected in ${r.allConnectedMs.toFixed(0)} ms, ${total} queued messages drained in ${r.drainedMs.toFixed(0)} ms; lost ${r.lost}, duplicates ${duplicates}`)
+  const r = { devices: o.devices, messages: total, allConnectedMs: connectedAt ? connectedAt - started : NaN, drainedMs: ok ? drainedAt - started : NaN, lost: total - received, duplicates, connectRetries: retries }
+  log(`${t.name}: ${o.devices} devices reconnected in ${r.allConnectedMs.toFixed(0)} ms (${retries} connects retried after 15 s without CONNACK), ${total} queued messages drained in ${r.drainedMs.toFixed(0)} ms; lost ${r.lost}, duplicates ${duplicates}`)
   return r
 }
