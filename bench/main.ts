@@ -5,7 +5,7 @@
 // and the summary in bench/README.md.
 import { execFileSync } from 'node:child_process'
 import { cpus, tmpdir, totalmem } from 'node:os'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ROOT } from '../mosquitto-compat-tests/src/targets.js'
@@ -16,7 +16,7 @@ import { connections, type ConnectionsOptions } from './scenarios/connections.js
 import { reconnectStorm, type StormOptions } from './scenarios/reconnect-storm.js'
 import { summarise } from './profile.js'
 import { problems, render, writeSection, type BenchOutput } from './report.js'
-import { startBenchTarget, type BenchTarget, type TargetName } from './targets.js'
+import { PROFILED_NODES, startBenchTarget, type BenchTarget, type TargetName } from './targets.js'
 
 export const SCENARIOS = ['chat-pairs', 'connections', 'group-fanout', 'offline-catchup', 'reconnect-storm']
 
@@ -26,8 +26,9 @@ const HELP = `Usage: npm run bench [-- options]
   --local-only    skip the cluster profile (by default each scenario also runs on a
                   cluster: 2 brokers, 2 bridge workers, the API, Redis, FerretDB)
   --no-profile    skip the profiled run (by default scenario 1 runs once more on
-                  mqchat under node --cpu-prof, and the summary of where its CPU
-                  time goes is part of the results)
+                  mqchat, and on the cluster's broker-1 and bridge-1, under node
+                  --cpu-prof; the summary of where their CPU time goes is part
+                  of the results)
   --only NAME     repeatable: run only these scenarios (${SCENARIOS.join(', ')})
   -h, --help      this text
 
@@ -100,19 +101,28 @@ async function main (): Promise<number> {
     results[scenario] = { options: options(size), targets: per }
   }
   if (args['no-profile'] !== true && want('chat-pairs')) {
-    const dir = mkdtempSync(join(tmpdir(), 'mqchat-prof-'))
-    const t = await startBenchTarget('mqchat', dir)
-    try {
-      log(`chat-pairs on ${t.version}, under the CPU profiler`)
-      await chatPairs(t, size.pairs, log)
-    } finally { await t.stop() }
-    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-    if (!file) throw new Error(`no CPU profile written in ${dir}`)
-    const summary = summarise(join(dir, file))
-    results.profile = { scenario: 'chat-pairs', target: 'mqchat', ...summary }
-    for (const a of summary.byArea.slice(0, 12)) log(`profile: ${a.pct} % ${a.area}`)
-    for (const f of summary.topFunctions.slice(0, 12)) log(`profile: ${f.pct} % ${f.fn} (${f.where})`)
-    rmSync(dir, { recursive: true, force: true })
+    // Scenario 1 once more under the CPU profiler: mqchat, and in the cluster its first broker and first bridge worker.
+    for (const name of ours) {
+      const cluster = name === 'mqchat-cluster'
+      const dir = mkdtempSync(join(tmpdir(), 'mqchat-prof-'))
+      try {
+        const t = await startBenchTarget(name, dir)
+        try {
+          log(`chat-pairs on ${t.version}, under the CPU profiler`)
+          await chatPairs(t, cluster ? clusterSize(size, args.full === true).pairs : size.pairs, log)
+        } finally { await t.stop() }
+        for (const node of cluster ? PROFILED_NODES : ['mqchat']) {
+          const at = cluster ? join(dir, node) : dir
+          const file = existsSync(at) ? readdirSync(at).find((f) => f.endsWith('.cpuprofile')) : undefined
+          if (!file) throw new Error(`no CPU profile written in ${at}`)
+          const summary = summarise(join(at, file))
+          const key = cluster ? `profile ${node}` : 'profile'
+          results[key] = { scenario: 'chat-pairs', target: cluster ? `mqchat-cluster ${node}` : 'mqchat', ...summary }
+          for (const a of summary.byArea.slice(0, 8)) log(`${key}: ${a.pct} % ${a.area}`)
+          for (const f of summary.topFunctions.slice(0, 8)) log(`${key}: ${f.pct} % ${f.fn} (${f.where})`)
+        }
+      } finally { rmSync(dir, { recursive: true, force: true }) }
+    }
   }
   const out = { started: started.toISOString(), size: args.full === true ? 'full' : 'quick', machine: machine(), results }
   const dir = join(ROOT, 'bench', 'results')

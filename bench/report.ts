@@ -152,9 +152,10 @@ export function render (out: BenchOutput, resultsFile: string): { markdown: stri
     charts['storm.svg'] = barChart('Reconnect storm: time until every queued message arrived', 'ms', ['drained'], names(storm).map((n) => ({ name: n, values: [storm.targets[n]!.drainedMs as number] })))
     lines.push('![storm](charts/storm.svg)', '')
   }
-  const prof = out.results.profile as { byArea?: Array<{ area: string, pct: number }>, topFunctions?: Array<{ fn: string, where: string, pct: number }> } | undefined
-  if (prof?.byArea) {
-    lines.push('### CPU profile of mqchat during scenario 1 (self time)')
+  for (const [key, title] of [['profile', 'mqchat'], ['profile broker-1', 'the cluster\'s broker-1'], ['profile bridge-1', 'the cluster\'s bridge-1']] as const) {
+    const prof = out.results[key] as { byArea?: Array<{ area: string, pct: number }>, topFunctions?: Array<{ fn: string, where: string, pct: number }> } | undefined
+    if (!prof?.byArea) continue
+    lines.push(`### CPU profile of ${title} during scenario 1 (self time)`)
     lines.push('')
     lines.push(table([['where', 'share of busy CPU'], ...prof.byArea.slice(0, 10).map((a) => [a.area, `${a.pct} %`])]), '')
     lines.push(table([['function', 'where', 'share'], ...(prof.topFunctions ?? []).slice(0, 10).map((f) => [`\`${f.fn}\``, f.where, `${f.pct} %`])]), '')
@@ -170,7 +171,7 @@ export function writeSection (readmePath: string, section: string): void {
 export function problems (out: BenchOutput): string[] {
   const bad: string[] = []
   for (const [scenario, s] of Object.entries(out.results)) {
-    if (scenario === 'profile') continue
+    if (scenario.startsWith('profile')) continue
     for (const [name, t] of Object.entries((s as Scenario).targets)) {
       for (const key of ['maxRate', 'connectPerSec', 'drainedMs', 'catchupMs', 'completionP50Ms']) {
         if (key in t && !(typeof t[key] === 'number' && Number.isFinite(t[key]) && (t[key] as number) > 0)) bad.push(`${scenario} on ${name}: no ${key}`)

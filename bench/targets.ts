@@ -36,11 +36,19 @@ export const MQCHAT_BENCH_ENV: Record<string, string> = {
   MQCHAT_LOG_LEVEL: 'warn'
 }
 
-/** `profileDir`: mqchat writes a V8 CPU profile there when it stops (node --cpu-prof). */
+/** The cluster nodes the profiled run profiles. */
+export const PROFILED_NODES = ['broker-1', 'bridge-1']
+
+const cpuProf = (dir: string): string[] => ['--cpu-prof', `--cpu-prof-dir=${dir}`]
+
+/**
+ * `profileDir`: mqchat writes a V8 CPU profile there when it stops (node
+ * --cpu-prof); in the cluster, each of PROFILED_NODES in a directory of its own name.
+ */
 export async function startBenchTarget (name: TargetName, profileDir?: string): Promise<BenchTarget> {
-  if (name === 'mqchat-cluster') return startCluster()
+  if (name === 'mqchat-cluster') return startCluster(profileDir)
   if (name === 'mqchat') {
-    const t = await startMqchat('auth', MQCHAT_BENCH_ENV, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])
+    const t = await startMqchat('auth', MQCHAT_BENCH_ENV, profileDir ? cpuProf(profileDir) : [])
     return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, httpUrl: t.httpUrl, stop: t.stop }
   }
   if (name === 'mosquitto') {
@@ -74,11 +82,12 @@ export async function startBenchTarget (name: TargetName, profileDir?: string): 
  * FerretDB, the API, 2 brokers and 2 bridge workers, each its own process.
  * Senders connect to broker 1 and receivers to broker 2.
  */
-async function startCluster (): Promise<BenchTarget> {
+async function startCluster (profileDir?: string): Promise<BenchTarget> {
   const { TestCluster } = await import('../test/helpers/cluster.js')
   const c = new TestCluster()
+  const nodeArgs = (nodeId: string): string[] => profileDir && PROFILED_NODES.includes(nodeId) ? cpuProf(join(profileDir, nodeId)) : []
   try {
-    await c.start({ brokers: 2, workers: 2, env: MQCHAT_BENCH_ENV })
+    await c.start({ brokers: 2, workers: 2, env: MQCHAT_BENCH_ENV, nodeArgs })
   } catch (err) { await c.stop(); throw err }
   const nodes = [c.api, ...c.brokers, ...c.workers]
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string, dependencies: Record<string, string> }

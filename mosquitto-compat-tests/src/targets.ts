@@ -1,13 +1,16 @@
 // Brokers the suite starts for itself: Debian's Mosquitto (the reference) and
 // mqchat, each on a free loopback port in a temporary directory, stopped by
-// the process id we started.
+// the process id we started. mqchat is started the way the e2e tests start it
+// (test/helpers/server.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Wire } from './wire.js'
+import { TestServer, freePort } from '../../test/helpers/server.js'
+
+export { freePort }
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..')
 /** This suite's source directory (deviations.txt, README.md). */
@@ -48,14 +51,6 @@ export interface RunningTarget {
   /** mqchat's HTTP API, when this suite started it. */
   httpUrl?: string
   stop: () => Promise<void>
-}
-
-export async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()))
-  const port = (s.address() as { port: number }).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
 }
 
 async function waitListening (host: string, port: number, proc: ChildProcess, log: () => string, timeoutMs = 20_000): Promise<void> {
@@ -133,46 +128,20 @@ export const MQCHAT_MAX_PACKET = 262144
 
 /** mqchat's local profile on free ports: open access, or the chat ACL with a registered device. */
 export async function startMqchat (access: 'open' | 'auth', env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RunningTarget> {
-  const dir = mkdtempSync(join(tmpdir(), 'compat-mqchat-'))
-  const portsFile = join(dir, 'ports.json')
-  let log = ''
-  const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist/clients/cli/main.js'), 'serve'], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? tmpdir(),
-      MQCHAT_DATA_DIR: dir,
-      MQCHAT_HOST: '127.0.0.1',
-      MQCHAT_MQTT_PORT: '0',
-      MQCHAT_WS_PORT: '0',
-      MQCHAT_HTTP_PORT: '0',
-      MQCHAT_LOG_LEVEL: 'warn',
-      MQCHAT_MAX_PACKET_BYTES: String(MQCHAT_MAX_PACKET),
-      MQCHAT_MAX_TOPIC_LEVELS: '16',
-      MQCHAT_MQTT_ACCESS: access === 'open' ? 'open' : 'chat',
-      MQCHAT_DEV_RETURN_CODES: 'true',
-      ...env
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  proc.stdout?.on('data', (d: Buffer) => { log += d.toString() })
-  proc.stderr?.on('data', (d: Buffer) => { log += d.toString() })
-  const stop = stopper(proc, dir)
+  const server = new TestServer({
+    MQCHAT_LOG_LEVEL: 'warn',
+    MQCHAT_MAX_PACKET_BYTES: String(MQCHAT_MAX_PACKET),
+    MQCHAT_MAX_TOPIC_LEVELS: '16',
+    MQCHAT_MQTT_ACCESS: access === 'open' ? 'open' : 'chat',
+    ...env
+  }, undefined, nodeArgs)
+  const stop = (): Promise<void> => server.dispose()
   try {
-    const until = Date.now() + 20_000
-    let ports: { mqtt: number, http: number, pid: number } | undefined
-    while (ports === undefined) {
-      if (proc.exitCode !== null) throw new Error(`mqchat exited with ${proc.exitCode}:\n${log}`)
-      if (Date.now() > until) throw new Error(`mqchat did not start within 20 s:\n${log}`)
-      if (existsSync(portsFile)) {
-        const p = JSON.parse(readFileSync(portsFile, 'utf8')) as { mqtt: number, http: number, pid: number }
-        if (p.pid === proc.pid) ports = p
-      }
-      if (ports === undefined) await new Promise((r) => setTimeout(r, 50))
-    }
+    await server.start()
     let auth: AuthFixture | undefined
-    if (access === 'auth') auth = await mqchatFixture(`http://127.0.0.1:${ports.http}`)
+    if (access === 'auth') auth = await mqchatFixture(server.url)
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string, dependencies: Record<string, string> }
-    return { name: access === 'open' ? 'mqchat-open' : 'mqchat-chat', host: '127.0.0.1', port: ports.mqtt, kind: 'mqchat', access, maxPacketSize: MQCHAT_MAX_PACKET, maxTopicLevels: 16, auth, version: `mqchat ${pkg.version} (aedes ${pkg.dependencies.aedes})`, pid: proc.pid, httpUrl: `http://127.0.0.1:${ports.http}`, stop }
+    return { name: access === 'open' ? 'mqchat-open' : 'mqchat-chat', host: '127.0.0.1', port: server.ports.mqtt, kind: 'mqchat', access, maxPacketSize: MQCHAT_MAX_PACKET, maxTopicLevels: 16, auth, version: `mqchat ${pkg.version} (aedes ${pkg.dependencies.aedes})`, pid: server.proc?.pid, httpUrl: server.url, stop }
   } catch (err) { await stop(); throw err }
 }
 

@@ -4,7 +4,14 @@
 import { TestServer } from './server.js'
 import { FerretDb, Minio, RedisServer } from './services.js'
 
-export interface ClusterShape { brokers?: number, workers?: number, s3?: boolean, env?: Record<string, string> }
+export interface ClusterShape {
+  brokers?: number
+  workers?: number
+  s3?: boolean
+  env?: Record<string, string>
+  /** Flags for node itself, per node id (the benchmarks profile some nodes with --cpu-prof). */
+  nodeArgs?: (nodeId: string) => string[]
+}
 
 export class TestCluster {
   readonly redis = new RedisServer()
@@ -14,6 +21,7 @@ export class TestCluster {
   workers: TestServer[] = []
   api!: TestServer
   #env: Record<string, string> = {}
+  #nodeArgs: (nodeId: string) => string[] = () => []
 
   async start (shape: ClusterShape = {}): Promise<this> {
     await Promise.all([this.redis.start(), this.ferret.start()])
@@ -26,6 +34,7 @@ export class TestCluster {
       ...(this.minio ? this.minio.env() : {}),
       ...shape.env
     }
+    if (shape.nodeArgs) this.#nodeArgs = shape.nodeArgs
     // The API first: it creates the collections' indexes before the others race to.
     this.api = await this.node('api', 'api-1').start()
     this.brokers = await Promise.all(Array.from({ length: shape.brokers ?? 2 }, (_, i) => this.node('broker', `broker-${i + 1}`).start()))
@@ -35,7 +44,7 @@ export class TestCluster {
 
   /** A new mqchat process of this cluster (not started). */
   node (role: 'broker' | 'bridge' | 'api', nodeId: string, env: Record<string, string> = {}): TestServer {
-    return new TestServer({ ...this.#env, MQCHAT_ROLE: role, MQCHAT_NODE_ID: nodeId, ...env })
+    return new TestServer({ ...this.#env, MQCHAT_ROLE: role, MQCHAT_NODE_ID: nodeId, ...env }, undefined, this.#nodeArgs(nodeId))
   }
 
   /** Every process's log, for failure messages. */

@@ -62,7 +62,7 @@ export async function within<T> (what: string, promise: Promise<T>, timeoutMs = 
   }
 }
 
-export interface Ports { mqtt: number, ws: number, http: number }
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number }
 
 export class TestServer {
   proc: ChildProcess | undefined
@@ -70,7 +70,8 @@ export class TestServer {
   log = ''
   readonly dataDir: string
 
-  constructor (readonly env: Record<string, string> = {}, dataDir?: string) {
+  /** `nodeArgs`: flags for node itself (the benchmarks' --cpu-prof). */
+  constructor (readonly env: Record<string, string> = {}, dataDir?: string, readonly nodeArgs: string[] = []) {
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'mqchat-test-'))
   }
 
@@ -79,7 +80,7 @@ export class TestServer {
   async start (): Promise<this> {
     const portsFile = join(this.dataDir, 'ports.json')
     if (existsSync(portsFile)) unlinkSync(portsFile)
-    this.proc = spawn(process.execPath, [CLI, 'serve'], {
+    this.proc = spawn(process.execPath, [...this.nodeArgs, CLI, 'serve'], {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? tmpdir(),
