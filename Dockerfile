@@ -22,6 +22,7 @@ COPY plugins ./plugins
 COPY server ./server
 COPY store ./store
 COPY test ./test
+COPY xmpp ./xmpp
 # npm ci runs the build (prepare); then only runtime dependencies stay, and
 # neither the tests, the conformance suite nor the benchmarks.
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test dist/mosquitto-compat-tests dist/bench

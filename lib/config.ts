@@ -1,6 +1,7 @@
 // Every server option in one place: its environment variable, default, and
 // validation. `mqchat serve` flags are applied on top of the environment.
 // loadConfig() reports every bad value at once, one line each.
+import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 
@@ -32,6 +33,17 @@ export interface Config {
   mqttAccess: 'chat' | 'open'
   /** Allows open MQTT access on a listener that is not loopback-only. */
   openAccessForce: boolean
+  /** The XMPP client listener (off unless enabled). */
+  xmppEnabled: boolean
+  xmppPort: number
+  /** The domain of every JID: <userId>@<domain>/<deviceId>. */
+  xmppDomain: string
+  /** PEM files for STARTTLS. */
+  xmppTlsCert: string
+  xmppTlsKey: string
+  /** Development: allow login without TLS (loopback host only). */
+  xmppAllowPlaintext: boolean
+  xmppMaxStanzaBytes: number
   /** Addresses (IPs or CIDRs) of the load balancers whose X-Forwarded-For the API believes; empty: none. */
   trustProxy: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -121,6 +133,11 @@ const optionalUrl: Parser<string> = (raw) => {
   }
 }
 const anyText: Parser<string> = (raw) => raw
+const optionalFile: Parser<string> = (raw) => {
+  if (raw === '') return ''
+  return existsSync(raw) ? resolve(raw) : new Error(`no such file: "${raw}"`)
+}
+const xmppDomain: Parser<string> = (raw) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(raw) && raw.length <= 253 ? raw.toLowerCase() : new Error(`must be a domain name, got "${raw}"`)
 const path: Parser<string> = (raw) => raw.length > 0 ? resolve(raw) : new Error('must not be empty')
 const wsPath: Parser<string> = (raw) => raw.startsWith('/') ? raw : new Error(`must start with "/", got "${raw}"`)
 const redisUrl: Parser<string> = (raw) => {
@@ -167,6 +184,13 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'httpPort', env: 'MQCHAT_HTTP_PORT', flag: 'http-port', def: '3000', parse: port, help: 'HTTP API (0 = pick a free port)' },
   { key: 'mqttAccess', env: 'MQCHAT_MQTT_ACCESS', flag: 'mqtt-access', def: 'chat', parse: oneOf('chat', 'open'), help: 'chat: devices log in with their token and the chat ACL applies; open: DEVELOPMENT ONLY, any client may connect anonymously and use any topic, as a plain MQTT broker (chat over MQTT is then unavailable); local profile, loopback host only unless forced' },
   { key: 'openAccessForce', env: 'MQCHAT_OPEN_ACCESS_FORCE', def: 'false', parse: bool, help: 'let open MQTT access listen on a non-loopback MQCHAT_HOST (never do this on a network you do not control)' },
+  { key: 'xmppEnabled', env: 'MQCHAT_XMPP_ENABLED', flag: 'xmpp', def: 'false', parse: bool, help: 'XMPP client listener: standard XMPP clients log in as devices (docs/protocol.md §6); broker role in the cluster profile' },
+  { key: 'xmppPort', env: 'MQCHAT_XMPP_PORT', flag: 'xmpp-port', def: '5222', parse: port, help: 'XMPP client-to-server port (0 = pick a free port)' },
+  { key: 'xmppDomain', env: 'MQCHAT_XMPP_DOMAIN', def: 'localhost', parse: xmppDomain, help: 'the XMPP domain: JIDs are <userId>@<domain>/<deviceId>' },
+  { key: 'xmppTlsCert', env: 'MQCHAT_XMPP_TLS_CERT', def: '', parse: optionalFile, help: 'PEM certificate (chain) for XMPP STARTTLS' },
+  { key: 'xmppTlsKey', env: 'MQCHAT_XMPP_TLS_KEY', def: '', parse: optionalFile, help: 'PEM private key for XMPP STARTTLS' },
+  { key: 'xmppAllowPlaintext', env: 'MQCHAT_XMPP_ALLOW_PLAINTEXT', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: XMPP login without TLS; refused unless MQCHAT_HOST is loopback' },
+  { key: 'xmppMaxStanzaBytes', env: 'MQCHAT_XMPP_MAX_STANZA_BYTES', def: '262144', parse: int(4096, 16_777_216), help: 'largest XMPP stanza accepted; a larger one ends the stream with policy-violation' },
   { key: 'trustProxy', env: 'MQCHAT_TRUST_PROXY', def: '', parse: ipList, help: 'load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client address for per-address limits; empty: trust none' },
   { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
   { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },
@@ -255,6 +279,11 @@ function crossChecks (c: Config): string[] {
     else if (!LOOPBACK.test(c.host) && !c.openAccessForce) {
       problems.push(`MQCHAT_MQTT_ACCESS: open access lets anyone use the broker; refusing to listen on non-loopback host "${c.host}" (use --host 127.0.0.1, or set MQCHAT_OPEN_ACCESS_FORCE=true)`)
     }
+  }
+  if (c.xmppEnabled) {
+    if ((c.xmppTlsCert === '') !== (c.xmppTlsKey === '')) problems.push('MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY: set both or neither')
+    if (c.xmppTlsCert === '' && !c.xmppAllowPlaintext) problems.push('MQCHAT_XMPP_ENABLED: XMPP needs a certificate for STARTTLS (MQCHAT_XMPP_TLS_CERT, MQCHAT_XMPP_TLS_KEY); for loopback development only, MQCHAT_XMPP_ALLOW_PLAINTEXT=true')
+    if (c.xmppAllowPlaintext && !LOOPBACK.test(c.host)) problems.push(`MQCHAT_XMPP_ALLOW_PLAINTEXT: plaintext XMPP logins would send device tokens in the clear; refusing on non-loopback host "${c.host}"`)
   }
   return problems
 }

@@ -17,3 +17,49 @@ declare module 'qlobber/aedes/qlobber-sub.js' {
     subscriptionsCount: number
   }
 }
+
+// @xmpp/xml and @xmpp/jid (xmpp.js 0.14) ship no type declarations; these cover the parts mqchat uses.
+declare module '@xmpp/xml' {
+  import { EventEmitter } from 'node:events'
+  export class Element {
+    constructor (name: string, attrs?: Record<string, string | undefined>)
+    name: string
+    attrs: Record<string, string | undefined>
+    children: Array<Element | string>
+    parent: Element | null
+    getName (): string
+    getNS (): string | undefined
+    getChild (name: string, xmlns?: string): Element | undefined
+    getChildren (name: string, xmlns?: string): Element[]
+    getChildText (name: string, xmlns?: string): string | null
+    getChildElements (): Element[]
+    text (): string
+    is (name: string, xmlns?: string): boolean
+    append (...children: Array<Element | string>): this
+    toString (): string
+  }
+  export class Parser extends EventEmitter {
+    write (data: string): void
+  }
+  export function xml (name: string, attrs?: Record<string, string | number | undefined> | null, ...children: Array<Element | string | undefined>): Element
+  export function escapeXML (s: string): string
+  export default xml
+}
+declare module '@xmpp/jid' {
+  export interface JID { local: string, domain: string, resource: string, bare (): JID, toString (): string }
+  export function jid (address: string): JID
+  export default jid
+}
+// @xmpp/client (a devDependency: the XMPP tests' reference client).
+declare module '@xmpp/client' {
+  import { EventEmitter } from 'node:events'
+  import type { Element } from '@xmpp/xml'
+  export type { Element } from '@xmpp/xml'
+  export { xml } from '@xmpp/xml'
+  export interface Client extends EventEmitter {
+    start (): Promise<{ toString (): string }>
+    stop (): Promise<void>
+    send (el: Element): Promise<void>
+  }
+  export function client (options: { service: string, domain: string, username?: string, password?: string, resource?: string }): Client
+}

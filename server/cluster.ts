@@ -32,6 +32,7 @@ import { redisConnection, type RedisConnection } from '../cluster/redis.js'
 import { RedisBuckets, redisCounters } from '../cluster/rate.js'
 import { ClusterPresence } from '../cluster/presence.js'
 import { buildDomain, closeOnce, httpPort, startApi, writePorts, type RunningServer } from './domain.js'
+import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
 
 const require = createRequire(import.meta.url)
@@ -151,7 +152,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     }, log.child({ part: 'retention' }))
     : undefined
 
-  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api) }
+  const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, log: log.child({ part: 'xmpp' }) }) : undefined
+  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0 }
   writePorts(cfg, ports)
   ready = true
   log.info({ ports, role, nodeId: cfg.nodeId }, `mqchat ${role} node ${cfg.nodeId} ready (cluster profile): MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}, HTTP ${ports.http}`)
@@ -162,6 +164,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       ready = false
       retention?.stop()
       await broker?.stopListening()
+      await xmpp?.close()
       if (runs('broker') && broker) {
         // Devices are sent away first (they reconnect to other brokers); presence settles while this node can still publish.
         broker.disconnectAll()

@@ -30,7 +30,8 @@ import type { Metrics } from '../lib/metrics.js'
 import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
 import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
 
-export interface Ports { mqtt: number, ws: number, http: number }
+/** xmpp: 0 when the XMPP listener is off. */
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number }
 export interface RunningServer { ports: Ports, close (): Promise<void> }
 
 export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore }

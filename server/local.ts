@@ -15,6 +15,7 @@ import { createMetrics } from '../lib/metrics.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
 import type { Device } from '../store/types.js'
 import { buildDomain, closeOnce, httpPort, startApi, writePorts, type Ports, type RunningServer } from './domain.js'
+import { startXmpp } from '../xmpp/index.js'
 
 export type { Ports, RunningServer } from './domain.js'
 
@@ -54,13 +55,14 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const retention = await startRetention(stores.history, d.media, {
     historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
   }, log.child({ part: 'retention' }))
+  const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, log: log.child({ part: 'xmpp' }) }) : undefined
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
 
-  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api) }
+  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0 }
   writePorts(cfg, ports)
   ready = true
-  log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}`)
+  log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${xmpp ? `, XMPP ${ports.xmpp}` : ''}`)
 
   return {
     ports,
@@ -69,6 +71,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       presence.stop()
       retention.stop()
       await broker.stopListening()
+      await xmpp?.close()
       await api.close()
       await broker.close()
       await stores.close()

@@ -52,3 +52,12 @@ test('open MQTT access: local profile and loopback only, unless forced', () => {
   assert.throws(() => loadConfig({ MQCHAT_MQTT_ACCESS: 'open', MQCHAT_HOST: '127.0.0.1', MQCHAT_PROFILE: 'cluster' }), /open access is for the local profile only/)
   assert.throws(() => loadConfig({}, { 'mqtt-access': 'anything' }), /--mqtt-access: must be one of chat, open/)
 })
+
+test('XMPP: off by default; needs a certificate, or plaintext on loopback only; a missing file is named', () => {
+  assert.equal(loadConfig({}).xmppEnabled, false)
+  assert.throws(() => loadConfig({ MQCHAT_XMPP_ENABLED: 'true' }), /MQCHAT_XMPP_ENABLED: XMPP needs a certificate for STARTTLS/)
+  assert.throws(() => loadConfig({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true' }), /MQCHAT_XMPP_ALLOW_PLAINTEXT: plaintext XMPP logins would send device tokens in the clear; refusing on non-loopback host "0.0.0.0"/)
+  assert.equal(loadConfig({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true', MQCHAT_HOST: '127.0.0.1' }).xmppAllowPlaintext, true)
+  assert.throws(() => loadConfig({ MQCHAT_XMPP_TLS_CERT: '/nonexistent/cert.pem' }), /MQCHAT_XMPP_TLS_CERT: no such file: "\/nonexistent\/cert.pem"/)
+  assert.throws(() => loadConfig({ MQCHAT_XMPP_DOMAIN: 'not a domain' }), /MQCHAT_XMPP_DOMAIN: must be a domain name/)
+})

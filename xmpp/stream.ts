@@ -1,0 +1,222 @@
+// One XMPP client-to-server stream (RFC 6120): stream header, STARTTLS,
+// SASL PLAIN with the device token, resource binding (the resource is the
+// device id), then stanzas. Every refusal is the stream or stanza error the
+// RFC names; a stream error ends this connection only.
+import { randomBytes } from 'node:crypto'
+import type { Socket } from 'node:net'
+import { TLSSocket, type SecureContext } from 'node:tls'
+import { StringDecoder } from 'node:string_decoder'
+import type { Logger } from 'pino'
+import { Parser, xml, type Element } from '@xmpp/xml'
+import { RestrictedXml } from './restricted.js'
+
+export const NS = {
+  client: 'jabber:client',
+  stream: 'http://etherx.jabber.org/streams',
+  streamErrors: 'urn:ietf:params:xml:ns:xmpp-streams',
+  stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  tls: 'urn:ietf:params:xml:ns:xmpp-tls',
+  sasl: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  bind: 'urn:ietf:params:xml:ns:xmpp-bind',
+  session: 'urn:ietf:params:xml:ns:xmpp-session',
+  ping: 'urn:xmpp:ping'
+} as const
+
+/** What the stream needs from the rest of the server. */
+export interface StreamHost {
+  domain: string
+  /** undefined: no TLS (plaintext development mode). */
+  tls: SecureContext | undefined
+  maxStanzaBytes: number
+  /** The device a SASL PLAIN login names, or undefined (not-authorized). */
+  login (user: string, token: string): { userId: string, deviceId: string } | undefined
+  /** After binding: the device's session; stanzas go to it. */
+  bind (stream: XmppStream, who: { userId: string, deviceId: string, token: string }): Promise<StanzaHandler>
+  log: Logger
+}
+
+export interface StanzaHandler {
+  stanza (el: Element): Promise<void>
+  close (): Promise<void>
+}
+
+type State = 'tls' | 'auth' | 'bind' | 'ready' | 'closed'
+
+const MAX_AUTH_ATTEMPTS = 3
+
+export class XmppStream {
+  #socket: Socket
+  #decoder = new StringDecoder('utf8')
+  #guard = new RestrictedXml()
+  #parser!: Parser
+  #pendingBytes = 0
+  #state: State
+  #authAttempts = 0
+  #who: { userId: string, deviceId: string, token: string } | undefined
+  #session: StanzaHandler | undefined
+  /** Stanzas are handled one at a time, in arrival order. */
+  #queue: Promise<void> = Promise.resolve()
+  readonly #onData = (b: Buffer): void => { this.#input(this.#decoder.write(b)) }
+
+  constructor (socket: Socket, private readonly host: StreamHost) {
+    this.#socket = socket
+    this.#state = host.tls ? 'tls' : 'auth'
+    socket.on('data', this.#onData)
+    socket.on('error', () => {})
+    socket.on('close', () => { void this.#closed() })
+    this.#newParser()
+  }
+
+  get jid (): string | undefined { return this.#who ? `${this.#who.userId}@${this.host.domain}/${this.#who.deviceId}` : undefined }
+
+  /** Writes a stanza; resolves once it is handed to the operating system. */
+  send (el: Element): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new Error('stream closed'))
+    return new Promise((resolve, reject) => this.#socket.write(el.toString(), (err) => err ? reject(err) : resolve()))
+  }
+
+  /** Ends the stream with a stream error (RFC 6120 §4.9). */
+  streamError (condition: string, text?: string): void {
+    if (this.#state === 'closed') return
+    this.host.log.info({ jid: this.jid, condition, text }, 'xmpp stream error')
+    const err = xml('stream:error', {}, xml(condition, { xmlns: NS.streamErrors }), text ? xml('text', { xmlns: NS.streamErrors }, text) : undefined)
+    this.#socket.end(err.toString() + '</stream:stream>')
+    this.#state = 'closed'
+    setTimeout(() => this.#socket.destroy(), 2000).unref()
+    void this.#closed()
+  }
+
+  #newParser (): void {
+    const p = new Parser()
+    p.on('start', (el: Element) => { this.#open(el) })
+    p.on('element', (el: Element) => {
+      this.#pendingBytes = 0
+      this.#queue = this.#queue.then(() => this.#stanza(el)).catch((err: Error) => {
+        this.host.log.warn({ err, jid: this.jid }, 'xmpp stanza failed')
+        this.streamError('internal-server-error')
+      })
+    })
+    p.on('end', () => {
+      if (this.#state !== 'closed') this.#socket.end('</stream:stream>')
+      this.#state = 'closed'
+      void this.#closed()
+    })
+    p.on('error', (err: Error) => { this.streamError('not-well-formed', err.message) })
+    this.#parser = p
+  }
+
+  #input (text: string): void {
+    if (this.#state === 'closed' || text === '') return
+    const forbidden = this.#guard.check(text)
+    if (forbidden) { this.streamError('restricted-xml', `${forbidden} is not allowed in an XMPP stream`); return }
+    this.#pendingBytes += Buffer.byteLength(text)
+    if (this.#pendingBytes > this.host.maxStanzaBytes) { this.streamError('policy-violation', `a stanza is limited to ${this.host.maxStanzaBytes} bytes`); return }
+    try {
+      this.#parser.write(text)
+    } catch (err) {
+      this.streamError('not-well-formed', (err as Error).message)
+    }
+  }
+
+  #open (el: Element): void {
+    if (el.name !== 'stream:stream' || el.attrs['xmlns:stream'] !== NS.stream) { this.streamError('invalid-namespace'); return }
+    const header = `<?xml version='1.0'?><stream:stream xmlns='${NS.client}' xmlns:stream='${NS.stream}' id='${randomBytes(8).toString('hex')}' from='${this.host.domain}' version='1.0' xml:lang='en'>`
+    this.#socket.write(header)
+    if (el.attrs.xmlns !== NS.client) { this.streamError('invalid-namespace', 'only jabber:client streams are served'); return }
+    if (el.attrs.to !== undefined && el.attrs.to.toLowerCase() !== this.host.domain) { this.streamError('host-unknown', `this server is ${this.host.domain}`); return }
+    if (el.attrs.version !== '1.0') { this.streamError('unsupported-version'); return }
+    const features = xml('stream:features')
+    if (this.#state === 'tls') features.append(xml('starttls', { xmlns: NS.tls }, xml('required')))
+    else if (this.#state === 'auth') features.append(xml('mechanisms', { xmlns: NS.sasl }, xml('mechanism', {}, 'PLAIN')))
+    else if (this.#state === 'bind') features.append(xml('bind', { xmlns: NS.bind }), xml('session', { xmlns: NS.session }, xml('optional')))
+    this.#socket.write(features.toString())
+  }
+
+  /** A new stream on the same connection (after STARTTLS or SASL success). */
+  #restart (): void {
+    this.#guard.restart()
+    this.#pendingBytes = 0
+    this.#newParser()
+  }
+
+  async #stanza (el: Element): Promise<void> {
+    if (this.#state === 'closed') return
+    switch (this.#state) {
+      case 'tls':
+        if (el.is('starttls', NS.tls)) return this.#startTls()
+        return this.streamError('policy-violation', 'STARTTLS is required before anything else')
+      case 'auth':
+        if (el.is('auth', NS.sasl)) return this.#auth(el)
+        return this.streamError('not-authorized', 'authenticate first')
+      case 'bind':
+        return this.#bind(el)
+      case 'ready':
+        if (el.is('iq') && el.getChild('session', NS.session) && el.attrs.type === 'set') { await this.send(xml('iq', { type: 'result', id: el.attrs.id })); return }
+        if (el.is('iq') && el.getChild('ping', NS.ping)) { await this.send(xml('iq', { type: 'result', id: el.attrs.id, from: this.host.domain })); return }
+        await this.#session?.stanza(el)
+    }
+  }
+
+  #startTls (): void {
+    const ctx = this.host.tls
+    if (!ctx) return
+    this.#socket.write(xml('proceed', { xmlns: NS.tls }).toString())
+    const raw = this.#socket
+    raw.removeListener('data', this.#onData)
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: ctx })
+    secure.on('data', this.#onData)
+    secure.on('error', (err) => { this.host.log.info({ err: err.message }, 'xmpp TLS handshake failed'); secure.destroy() })
+    secure.on('close', () => { void this.#closed() })
+    this.#socket = secure
+    this.#decoder = new StringDecoder('utf8')
+    this.#state = 'auth'
+    this.#restart()
+  }
+
+  async #auth (el: Element): Promise<void> {
+    const failure = (condition: string, text?: string): Promise<void> => {
+      this.#authAttempts++
+      const sent = this.send(xml('failure', { xmlns: NS.sasl }, xml(condition), text ? xml('text', {}, text) : undefined))
+      if (this.#authAttempts >= MAX_AUTH_ATTEMPTS) this.streamError('policy-violation', 'too many failed logins')
+      return sent.catch(() => {})
+    }
+    if (el.attrs.mechanism !== 'PLAIN') return failure('invalid-mechanism')
+    const raw = Buffer.from(el.text().trim(), 'base64').toString('utf8')
+    const [authzid, authcid, token] = raw.split('\u0000')
+    if (authcid === undefined || token === undefined) return failure('malformed-request')
+    const user = authcid.includes('@') ? authcid.slice(0, authcid.indexOf('@')) : authcid
+    const found = this.host.login(user, token)
+    if (!found || (authzid !== undefined && authzid !== '' && authzid.split('/')[0] !== `${found.userId}@${this.host.domain}`)) {
+      return failure('not-authorized', 'the user is the user id, the password is a device token of that user')
+    }
+    this.#who = { ...found, token }
+    await this.send(xml('success', { xmlns: NS.sasl }))
+    this.#state = 'bind'
+    this.#restart()
+  }
+
+  async #bind (el: Element): Promise<void> {
+    const who = this.#who
+    if (!who) return
+    if (!el.is('iq') || el.attrs.type !== 'set' || !el.getChild('bind', NS.bind)) {
+      if (el.is('iq') && el.attrs.type !== 'result' && el.attrs.type !== 'error') {
+        await this.send(xml('iq', { type: 'error', id: el.attrs.id }, xml('error', { type: 'cancel' }, xml('not-allowed', { xmlns: NS.stanzas }))))
+        return
+      }
+      return this.streamError('not-authorized', 'bind a resource first')
+    }
+    // The resource is the device id, whatever the client asked for (RFC 6120 §7.6.2.2 lets the server choose).
+    this.#session = await this.host.bind(this, who)
+    this.#state = 'ready'
+    await this.send(xml('iq', { type: 'result', id: el.attrs.id }, xml('bind', { xmlns: NS.bind }, xml('jid', {}, this.jid))))
+  }
+
+  #closing: Promise<void> | undefined
+  #closed (): Promise<void> {
+    this.#state = 'closed'
+    this.#closing ??= (async () => {
+      await this.#session?.close().catch(() => {})
+    })()
+    return this.#closing
+  }
+}
