@@ -79,7 +79,7 @@ export function render (out: BenchOutput, resultsFile: string): { markdown: stri
   const pairs = r['chat-pairs']
   if (pairs) {
     const o = pairs.options
-    lines.push(`### 1. 1:1 chat throughput — ${String(o.pairs)} sender → receiver pairs, QoS 1, ${String(o.payloadBytes)}-byte envelopes, ${String(o.window)} unacknowledged per sender`)
+    lines.push(`### 1. 1:1 chat throughput — ${String(o.pairs)} sender → receiver pairs, QoS 1, ${String(o.payloadBytes)}-byte envelopes, ${String(o.window)} undelivered per sender`)
     lines.push('')
     const rows = [['target', 'max msg/s', 'vs Mosquitto', 'vs bare aedes', 'server CPU (cores)', 'generator CPU (cores)']]
     for (const n of names(pairs)) {

@@ -1,7 +1,9 @@
 // A load-generator process (forked by bench/main.ts). It owns some sender →
 // receiver pairs, both ends in this process, so a message's latency is read
 // on one clock. Closed loop: each sender keeps `window` QoS 1 publishes
-// unacknowledged (the maximum-throughput mode). Open loop: the worker sends
+// not yet received by its receiver (the maximum-throughput mode; paced by
+// delivery, not by PUBACK, because in the cluster profile a PUBACK means
+// "in the chat stream" and pacing by it would only grow a backlog). Open loop: the worker sends
 // at a fixed rate (the latency-under-load mode). It reports counts, a latency
 // histogram (HdrHistogram, µs) and its own CPU time.
 import * as hdr from 'hdr-histogram-js'
@@ -25,7 +27,7 @@ export type FromWorker =
   | { type: 'result', sent: number, received: number, measured: number, measuredMs: number, behind: number, histogram: string, cpuMs: number }
   | { type: 'error', message: string }
 
-interface Pair { sender: BenchClient, receiver: BenchClient, template: EnvelopeTemplate, inflight: number }
+interface Pair { sender: BenchClient, receiver: BenchClient, template: EnvelopeTemplate, inflight: number, undelivered: number }
 
 const send = (m: FromWorker): void => { process.send!(m) }
 let pairs: Pair[] = []
@@ -39,7 +41,7 @@ async function setup (specs: PairSpec[], payloadBytes: number): Promise<void> {
     await Promise.all([sender.connect(), receiver.connect()])
     await receiver.subscribe(s.receiver.subscribe, 1)
     if (s.sender.subscribe) await sender.subscribe(s.sender.subscribe, 1)
-    pairs.push({ sender, receiver, template: new EnvelopeTemplate(s.topic, payloadBytes), inflight: 0 })
+    pairs.push({ sender, receiver, template: new EnvelopeTemplate(s.topic, payloadBytes), inflight: 0, undelivered: 0 })
   }
 }
 
@@ -56,25 +58,26 @@ async function run (m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   let behind = 0
   const sendOne = (p: Pair): void => {
     p.inflight++
+    p.undelivered++
     sent++
     p.sender.write(p.template.make(++counter, p.sender.id(), nowUs()))
   }
   for (const p of pairs) {
     p.inflight = 0
+    p.undelivered = 0
     p.receiver.onPublish = (pk) => {
       const t0 = sentAt(pk.payload as Buffer)
       if (t0 < 0) return
       received++
+      p.undelivered--
+      if (running && m.mode === 'closed') sendOne(p)
       const now = nowUs()
       if (now >= measureFrom && now <= end) {
         measured++
         histogram.recordValue(Math.max(1, Math.round(now - t0)))
       }
     }
-    p.sender.onPuback = () => {
-      p.inflight--
-      if (running && m.mode === 'closed') sendOne(p)
-    }
+    p.sender.onPuback = () => { p.inflight-- }
   }
   let timer: NodeJS.Timeout | undefined
   if (m.mode === 'closed') {
@@ -97,8 +100,8 @@ async function run (m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   running = false
   clearInterval(timer)
   // Let what is in flight arrive (bounded), so the next run starts quiet.
-  const until = Date.now() + 10_000
-  while (Date.now() < until && pairs.some((p) => p.inflight > 0)) await new Promise((r) => setTimeout(r, 20))
+  const until = Date.now() + 60_000
+  while (Date.now() < until && pairs.some((p) => p.inflight > 0 || p.undelivered > 0)) await new Promise((r) => setTimeout(r, 20))
   await new Promise((r) => setTimeout(r, 200))
   const cpu = process.cpuUsage(cpu0)
   send({ type: 'result', sent, received, measured, measuredMs: m.durationMs - m.warmupMs, behind, histogram: hdr.encodeIntoCompressedBase64(histogram), cpuMs: (cpu.user + cpu.system) / 1000 })

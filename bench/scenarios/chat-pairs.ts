@@ -78,13 +78,16 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     const runAll = async (m: ToWorker): Promise<Array<Extract<FromWorker, { type: 'result' }>>> =>
       await Promise.all(workers.map((w) => w.ask(m, 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
     // CPU is read around the maximum-rate run only: that is where one side saturates.
+    // The run includes the wait for its last messages to arrive: CPU is divided by the whole time.
     const c0 = targetCpuSeconds(t)
     const each0 = t.processes?.map((p) => cpuSeconds(p.pid))
+    const w0 = performance.now()
     const closed = await runAll({ type: 'run', mode: 'closed', window: o.window, durationMs: o.durationMs, warmupMs: o.warmupMs })
-    const serverCores = (targetCpuSeconds(t) - c0) / (o.durationMs / 1000)
-    const cpuByProcess = t.processes?.map((p, i) => ({ name: p.name, cores: Math.round(100 * (cpuSeconds(p.pid) - each0![i]!) / (o.durationMs / 1000)) / 100 }))
+    const elapsedS = (performance.now() - w0) / 1000
+    const serverCores = (targetCpuSeconds(t) - c0) / elapsedS
+    const cpuByProcess = t.processes?.map((p, i) => ({ name: p.name, cores: Math.round(100 * (cpuSeconds(p.pid) - each0![i]!) / elapsedS) / 100 }))
     if (cpuByProcess) log(`${t.name}: CPU by process: ${cpuByProcess.map((p) => `${p.name} ${p.cores}`).join(', ')}`)
-    const generatorCores = closed.reduce((a, r) => a + r.cpuMs, 0) / o.durationMs
+    const generatorCores = closed.reduce((a, r) => a + r.cpuMs, 0) / 1000 / elapsedS
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
     log(`${t.name}: max ${Math.round(maxRate)} msg/s (server ${serverCores.toFixed(2)} cores, generator ${generatorCores.toFixed(2)})`)
     const latency: LatencyPoint[] = []

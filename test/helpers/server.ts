@@ -240,4 +240,9 @@ export function cli (home: string, args: string[], env: Record<string, string> =
   })
 }
 
-export function tempDir (prefix: string): string { return mkdtempSync(join(tmpdir(), prefix)) }
+/** A temporary directory, removed when the test process exits. */
+export function tempDir (prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
