@@ -18,6 +18,9 @@ export interface ClientOptions {
   localAddress?: string
 }
 
+/** How long a 1:1 run waits for its last messages to arrive before it reports. */
+export const DRAIN_MS = 120_000
+
 export class BenchClient {
   socket!: Socket
   private parser!: ReturnType<typeof mqttPacket.parser>

@@ -46,7 +46,8 @@ export interface Size { pairs: PairsOptions, fanout: FanoutOptions, catchup: Cat
  * second (bench/README.md), so message counts are smaller.
  */
 function clusterSize (s: Size, full: boolean): Size {
-  if (full) return { ...s, fanout: { ...s.fanout, messages: 20 }, catchup: { ...s.catchup, messages: 1000 }, storm: { ...s.storm, devices: 1000, perDevice: 2 } }
+  // 20 pairs keep at most 200 messages undelivered: at tens of msg/s more pairs only lengthen the drain.
+  if (full) return { ...s, pairs: { ...s.pairs, pairs: 20, workers: 1 }, fanout: { ...s.fanout, messages: 20 }, catchup: { ...s.catchup, messages: 1000 }, storm: { ...s.storm, devices: 1000, perDevice: 2 } }
   // Quick: registering users goes through FerretDB too, so fewer of them.
   return { ...s, connections: { ...s.connections, count: 500 }, fanout: { ...s.fanout, members: 256, messages: 5 }, catchup: { ...s.catchup, messages: 100 }, storm: { ...s.storm, devices: 100, perDevice: 2 } }
 }

@@ -7,7 +7,7 @@
 // at a fixed rate (the latency-under-load mode). It reports counts, a latency
 // histogram (HdrHistogram, µs) and its own CPU time.
 import * as hdr from 'hdr-histogram-js'
-import { BenchClient, EnvelopeTemplate, nowUs, sentAt, type ClientOptions } from './client.js'
+import { BenchClient, DRAIN_MS, EnvelopeTemplate, nowUs, sentAt, type ClientOptions } from './client.js'
 
 export interface PairSpec {
   sender: ClientOptions & { subscribe?: string }
@@ -100,7 +100,7 @@ async function run (m: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   running = false
   clearInterval(timer)
   // Let what is in flight arrive (bounded), so the next run starts quiet.
-  const until = Date.now() + 60_000
+  const until = Date.now() + DRAIN_MS
   while (Date.now() < until && pairs.some((p) => p.inflight > 0 || p.undelivered > 0)) await new Promise((r) => setTimeout(r, 20))
   await new Promise((r) => setTimeout(r, 200))
   const cpu = process.cpuUsage(cpu0)

@@ -11,6 +11,7 @@ import { ROOT } from '../../mosquitto-compat-tests/src/targets.js'
 import { directChat, pool, registerUsers } from '../fixtures.js'
 import { cpuSeconds, targetCpuSeconds, type BenchTarget } from '../targets.js'
 import type { FromWorker, PairSpec, ToWorker } from '../worker.js'
+import { DRAIN_MS } from '../client.js'
 
 export interface PairsOptions { pairs: number, workers: number, payloadBytes: number, durationMs: number, warmupMs: number, window: number }
 
@@ -76,7 +77,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
   try {
     await Promise.all(workers.map((w, k) => w.ask({ type: 'setup', pairs: all.filter((_, i) => i % o.workers === k), payloadBytes: o.payloadBytes }, 120_000)))
     const runAll = async (m: ToWorker): Promise<Array<Extract<FromWorker, { type: 'result' }>>> =>
-      await Promise.all(workers.map((w) => w.ask(m, 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
+      await Promise.all(workers.map((w) => w.ask(m, DRAIN_MS + 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
     // CPU is read around the maximum-rate run only: that is where one side saturates.
     // The run includes the wait for its last messages to arrive: CPU is divided by the whole time.
     const c0 = targetCpuSeconds(t)
