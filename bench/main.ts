@@ -47,7 +47,8 @@ export interface Size { pairs: PairsOptions, fanout: FanoutOptions, catchup: Cat
  */
 function clusterSize (s: Size, full: boolean): Size {
   // 20 pairs keep at most 200 messages undelivered: at tens of msg/s more pairs only lengthen the drain.
-  if (full) return { ...s, pairs: { ...s.pairs, pairs: 20, workers: 1 }, fanout: { ...s.fanout, messages: 20 }, catchup: { ...s.catchup, messages: 1000 }, storm: { ...s.storm, devices: 1000, perDevice: 2 } }
+  // Connections: every session is a registered user, and registration goes through FerretDB too.
+  if (full) return { ...s, pairs: { ...s.pairs, pairs: 20, workers: 1 }, connections: { ...s.connections, count: 2000 }, fanout: { ...s.fanout, messages: 20 }, catchup: { ...s.catchup, messages: 1000 }, storm: { ...s.storm, devices: 1000, perDevice: 2 } }
   // Quick: registering users goes through FerretDB too, so fewer of them.
   return { ...s, connections: { ...s.connections, count: 500 }, fanout: { ...s.fanout, members: 256, messages: 5 }, catchup: { ...s.catchup, messages: 100 }, storm: { ...s.storm, devices: 100, perDevice: 2 } }
 }
@@ -60,6 +61,22 @@ function machine (): Record<string, unknown> {
   let commit = 'unknown'
   try { commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() } catch {}
   return { cpu: c[0]?.model ?? 'unknown', cores: c.length, memoryBytes: totalmem(), node: process.version, platform: `${process.platform} ${process.arch}`, commit }
+}
+
+/** Targets running now: stopped on SIGINT/SIGTERM, so an interrupted run leaves no servers behind. */
+const running = new Set<BenchTarget>()
+async function tracked (p: Promise<BenchTarget>): Promise<BenchTarget> {
+  const t = await p
+  running.add(t)
+  const stop = t.stop
+  t.stop = async () => { running.delete(t); await stop() }
+  return t
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`[bench] ${signal}: stopping ${running.size} target(s)\n`)
+    void Promise.allSettled([...running].map((t) => t.stop())).then(() => process.exit(130))
+  })
 }
 
 async function main (): Promise<number> {
@@ -91,7 +108,7 @@ async function main (): Promise<number> {
     if (!want(scenario)) continue
     const per: Record<string, unknown> = {}
     for (const name of targets) {
-      const t = await startBenchTarget(name)
+      const t = await tracked(startBenchTarget(name))
       try {
         log(`${scenario} on ${t.version}`)
         const cluster = name === 'mqchat-cluster'
@@ -107,7 +124,7 @@ async function main (): Promise<number> {
       const cluster = name === 'mqchat-cluster'
       const dir = mkdtempSync(join(tmpdir(), 'mqchat-prof-'))
       try {
-        const t = await startBenchTarget(name, dir)
+        const t = await tracked(startBenchTarget(name, dir))
         try {
           log(`chat-pairs on ${t.version}, under the CPU profiler`)
           await chatPairs(t, cluster ? clusterSize(size, args.full === true).pairs : size.pairs, log)
