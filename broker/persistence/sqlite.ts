@@ -104,7 +104,8 @@ export class SqlitePersistence {
       setMessageId: db.prepare("UPDATE outgoing SET message_id = ?, packet = json_set(packet, '$.messageId', ?) WHERE id = ?"),
       replaceOut: db.prepare('UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ? WHERE id = ?'),
       delOut: db.prepare('DELETE FROM outgoing WHERE id = ?'),
-      outAfter: db.prepare('SELECT id, packet FROM outgoing WHERE client_id = ? AND id > ? ORDER BY id LIMIT 1'),
+      outAfter: db.prepare('SELECT id, packet FROM outgoing WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT 1'),
+      outLast: db.prepare('SELECT max(id) AS id FROM outgoing WHERE client_id = ?'),
       putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client_id, message_id, packet) VALUES (?, ?, ?)'),
       getIncoming: db.prepare('SELECT packet FROM incoming WHERE client_id = ? AND message_id = ?'),
       delIncoming: db.prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
@@ -298,16 +299,18 @@ export class SqlitePersistence {
    * snapshot): a queued message that a live delivery sent and the client
    * acknowledged while the queue was being sent is gone by the time the
    * stream reaches it, so it is neither sent twice nor updated after its
-   * deletion (which aedes treats as a client error). A long queue is never
-   * all in memory. (better-sqlite3 cannot iterate while the caller writes, so
-   * each row is its own query, by the indexed (client_id, id).)
+   * deletion (which aedes treats as a client error). Rows queued after the
+   * stream began are left to their live delivery, as with a snapshot. A long
+   * queue is never all in memory. (better-sqlite3 cannot iterate while the
+   * caller writes, so each row is its own query, by the indexed (client_id, id).)
    */
   outgoingStream (client: ClientRef): Readable {
     const next = this.#st.outAfter
+    const upTo = (this.#st.outLast.get(client.id) as { id: number | null }).id ?? 0
     function * rows (): Generator<AnyPacket> {
       let last = 0
       for (;;) {
-        const row = next.get(client.id, last) as { id: number, packet: string } | undefined
+        const row = next.get(client.id, last, upTo) as { id: number, packet: string } | undefined
         if (!row) return
         last = row.id
         yield decodePacket(row.packet)

@@ -109,3 +109,23 @@ test('a queued message acknowledged through a live delivery while the queue is b
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a message queued after the queue began to be sent is left to its live delivery, not sent twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mqchat-stream-'))
+  try {
+    const p = new SqlitePersistence({ path: join(dir, 'broker.db') })
+    await p.setup({ id: 'b1' })
+    const sub = { clientId: 'dv_1', topic: 'dev/dv_1/inbox', qos: 1 }
+    const enqueue = (i: number): Promise<void> => p.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 })
+    for (let i = 0; i < 2; i++) await enqueue(i)
+    const stream = p.outgoingStream({ id: 'dv_1' })
+    await enqueue(2)
+    const got: string[] = []
+    for await (const packet of stream as AsyncIterable<{ payload: Buffer }>) got.push(packet.payload.toString())
+    assert.deepEqual(got, ['m0', 'm1'])
+    assert.equal(p.queueLength('dv_1'), 3, 'm2 stays queued for its live delivery')
+    await p.destroy()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
