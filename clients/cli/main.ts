@@ -59,6 +59,9 @@ S3 (MQCHAT_MEDIA_BACKEND=s3). --role picks the parts this process runs: broker (
 bridge (a chat stream worker), api (HTTP), or all; run as many brokers and bridge workers as you
 like, each with its own stable --node-id.
 
+MQCHAT_XMPP_ENABLED=true adds the XMPP client listener (5222; STARTTLS with MQCHAT_XMPP_TLS_CERT
+and MQCHAT_XMPP_TLS_KEY): XMPP clients sign in as <userId>@<domain> with a device token.
+
 --mqtt-access open (development and conformance testing only) makes the broker a plain MQTT
 broker: anonymous clients, any topic, no chat over MQTT. It needs --host 127.0.0.1 (or
 MQCHAT_OPEN_ACCESS_FORCE=true) and the local profile.
