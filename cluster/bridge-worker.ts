@@ -32,8 +32,9 @@ import type { Logger } from 'pino'
 import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
 import type { RedisConnection } from './redis.js'
 
-const WORKERS = 'mqchat:bridge-workers'
-const leaseKey = (p: number): string => `mqchat:chat-stream-lease:${p}`
+/** Live workers by last heartbeat (a sorted set). */
+export const WORKERS = 'mqchat:bridge-workers'
+export const leaseKey = (p: number): string => `mqchat:chat-stream-lease:${p}`
 
 const ACQUIRE_OR_RENEW = `
 local v = redis.call('GET', KEYS[1])
@@ -110,15 +111,13 @@ export class BridgeWorker {
     for (let p = 0; p < this.opts.partitions; p++) {
       const meant = me >= 0 && p % live.length === me
       const owned = this.#owned.get(p)
-      if (!meant) {
-        // The run loop releases it between batches; until then it stays ours.
-        if (owned) {
-          owned.leaving = true
-          await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs))
-        }
+      if (!meant && !owned) continue
+      const ok = await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs)) === 1
+      if (!meant && owned) {
+        // The run loop releases it between batches; until then it stays ours (renewed above).
+        owned.leaving = true
         continue
       }
-      const ok = await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs)) === 1
       if (ok && !owned) {
         this.#owned.set(p, { recover: true, leaving: false })
         this.log.info({ partition: p }, 'chat stream partition taken')

@@ -7,6 +7,8 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
+import { GROUP, streamKey } from '../../cluster/chat-stream.js'
+import { WORKERS, leaseKey } from '../../cluster/bridge-worker.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { waitWhileProgressing, within, type DeviceCreds } from '../helpers/server.js'
 
@@ -70,11 +72,11 @@ async function streamState (): Promise<string> {
     await r.connect()
     const lines: string[] = []
     for (let p = 0; p < 8; p++) {
-      const key = `mqchat:chat-stream:${p}`
-      const [len, pending, lease] = await Promise.all([r.xlen(key), r.xpending(key, 'bridge'), r.get(`mqchat:chat-stream-lease:${p}`)])
+      const key = streamKey(p)
+      const [len, pending, lease] = await Promise.all([r.xlen(key), r.xpending(key, GROUP), r.get(leaseKey(p))])
       lines.push(`partition ${p}: length ${len}, pending ${JSON.stringify(pending)}, lease ${lease ?? '-'}`)
     }
-    lines.push(`workers: ${JSON.stringify(await r.zrange('mqchat:bridge-workers', 0, -1, 'WITHSCORES'))}`)
+    lines.push(`workers: ${JSON.stringify(await r.zrange(WORKERS, 0, -1, 'WITHSCORES'))}`)
     return lines.join('\n')
   } catch (err) {
     return `stream state unavailable: ${(err as Error).message}`
