@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto'
 import { xml, type Element } from '@xmpp/xml'
 import jid from '@xmpp/jid'
 import type { Aedes } from 'aedes'
-import { directChatId } from '../core/ids.js'
 import { NS, type StanzaHandler, type XmppStream } from './stream.js'
 import { linkDevice, type DeviceLink } from './link.js'
 
@@ -114,7 +113,4 @@ export class XmppSession implements StanzaHandler {
   async close (): Promise<void> {
     await this.#link.close()
   }
-
-  /** The direct chat id for two users (for the host's lookup). */
-  static directChatId = directChatId
 }
