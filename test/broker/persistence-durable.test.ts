@@ -78,54 +78,50 @@ test('a bounded queue drops its oldest entries, reports the overflow once per ep
   }
 })
 
-test('a queued message acknowledged through a live delivery while the queue is being sent is not handed out again', async () => {
+/** A fresh store in a temporary directory, with an enqueue of message `m<i>` for dv_1's inbox. */
+async function withQueue (fn: (p: SqlitePersistence, enqueue: (i: number) => Promise<void>) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mqchat-stream-'))
   try {
     const p = new SqlitePersistence({ path: join(dir, 'broker.db') })
     await p.setup({ id: 'b1' })
-    const client = { id: 'dv_1' }
     const sub = { clientId: 'dv_1', topic: 'dev/dv_1/inbox', qos: 1 }
-    for (let i = 0; i < 4; i++) {
-      await p.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 })
+    try {
+      await fn(p, (i) => p.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: sub.topic, payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 }))
+    } finally {
+      await p.destroy()
     }
-    const stream = p.outgoingStream(client)[Symbol.asyncIterator]()
-    const first = (await stream.next()).value as { payload: Buffer, messageId?: number }
-    first.messageId = 1
-    await p.outgoingUpdate(client, first)
-    // m3 goes out live meanwhile (as aedes does for a publish arriving during the reconnect) and is acknowledged.
-    await p.outgoingUpdate(client, { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from('m3'), qos: 1, retain: false, brokerId: 'b1', brokerCounter: 4, messageId: 9 })
-    assert.ok(await p.outgoingClearMessageId(client, { cmd: 'puback', messageId: 9 }))
-    const rest: string[] = []
-    for (let r = await stream.next(); r.done !== true; r = await stream.next()) {
-      const packet = r.value as { payload: Buffer, messageId?: number }
-      packet.messageId = 2 + rest.length
-      // What aedes does with each queued packet before writing it: this must find the row.
-      await p.outgoingUpdate(client, packet)
-      rest.push(packet.payload.toString())
-    }
-    assert.deepEqual([first.payload.toString(), ...rest], ['m0', 'm1', 'm2'])
-    await p.destroy()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
-})
+}
 
-test('a message queued after the queue began to be sent is left to its live delivery, not sent twice', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mqchat-stream-'))
-  try {
-    const p = new SqlitePersistence({ path: join(dir, 'broker.db') })
-    await p.setup({ id: 'b1' })
-    const sub = { clientId: 'dv_1', topic: 'dev/dv_1/inbox', qos: 1 }
-    const enqueue = (i: number): Promise<void> => p.outgoingEnqueueCombi([sub], { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from(`m${i}`), qos: 1, retain: false, brokerId: 'b1', brokerCounter: i + 1 })
-    for (let i = 0; i < 2; i++) await enqueue(i)
-    const stream = p.outgoingStream({ id: 'dv_1' })
-    await enqueue(2)
-    const got: string[] = []
-    for await (const packet of stream as AsyncIterable<{ payload: Buffer }>) got.push(packet.payload.toString())
-    assert.deepEqual(got, ['m0', 'm1'])
-    assert.equal(p.queueLength('dv_1'), 3, 'm2 stays queued for its live delivery')
-    await p.destroy()
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
+test('a queued message acknowledged through a live delivery while the queue is being sent is not handed out again', () => withQueue(async (p, enqueue) => {
+  const client = { id: 'dv_1' }
+  for (let i = 0; i < 4; i++) await enqueue(i)
+  const stream = p.outgoingStream(client)[Symbol.asyncIterator]()
+  const first = (await stream.next()).value as { payload: Buffer, messageId?: number }
+  first.messageId = 1
+  await p.outgoingUpdate(client, first)
+  // m3 goes out live meanwhile (as aedes does for a publish arriving during the reconnect) and is acknowledged.
+  await p.outgoingUpdate(client, { cmd: 'publish', topic: 'dev/dv_1/inbox', payload: Buffer.from('m3'), qos: 1, retain: false, brokerId: 'b1', brokerCounter: 4, messageId: 9 })
+  assert.ok(await p.outgoingClearMessageId(client, { cmd: 'puback', messageId: 9 }))
+  const rest: string[] = []
+  for (let r = await stream.next(); r.done !== true; r = await stream.next()) {
+    const packet = r.value as { payload: Buffer, messageId?: number }
+    packet.messageId = 2 + rest.length
+    // What aedes does with each queued packet before writing it: this must find the row.
+    await p.outgoingUpdate(client, packet)
+    rest.push(packet.payload.toString())
   }
-})
+  assert.deepEqual([first.payload.toString(), ...rest], ['m0', 'm1', 'm2'])
+}))
+
+test('a message queued after the queue began to be sent is left to its live delivery, not sent twice', () => withQueue(async (p, enqueue) => {
+  for (let i = 0; i < 2; i++) await enqueue(i)
+  const stream = p.outgoingStream({ id: 'dv_1' })
+  await enqueue(2)
+  const got: string[] = []
+  for await (const packet of stream as AsyncIterable<{ payload: Buffer }>) got.push(packet.payload.toString())
+  assert.deepEqual(got, ['m0', 'm1'])
+  assert.equal(p.queueLength('dv_1'), 3, 'm2 stays queued for its live delivery')
+}))
