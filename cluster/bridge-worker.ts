@@ -222,12 +222,27 @@ export class BridgeWorker {
     return true
   }
 
-  async stop (): Promise<void> {
+  /**
+   * Stops after the batch in hand, then gives up its partitions. Bounded: with
+   * Redis unreachable the batch and the release cannot finish, and the worker
+   * stops anyway; its entries stay pending and its leases lapse, so the next
+   * owner processes them (at least once, as after a crash).
+   */
+  async stop (boundMs = 3000): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
-    await this.#loop
-    for (const p of this.#owned.keys()) await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
-    this.#owned.clear()
-    await this.redis.zrem(WORKERS, this.nodeId)
+    const release = async (): Promise<void> => {
+      await this.#loop
+      for (const p of this.#owned.keys()) await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
+      this.#owned.clear()
+      await this.redis.zrem(WORKERS, this.nodeId)
+    }
+    let timer: NodeJS.Timeout | undefined
+    const gaveUp = await Promise.race([
+      release().then(() => false),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), boundMs) })
+    ])
+    clearTimeout(timer)
+    if (gaveUp) this.log.warn({ boundMs, partitions: this.partitions }, 'bridge worker stopped without releasing its partitions (Redis did not answer); their leases lapse')
   }
 }

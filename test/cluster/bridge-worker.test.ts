@@ -139,3 +139,18 @@ test('Redis killed during a read and restarted from its AOF: every entry is hand
   const firsts = handled.filter((h, i) => handled.indexOf(h) === i)
   assert.deepEqual(firsts, Array.from({ length: 200 }, (_, i) => String(i)))
 })
+
+test('a worker stops within its bound when Redis is gone (it does not wait for Redis forever)', { timeout: 30_000 }, async () => {
+  const w = await worker('w-gone', async () => {})
+  await waitFor('the worker to own a partition', () => w.partitions.length > 0, 5000)
+  await server.kill()
+  try {
+    const t0 = Date.now()
+    await w.stop(1000)
+    const took = Date.now() - t0
+    // The bound is 1 s; the margin is for a slow machine, not a tolerance for waiting on Redis (that would never end).
+    assert.ok(took < 10_000, `stop took ${took} ms`)
+  } finally {
+    await server.start()
+  }
+})
