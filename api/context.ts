@@ -28,7 +28,7 @@ export interface ApiServices {
   mayWatch (watcher: string, target: string): boolean
   limiter: PublishLimiter
   metrics: Metrics
-  info: { mqttPort: number, wsPort: number, wsPath: string }
+  info: ConnectInfo
   ready: () => boolean
 }
 
@@ -41,3 +41,5 @@ export function requireDevice (services: ApiServices, req: FastifyRequest): Devi
   return device
 }
 
+/** Where clients connect; the XMPP port is filled in once its listener is up (it may be picked at random). */
+export interface ConnectInfo { mqttPort: number, wsPort: number, wsPath: string, xmpp?: { domain: string, port: number, wsPort: number, wsPath: string } }

@@ -44,6 +44,11 @@ export interface Config {
   /** Development: allow login without TLS (loopback host only). */
   xmppAllowPlaintext: boolean
   xmppMaxStanzaBytes: number
+  /** How long a broken XMPP stream with stream management can be resumed (0 = no resumption). */
+  xmppResumeSeconds: number
+  xmppWsPort: number
+  /** Sustained stanzas per second one XMPP stream may send (burst: 5 ×). */
+  xmppStanzaRate: number
   /** Addresses (IPs or CIDRs) of the load balancers whose X-Forwarded-For the API believes; empty: none. */
   trustProxy: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -186,11 +191,14 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'openAccessForce', env: 'MQCHAT_OPEN_ACCESS_FORCE', def: 'false', parse: bool, help: 'let open MQTT access listen on a non-loopback MQCHAT_HOST (never do this on a network you do not control)' },
   { key: 'xmppEnabled', env: 'MQCHAT_XMPP_ENABLED', def: 'false', parse: bool, help: 'XMPP client listener: standard XMPP clients log in as devices (docs/protocol.md §6); broker role in the cluster profile' },
   { key: 'xmppPort', env: 'MQCHAT_XMPP_PORT', def: '5222', parse: port, help: 'XMPP client-to-server port (0 = pick a free port)' },
+  { key: 'xmppWsPort', env: 'MQCHAT_XMPP_WS_PORT', def: '5280', parse: port, help: 'XMPP over WebSocket (RFC 7395) port, path /xmpp-websocket: wss with the XMPP certificate (plain ws only with MQCHAT_XMPP_ALLOW_PLAINTEXT); 0 = pick a free port' },
   { key: 'xmppDomain', env: 'MQCHAT_XMPP_DOMAIN', def: 'localhost', parse: xmppDomain, help: 'the XMPP domain: JIDs are <userId>@<domain>/<deviceId>' },
   { key: 'xmppTlsCert', env: 'MQCHAT_XMPP_TLS_CERT', def: '', parse: optionalFile, help: 'PEM certificate (chain) for XMPP STARTTLS' },
   { key: 'xmppTlsKey', env: 'MQCHAT_XMPP_TLS_KEY', def: '', parse: optionalFile, help: 'PEM private key for XMPP STARTTLS' },
   { key: 'xmppAllowPlaintext', env: 'MQCHAT_XMPP_ALLOW_PLAINTEXT', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: XMPP login without TLS; refused unless MQCHAT_HOST is loopback' },
   { key: 'xmppMaxStanzaBytes', env: 'MQCHAT_XMPP_MAX_STANZA_BYTES', def: '262144', parse: int(4096, 16_777_216), help: 'largest XMPP stanza accepted; a larger one ends the stream with policy-violation' },
+  { key: 'xmppResumeSeconds', env: 'MQCHAT_XMPP_RESUME_SECONDS', def: '300', parse: int(0, 86_400), help: 'how long a broken XMPP stream with stream management (XEP-0198) may be resumed; its unacknowledged stanzas are kept meanwhile (0 = no resumption)' },
+  { key: 'xmppStanzaRate', env: 'MQCHAT_XMPP_STANZA_RATE', def: '100', parse: int(1, 100000), help: 'sustained stanzas per second one XMPP connection may send, with bursts of 5 × that; a flood beyond it ends the stream with policy-violation (messages also count against MQCHAT_PUBLISH_RATE)' },
   { key: 'trustProxy', env: 'MQCHAT_TRUST_PROXY', def: '', parse: ipList, help: 'load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client address for per-address limits; empty: trust none' },
   { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
   { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },

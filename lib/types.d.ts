@@ -60,6 +60,11 @@ declare module '@xmpp/client' {
     start (): Promise<{ toString (): string }>
     stop (): Promise<void>
     send (el: Element): Promise<void>
+    iqCaller: { get (el: Element, to?: string): Promise<Element>, request (iq: Element, timeoutMs?: number): Promise<Element> }
+    /** The stream management module (XEP-0198): its id is set once enabled; emits 'resumed'. */
+    streamManagement: EventEmitter & { enabled: boolean, id: string }
+    /** After STARTTLS, @xmpp/tls's wrapper around the TLS socket. */
+    socket: { socket: { destroy (): void } } | null
   }
   export function client (options: { service: string, domain: string, username?: string, password?: string, resource?: string }): Client
 }

@@ -2,7 +2,11 @@
 // (through sudo when not root) when their commands are missing.
 import { spawnSync } from 'node:child_process'
 
-export function have (cmd) { return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0 }
+/** Whether a command is on PATH; `py:<module>` checks Debian's Python 3 (/usr/bin/python3, not a python3 earlier on PATH) for a module instead. */
+export function have (cmd) {
+  if (cmd.startsWith('py:')) return spawnSync('/usr/bin/python3', ['-c', `import ${cmd.slice(3)}`], { stdio: 'ignore' }).status === 0
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
+}
 
 export function ensureDebianPackages (say, pkgs) {
   const missing = pkgs.filter(([cmd]) => !have(cmd))

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: builds, makes sure the real components the tests talk to are
-// installed (Debian's mosquitto, mosquitto-clients and redis-server; FerretDB
+// installed (Debian's mosquitto, mosquitto-clients, redis-server and
+// python3-slixmpp, an XMPP client for the gateway tests; FerretDB
 // and MinIO built with Go), then runs every *.test.js under dist/test with
 // Node's test runner. Pass file name fragments to run a subset:
 //   npm test -- registration persistence
@@ -14,7 +15,7 @@ function say (msg) { process.stdout.write(`[npm test] ${msg}\n`) }
 say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
-ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server']])
+ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['py:slixmpp', 'python3-slixmpp']])
 
 // MinIO (the S3 server of the media tests) and FerretDB (the MongoDB-wire
 // server of the cluster tests), built with Go once into a cache outside the clone.

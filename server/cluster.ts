@@ -31,7 +31,7 @@ import { DirectoryBus, type DirectoryChange } from '../cluster/directory-bus.js'
 import { redisConnection, type RedisConnection } from '../cluster/redis.js'
 import { RedisBuckets, redisCounters } from '../cluster/rate.js'
 import { ClusterPresence } from '../cluster/presence.js'
-import { buildDomain, closeOnce, httpPort, startApi, writePorts, type RunningServer } from './domain.js'
+import { buildDomain, closeOnce, connectInfo, httpPort, startApi, writePorts, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
 
@@ -142,18 +142,17 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   }
 
   let ready = false
-  // /v1/info tells clients where MQTT is: this node's listeners, or, on a node
-  // without them, the configured ports (those the load balancer serves).
-  const mqttInfo = runs('broker') ? { mqttPort: broker.mqttPort, wsPort: broker.wsPort } : { mqttPort: cfg.mqttPort, wsPort: cfg.wsPort }
-  const api = runs('api') ? await startApi(cfg, d, stores, metrics, mqttInfo, () => ready, log) : undefined
+  const info = runs('broker') ? connectInfo(cfg, broker.mqttPort, broker.wsPort) : connectInfo(cfg, cfg.mqttPort, cfg.wsPort)
+  const api = runs('api') ? await startApi(cfg, d, stores, metrics, info, () => ready, log) : undefined
   const retention = runs('api')
     ? await startRetention(stores.history, d.media, {
       historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
     }, log.child({ part: 'retention' }))
     : undefined
 
-  const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, log: log.child({ part: 'xmpp' }) }) : undefined
-  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0 }
+  const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
+  if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
+  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
   writePorts(cfg, ports)
   ready = true
   log.info({ ports, role, nodeId: cfg.nodeId }, `mqchat ${role} node ${cfg.nodeId} ready (cluster profile): MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}, HTTP ${ports.http}`)

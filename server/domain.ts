@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from '../api/app.js'
+import type { ConnectInfo } from '../api/context.js'
+import { WS_PATH as XMPP_WS_PATH } from '../xmpp/index.js'
 import { Bridge, type InboxPublisher } from '../bridge/index.js'
 import { Receipts } from '../bridge/receipts.js'
 import { Typing } from '../bridge/typing.js'
@@ -30,8 +32,8 @@ import type { Metrics } from '../lib/metrics.js'
 import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
 import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
 
-/** xmpp: 0 when the XMPP listener is off. */
-export interface Ports { mqtt: number, ws: number, http: number, xmpp: number }
+/** xmpp, xmppWs: 0 when the XMPP listeners are off. */
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number }
 export interface RunningServer { ports: Ports, close (): Promise<void> }
 
 export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore }
@@ -127,7 +129,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
 }
 
 /** Starts the HTTP API on the configured port. */
-export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: { mqttPort: number, wsPort: number }, ready: () => boolean, log: Logger): Promise<FastifyInstance> {
+export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: ConnectInfo, ready: () => boolean, log: Logger): Promise<FastifyInstance> {
   const api = await buildApi({
     directory: stores.directory,
     history: stores.history,
@@ -142,11 +144,16 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     blocks: d.blocks,
     limiter: d.limiter,
     metrics,
-    info: { ...info, wsPath: cfg.wsPath },
+    info,
     ready
   }, log, { media: { media: d.media }, trustProxy: cfg.trustProxy })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
   return api
+}
+
+/** What /v1/info tells clients: this node's listeners, or on a node without them the configured (load-balanced) ports. */
+export function connectInfo (cfg: Config, mqttPort: number, wsPort: number): ConnectInfo {
+  return { mqttPort, wsPort, wsPath: cfg.wsPath, ...(cfg.xmppEnabled ? { xmpp: { domain: cfg.xmppDomain, port: cfg.xmppPort, wsPort: cfg.xmppWsPort, wsPath: XMPP_WS_PATH } } : {}) }
 }
 
 export const httpPort = (api: FastifyInstance | undefined): number => api ? (api.server.address() as AddressInfo).port : 0

@@ -14,7 +14,7 @@ import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
 import type { Device } from '../store/types.js'
-import { buildDomain, closeOnce, httpPort, startApi, writePorts, type Ports, type RunningServer } from './domain.js'
+import { buildDomain, closeOnce, connectInfo, httpPort, startApi, writePorts, type Ports, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 
 export type { Ports, RunningServer } from './domain.js'
@@ -50,19 +50,21 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   broker = await startBroker(cfg, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   let ready = false
-  const api = await startApi(cfg, d, stores, metrics, { mqttPort: broker.mqttPort, wsPort: broker.wsPort }, () => ready, log)
+  const info = connectInfo(cfg, broker.mqttPort, broker.wsPort)
+  const api = await startApi(cfg, d, stores, metrics, info, () => ready, log)
 
   const retention = await startRetention(stores.history, d.media, {
     historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
   }, log.child({ part: 'retention' }))
-  const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, log: log.child({ part: 'xmpp' }) }) : undefined
+  const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
+  if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
 
-  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0 }
+  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
   writePorts(cfg, ports)
   ready = true
-  log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${xmpp ? `, XMPP ${ports.xmpp}` : ''}`)
+  log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${xmpp ? `, XMPP ${ports.xmpp}, XMPP ws ${ports.xmppWs}` : ''}`)
 
   return {
     ports,

@@ -6,25 +6,43 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
-import { createSecureContext } from 'node:tls'
+import { createSecureContext, type SecureContext } from 'node:tls'
+import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { WebSocketServer } from 'ws'
 import type { Logger } from 'pino'
 import type { Aedes } from 'aedes'
 import type { Config } from '../lib/config.js'
 import type { DeviceService } from '../core/devices.js'
 import type { ChatService } from '../core/chats.js'
 import { DomainError } from '../core/errors.js'
+import type { HistoryStore } from '../store/types.js'
 import { directChatId } from '../core/ids.js'
-import { XmppStream } from './stream.js'
+import { XmppStream, type StreamHost } from './stream.js'
+import { WebSocketTransport } from './websocket.js'
 import { XmppSession } from './session.js'
 
-export interface XmppServer { port: number, close (): Promise<void> }
+export interface XmppServer { port: number, wsPort: number, close (): Promise<void> }
 
-export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: DeviceService, chats: ChatService, log: Logger }): Promise<XmppServer> {
-  const { aedes, devices, chats, log } = deps
+/** Where XMPP over WebSocket is served on its port. */
+export const WS_PATH = '/xmpp-websocket'
+
+export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: DeviceService, chats: ChatService, history: HistoryStore, log: Logger }): Promise<XmppServer> {
+  const { aedes, devices, chats, history, log } = deps
   const tls = cfg.xmppTlsCert !== '' ? createSecureContext({ cert: readFileSync(cfg.xmppTlsCert), key: readFileSync(cfg.xmppTlsKey) }) : undefined
+  const resumable = new Map<string, XmppSession>()
+  const sessions = new Set<XmppSession>()
   const sessionHost = {
     aedes,
     domain: cfg.xmppDomain,
+    chats,
+    history,
+    resumeSeconds: cfg.xmppResumeSeconds,
+    resumable,
+    existingDirectChat (userId: string, other: string): string | undefined {
+      const id = directChatId(userId, other)
+      return chats.isMember(id, userId) ? id : undefined
+    },
     async directChat (userId: string, other: string): Promise<string | undefined> {
       const id = directChatId(userId, other)
       if (chats.isMember(id, userId)) return id
@@ -36,33 +54,73 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
       }
     }
   }
+  const streamHost = (secure: SecureContext | undefined): StreamHost => ({
+    domain: cfg.xmppDomain,
+    tls: secure,
+    maxStanzaBytes: cfg.xmppMaxStanzaBytes,
+    stanzaRate: cfg.xmppStanzaRate,
+    log,
+    login (user, token) {
+      const d = devices.authenticate(token)
+      return d && d.userId === user ? { userId: d.userId, deviceId: d.id } : undefined
+    },
+    async bind (stream, who) {
+      const s = await XmppSession.open(stream, sessionHost, who)
+      sessions.add(s)
+      s.ended.then(() => sessions.delete(s), () => {})
+      return s
+    },
+    async resume (stream, who, previd, h) {
+      const s = resumable.get(previd)
+      if (!s || s.who.deviceId !== who.deviceId) return undefined
+      return await s.resume(stream, h) ? s : undefined
+    }
+  })
+  const tcpHost = streamHost(tls)
   const sockets = new Set<Socket>()
   const server: Server = createServer((socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     // eslint-disable-next-line no-new
-    new XmppStream(socket, {
-      domain: cfg.xmppDomain,
-      tls,
-      maxStanzaBytes: cfg.xmppMaxStanzaBytes,
-      log,
-      login (user, token) {
-        const d = devices.authenticate(token)
-        return d && d.userId === user ? { userId: d.userId, deviceId: d.id } : undefined
-      },
-      bind: (stream, who) => XmppSession.open(stream, sessionHost, who)
-    })
+    new XmppStream(socket, tcpHost)
   })
   server.listen(cfg.xmppPort, cfg.host)
   await once(server, 'listening')
   const port = (server.address() as { port: number }).port
-  log.info({ port, domain: cfg.xmppDomain, tls: tls !== undefined }, 'xmpp listener ready')
+  // XMPP over WebSocket (RFC 7395) on its own port: HTTPS with the same
+  // certificate, or plain HTTP in the loopback-only plaintext mode. TLS is
+  // the connection's, so these streams start at login (no STARTTLS).
+  const wsHttp = cfg.xmppTlsCert !== ''
+    ? createHttpsServer({ cert: readFileSync(cfg.xmppTlsCert), key: readFileSync(cfg.xmppTlsKey) })
+    : createHttpServer()
+  wsHttp.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end(`XMPP over WebSocket: connect to ${WS_PATH} with the "xmpp" subprotocol\n`) })
+  const wss = new WebSocketServer({
+    server: wsHttp,
+    path: WS_PATH,
+    maxPayload: cfg.xmppMaxStanzaBytes,
+    handleProtocols: (protocols) => protocols.has('xmpp') ? 'xmpp' : false
+  })
+  const wsHost = streamHost(undefined)
+  wss.on('connection', (ws) => {
+    const transport = new WebSocketTransport(ws)
+    const stream = new XmppStream(transport, wsHost)
+    transport.onBinary = () => stream.streamError('not-well-formed', 'XMPP over WebSocket frames are text (RFC 7395 §3.2)')
+  })
+  wsHttp.listen(cfg.xmppWsPort, cfg.host)
+  await once(wsHttp, 'listening')
+  const wsPort = (wsHttp.address() as { port: number }).port
+  log.info({ port, wsPort, wsPath: WS_PATH, domain: cfg.xmppDomain, tls: tls !== undefined }, 'xmpp listeners ready')
   return {
     port,
+    wsPort,
     async close () {
       server.close()
+      wsHttp.close()
+      for (const ws of wss.clients) ws.terminate()
+      wss.close()
       for (const s of sockets) s.end('</stream:stream>')
       for (const s of sockets) s.destroy()
+      await Promise.all([...sessions].map((s) => s.shutdown()))
     }
   }
 }

@@ -3,8 +3,14 @@
 // device's own token. So an XMPP device goes through the same
 // authentication, chat ACL, rate limits, bridge and offline queue as an MQTT
 // one, and its inbox is the same topic; only the encoding differs.
+//
+// The link speaks MQTT 3.1.1 with mqtt-packet directly rather than through
+// mqtt.js: mqtt.js acknowledges one inbound message at a time (the next
+// is read only after the previous PUBACK), while the gateway must hold a
+// message's PUBACK until the XMPP client confirms it (stream management)
+// and keep many such messages in flight at once.
 import { Duplex } from 'node:stream'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqttPacket, { type Packet, type IPublishPacket } from 'mqtt-packet'
 import type { Aedes } from 'aedes'
 
 /** Two ends of an in-memory byte stream: what one end writes, the other reads. */
@@ -22,46 +28,126 @@ function streamPair (): [Duplex, Duplex] {
   return [a, b]
 }
 
+/** A message from the broker. `ack` sends its PUBACK (QoS 1); call it once the message is safe with the client. */
+export interface Delivery { topic: string, payload: Buffer, ack (): void }
+
 export interface DeviceLink {
-  client: MqttClient
-  /** Publishes at QoS 1; resolves on PUBACK. */
-  publish (topic: string, payload: string): Promise<void>
+  /** Publishes; QoS 1 resolves on PUBACK, QoS 0 once written. */
+  publish (topic: string, payload: string, qos?: 0 | 1): Promise<void>
+  /** Subscribes at QoS 0; resolves with the granted codes (0x80 = refused). */
+  subscribe (topics: string[]): Promise<number[]>
+  unsubscribe (topics: string[]): Promise<void>
+  /** DISCONNECT. Messages not acknowledged stay queued in the device's session for its next connection. */
   close (): Promise<void>
 }
 
+const CONNACK_ERRORS: Record<number, string> = { 1: 'unacceptable protocol version', 2: 'identifier rejected', 3: 'server unavailable', 4: 'bad user name or password', 5: 'not authorized' }
+
 /**
- * Connects a device to the broker (clean session false, its inbox
- * subscribed at QoS 1). `onEvent` gets each inbox event's JSON text; its
- * promise resolving acknowledges the event (PUBACK), so an event is
- * acknowledged only once it is on its way to the XMPP client.
+ * Connects a device to the broker (clean session false, its inbox subscribed
+ * at QoS 1 and its live topic at QoS 0). Every message goes to `onMessage`;
+ * `onClose` is told when the broker ends the link (a takeover, a revoked
+ * device) but not after close().
  */
-export async function linkDevice (aedes: Aedes, deviceId: string, token: string, onEvent: (topic: string, payload: string) => Promise<void>, onClose: () => void): Promise<DeviceLink> {
-  const client = new mqtt.MqttClient(() => {
-    const [ours, theirs] = streamPair()
-    aedes.handle(theirs as never)
-    return ours
-  }, {
-    clientId: deviceId,
-    username: deviceId,
-    password: token,
-    clean: false,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    keepalive: 0
-  })
-  client.handleMessage = (packet, done) => {
-    onEvent(packet.topic, packet.payload.toString()).then(() => done(), (err: Error) => done(err))
+export async function linkDevice (aedes: Aedes, deviceId: string, token: string, onMessage: (d: Delivery) => void, onClose: () => void): Promise<DeviceLink> {
+  const [ours, theirs] = streamPair()
+  aedes.handle(theirs as never)
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const waiting = new Map<string, { resolve: (p: Packet) => void, reject: (e: Error) => void }>()
+  let nextId = 0
+  let closing = false
+  let ended = false
+  const newId = (): number => {
+    do { nextId = nextId % 65535 + 1 } while (waiting.has(`ack:${nextId}`))
+    return nextId
   }
-  await new Promise<void>((resolve, reject) => {
-    client.once('connect', () => resolve())
-    client.once('error', reject)
-    client.once('close', () => reject(new Error('the broker closed the device link')))
+  const write = (p: Packet): void => { if (!ended) ours.write(mqttPacket.generate(p)) }
+  const expect = (key: string): Promise<Packet> => new Promise((resolve, reject) => {
+    if (ended) { reject(new Error('the device link is closed')); return }
+    waiting.set(key, { resolve, reject })
   })
-  client.on('close', onClose)
-  await client.subscribeAsync([`dev/${deviceId}/inbox`, `dev/${deviceId}/live`], { qos: 1 })
+  const settle = (key: string, p: Packet): void => {
+    const w = waiting.get(key)
+    if (!w) return
+    waiting.delete(key)
+    w.resolve(p)
+  }
+  parser.on('packet', (p: Packet) => {
+    switch (p.cmd) {
+      case 'connack': settle('connack', p); break
+      case 'suback': case 'unsuback': case 'puback': settle(`ack:${p.messageId ?? 0}`, p); break
+      case 'publish': {
+        const pub = p as IPublishPacket
+        const id = pub.messageId
+        let acked = false
+        onMessage({
+          topic: pub.topic,
+          payload: Buffer.isBuffer(pub.payload) ? pub.payload : Buffer.from(pub.payload),
+          ack: () => {
+            if (acked || pub.qos === 0 || id === undefined) return
+            acked = true
+            write({ cmd: 'puback', messageId: id })
+          }
+        })
+        break
+      }
+      default: break
+    }
+  })
+  parser.on('error', () => { ours.destroy() })
+  ours.on('data', (b: Buffer) => parser.parse(b))
+  const finish = (): void => {
+    if (ended) return
+    ended = true
+    for (const w of waiting.values()) w.reject(new Error('the device link is closed'))
+    waiting.clear()
+    if (!closing) onClose()
+  }
+  ours.on('end', finish)
+  ours.on('close', finish)
+  ours.on('error', () => {})
+
+  const connack = expect('connack')
+  write({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: deviceId, username: deviceId, password: Buffer.from(token), clean: false, keepalive: 0 })
+  const ca = await connack as { returnCode?: number }
+  if (ca.returnCode !== 0) {
+    closing = true
+    ours.destroy()
+    throw new Error(`the broker refused the device link: ${CONNACK_ERRORS[ca.returnCode ?? 0] ?? `code ${String(ca.returnCode)}`}`)
+  }
+  const subscribe = async (subs: Array<{ topic: string, qos: 0 | 1 }>): Promise<number[]> => {
+    const messageId = newId()
+    const reply = expect(`ack:${messageId}`)
+    write({ cmd: 'subscribe', messageId, subscriptions: subs })
+    return ((await reply) as { granted: number[] }).granted
+  }
+  await subscribe([{ topic: `dev/${deviceId}/inbox`, qos: 1 }, { topic: `dev/${deviceId}/live`, qos: 0 }])
   return {
-    client,
-    publish: async (topic, payload) => { await client.publishAsync(topic, payload, { qos: 1 }) },
-    close: async () => { await client.endAsync() }
+    async publish (topic, payload, qos = 1) {
+      if (qos === 0) { write({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }); return }
+      const messageId = newId()
+      const reply = expect(`ack:${messageId}`)
+      write({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false })
+      await reply
+    },
+    subscribe: (topics) => subscribe(topics.map((topic) => ({ topic, qos: 0 }))),
+    async unsubscribe (topics) {
+      const messageId = newId()
+      const reply = expect(`ack:${messageId}`)
+      write({ cmd: 'unsubscribe', messageId, unsubscriptions: topics })
+      await reply
+    },
+    async close () {
+      if (ended) return
+      closing = true
+      write({ cmd: 'disconnect' })
+      ours.end()
+      await new Promise<void>((resolve) => {
+        if (ended) { resolve(); return }
+        const t = setTimeout(() => { ours.destroy(); resolve() }, 2000)
+        ours.once('close', () => { clearTimeout(t); resolve() })
+      })
+      finish()
+    }
   }
 }

@@ -3,12 +3,13 @@
 // device id), then stanzas. Every refusal is the stream or stanza error the
 // RFC names; a stream error ends this connection only.
 import { randomBytes } from 'node:crypto'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { TLSSocket, type SecureContext } from 'node:tls'
 import { StringDecoder } from 'node:string_decoder'
 import type { Logger } from 'pino'
 import { Parser, xml, type Element } from '@xmpp/xml'
 import { RestrictedXml } from './restricted.js'
+import { TokenBuckets } from '../lib/rate.js'
 
 export const NS = {
   client: 'jabber:client',
@@ -19,7 +20,8 @@ export const NS = {
   sasl: 'urn:ietf:params:xml:ns:xmpp-sasl',
   bind: 'urn:ietf:params:xml:ns:xmpp-bind',
   session: 'urn:ietf:params:xml:ns:xmpp-session',
-  ping: 'urn:xmpp:ping'
+  ping: 'urn:xmpp:ping',
+  sm: 'urn:xmpp:sm:3'
 } as const
 
 /** What the stream needs from the rest of the server. */
@@ -28,16 +30,36 @@ export interface StreamHost {
   /** undefined: no TLS (plaintext development mode). */
   tls: SecureContext | undefined
   maxStanzaBytes: number
+  /** Sustained stanzas per second from the client (bursts of 5 ×). */
+  stanzaRate: number
   /** The device a SASL PLAIN login names, or undefined (not-authorized). */
   login (user: string, token: string): { userId: string, deviceId: string } | undefined
   /** After binding: the device's session; stanzas go to it. */
   bind (stream: XmppStream, who: { userId: string, deviceId: string, token: string }): Promise<StanzaHandler>
+  /** A stream management resumption (XEP-0198): the detached session, now on this stream; undefined when there is none to resume. */
+  resume (stream: XmppStream, who: { userId: string, deviceId: string }, previd: string, h: number): Promise<StanzaHandler | undefined>
   log: Logger
+}
+
+/** What a stream runs over: a TCP socket (STARTTLS upgrades it), or a WebSocket's framing adapter. */
+export interface Transport {
+  on (event: 'data', fn: (b: Buffer) => void): unknown
+  on (event: 'error', fn: (err: Error) => void): unknown
+  on (event: 'close', fn: () => void): unknown
+  removeListener (event: 'data', fn: (b: Buffer) => void): unknown
+  write (text: string, cb?: (err?: Error | null) => void): boolean
+  end (text: string): unknown
+  destroy (): unknown
 }
 
 export interface StanzaHandler {
   stanza (el: Element): Promise<void>
-  close (): Promise<void>
+  sm: { enabled: boolean, inbound: number }
+  /** The client's <a h/>: false when h counts more than was sent. */
+  acked (h: number): boolean
+  enableSm (resume: boolean): { id?: string, max?: number }
+  /** The stream ended. */
+  close (stream: XmppStream): Promise<void>
 }
 
 type State = 'tls' | 'auth' | 'bind' | 'ready' | 'closed'
@@ -45,7 +67,7 @@ type State = 'tls' | 'auth' | 'bind' | 'ready' | 'closed'
 const MAX_AUTH_ATTEMPTS = 3
 
 export class XmppStream {
-  #socket: Socket
+  #socket: Transport
   #decoder = new StringDecoder('utf8')
   #guard = new RestrictedXml()
   #parser!: Parser
@@ -56,11 +78,13 @@ export class XmppStream {
   #session: StanzaHandler | undefined
   /** Stanzas are handled one at a time, in arrival order. */
   #queue: Promise<void> = Promise.resolve()
+  #flood: TokenBuckets
   readonly #onData = (b: Buffer): void => { this.#input(this.#decoder.write(b)) }
 
-  constructor (socket: Socket, private readonly host: StreamHost) {
+  constructor (socket: Transport, private readonly host: StreamHost) {
     this.#socket = socket
     this.#state = host.tls ? 'tls' : 'auth'
+    this.#flood = new TokenBuckets(host.stanzaRate, host.stanzaRate * 5)
     socket.on('data', this.#onData)
     socket.on('error', () => {})
     socket.on('close', () => { void this.#closed() })
@@ -91,6 +115,7 @@ export class XmppStream {
     p.on('start', (el: Element) => { this.#open(el) })
     p.on('element', (el: Element) => {
       this.#pendingBytes = 0
+      if (!this.#flood.take('')) { this.streamError('policy-violation', `more than ${this.host.stanzaRate} stanzas per second`); return }
       this.#queue = this.#queue.then(() => this.#stanza(el)).catch((err: Error) => {
         this.host.log.warn({ err, jid: this.jid }, 'xmpp stanza failed')
         this.streamError('internal-server-error')
@@ -128,7 +153,7 @@ export class XmppStream {
     const features = xml('stream:features')
     if (this.#state === 'tls') features.append(xml('starttls', { xmlns: NS.tls }, xml('required')))
     else if (this.#state === 'auth') features.append(xml('mechanisms', { xmlns: NS.sasl }, xml('mechanism', {}, 'PLAIN')))
-    else if (this.#state === 'bind') features.append(xml('bind', { xmlns: NS.bind }), xml('session', { xmlns: NS.session }, xml('optional')))
+    else if (this.#state === 'bind') features.append(xml('bind', { xmlns: NS.bind }), xml('session', { xmlns: NS.session }, xml('optional')), xml('sm', { xmlns: NS.sm }))
     this.#socket.write(features.toString())
   }
 
@@ -151,15 +176,32 @@ export class XmppStream {
       case 'bind':
         return this.#bind(el)
       case 'ready':
-        if (el.is('iq') && el.getChild('session', NS.session) && el.attrs.type === 'set') { await this.send(xml('iq', { type: 'result', id: el.attrs.id })); return }
-        if (el.is('iq') && el.getChild('ping', NS.ping)) { await this.send(xml('iq', { type: 'result', id: el.attrs.id, from: this.host.domain })); return }
+        if (el.attrs.xmlns === NS.sm) return this.#streamManagement(el)
         await this.#session?.stanza(el)
+    }
+  }
+
+  /** XEP-0198 elements after binding: enable, ack requests and acks. */
+  async #streamManagement (el: Element): Promise<void> {
+    const session = this.#session
+    if (!session) return
+    if (el.name === 'enable') {
+      if (session.sm.enabled) { await this.send(xml('failed', { xmlns: NS.sm }, xml('unexpected-request', { xmlns: NS.stanzas }))); return }
+      const r = session.enableSm(el.attrs.resume === 'true' || el.attrs.resume === '1')
+      await this.send(xml('enabled', { xmlns: NS.sm, ...(r.id !== undefined ? { id: r.id, resume: 'true', max: String(r.max) } : {}) }))
+      return
+    }
+    if (!session.sm.enabled) return
+    if (el.name === 'r') { await this.send(xml('a', { xmlns: NS.sm, h: String(session.sm.inbound) })); return }
+    if (el.name === 'a') {
+      const h = Number(el.attrs.h)
+      if (!Number.isSafeInteger(h) || h < 0 || !session.acked(h)) this.streamError('undefined-condition', `the acknowledged count ${el.attrs.h ?? ''} is more than was sent (handled-count-too-high)`)
     }
   }
 
   #startTls (): void {
     const ctx = this.host.tls
-    if (!ctx) return
+    if (!ctx || !(this.#socket instanceof Socket)) return
     this.#socket.write(xml('proceed', { xmlns: NS.tls }).toString())
     const raw = this.#socket
     raw.removeListener('data', this.#onData)
@@ -198,6 +240,22 @@ export class XmppStream {
   async #bind (el: Element): Promise<void> {
     const who = this.#who
     if (!who) return
+    if (el.is('enable', NS.sm)) {
+      // XEP-0198 §3: only after binding.
+      await this.send(xml('failed', { xmlns: NS.sm }, xml('unexpected-request', { xmlns: NS.stanzas })))
+      return
+    }
+    if (el.is('resume', NS.sm)) {
+      const h = Number(el.attrs.h)
+      const resumed = Number.isSafeInteger(h) && h >= 0 ? await this.host.resume(this, who, el.attrs.previd ?? '', h) : undefined
+      if (!resumed) {
+        await this.send(xml('failed', { xmlns: NS.sm }, xml('item-not-found', { xmlns: NS.stanzas })))
+        return
+      }
+      this.#session = resumed
+      this.#state = 'ready'
+      return
+    }
     if (!el.is('iq') || el.attrs.type !== 'set' || !el.getChild('bind', NS.bind)) {
       if (el.is('iq') && el.attrs.type !== 'result' && el.attrs.type !== 'error') {
         await this.send(xml('iq', { type: 'error', id: el.attrs.id }, xml('error', { type: 'cancel' }, xml('not-allowed', { xmlns: NS.stanzas }))))
@@ -215,7 +273,7 @@ export class XmppStream {
   #closed (): Promise<void> {
     this.#state = 'closed'
     this.#closing ??= (async () => {
-      await this.#session?.close().catch(() => {})
+      await this.#session?.close(this).catch(() => {})
     })()
     return this.#closing
   }

@@ -10,8 +10,8 @@ export const healthRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
     reply.type(s.metrics.registry.contentType).send(await s.metrics.registry.metrics()))
   app.get('/v1/info', {
     schema: {
-      summary: 'Where to connect with MQTT',
-      response: { 200: { type: 'object', properties: { mqtt_port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' }, version: { type: 'string' } } } }
+      summary: 'Where to connect with MQTT (and XMPP, when enabled)',
+      response: { 200: { type: 'object', properties: { mqtt_port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' }, xmpp: { type: 'object', properties: { domain: { type: 'string' }, port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' } } }, version: { type: 'string' } } } }
     }
-  }, async () => ({ mqtt_port: s.info.mqttPort, ws_port: s.info.wsPort, ws_path: s.info.wsPath, version: '0.1.0' }))
+  }, async () => ({ mqtt_port: s.info.mqttPort, ws_port: s.info.wsPort, ws_path: s.info.wsPath, ...(s.info.xmpp ? { xmpp: { domain: s.info.xmpp.domain, port: s.info.xmpp.port, ws_port: s.info.xmpp.wsPort, ws_path: s.info.xmpp.wsPath } } : {}), version: '0.1.0' }))
 }

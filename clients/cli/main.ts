@@ -30,7 +30,7 @@ Server:
 Account:
   register <phone>               ask for a one-time code (phone in +E.164 form)
   verify <phone> <code>          verify the code; saves this device's credentials in the profile
-  whoami                         show the profile's user and device
+  whoami                         show the profile's user and device (and its XMPP address)
   devices list|link|revoke       manage the user's devices
 Chats:
   chat create|list|show|add|remove|leave|rename|promote|demote
@@ -83,7 +83,7 @@ ${COMMON}`,
 
 Verifies the code and saves the new device's id and token in the profile (mode 0600).
 ${COMMON}`,
-  whoami: `Usage: mqchat whoami\n\nShows the user id, phone and device id of the profile.\n${COMMON}`,
+  whoami: `Usage: mqchat whoami\n\nShows the user id, phone and device id of the profile, and the device's XMPP\naddress when the server runs the XMPP gateway (sign in with it and the\ndevice token).\n${COMMON}`,
   devices: `Usage:
   mqchat devices list
   mqchat devices link [--name NAME] [--save-as PROFILE]   link a new device; prints its token, or saves it as a profile
@@ -271,7 +271,11 @@ async function main (argv: string[]): Promise<number> {
       const { values } = parse(rest, {})
       const p = requireDeviceProfile(profileName(values.profile))
       const me = await call<{ user_id: string, phone: string, device_id: string }>(p.server, 'GET', '/v1/me', { token: p.token })
-      out(values.json, { ...me, server: p.server }, `user ${me.user_id} (${me.phone}), device ${me.device_id}, server ${p.server}`)
+      const info = await call<{ xmpp?: { domain: string, port: number } }>(p.server, 'GET', '/v1/info', {})
+      // The device's XMPP address, when the server runs the XMPP gateway: any XMPP client signs in with it and the device token.
+      const xmpp = info.xmpp ? { xmpp_jid: `${me.user_id}@${info.xmpp.domain}/${me.device_id}`, xmpp_port: info.xmpp.port } : {}
+      out(values.json, { ...me, server: p.server, ...xmpp }, `user ${me.user_id} (${me.phone}), device ${me.device_id}, server ${p.server}` +
+        (info.xmpp ? `\nXMPP: ${me.user_id}@${info.xmpp.domain}/${me.device_id} on port ${info.xmpp.port} (password: this device's token, in the profile)` : ''))
       return EXIT.ok
     }
     case 'devices': {

@@ -1,28 +1,37 @@
-// The XMPP gateway with a client nobody here wrote (@xmpp/client from npm)
-// against the real server process: STARTTLS with a certificate from
-// configuration, SASL PLAIN with the device token, the device id as the
-// resource; a 1:1 chat with an MQTT device in both directions, in order; the
-// offline queue on login; refusals as stream errors, the server still serving.
+// The XMPP gateway with clients nobody here wrote (@xmpp/client from npm,
+// slixmpp from Debian) against the real server process: STARTTLS with a
+// certificate from configuration, SASL PLAIN with the device token, the
+// device id as the resource; a 1:1 chat with an MQTT device in both
+// directions, in order, with receipts, markers and typing crossing over; a
+// group with two MQTT users; the offline queue on login; stream management
+// resumption; refusals as stream errors, the server still serving.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { client, xml, type Client, type Element } from '@xmpp/client'
-import { Device, TestServer, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { WebSocket } from 'ws'
+import { Device, TestServer, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
 
 // @xmpp/client's STARTTLS takes no CA option; the test certificate is self-signed,
 // so this test process (only) skips verification. The TLS itself is real.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
+// @xmpp/client's WebSocket transport uses the global WebSocket, which Node 20 lacks: ws stands in.
+;(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket
 
 const certDir = mkdtempSync(join(tmpdir(), 'mqchat-xmpp-cert-'))
 const cert = join(certDir, 'cert.pem')
 const key = join(certDir, 'key.pem')
-execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' })
 
-const server = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_TLS_CERT: cert, MQCHAT_XMPP_TLS_KEY: key })
+// A publish burst large enough for the 200-message group test's senders (the budget itself is tested
+// elsewhere); a stanza rate (50/s, bursts of 250) small enough for the flood case.
+const server = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_TLS_CERT: cert, MQCHAT_XMPP_TLS_KEY: key, MQCHAT_PUBLISH_BURST: '1000', MQCHAT_XMPP_STANZA_RATE: '50' })
 const clients: Client[] = []
 before(async () => { await server.start() })
 after(async () => {
@@ -34,23 +43,42 @@ after(async () => {
 let n = 0
 const phone = (): string => `+1555300${String(++n).padStart(4, '0')}`
 
-/** An XMPP client signed in as a device; collects the message stanzas it receives. */
-async function xmppDevice (creds: DeviceCreds): Promise<{ xmpp: Client, jid: string, messages: Element[] }> {
-  const xmpp = client({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', username: creds.userId, password: creds.token })
+interface XmppDevice { xmpp: Client, jid: string, stanzas: Element[], messages: Element[] }
+
+/** An XMPP client signed in as a device and available (initial presence sent); collects what it receives: `messages` are those with a body. */
+async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${server.ports.xmpp}`): Promise<XmppDevice> {
+  const xmpp = client({ service, domain: 'localhost', username: creds.userId, password: creds.token })
   xmpp.on('error', () => {})
+  const stanzas: Element[] = []
   const messages: Element[] = []
-  xmpp.on('stanza', (s: Element) => { if (s.is('message')) messages.push(s) })
+  xmpp.on('stanza', (s: Element) => {
+    stanzas.push(s)
+    if (s.is('message') && s.getChild('body')) messages.push(s)
+  })
   clients.push(xmpp)
   const address = await xmpp.start()
-  return { xmpp, jid: address.toString(), messages }
+  await xmpp.send(xml('presence'))
+  return { xmpp, jid: address.toString(), stanzas, messages }
 }
 
-test('an @xmpp/client device and an MQTT device chat 1:1: the same messages, in the same order, with the chat seq', async () => {
+/** Two new users: `a` signed in over XMPP (`x`), `b` over MQTT (`mq`). */
+async function xmppAndMqtt (opts: { live?: boolean, service?: string } = {}): Promise<{ a: DeviceCreds, b: DeviceCreds, x: XmppDevice, mq: Device }> {
   const a = await server.register(phone())
   const b = await server.register(phone())
-  const x = await xmppDevice(a)
+  const x = await xmppDevice(a, opts.service)
+  const mq = await new Device(server, b).connect({ live: opts.live })
+  return { a, b, x, mq }
+}
+
+const NS_RECEIPTS = 'urn:xmpp:receipts'
+const NS_MARKERS = 'urn:xmpp:chat-markers:0'
+const NS_STATES = 'http://jabber.org/protocol/chatstates'
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user'
+const seqOf = (m: Element): number => Number(m.getChild('stanza-id', 'urn:xmpp:sid:0')?.attrs.id?.split(':')[1])
+
+test('an @xmpp/client device and an MQTT device chat 1:1: the same messages, in the same order, with the chat seq', async () => {
+  const { a, b, x, mq } = await xmppAndMqtt()
   assert.equal(x.jid, `${a.userId}@localhost/${a.deviceId}`, 'the resource is the device id')
-  const mq = await new Device(server, b).connect()
   try {
     // XMPP -> MQTT: a message to the bare JID of the other user is their direct chat.
     for (let i = 0; i < 10; i++) await x.xmpp.send(xml('message', { type: 'chat', to: `${b.userId}@localhost`, id: `x${i}` }, xml('body', {}, `from xmpp ${i}`)))
@@ -92,6 +120,293 @@ test('messages sent while the XMPP device was offline arrive when it signs in ag
   }
 })
 
+test('mqchat whoami shows the device\'s XMPP address, and an XMPP client signs in with it and the profile\'s token', async () => {
+  const home = tempDir('mqchat-xmpp-cli-')
+  const env = { MQCHAT_SERVER: server.url }
+  const reg = await cli(home, ['register', '+15553999001', '--profile', 'x', '--json'], env)
+  assert.equal(reg.code, 0, reg.stderr)
+  const ver = await cli(home, ['verify', '+15553999001', JSON.parse(reg.stdout).code as string, '--profile', 'x', '--json'], env)
+  assert.equal(ver.code, 0, ver.stderr)
+  const who = await cli(home, ['whoami', '--profile', 'x', '--json'], env)
+  assert.equal(who.code, 0, who.stderr)
+  const j = JSON.parse(who.stdout) as { user_id: string, device_id: string, xmpp_jid: string, xmpp_port: number }
+  assert.equal(j.xmpp_jid, `${j.user_id}@localhost/${j.device_id}`)
+  assert.equal(j.xmpp_port, server.ports.xmpp)
+  const text = await cli(home, ['whoami', '--profile', 'x'], env)
+  assert.match(text.stdout, new RegExp(`XMPP: ${j.user_id}@localhost/${j.device_id} on port ${server.ports.xmpp}`))
+  const { readFileSync } = await import('node:fs')
+  const token = (JSON.parse(readFileSync(join(home, 'x.json'), 'utf8')) as { token: string }).token
+  const x = await xmppDevice({ userId: j.user_id, deviceId: j.device_id, token, phone: '+15553999001' })
+  assert.equal(x.jid, j.xmpp_jid)
+})
+
+test('XMPP over WebSocket (RFC 7395, wss): an @xmpp/client device logs in and chats 1:1 with an MQTT device', async () => {
+  const { a, b, x, mq } = await xmppAndMqtt({ service: `wss://127.0.0.1:${server.ports.xmppWs}/xmpp-websocket` })
+  assert.equal(x.jid, `${a.userId}@localhost/${a.deviceId}`)
+  try {
+    for (let i = 0; i < 5; i++) await x.xmpp.send(xml('message', { type: 'chat', to: `${b.userId}@localhost`, id: `w${i}` }, xml('body', {}, `over ws ${i}`)))
+    const chat = (await mq.waitEvent('a message over WebSocket', (e) => e.type === 'msg')).chat as string
+    assert.deepEqual((await mq.waitCount('msg', chat, 5)).map((e) => e.body), Array.from({ length: 5 }, (_, i) => `over ws ${i}`))
+    for (let i = 0; i < 5; i++) await mq.publish(chat, { id: `wb${i}`, body: `to ws ${i}` })
+    await waitFor('5 messages over WebSocket', () => x.messages.length >= 5 ? true : undefined)
+    assert.deepEqual(x.messages.map(seqOf), [6, 7, 8, 9, 10])
+  } finally {
+    await mq.close()
+  }
+  // A binary frame is not XML: that stream ends (not-well-formed); others go on.
+  const ws = new WebSocket(`wss://127.0.0.1:${server.ports.xmppWs}/xmpp-websocket`, ['xmpp'])
+  const frames: string[] = []
+  ws.on('message', (d: Buffer) => frames.push(d.toString()))
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+  ws.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+  await waitFor('the open and the features', () => frames.length >= 2 ? true : undefined)
+  assert.match(frames[0], /^<open xmlns='urn:ietf:params:xml:ns:xmpp-framing'/)
+  assert.match(frames[1], /<stream:features xmlns:stream='http:\/\/etherx.jabber.org\/streams'>.*PLAIN/, 'no STARTTLS on a WebSocket: login is offered at once')
+  ws.send(Buffer.from([1, 2, 3]), { binary: true })
+  await waitFor('not-well-formed', () => frames.find((f) => f.includes('not-well-formed')))
+  await waitFor('the close', () => frames.find((f) => f.startsWith('<close')))
+  ws.terminate()
+})
+
+test('receipts (XEP-0184), markers (XEP-0333) and typing (XEP-0085) cross between an XMPP client and an MQTT device', async () => {
+  const { a, b, x, mq } = await xmppAndMqtt({ live: true })
+  try {
+    // XMPP -> MQTT, with a receipt request and markable: the MQTT device's watermarks come back as receipts and markers.
+    await x.xmpp.send(xml('message', { type: 'chat', to: `${b.userId}@localhost`, id: 'r1' }, xml('body', {}, 'hi'), xml('request', { xmlns: NS_RECEIPTS }), xml('markable', { xmlns: NS_MARKERS })))
+    const msg = await mq.waitEvent('the XMPP message', (e) => e.type === 'msg' && e.body === 'hi')
+    const chat = msg.chat as string
+    await mq.publish(chat, { type: 'delivered', seq: msg.seq }, 'receipt')
+    await waitFor('the XEP-0184 receipt for r1', () => x.stanzas.find((m) => m.getChild('received', NS_RECEIPTS)?.attrs.id === 'r1'))
+    await waitFor('the received marker for r1', () => x.stanzas.find((m) => m.getChild('received', NS_MARKERS)?.attrs.id === 'r1'))
+    await mq.publish(chat, { type: 'read', seq: msg.seq }, 'receipt')
+    const displayed = await waitFor('the displayed marker for r1', () => x.stanzas.find((m) => m.getChild('displayed', NS_MARKERS)?.attrs.id === 'r1'))
+    assert.equal(displayed.attrs.from, `${b.userId}@localhost`)
+
+    // MQTT -> XMPP: the stanza asks for receipts; the XMPP client's receipt and marker name it by its id (<chat>:<seq>) and become watermarks.
+    await mq.publish(chat, { id: 'm1', body: 'yo' })
+    const got = await waitFor('the MQTT message at the XMPP device', () => x.messages.find((m) => m.getChildText('body') === 'yo'))
+    const seq = seqOf(got)
+    assert.equal(got.attrs.id, `${chat}:${seq}`)
+    assert.ok(got.getChild('request', NS_RECEIPTS) && got.getChild('markable', NS_MARKERS), 'receipts and markers are requested')
+    assert.equal(got.getChild('origin-id', 'urn:xmpp:sid:0')?.attrs.id, 'm1', 'the sender\'s own id travels as the origin id')
+    await x.xmpp.send(xml('message', { to: got.attrs.from, type: 'chat' }, xml('received', { xmlns: NS_RECEIPTS, id: got.attrs.id })))
+    await mq.waitEvent('delivered from the XMPP user', (e) => e.type === 'receipt' && e.user === a.userId && e.delivered === seq)
+    await x.xmpp.send(xml('message', { to: got.attrs.from, type: 'chat' }, xml('displayed', { xmlns: NS_MARKERS, id: got.attrs.id })))
+    await mq.waitEvent('read from the XMPP user', (e) => e.type === 'receipt' && e.user === a.userId && e.read === seq)
+
+    // Typing both ways.
+    await x.xmpp.send(xml('message', { to: `${b.userId}@localhost`, type: 'chat' }, xml('composing', { xmlns: NS_STATES })))
+    await waitFor('typing at the MQTT device', () => mq.live.find((e) => e.type === 'typing' && e.user === a.userId && e.chat === chat && e.state === 'typing'))
+    await mq.publish(chat, { state: 'typing' }, 'typing', 0)
+    const composing = await waitFor('composing at the XMPP device', () => x.stanzas.find((m) => m.getChild('composing', NS_STATES) !== undefined))
+    assert.equal(composing.attrs.from, `${b.userId}@localhost`)
+  } finally {
+    await mq.close()
+  }
+})
+
+interface SlixEvent { event: string, [k: string]: unknown }
+
+test('slixmpp (Debian) chats 1:1 with an MQTT device over STARTTLS: messages in order both ways, receipts, markers, typing, roster', async () => {
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  const mq = await new Device(server, b).connect({ live: true })
+  const created = await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })
+  const chat = created.body.chat_id as string
+  const script = fileURLToPath(new URL('../../../test/clients/slixmpp_peer.py', import.meta.url))
+  const py = spawn('/usr/bin/python3', [script], {
+    env: { PATH: process.env.PATH ?? '', JID: `${a.userId}@localhost/slix`, PASSWORD: a.token, HOST: '127.0.0.1', PORT: String(server.ports.xmpp), CAFILE: cert, PEER: `${b.userId}@localhost`, SEND: '10' },
+    stdio: ['pipe', 'pipe', 'pipe']
+  })
+  const events: SlixEvent[] = []
+  let stderr = ''
+  py.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  createInterface({ input: py.stdout }).on('line', (line) => { try { events.push(JSON.parse(line) as SlixEvent) } catch { stderr += line + '\n' } })
+  const ev = (what: string, pred: (e: SlixEvent) => boolean): Promise<SlixEvent> => waitFor(`slixmpp: ${what} (stderr: ${stderr.slice(-500)})`, () => events.find(pred), 20_000)
+  try {
+    const session = await ev('session start', (e) => e.event === 'session')
+    assert.equal(session.jid, `${a.userId}@localhost/${a.deviceId}`, 'the resource is the device id')
+    assert.deepEqual(session.roster, [`${b.userId}@localhost`], 'the roster is who the user shares chats with')
+    // slixmpp -> MQTT: typing first, then 10 messages in order.
+    await waitFor('typing from slixmpp', () => mq.live.find((e) => e.type === 'typing' && e.user === a.userId && e.state === 'typing'), 20_000)
+    const got = await mq.waitCount('msg', chat, 10, 20_000)
+    assert.deepEqual(got.map((e) => e.body), Array.from({ length: 10 }, (_, i) => `from slixmpp ${i}`))
+    assert.deepEqual(got.map((e) => e.id), Array.from({ length: 10 }, (_, i) => `s${i}`))
+    // The MQTT device reads them: slixmpp gets a receipt for each (auto-requested) and the displayed marker.
+    await mq.publish(chat, { type: 'read', seq: got[9].seq }, 'receipt')
+    for (let i = 0; i < 10; i++) await ev(`receipt s${i}`, (e) => e.event === 'receipt' && e.id === `s${i}`)
+    // MQTT -> slixmpp: 10 messages, in order, each with its seq; slixmpp's automatic receipts and its displayed markers come back as watermarks.
+    await mq.publish(chat, { state: 'typing' }, 'typing', 0)
+    await ev('composing', (e) => e.event === 'composing' && e.frm === `${b.userId}@localhost`)
+    for (let i = 0; i < 10; i++) await mq.publish(chat, { id: `b${i}`, body: `from mqtt ${i}` })
+    await waitFor('10 messages at slixmpp', () => events.filter((e) => e.event === 'msg').length >= 10 ? true : undefined, 20_000)
+    const msgs = events.filter((e) => e.event === 'msg')
+    assert.deepEqual(msgs.map((e) => e.body), Array.from({ length: 10 }, (_, i) => `from mqtt ${i}`))
+    assert.deepEqual(msgs.map((e) => Number(String(e.stanza_id).split(':')[1])), Array.from({ length: 10 }, (_, i) => 11 + i))
+    await mq.waitEvent('delivered up to the last (slixmpp receipts)', (e) => e.type === 'receipt' && e.user === a.userId && e.delivered === 20, 20_000)
+    await mq.waitEvent('read up to the last (slixmpp markers)', (e) => e.type === 'receipt' && e.user === a.userId && e.read === 20, 20_000)
+  } finally {
+    py.stdin.end()
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { py.kill('SIGKILL'); resolve() }, 5000)
+      py.once('exit', () => { clearTimeout(t); resolve() })
+    })
+    await mq.close()
+  }
+})
+
+test('a group with one XMPP user and two MQTT users: join, member list, 200 interleaved messages in one seq order at all three; a removed member is refused', async () => {
+  const [a, b, c] = [await server.register(phone()), await server.register(phone()), await server.register(phone())]
+  const group = await server.api('POST', '/v1/chats', b.token, { kind: 'group', name: 'three', members: [a.userId, c.userId] })
+  const g = group.body.chat_id as string
+  const room = `${g}@groups.localhost`
+  const x = await xmppDevice(a)
+  const mb = await new Device(server, b).connect()
+  const mc = await new Device(server, c).connect()
+  try {
+    // Joining: the other members' presences, then the user's own (110: this is you), then the subject.
+    await x.xmpp.send(xml('presence', { to: `${room}/whatever` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
+    const self = await waitFor('the self-presence', () => x.stanzas.find((p) => p.is('presence') && p.getChild('x', NS_MUC_USER)?.getChildren('status').some((st) => st.attrs.code === '110')))
+    assert.equal(self.attrs.from, `${room}/${a.userId}`, 'the nickname is the user id')
+    const occupants = x.stanzas.filter((p) => p.is('presence') && p.attrs.from?.startsWith(`${room}/`)).map((p) => p.attrs.from?.split('/')[1]).sort()
+    assert.deepEqual(occupants, [a.userId, b.userId, c.userId].sort())
+    await waitFor('the subject', () => x.stanzas.find((m) => m.is('message') && m.getChildText('subject') === 'three'))
+    const list = await x.xmpp.iqCaller.get(xml('query', { xmlns: 'http://jabber.org/protocol/muc#admin' }, xml('item', { affiliation: 'member' })), room)
+    assert.deepEqual(list.getChildren('item').map((i: Element) => i.attrs.jid).sort(), [`${a.userId}@localhost`, `${c.userId}@localhost`].sort(), 'members (b created the group: admin)')
+
+    // 200 messages, round robin from the three, none waiting for the previous one.
+    const sends: Array<Promise<unknown>> = []
+    for (let i = 0; i < 200; i++) {
+      const body = `m${i}`
+      if (i % 3 === 0) sends.push(x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: `x${i}` }, xml('body', {}, body))))
+      else sends.push((i % 3 === 1 ? mb : mc).publish(g, { id: `q${i}`, body }))
+    }
+    await Promise.all(sends)
+    // XMPP: everything, its own messages reflected, in seq order 1..200.
+    await waitFor('200 group messages at the XMPP user', () => x.messages.filter((m) => m.attrs.type === 'groupchat').length >= 200 ? true : undefined, 60_000)
+    const xm = x.messages.filter((m) => m.attrs.type === 'groupchat')
+    assert.deepEqual(xm.map(seqOf), Array.from({ length: 200 }, (_, i) => i + 1), 'the XMPP user sees seqs 1..200 in order, its own included')
+    const order = new Map(xm.map((m) => [seqOf(m), m.getChildText('body')]))
+    // MQTT: the others' messages as msg events in increasing seq, their own as acks; the same seq for the same message everywhere.
+    for (const d of [mb, mc]) {
+      const others = await d.waitCount('msg', g, 200 - d.of('ack', g).length, 60_000)
+      const acks = await d.waitCount('ack', g, d === mb ? 67 : 66, 60_000)
+      const seqs = others.map((e) => e.seq as number)
+      assert.deepEqual(seqs, [...seqs].sort((p, q) => p - q), 'msg events in seq order')
+      for (const e of others) assert.equal(order.get(e.seq as number), e.body, `seq ${String(e.seq)} is the same message at ${d.creds.userId}`)
+      assert.equal(new Set([...seqs, ...acks.map((e) => e.seq as number)]).size, 200)
+    }
+
+    // b removes a: a's next group message over XMPP is refused (forbidden), and so is joining again.
+    const removed = await server.api('DELETE', `/v1/chats/${g}/members/${a.userId}`, b.token)
+    assert.equal(removed.status, 204)
+    await x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: 'after' }, xml('body', {}, 'still here?')))
+    const refused = await waitFor('the refusal', () => x.stanzas.find((m) => m.is('message') && m.attrs.type === 'error' && m.attrs.id === 'after'))
+    assert.ok(refused.getChild('error')?.getChild('forbidden', 'urn:ietf:params:xml:ns:xmpp-stanzas'), refused.toString())
+    await x.xmpp.send(xml('presence', { to: `${room}/${a.userId}` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
+    const denied = await waitFor('the join refusal', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'error'))
+    assert.ok(denied.getChild('error')?.getChild('registration-required', 'urn:ietf:params:xml:ns:xmpp-stanzas'))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.ok(!mb.of('msg', g).some((e) => e.body === 'still here?'), 'nothing from a removed member reaches the group')
+  } finally {
+    await mb.close()
+    await mc.close()
+  }
+})
+
+test('message archive (XEP-0313): a contact\'s and a group\'s history, paged by <chatId>:<seq>', async () => {
+  const { a, b, x, mq } = await xmppAndMqtt()
+  try {
+    const direct = (await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    for (let i = 1; i <= 30; i++) await mq.publish(direct, { id: `h${i}`, body: `history ${i}` })
+    await mq.waitCount('ack', direct, 30)
+    const query = async (to: string | undefined, form: Record<string, string>, set: Element): Promise<{ results: Element[], fin: Element }> => {
+      const queryid = `q${Math.random().toString(36).slice(2)}`
+      const fields = Object.entries({ FORM_TYPE: 'urn:xmpp:mam:2', ...form }).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))
+      const reply = await x.xmpp.iqCaller.request(xml('iq', { type: 'set', ...(to ? { to } : {}) }, xml('query', { xmlns: 'urn:xmpp:mam:2', queryid }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...fields), set)))
+      const results = x.stanzas.filter((m) => m.is('message') && m.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === queryid)
+      return { results, fin: reply.getChild('fin', 'urn:xmpp:mam:2') as Element }
+    }
+    const rsm = (...c: Element[]): Element => xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, ...c)
+    const bodies = (r: Element[]): string[] => r.map((m) => m.getChild('result')?.getChild('forwarded')?.getChild('message')?.getChildText('body') ?? '')
+    const p1 = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '10')))
+    assert.deepEqual(bodies(p1.results), Array.from({ length: 10 }, (_, i) => `history ${i + 1}`))
+    assert.equal(p1.fin.attrs.complete, 'false')
+    const last = p1.fin.getChild('set')?.getChildText('last') as string
+    assert.equal(last, `${direct}:10`)
+    const p2 = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '10'), xml('after', {}, last)))
+    assert.deepEqual(bodies(p2.results), Array.from({ length: 10 }, (_, i) => `history ${i + 11}`))
+    const tail = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '5'), xml('before')))
+    assert.deepEqual(bodies(tail.results), Array.from({ length: 5 }, (_, i) => `history ${i + 26}`), 'an empty <before/> is the last page')
+    const rest = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '50'), xml('after', {}, `${direct}:25`)))
+    assert.equal(rest.fin.attrs.complete, 'true')
+    assert.equal(rest.results.length, 5)
+
+    // A group's archive is read from its room, by members only.
+    const g = (await server.api('POST', '/v1/chats', b.token, { kind: 'group', name: 'archived', members: [a.userId] })).body.chat_id as string
+    for (let i = 1; i <= 3; i++) await mq.publish(g, { id: `gh${i}`, body: `group ${i}` })
+    await mq.waitCount('ack', g, 3)
+    const room = await query(`${g}@groups.localhost`, {}, rsm(xml('max', {}, '50')))
+    assert.deepEqual(bodies(room.results), ['group 1', 'group 2', 'group 3'])
+    assert.equal(room.results[0].getChild('result')?.getChild('forwarded')?.getChild('message')?.attrs.from, `${g}@groups.localhost/${b.userId}`)
+    const outsider = await xmppDevice(await server.register(phone()))
+    await assert.rejects(outsider.xmpp.iqCaller.request(xml('iq', { type: 'set', to: `${g}@groups.localhost` }, xml('query', { xmlns: 'urn:xmpp:mam:2' }))),
+      (err: Error & { condition?: string }) => err.condition === 'forbidden')
+  } finally {
+    await mq.close()
+  }
+})
+
+test('the same device signing in over MQTT takes over: the XMPP stream ends with conflict, and the MQTT session gets what follows', async () => {
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  const x = await xmppDevice(a)
+  const errors: Array<Error & { condition?: string }> = []
+  x.xmpp.on('error', (err: Error & { condition?: string }) => { errors.push(err) })
+  const same = await new Device(server, a).connect()
+  const other = await new Device(server, b).connect()
+  try {
+    await waitFor('conflict at the XMPP client', () => errors.find((e) => e.condition === 'conflict'))
+    await x.xmpp.stop().catch(() => {})
+    const created = await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })
+    await other.publish(created.body.chat_id as string, { id: 'after-takeover', body: 'to mqtt' })
+    await same.waitEvent('the message on the MQTT session', (e) => e.type === 'msg' && e.id === 'after-takeover')
+  } finally {
+    await same.close()
+    await other.close()
+  }
+})
+
+test('stream management: a connection killed mid-stream and resumed loses nothing and duplicates nothing', async () => {
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  const x = await xmppDevice(a)
+  await waitFor('stream management enabled', () => x.xmpp.streamManagement.id !== '' ? true : undefined)
+  const sm = x.xmpp.streamManagement
+  let resumed = 0
+  sm.on('resumed', () => { resumed++ })
+  const mq = await new Device(server, b).connect()
+  try {
+    const created = await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })
+    const chat = created.body.chat_id as string
+    let killed = false
+    x.xmpp.on('stanza', () => {
+      // Mid-stream: the 30th message has arrived, more are on the wire.
+      if (!killed && x.messages.length >= 30) { killed = true; x.xmpp.socket?.socket.destroy() }
+    })
+    const sends: Array<Promise<unknown>> = []
+    for (let i = 0; i < 150; i++) sends.push(mq.publish(chat, { id: `k${i}`, body: `k${i}` }))
+    await Promise.all(sends)
+    await waitFor('150 messages at the XMPP device', () => x.messages.length >= 150 ? true : undefined, 30_000)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.ok(killed, 'the connection was killed mid-stream')
+    assert.equal(resumed, 1, 'the session was resumed, not started anew')
+    assert.deepEqual(x.messages.map(seqOf), Array.from({ length: 150 }, (_, i) => i + 1), 'every message once, in order')
+  } finally {
+    await mq.close()
+  }
+})
+
 /** Raw bytes to the XMPP port; resolves with everything the server wrote until it closed the connection. */
 function raw (input: string[], timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -120,6 +435,18 @@ test('refusals end the stream with the RFC 6120 error, and the server keeps serv
     const out = await raw(input)
     assert.match(out, new RegExp(`<stream:error><${condition} xmlns=.urn:ietf:params:xml:ns:xmpp-streams.`), `${what}: ${out.slice(0, 300)}`)
   }
+  // An iq in a namespace the gateway does not know: service-unavailable, and the stream stays up.
+  const curious = await xmppDevice(await server.register(phone()))
+  await assert.rejects(curious.xmpp.iqCaller.get(xml('query', { xmlns: 'urn:example:unknown' }), 'localhost'),
+    (err: Error & { condition?: string }) => err.condition === 'service-unavailable')
+  await curious.xmpp.iqCaller.get(xml('ping', { xmlns: 'urn:xmpp:ping' }), 'localhost')
+  // A flood of stanzas after login (pings: nothing the MQTT rate limit would see) ends that stream with policy-violation.
+  const flooder = await xmppDevice(await server.register(phone()))
+  const errors: Array<Error & { condition?: string }> = []
+  flooder.xmpp.on('error', (err: Error & { condition?: string }) => { errors.push(err) })
+  for (let i = 0; i < 1000; i++) flooder.xmpp.send(xml('iq', { type: 'get', id: `p${i}`, to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' }))).catch(() => {})
+  await waitFor('the flood refused', () => errors.find((e) => e.condition === 'policy-violation'))
+  await flooder.xmpp.stop().catch(() => {})
   // Still serving: a new XMPP login works.
   const a = await server.register(phone())
   const x = await xmppDevice(a)
