@@ -108,6 +108,26 @@ export class BenchClient {
     }
   }
 
+  /**
+   * Connects and subscribes as a device would when the server is slow to
+   * answer: a connect or subscribe with no answer within `timeoutMs` is
+   * given up and tried again on a new connection. Resolves with the number
+   * of retries (reported, so a slow server is visible, not hidden).
+   */
+  async join (topic: string, attempts = 3, timeoutMs = 30_000): Promise<number> {
+    for (let retry = 0; ; retry++) {
+      try {
+        await this.connect(timeoutMs)
+        await this.subscribe(topic, 1, timeoutMs)
+        return retry
+      } catch (err) {
+        this.socket.destroy()
+        if (retry + 1 >= attempts || /CONNACK \d/.test((err as Error).message)) throw err
+        await new Promise((r) => setTimeout(r, 250 * (retry + 1)))
+      }
+    }
+  }
+
   async subscribe (topic: string, qos: 0 | 1 = 1, timeoutMs = 30_000): Promise<number> {
     const messageId = this.id()
     const ack = this.expect(`suback:${messageId}`, timeoutMs)

@@ -104,8 +104,12 @@ export class XmppSession implements StanzaHandler {
   #linkedAt = Date.now()
   #carbons = false
   #presenceSent = false
+  /** The contacts the client was told of, once it asked for the roster. */
+  #roster: Set<string> | undefined
   #sending = new Map<string, Sending>()
   #own = new Map<string, Own[]>()
+  /** The newest seq each reader's received / displayed marker named, per chat. */
+  #marked = new Map<string, { received: number, displayed: number }>()
   /**
    * Outbound stanzas are written in event order, from the client's initial
    * presence on: a resource receives messages once it is available (RFC 6121
@@ -225,6 +229,7 @@ export class XmppSession implements StanzaHandler {
       case 'ack': return this.#acked(e)
       case 'receipt': return this.#receiptStanzas(e)
       case 'error': return this.#errorStanzas(e)
+      case 'chat': return [...this.#rosterPushes(e), ...this.#roomChanges(e)]
       default: return []
     }
   }
@@ -294,13 +299,56 @@ export class XmppSession implements StanzaHandler {
     // Markers are cumulative: one for the newest message each watermark covers.
     const newest = (upTo: number): Own | undefined => list.filter((o) => o.markable && o.seq <= upTo).at(-1)
     const markerId = (o: Own): string => group ? `${e.chat ?? ''}:${o.seq}` : o.id
+    // Each marker once per (chat, reader): a watermark rising past others' messages only repeats it otherwise.
+    const key = `${e.chat}\n${e.user}`
+    const marked = this.#marked.get(key) ?? { received: 0, displayed: 0 }
     const r = newest(delivered)
     const d = newest(read)
-    if (r && (!d || d.seq < r.seq)) out.push(xml('message', { type, from, to: this.full }, xml('received', { xmlns: XNS.markers, id: markerId(r) })))
-    if (d) out.push(xml('message', { type, from, to: this.full }, xml('displayed', { xmlns: XNS.markers, id: markerId(d) })))
+    if (r && r.seq > marked.received && (!d || d.seq < r.seq)) out.push(xml('message', { type, from, to: this.full }, xml('received', { xmlns: XNS.markers, id: markerId(r) })))
+    if (d && d.seq > marked.displayed) out.push(xml('message', { type, from, to: this.full }, xml('displayed', { xmlns: XNS.markers, id: markerId(d) })))
+    this.#marked.set(key, { received: Math.max(marked.received, r?.seq ?? 0), displayed: Math.max(marked.displayed, d?.seq ?? 0) })
+    if (this.#marked.size > 10_000) this.#marked.delete(this.#marked.keys().next().value as string)
     // In a direct chat a read covers everything before it: no need to keep those.
     if (!group && read > 0) this.#own.set(e.chat, list.filter((o) => o.seq > read))
     return out
+  }
+
+  /** Contacts gained or lost through a membership change, as roster pushes; new contacts' presence is subscribed. */
+  #rosterPushes (e: InboxEvent & { change?: string, users?: string[] }): Element[] {
+    const roster = this.#roster
+    if (!roster || e.chat === undefined) return []
+    const me = this.who.userId
+    const concerned = new Set([...(e.users ?? []), ...((e.users ?? []).includes(me) || e.change === 'created' ? this.host.chats.memberIds(e.chat) : [])])
+    concerned.delete(me)
+    const push = (u: string, subscription: string): Element => xml('iq', { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: this.full },
+      xml('query', { xmlns: XNS.roster }, xml('item', { jid: `${u}@${this.host.domain}`, subscription })))
+    const out: Element[] = []
+    const added: string[] = []
+    for (const u of concerned) {
+      const shares = this.host.chats.sharesChat(me, u)
+      if (shares && !roster.has(u)) { roster.add(u); added.push(u); out.push(push(u, 'both')) }
+      if (!shares && roster.has(u)) { roster.delete(u); out.push(push(u, 'remove')) }
+    }
+    if (added.length > 0 && this.#presenceSent) this.#link.subscribe(added.map((u) => `presence/${u}`)).catch(() => {})
+    return out
+  }
+
+  /** Membership changes of a group, as room presence (XEP-0045 §9, §10): occupants come and go, the subject follows the name. */
+  #roomChanges (e: InboxEvent & { change?: string, users?: string[], name?: string, role?: string }): Element[] {
+    if (e.chat === undefined || !isGroup(e.chat)) return []
+    const room = `${e.chat}@${this.groupsDomain}`
+    const me = this.who.userId
+    const occupant = (u: string, affiliation: string, role: string, ...codes: string[]): Element => xml('presence', { from: `${room}/${u}`, to: this.full, ...(role === 'none' ? { type: 'unavailable' } : {}) },
+      xml('x', { xmlns: 'http://jabber.org/protocol/muc#user' }, xml('item', { affiliation, role, jid: `${u}@${this.host.domain}`, nick: u }), ...codes.map((code) => xml('status', { code }))))
+    const users = e.users ?? []
+    switch (e.change) {
+      case 'member_added': return users.filter((u) => u !== me).map((u) => occupant(u, 'member', 'participant'))
+      // 321: removed because the affiliation changed; 110: this is you.
+      case 'member_removed': return users.map((u) => u === me ? occupant(u, 'none', 'none', '110', '321') : occupant(u, 'none', 'none', '321'))
+      case 'role_changed': return users.map((u) => occupant(u, e.role === 'admin' ? 'admin' : 'member', 'participant', ...(u === me ? ['110'] : [])))
+      case 'renamed': return [xml('message', { type: 'groupchat', from: room, to: this.full, id: `subject-${e.chat}-${randomBytes(4).toString('hex')}` }, xml('subject', {}, e.name ?? ''))]
+      default: return []
+    }
   }
 
   #errorStanzas (e: InboxEvent): Element[] {
@@ -408,7 +456,10 @@ export class XmppSession implements StanzaHandler {
     }
     if (ns === XNS.roster) {
       if (el.attrs.type === 'set') return this.send(this.#stanzaError(el, 'not-allowed', 'contacts are the people you share chats with'))
-      return this.send(result(xml('query', { xmlns: XNS.roster }, ...(await this.#contacts()).map((u) => xml('item', { jid: `${u}@${this.host.domain}`, subscription: 'both' })))))
+      const contacts = await this.#contacts()
+      // From now on this resource gets roster pushes (RFC 6121 §2.1.6) as chats add and remove contacts.
+      this.#roster = new Set(contacts)
+      return this.send(result(xml('query', { xmlns: XNS.roster }, ...contacts.map((u) => xml('item', { jid: `${u}@${this.host.domain}`, subscription: 'both' })))))
     }
     if (ns === XNS.discoInfo && el.attrs.type === 'get' && (to === undefined || to === this.host.domain || to === this.bare)) {
       return this.send(result(xml('query', { xmlns: XNS.discoInfo },

@@ -13,12 +13,13 @@ export interface FanoutResult { members: number, messages: number, completionP50
 export async function groupFanout (t: BenchTarget, o: FanoutOptions, log: (s: string) => void): Promise<FanoutResult> {
   const users = await registerUsers(t.httpUrl!, o.members, 1_000_000)
   const chat = await group(t.httpUrl!, users)
+  let retried = 0
   const clients = await pool(users, 64, async (u, i) => {
     const c = new BenchClient({ host: t.host, port: i % 2 === 1 && t.receiverPort !== undefined ? t.receiverPort : t.port, clientId: u.deviceId, username: u.deviceId, password: u.token, clean: false, localAddress: `127.0.0.${2 + (i % 50)}` })
-    await c.connect()
-    await c.subscribe(`dev/${u.deviceId}/inbox`, 1)
+    retried += await c.join(`dev/${u.deviceId}/inbox`)
     return c
   })
+  if (retried > 0) log(`${t.name}: ${retried} member connects retried after 30 s without CONNACK or SUBACK`)
   const deliveries = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 })
   const completions: number[] = []
   const got = new Map<number, number>()

@@ -297,9 +297,23 @@ test('a group with one XMPP user and two MQTT users: join, member list, 200 inte
       assert.equal(new Set([...seqs, ...acks.map((e) => e.seq as number)]).size, 200)
     }
 
-    // b removes a: a's next group message over XMPP is refused (forbidden), and so is joining again.
+    // Membership changes reach the XMPP user as room presence and roster pushes.
+    const roster = await x.xmpp.iqCaller.get(xml('query', { xmlns: 'jabber:iq:roster' }))
+    assert.deepEqual(roster.getChildren('item').map((i: Element) => i.attrs.jid).sort(), [`${b.userId}@localhost`, `${c.userId}@localhost`].sort())
+    const d = await server.register(phone())
+    assert.equal((await server.api('POST', `/v1/chats/${g}/members`, b.token, { users: [d.userId] })).status, 200)
+    await waitFor('the new member in the room', () => x.stanzas.find((p) => p.is('presence') && p.attrs.from === `${room}/${d.userId}` && p.attrs.type === undefined))
+    const rosterPush = (jid: string, subscription: string) => () => x.stanzas.find((st) => st.is('iq') && st.attrs.type === 'set' &&
+      st.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.jid === jid && st.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.subscription === subscription)
+    await waitFor('a roster push for the new contact', rosterPush(`${d.userId}@localhost`, 'both'))
+
+    // b removes a: a sees itself leave (110, 321) and its contacts from this group go;
+    // a's next group message over XMPP is refused (forbidden), and so is joining again.
     const removed = await server.api('DELETE', `/v1/chats/${g}/members/${a.userId}`, b.token)
     assert.equal(removed.status, 204)
+    const gone = await waitFor('the removal as room presence', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'unavailable' && p.attrs.from === `${room}/${a.userId}`))
+    assert.deepEqual(gone.getChild('x', NS_MUC_USER)?.getChildren('status').map((st: Element) => st.attrs.code), ['110', '321'])
+    await waitFor('a roster removal', rosterPush(`${c.userId}@localhost`, 'remove'))
     await x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: 'after' }, xml('body', {}, 'still here?')))
     const refused = await waitFor('the refusal', () => x.stanzas.find((m) => m.is('message') && m.attrs.type === 'error' && m.attrs.id === 'after'))
     assert.ok(refused.getChild('error')?.getChild('forbidden', 'urn:ietf:params:xml:ns:xmpp-stanzas'), refused.toString())
