@@ -59,8 +59,9 @@ S3 (MQCHAT_MEDIA_BACKEND=s3). --role picks the parts this process runs: broker (
 bridge (a chat stream worker), api (HTTP), or all; run as many brokers and bridge workers as you
 like, each with its own stable --node-id.
 
-MQCHAT_XMPP_ENABLED=true adds the XMPP client listener (5222; STARTTLS with MQCHAT_XMPP_TLS_CERT
-and MQCHAT_XMPP_TLS_KEY): XMPP clients sign in as <userId>@<domain> with a device token.
+MQCHAT_XMPP_ENABLED=true adds the XMPP client listeners (5222 with STARTTLS, and XMPP over
+WebSocket on 5280 at /xmpp-websocket; certificate MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY):
+XMPP clients sign in as <userId>@<domain> with a device token (mqchat whoami shows the address).
 
 --mqtt-access open (development and conformance testing only) makes the broker a plain MQTT
 broker: anonymous clients, any topic, no chat over MQTT. It needs --host 127.0.0.1 (or
