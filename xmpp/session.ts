@@ -482,7 +482,8 @@ export class XmppSession implements StanzaHandler {
       groupsDomain: this.groupsDomain,
       chats: this.host.chats,
       history: this.host.history,
-      existingDirectChat: (other) => this.host.existingDirectChat(this.who.userId, other)
+      existingDirectChat: (other) => this.host.existingDirectChat(this.who.userId, other),
+      directChats: async () => (await this.host.chats.listFor(this.who.userId)).filter((c) => c.kind === 'direct').map((c) => c.id)
     }
   }
 

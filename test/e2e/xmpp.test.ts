@@ -371,6 +371,50 @@ test('message archive (XEP-0313): a contact\'s and a group\'s history, paged by 
   }
 })
 
+test('message archive without "with": every direct chat of the user, in time order, paged across chats', async () => {
+  const { a, b, x, mq } = await xmppAndMqtt()
+  const c = await server.register(phone())
+  const mc = await new Device(server, c).connect()
+  try {
+    const chatB = (await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    const chatC = (await server.api('POST', '/v1/chats', c.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    // Interleaved in time across the two chats (a few ms apart, so server times differ).
+    const sent: string[] = []
+    for (let i = 0; i < 12; i++) {
+      const body = `${i % 2 === 0 ? 'b' : 'c'}${i}`
+      await (i % 2 === 0 ? mq : mc).publish(i % 2 === 0 ? chatB : chatC, { id: `t${i}`, body })
+      sent.push(body)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    await mq.waitCount('ack', chatB, 6)
+    await mc.waitCount('ack', chatC, 6)
+    const query = async (set: Element): Promise<{ bodies: string[], fin: Element }> => {
+      const queryid = `u${Math.random().toString(36).slice(2)}`
+      const reply = await x.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: 'urn:xmpp:mam:2', queryid }, set)))
+      const bodies = x.stanzas.filter((m) => m.is('message') && m.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === queryid)
+        .map((m) => m.getChild('result')?.getChild('forwarded')?.getChild('message')?.getChildText('body') ?? '')
+      return { bodies, fin: reply.getChild('fin', 'urn:xmpp:mam:2') as Element }
+    }
+    const rsm = (...children: Element[]): Element => xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, ...children)
+    const got: string[] = []
+    let after: string | undefined
+    for (let n = 0; n < 5; n++) {
+      const p = await query(rsm(xml('max', {}, '5'), ...(after !== undefined ? [xml('after', {}, after)] : [])))
+      got.push(...p.bodies)
+      after = p.fin.getChild('set')?.getChildText('last') ?? undefined
+      if (p.fin.attrs.complete === 'true') break
+    }
+    assert.deepEqual(got, sent, 'every message of both chats, once, in time order, across pages of 5')
+    const newest = await query(rsm(xml('max', {}, '3'), xml('before')))
+    assert.deepEqual(newest.bodies, sent.slice(-3))
+    const older = await query(rsm(xml('max', {}, '3'), xml('before', {}, newest.fin.getChild('set')?.getChildText('first') ?? '')))
+    assert.deepEqual(older.bodies, sent.slice(-6, -3))
+  } finally {
+    await mq.close()
+    await mc.close()
+  }
+})
+
 test('the same device signing in over MQTT takes over: the XMPP stream ends with conflict, and the MQTT session gets what follows', async () => {
   const a = await server.register(phone())
   const b = await server.register(phone())
