@@ -268,6 +268,12 @@ export class XmppSession implements StanzaHandler {
     const s = this.#sending.get(key)
     if (!s) return []
     this.#sending.delete(key)
+    if (e.duplicate === true) {
+      // The device used this id before. The same text again is a resend (dropped, as for MQTT); a different
+      // text is a client reusing ids across connections (RFC 6120 asks for ids unique within one stream only).
+      void this.#reusedId(e.chat, e.seq, e.id, s)
+      return []
+    }
     let list = this.#own.get(e.chat)
     if (!list) this.#own.set(e.chat, list = [])
     if (!list.some((o) => o.seq === e.seq)) list.push({ seq: e.seq, id: e.id, receipt: s.receipt, markable: s.markable, delivered: false })
@@ -276,6 +282,19 @@ export class XmppSession implements StanzaHandler {
     const room = `${e.chat}@${this.groupsDomain}`
     return [xml('message', { type: 'groupchat', from: `${room}/${this.who.userId}`, to: this.full, id: e.id },
       xml('body', {}, s.body), xml('stanza-id', { xmlns: XNS.sid, id: `${e.chat}:${e.seq}`, by: room }), xml('origin-id', { xmlns: XNS.sid, id: e.id }))]
+  }
+
+  /** After a duplicate ack: sends the message again under a fresh id if it is not the one stored under that id. */
+  async #reusedId (chat: string, seq: number, id: string, s: Sending): Promise<void> {
+    try {
+      const stored = await this.host.history.get(chat, seq)
+      if (stored && stored.body === JSON.stringify(s.body)) return
+      const fresh = `${id.slice(0, 40)}.again-${randomBytes(6).toString('hex')}`
+      this.#sending.set(`${chat}\n${fresh}`, s)
+      await this.#link.publish(`chat/${chat}/msg`, JSON.stringify({ id: fresh, type: 'text', body: s.body }))
+    } catch {
+      // The link is gone: the client did not get an ack stanza for it either, and may send it again.
+    }
   }
 
   /** Another member's watermarks rose: receipts (XEP-0184) and markers (XEP-0333) for this device's messages they cover. */

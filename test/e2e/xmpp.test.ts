@@ -140,6 +140,23 @@ test('mqchat whoami shows the device\'s XMPP address, and an XMPP client signs i
   assert.equal(x.jid, j.xmpp_jid)
 })
 
+test('a message id used again: the same text is a resend (dropped), a different text is a new message (kept)', async () => {
+  const { b, x, mq } = await xmppAndMqtt()
+  try {
+    const send = (body: string): Promise<void> => x.xmpp.send(xml('message', { type: 'chat', to: `${b.userId}@localhost`, id: 'reused-1' }, xml('body', {}, body)))
+    await send('first')
+    const first = await mq.waitEvent('the first message', (e) => e.type === 'msg' && e.body === 'first')
+    await send('first')
+    await send('second')
+    await mq.waitEvent('the second message, under a fresh id', (e) => e.type === 'msg' && e.body === 'second')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const bodies = mq.of('msg', first.chat as string).map((e) => e.body)
+    assert.deepEqual(bodies, ['first', 'second'])
+  } finally {
+    await mq.close()
+  }
+})
+
 test('XMPP over WebSocket (RFC 7395, wss): an @xmpp/client device logs in and chats 1:1 with an MQTT device', async () => {
   const { a, b, x, mq } = await xmppAndMqtt({ service: `wss://127.0.0.1:${server.ports.xmppWs}/xmpp-websocket` })
   assert.equal(x.jid, `${a.userId}@localhost/${a.deviceId}`)
