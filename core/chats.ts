@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events'
 import type { Chat, DirectoryStore, Member, Role } from '../store/types.js'
 import { DomainError, forbidden, notFound } from './errors.js'
-import { directChatId, newGroupId } from './ids.js'
+import { directChatId, isDirectChatId, newGroupId } from './ids.js'
 
 export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed'
 
@@ -73,6 +73,8 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }
   memberIds (chatId: string): ReadonlySet<string> { return this.#members.get(chatId) ?? new Set() }
+  /** The chats a user is in, from the mirror (no store read). */
+  chatIdsOf (userId: string): ReadonlySet<string> { return this.#chatsOf.get(userId) ?? new Set() }
 
   async isAdmin (chatId: string, userId: string): Promise<boolean> {
     if (!this.isMember(chatId, userId)) return false
@@ -81,7 +83,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   /** The other member of a direct chat. */
   otherMember (chatId: string, userId: string): string | undefined {
-    if (!chatId.startsWith('dm_')) return undefined
+    if (!isDirectChatId(chatId)) return undefined
     for (const u of this.memberIds(chatId)) if (u !== userId) return u
     return undefined
   }

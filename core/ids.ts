@@ -14,6 +14,9 @@ export function directChatId (a: string, b: string): string {
   return `dm_${createHash('sha256').update(`${x}\n${y}`).digest('hex').slice(0, 20)}`
 }
 
+/** Whether a chat id is a direct chat's (otherwise it is a group's). */
+export const isDirectChatId = (chatId: string): boolean => chatId.startsWith('dm_')
+
 /** A device token: `<deviceId>.<256-bit secret>`. Only its hash is stored. */
 export function newToken (deviceId: string): string {
   return `${deviceId}.${randomBytes(32).toString('base64url')}`

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApi } from '../api/app.js'
+import { isDirectChatId } from '../core/ids.js'
 import type { ConnectInfo } from '../api/context.js'
 import { WS_PATH as XMPP_WS_PATH } from '../xmpp/index.js'
 import { Bridge, type InboxPublisher } from '../bridge/index.js'
@@ -114,7 +115,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
   // Between a blocked pair, nothing ephemeral crosses their direct chat.
   const unblockedDirect = (from: string, to: string, chatId: string): boolean =>
-    !(chatId.startsWith('dm_') && (blocks.has(from, to) || blocks.has(to, from)))
+    !(isDirectChatId(chatId) && (blocks.has(from, to) || blocks.has(to, from)))
   const typing = new Typing(chats, devices, (deviceId, payload) => broker()?.live(deviceId, payload), cfg.typingIntervalMs, unblockedDirect)
   const handlers: ChatPublishHandlers = {
     msg: (d: Device, chatId: string, p: Buffer) => bridge.acceptMessage(d, chatId, p),

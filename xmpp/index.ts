@@ -44,8 +44,8 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
       return chats.isMember(id, userId) ? id : undefined
     },
     async directChat (userId: string, other: string): Promise<string | undefined> {
-      const id = directChatId(userId, other)
-      if (chats.isMember(id, userId)) return id
+      const existing = sessionHost.existingDirectChat(userId, other)
+      if (existing !== undefined) return existing
       try {
         return (await chats.createDirect(userId, other)).chat.id
       } catch (err) {

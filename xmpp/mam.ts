@@ -7,7 +7,8 @@ import { xml, type Element } from '@xmpp/xml'
 import jid from '@xmpp/jid'
 import type { ChatService } from '../core/chats.js'
 import type { HistoryStore, StoredMessage } from '../store/types.js'
-import { NS } from './stream.js'
+import { stanzaError } from './stream.js'
+import { parseMessageRef } from './ids.js'
 
 export const NS_MAM = 'urn:xmpp:mam:2'
 const RSM = 'http://jabber.org/protocol/rsm'
@@ -29,7 +30,7 @@ export interface ArchiveHost {
   /** The direct chat with a user, if there is one. */
   existingDirectChat (other: string): string | undefined
   /** The user's direct chats. */
-  directChats (): Promise<string[]>
+  directChats (): string[]
 }
 
 const refOf = (chat: string, id: string | undefined): number | undefined => {
@@ -41,10 +42,12 @@ const refOf = (chat: string, id: string | undefined): number | undefined => {
 /** Answers a MAM query (an iq set with <query xmlns='urn:xmpp:mam:2'/>): result messages, then the iq result with <fin/>. */
 export async function archiveQuery (h: ArchiveHost, iq: Element): Promise<Element[]> {
   const query = iq.getChild('query', NS_MAM)
-  const fail = (condition: string, text: string, type = 'cancel'): Element[] => [xml('iq', { type: 'error', id: iq.attrs.id, from: iq.attrs.to ?? h.bare, to: h.full },
-    xml('error', { type }, xml(condition, { xmlns: NS.stanzas }), xml('text', { xmlns: NS.stanzas }, text)))]
+  const fail = (condition: string, text: string, type = 'cancel'): Element[] => [stanzaError(iq, { from: iq.attrs.to ?? h.bare, to: h.full }, type, condition, text)]
   if (!query) return fail('bad-request', 'no MAM query')
   const field = (name: string): string | undefined => query.getChild('x', DATA)?.getChildren('field').find((f) => f.attrs.var === name)?.getChildText('value') ?? undefined
+  // Paging (XEP-0059): max, after <id>, before <id> or an empty before (the last page).
+  const set = query.getChild('set', RSM)
+  const max = Math.min(MAX_PAGE, Math.max(0, Number(set?.getChildText('max') ?? DEFAULT_PAGE) || 0))
 
   // Which chat: a room's archive, or the user's archive narrowed to one contact.
   let chat: string | undefined
@@ -56,10 +59,7 @@ export async function archiveQuery (h: ArchiveHost, iq: Element): Promise<Elemen
     if (!h.chats.isMember(chat, h.who.userId)) return fail('forbidden', 'only members read a group\'s archive', 'auth')
   } else if (to === undefined || to === h.bare) {
     const w = field('with')
-    if (w === undefined) {
-      const set = query.getChild('set', RSM)
-      return userArchive(h, iq, Math.min(MAX_PAGE, Math.max(0, Number(set?.getChildText('max') ?? DEFAULT_PAGE) || 0)), (c, t) => fail(c, t, 'modify'))
-    }
+    if (w === undefined) return userArchive(h, iq, { set, max, field }, (c, t) => fail(c, t, 'modify'))
     let other
     try { other = jid(w) } catch { return fail('bad-request', 'with is not a JID', 'modify') }
     if (other.domain === h.groupsDomain) {
@@ -74,9 +74,6 @@ export async function archiveQuery (h: ArchiveHost, iq: Element): Promise<Elemen
     return fail('forbidden', 'only your own archive and your groups\' archives can be read', 'auth')
   }
 
-  // Paging (XEP-0059): max, after <id>, before <id> or an empty before (the last page).
-  const set = query.getChild('set', RSM)
-  const max = Math.min(MAX_PAGE, Math.max(0, Number(set?.getChildText('max') ?? DEFAULT_PAGE) || 0))
   const afterId = set?.getChildText('after') ?? undefined
   const before = set?.getChild('before')
   let messages: StoredMessage[]
@@ -154,18 +151,14 @@ async function seqFrom (h: ArchiveHost, chat: string, ts: number): Promise<numbe
  * the page starts at (found by server time), so a page costs a few reads
  * per chat, not a scan.
  */
-async function userArchive (h: ArchiveHost, iq: Element, max: number, fail: (c: string, t: string) => Element[]): Promise<Element[]> {
-  const query = iq.getChild('query', NS_MAM) as Element
-  const set = query.getChild('set', RSM)
-  const field = (name: string): string | undefined => query.getChild('x', DATA)?.getChildren('field').find((f) => f.attrs.var === name)?.getChildText('value') ?? undefined
-  const chats = await h.directChats()
+async function userArchive (h: ArchiveHost, iq: Element, q: { set: Element | undefined, max: number, field: (name: string) => string | undefined }, fail: (c: string, t: string) => Element[]): Promise<Element[]> {
+  const { set, max, field } = q
+  const chats = h.directChats()
   const cursorOf = async (id: string): Promise<Key | undefined> => {
-    const i = id.lastIndexOf(':')
-    const chat = id.slice(0, i)
-    const seq = Number(id.slice(i + 1))
-    if (i <= 0 || !chats.includes(chat) || !Number.isSafeInteger(seq)) return undefined
-    const m = await h.history.get(chat, seq)
-    return m ? [m.serverTs, chat, seq] : undefined
+    const ref = parseMessageRef(id)
+    if (!ref || !chats.includes(ref.chat)) return undefined
+    const m = await h.history.get(ref.chat, ref.seq)
+    return m ? [m.serverTs, ref.chat, ref.seq] : undefined
   }
   const startText = field('start')
   const endText = field('end')

@@ -7,7 +7,8 @@ import { xml, type Element } from '@xmpp/xml'
 import jid from '@xmpp/jid'
 import type { ChatService } from '../core/chats.js'
 import { DomainError } from '../core/errors.js'
-import { NS } from './stream.js'
+import { isDirectChatId } from '../core/ids.js'
+import { stanzaError } from './stream.js'
 
 export const NS_MUC = 'http://jabber.org/protocol/muc'
 const MUC_USER = 'http://jabber.org/protocol/muc#user'
@@ -20,17 +21,21 @@ export interface MUC {
   chats: ChatService
 }
 
-const affiliation = (role: string): string => role === 'admin' ? 'admin' : 'member'
+/** The MUC affiliation of a group role. */
+export const affiliation = (role: string): string => role === 'admin' ? 'admin' : 'member'
 
-function error (el: Element, from: string, to: string, type: string, condition: string, text: string): Element {
-  return xml(el.name, { type: 'error', id: el.attrs.id, from, to },
-    el.is('presence') ? xml('x', { xmlns: NS_MUC }) : undefined,
-    xml('error', { type }, xml(condition, { xmlns: NS.stanzas }), xml('text', { xmlns: NS.stanzas }, text)))
+/** An occupant's presence (XEP-0045): affiliation, role, real JID and nickname (the user id), status codes; unavailable when the role is none. */
+export function occupantPresence (room: string, userId: string, to: string, domain: string, affil: string, role: string, codes: string[] = []): Element {
+  return xml('presence', { from: `${room}/${userId}`, to, ...(role === 'none' ? { type: 'unavailable' } : {}) },
+    xml('x', { xmlns: MUC_USER }, xml('item', { affiliation: affil, role, jid: `${userId}@${domain}`, nick: userId }), ...codes.map((code) => xml('status', { code }))))
 }
+
+const error = (el: Element, from: string, to: string, type: string, condition: string, text: string): Element =>
+  stanzaError(el, { from, to }, type, condition, text, el.is('presence') ? xml('x', { xmlns: NS_MUC }) : undefined)
 
 /** The room of a group the user is in, with its members; undefined when it is not one of theirs (the same answer for a missing group). */
 async function room (m: MUC, chatId: string): Promise<{ name: string, members: Array<{ userId: string, role: string }> } | undefined> {
-  if (chatId.startsWith('dm_')) return undefined
+  if (isDirectChatId(chatId)) return undefined
   try {
     const v = await m.chats.view(chatId, m.session.who.userId)
     return { name: v.name ?? chatId, members: v.members }
@@ -58,12 +63,11 @@ export async function mucStanza (m: MUC, el: Element): Promise<Element[]> {
     if (type !== undefined && type !== 'available') return []
     const r = await room(m, to.local)
     if (!r) return [error(el, `${roomJid}/${to.resource}`, s.full, 'auth', 'registration-required', 'only members of this group may join; members are added by its admins')]
-    const item = (u: { userId: string, role: string }): Element => xml('item', { affiliation: affiliation(u.role), role: 'participant', jid: `${u.userId}@${s.domain}`, nick: u.userId })
-    const out = r.members.filter((u) => u.userId !== s.who.userId).map((u) => xml('presence', { from: `${roomJid}/${u.userId}`, to: s.full }, xml('x', { xmlns: MUC_USER }, item(u))))
+    const present = (u: { userId: string, role: string }, codes?: string[]): Element => occupantPresence(roomJid, u.userId, s.full, s.domain, affiliation(u.role), 'participant', codes)
+    const out = r.members.filter((u) => u.userId !== s.who.userId).map((u) => present(u))
     const me = r.members.find((u) => u.userId === s.who.userId) ?? { userId: s.who.userId, role: 'member' }
     // 110: this is you; 100: the room is non-anonymous; 210: the server chose your nickname (the user id).
-    const codes = ['110', '100', ...(to.resource !== s.who.userId ? ['210'] : [])]
-    out.push(xml('presence', { from: self, to: s.full }, xml('x', { xmlns: MUC_USER }, item(me), ...codes.map((code) => xml('status', { code })))))
+    out.push(present(me, ['110', '100', ...(to.resource !== s.who.userId ? ['210'] : [])]))
     // The subject ends the join (XEP-0045 §7.2.15); history is the archive's job, so none is replayed here.
     out.push(xml('message', { type: 'groupchat', from: roomJid, to: s.full, id: `subject-${to.local}` }, xml('subject', {}, r.name)))
     return out

@@ -11,12 +11,14 @@ import { xml, type Element } from '@xmpp/xml'
 import jid from '@xmpp/jid'
 import type { Aedes } from 'aedes'
 import type { ChatService } from '../core/chats.js'
-import { NS, type StanzaHandler, type XmppStream } from './stream.js'
+import { NS, errorChild, stanzaError, type StanzaHandler, type XmppStream } from './stream.js'
 import { linkDevice, type Delivery, type DeviceLink } from './link.js'
 import { StreamManagement } from './sm.js'
-import { mucStanza, type MUC } from './muc.js'
+import { affiliation, mucStanza, occupantPresence, type MUC } from './muc.js'
 import { archiveQuery, NS_MAM } from './mam.js'
 import type { HistoryStore } from '../store/types.js'
+import { isDirectChatId } from '../core/ids.js'
+import { CHAT_ID, parseMessageRef } from './ids.js'
 
 export interface SessionHost {
   aedes: Aedes
@@ -49,7 +51,6 @@ export const XNS = {
 } as const
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/
-const CHAT_ID = /^[A-Za-z0-9_-]{1,64}$/
 const CHAT_STATES = ['active', 'composing', 'paused', 'inactive', 'gone']
 /** Own sent messages kept per chat for receipts (oldest dropped first). */
 const OWN_KEPT = 500
@@ -79,17 +80,7 @@ interface Own { seq: number, id: string, receipt: boolean, markable: boolean, de
 interface Sending { body: string, receipt: boolean, markable: boolean }
 
 const bodyText = (body: unknown): string => typeof body === 'string' ? body : JSON.stringify(body)
-const isGroup = (chat: string): boolean => !chat.startsWith('dm_')
-
-/** `<chatId>:<seq>`, the id the gateway gives every message stanza; undefined when it is not one. */
-export function parseMessageRef (id: string | undefined): { chat: string, seq: number } | undefined {
-  if (id === undefined) return undefined
-  const i = id.lastIndexOf(':')
-  if (i <= 0) return undefined
-  const chat = id.slice(0, i)
-  const seq = Number(id.slice(i + 1))
-  return CHAT_ID.test(chat) && Number.isSafeInteger(seq) && seq > 0 ? { chat, seq } : undefined
-}
+const isGroup = (chat: string): boolean => !isDirectChatId(chat)
 
 export class XmppSession implements StanzaHandler {
   #link!: DeviceLink
@@ -357,14 +348,13 @@ export class XmppSession implements StanzaHandler {
     if (e.chat === undefined || !isGroup(e.chat)) return []
     const room = `${e.chat}@${this.groupsDomain}`
     const me = this.who.userId
-    const occupant = (u: string, affiliation: string, role: string, ...codes: string[]): Element => xml('presence', { from: `${room}/${u}`, to: this.full, ...(role === 'none' ? { type: 'unavailable' } : {}) },
-      xml('x', { xmlns: 'http://jabber.org/protocol/muc#user' }, xml('item', { affiliation, role, jid: `${u}@${this.host.domain}`, nick: u }), ...codes.map((code) => xml('status', { code }))))
+    const occupant = (u: string, affil: string, role: string, ...codes: string[]): Element => occupantPresence(room, u, this.full, this.host.domain, affil, role, codes)
     const users = e.users ?? []
     switch (e.change) {
       case 'member_added': return users.filter((u) => u !== me).map((u) => occupant(u, 'member', 'participant'))
       // 321: removed because the affiliation changed; 110: this is you.
       case 'member_removed': return users.map((u) => u === me ? occupant(u, 'none', 'none', '110', '321') : occupant(u, 'none', 'none', '321'))
-      case 'role_changed': return users.map((u) => occupant(u, e.role === 'admin' ? 'admin' : 'member', 'participant', ...(u === me ? ['110'] : [])))
+      case 'role_changed': return users.map((u) => occupant(u, affiliation(e.role ?? 'member'), 'participant', ...(u === me ? ['110'] : [])))
       case 'renamed': return [xml('message', { type: 'groupchat', from: room, to: this.full, id: `subject-${e.chat}-${randomBytes(4).toString('hex')}` }, xml('subject', {}, e.name ?? ''))]
       default: return []
     }
@@ -374,7 +364,7 @@ export class XmppSession implements StanzaHandler {
     if (e.chat !== undefined && e.id !== undefined) this.#sending.delete(`${e.chat}\n${e.id}`)
     const condition = e.code === 'rate_limited' ? 'resource-constraint' : e.code === 'not_member' ? 'forbidden' : 'not-acceptable'
     return [xml('message', { type: 'error', id: e.id, from: this.host.domain, to: this.full },
-      xml('error', { type: e.code === 'rate_limited' ? 'wait' : 'cancel' }, xml(condition, { xmlns: NS.stanzas }), xml('text', { xmlns: NS.stanzas }, `${e.code ?? 'error'}: ${e.message ?? ''}`)))]
+      errorChild(e.code === 'rate_limited' ? 'wait' : 'cancel', condition, `${e.code ?? 'error'}: ${e.message ?? ''}`))]
   }
 
   /** Typing (chat states, XEP-0085): never stored, so marked no-store. */
@@ -405,8 +395,7 @@ export class XmppSession implements StanzaHandler {
   }
 
   #stanzaError (el: Element, condition: string, text?: string, type = 'cancel'): Element {
-    return xml(el.name, { type: 'error', id: el.attrs.id, from: el.attrs.to ?? this.host.domain, to: this.full },
-      xml('error', { type }, xml(condition, { xmlns: NS.stanzas }), text !== undefined ? xml('text', { xmlns: NS.stanzas }, text) : undefined))
+    return stanzaError(el, { from: el.attrs.to ?? this.host.domain, to: this.full }, type, condition, text)
   }
 
   /** The chat a message's `to` names: a user's direct chat (created on first use) or a group. */
@@ -475,7 +464,7 @@ export class XmppSession implements StanzaHandler {
     }
     if (ns === XNS.roster) {
       if (el.attrs.type === 'set') return this.send(this.#stanzaError(el, 'not-allowed', 'contacts are the people you share chats with'))
-      const contacts = await this.#contacts()
+      const contacts = this.#contacts()
       // From now on this resource gets roster pushes (RFC 6121 §2.1.6) as chats add and remove contacts.
       this.#roster = new Set(contacts)
       return this.send(result(xml('query', { xmlns: XNS.roster }, ...contacts.map((u) => xml('item', { jid: `${u}@${this.host.domain}`, subscription: 'both' })))))
@@ -502,7 +491,7 @@ export class XmppSession implements StanzaHandler {
       chats: this.host.chats,
       history: this.host.history,
       existingDirectChat: (other) => this.host.existingDirectChat(this.who.userId, other),
-      directChats: async () => (await this.host.chats.listFor(this.who.userId)).filter((c) => c.kind === 'direct').map((c) => c.id)
+      directChats: () => [...this.host.chats.chatIdsOf(this.who.userId)].filter(isDirectChatId)
     }
   }
 
@@ -510,10 +499,10 @@ export class XmppSession implements StanzaHandler {
     return { session: this, chats: this.host.chats }
   }
 
-  /** Users sharing at least one chat with this one: the roster, and whose presence the user sees. */
-  async #contacts (): Promise<string[]> {
+  /** Users sharing at least one chat with this one: the roster, and whose presence the user sees (from the membership mirror). */
+  #contacts (): string[] {
     const users = new Set<string>()
-    for (const c of await this.host.chats.listFor(this.who.userId)) for (const m of c.members) if (m.userId !== this.who.userId) users.add(m.userId)
+    for (const chat of this.host.chats.chatIdsOf(this.who.userId)) for (const u of this.host.chats.memberIds(chat)) if (u !== this.who.userId) users.add(u)
     return [...users].sort()
   }
 
@@ -528,7 +517,7 @@ export class XmppSession implements StanzaHandler {
       // Initial presence: from now on the client gets its contacts' presence.
       this.#presenceSent = true
       this.#available()
-      const contacts = await this.#contacts()
+      const contacts = this.#contacts()
       if (contacts.length > 0) await this.#link.subscribe(contacts.map((u) => `presence/${u}`))
       return
     }

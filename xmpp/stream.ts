@@ -24,6 +24,16 @@ export const NS = {
   sm: 'urn:xmpp:sm:3'
 } as const
 
+/** An <error/> child (RFC 6120 §8.3): its type, the defined condition and an optional text. */
+export function errorChild (type: string, condition: string, text?: string): Element {
+  return xml('error', { type }, xml(condition, { xmlns: NS.stanzas }), text !== undefined ? xml('text', { xmlns: NS.stanzas }, text) : undefined)
+}
+
+/** The error reply to a stanza: its name and id, addressed as given; `before` goes ahead of the <error/> child. */
+export function stanzaError (el: Element, addr: { from?: string, to?: string }, type: string, condition: string, text?: string, before?: Element): Element {
+  return xml(el.name, { type: 'error', id: el.attrs.id, ...addr }, before, errorChild(type, condition, text))
+}
+
 /** What the stream needs from the rest of the server. */
 export interface StreamHost {
   domain: string
@@ -258,7 +268,7 @@ export class XmppStream {
     }
     if (!el.is('iq') || el.attrs.type !== 'set' || !el.getChild('bind', NS.bind)) {
       if (el.is('iq') && el.attrs.type !== 'result' && el.attrs.type !== 'error') {
-        await this.send(xml('iq', { type: 'error', id: el.attrs.id }, xml('error', { type: 'cancel' }, xml('not-allowed', { xmlns: NS.stanzas }))))
+        await this.send(stanzaError(el, {}, 'cancel', 'not-allowed'))
         return
       }
       return this.streamError('not-authorized', 'bind a resource first')

@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { xml, type Element } from '@xmpp/xml'
 import { StreamManagement } from '../../xmpp/sm.js'
-import { parseMessageRef } from '../../xmpp/session.js'
+import { parseMessageRef } from '../../xmpp/ids.js'
 
 const msg = (n: number): Element => xml('message', { id: `m${n}` })
 
