@@ -95,17 +95,8 @@ export class BenchClient {
    * ACKs, and the kernel's retries back off for minutes) is given up and
    * tried again on a new connection. Resolves with the number of retries.
    */
-  async connectRetrying (attempts: number, timeoutMs: number): Promise<number> {
-    for (let retry = 0; ; retry++) {
-      try {
-        await this.connect(timeoutMs)
-        return retry
-      } catch (err) {
-        this.socket.destroy()
-        if (retry + 1 >= attempts || /CONNACK \d/.test((err as Error).message)) throw err
-        await new Promise((r) => setTimeout(r, 250 * (retry + 1)))
-      }
-    }
+  connectRetrying (attempts: number, timeoutMs: number): Promise<number> {
+    return this.retrying(attempts, () => this.connect(timeoutMs))
   }
 
   /**
@@ -114,11 +105,18 @@ export class BenchClient {
    * given up and tried again on a new connection. Resolves with the number
    * of retries (reported, so a slow server is visible, not hidden).
    */
-  async join (topic: string, attempts = 3, timeoutMs = 30_000): Promise<number> {
+  join (topic: string, attempts = 3, timeoutMs = 30_000): Promise<number> {
+    return this.retrying(attempts, async () => {
+      await this.connect(timeoutMs)
+      await this.subscribe(topic, 1, timeoutMs)
+    })
+  }
+
+  /** Runs `attempt` until it succeeds, each failure on a new connection after a growing pause; a refused CONNACK is final. */
+  private async retrying (attempts: number, attempt: () => Promise<unknown>): Promise<number> {
     for (let retry = 0; ; retry++) {
       try {
-        await this.connect(timeoutMs)
-        await this.subscribe(topic, 1, timeoutMs)
+        await attempt()
         return retry
       } catch (err) {
         this.socket.destroy()

@@ -70,6 +70,19 @@ async function xmppAndMqtt (opts: { live?: boolean, service?: string } = {}): Pr
   return { a, b, x, mq }
 }
 
+/** A message archive query (XEP-0313) from an XMPP device: its result stanzas, their bodies, and the <fin/>. */
+async function mamQuery (x: XmppDevice, set: Element, opts: { to?: string, form?: Record<string, string> } = {}): Promise<{ results: Element[], bodies: string[], fin: Element }> {
+  const queryid = `q${Math.random().toString(36).slice(2)}`
+  const form = opts.form !== undefined
+    ? [xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...Object.entries({ FORM_TYPE: 'urn:xmpp:mam:2', ...opts.form }).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))))]
+    : []
+  const reply = await x.xmpp.iqCaller.request(xml('iq', { type: 'set', ...(opts.to !== undefined ? { to: opts.to } : {}) }, xml('query', { xmlns: 'urn:xmpp:mam:2', queryid }, ...form, set)))
+  const results = x.stanzas.filter((m) => m.is('message') && m.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === queryid)
+  const bodies = results.map((m) => m.getChild('result')?.getChild('forwarded')?.getChild('message')?.getChildText('body') ?? '')
+  return { results, bodies, fin: reply.getChild('fin', 'urn:xmpp:mam:2') as Element }
+}
+const rsm = (...children: Element[]): Element => xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, ...children)
+
 const NS_RECEIPTS = 'urn:xmpp:receipts'
 const NS_MARKERS = 'urn:xmpp:chat-markers:0'
 const NS_STATES = 'http://jabber.org/protocol/chatstates'
@@ -351,25 +364,16 @@ test('message archive (XEP-0313): a contact\'s and a group\'s history, paged by 
     const direct = (await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
     for (let i = 1; i <= 30; i++) await mq.publish(direct, { id: `h${i}`, body: `history ${i}` })
     await mq.waitCount('ack', direct, 30)
-    const query = async (to: string | undefined, form: Record<string, string>, set: Element): Promise<{ results: Element[], fin: Element }> => {
-      const queryid = `q${Math.random().toString(36).slice(2)}`
-      const fields = Object.entries({ FORM_TYPE: 'urn:xmpp:mam:2', ...form }).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))
-      const reply = await x.xmpp.iqCaller.request(xml('iq', { type: 'set', ...(to ? { to } : {}) }, xml('query', { xmlns: 'urn:xmpp:mam:2', queryid }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...fields), set)))
-      const results = x.stanzas.filter((m) => m.is('message') && m.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === queryid)
-      return { results, fin: reply.getChild('fin', 'urn:xmpp:mam:2') as Element }
-    }
-    const rsm = (...c: Element[]): Element => xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, ...c)
-    const bodies = (r: Element[]): string[] => r.map((m) => m.getChild('result')?.getChild('forwarded')?.getChild('message')?.getChildText('body') ?? '')
-    const p1 = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '10')))
-    assert.deepEqual(bodies(p1.results), Array.from({ length: 10 }, (_, i) => `history ${i + 1}`))
+    const p1 = await mamQuery(x, rsm(xml('max', {}, '10')), { form: { with: `${b.userId}@localhost` } })
+    assert.deepEqual(p1.bodies, Array.from({ length: 10 }, (_, i) => `history ${i + 1}`))
     assert.equal(p1.fin.attrs.complete, 'false')
     const last = p1.fin.getChild('set')?.getChildText('last') as string
     assert.equal(last, `${direct}:10`)
-    const p2 = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '10'), xml('after', {}, last)))
-    assert.deepEqual(bodies(p2.results), Array.from({ length: 10 }, (_, i) => `history ${i + 11}`))
-    const tail = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '5'), xml('before')))
-    assert.deepEqual(bodies(tail.results), Array.from({ length: 5 }, (_, i) => `history ${i + 26}`), 'an empty <before/> is the last page')
-    const rest = await query(undefined, { with: `${b.userId}@localhost` }, rsm(xml('max', {}, '50'), xml('after', {}, `${direct}:25`)))
+    const p2 = await mamQuery(x, rsm(xml('max', {}, '10'), xml('after', {}, last)), { form: { with: `${b.userId}@localhost` } })
+    assert.deepEqual(p2.bodies, Array.from({ length: 10 }, (_, i) => `history ${i + 11}`))
+    const tail = await mamQuery(x, rsm(xml('max', {}, '5'), xml('before')), { form: { with: `${b.userId}@localhost` } })
+    assert.deepEqual(tail.bodies, Array.from({ length: 5 }, (_, i) => `history ${i + 26}`), 'an empty <before/> is the last page')
+    const rest = await mamQuery(x, rsm(xml('max', {}, '50'), xml('after', {}, `${direct}:25`)), { form: { with: `${b.userId}@localhost` } })
     assert.equal(rest.fin.attrs.complete, 'true')
     assert.equal(rest.results.length, 5)
 
@@ -377,8 +381,8 @@ test('message archive (XEP-0313): a contact\'s and a group\'s history, paged by 
     const g = (await server.api('POST', '/v1/chats', b.token, { kind: 'group', name: 'archived', members: [a.userId] })).body.chat_id as string
     for (let i = 1; i <= 3; i++) await mq.publish(g, { id: `gh${i}`, body: `group ${i}` })
     await mq.waitCount('ack', g, 3)
-    const room = await query(`${g}@groups.localhost`, {}, rsm(xml('max', {}, '50')))
-    assert.deepEqual(bodies(room.results), ['group 1', 'group 2', 'group 3'])
+    const room = await mamQuery(x, rsm(xml('max', {}, '50')), { to: `${g}@groups.localhost`, form: {} })
+    assert.deepEqual(room.bodies, ['group 1', 'group 2', 'group 3'])
     assert.equal(room.results[0].getChild('result')?.getChild('forwarded')?.getChild('message')?.attrs.from, `${g}@groups.localhost/${b.userId}`)
     const outsider = await xmppDevice(await server.register(phone()))
     await assert.rejects(outsider.xmpp.iqCaller.request(xml('iq', { type: 'set', to: `${g}@groups.localhost` }, xml('query', { xmlns: 'urn:xmpp:mam:2' }))),
@@ -405,26 +409,18 @@ test('message archive without "with": every direct chat of the user, in time ord
     }
     await mq.waitCount('ack', chatB, 6)
     await mc.waitCount('ack', chatC, 6)
-    const query = async (set: Element): Promise<{ bodies: string[], fin: Element }> => {
-      const queryid = `u${Math.random().toString(36).slice(2)}`
-      const reply = await x.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml('query', { xmlns: 'urn:xmpp:mam:2', queryid }, set)))
-      const bodies = x.stanzas.filter((m) => m.is('message') && m.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === queryid)
-        .map((m) => m.getChild('result')?.getChild('forwarded')?.getChild('message')?.getChildText('body') ?? '')
-      return { bodies, fin: reply.getChild('fin', 'urn:xmpp:mam:2') as Element }
-    }
-    const rsm = (...children: Element[]): Element => xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, ...children)
     const got: string[] = []
     let after: string | undefined
     for (let n = 0; n < 5; n++) {
-      const p = await query(rsm(xml('max', {}, '5'), ...(after !== undefined ? [xml('after', {}, after)] : [])))
+      const p = await mamQuery(x, rsm(xml('max', {}, '5'), ...(after !== undefined ? [xml('after', {}, after)] : [])))
       got.push(...p.bodies)
       after = p.fin.getChild('set')?.getChildText('last') ?? undefined
       if (p.fin.attrs.complete === 'true') break
     }
     assert.deepEqual(got, sent, 'every message of both chats, once, in time order, across pages of 5')
-    const newest = await query(rsm(xml('max', {}, '3'), xml('before')))
+    const newest = await mamQuery(x, rsm(xml('max', {}, '3'), xml('before')))
     assert.deepEqual(newest.bodies, sent.slice(-3))
-    const older = await query(rsm(xml('max', {}, '3'), xml('before', {}, newest.fin.getChild('set')?.getChildText('first') ?? '')))
+    const older = await mamQuery(x, rsm(xml('max', {}, '3'), xml('before', {}, newest.fin.getChild('set')?.getChildText('first') ?? '')))
     assert.deepEqual(older.bodies, sent.slice(-6, -3))
   } finally {
     await mq.close()
