@@ -1,10 +1,26 @@
 // Devices: creation (first device at registration, then linking), listing,
 // revocation, and token checks. Devices are cached in memory so that MQTT
 // authentication and fan-out never wait on the store.
+import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Device, DirectoryStore } from '../store/types.js'
+import { scramCredentials } from '../lib/scram.js'
 import { DomainError, notFound } from './errors.js'
 import { deviceIdOfToken, hashSecret, newDeviceId, newToken, tokenMatches } from './ids.js'
+
+/** PBKDF2 iterations of a device's SCRAM keys (RFC 7677's minimum: the token is 256 random bits, so more buys nothing). */
+export const SCRAM_ITERATIONS = 4096
+
+/**
+ * The SCRAM salt of a user. A SCRAM login names the user, not the device,
+ * and the server must answer with a salt before it knows which device's
+ * token the client holds; so every device of a user shares one salt,
+ * derived from the user id (the same for unknown users, which tells an
+ * onlooker nothing).
+ */
+export function scramSalt (userId: string): Buffer {
+  return createHash('sha256').update(`mqchat SCRAM salt\0${userId}`).digest().subarray(0, 16)
+}
 
 export interface DeviceEvents {
   created: [Device]
@@ -16,6 +32,8 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   #byUser = new Map<string, Set<string>>()
 
   #notify: (deviceId: string) => Promise<void> = async () => {}
+  /** Devices whose SCRAM keys are being made from a token just seen. */
+  #addingScram = new Set<string>()
 
   constructor (private readonly directory: DirectoryStore, private readonly maxPerUser: number) {
     super()
@@ -54,7 +72,37 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
     if (deviceId === undefined || deviceIdOfToken(token) !== deviceId) return undefined
     const d = this.#byId.get(deviceId)
     if (!d || d.revokedAt !== null) return undefined
-    return tokenMatches(token, d.tokenHash) ? d : undefined
+    if (!tokenMatches(token, d.tokenHash)) return undefined
+    if (!d.scram) this.#addScram(d, token)
+    return d
+  }
+
+  /** An active device by id, for a sign-in already checked another way. */
+  active (deviceId: string): Device | undefined {
+    const d = this.#byId.get(deviceId)
+    return d && d.revokedAt === null ? d : undefined
+  }
+
+  /** A user's active devices that have SCRAM keys, and the salt those keys were made with. */
+  scramOf (userId: string): { salt: Buffer, iterations: number, devices: Device[] } {
+    return { salt: scramSalt(userId), iterations: SCRAM_ITERATIONS, devices: this.list(userId).filter((d) => d.scram?.iterations === SCRAM_ITERATIONS) }
+  }
+
+  /**
+   * A device made before SCRAM keys were kept gets them the first time its
+   * token is used (MQTT or SASL PLAIN); until then it signs in over XMPP
+   * with PLAIN only. A failure is retried at the next sign-in.
+   */
+  #addScram (d: Device, token: string): void {
+    if (this.#addingScram.has(d.id)) return
+    this.#addingScram.add(d.id)
+    void (async () => {
+      const scram = await scramCredentials(token, scramSalt(d.userId), SCRAM_ITERATIONS)
+      await this.directory.setDeviceScram(d.id, scram)
+      const now = this.#byId.get(d.id)
+      if (now) this.cache({ ...now, scram })
+      await this.#notify(d.id)
+    })().catch(() => {}).finally(() => this.#addingScram.delete(d.id))
   }
 
   get (deviceId: string): Device | undefined { return this.#byId.get(deviceId) }
@@ -68,7 +116,8 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
     }
     const id = newDeviceId()
     const token = newToken(id)
-    const device: Device = { id, userId, name, tokenHash: hashSecret(token), createdAt: Date.now(), revokedAt: null }
+    const scram = await scramCredentials(token, scramSalt(userId), SCRAM_ITERATIONS)
+    const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null }
     await this.directory.addDevice(device)
     this.cache(device)
     this.emit('created', device)

@@ -66,5 +66,7 @@ declare module '@xmpp/client' {
     /** After STARTTLS, @xmpp/tls's wrapper around the TLS socket. */
     socket: { socket: { destroy (): void } } | null
   }
-  export function client (options: { service: string, domain: string, username?: string, password?: string, resource?: string }): Client
+  /** Called with the mechanisms both sides support; calls `authenticate` with the credentials and the mechanism chosen. */
+  export type Credentials = (authenticate: (credentials: { username: string, password: string }, mechanism: string) => Promise<void>, mechanisms: string[]) => Promise<void>
+  export function client (options: { service: string, domain: string, username?: string, password?: string, resource?: string, credentials?: Credentials }): Client
 }

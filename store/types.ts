@@ -1,6 +1,7 @@
 // The storage interfaces. Each engine (SQLite now, MongoDB in the cluster
 // profile) implements them in a folder of its own and passes the contract
 // suites in store/contract/. Methods are async so that networked engines fit.
+import type { ScramCredentials } from '../lib/scram.js'
 
 export interface User { id: string, phone: string, createdAt: number }
 
@@ -9,6 +10,8 @@ export interface Device {
   userId: string
   name: string
   tokenHash: string
+  /** SCRAM keys of the token (XMPP SASL); absent on devices made before they existed, until the token is next used. */
+  scram?: ScramCredentials
   createdAt: number
   revokedAt: number | null
 }
@@ -48,6 +51,8 @@ export interface DirectoryStore {
   allDevices (): Promise<Device[]>
   /** Marks a device revoked; false if it does not exist or was revoked already. */
   revokeDevice (id: string, at: number): Promise<boolean>
+  /** Stores a device's SCRAM keys (made from its token, which only the device and a sign-in know). */
+  setDeviceScram (id: string, scram: ScramCredentials): Promise<void>
 
   /** Creates the chat with its first members; false (and no change) if the id exists. */
   createChat (chat: Chat, members: Member[]): Promise<boolean>

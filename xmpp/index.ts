@@ -64,6 +64,10 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
       const d = devices.authenticate(token)
       return d && d.userId === user ? { userId: d.userId, deviceId: d.id } : undefined
     },
+    scram (user) {
+      const { salt, iterations, devices: withKeys } = devices.scramOf(user)
+      return { salt, iterations, devices: withKeys.map((d) => ({ userId: d.userId, deviceId: d.id, keys: d.scram as NonNullable<typeof d.scram> })) }
+    },
     async bind (stream, who) {
       const s = await XmppSession.open(stream, sessionHost, who)
       sessions.add(s)

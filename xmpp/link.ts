@@ -1,6 +1,7 @@
 // An XMPP resource is a device: the gateway signs it in to this node's MQTT
-// broker over an in-process stream, as a persistent session with the
-// device's own token. So an XMPP device goes through the same
+// broker over an in-process stream, as a persistent session of that device
+// (vouched for by the stream itself, plugins/in-process.ts, since a SCRAM
+// login never shows the server the token). So an XMPP device goes through the same
 // authentication, chat ACL, rate limits, bridge and offline queue as an MQTT
 // one, and its inbox is the same topic; only the encoding differs.
 //
@@ -12,6 +13,7 @@
 import { Duplex } from 'node:stream'
 import mqttPacket, { type Packet, type IPublishPacket } from 'mqtt-packet'
 import type { Aedes } from 'aedes'
+import { vouchFor } from '../plugins/in-process.js'
 
 /** Two ends of an in-memory byte stream: what one end writes, the other reads. */
 function streamPair (): [Duplex, Duplex] {
@@ -49,8 +51,9 @@ const CONNACK_ERRORS: Record<number, string> = { 1: 'unacceptable protocol versi
  * `onClose` is told when the broker ends the link (a takeover, a revoked
  * device) but not after close().
  */
-export async function linkDevice (aedes: Aedes, deviceId: string, token: string, onMessage: (d: Delivery) => void, onClose: () => void): Promise<DeviceLink> {
+export async function linkDevice (aedes: Aedes, deviceId: string, onMessage: (d: Delivery) => void, onClose: () => void): Promise<DeviceLink> {
   const [ours, theirs] = streamPair()
+  vouchFor(theirs, deviceId)
   aedes.handle(theirs as never)
   const parser = mqttPacket.parser({ protocolVersion: 4 })
   const waiting = new Map<string, { resolve: (p: Packet) => void, reject: (e: Error) => void }>()
@@ -108,7 +111,7 @@ export async function linkDevice (aedes: Aedes, deviceId: string, token: string,
   ours.on('error', () => {})
 
   const connack = expect('connack')
-  write({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: deviceId, username: deviceId, password: Buffer.from(token), clean: false, keepalive: 0 })
+  write({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: deviceId, username: deviceId, clean: false, keepalive: 0 })
   const ca = await connack as { returnCode?: number }
   if (ca.returnCode !== 0) {
     closing = true

@@ -113,10 +113,10 @@ export class XmppSession implements StanzaHandler {
 
   private constructor (private readonly host: SessionHost, readonly who: { userId: string, deviceId: string }) {}
 
-  static async open (stream: XmppStream, host: SessionHost, who: { userId: string, deviceId: string, token: string }): Promise<XmppSession> {
+  static async open (stream: XmppStream, host: SessionHost, who: { userId: string, deviceId: string }): Promise<XmppSession> {
     const s = new XmppSession(host, who)
     s.attach(stream)
-    s.#link = await linkDevice(host.aedes, who.deviceId, who.token, (d) => s.#delivery(d), () => {
+    s.#link = await linkDevice(host.aedes, who.deviceId, (d) => s.#delivery(d), () => {
       // The broker ended the link: the device signed in elsewhere (MQTT or another XMPP stream), or was revoked.
       s.#stream?.streamError('conflict', 'this device signed in elsewhere, or was revoked')
       void s.#end()

@@ -1,5 +1,6 @@
 // One XMPP client-to-server stream (RFC 6120): stream header, STARTTLS,
-// SASL PLAIN with the device token, resource binding (the resource is the
+// SASL (SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN; the password is a device
+// token of the user), resource binding (the resource is the
 // device id), then stanzas. Every refusal is the stream or stanza error the
 // RFC names; a stream error ends this connection only.
 import { randomBytes } from 'node:crypto'
@@ -10,6 +11,7 @@ import type { Logger } from 'pino'
 import { Parser, xml, type Element } from '@xmpp/xml'
 import { RestrictedXml } from './restricted.js'
 import { TokenBuckets } from '../lib/rate.js'
+import { SCRAM_MECHANISMS, ScramError, ScramExchange, type ScramCredentials } from '../lib/scram.js'
 
 export const NS = {
   client: 'jabber:client',
@@ -44,8 +46,10 @@ export interface StreamHost {
   stanzaRate: number
   /** The device a SASL PLAIN login names, or undefined (not-authorized). */
   login (user: string, token: string): { userId: string, deviceId: string } | undefined
+  /** For a SCRAM login: the user's salt and iteration count, and the keys of each of its devices (none for an unknown user). */
+  scram (user: string): { salt: Buffer, iterations: number, devices: Array<{ userId: string, deviceId: string, keys: ScramCredentials }> }
   /** After binding: the device's session; stanzas go to it. */
-  bind (stream: XmppStream, who: { userId: string, deviceId: string, token: string }): Promise<StanzaHandler>
+  bind (stream: XmppStream, who: { userId: string, deviceId: string }): Promise<StanzaHandler>
   /** A stream management resumption (XEP-0198): the detached session, now on this stream; undefined when there is none to resume. */
   resume (stream: XmppStream, who: { userId: string, deviceId: string }, previd: string, h: number): Promise<StanzaHandler | undefined>
   log: Logger
@@ -76,6 +80,12 @@ type State = 'tls' | 'auth' | 'bind' | 'ready' | 'closed'
 
 const MAX_AUTH_ATTEMPTS = 3
 
+/** Mechanisms offered, strongest first. */
+const MECHANISMS = [...SCRAM_MECHANISMS.map(([name]) => name), 'PLAIN']
+
+/** A SCRAM exchange under way: the first message is awaited (`exchange` undefined) or the final one. */
+interface ScramState { mechanism: string, exchange?: ScramExchange, user?: string, authzid?: string }
+
 export class XmppStream {
   #socket: Transport
   #decoder = new StringDecoder('utf8')
@@ -84,7 +94,8 @@ export class XmppStream {
   #pendingBytes = 0
   #state: State
   #authAttempts = 0
-  #who: { userId: string, deviceId: string, token: string } | undefined
+  #who: { userId: string, deviceId: string } | undefined
+  #scram: ScramState | undefined
   #session: StanzaHandler | undefined
   /** Stanzas are handled one at a time, in arrival order. */
   #queue: Promise<void> = Promise.resolve()
@@ -162,7 +173,7 @@ export class XmppStream {
     if (el.attrs.version !== '1.0') { this.streamError('unsupported-version'); return }
     const features = xml('stream:features')
     if (this.#state === 'tls') features.append(xml('starttls', { xmlns: NS.tls }, xml('required')))
-    else if (this.#state === 'auth') features.append(xml('mechanisms', { xmlns: NS.sasl }, xml('mechanism', {}, 'PLAIN')))
+    else if (this.#state === 'auth') features.append(xml('mechanisms', { xmlns: NS.sasl }, ...MECHANISMS.map((m) => xml('mechanism', {}, m))))
     else if (this.#state === 'bind') features.append(xml('bind', { xmlns: NS.bind }), xml('session', { xmlns: NS.session }, xml('optional')), xml('sm', { xmlns: NS.sm }))
     this.#socket.write(features.toString())
   }
@@ -182,6 +193,8 @@ export class XmppStream {
         return this.streamError('policy-violation', 'STARTTLS is required before anything else')
       case 'auth':
         if (el.is('auth', NS.sasl)) return this.#auth(el)
+        if (el.is('response', NS.sasl)) return this.#response(el)
+        if (el.is('abort', NS.sasl)) return this.#saslFailure('aborted')
         return this.streamError('not-authorized', 'authenticate first')
       case 'bind':
         return this.#bind(el)
@@ -225,26 +238,82 @@ export class XmppStream {
     this.#restart()
   }
 
-  async #auth (el: Element): Promise<void> {
-    const failure = (condition: string, text?: string): Promise<void> => {
-      this.#authAttempts++
-      const sent = this.send(xml('failure', { xmlns: NS.sasl }, xml(condition), text ? xml('text', {}, text) : undefined))
-      if (this.#authAttempts >= MAX_AUTH_ATTEMPTS) this.streamError('policy-violation', 'too many failed logins')
-      return sent.catch(() => {})
-    }
-    if (el.attrs.mechanism !== 'PLAIN') return failure('invalid-mechanism')
-    const raw = Buffer.from(el.text().trim(), 'base64').toString('utf8')
-    const [authzid, authcid, token] = raw.split('\u0000')
-    if (authcid === undefined || token === undefined) return failure('malformed-request')
-    const user = authcid.includes('@') ? authcid.slice(0, authcid.indexOf('@')) : authcid
-    const found = this.host.login(user, token)
-    if (!found || (authzid !== undefined && authzid !== '' && authzid.split('/')[0] !== `${found.userId}@${this.host.domain}`)) {
-      return failure('not-authorized', 'the user is the user id, the password is a device token of that user')
-    }
-    this.#who = { ...found, token }
-    await this.send(xml('success', { xmlns: NS.sasl }))
+  /** A SASL failure (RFC 6120 §6.4.5); the third in a row ends the stream. */
+  #saslFailure (condition: string, text?: string): Promise<void> {
+    this.#scram = undefined
+    this.#authAttempts++
+    const sent = this.send(xml('failure', { xmlns: NS.sasl }, xml(condition), text ? xml('text', {}, text) : undefined))
+    if (this.#authAttempts >= MAX_AUTH_ATTEMPTS) this.streamError('policy-violation', 'too many failed logins')
+    return sent.catch(() => {})
+  }
+
+  /** The user a SASL user name names: the user id, or the bare JID. */
+  #userOf (name: string): string { return name.includes('@') ? name.slice(0, name.indexOf('@')) : name }
+
+  /** An authorization identity is allowed when absent or the user's own bare JID. */
+  #authzOk (authzid: string | undefined, userId: string): boolean {
+    return authzid === undefined || authzid === '' || authzid.split('/')[0] === `${userId}@${this.host.domain}`
+  }
+
+  async #success (who: { userId: string, deviceId: string }, mechanism: string, additional?: string): Promise<void> {
+    this.#scram = undefined
+    this.#who = who
+    this.host.log.info({ jid: this.jid, mechanism }, 'xmpp sign-in')
+    await this.send(xml('success', { xmlns: NS.sasl }, additional !== undefined ? Buffer.from(additional).toString('base64') : undefined))
     this.#state = 'bind'
     this.#restart()
+  }
+
+  async #auth (el: Element): Promise<void> {
+    if (this.#scram) return this.#saslFailure('malformed-request', 'an exchange is already under way')
+    const mechanism = el.attrs.mechanism as string | undefined
+    const text = el.text().trim()
+    if (mechanism !== undefined && SCRAM_MECHANISMS.some(([name]) => name === mechanism)) {
+      this.#scram = { mechanism }
+      // No initial response (RFC 6120 §6.4.2): an empty challenge asks for the client-first message.
+      if (text === '' || text === '=') { await this.send(xml('challenge', { xmlns: NS.sasl })); return }
+      return this.#scramStep(text)
+    }
+    if (mechanism !== 'PLAIN') return this.#saslFailure('invalid-mechanism')
+    const raw = Buffer.from(text, 'base64').toString('utf8')
+    const [authzid, authcid, token] = raw.split('\u0000')
+    if (authcid === undefined || token === undefined) return this.#saslFailure('malformed-request')
+    const found = this.host.login(this.#userOf(authcid), token)
+    if (!found || !this.#authzOk(authzid, found.userId)) {
+      return this.#saslFailure('not-authorized', 'the user is the user id, the password is a device token of that user')
+    }
+    return this.#success(found, 'PLAIN')
+  }
+
+  async #response (el: Element): Promise<void> {
+    if (!this.#scram) return this.#saslFailure('malformed-request', 'no SASL exchange is under way')
+    return this.#scramStep(el.text().trim())
+  }
+
+  /** The next SCRAM message from the client: client-first, then client-final. */
+  async #scramStep (base64: string): Promise<void> {
+    const st = this.#scram as ScramState
+    const hash = (SCRAM_MECHANISMS.find(([name]) => name === st.mechanism) as readonly [string, 'sha1' | 'sha256'])[1]
+    const message = Buffer.from(base64, 'base64').toString('utf8')
+    try {
+      if (!st.exchange) {
+        st.exchange = new ScramExchange(hash)
+        const first = st.exchange.start(message, (name) => this.host.scram(this.#userOf(name)))
+        st.user = this.#userOf(first.user)
+        st.authzid = first.authzid
+        await this.send(xml('challenge', { xmlns: NS.sasl }, Buffer.from(first.serverFirst).toString('base64')))
+        return
+      }
+      // The devices are read again now: one revoked during the exchange no longer counts.
+      const devices = this.host.scram(st.user as string).devices
+      const { index, serverFinal } = st.exchange.finish(message, devices.map((d) => d.keys[hash]))
+      const found = devices[index] as { userId: string, deviceId: string }
+      if (!this.#authzOk(st.authzid, found.userId)) return this.#saslFailure('invalid-authzid')
+      return this.#success({ userId: found.userId, deviceId: found.deviceId }, st.mechanism, serverFinal)
+    } catch (err) {
+      if (!(err instanceof ScramError)) throw err
+      return this.#saslFailure(err.condition, err.condition === 'not-authorized' ? 'the user is the user id, the password is a device token of that user' : err.message)
+    }
   }
 
   async #bind (el: Element): Promise<void> {

@@ -35,6 +35,23 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.equal((await s.allDevices()).length, 2)
     }))
 
+    test('devices: SCRAM keys are kept when given at creation, and can be added later', () => withStore(async (s) => {
+      await s.createUser({ id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      const keys = (n: string): { storedKey: string, serverKey: string } => ({ storedKey: `st${n}`, serverKey: `sv${n}` })
+      const scram = { iterations: 4096, sha1: keys('1'), sha256: keys('256') }
+      const base = { userId: 'u_1', tokenHash: 'ab', revokedAt: null, createdAt: 1 }
+      await s.addDevice({ ...base, id: 'dv_a', name: 'with', scram })
+      await s.addDevice({ ...base, id: 'dv_b', name: 'without' })
+      assert.deepEqual((await s.getDevice('dv_a'))?.scram, scram)
+      assert.equal((await s.getDevice('dv_b'))?.scram, undefined)
+      assert.equal('scram' in ((await s.getDevice('dv_b')) ?? {}), false)
+      const later = { ...scram, iterations: 8192 }
+      await s.setDeviceScram('dv_b', later)
+      assert.deepEqual((await s.getDevice('dv_b'))?.scram, later)
+      assert.deepEqual((await s.listDevices('u_1')).map((d) => d.scram?.iterations), [4096, 8192])
+      assert.deepEqual((await s.allDevices()).map((d) => d.scram?.iterations).sort(), [4096, 8192])
+    }))
+
     test('chats: creation is idempotent by id; members, roles, rename, removal', () => withStore(async (s) => {
       const m = (userId: string, role: Member['role'] = 'member'): Member => ({ chatId: 'g_1', userId, role, joinedAt: 5 })
       const chat = { id: 'g_1', kind: 'group' as const, name: 'G', createdBy: 'u_1', createdAt: 5 }

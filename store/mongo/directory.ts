@@ -2,9 +2,10 @@
 import type { Collection, Db } from 'mongodb'
 import { DEFAULT_SETTINGS, type Chat, type Device, type DirectoryStore, type Member, type OneTimeCode, type Role, type User, type UserSettings } from '../types.js'
 import { isDuplicateKey } from './database.js'
+import type { ScramCredentials } from '../../lib/scram.js'
 
 interface UserDoc { _id: string, phone: string, createdAt: number }
-interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, createdAt: number, revokedAt: number | null }
+interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null }
 interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number }
 interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number }
 interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
@@ -56,7 +57,11 @@ export class MongoDirectory implements DirectoryStore {
   }
 
   async addDevice (d: Device): Promise<void> {
-    await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, createdAt: d.createdAt, revokedAt: d.revokedAt })
+    await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, ...(d.scram ? { scram: d.scram } : {}), createdAt: d.createdAt, revokedAt: d.revokedAt })
+  }
+
+  async setDeviceScram (id: string, scram: ScramCredentials): Promise<void> {
+    await this.#devices.updateOne({ _id: id }, { $set: { scram } })
   }
 
   async getDevice (id: string): Promise<Device | undefined> {

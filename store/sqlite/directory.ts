@@ -1,12 +1,13 @@
 // Directory (users, devices, chats, members, one-time codes) on SQLite.
 import type { Chat, Device, DirectoryStore, Member, OneTimeCode, Role, User, UserSettings } from '../types.js'
 import type { SqliteDb } from './database.js'
+import type { ScramCredentials } from '../../lib/scram.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, phone TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
   id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
-  token_hash TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER);
+  token_hash TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER, scram TEXT);
 CREATE INDEX IF NOT EXISTS devices_by_user ON devices (user_id);
 CREATE TABLE IF NOT EXISTS chats (
   id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
@@ -20,11 +21,19 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
   phone TEXT PRIMARY KEY, code_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL);
 `
 
-interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null }
+interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null, scram: string | null }
 interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number }
 interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number }
 
-const toDevice = (r: DeviceRow): Device => ({ id: r.id, userId: r.user_id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at, revokedAt: r.revoked_at })
+const toDevice = (r: DeviceRow): Device => ({
+  id: r.id,
+  userId: r.user_id,
+  name: r.name,
+  tokenHash: r.token_hash,
+  ...(r.scram !== null ? { scram: JSON.parse(r.scram) as ScramCredentials } : {}),
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at
+})
 const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at })
 const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at })
 
@@ -35,11 +44,15 @@ export class SqliteDirectory implements DirectoryStore {
   constructor (db: SqliteDb) {
     this.#db = db
     db.exec(SCHEMA)
+    // Devices tables made before SCRAM keys were kept.
+    const have = new Set((db.prepare('PRAGMA table_info(devices)').all() as Array<{ name: string }>).map((c) => c.name))
+    if (!have.has('scram')) db.exec('ALTER TABLE devices ADD COLUMN scram TEXT')
     this.#st = {
       insertUser: db.prepare('INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?)'),
       user: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE id = ?'),
       userByPhone: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE phone = ?'),
-      insertDevice: db.prepare('INSERT INTO devices (id, user_id, name, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertDevice: db.prepare('INSERT INTO devices (id, user_id, name, token_hash, created_at, revoked_at, scram) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      setScram: db.prepare('UPDATE devices SET scram = ? WHERE id = ?'),
       device: db.prepare('SELECT * FROM devices WHERE id = ?'),
       devicesOf: db.prepare('SELECT * FROM devices WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id'),
       allDevices: db.prepare('SELECT * FROM devices'),
@@ -71,8 +84,10 @@ export class SqliteDirectory implements DirectoryStore {
   async getUserByPhone (phone: string): Promise<User | undefined> { return this.#st.userByPhone.get(phone) as User | undefined }
 
   async addDevice (d: Device): Promise<void> {
-    this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt)
+    this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null)
   }
+
+  async setDeviceScram (id: string, scram: ScramCredentials): Promise<void> { this.#st.setScram.run(JSON.stringify(scram), id) }
 
   async getDevice (id: string): Promise<Device | undefined> {
     const row = this.#st.device.get(id) as DeviceRow | undefined

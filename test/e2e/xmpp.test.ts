@@ -1,6 +1,7 @@
 // The XMPP gateway with clients nobody here wrote (@xmpp/client from npm,
 // slixmpp from Debian) against the real server process: STARTTLS with a
-// certificate from configuration, SASL PLAIN with the device token, the
+// certificate from configuration, SASL (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN)
+// with the device token, the
 // device id as the resource; a 1:1 chat with an MQTT device in both
 // directions, in order, with receipts, markers and typing crossing over; a
 // group with two MQTT users; the offline queue on login; stream management
@@ -12,6 +13,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { client, xml, type Client, type Element } from '@xmpp/client'
@@ -59,6 +61,17 @@ async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${ser
   const address = await xmpp.start()
   await xmpp.send(xml('presence'))
   return { xmpp, jid: address.toString(), stanzas, messages }
+}
+
+/** The SASL mechanism of each XMPP sign-in so far, by full JID, from the server's log. */
+function signIns (): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const line of server.log.split('\n')) {
+    if (!line.includes('"xmpp sign-in"')) continue
+    const entry = JSON.parse(line) as { jid: string, mechanism: string }
+    out.set(entry.jid, entry.mechanism)
+  }
+  return out
 }
 
 /** Two new users: `a` signed in over XMPP (`x`), `b` over MQTT (`mq`). */
@@ -256,6 +269,7 @@ test('slixmpp (Debian) chats 1:1 with an MQTT device over STARTTLS: messages in 
   try {
     const session = await ev('session start', (e) => e.event === 'session')
     assert.equal(session.jid, `${a.userId}@localhost/${a.deviceId}`, 'the resource is the device id')
+    assert.equal(signIns().get(session.jid as string), 'SCRAM-SHA-256', 'slixmpp picks the strongest mechanism offered')
     assert.deepEqual(session.roster, [`${b.userId}@localhost`], 'the roster is who the user shares chats with')
     // slixmpp -> MQTT: typing first, then 10 messages in order.
     await waitFor('typing from slixmpp', () => mq.live.find((e) => e.type === 'typing' && e.user === a.userId && e.state === 'typing'), 20_000)
@@ -524,10 +538,91 @@ test('refusals end the stream with the RFC 6120 error, and the server keeps serv
   assert.equal(x.jid, `${a.userId}@localhost/${a.deviceId}`)
 })
 
-test('a wrong token gets SASL not-authorized; the resource cannot be bound without a login', async () => {
+/**
+ * Raw SASL after a real STARTTLS: sends `open`, then each of `steps` once the
+ * server's previous answer (a SASL element or the stream features) is in.
+ * Resolves with everything the server wrote after the TLS handshake.
+ */
+function rawSasl (steps: string[], timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const plain = connect(server.ports.xmpp, '127.0.0.1')
+    let out = ''
+    const timer = setTimeout(() => { plain.destroy(); reject(new Error(`no answer: ${out}`)) }, timeoutMs)
+    plain.on('error', () => {})
+    plain.on('connect', () => plain.write(OPEN))
+    plain.on('data', (d) => {
+      out += d.toString()
+      if (out.includes('<starttls')) { out = ''; plain.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") }
+      if (!out.includes('<proceed')) return
+      plain.removeAllListeners('data')
+      out = ''
+      const tls = tlsConnect({ socket: plain, servername: 'localhost', rejectUnauthorized: false }, () => tls.write(OPEN))
+      const answered = /<\/stream:features>|<\/(failure|challenge|success)>|<(failure|challenge|success)[^>]*\/>/g
+      let next = 0
+      tls.on('data', (d) => {
+        out += d.toString()
+        const answers = out.match(answered)?.length ?? 0
+        if (answers > next && next < steps.length) tls.write(steps[next++] as string)
+        else if (answers > steps.length) { clearTimeout(timer); tls.destroy(); resolve(out) }
+      })
+      tls.on('error', () => {})
+      tls.on('close', () => { clearTimeout(timer); resolve(out) })
+    })
+  })
+}
+
+test('SASL: @xmpp/client uses SCRAM-SHA-1 and PLAIN when asked; each of a user\'s devices signs in as itself; a revoked device, a wrong token and broken exchanges are refused', async () => {
   const a = await server.register(phone())
-  const xmpp = client({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', username: a.userId, password: `${a.deviceId}.wrong` })
-  xmpp.on('error', () => {})
-  clients.push(xmpp)
-  await assert.rejects(xmpp.start(), (err: Error & { condition?: string }) => err.condition === 'not-authorized')
+  const laptop = await server.link(a)
+  const features = await rawSasl([])
+  assert.match(features, /<mechanisms xmlns=.urn:ietf:params:xml:ns:xmpp-sasl.><mechanism>SCRAM-SHA-256<\/mechanism><mechanism>SCRAM-SHA-1<\/mechanism><mechanism>PLAIN<\/mechanism><\/mechanisms>/)
+  // SCRAM names the user, not the device: the proof picks the device, whichever of the user's it is.
+  for (const d of [a, laptop]) {
+    const x = await xmppDevice(d)
+    assert.equal(x.jid, `${a.userId}@localhost/${d.deviceId}`)
+    assert.equal(signIns().get(x.jid), 'SCRAM-SHA-1')
+    await x.xmpp.stop()
+  }
+  const plain = client({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', credentials: async (auth) => await auth({ username: a.userId, password: a.token }, 'PLAIN') })
+  plain.on('error', () => {})
+  clients.push(plain)
+  const plainJid = (await plain.start()).toString()
+  assert.equal(plainJid, `${a.userId}@localhost/${a.deviceId}`)
+  assert.equal(signIns().get(plainJid), 'PLAIN')
+  await plain.stop()
+
+  const refused = async (creds: { username: string, password: string }, mechanism?: string): Promise<void> => {
+    const xmpp = client({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', ...(mechanism !== undefined ? { credentials: async (auth) => await auth(creds, mechanism) } : creds) })
+    xmpp.on('error', () => {})
+    clients.push(xmpp)
+    await assert.rejects(xmpp.start(), (err: Error & { condition?: string }) => err.condition === 'not-authorized', `${creds.password.slice(0, 20)} ${mechanism ?? 'SCRAM-SHA-1'}`)
+  }
+  await refused({ username: a.userId, password: `${a.deviceId}.wrong` })
+  await refused({ username: a.userId, password: `${a.deviceId}.wrong` }, 'PLAIN')
+  await refused({ username: 'u_nobody', password: a.token })
+  // A revoked device: refused by SCRAM and PLAIN alike; the user's other device still signs in.
+  assert.equal((await server.api('DELETE', `/v1/devices/${laptop.deviceId}`, a.token)).status, 204)
+  await refused({ username: a.userId, password: laptop.token })
+  await refused({ username: a.userId, password: laptop.token }, 'PLAIN')
+  const still = await xmppDevice(a)
+  assert.equal(still.jid, `${a.userId}@localhost/${a.deviceId}`)
+
+  // Exchanges that break the rules, on a raw stream after STARTTLS.
+  const b64 = (s: string): string => Buffer.from(s).toString('base64')
+  const auth = (mechanism: string, body: string): string => `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${mechanism}'>${body}</auth>`
+  const failure = (condition: string): RegExp => new RegExp(`<failure xmlns=.urn:ietf:params:xml:ns:xmpp-sasl.><${condition}/>`)
+  assert.match(await rawSasl([auth('SCRAM-SHA-256', b64('p=tls-unique,,n=x,r=abc'))]), failure('malformed-request'))
+  assert.match(await rawSasl([auth('SCRAM-SHA-1', b64('hello'))]), failure('malformed-request'))
+  assert.match(await rawSasl(["<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AAAA</response>"]), failure('malformed-request'))
+  assert.match(await rawSasl([auth('DIGEST-MD5', '')]), failure('invalid-mechanism'))
+  // A challenge, then the client gives up.
+  const aborted = await rawSasl([auth('SCRAM-SHA-256', b64(`n,,n=${a.userId},r=abcdef`)), "<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"])
+  assert.match(aborted, /<challenge xmlns=.urn:ietf:params:xml:ns:xmpp-sasl.>[A-Za-z0-9+/=]+<\/challenge>/)
+  assert.match(aborted, failure('aborted'))
+  // The wrong nonce in the client-final message.
+  const nonce = await rawSasl([auth('SCRAM-SHA-256', b64(`n,,n=${a.userId},r=abcdef`)), `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${b64('c=biws,r=abcdefXYZ,p=' + b64('x'.repeat(32)))}</response>`])
+  assert.match(nonce, failure('not-authorized'))
+  // Still serving.
+  const b = await server.register(phone())
+  assert.equal((await xmppDevice(b)).jid, `${b.userId}@localhost/${b.deviceId}`)
 })
