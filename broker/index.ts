@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
+import { KeyedQueue } from '../lib/serial.js'
 import type { Bridge, InboxPublisher } from '../bridge/index.js'
 import type { DeviceService } from '../core/devices.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -88,17 +89,24 @@ export async function startBroker (
   // for a persistent client once any filter in it is granted: refused filters
   // included, and at the requested QoS rather than the granted one. Only what
   // the ACL allows, at the QoS it allows, may reach the session store.
+  //
+  // aedes also calls addSubscriptions once per filter of a SUBSCRIBE, each
+  // time with the whole list, all at once. The cluster's Redis store then
+  // waits for its own broadcast of the change, keyed by client and first
+  // topic, and two such waits at once lose one: that call never returns and
+  // the SUBSCRIBE gets no SUBACK. So a client's calls run one at a time.
   const open = opts.mqttAccess === 'open'
   const addSubscriptions = persistence.addSubscriptions.bind(persistence)
-  if (!open) persistence.addSubscriptions = async (client, subs) => {
-    const device = devices.get(client.id)
-    if (!device) return addSubscriptions(client, subs)
-    const allowed = subs.flatMap((s) => {
+  const subscribing = new KeyedQueue()
+  const allowedOnly = (client: { id: string }, subs: Parameters<BrokerPersistence['addSubscriptions']>[1]): typeof subs => {
+    const device = open ? undefined : devices.get(client.id)
+    if (!device) return subs
+    return subs.flatMap((s) => {
       const max = policy(device, s.topic)
       return max === undefined ? [] : [{ ...s, qos: Math.min(s.qos, max) }]
     })
-    return addSubscriptions(client, allowed)
   }
+  persistence.addSubscriptions = async (client, subs) => await subscribing.run(client.id, async () => await addSubscriptions(client, allowedOnly(client, subs)))
 
   markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
   const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))

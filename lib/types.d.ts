@@ -63,8 +63,8 @@ declare module '@xmpp/client' {
     iqCaller: { get (el: Element, to?: string): Promise<Element>, request (iq: Element, timeoutMs?: number): Promise<Element> }
     /** The stream management module (XEP-0198): its id is set once enabled; emits 'resumed'. */
     streamManagement: EventEmitter & { enabled: boolean, id: string }
-    /** After STARTTLS, @xmpp/tls's wrapper around the TLS socket. */
-    socket: { socket: { destroy (): void } } | null
+    /** After STARTTLS, @xmpp/tls's wrapper around the TLS socket; without TLS, the TCP socket itself. */
+    socket: { socket?: { destroy (): void }, destroy (): void } | null
   }
   /** Called with the mechanisms both sides support; calls `authenticate` with the credentials and the mechanism chosen. */
   export type Credentials = (authenticate: (credentials: { username: string, password: string }, mechanism: string) => Promise<void>, mechanisms: string[]) => Promise<void>

@@ -1,9 +1,11 @@
 // The cluster profile, all real: Redis (Debian), FerretDB (MongoDB wire),
-// MinIO (S3), two brokers, two bridge workers and the API, each its own process.
+// MinIO (S3), two brokers (with the XMPP gateway), two bridge workers and
+// the API, each its own process.
 import { after, afterEach, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, connect, type Server } from 'node:net'
+import { client, xml, type Element } from '@xmpp/client'
 import { TestCluster } from '../helpers/cluster.js'
 import { Device, freePort, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
@@ -24,10 +26,21 @@ before(async () => {
     inbound.on('error', () => out.destroy())
   })
   await new Promise<void>((resolve) => s3Relay.listen(s3PublicPort, '127.0.0.1', resolve))
-  // A low publish limit (shared across nodes) and a short presence coalescing window for the cases below.
+  // A low publish limit (shared across nodes) and a short presence coalescing window for the cases below;
+  // XMPP on the brokers, without TLS (loopback only) to keep certificates out of this file.
   await within('the cluster to start', cluster.start({
     s3: true,
-    env: { MQCHAT_S3_PUBLIC_ENDPOINT: `http://127.0.0.1:${s3PublicPort}`, MQCHAT_PUBLISH_RATE: '1', MQCHAT_PUBLISH_BURST: '40', MQCHAT_PRESENCE_COALESCE_MS: '300' }
+    env: {
+      MQCHAT_S3_PUBLIC_ENDPOINT: `http://127.0.0.1:${s3PublicPort}`,
+      MQCHAT_PUBLISH_RATE: '1',
+      MQCHAT_PUBLISH_BURST: '40',
+      MQCHAT_PRESENCE_COALESCE_MS: '300',
+      MQCHAT_XMPP_ENABLED: 'true',
+      MQCHAT_XMPP_PORT: '0',
+      MQCHAT_XMPP_WS_PORT: '0',
+      MQCHAT_XMPP_DOMAIN: 'localhost',
+      MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true'
+    }
   }), 120_000)
   alice = await cluster.api.register('+15550100001', 'alice-phone')
   bob = await cluster.api.register('+15550100002', 'bob-phone')
@@ -110,6 +123,15 @@ test('a device that reconnects to the other broker keeps its session and gets wh
   await c2.waitCount('msg', g, 15, 20_000)
   assert.deepEqual(shown(c2, g), Array.from({ length: 15 }, (_, i) => i + 1))
   assert.equal(c2.client.connected, true)
+})
+
+test('one SUBSCRIBE with several filters is answered on a persistent session (the Redis store\'s per-filter waits do not collide)', async () => {
+  const d = await new Device(cluster.brokers[0], carol).connect({ subscribe: false })
+  devices.push(d)
+  const inbox = `dev/${carol.deviceId}/inbox`
+  const live = `dev/${carol.deviceId}/live`
+  const granted = await within('the SUBACK', d.client.subscribeAsync({ [inbox]: { qos: 1 }, [live]: { qos: 0 } }), 10_000)
+  assert.deepEqual(granted.map((g) => [g.topic, g.qos]).sort(), [[inbox, 1], [live, 0]].sort())
 })
 
 test('a member removed through the API while on the other broker can no longer publish to the chat, immediately', async () => {
@@ -225,4 +247,53 @@ test('the publish limit is one budget per device across nodes: HTTP sends throug
   const g = await online(gina, 1)
   for (let i = 0; i < 3; i++) await g.publish(chat, { id: `m${i}`, type: 'text', body: 'over mqtt' })
   await waitFor('a refusal', () => g.events.find((e) => e.type === 'error' && e.code === 'rate_limited'), 10_000)
+})
+
+test('XMPP: a stream management resume that lands on the other broker is refused there, and the new session gets every message once it is bound, in order', async () => {
+  const dave = await cluster.api.register('+15550100011', 'dave-xmpp')
+  const erin = await cluster.api.register('+15550100012', 'erin-phone')
+  // A stand-in for the load balancer: the first connection goes to broker 1, every later one to broker 2.
+  let connections = 0
+  const lb = createServer((inbound) => {
+    const broker = cluster.brokers[Math.min(connections++, 1)] as (typeof cluster.brokers)[number]
+    const out = connect(broker.ports.xmpp, '127.0.0.1')
+    inbound.pipe(out).pipe(inbound)
+    out.on('error', () => inbound.destroy())
+    inbound.on('error', () => out.destroy())
+    out.on('close', () => inbound.destroy())
+    inbound.on('close', () => out.destroy())
+  })
+  await new Promise<void>((resolve) => lb.listen(0, '127.0.0.1', resolve))
+  const x = client({ service: `xmpp://127.0.0.1:${(lb.address() as { port: number }).port}`, domain: 'localhost', username: dave.userId, password: dave.token })
+  x.on('error', () => {})
+  const got: Element[] = []
+  x.on('stanza', (st: Element) => { if (st.is('message') && st.getChild('body')) got.push(st) })
+  let resumed = 0
+  x.streamManagement.on('resumed', () => { resumed++ })
+  // A client announces itself after every new binding (RFC 6121 §4.2); until then the gateway holds its events.
+  x.on('online', () => { x.send(xml('presence')).catch(() => {}) })
+  try {
+    await x.start()
+    await waitFor('stream management enabled', () => x.streamManagement.id !== '' ? true : undefined)
+    const e = await online(erin, 1)
+    const dm = (await cluster.api.api('POST', '/v1/chats', erin.token, { kind: 'direct', user: dave.userId })).body.chat_id as string
+    let killed = false
+    x.on('stanza', () => {
+      if (!killed && got.length >= 10) { killed = true; x.socket?.destroy() }
+    })
+    for (let i = 0; i < 30; i++) await e.publish(dm, { id: `r${i}`, type: 'text', body: `r${i}` })
+    await e.waitCount('ack', dm, 30, 30_000)
+    const seqOf = (m: Element): number => Number(m.getChild('stanza-id', 'urn:xmpp:sid:0')?.attrs.id?.split(':')[1])
+    const distinct = (): number[] => [...new Set(got.filter((m) => m.getChild('stanza-id', 'urn:xmpp:sid:0')?.attrs.id?.startsWith(`${dm}:`)).map(seqOf))]
+    await waitFor('all 30 at the XMPP device', () => distinct().length >= 30 ? true : undefined, 60_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; got ${distinct().join(',')}\n${cluster.logs()}`) })
+    assert.ok(killed, 'the connection was killed mid-stream')
+    assert.ok(connections >= 2, 'the client came back through the load balancer, to broker 2')
+    assert.equal(resumed, 0, 'broker 2 has no resumption state of broker 1: the resume is refused and the client binds anew')
+    assert.deepEqual(distinct(), Array.from({ length: 30 }, (_, i) => i + 1), 'every message, first seen in seq order (a repeat is one not acknowledged before the cut, under its id)')
+    assert.match(cluster.brokers[1]?.log ?? '', new RegExp(`"jid":"${dave.userId}@localhost/${dave.deviceId}","mechanism":"SCRAM-SHA-1","msg":"xmpp sign-in"`), 'the new session is on broker 2')
+  } finally {
+    await x.stop().catch(() => {})
+    lb.close()
+  }
 })
