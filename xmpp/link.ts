@@ -47,11 +47,11 @@ const CONNACK_ERRORS: Record<number, string> = { 1: 'unacceptable protocol versi
 
 /**
  * Connects a device to the broker (clean session false, its inbox subscribed
- * at QoS 1 and its live topic at QoS 0). Every message goes to `onMessage`;
+ * at QoS 1 and its live topic at QoS 0; `keepaliveSeconds` 0 for none). Every message goes to `onMessage`;
  * `onClose` is told when the broker ends the link (a takeover, a revoked
  * device) but not after close().
  */
-export async function linkDevice (aedes: Aedes, deviceId: string, onMessage: (d: Delivery) => void, onClose: () => void): Promise<DeviceLink> {
+export async function linkDevice (aedes: Aedes, deviceId: string, keepaliveSeconds: number, onMessage: (d: Delivery) => void, onClose: () => void): Promise<DeviceLink> {
   const [ours, theirs] = streamPair()
   vouchFor(theirs, deviceId)
   aedes.handle(theirs as never)
@@ -99,9 +99,11 @@ export async function linkDevice (aedes: Aedes, deviceId: string, onMessage: (d:
   })
   parser.on('error', () => { ours.destroy() })
   ours.on('data', (b: Buffer) => parser.parse(b))
+  let pinger: NodeJS.Timeout | undefined
   const finish = (): void => {
     if (ended) return
     ended = true
+    clearInterval(pinger)
     for (const w of waiting.values()) w.reject(new Error('the device link is closed'))
     waiting.clear()
     if (!closing) onClose()
@@ -111,7 +113,9 @@ export async function linkDevice (aedes: Aedes, deviceId: string, onMessage: (d:
   ours.on('error', () => {})
 
   const connack = expect('connack')
-  write({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: deviceId, username: deviceId, clean: false, keepalive: 0 })
+  write({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: deviceId, username: deviceId, clean: false, keepalive: keepaliveSeconds })
+  // A broker that bounds keepalive (MQCHAT_KEEPALIVE_LIMIT_SECONDS) refuses 0, so the link asks for one and pings at half of it.
+  if (keepaliveSeconds > 0) pinger = setInterval(() => { if (!ended) write({ cmd: 'pingreq' }) }, keepaliveSeconds * 500).unref()
   const ca = await connack as { returnCode?: number }
   if (ca.returnCode !== 0) {
     closing = true

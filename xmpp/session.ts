@@ -31,6 +31,8 @@ export interface SessionHost {
   existingDirectChat (userId: string, other: string): string | undefined
   /** How long a detached resumable session waits for its client. */
   resumeSeconds: number
+  /** The MQTT keepalive of the device link (0 = none): within the broker's keepalive limit. */
+  linkKeepaliveSeconds: number
   /** Resumable sessions by stream management id. */
   resumable: Map<string, XmppSession>
 }
@@ -116,7 +118,7 @@ export class XmppSession implements StanzaHandler {
   static async open (stream: XmppStream, host: SessionHost, who: { userId: string, deviceId: string }): Promise<XmppSession> {
     const s = new XmppSession(host, who)
     s.attach(stream)
-    s.#link = await linkDevice(host.aedes, who.deviceId, (d) => s.#delivery(d), () => {
+    s.#link = await linkDevice(host.aedes, who.deviceId, host.linkKeepaliveSeconds, (d) => s.#delivery(d), () => {
       // The broker ended the link: the device signed in elsewhere (MQTT or another XMPP stream), or was revoked.
       s.#stream?.streamError('conflict', 'this device signed in elsewhere, or was revoked')
       void s.#end()

@@ -477,7 +477,7 @@ test('stream management: a connection killed mid-stream and resumed loses nothin
     let killed = false
     x.xmpp.on('stanza', () => {
       // Mid-stream: the 30th message has arrived, more are on the wire.
-      if (!killed && x.messages.length >= 30) { killed = true; x.xmpp.socket?.socket.destroy() }
+      if (!killed && x.messages.length >= 30) { killed = true; x.xmpp.socket?.socket?.destroy() }
     })
     const sends: Array<Promise<unknown>> = []
     for (let i = 0; i < 150; i++) sends.push(mq.publish(chat, { id: `k${i}`, body: `k${i}` }))
@@ -625,4 +625,31 @@ test('SASL: @xmpp/client uses SCRAM-SHA-1 and PLAIN when asked; each of a user\'
   // Still serving.
   const b = await server.register(phone())
   assert.equal((await xmppDevice(b)).jid, `${b.userId}@localhost/${b.deviceId}`)
+})
+
+test('a broker that bounds keepalive: the device link asks for one within the bound and pings, so an idle XMPP session stays linked', async () => {
+  // MQCHAT_KEEPALIVE_LIMIT_SECONDS refuses a CONNECT without keepalive (aedes: 0 is over any limit); 2 s, so 5 s idle is past 1.5 × it.
+  const limited = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true', MQCHAT_KEEPALIVE_LIMIT_SECONDS: '2' })
+  await limited.start()
+  try {
+    const a = await limited.register(phone())
+    const b = await limited.register(phone())
+    const x = client({ service: `xmpp://127.0.0.1:${limited.ports.xmpp}`, domain: 'localhost', username: a.userId, password: a.token })
+    const errors: Error[] = []
+    x.on('error', (err: Error) => { errors.push(err) })
+    const got: Element[] = []
+    x.on('stanza', (st: Element) => { if (st.is('message') && st.getChild('body')) got.push(st) })
+    clients.push(x)
+    await x.start()
+    await x.send(xml('presence'))
+    await new Promise((resolve) => setTimeout(resolve, 5000))
+    const chat = (await limited.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    assert.equal((await limited.api('POST', `/v1/chats/${chat}/messages`, b.token, { id: 'idle', body: 'still there?' })).status, 201)
+    const m = await waitFor('the message after 5 s idle', () => got.find((st) => st.getChildText('body') === 'still there?'))
+    assert.equal(seqOf(m), 1)
+    assert.deepEqual(errors.map((e) => e.message), [], 'the stream was not ended')
+    await x.stop()
+  } finally {
+    await limited.dispose()
+  }
 })

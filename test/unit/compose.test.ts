@@ -4,9 +4,12 @@
 // configuration (lib/config.ts), the HAProxy configuration and the Dockerfile.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { BlockList, isIP } from 'node:net'
+import { createSecureContext } from 'node:tls'
 import { parse } from 'yaml'
 import { Ajv } from 'ajv'
 import { loadConfig, type Config } from '../../lib/config.js'
@@ -76,11 +79,39 @@ function resolved (): { compose: Compose, missing: Set<string> } {
   return { compose: walk(load(join(composeDir, 'docker-compose.yml'))) as Compose, missing }
 }
 
+/**
+ * What an operator puts in compose/certs (compose/README.md): one PEM with a
+ * certificate and its key. Not in the repository, so a self-signed stand-in
+ * is made here, once, and removed at exit.
+ */
+let standIn: string | undefined
+function standInCerts (): string {
+  if (standIn !== undefined) return standIn
+  const dir = mkdtempSync(join(tmpdir(), 'mqchat-compose-certs-'))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=chat.example.com', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+  writeFileSync(join(dir, 'mqchat.pem'), readFileSync(join(dir, 'cert.pem'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'))
+  return (standIn = dir)
+}
+
+/**
+ * A container path as the test can read it: a file under a service's
+ * `./certs` mount is taken from the stand-in certs directory. Any other
+ * path stays as it is (and loadConfig refuses a file that is not there).
+ */
+function hostPath (s: Service, value: string): string {
+  for (const v of s.volumes ?? []) {
+    const [source, target] = v.split(':') as [string, string]
+    if (source === './certs' && value.startsWith(`${target}/`)) return join(standInCerts(), value.slice(target.length + 1))
+  }
+  return value
+}
+
 const mqchatServices = (c: Compose): Array<[string, Service, Config]> =>
   Object.entries(c.services)
     .filter(([, s]) => s.environment?.MQCHAT_PROFILE !== undefined)
     .map(([name, s]) => {
-      const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v ?? '')]))
+      const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, hostPath(s, String(v ?? ''))]))
       return [name, s, loadConfig(env)]
     })
 
@@ -199,6 +230,7 @@ test('HAProxy spreads MQTT/TCP and MQTT/WebSocket over every broker at its confi
   assert.deepEqual(published, binds)
   const [, , apiCfg] = api[0] as [string, Service, Config]
   assert.ok(binds.includes(String(apiCfg.mqttPort)) && binds.includes(String(apiCfg.wsPort)), '/v1/info names ports the load balancer serves')
+  assert.ok(binds.includes(String(apiCfg.xmppPort)) && binds.includes(String(apiCfg.xmppWsPort)), '/v1/info names the XMPP ports the load balancer serves')
   assert.ok(/^\s*http-request deny .* if \{ path_beg \/metrics \}/m.test(haproxy), '/metrics is not public')
 
   // Idle MQTT connections outlive the longest keepalive the brokers accept (MQTT: 1.5 × keepalive).
@@ -215,6 +247,34 @@ test('HAProxy spreads MQTT/TCP and MQTT/WebSocket over every broker at its confi
   const subnets = new BlockList()
   for (const c of compose.networks?.mqchat?.ipam?.config ?? []) subnets.addSubnet(...(c.subnet.split('/').map((x, i) => i === 0 ? x : Number(x)) as [string, number]))
   assert.ok(subnets.check(lbAddress), 'the address is inside the network')
+})
+
+test('XMPP: every broker serves it with the certificate from compose/certs, HAProxy passes 5222 and 5280 through to them, and the API names them in /v1/info', () => {
+  const { compose } = resolved()
+  const nodes = mqchatServices(compose)
+  const haproxy = readFileSync(join(composeDir, 'haproxy.cfg'), 'utf8')
+  const brokers = nodes.filter(([, , c]) => c.role === 'broker')
+  const [, , apiCfg] = nodes.find(([, , c]) => c.role === 'api') as [string, Service, Config]
+  for (const [n, , c] of [...brokers, ...nodes.filter(([, , c]) => c.role === 'api')]) {
+    assert.ok(c.xmppEnabled, `${n} has XMPP on`)
+    assert.equal(c.xmppDomain, dotEnv().PUBLIC_HOST, `${n}: the XMPP domain is the public host`)
+    assert.equal(c.xmppAllowPlaintext, false, n)
+    // The PEM the brokers are given must be usable as certificate and key at once (HAProxy's format).
+    createSecureContext({ cert: readFileSync(c.xmppTlsCert), key: readFileSync(c.xmppTlsKey) })
+    assert.deepEqual([c.xmppPort, c.xmppWsPort], [apiCfg.xmppPort, apiCfg.xmppWsPort], `${n}: the ports the API announces`)
+  }
+  for (const [n, , c] of nodes.filter(([, , c]) => c.role === 'bridge')) assert.equal(c.xmppEnabled, false, `${n}: a bridge worker serves no XMPP`)
+  const section = (kind: string, name: string): string => new RegExp(`^${kind} ${name}\n((?:[ \t].*\n?|\n)*)`, 'm').exec(haproxy)?.[1] ?? ''
+  const servers = (name: string): string[] => section('backend', name).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('server ')).map((l) => l.split(/\s+/)[2] as string)
+  assert.deepEqual(servers('brokers_xmpp').sort(), brokers.map(([n, , c]) => `${n}:${c.xmppPort}`).sort())
+  assert.deepEqual(servers('brokers_xmpp_ws').sort(), brokers.map(([n, , c]) => `${n}:${c.xmppWsPort}`).sort())
+  for (const [frontend, port, backend] of [['xmpp', apiCfg.xmppPort, 'brokers_xmpp'], ['xmpp_ws', apiCfg.xmppWsPort, 'brokers_xmpp_ws']] as const) {
+    const f = section('frontend', frontend)
+    assert.match(f, /mode tcp/, `${frontend}: bytes passed through (STARTTLS is inside the stream)`)
+    assert.match(f, new RegExp(`bind :${port}\\s*\\n`), `${frontend} binds :${port}, without ssl`)
+    assert.match(f, new RegExp(`default_backend ${backend}\\b`))
+    assert.match(section('backend', backend), /mode tcp/)
+  }
 })
 
 test('the Dockerfile builds every source directory, runs the CLI the package names, and the image needs no dev dependency at run time', () => {
