@@ -45,12 +45,16 @@ after(async () => {
 let n = 0
 const phone = (): string => `+1555300${String(++n).padStart(4, '0')}`
 
-interface XmppDevice { xmpp: Client, jid: string, stanzas: Element[], messages: Element[] }
+/** `trace`: the client's status changes, errors and nonzas other than stream management acks, for failure messages. */
+interface XmppDevice { xmpp: Client, jid: string, stanzas: Element[], messages: Element[], trace: string[] }
 
 /** An XMPP client signed in as a device and available (initial presence sent); collects what it receives: `messages` are those with a body. */
 async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${server.ports.xmpp}`): Promise<XmppDevice> {
   const xmpp = client({ service, domain: 'localhost', username: creds.userId, password: creds.token })
-  xmpp.on('error', () => {})
+  const trace: string[] = []
+  xmpp.on('error', (err: Error) => { trace.push(`error ${err.message}`) })
+  xmpp.on('status', (status: string) => { trace.push(`status ${status}`) })
+  xmpp.on('nonza', (el: Element) => { if (!(el.attrs.xmlns === 'urn:xmpp:sm:3' && (el.name === 'a' || el.name === 'r'))) trace.push(`nonza ${el.toString().slice(0, 300)}`) })
   const stanzas: Element[] = []
   const messages: Element[] = []
   xmpp.on('stanza', (s: Element) => {
@@ -60,7 +64,18 @@ async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${ser
   clients.push(xmpp)
   const address = await xmpp.start()
   await xmpp.send(xml('presence'))
-  return { xmpp, jid: address.toString(), stanzas, messages }
+  return { xmpp, jid: address.toString(), stanzas, messages, trace }
+}
+
+/** Runs `body`; a failure carries what the client saw happen to its connection and the server log's end. */
+async function explained (x: XmppDevice, body: () => Promise<void>): Promise<void> {
+  try {
+    await body()
+  } catch (err) {
+    const e = err as Error
+    e.message += `\n--- ${x.jid}: ${x.trace.slice(-30).join('\n')}\n--- server log (end):\n${server.log.slice(-6000)}`
+    throw e
+  }
 }
 
 /** The SASL mechanism of each XMPP sign-in so far, by full JID, from the server's log. */
@@ -308,64 +323,66 @@ test('a group with one XMPP user and two MQTT users: join, member list, 200 inte
   const mb = await new Device(server, b).connect()
   const mc = await new Device(server, c).connect()
   try {
-    // Joining: the other members' presences, then the user's own (110: this is you), then the subject.
-    await x.xmpp.send(xml('presence', { to: `${room}/whatever` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
-    const self = await waitFor('the self-presence', () => x.stanzas.find((p) => p.is('presence') && p.getChild('x', NS_MUC_USER)?.getChildren('status').some((st) => st.attrs.code === '110')))
-    assert.equal(self.attrs.from, `${room}/${a.userId}`, 'the nickname is the user id')
-    const occupants = x.stanzas.filter((p) => p.is('presence') && p.attrs.from?.startsWith(`${room}/`)).map((p) => p.attrs.from?.split('/')[1]).sort()
-    assert.deepEqual(occupants, [a.userId, b.userId, c.userId].sort())
-    await waitFor('the subject', () => x.stanzas.find((m) => m.is('message') && m.getChildText('subject') === 'three'))
-    const list = await x.xmpp.iqCaller.get(xml('query', { xmlns: 'http://jabber.org/protocol/muc#admin' }, xml('item', { affiliation: 'member' })), room)
-    assert.deepEqual(list.getChildren('item').map((i: Element) => i.attrs.jid).sort(), [`${a.userId}@localhost`, `${c.userId}@localhost`].sort(), 'members (b created the group: admin)')
+    await explained(x, async () => {
+      // Joining: the other members' presences, then the user's own (110: this is you), then the subject.
+      await x.xmpp.send(xml('presence', { to: `${room}/whatever` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
+      const self = await waitFor('the self-presence', () => x.stanzas.find((p) => p.is('presence') && p.getChild('x', NS_MUC_USER)?.getChildren('status').some((st) => st.attrs.code === '110')))
+      assert.equal(self.attrs.from, `${room}/${a.userId}`, 'the nickname is the user id')
+      const occupants = x.stanzas.filter((p) => p.is('presence') && p.attrs.from?.startsWith(`${room}/`)).map((p) => p.attrs.from?.split('/')[1]).sort()
+      assert.deepEqual(occupants, [a.userId, b.userId, c.userId].sort())
+      await waitFor('the subject', () => x.stanzas.find((m) => m.is('message') && m.getChildText('subject') === 'three'))
+      const list = await x.xmpp.iqCaller.get(xml('query', { xmlns: 'http://jabber.org/protocol/muc#admin' }, xml('item', { affiliation: 'member' })), room)
+      assert.deepEqual(list.getChildren('item').map((i: Element) => i.attrs.jid).sort(), [`${a.userId}@localhost`, `${c.userId}@localhost`].sort(), 'members (b created the group: admin)')
 
-    // 200 messages, round robin from the three, none waiting for the previous one.
-    const sends: Array<Promise<unknown>> = []
-    for (let i = 0; i < 200; i++) {
-      const body = `m${i}`
-      if (i % 3 === 0) sends.push(x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: `x${i}` }, xml('body', {}, body))))
-      else sends.push((i % 3 === 1 ? mb : mc).publish(g, { id: `q${i}`, body }))
-    }
-    await Promise.all(sends)
-    // XMPP: everything, its own messages reflected, in seq order 1..200.
-    await waitFor('200 group messages at the XMPP user', () => x.messages.filter((m) => m.attrs.type === 'groupchat').length >= 200 ? true : undefined, 60_000)
-    const xm = x.messages.filter((m) => m.attrs.type === 'groupchat')
-    assert.deepEqual(xm.map(seqOf), Array.from({ length: 200 }, (_, i) => i + 1), 'the XMPP user sees seqs 1..200 in order, its own included')
-    const order = new Map(xm.map((m) => [seqOf(m), m.getChildText('body')]))
-    // MQTT: the others' messages as msg events in increasing seq, their own as acks; the same seq for the same message everywhere.
-    for (const d of [mb, mc]) {
-      const others = await d.waitCount('msg', g, 200 - d.of('ack', g).length, 60_000)
-      const acks = await d.waitCount('ack', g, d === mb ? 67 : 66, 60_000)
-      const seqs = others.map((e) => e.seq as number)
-      assert.deepEqual(seqs, [...seqs].sort((p, q) => p - q), 'msg events in seq order')
-      for (const e of others) assert.equal(order.get(e.seq as number), e.body, `seq ${String(e.seq)} is the same message at ${d.creds.userId}`)
-      assert.equal(new Set([...seqs, ...acks.map((e) => e.seq as number)]).size, 200)
-    }
+      // 200 messages, round robin from the three, none waiting for the previous one.
+      const sends: Array<Promise<unknown>> = []
+      for (let i = 0; i < 200; i++) {
+        const body = `m${i}`
+        if (i % 3 === 0) sends.push(x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: `x${i}` }, xml('body', {}, body))))
+        else sends.push((i % 3 === 1 ? mb : mc).publish(g, { id: `q${i}`, body }))
+      }
+      await Promise.all(sends)
+      // XMPP: everything, its own messages reflected, in seq order 1..200.
+      await waitFor('200 group messages at the XMPP user', () => x.messages.filter((m) => m.attrs.type === 'groupchat').length >= 200 ? true : undefined, 60_000)
+      const xm = x.messages.filter((m) => m.attrs.type === 'groupchat')
+      assert.deepEqual(xm.map(seqOf), Array.from({ length: 200 }, (_, i) => i + 1), 'the XMPP user sees seqs 1..200 in order, its own included')
+      const order = new Map(xm.map((m) => [seqOf(m), m.getChildText('body')]))
+      // MQTT: the others' messages as msg events in increasing seq, their own as acks; the same seq for the same message everywhere.
+      for (const d of [mb, mc]) {
+        const others = await d.waitCount('msg', g, 200 - d.of('ack', g).length, 60_000)
+        const acks = await d.waitCount('ack', g, d === mb ? 67 : 66, 60_000)
+        const seqs = others.map((e) => e.seq as number)
+        assert.deepEqual(seqs, [...seqs].sort((p, q) => p - q), 'msg events in seq order')
+        for (const e of others) assert.equal(order.get(e.seq as number), e.body, `seq ${String(e.seq)} is the same message at ${d.creds.userId}`)
+        assert.equal(new Set([...seqs, ...acks.map((e) => e.seq as number)]).size, 200)
+      }
 
-    // Membership changes reach the XMPP user as room presence and roster pushes.
-    const roster = await x.xmpp.iqCaller.get(xml('query', { xmlns: 'jabber:iq:roster' }))
-    assert.deepEqual(roster.getChildren('item').map((i: Element) => i.attrs.jid).sort(), [`${b.userId}@localhost`, `${c.userId}@localhost`].sort())
-    const d = await server.register(phone())
-    assert.equal((await server.api('POST', `/v1/chats/${g}/members`, b.token, { users: [d.userId] })).status, 200)
-    await waitFor('the new member in the room', () => x.stanzas.find((p) => p.is('presence') && p.attrs.from === `${room}/${d.userId}` && p.attrs.type === undefined))
-    const rosterPush = (jid: string, subscription: string) => () => x.stanzas.find((st) => st.is('iq') && st.attrs.type === 'set' &&
-      st.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.jid === jid && st.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.subscription === subscription)
-    await waitFor('a roster push for the new contact', rosterPush(`${d.userId}@localhost`, 'both'))
+      // Membership changes reach the XMPP user as room presence and roster pushes.
+      const roster = await x.xmpp.iqCaller.get(xml('query', { xmlns: 'jabber:iq:roster' }))
+      assert.deepEqual(roster.getChildren('item').map((i: Element) => i.attrs.jid).sort(), [`${b.userId}@localhost`, `${c.userId}@localhost`].sort())
+      const d = await server.register(phone())
+      assert.equal((await server.api('POST', `/v1/chats/${g}/members`, b.token, { users: [d.userId] })).status, 200)
+      await waitFor('the new member in the room', () => x.stanzas.find((p) => p.is('presence') && p.attrs.from === `${room}/${d.userId}` && p.attrs.type === undefined))
+      const rosterPush = (jid: string, subscription: string) => () => x.stanzas.find((st) => st.is('iq') && st.attrs.type === 'set' &&
+        st.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.jid === jid && st.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.subscription === subscription)
+      await waitFor('a roster push for the new contact', rosterPush(`${d.userId}@localhost`, 'both'))
 
-    // b removes a: a sees itself leave (110, 321) and its contacts from this group go;
-    // a's next group message over XMPP is refused (forbidden), and so is joining again.
-    const removed = await server.api('DELETE', `/v1/chats/${g}/members/${a.userId}`, b.token)
-    assert.equal(removed.status, 204)
-    const gone = await waitFor('the removal as room presence', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'unavailable' && p.attrs.from === `${room}/${a.userId}`))
-    assert.deepEqual(gone.getChild('x', NS_MUC_USER)?.getChildren('status').map((st: Element) => st.attrs.code), ['110', '321'])
-    await waitFor('a roster removal', rosterPush(`${c.userId}@localhost`, 'remove'))
-    await x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: 'after' }, xml('body', {}, 'still here?')))
-    const refused = await waitFor('the refusal', () => x.stanzas.find((m) => m.is('message') && m.attrs.type === 'error' && m.attrs.id === 'after'))
-    assert.ok(refused.getChild('error')?.getChild('forbidden', 'urn:ietf:params:xml:ns:xmpp-stanzas'), refused.toString())
-    await x.xmpp.send(xml('presence', { to: `${room}/${a.userId}` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
-    const denied = await waitFor('the join refusal', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'error'))
-    assert.ok(denied.getChild('error')?.getChild('registration-required', 'urn:ietf:params:xml:ns:xmpp-stanzas'))
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    assert.ok(!mb.of('msg', g).some((e) => e.body === 'still here?'), 'nothing from a removed member reaches the group')
+      // b removes a: a sees itself leave (110, 321) and its contacts from this group go;
+      // a's next group message over XMPP is refused (forbidden), and so is joining again.
+      const removed = await server.api('DELETE', `/v1/chats/${g}/members/${a.userId}`, b.token)
+      assert.equal(removed.status, 204)
+      const gone = await waitFor('the removal as room presence', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'unavailable' && p.attrs.from === `${room}/${a.userId}`))
+      assert.deepEqual(gone.getChild('x', NS_MUC_USER)?.getChildren('status').map((st: Element) => st.attrs.code), ['110', '321'])
+      await waitFor('a roster removal', rosterPush(`${c.userId}@localhost`, 'remove'))
+      await x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: 'after' }, xml('body', {}, 'still here?')))
+      const refused = await waitFor('the refusal', () => x.stanzas.find((m) => m.is('message') && m.attrs.type === 'error' && m.attrs.id === 'after'))
+      assert.ok(refused.getChild('error')?.getChild('forbidden', 'urn:ietf:params:xml:ns:xmpp-stanzas'), refused.toString())
+      await x.xmpp.send(xml('presence', { to: `${room}/${a.userId}` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
+      const denied = await waitFor('the join refusal', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'error'))
+      assert.ok(denied.getChild('error')?.getChild('registration-required', 'urn:ietf:params:xml:ns:xmpp-stanzas'))
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.ok(!mb.of('msg', g).some((e) => e.body === 'still here?'), 'nothing from a removed member reaches the group')
+    })
   } finally {
     await mb.close()
     await mc.close()
