@@ -79,6 +79,9 @@ export interface Broker {
   close (): Promise<void>
 }
 
+/** How long one subscription write to the session store may take before its SUBSCRIBE fails. */
+const SUBSCRIPTION_STORE_BOUND_MS = 10_000
+
 export async function startBroker (
   opts: BrokerOptions,
   deps: { persistence: BrokerPersistence, devices: DeviceService, bridge: Bridge, handlers: ChatPublishHandlers, policy: SubscriptionPolicy, sessions: SessionObserver, limiter: PublishLimiter, log: Logger, metrics: Metrics }
@@ -106,7 +109,21 @@ export async function startBroker (
       return max === undefined ? [] : [{ ...s, qos: Math.min(s.qos, max) }]
     })
   }
-  persistence.addSubscriptions = async (client, subs) => await subscribing.run(client.id, async () => await addSubscriptions(client, allowedOnly(client, subs)))
+  // A call the store never confirms (seen, rarely, in the cluster under load;
+  // cause not yet known) must not hold up the client's later ones: after
+  // SUBSCRIPTION_STORE_BOUND_MS it fails, aedes closes that connection, and
+  // the device's next SUBSCRIBE gets its turn.
+  const bounded = async (client: { id: string }, work: Promise<unknown>): Promise<unknown> => {
+    let timer: NodeJS.Timeout | undefined
+    const bound = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        log.warn({ clientId: client.id, ms: SUBSCRIPTION_STORE_BOUND_MS }, 'the session store did not confirm a subscription in time; that SUBSCRIBE fails')
+        reject(new Error('the session store did not confirm the subscription'))
+      }, SUBSCRIPTION_STORE_BOUND_MS)
+    })
+    try { return await Promise.race([work, bound]) } finally { clearTimeout(timer) }
+  }
+  persistence.addSubscriptions = async (client, subs) => await subscribing.run(client.id, async () => await bounded(client, addSubscriptions(client, allowedOnly(client, subs))))
 
   markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
   const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))

@@ -297,3 +297,27 @@ test('XMPP: a stream management resume that lands on the other broker is refused
     lb.close()
   }
 })
+
+test('a subscription the session store does not confirm fails that SUBSCRIBE after a bound, and the device\'s next SUBSCRIBE goes through', async () => {
+  const frank = await cluster.api.register('+15550100013', 'frank-phone')
+  const broker = cluster.brokers[0] as (typeof cluster.brokers)[number]
+  const d = await new Device(broker, frank).connect({ subscribe: false })
+  devices.push(d)
+  const live = `dev/${frank.deviceId}/live`
+  const redis = cluster.redis.proc
+  assert.ok(redis?.pid, 'Redis runs')
+  // Redis stops answering (SIGSTOP): the store's write cannot be confirmed.
+  redis.kill('SIGSTOP')
+  let first: Promise<string>
+  try {
+    first = d.client.subscribeAsync(live, { qos: 0 }).then(() => 'granted', (err: Error) => `refused: ${err.message}`)
+    await waitFor('the bound to pass', () => broker.log.includes('the session store did not confirm a subscription in time') ? true : undefined, 20_000)
+  } finally {
+    redis.kill('SIGCONT')
+  }
+  assert.match(await within('the first SUBSCRIBE to end', first, 15_000), /^refused/, 'that SUBSCRIBE failed (aedes closed the connection)')
+  const again = await new Device(broker, frank).connect({ subscribe: false })
+  devices.push(again)
+  const granted = await within('the SUBACK once the store answers', again.client.subscribeAsync(live, { qos: 0 }), 15_000)
+  assert.deepEqual(granted.map((g) => [g.topic, g.qos]), [[live, 0]])
+})
