@@ -61,6 +61,8 @@ declare module '@xmpp/client' {
     stop (): Promise<void>
     send (el: Element): Promise<void>
     iqCaller: { get (el: Element, to?: string): Promise<Element>, request (iq: Element, timeoutMs?: number): Promise<Element> }
+    /** Reconnects after a lost connection, a second later; stop() does not stop it (a stream that fails to close stays 'disconnect' and keeps reconnecting). */
+    reconnect: { stop (): void }
     /** The stream management module (XEP-0198): its id is set once enabled; emits 'resumed'. */
     streamManagement: EventEmitter & { enabled: boolean, id: string }
     /** After STARTTLS, @xmpp/tls's wrapper around the TLS socket; without TLS, the TCP socket itself. */

@@ -293,6 +293,8 @@ test('XMPP: a stream management resume that lands on the other broker is refused
     assert.deepEqual(distinct(), Array.from({ length: 30 }, (_, i) => i + 1), 'every message, first seen in seq order (a repeat is one not acknowledged before the cut, under its id)')
     assert.match(cluster.brokers[1]?.log ?? '', new RegExp(`"jid":"${dave.userId}@localhost/${dave.deviceId}","mechanism":"SCRAM-SHA-1","msg":"xmpp sign-in"`), 'the new session is on broker 2')
   } finally {
+    // stop() leaves @xmpp/client reconnecting: once the load balancer is gone, that loop would keep this process alive.
+    x.reconnect.stop()
     await x.stop().catch(() => {})
     lb.close()
   }

@@ -37,10 +37,16 @@ const server = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '
 const clients: Client[] = []
 before(async () => { await server.start() })
 after(async () => {
-  for (const c of clients) await c.stop().catch(() => {})
+  for (const c of clients) await stopClient(c)
   await server.dispose()
   rmSync(certDir, { recursive: true, force: true })
 })
+
+/** Ends a client for good: its reconnecting too, which stop() leaves on (a loop of connection attempts would keep this process alive). */
+async function stopClient (c: Client): Promise<void> {
+  c.reconnect.stop()
+  await c.stop().catch(() => {})
+}
 
 let n = 0
 const phone = (): string => `+1555300${String(++n).padStart(4, '0')}`
