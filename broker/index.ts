@@ -7,6 +7,7 @@ import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 import { KeyedQueue } from '../lib/serial.js'
+import { timedOut } from '../lib/timeout.js'
 import type { Bridge, InboxPublisher } from '../bridge/index.js'
 import type { DeviceService } from '../core/devices.js'
 import type { Metrics } from '../lib/metrics.js'
@@ -113,17 +114,12 @@ export async function startBroker (
   // cause not yet known) must not hold up the client's later ones: after
   // SUBSCRIPTION_STORE_BOUND_MS it fails, aedes closes that connection, and
   // the device's next SUBSCRIBE gets its turn.
-  const bounded = async (client: { id: string }, work: Promise<unknown>): Promise<unknown> => {
-    let timer: NodeJS.Timeout | undefined
-    const bound = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        log.warn({ clientId: client.id, ms: SUBSCRIPTION_STORE_BOUND_MS }, 'the session store did not confirm a subscription in time; that SUBSCRIBE fails')
-        reject(new Error('the session store did not confirm the subscription'))
-      }, SUBSCRIPTION_STORE_BOUND_MS)
-    })
-    try { return await Promise.race([work, bound]) } finally { clearTimeout(timer) }
-  }
-  persistence.addSubscriptions = async (client, subs) => await subscribing.run(client.id, async () => await bounded(client, addSubscriptions(client, allowedOnly(client, subs))))
+  persistence.addSubscriptions = async (client, subs) => await subscribing.run(client.id, async () => {
+    if (await timedOut(addSubscriptions(client, allowedOnly(client, subs)), SUBSCRIPTION_STORE_BOUND_MS)) {
+      log.warn({ clientId: client.id, ms: SUBSCRIPTION_STORE_BOUND_MS }, 'the session store did not confirm a subscription in time; that SUBSCRIBE fails')
+      throw new Error('the session store did not confirm the subscription')
+    }
+  })
 
   markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
   const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))

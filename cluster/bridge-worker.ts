@@ -31,6 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
 import type { RedisConnection } from './redis.js'
+import { timedOut } from '../lib/timeout.js'
 
 /** Live workers by last heartbeat (a sorted set). */
 export const WORKERS = 'mqchat:bridge-workers'
@@ -237,12 +238,6 @@ export class BridgeWorker {
       this.#owned.clear()
       await this.redis.zrem(WORKERS, this.nodeId)
     }
-    let timer: NodeJS.Timeout | undefined
-    const gaveUp = await Promise.race([
-      release().then(() => false),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), boundMs) })
-    ])
-    clearTimeout(timer)
-    if (gaveUp) this.log.warn({ boundMs, partitions: this.partitions }, 'bridge worker stopped without releasing its partitions (Redis did not answer); their leases lapse')
+    if (await timedOut(release(), boundMs)) this.log.warn({ boundMs, partitions: this.partitions }, 'bridge worker stopped without releasing its partitions (Redis did not answer); their leases lapse')
   }
 }

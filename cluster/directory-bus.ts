@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RedisConnection } from './redis.js'
+import { timedOut } from '../lib/timeout.js'
 
 const CHANGES = 'mqchat:directory:changes'
 const ACKS = 'mqchat:directory:acks'
@@ -81,13 +82,7 @@ export class DirectoryBus {
     try {
       w.need = await this.pub.publish(CHANGES, JSON.stringify({ id, change })) as number
       if (w.got >= w.need) return
-      let timer: NodeJS.Timeout | undefined
-      const timedOut = await Promise.race([
-        all.then(() => false),
-        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), this.ackTimeoutMs) })
-      ])
-      clearTimeout(timer)
-      if (timedOut) this.log.warn({ change, nodes: w.need, acknowledged: w.got }, 'not every node acknowledged a directory change in time')
+      if (await timedOut(all, this.ackTimeoutMs)) this.log.warn({ change, nodes: w.need, acknowledged: w.got }, 'not every node acknowledged a directory change in time')
     } finally {
       this.#waiting.delete(id)
     }

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Device, DirectoryStore } from '../store/types.js'
-import { scramCredentials } from '../lib/scram.js'
+import { scramCredentials, type ScramCredentials } from '../lib/scram.js'
 import { DomainError, notFound } from './errors.js'
 import { deviceIdOfToken, hashSecret, newDeviceId, newToken, tokenMatches } from './ids.js'
 
@@ -84,8 +84,9 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   }
 
   /** A user's active devices that have SCRAM keys, and the salt those keys were made with. */
-  scramOf (userId: string): { salt: Buffer, iterations: number, devices: Device[] } {
-    return { salt: scramSalt(userId), iterations: SCRAM_ITERATIONS, devices: this.list(userId).filter((d) => d.scram?.iterations === SCRAM_ITERATIONS) }
+  scramOf (userId: string): { salt: Buffer, iterations: number, devices: Array<Device & { scram: ScramCredentials }> } {
+    const withKeys = (d: Device): d is Device & { scram: ScramCredentials } => d.scram?.iterations === SCRAM_ITERATIONS
+    return { salt: scramSalt(userId), iterations: SCRAM_ITERATIONS, devices: this.list(userId).filter(withKeys) }
   }
 
   /**

@@ -67,7 +67,7 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
     },
     scram (user) {
       const { salt, iterations, devices: withKeys } = devices.scramOf(user)
-      return { salt, iterations, devices: withKeys.map((d) => ({ userId: d.userId, deviceId: d.id, keys: d.scram as NonNullable<typeof d.scram> })) }
+      return { salt, iterations, devices: withKeys.map((d) => ({ userId: d.userId, deviceId: d.id, keys: d.scram })) }
     },
     async bind (stream, who) {
       const s = await XmppSession.open(stream, sessionHost, who)

@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { Parser, xml, type Element } from '@xmpp/xml'
 import { RestrictedXml } from './restricted.js'
 import { TokenBuckets } from '../lib/rate.js'
-import { SCRAM_MECHANISMS, ScramError, ScramExchange, type ScramCredentials } from '../lib/scram.js'
+import { SCRAM_MECHANISMS, ScramError, ScramExchange, type ScramCredentials, type ScramHash } from '../lib/scram.js'
 
 export const NS = {
   client: 'jabber:client',
@@ -84,7 +84,7 @@ const MAX_AUTH_ATTEMPTS = 3
 const MECHANISMS = [...SCRAM_MECHANISMS.map(([name]) => name), 'PLAIN']
 
 /** A SCRAM exchange under way: the first message is awaited (`exchange` undefined) or the final one. */
-interface ScramState { mechanism: string, exchange?: ScramExchange, user?: string, authzid?: string }
+interface ScramState { mechanism: string, hash: ScramHash, exchange?: ScramExchange, user?: string, authzid?: string }
 
 export class XmppStream {
   #socket: Transport
@@ -268,8 +268,9 @@ export class XmppStream {
     if (this.#scram) return this.#saslFailure('malformed-request', 'an exchange is already under way')
     const mechanism = el.attrs.mechanism as string | undefined
     const text = el.text().trim()
-    if (mechanism !== undefined && SCRAM_MECHANISMS.some(([name]) => name === mechanism)) {
-      this.#scram = { mechanism }
+    const scram = SCRAM_MECHANISMS.find(([name]) => name === mechanism)
+    if (scram) {
+      this.#scram = { mechanism: scram[0], hash: scram[1] }
       // No initial response (RFC 6120 §6.4.2): an empty challenge asks for the client-first message.
       if (text === '' || text === '=') { await this.send(xml('challenge', { xmlns: NS.sasl })); return }
       return this.#scramStep(text)
@@ -293,11 +294,10 @@ export class XmppStream {
   /** The next SCRAM message from the client: client-first, then client-final. */
   async #scramStep (base64: string): Promise<void> {
     const st = this.#scram as ScramState
-    const hash = (SCRAM_MECHANISMS.find(([name]) => name === st.mechanism) as readonly [string, 'sha1' | 'sha256'])[1]
     const message = Buffer.from(base64, 'base64').toString('utf8')
     try {
       if (!st.exchange) {
-        st.exchange = new ScramExchange(hash)
+        st.exchange = new ScramExchange(st.hash)
         const first = st.exchange.start(message, (name) => this.host.scram(this.#userOf(name)))
         st.user = this.#userOf(first.user)
         st.authzid = first.authzid
@@ -306,7 +306,7 @@ export class XmppStream {
       }
       // The devices are read again now: one revoked during the exchange no longer counts.
       const devices = this.host.scram(st.user as string).devices
-      const { index, serverFinal } = st.exchange.finish(message, devices.map((d) => d.keys[hash]))
+      const { index, serverFinal } = st.exchange.finish(message, devices.map((d) => d.keys[st.hash]))
       const found = devices[index] as { userId: string, deviceId: string }
       if (!this.#authzOk(st.authzid, found.userId)) return this.#saslFailure('invalid-authzid')
       return this.#success({ userId: found.userId, deviceId: found.deviceId }, st.mechanism, serverFinal)

@@ -19,12 +19,7 @@ let s3PublicPort = 0
 
 before(async () => {
   s3PublicPort = await freePort()
-  s3Relay = createServer((inbound) => {
-    const out = connect(cluster.minio?.port ?? 0, '127.0.0.1')
-    inbound.pipe(out).pipe(inbound)
-    out.on('error', () => inbound.destroy())
-    inbound.on('error', () => out.destroy())
-  })
+  s3Relay = relay(() => cluster.minio?.port ?? 0)
   await new Promise<void>((resolve) => s3Relay.listen(s3PublicPort, '127.0.0.1', resolve))
   // A low publish limit (shared across nodes) and a short presence coalescing window for the cases below;
   // XMPP on the brokers, without TLS (loopback only) to keep certificates out of this file.
@@ -56,6 +51,18 @@ after(async () => {
   await cluster.stop()
   s3Relay?.close()
 })
+
+/** A TCP relay on loopback (a stand-in for a load balancer): each connection goes to the port `target` names then. */
+function relay (target: () => number): Server {
+  return createServer((inbound) => {
+    const out = connect(target(), '127.0.0.1')
+    inbound.pipe(out).pipe(inbound)
+    out.on('error', () => inbound.destroy())
+    inbound.on('error', () => out.destroy())
+    out.on('close', () => inbound.destroy())
+    inbound.on('close', () => out.destroy())
+  })
+}
 
 async function online (creds: DeviceCreds, broker: number): Promise<Device> {
   const d = await new Device(cluster.brokers[broker], creds).connect()
@@ -254,15 +261,7 @@ test('XMPP: a stream management resume that lands on the other broker is refused
   const erin = await cluster.api.register('+15550100012', 'erin-phone')
   // A stand-in for the load balancer: the first connection goes to broker 1, every later one to broker 2.
   let connections = 0
-  const lb = createServer((inbound) => {
-    const broker = cluster.brokers[Math.min(connections++, 1)] as (typeof cluster.brokers)[number]
-    const out = connect(broker.ports.xmpp, '127.0.0.1')
-    inbound.pipe(out).pipe(inbound)
-    out.on('error', () => inbound.destroy())
-    inbound.on('error', () => out.destroy())
-    out.on('close', () => inbound.destroy())
-    inbound.on('close', () => out.destroy())
-  })
+  const lb = relay(() => (cluster.brokers[Math.min(connections++, 1)] as (typeof cluster.brokers)[number]).ports.xmpp)
   await new Promise<void>((resolve) => lb.listen(0, '127.0.0.1', resolve))
   const x = client({ service: `xmpp://127.0.0.1:${(lb.address() as { port: number }).port}`, domain: 'localhost', username: dave.userId, password: dave.token })
   x.on('error', () => {})

@@ -8,7 +8,7 @@
 // resumption; refusals as stream errors, the server still serving.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { client, xml, type Client, type Element } from '@xmpp/client'
 import { WebSocket } from 'ws'
 import { Device, TestServer, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 // @xmpp/client's STARTTLS takes no CA option; the test certificate is self-signed,
 // so this test process (only) skips verification. The TLS itself is real.
@@ -27,9 +28,7 @@ process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
 ;(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket
 
 const certDir = mkdtempSync(join(tmpdir(), 'mqchat-xmpp-cert-'))
-const cert = join(certDir, 'cert.pem')
-const key = join(certDir, 'key.pem')
-execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' })
+const { cert, key } = selfSignedCert(certDir, 'localhost')
 
 // A publish burst large enough for the 200-message group test's senders (the budget itself is tested
 // elsewhere); a stanza rate (50/s, bursts of 250) small enough for the flood case.

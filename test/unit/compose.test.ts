@@ -4,7 +4,6 @@
 // configuration (lib/config.ts), the HAProxy configuration and the Dockerfile.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -13,6 +12,7 @@ import { createSecureContext } from 'node:tls'
 import { parse } from 'yaml'
 import { Ajv } from 'ajv'
 import { loadConfig, type Config } from '../../lib/config.js'
+import { selfSignedCert } from '../helpers/tls.js'
 
 // Compiled tests run from dist/test/unit; the sources are three levels up.
 const root = resolve(import.meta.dirname, '../../..')
@@ -89,8 +89,8 @@ function standInCerts (): string {
   if (standIn !== undefined) return standIn
   const dir = mkdtempSync(join(tmpdir(), 'mqchat-compose-certs-'))
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=chat.example.com', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
-  writeFileSync(join(dir, 'mqchat.pem'), readFileSync(join(dir, 'cert.pem'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'))
+  const { cert, key } = selfSignedCert(dir, 'chat.example.com')
+  writeFileSync(join(dir, 'mqchat.pem'), readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'))
   return (standIn = dir)
 }
 
@@ -116,6 +116,17 @@ const mqchatServices = (c: Compose): Array<[string, Service, Config]> =>
     })
 
 const hostOf = (url: string): string => new URL(url).hostname
+
+/** The indented lines under `<kind> <name>` in haproxy.cfg (a frontend or backend section). */
+function haproxySection (haproxy: string, kind: 'frontend' | 'backend', name: string): string {
+  const m = new RegExp(`^${kind} ${name}\\n((?:[ \\t].*\\n?|\\n)*)`, 'm').exec(haproxy)
+  assert.ok(m, `haproxy.cfg has ${kind} ${name}`)
+  return m[1] as string
+}
+
+/** The host:port of each `server` line of a backend. */
+const haproxyServers = (haproxy: string, backend: string): string[] =>
+  haproxySection(haproxy, 'backend', backend).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('server ')).map((l) => l.split(/\s+/)[2] as string)
 
 test('every compose file is valid under the Compose Specification schema', () => {
   const files = composeFiles()
@@ -205,11 +216,7 @@ test('HAProxy spreads MQTT/TCP and MQTT/WebSocket over every broker at its confi
   const { compose } = resolved()
   const nodes = mqchatServices(compose)
   const haproxy = readFileSync(join(composeDir, 'haproxy.cfg'), 'utf8')
-  const backend = (name: string): string[] => {
-    const m = new RegExp(`^backend ${name}\\n((?:[ \\t].*\\n?|\\n)*)`, 'm').exec(haproxy)
-    assert.ok(m, `haproxy.cfg has backend ${name}`)
-    return (m[1] as string).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('server ')).map((l) => (l.split(/\s+/)[2] as string))
-  }
+  const backend = (name: string): string[] => haproxyServers(haproxy, name)
   const brokers = nodes.filter(([, , c]) => c.role === 'broker')
   assert.deepEqual(backend('brokers_mqtt').sort(), brokers.map(([n, , c]) => `${n}:${c.mqttPort}`).sort())
   assert.deepEqual(backend('brokers_ws').sort(), brokers.map(([n, , c]) => `${n}:${c.wsPort}`).sort())
@@ -264,16 +271,14 @@ test('XMPP: every broker serves it with the certificate from compose/certs, HAPr
     assert.deepEqual([c.xmppPort, c.xmppWsPort], [apiCfg.xmppPort, apiCfg.xmppWsPort], `${n}: the ports the API announces`)
   }
   for (const [n, , c] of nodes.filter(([, , c]) => c.role === 'bridge')) assert.equal(c.xmppEnabled, false, `${n}: a bridge worker serves no XMPP`)
-  const section = (kind: string, name: string): string => new RegExp(`^${kind} ${name}\n((?:[ \t].*\n?|\n)*)`, 'm').exec(haproxy)?.[1] ?? ''
-  const servers = (name: string): string[] => section('backend', name).split('\n').map((l) => l.trim()).filter((l) => l.startsWith('server ')).map((l) => l.split(/\s+/)[2] as string)
-  assert.deepEqual(servers('brokers_xmpp').sort(), brokers.map(([n, , c]) => `${n}:${c.xmppPort}`).sort())
-  assert.deepEqual(servers('brokers_xmpp_ws').sort(), brokers.map(([n, , c]) => `${n}:${c.xmppWsPort}`).sort())
+  assert.deepEqual(haproxyServers(haproxy, 'brokers_xmpp').sort(), brokers.map(([n, , c]) => `${n}:${c.xmppPort}`).sort())
+  assert.deepEqual(haproxyServers(haproxy, 'brokers_xmpp_ws').sort(), brokers.map(([n, , c]) => `${n}:${c.xmppWsPort}`).sort())
   for (const [frontend, port, backend] of [['xmpp', apiCfg.xmppPort, 'brokers_xmpp'], ['xmpp_ws', apiCfg.xmppWsPort, 'brokers_xmpp_ws']] as const) {
-    const f = section('frontend', frontend)
+    const f = haproxySection(haproxy, 'frontend', frontend)
     assert.match(f, /mode tcp/, `${frontend}: bytes passed through (STARTTLS is inside the stream)`)
     assert.match(f, new RegExp(`bind :${port}\\s*\\n`), `${frontend} binds :${port}, without ssl`)
     assert.match(f, new RegExp(`default_backend ${backend}\\b`))
-    assert.match(section('backend', backend), /mode tcp/)
+    assert.match(haproxySection(haproxy, 'backend', backend), /mode tcp/)
   }
 })
 
