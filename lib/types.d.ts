@@ -64,9 +64,13 @@ declare module '@xmpp/client' {
     /** Reconnects after a lost connection, a second later; stop() does not stop it (a stream that fails to close stays 'disconnect' and keeps reconnecting). */
     reconnect: { stop (): void }
     /** The stream management module (XEP-0198): its id is set once enabled; emits 'resumed'. */
-    streamManagement: EventEmitter & { enabled: boolean, id: string }
+    streamManagement: EventEmitter & { enabled: boolean, id: string, inbound: number }
+    /** The connection's state: 'online' once signed in and bound; 'disconnect', 'offline' and others after. */
+    status: string
     /** After STARTTLS, @xmpp/tls's wrapper around the TLS socket; without TLS, the TCP socket itself. */
-    socket: { socket?: { destroy (): void }, destroy (): void } | null
+    socket: { socket?: { destroy (): void }, destroy (): void, write (data: string, cb?: (err?: Error) => void): boolean } | null
+    /** Writes to the socket; send() and open() go through it. */
+    write (data: string): Promise<void>
   }
   /** Called with the mechanisms both sides support; calls `authenticate` with the credentials and the mechanism chosen. */
   export type Credentials = (authenticate: (credentials: { username: string, password: string }, mechanism: string) => Promise<void>, mechanisms: string[]) => Promise<void>

@@ -111,6 +111,8 @@ export class XmppSession implements StanzaHandler {
   #available!: () => void
   #out: Promise<void> = new Promise((resolve) => { this.#available = resolve })
   #requested = false
+  /** An <r/> of ours is on the wire and unanswered. */
+  #asked = false
   #askedAt: NodeJS.Timeout | undefined
 
   private constructor (private readonly host: SessionHost, readonly who: { userId: string, deviceId: string }) {}
@@ -146,6 +148,7 @@ export class XmppSession implements StanzaHandler {
     if (!this.sm.ack(h)) return false
     clearTimeout(this.#askedAt)
     this.#requested = false
+    this.#asked = false
     // Written in one go, before anything newer can be: <resumed/>, then what the client missed, in order.
     const resumed = stream.send(xml('resumed', { xmlns: NS.sm, previd: this.#smId, h: String(this.sm.inbound) }))
     const again = this.sm.resend().map((el) => stream.send(el))
@@ -173,9 +176,21 @@ export class XmppSession implements StanzaHandler {
     setImmediate(() => {
       if (this.sm.unacked === 0 || !this.#stream) { this.#requested = false; return }
       this.#stream.send(xml('r', { xmlns: NS.sm })).catch(() => {})
-      this.#askedAt = setTimeout(() => { this.#requested = false; this.#requestAck() }, 5000)
+      this.#asked = true
+      this.#askedAt = setTimeout(() => { this.#requested = false; this.#asked = false; this.#requestAck() }, 5000)
       this.#askedAt.unref()
     })
+  }
+
+  /**
+   * Called as an <a/> arrives, before it is handled: true when it is the
+   * answer to our outstanding <r/>, which it then settles (so of several
+   * <a/> in a row only the first is an answer).
+   */
+  takeAnswer (): boolean {
+    const asked = this.#asked
+    this.#asked = false
+    return asked
   }
 
   /** The client's <a h/>: false when h counts more than was sent. */
@@ -183,6 +198,7 @@ export class XmppSession implements StanzaHandler {
     if (!this.sm.ack(h)) return false
     clearTimeout(this.#askedAt)
     this.#requested = false
+    this.#asked = false
     if (this.sm.unacked > 0) this.#requestAck()
     return true
   }

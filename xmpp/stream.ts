@@ -69,6 +69,8 @@ export interface Transport {
 export interface StanzaHandler {
   stanza (el: Element): Promise<void>
   sm: { enabled: boolean, inbound: number }
+  /** An <a/> arrived: true when it answers our outstanding <r/> (XEP-0198), which it settles. */
+  takeAnswer: () => boolean
   /** The client's <a h/>: false when h counts more than was sent. */
   acked (h: number): boolean
   enableSm (resume: boolean): { id?: string, max?: number }
@@ -136,7 +138,11 @@ export class XmppStream {
     p.on('start', (el: Element) => { this.#open(el) })
     p.on('element', (el: Element) => {
       this.#pendingBytes = 0
-      if (!this.#flood.take('')) { this.streamError('policy-violation', `more than ${this.host.stanzaRate} stanzas per second`); return }
+      // The answer to our own <r/> is not the client's to pace: we ask at most
+      // once per answer, so a client catching up on a long queue answers as
+      // often as we ask. Any other element, an unasked <a/> too, is charged.
+      const answer = el.name === 'a' && el.attrs.xmlns === NS.sm && this.#session?.takeAnswer() === true
+      if (!answer && !this.#flood.take('')) { this.streamError('policy-violation', `more than ${this.host.stanzaRate} stanzas per second`); return }
       this.#queue = this.#queue.then(() => this.#stanza(el)).catch((err: Error) => {
         this.host.log.warn({ err, jid: this.jid }, 'xmpp stanza failed')
         this.streamError('internal-server-error')

@@ -5,7 +5,8 @@ import { after, afterEach, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, connect, type Server } from 'node:net'
-import { client, xml, type Element } from '@xmpp/client'
+import { xml, type Element } from '@xmpp/client'
+import { xmppClient } from '../helpers/xmpp-client.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { Device, freePort, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
@@ -263,7 +264,7 @@ test('XMPP: a stream management resume that lands on the other broker is refused
   let connections = 0
   const lb = relay(() => (cluster.brokers[Math.min(connections++, 1)] as (typeof cluster.brokers)[number]).ports.xmpp)
   await new Promise<void>((resolve) => lb.listen(0, '127.0.0.1', resolve))
-  const x = client({ service: `xmpp://127.0.0.1:${(lb.address() as { port: number }).port}`, domain: 'localhost', username: dave.userId, password: dave.token })
+  const x = xmppClient({ service: `xmpp://127.0.0.1:${(lb.address() as { port: number }).port}`, domain: 'localhost', username: dave.userId, password: dave.token })
   x.on('error', () => {})
   const got: Element[] = []
   x.on('stanza', (st: Element) => { if (st.is('message') && st.getChild('body')) got.push(st) })

@@ -16,7 +16,8 @@ import { connect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { client, xml, type Client, type Element } from '@xmpp/client'
+import { xml, type Client, type Element } from '@xmpp/client'
+import { xmppClient } from '../helpers/xmpp-client.js'
 import { WebSocket } from 'ws'
 import { Device, TestServer, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
 import { selfSignedCert } from '../helpers/tls.js'
@@ -24,14 +25,17 @@ import { selfSignedCert } from '../helpers/tls.js'
 // @xmpp/client's STARTTLS takes no CA option; the test certificate is self-signed,
 // so this test process (only) skips verification. The TLS itself is real.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
-// @xmpp/client's WebSocket transport uses the global WebSocket, which Node 20 lacks: ws stands in.
+// @xmpp/client's WebSocket transport uses the global WebSocket, which Node 20 lacked: ws stands in where it is missing.
 ;(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket
 
 const certDir = mkdtempSync(join(tmpdir(), 'mqchat-xmpp-cert-'))
 const { cert, key } = selfSignedCert(certDir, 'localhost')
 
 // A publish burst large enough for the 200-message group test's senders (the budget itself is tested
-// elsewhere); a stanza rate (50/s, bursts of 250) small enough for the flood case.
+// elsewhere); a stanza rate (50/s, bursts of 250) small enough for the flood case. The group test's XMPP
+// client sends about 80 charged elements in all (67 messages, sign-in, joins, queries), inside the burst
+// however the machine paces it; its answers to the server's <r/> (about 200, more on a busy machine) are
+// not charged.
 const server = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_TLS_CERT: cert, MQCHAT_XMPP_TLS_KEY: key, MQCHAT_PUBLISH_BURST: '1000', MQCHAT_XMPP_STANZA_RATE: '50' })
 const clients: Client[] = []
 before(async () => { await server.start() })
@@ -51,14 +55,27 @@ let n = 0
 const phone = (): string => `+1555300${String(++n).padStart(4, '0')}`
 
 /** `trace`: the client's status changes, errors and nonzas other than stream management acks, for failure messages. */
-interface XmppDevice { xmpp: Client, jid: string, stanzas: Element[], messages: Element[], trace: string[] }
+interface XmppDevice {
+  xmpp: Client
+  jid: string
+  stanzas: Element[]
+  messages: Element[]
+  trace: string[]
+  /** xmpp.send, but on a connection that is gone it fails saying why (how the stream ended) instead of with @xmpp/client's TypeError on its null socket. */
+  send: (el: Element) => Promise<void>
+}
 
 /** An XMPP client signed in as a device and available (initial presence sent); collects what it receives: `messages` are those with a body. */
 async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${server.ports.xmpp}`): Promise<XmppDevice> {
-  const xmpp = client({ service, domain: 'localhost', username: creds.userId, password: creds.token })
+  const xmpp = xmppClient({ service, domain: 'localhost', username: creds.userId, password: creds.token })
   const trace: string[] = []
-  xmpp.on('error', (err: Error) => { trace.push(`error ${err.message}`) })
-  xmpp.on('status', (status: string) => { trace.push(`status ${status}`) })
+  let ended = ''
+  xmpp.on('error', (err: Error & { condition?: string }) => {
+    trace.push(`error ${err.message}`)
+    if (err.condition !== undefined) ended = ` after the stream error ${err.condition}${err.message ? `: ${err.message}` : ''}`
+  })
+  const t0 = Date.now()
+  xmpp.on('status', (status: string) => { trace.push(`status ${status} +${Date.now() - t0} ms`) })
   xmpp.on('nonza', (el: Element) => { if (!(el.attrs.xmlns === 'urn:xmpp:sm:3' && (el.name === 'a' || el.name === 'r'))) trace.push(`nonza ${el.toString().slice(0, 300)}`) })
   const stanzas: Element[] = []
   const messages: Element[] = []
@@ -67,9 +84,17 @@ async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${ser
     if (s.is('message') && s.getChild('body')) messages.push(s)
   })
   clients.push(xmpp)
-  const address = await xmpp.start()
+  const began = Date.now()
+  const address = await xmpp.start().catch((err: Error) => {
+    err.message += ` (signing in as ${creds.deviceId}, ${Date.now() - began} ms: ${trace.join('; ')})`
+    throw err
+  })
   await xmpp.send(xml('presence'))
-  return { xmpp, jid: address.toString(), stanzas, messages, trace }
+  const send = async (el: Element): Promise<void> => {
+    if (xmpp.status !== 'online') throw new Error(`cannot send <${el.name}>: the XMPP connection is ${xmpp.status}${ended}`)
+    await xmpp.send(el)
+  }
+  return { xmpp, jid: address.toString(), stanzas, messages, trace, send }
 }
 
 /** Runs `body`; a failure carries what the client saw happen to its connection and the server log's end. */
@@ -151,7 +176,7 @@ test('messages sent while the XMPP device was offline arrive when it signs in ag
   const a = await server.register(phone())
   const b = await server.register(phone())
   const first = await xmppDevice(a)
-  await first.xmpp.stop()
+  await stopClient(first.xmpp)
   const mq = await new Device(server, b).connect()
   try {
     const created = await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })
@@ -330,7 +355,7 @@ test('a group with one XMPP user and two MQTT users: join, member list, 200 inte
   try {
     await explained(x, async () => {
       // Joining: the other members' presences, then the user's own (110: this is you), then the subject.
-      await x.xmpp.send(xml('presence', { to: `${room}/whatever` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
+      await x.send(xml('presence', { to: `${room}/whatever` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
       const self = await waitFor('the self-presence', () => x.stanzas.find((p) => p.is('presence') && p.getChild('x', NS_MUC_USER)?.getChildren('status').some((st) => st.attrs.code === '110')))
       assert.equal(self.attrs.from, `${room}/${a.userId}`, 'the nickname is the user id')
       const occupants = x.stanzas.filter((p) => p.is('presence') && p.attrs.from?.startsWith(`${room}/`)).map((p) => p.attrs.from?.split('/')[1]).sort()
@@ -343,7 +368,7 @@ test('a group with one XMPP user and two MQTT users: join, member list, 200 inte
       const sends: Array<Promise<unknown>> = []
       for (let i = 0; i < 200; i++) {
         const body = `m${i}`
-        if (i % 3 === 0) sends.push(x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: `x${i}` }, xml('body', {}, body))))
+        if (i % 3 === 0) sends.push(x.send(xml('message', { type: 'groupchat', to: room, id: `x${i}` }, xml('body', {}, body))))
         else sends.push((i % 3 === 1 ? mb : mc).publish(g, { id: `q${i}`, body }))
       }
       await Promise.all(sends)
@@ -379,10 +404,10 @@ test('a group with one XMPP user and two MQTT users: join, member list, 200 inte
       const gone = await waitFor('the removal as room presence', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'unavailable' && p.attrs.from === `${room}/${a.userId}`))
       assert.deepEqual(gone.getChild('x', NS_MUC_USER)?.getChildren('status').map((st: Element) => st.attrs.code), ['110', '321'])
       await waitFor('a roster removal', rosterPush(`${c.userId}@localhost`, 'remove'))
-      await x.xmpp.send(xml('message', { type: 'groupchat', to: room, id: 'after' }, xml('body', {}, 'still here?')))
+      await x.send(xml('message', { type: 'groupchat', to: room, id: 'after' }, xml('body', {}, 'still here?')))
       const refused = await waitFor('the refusal', () => x.stanzas.find((m) => m.is('message') && m.attrs.type === 'error' && m.attrs.id === 'after'))
       assert.ok(refused.getChild('error')?.getChild('forbidden', 'urn:ietf:params:xml:ns:xmpp-stanzas'), refused.toString())
-      await x.xmpp.send(xml('presence', { to: `${room}/${a.userId}` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
+      await x.send(xml('presence', { to: `${room}/${a.userId}` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })))
       const denied = await waitFor('the join refusal', () => x.stanzas.find((p) => p.is('presence') && p.attrs.type === 'error'))
       assert.ok(denied.getChild('error')?.getChild('registration-required', 'urn:ietf:params:xml:ns:xmpp-stanzas'))
       await new Promise((resolve) => setTimeout(resolve, 300))
@@ -474,7 +499,7 @@ test('the same device signing in over MQTT takes over: the XMPP stream ends with
   const other = await new Device(server, b).connect()
   try {
     await waitFor('conflict at the XMPP client', () => errors.find((e) => e.condition === 'conflict'))
-    await x.xmpp.stop().catch(() => {})
+    await stopClient(x.xmpp)
     const created = await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })
     await other.publish(created.body.chat_id as string, { id: 'after-takeover', body: 'to mqtt' })
     await same.waitEvent('the message on the MQTT session', (e) => e.type === 'msg' && e.id === 'after-takeover')
@@ -553,7 +578,7 @@ test('refusals end the stream with the RFC 6120 error, and the server keeps serv
   flooder.xmpp.on('error', (err: Error & { condition?: string }) => { errors.push(err) })
   for (let i = 0; i < 1000; i++) flooder.xmpp.send(xml('iq', { type: 'get', id: `p${i}`, to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' }))).catch(() => {})
   await waitFor('the flood refused', () => errors.find((e) => e.condition === 'policy-violation'))
-  await flooder.xmpp.stop().catch(() => {})
+  await stopClient(flooder.xmpp)
   // Still serving: a new XMPP login works.
   const a = await server.register(phone())
   const x = await xmppDevice(a)
@@ -603,21 +628,22 @@ test('SASL: @xmpp/client uses SCRAM-SHA-1 and PLAIN when asked; each of a user\'
     const x = await xmppDevice(d)
     assert.equal(x.jid, `${a.userId}@localhost/${d.deviceId}`)
     assert.equal(signIns().get(x.jid), 'SCRAM-SHA-1')
-    await x.xmpp.stop()
+    await stopClient(x.xmpp)
   }
-  const plain = client({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', credentials: async (auth) => await auth({ username: a.userId, password: a.token }, 'PLAIN') })
+  const plain = xmppClient({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', credentials: async (auth) => await auth({ username: a.userId, password: a.token }, 'PLAIN') })
   plain.on('error', () => {})
   clients.push(plain)
   const plainJid = (await plain.start()).toString()
   assert.equal(plainJid, `${a.userId}@localhost/${a.deviceId}`)
   assert.equal(signIns().get(plainJid), 'PLAIN')
-  await plain.stop()
+  await stopClient(plain)
 
   const refused = async (creds: { username: string, password: string }, mechanism?: string): Promise<void> => {
-    const xmpp = client({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', ...(mechanism !== undefined ? { credentials: async (auth) => await auth(creds, mechanism) } : creds) })
+    const xmpp = xmppClient({ service: `xmpp://127.0.0.1:${server.ports.xmpp}`, domain: 'localhost', ...(mechanism !== undefined ? { credentials: async (auth) => await auth(creds, mechanism) } : creds) })
     xmpp.on('error', () => {})
     clients.push(xmpp)
     await assert.rejects(xmpp.start(), (err: Error & { condition?: string }) => err.condition === 'not-authorized', `${creds.password.slice(0, 20)} ${mechanism ?? 'SCRAM-SHA-1'}`)
+    await stopClient(xmpp)
   }
   await refused({ username: a.userId, password: `${a.deviceId}.wrong` })
   await refused({ username: a.userId, password: `${a.deviceId}.wrong` }, 'PLAIN')
@@ -649,14 +675,19 @@ test('SASL: @xmpp/client uses SCRAM-SHA-1 and PLAIN when asked; each of a user\'
   assert.equal((await xmppDevice(b)).jid, `${b.userId}@localhost/${b.deviceId}`)
 })
 
+/** A second server, XMPP without TLS on loopback, with `env` on top: for cases that need limits of their own. */
+function plaintextXmppServer (env: Record<string, string>): TestServer {
+  return new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true', ...env })
+}
+
 test('a broker that bounds keepalive: the device link asks for one within the bound and pings, so an idle XMPP session stays linked', async () => {
   // MQCHAT_KEEPALIVE_LIMIT_SECONDS refuses a CONNECT without keepalive (aedes: 0 is over any limit); 2 s, so 5 s idle is past 1.5 × it.
-  const limited = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true', MQCHAT_KEEPALIVE_LIMIT_SECONDS: '2' })
+  const limited = plaintextXmppServer({ MQCHAT_KEEPALIVE_LIMIT_SECONDS: '2' })
   await limited.start()
   try {
     const a = await limited.register(phone())
     const b = await limited.register(phone())
-    const x = client({ service: `xmpp://127.0.0.1:${limited.ports.xmpp}`, domain: 'localhost', username: a.userId, password: a.token })
+    const x = xmppClient({ service: `xmpp://127.0.0.1:${limited.ports.xmpp}`, domain: 'localhost', username: a.userId, password: a.token })
     const errors: Error[] = []
     x.on('error', (err: Error) => { errors.push(err) })
     const got: Element[] = []
@@ -670,8 +701,40 @@ test('a broker that bounds keepalive: the device link asks for one within the bo
     const m = await waitFor('the message after 5 s idle', () => got.find((st) => st.getChildText('body') === 'still there?'))
     assert.equal(seqOf(m), 1)
     assert.deepEqual(errors.map((e) => e.message), [], 'the stream was not ended')
-    await x.stop()
+    await stopClient(x)
   } finally {
     await limited.dispose()
+  }
+})
+
+test('stream management: answers to the server\'s own <r/> are not charged to the stanza rate (a client receiving a long run stays connected); every other stanza, an unasked <a/> too, still is', async () => {
+  // 2 stanzas/s, bursts of 10: sign-in and presence fit; 40 answered <r/> in a few seconds would not, were they charged.
+  const slow = plaintextXmppServer({ MQCHAT_XMPP_STANZA_RATE: '2' })
+  await slow.start()
+  try {
+    const a = await slow.register(phone())
+    const b = await slow.register(phone())
+    const x = await xmppDevice(a, `xmpp://127.0.0.1:${slow.ports.xmpp}`)
+    const answers: Element[] = []
+    x.xmpp.on('send', (el: Element) => { if (el.is('a', 'urn:xmpp:sm:3')) answers.push(el) })
+    const errors: Array<Error & { condition?: string }> = []
+    x.xmpp.on('error', (err: Error & { condition?: string }) => { errors.push(err) })
+    const chat = (await slow.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    // One message at a time, each acknowledged on its own: the server asks (<r/>) after each, the client answers each.
+    for (let i = 1; i <= 40; i++) {
+      assert.equal((await slow.api('POST', `/v1/chats/${chat}/messages`, b.token, { id: `run${i}`, body: `run ${i}` })).status, 201)
+      await explained(x, async () => { await waitFor(`the client's answer after message ${i}`, () => answers.length >= i && x.messages.length >= i ? true : undefined) })
+    }
+    assert.deepEqual(x.messages.map((m) => m.getChildText('body')), Array.from({ length: 40 }, (_, i) => `run ${i + 1}`))
+    // The one stream stayed up all along (@xmpp/client would reconnect and resume after a policy-violation).
+    assert.deepEqual(errors.map((e) => e.message), [], 'no stream error')
+    assert.equal(x.trace.filter((t) => t.startsWith('status online ')).length, 1, `signed in once: ${x.trace.join('; ')}`)
+    // Unasked <a/>s are the client's own stanzas: a run of them spends the budget like any other.
+    const h = String(x.xmpp.streamManagement.inbound)
+    for (let i = 0; i < 30; i++) x.xmpp.send(xml('a', { xmlns: 'urn:xmpp:sm:3', h })).catch(() => {})
+    await waitFor('the unasked acks refused', () => errors.find((e) => e.condition === 'policy-violation'))
+    await stopClient(x.xmpp)
+  } finally {
+    await slow.dispose()
   }
 })
