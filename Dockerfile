@@ -1,11 +1,8 @@
 # The mqchat image: one image for every role (MQCHAT_ROLE) and both profiles.
 #   docker build -t mqchat:latest .
 #   docker run --rm mqchat:latest --help
-FROM node:20-bookworm-slim AS build
-# better-sqlite3 compiles if no prebuilt binary matches.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
+# Node 24 LTS. No native modules (SQLite is node:sqlite), so no compiler either.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY api ./api
@@ -24,10 +21,12 @@ COPY store ./store
 COPY test ./test
 COPY xmpp ./xmpp
 # npm ci runs the build (prepare); then only runtime dependencies stay, and
-# neither the tests, the conformance suite nor the benchmarks.
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev && rm -rf dist/test dist/mosquitto-compat-tests dist/bench
+# neither the tests, the conformance suite nor the benchmarks. --omit=optional
+# leaves out the Node binary npm scripts use on a developer's machine (the
+# node-linux-* packages): the image has its own Node.
+RUN npm ci --no-audit --no-fund --omit=optional && npm prune --omit=dev --omit=optional && rm -rf dist/test dist/mosquitto-compat-tests dist/bench
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     MQCHAT_DATA_DIR=/var/lib/mqchat
 WORKDIR /app

@@ -52,6 +52,8 @@ export interface Config {
   /** Addresses (IPs or CIDRs) of the load balancers whose X-Forwarded-For the API believes; empty: none. */
   trustProxy: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** auto: readable lines on a terminal, JSON lines elsewhere. */
+  logFormat: 'auto' | 'json' | 'pretty'
   sqliteSynchronous: 'normal' | 'full'
   /** Development only: registration responses include the one-time code. */
   devReturnCodes: boolean
@@ -198,9 +200,10 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'xmppAllowPlaintext', env: 'MQCHAT_XMPP_ALLOW_PLAINTEXT', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: XMPP login without TLS; refused unless MQCHAT_HOST is loopback' },
   { key: 'xmppMaxStanzaBytes', env: 'MQCHAT_XMPP_MAX_STANZA_BYTES', def: '262144', parse: int(4096, 16_777_216), help: 'largest XMPP stanza accepted; a larger one ends the stream with policy-violation' },
   { key: 'xmppResumeSeconds', env: 'MQCHAT_XMPP_RESUME_SECONDS', def: '300', parse: int(0, 86_400), help: 'how long a broken XMPP stream with stream management (XEP-0198) may be resumed; its unacknowledged stanzas are kept meanwhile (0 = no resumption)' },
-  { key: 'xmppStanzaRate', env: 'MQCHAT_XMPP_STANZA_RATE', def: '100', parse: int(1, 100000), help: 'sustained stanzas per second one XMPP connection may send, with bursts of 5 × that; a flood beyond it ends the stream with policy-violation (messages also count against MQCHAT_PUBLISH_RATE)' },
+  { key: 'xmppStanzaRate', env: 'MQCHAT_XMPP_STANZA_RATE', def: '100', parse: int(1, 100000), help: 'sustained stanzas per second one XMPP connection may send, with bursts of 5 × that; a flood beyond it ends the stream with policy-violation (answers to the server\'s own stream-management ack requests are not counted; messages also count against MQCHAT_PUBLISH_RATE)' },
   { key: 'trustProxy', env: 'MQCHAT_TRUST_PROXY', def: '', parse: ipList, help: 'load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client address for per-address limits; empty: trust none' },
-  { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'pino log level' },
+  { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'least severe log line written: fatal, error, warn, info, debug, trace, or silent for none' },
+  { key: 'logFormat', env: 'MQCHAT_LOG_FORMAT', def: 'auto', parse: oneOf('auto', 'json', 'pretty'), help: 'auto: readable, coloured lines when standard output is a terminal, JSON lines (one object each, for log collectors) otherwise; json or pretty: always that' },
   { key: 'sqliteSynchronous', env: 'MQCHAT_SQLITE_SYNCHRONOUS', def: 'normal', parse: oneOf('normal', 'full'), help: 'normal: durable across process crashes; full: also across power loss (fsync per commit)' },
   { key: 'devReturnCodes', env: 'MQCHAT_DEV_RETURN_CODES', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: registration responses include the one-time code' },
   { key: 'codeWebhookUrl', env: 'MQCHAT_CODE_WEBHOOK_URL', def: '', parse: optionalUrl, help: 'POST {"phone","code","expires_in"} here to deliver one-time codes (an SMS gateway); empty: write them to the server log' },

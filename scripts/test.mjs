@@ -5,6 +5,9 @@
 // and MinIO built with Go), then runs every *.test.js under dist/test with
 // Node's test runner. Pass file name fragments to run a subset:
 //   npm test -- registration persistence
+// The tests, and every server they start, run on the Node that runs this
+// script (under npm, the one `npm install` put in node_modules), or on the
+// one MQCHAT_TEST_NODE names: CI runs the suite on each supported LTS line.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { ensureDebianPackages } from './debian-packages.mjs'
 import { ensureFerretDb, ensureMinio } from './go-services.mjs'
@@ -12,6 +15,9 @@ import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 function say (msg) { process.stdout.write(`[npm test] ${msg}\n`) }
+const runtime = process.env.MQCHAT_TEST_NODE || process.execPath
+const version = spawnSync(runtime, ['--version'], { encoding: 'utf8' }).stdout?.trim()
+if (!version) { say(`MQCHAT_TEST_NODE=${runtime} does not run`); process.exit(1) }
 say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
@@ -34,6 +40,6 @@ function collect (dir) {
 const filters = process.argv.slice(2)
 const files = collect('dist/test').sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
 if (files.length === 0) { say('no test files matched'); process.exit(1) }
-say(`running ${files.length} test files`)
-const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' })
+say(`running ${files.length} test files on Node ${version} (${runtime})`)
+const r = spawnSync(runtime, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' })
 process.exit(r.status ?? 1)

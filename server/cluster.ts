@@ -155,7 +155,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
   writePorts(cfg, ports)
   ready = true
-  log.info({ ports, role, nodeId: cfg.nodeId }, `mqchat ${role} node ${cfg.nodeId} ready (cluster profile): MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}, HTTP ${ports.http}`)
+  log.info({ ports, role, nodeId: cfg.nodeId, node: process.version }, `mqchat ${role} node ${cfg.nodeId} ready (cluster profile): MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}, HTTP ${ports.http}`)
 
   return {
     ports,

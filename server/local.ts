@@ -64,7 +64,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
   writePorts(cfg, ports)
   ready = true
-  log.info({ ports, dataDir: cfg.dataDir }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${xmpp ? `, XMPP ${ports.xmpp}, XMPP ws ${ports.xmppWs}` : ''}`)
+  log.info({ ports, dataDir: cfg.dataDir, node: process.version }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${xmpp ? `, XMPP ${ports.xmpp}, XMPP ws ${ports.xmppWs}` : ''}`)
 
   return {
     ports,

@@ -1,10 +1,10 @@
-// Durable aedes persistence on SQLite (better-sqlite3, WAL).
+// Durable aedes persistence on SQLite (node:sqlite, WAL).
 //
 // No npm package gives aedes a durable embedded store, so this is ours. It
 // implements aedes-persistence 11's async interface and passes that package's
 // abstract test suite (test/broker-persistence.test.ts).
 //
-// Shape: every write goes to SQLite synchronously (better-sqlite3 is
+// Shape: every write goes to SQLite synchronously (node:sqlite is
 // synchronous, so a resolved promise means the row is committed). Subscriptions
 // and retained messages are also mirrored in memory, because aedes looks them up
 // on every publish and every subscribe; they are reloaded from disk at setup.
@@ -12,13 +12,13 @@
 // on disk: they can be large and are read only on reconnect.
 import { Readable } from 'node:stream'
 import { createRequire } from 'node:module'
-import Database from 'better-sqlite3'
+import { SqliteDatabase } from '../../lib/sqlite.js'
 import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
 import { QlobberTrue } from 'qlobber'
 import { encodePacket, decodePacket } from './codec.js'
 
 const require = createRequire(import.meta.url)
-const Packet = require('aedes-packet') as new (original: object, broker?: unknown) => Record<string, unknown>
+const Packet = require('aedes-packet') as new (original: object, broker?: unknown) => AnyPacket
 
 const QLOBBER_OPTIONS = { wildcard_one: '+', wildcard_some: '#', separator: '/' }
 
@@ -66,7 +66,7 @@ export interface SqlitePersistenceOptions {
 }
 
 export class SqlitePersistence {
-  #db: Database.Database
+  #db: SqliteDatabase
   #broker: BrokerRef | undefined
   #subs = new Map<string, Map<string, Omit<Sub, 'topic'>>>()
   #trie = new QlobberSub(QLOBBER_OPTIONS)
@@ -82,7 +82,7 @@ export class SqlitePersistence {
     this.#maxQueue = opts.maxQueue ?? 0
     this.#onOverflow = opts.onOverflow ?? (() => {})
     this.#isOnline = opts.isOnline ?? (() => false)
-    this.#db = new Database(opts.path)
+    this.#db = new SqliteDatabase(opts.path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
     this.#db.exec(SCHEMA)
@@ -301,7 +301,7 @@ export class SqlitePersistence {
    * stream reaches it, so it is neither sent twice nor updated after its
    * deletion (which aedes treats as a client error). Rows queued after the
    * stream began are left to their live delivery, as with a snapshot. A long
-   * queue is never all in memory. (better-sqlite3 cannot iterate while the
+   * queue is never all in memory. (a statement is not iterated while the
    * caller writes, so each row is its own query, by the indexed (client_id, id).)
    */
   outgoingStream (client: ClientRef): Readable {

@@ -7,6 +7,7 @@ import { call } from './http.js'
 import { listen, formatEvent } from './listen.js'
 import { fetchMedia, uploadFile, type Uploaded } from './media.js'
 import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
+import { unsupportedNode } from './runtime.js'
 
 const DEFAULT_SERVER = process.env.MQCHAT_SERVER ?? 'http://127.0.0.1:3000'
 
@@ -220,6 +221,8 @@ async function main (argv: string[]): Promise<number> {
         'data-dir': { type: 'string' }, host: { type: 'string' }, 'mqtt-port': { type: 'string' }, 'ws-port': { type: 'string' }, 'http-port': { type: 'string' },
         'mqtt-access': { type: 'string' }
       })
+      const unsupported = unsupportedNode()
+      if (unsupported !== undefined) { process.stderr.write(`mqchat: ${unsupported}\n`); return EXIT.failure }
       const { serve } = await import('./serve.js')
       return serve(values as unknown as Record<string, string | undefined>)
     }

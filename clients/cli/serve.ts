@@ -1,8 +1,8 @@
 // `mqchat serve`: validate configuration, start the profile (local, or a
 // cluster role), stop
 // gracefully on SIGTERM/SIGINT (stop accepting, close clients, flush stores).
-import { pino } from 'pino'
 import { ConfigError, loadConfig } from '../../lib/config.js'
+import { createLogger } from '../../lib/log.js'
 import { startLocal } from '../../server/local.js'
 import { startCluster } from '../../server/cluster.js'
 import { EXIT } from './errors.js'
@@ -18,7 +18,7 @@ export async function serve (flags: Record<string, string | undefined>): Promise
     }
     throw err
   }
-  const log = pino({ level: cfg.logLevel, base: { pid: process.pid } })
+  const log = createLogger(cfg)
   const server = cfg.profile === 'cluster' ? await startCluster(cfg, log) : await startLocal(cfg, log)
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {

@@ -1,10 +1,10 @@
 // Opens the local profile's SQLite file with the settings every adapter shares.
-import Database from 'better-sqlite3'
+import { SqliteDatabase } from '../../lib/sqlite.js'
 
-export type SqliteDb = Database.Database
+export type SqliteDb = SqliteDatabase
 
 export function openDatabase (path: string, synchronous: 'normal' | 'full' = 'normal'): SqliteDb {
-  const db = new Database(path)
+  const db = new SqliteDatabase(path)
   db.pragma('journal_mode = WAL')
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('foreign_keys = ON')

@@ -1,6 +1,7 @@
 // Directory (users, devices, chats, members, one-time codes) on SQLite.
 import type { Chat, Device, DirectoryStore, Member, OneTimeCode, Role, User, UserSettings } from '../types.js'
 import type { SqliteDb } from './database.js'
+import { plainRow, plainRows } from '../../lib/sqlite.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
 const SCHEMA = `
@@ -80,8 +81,8 @@ export class SqliteDirectory implements DirectoryStore {
   }
 
   async createUser (u: User): Promise<void> { this.#st.insertUser.run(u.id, u.phone, u.createdAt) }
-  async getUser (id: string): Promise<User | undefined> { return this.#st.user.get(id) as User | undefined }
-  async getUserByPhone (phone: string): Promise<User | undefined> { return this.#st.userByPhone.get(phone) as User | undefined }
+  async getUser (id: string): Promise<User | undefined> { return plainRow<User>(this.#st.user.get(id)) }
+  async getUserByPhone (phone: string): Promise<User | undefined> { return plainRow<User>(this.#st.userByPhone.get(phone)) }
 
   async addDevice (d: Device): Promise<void> {
     this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null)
@@ -122,12 +123,12 @@ export class SqliteDirectory implements DirectoryStore {
   async removeMember (chatId: string, userId: string): Promise<boolean> { return this.#st.removeMember.run(chatId, userId).changes === 1 }
   async setRole (chatId: string, userId: string, role: Role): Promise<boolean> { return this.#st.setRole.run(role, chatId, userId).changes === 1 }
   async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
-    return this.#st.allMemberships.all() as Array<{ chatId: string, userId: string }>
+    return plainRows<{ chatId: string, userId: string }>(this.#st.allMemberships.all())
   }
 
   async block (blocker: string, blocked: string, at: number): Promise<boolean> { return this.#st.block.run(blocker, blocked, at).changes === 1 }
   async unblock (blocker: string, blocked: string): Promise<boolean> { return this.#st.unblock.run(blocker, blocked).changes === 1 }
-  async allBlocks (): Promise<Array<{ blocker: string, blocked: string }>> { return this.#st.allBlocks.all() as Array<{ blocker: string, blocked: string }> }
+  async allBlocks (): Promise<Array<{ blocker: string, blocked: string }>> { return plainRows<{ blocker: string, blocked: string }>(this.#st.allBlocks.all()) }
 
   async getSettings (userId: string): Promise<UserSettings | undefined> {
     const row = this.#st.getSettings.get(userId) as { settings: string } | undefined
@@ -140,7 +141,7 @@ export class SqliteDirectory implements DirectoryStore {
   }
 
   async putCode (c: OneTimeCode): Promise<void> { this.#st.putCode.run(c.phone, c.codeHash, c.expiresAt, c.attempts) }
-  async getCode (phone: string): Promise<OneTimeCode | undefined> { return this.#st.code.get(phone) as OneTimeCode | undefined }
+  async getCode (phone: string): Promise<OneTimeCode | undefined> { return plainRow<OneTimeCode>(this.#st.code.get(phone)) }
   async countAttempt (phone: string): Promise<number> {
     const row = this.#st.countAttempt.get(phone) as { attempts: number } | undefined
     return row?.attempts ?? 0

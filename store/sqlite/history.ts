@@ -4,6 +4,7 @@
 // server redoes the fan-out of every message still flagged 0.
 import type { AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
 import type { SqliteDb } from './database.js'
+import { plainRow, plainRows } from '../../lib/sqlite.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS chat_seq (chat_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
@@ -141,7 +142,7 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async reactions (chatId: string, fromSeq: number, toSeq: number): Promise<Reaction[]> {
-    return this.#st.reactions.all(chatId, fromSeq, toSeq) as Reaction[]
+    return plainRows<Reaction>(this.#st.reactions.all(chatId, fromSeq, toSeq))
   }
 
   async after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
@@ -169,8 +170,8 @@ export class SqliteHistory implements HistoryStore {
     return this.#advance(chatId, userId, delivered, read, at)
   }
 
-  async getReceipt (chatId: string, userId: string): Promise<Watermark | undefined> { return this.#st.receipt.get(chatId, userId) as Watermark | undefined }
-  async receipts (chatId: string): Promise<Watermark[]> { return this.#st.receipts.all(chatId) as Watermark[] }
+  async getReceipt (chatId: string, userId: string): Promise<Watermark | undefined> { return plainRow<Watermark>(this.#st.receipt.get(chatId, userId)) }
+  async receipts (chatId: string): Promise<Watermark[]> { return plainRows<Watermark>(this.#st.receipts.all(chatId)) }
   async authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]> {
     return (this.#st.authors.all(chatId, afterSeq, upToSeq) as Array<{ sender_user: string }>).map((r) => r.sender_user)
   }

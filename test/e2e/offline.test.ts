@@ -75,9 +75,9 @@ test('a message stored before a crash but never fanned out is delivered at the n
 
   // The crash window: history committed (the PUBACK went out) but the server
   // died before the inbox copies were queued. Recreate it in the database file.
-  const { default: Database } = await import('better-sqlite3')
+  const { SqliteDatabase } = await import('../../lib/sqlite.js')
   const { join } = await import('node:path')
-  const db = new Database(join(server.dataDir, 'mqchat.db'))
+  const db = new SqliteDatabase(join(server.dataDir, 'mqchat.db'))
   db.prepare("UPDATE chat_seq SET last_seq = last_seq + 1 WHERE chat_id = ?").run(chatId)
   db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, fanned_out)
     VALUES (?, 2, ?, ?, 'orphan', 'text', '"stored, not fanned out"', NULL, ?, 0)`).run(chatId, sender.creds.userId, sender.creds.deviceId, Date.now())

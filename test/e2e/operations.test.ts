@@ -33,8 +33,8 @@ async function send (d: Device, chatId: string, envelope: Record<string, unknown
 
 /** Makes a message look older, as if sent `ms` ago. */
 async function age (chatId: string, seq: number, ms: number): Promise<void> {
-  const { default: Database } = await import('better-sqlite3')
-  const db = new Database(join(server.dataDir, 'mqchat.db'))
+  const { SqliteDatabase } = await import('../../lib/sqlite.js')
+  const db = new SqliteDatabase(join(server.dataDir, 'mqchat.db'))
   try {
     db.pragma('busy_timeout = 5000')
     db.prepare('UPDATE messages SET server_ts = server_ts - ? WHERE chat_id = ? AND seq = ?').run(ms, chatId, seq)

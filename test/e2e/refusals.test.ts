@@ -112,8 +112,8 @@ test('subscribing to #, chat/#, another device inbox or $SYS is refused with SUB
   // "not refused" is asserted on the wire; the store and the delivery QoS are what count.
   const asked2 = await granted(O.client, { [`dev/${outsider.deviceId}/inbox`]: { qos: 2 as 1 } })
   assert.notEqual(asked2[0], 128)
-  const { default: Database } = await import('better-sqlite3')
-  const db = new Database(`${server.dataDir}/broker.db`, { readonly: true })
+  const { SqliteDatabase } = await import('../../lib/sqlite.js')
+  const db = new SqliteDatabase(`${server.dataDir}/broker.db`, { readOnly: true })
   try {
     const rows = db.prepare('SELECT topic, record FROM subscriptions WHERE client_id = ?').all(outsider.deviceId) as Array<{ topic: string, record: string }>
     assert.deepEqual(rows.map((r) => [r.topic, JSON.parse(r.record).qos]), [[`dev/${outsider.deviceId}/inbox`, 1]])

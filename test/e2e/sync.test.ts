@@ -104,8 +104,8 @@ test('sync covers every chat for a new device; retention gaps are reported as mi
 
   // Make the first 4 messages of the direct chat older than the 30-day retention, then restart: the purge runs at start.
   await server.stop()
-  const { default: Database } = await import('better-sqlite3')
-  const db = new Database(join(server.dataDir, 'mqchat.db'))
+  const { SqliteDatabase } = await import('../../lib/sqlite.js')
+  const db = new SqliteDatabase(join(server.dataDir, 'mqchat.db'))
   db.prepare('UPDATE messages SET server_ts = ? WHERE chat_id = ? AND seq <= 4').run(Date.now() - 31 * 86_400_000, dm)
   db.close()
   await server.start()

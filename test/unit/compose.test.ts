@@ -284,12 +284,19 @@ test('XMPP: every broker serves it with the certificate from compose/certs, HAPr
 
 test('the Dockerfile builds every source directory, runs the CLI the package names, and the image needs no dev dependency at run time', () => {
   const docker = readFileSync(join(root, 'Dockerfile'), 'utf8')
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>, dependencies: Record<string, string>, engines: { node: string } }
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string>, dependencies: Record<string, string>, optionalDependencies?: Record<string, string>, engines: { node: string } }
   const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as { include: string[] }
   for (const dir of tsconfig.include) assert.match(docker, new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'), `the image compiles ${dir}/`)
   assert.ok(docker.includes(`ENTRYPOINT ["node", "${pkg.bin.mqchat as string}"]`))
-  const nodeMajor = Number(/^FROM node:(\d+)/m.exec(docker)?.[1])
-  assert.ok(nodeMajor >= Number(/\d+/.exec(pkg.engines.node)?.[0]), 'the image\'s Node satisfies engines')
+  // One Node line everywhere: both image stages, .nvmrc, and the Node that npm scripts use (node-linux-*).
+  const stages = [...docker.matchAll(/^FROM node:(\d+)/gm)].map((m) => Number(m[1]))
+  const pinned = Object.entries(pkg.optionalDependencies ?? {}).filter(([name]) => name.startsWith('node-linux-')).map(([, v]) => Number(/^\d+/.exec(v)?.[0]))
+  const nvmrc = Number(readFileSync(join(root, '.nvmrc'), 'utf8').trim())
+  assert.equal(stages.length, 2)
+  assert.ok(pinned.length >= 1, 'npm scripts run on a pinned Node')
+  assert.deepEqual([...new Set([...stages, ...pinned, nvmrc])], [nvmrc], 'the image, .nvmrc and the pinned Node are one major version')
+  assert.ok(nvmrc >= Number(/\d+/.exec(pkg.engines.node)?.[0]), 'the image\'s Node satisfies engines')
+  assert.match(docker, /--omit=optional/, 'the image leaves out the pinned Node binary')
   assert.match(docker, /npm prune --omit=dev/)
 
   // Every package the runtime sources import is a runtime dependency (devDependencies are pruned from the image).
