@@ -86,8 +86,13 @@ export class SqliteDatabase {
         else this.#db.exec(`RELEASE ${savepoint}`)
         return result
       } catch (err) {
-        if (depth > 0) this.#db.exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`)
-        else if (this.#db.isTransaction) this.#rollback.run()
+        if (depth > 0) {
+          this.#db.exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`)
+        } else {
+          // Some errors (a full disk, a busy database) end the transaction in SQLite itself;
+          // then there is nothing to roll back. (isTransaction would tell, but only from Node 22.16.)
+          try { this.#rollback.run() } catch {}
+        }
         throw err
       } finally {
         this.#depth = depth
