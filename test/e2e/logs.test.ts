@@ -10,12 +10,23 @@ import { CLI, TestServer, tempDir, waitFor } from '../helpers/server.js'
 
 const PRETTY_READY = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: mqchat ready: MQTT tcp \d+/m
 
-test('not a terminal: one JSON object per line, with level, time and message', async () => {
-  const server = new TestServer()
+/**
+ * Starts a server and stops it once it has said it is ready: ports.json is
+ * written a moment before that line, and before the SIGTERM handler is in
+ * place (a SIGTERM then ends the process without its last lines).
+ */
+async function startAndStop (env: Record<string, string> = {}): Promise<string> {
+  const server = new TestServer(env)
   await server.start()
+  await waitFor('the ready line', () => /mqchat ready/.test(server.log))
   await server.dispose()
-  const lines = server.log.split('\n').filter((l) => l !== '')
-  assert.ok(lines.length >= 3, server.log)
+  return server.log
+}
+
+test('not a terminal: one JSON object per line, with level, time and message', async () => {
+  const log = await startAndStop()
+  const lines = log.split('\n').filter((l) => l !== '')
+  assert.ok(lines.length >= 3, log)
   for (const line of lines) {
     const entry = JSON.parse(line) as { level: number, time: number, msg: string, pid: number }
     assert.equal(typeof entry.level, 'number')
@@ -27,13 +38,11 @@ test('not a terminal: one JSON object per line, with level, time and message', a
 })
 
 test('MQCHAT_LOG_FORMAT=pretty: readable lines (time, level, message; fields below), through to the last line at shutdown', async () => {
-  const server = new TestServer({ MQCHAT_LOG_FORMAT: 'pretty' })
-  await server.start()
-  await server.dispose()
-  assert.match(server.log, PRETTY_READY)
-  assert.match(server.log, /INFO: shutting down\n\s+signal: "SIGTERM"/)
-  assert.match(server.log, /INFO: stopped\n?$/)
-  assert.ok(!server.log.split('\n').some((l) => l.startsWith('{')), 'no JSON line')
+  const log = await startAndStop({ MQCHAT_LOG_FORMAT: 'pretty' })
+  assert.match(log, PRETTY_READY)
+  assert.match(log, /INFO: shutting down\n\s+signal: "SIGTERM"/)
+  assert.match(log, /INFO: stopped\n?$/)
+  assert.ok(!log.split('\n').some((l) => l.startsWith('{')), 'no JSON line')
 })
 
 test('on a terminal, auto is readable and coloured; MQCHAT_LOG_FORMAT=json keeps JSON there', async () => {
@@ -48,11 +57,12 @@ test('on a terminal, auto is readable and coloured; MQCHAT_LOG_FORMAT=json keeps
     script.stderr.on('data', (d: Buffer) => { out += d.toString() })
     const exited = new Promise<void>((resolve) => script.once('exit', () => { resolve() }))
     try {
-      // The server (a child of script, on the pty) names its pid in ports.json: it is stopped by that pid.
+      // The server (a child of script, on the pty) names its pid in ports.json: it is stopped by that pid,
+      // once its ready line has come through the terminal (see startAndStop).
       const file = join(dataDir, 'ports.json')
-      const { pid } = await waitFor('the server on a terminal to write ports.json', () => {
+      const { pid } = await waitFor('the server on a terminal to be ready', () => {
         if (script.exitCode !== null) throw new Error(`script exited with ${script.exitCode}: ${out}`)
-        return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as { pid: number } : undefined
+        return existsSync(file) && out.includes('mqchat ready') ? JSON.parse(readFileSync(file, 'utf8')) as { pid: number } : undefined
       }, 20_000)
       process.kill(pid, 'SIGTERM')
       await waitFor('the server on a terminal to stop', () => script.exitCode !== null, 20_000)
