@@ -70,7 +70,9 @@ MQCHAT_OPEN_ACCESS_FORCE=true) and the local profile.
 
 Every option also has an MQCHAT_* environment variable (see README); flags win.
 Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
-SIGTERM or SIGINT shuts down gracefully.`,
+The log is readable lines on a terminal and JSON lines elsewhere (MQCHAT_LOG_FORMAT=json|pretty
+to choose; MQCHAT_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT shuts down gracefully.
+Needs Node 22.13 or later (22 or 24 LTS); npm start uses the Node 24 that npm install pinned.`,
   'setup-s3': `Usage: mqchat setup-s3
 
 Creates the S3 media bucket if needed and applies its lifecycle rule: objects expire after
