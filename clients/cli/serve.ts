@@ -19,7 +19,23 @@ export async function serve (flags: Record<string, string | undefined>): Promise
     throw err
   }
   const log = createLogger(cfg)
-  const server = cfg.profile === 'cluster' ? await startCluster(cfg, log) : await startLocal(cfg, log)
+  // A SIGTERM or SIGINT while the server starts (ports.json is written before
+  // start-up ends) is kept and acted on once it has started, so it still stops
+  // gracefully instead of being killed by the signal's default action.
+  let early: string | undefined
+  const keep = (signal: string) => () => { early ??= signal }
+  const keepTerm = keep('SIGTERM')
+  const keepInt = keep('SIGINT')
+  process.on('SIGTERM', keepTerm)
+  process.on('SIGINT', keepInt)
+  let server
+  try {
+    server = cfg.profile === 'cluster' ? await startCluster(cfg, log) : await startLocal(cfg, log)
+  } finally {
+    process.removeListener('SIGTERM', keepTerm)
+    process.removeListener('SIGINT', keepInt)
+  }
+  const running = server
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down')
@@ -28,7 +44,7 @@ export async function serve (flags: Record<string, string | undefined>): Promise
         process.exit(EXIT.failure)
       }, cfg.shutdownTimeoutMs)
       timer.unref()
-      server.close().then(() => {
+      running.close().then(() => {
         log.info('stopped')
         resolve(EXIT.ok)
       }, (err: unknown) => {
@@ -36,6 +52,7 @@ export async function serve (flags: Record<string, string | undefined>): Promise
         resolve(EXIT.failure)
       })
     }
+    if (early !== undefined) { stop(early); return }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
   })
