@@ -198,7 +198,6 @@ export class XmppSession implements StanzaHandler {
     if (!this.sm.ack(h)) return false
     clearTimeout(this.#askedAt)
     this.#requested = false
-    this.#asked = false
     if (this.sm.unacked > 0) this.#requestAck()
     return true
   }
