@@ -20,6 +20,7 @@ import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
 import { guardPackets } from './packet-guard.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
+import { catchUpFirst } from './catch-up.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -42,6 +43,8 @@ export interface BrokerOptions {
   connectTimeoutMs: number
   drainTimeoutMs: number
   keepaliveLimitSeconds: number
+  /** A device's queue bound (MQCHAT_MAX_QUEUE); also bounds the live messages held for it while its queue is replayed (broker/catch-up.ts). */
+  maxQueue: number
   /** Messages aedes routes at once (mqemitter concurrency). */
   emitterConcurrency: number
   /** Cluster: this node's stable broker id, and the shared router (mqemitter-redis). */
@@ -122,6 +125,13 @@ export async function startBroker (
   })
 
   markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
+  const catchUp = catchUpFirst(persistence as unknown as Parameters<typeof catchUpFirst>[0], {
+    maxHeld: opts.maxQueue,
+    onOverflow (client, held) {
+      log.info({ clientId: client.id, held }, 'connection closed: too many live messages arrived while its queue was replayed (they stay queued for the next connection)')
+      client.close()
+    }
+  })
   const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))
 
   const aedes = new Aedes({
@@ -134,7 +144,10 @@ export async function startBroker (
     keepaliveLimit: opts.keepaliveLimitSeconds,
     maxTopicLevels: opts.maxTopicLevels,
     maxInflightInbound: opts.maxInflightInbound,
-    preConnect: clientIdRule.preConnect as AedesOptions['preConnect'],
+    preConnect: ((client, packet, done) => {
+      catchUp.admit(client, packet)
+      clientIdRule.preConnect(client, packet, done)
+    }) satisfies typeof clientIdRule.preConnect as AedesOptions['preConnect'],
     authenticate: clientIdRule.authenticate,
     // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes).
     ...(open ? {} : {
@@ -160,6 +173,7 @@ export async function startBroker (
     const device = deviceOf(client)
     if (device) sessions.connected(device)
   })
+  aedes.on('clientReady', (client: Client) => catchUp.ready(client))
   aedes.on('clientDisconnect', (client: Client) => {
     metrics.connections.dec()
     const device = deviceOf(client)

@@ -3,7 +3,7 @@
 // server was killed with SIGKILL while it was away and then restarted.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestServer, Device } from '../helpers/server.js'
+import { TestServer, Device, waitFor, within } from '../helpers/server.js'
 
 const servers: TestServer[] = []
 after(async () => { for (const s of servers) await s.dispose() })
@@ -93,4 +93,45 @@ test('a message stored before a crash but never fanned out is delivered at the n
   await s2.waitEvent('the ack for the orphan', (e) => e.type === 'ack' && e.id === 'orphan')
   await back.close()
   await s2.close()
+})
+
+test('messages sent while a device reconnects come after everything queued for it: one seq order across catch-up and live delivery', async (t) => {
+  const server = new TestServer({ MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000' })
+  servers.push(server)
+  await server.start()
+  const a = await server.register('+15550200011')
+  const b = await server.register('+15550200012')
+  const chatId = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const away = await new Device(server, b).connect()
+  await away.close()
+  const sender = await new Device(server, a).connect()
+  const queued = 1000
+  await within('PUBACKs for the queued messages', Promise.all(Array.from({ length: queued }, (_, i) => sender.publish(chatId, { id: `q${i}`, body: i }))), 60_000)
+
+  // The sender keeps writing, one message at a time, while the device
+  // reconnects and its queue is replayed, until the device has seen live ones too.
+  const back = new Device(server, b)
+  let live = 0
+  let duringReplay = 0
+  let stop = false
+  const writing = (async () => {
+    while (!stop && live < 5000) {
+      await sender.publish(chatId, { id: `l${live}`, body: live })
+      live++
+      if (back.client?.connected && back.of('msg', chatId).length < queued) duringReplay++
+    }
+  })()
+  await waitFor('the sender to be writing', () => live >= 5 || undefined)
+  await back.connect({ subscribe: false })
+  await waitFor('live messages after the queued ones', () => back.of('msg', chatId).length >= queued + 200 || undefined, 60_000)
+  stop = true
+  await within('the sender to stop', writing, 30_000)
+  const seqs = await back.waitCount('msg', chatId, queued + live, 30_000).then((m) => m.map((e) => e.seq as number))
+  const firstOutOfOrder = seqs.findIndex((s, i) => i > 0 && s <= seqs[i - 1])
+  t.diagnostic(`${queued} queued, ${live} sent during and after the reconnect, ${duringReplay} of them stored while the queue was being replayed`)
+  assert.ok(duringReplay > 0, 'the test overlapped live messages with the replay')
+  assert.equal(firstOutOfOrder, -1, `seqs in order; out of order at index ${firstOutOfOrder}: …${seqs.slice(Math.max(0, firstOutOfOrder - 3), firstOutOfOrder + 3).join(', ')}…`)
+  assert.deepEqual(seqs, Array.from({ length: queued + live }, (_, i) => i + 1), 'each seq once')
+  await back.close()
+  await sender.close()
 })
