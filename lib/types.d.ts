@@ -39,7 +39,12 @@ declare module '@xmpp/xml' {
     toString (): string
   }
   export class Parser extends EventEmitter {
+    /** The stream's root element once its start tag is read, and the element being read. */
+    root: Element | null
+    cursor: Element | null
     write (data: string): void
+    /** Character data, appended to the element being read (overridable: bound in the constructor). */
+    onText (str: string): void
   }
   export function xml (name: string, attrs?: Record<string, string | number | undefined> | null, ...children: Array<Element | string | undefined>): Element
   export function escapeXML (s: string): string

@@ -36,6 +36,21 @@ export function stanzaError (el: Element, addr: { from?: string, to?: string }, 
   return xml(el.name, { type: 'error', id: el.attrs.id, ...addr }, before, errorChild(type, condition, text))
 }
 
+/**
+ * @xmpp/xml's parser, except for character data between stanzas. That
+ * parser appends it to the stream's root element, which lives as long as the
+ * stream, so whitespace pings (or spaces sent between stanzas on purpose)
+ * would grow it without end. Here it is dropped. Until it is (at the next
+ * "<") it counts against the stanza size limit like any unfinished input.
+ * Text other than whitespace there is not XMPP and is an error.
+ */
+export class StreamParser extends Parser {
+  override onText (str: string): void {
+    if (this.root === null || this.cursor !== this.root) { super.onText(str); return }
+    if (/[^ \t\r\n]/.test(str)) this.emit('error', new Error('only whitespace may come between stanzas'))
+  }
+}
+
 /** What the stream needs from the rest of the server. */
 export interface StreamHost {
   domain: string
@@ -99,6 +114,13 @@ export class XmppStream {
   #who: { userId: string, deviceId: string } | undefined
   #scram: ScramState | undefined
   #session: StanzaHandler | undefined
+  /**
+   * <starttls/> was read and the handshake has not begun. A client sends
+   * nothing in this window (it waits for <proceed/>): anything that arrives
+   * in it was sent in the clear and ends the stream, lest it be taken for
+   * something sent over TLS (the STARTTLS command injection of CVE-2011-0411).
+   */
+  #tlsPending = false
   /** Stanzas are handled one at a time, in arrival order. */
   #queue: Promise<void> = Promise.resolve()
   #flood: TokenBuckets
@@ -134,10 +156,12 @@ export class XmppStream {
   }
 
   #newParser (): void {
-    const p = new Parser()
+    const p = new StreamParser()
     p.on('start', (el: Element) => { this.#open(el) })
     p.on('element', (el: Element) => {
       this.#pendingBytes = 0
+      if (this.#tlsPending) { this.#injected(); return }
+      if (this.#state === 'tls' && el.is('starttls', NS.tls)) this.#tlsPending = true
       // The answer to our own <r/> is not the client's to pace: we ask at most
       // once per answer, so a client catching up on a long queue answers as
       // often as we ask. Any other element, an unasked <a/> too, is charged.
@@ -159,6 +183,7 @@ export class XmppStream {
 
   #input (text: string): void {
     if (this.#state === 'closed' || text === '') return
+    if (this.#tlsPending) { if (text.trim() !== '') this.#injected(); return }
     const forbidden = this.#guard.check(text)
     if (forbidden) { this.streamError('restricted-xml', `${forbidden} is not allowed in an XMPP stream`); return }
     this.#pendingBytes += Buffer.byteLength(text)
@@ -228,8 +253,13 @@ export class XmppStream {
     }
   }
 
+  #injected (): void {
+    this.streamError('policy-violation', 'nothing may follow <starttls/> before the TLS handshake')
+  }
+
   #startTls (): void {
     const ctx = this.host.tls
+    if (this.#state === 'closed') return
     if (!ctx || !(this.#socket instanceof Socket)) return
     this.#socket.write(xml('proceed', { xmlns: NS.tls }).toString())
     const raw = this.#socket
@@ -241,6 +271,7 @@ export class XmppStream {
     this.#socket = secure
     this.#decoder = new StringDecoder('utf8')
     this.#state = 'auth'
+    this.#tlsPending = false
     this.#restart()
   }
 

@@ -1,0 +1,140 @@
+// The outside audit's attacks (issue 17), each performed against a real
+// server process (local profile, XMPP on with STARTTLS). After each one, two
+// other users must still exchange a message: an attack ends the attacker's
+// connection or request, never the service.
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
+import { Device, TestServer, tempDir, type DeviceCreds } from '../helpers/server.js'
+import { selfSignedCert } from '../helpers/tls.js'
+
+const { cert, key } = selfSignedCert(tempDir('mqchat-attacks-cert-'), 'localhost')
+const server = new TestServer({
+  MQCHAT_XMPP_ENABLED: 'true',
+  MQCHAT_XMPP_PORT: '0',
+  MQCHAT_XMPP_WS_PORT: '0',
+  MQCHAT_XMPP_DOMAIN: 'localhost',
+  MQCHAT_XMPP_TLS_CERT: cert,
+  MQCHAT_XMPP_TLS_KEY: key
+})
+
+let n = 0
+const phone = (): string => `+1555900${String(++n).padStart(4, '0')}`
+
+/** Two bystanders in a direct chat, connected over MQTT the whole time. */
+let alice: Device
+let bob: Device
+let bystanderChat: string
+before(async () => {
+  await server.start()
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  bystanderChat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  alice = await new Device(server, a).connect()
+  bob = await new Device(server, b).connect()
+})
+after(async () => {
+  await alice?.close()
+  await bob?.close()
+  await server.dispose()
+})
+
+let probe = 0
+/** Alice writes to Bob and Bob gets it: the server still serves others. */
+async function stillServing (): Promise<void> {
+  const id = `probe-${++probe}`
+  await alice.publish(bystanderChat, { id, body: 'still there?' })
+  await bob.waitEvent(`the bystander message ${id}`, (e) => e.type === 'msg' && e.id === id)
+}
+
+const OPEN = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'
+const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
+const b64 = (s: string): string => Buffer.from(s).toString('base64')
+const plainAuth = (c: DeviceCreds): string => `<auth xmlns='${NS_SASL}' mechanism='PLAIN'>${b64(`\0${c.userId}\0${c.token}`)}</auth>`
+
+/** Resolves when `probe` is true of what `s` has received, or with what arrived when it closed or `ms` passed. */
+function readUntil (s: Socket | TLSSocket, probe: (out: string) => boolean, ms = 10_000): Promise<{ out: string, closed: boolean }> {
+  return new Promise((resolve) => {
+    let out = ''
+    const done = (closed: boolean): void => { clearTimeout(timer); s.removeListener('data', onData); resolve({ out, closed }) }
+    const onData = (d: Buffer): void => { out += d.toString(); if (probe(out)) done(false) }
+    const timer = setTimeout(() => done(false), ms)
+    s.on('data', onData)
+    s.once('close', () => done(true))
+  })
+}
+
+/** A raw XMPP stream over STARTTLS, signed in with SASL PLAIN and bound: the TLS socket. */
+async function signedIn (c: DeviceCreds): Promise<TLSSocket> {
+  const plain = connect(server.ports.xmpp, '127.0.0.1')
+  plain.on('error', () => {})
+  plain.write(OPEN)
+  await readUntil(plain, (o) => o.includes('</stream:features>'))
+  plain.write(`<starttls xmlns='${NS_TLS}'/>`)
+  const proceed = await readUntil(plain, (o) => o.includes('<proceed'))
+  if (!proceed.out.includes('<proceed')) throw new Error(`no <proceed/>: ${proceed.out}`)
+  const tls = tlsConnect({ socket: plain, servername: 'localhost', rejectUnauthorized: false })
+  tls.on('error', () => {})
+  const step = async (send: string, expect: string): Promise<void> => {
+    tls.write(send)
+    const r = await readUntil(tls, (o) => o.includes(expect))
+    if (!r.out.includes(expect)) throw new Error(`expected ${expect} after ${send.slice(0, 80)}: ${r.out.slice(0, 300)}`)
+  }
+  await step(OPEN, '</stream:features>')
+  await step(plainAuth(c), '<success')
+  await step(OPEN, '</stream:features>')
+  await step(`<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${c.deviceId}</resource></bind></iq>`, '</iq>')
+  return tls
+}
+
+test('hole 1, STARTTLS command injection: what follows <starttls/> in the clear ends the stream and is never acted on', async () => {
+  const attacker = await server.register(phone())
+  // An on-path attacker appends its own SASL login to the victim's <starttls/>.
+  const plain = connect(server.ports.xmpp, '127.0.0.1')
+  plain.on('error', () => {})
+  plain.write(OPEN)
+  const features = await readUntil(plain, (o) => o.includes('</stream:features>'))
+  assert.match(features.out, /<starttls /)
+  plain.write(`<starttls xmlns='${NS_TLS}'/>${plainAuth(attacker)}`)
+  const answer = await readUntil(plain, (o) => o.includes('<proceed') || o.includes('</stream:stream>'))
+  let afterTls = ''
+  if (answer.out.includes('<proceed')) {
+    // The victim goes on with TLS, as it would: before the fix the server then said <success/> for the attacker's login.
+    const tls = tlsConnect({ socket: plain, servername: 'localhost', rejectUnauthorized: false })
+    tls.on('error', () => {})
+    tls.write(OPEN)
+    afterTls = (await readUntil(tls, (o) => o.includes('<success') || o.includes('</stream:features>'), 5000)).out
+    tls.destroy()
+  }
+  plain.destroy()
+  assert.doesNotMatch(afterTls, /<success/, 'the injected login was never accepted')
+  assert.doesNotMatch(answer.out, /<proceed/, 'no TLS after an injection')
+  assert.match(answer.out, /<policy-violation xmlns=.urn:ietf:params:xml:ns:xmpp-streams.\/>/)
+  await stillServing()
+})
+
+test('hole 7, whitespace between stanzas: dropped as it comes, other text between stanzas refused', async () => {
+  // Text that is not whitespace between stanzas ends the stream.
+  const plain = connect(server.ports.xmpp, '127.0.0.1')
+  plain.on('error', () => {})
+  plain.write(OPEN)
+  await readUntil(plain, (o) => o.includes('</stream:features>'))
+  plain.write('hello <starttls/>')
+  const refused = await readUntil(plain, (o) => o.includes('</stream:stream>'))
+  assert.match(refused.out, /<not-well-formed xmlns=.urn:ietf:params:xml:ns:xmpp-streams.\/>/)
+  plain.destroy()
+
+  // 40 MB of whitespace between stanzas, each run under the stanza size limit, from a signed-in client: the stream keeps working.
+  const x = await signedIn(await server.register(phone()))
+  const gap = ' \n'.repeat(100_000)
+  for (let i = 0; i < 200; i++) {
+    if (!x.write(gap + "<r xmlns='urn:xmpp:sm:3'/>")) await new Promise((resolve) => x.once('drain', resolve))
+  }
+  x.write("<iq type='get' id='after-gaps' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+  const pong = await readUntil(x, (o) => /id=.after-gaps./.test(o) || o.includes('</stream:stream>'))
+  x.destroy()
+  assert.match(pong.out, /<iq [^>]*type=.result.[^>]*id=.after-gaps.|<iq [^>]*id=.after-gaps.[^>]*type=.result./, pong.out.slice(0, 300))
+  await stillServing()
+})
