@@ -21,12 +21,34 @@ export const MESSAGE_TYPES = ['text', 'media', 'reply', 'edit', 'delete', 'react
 export type MessageType = typeof MESSAGE_TYPES[number]
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/
 const MAX_EMOJI_LENGTH = 16
+/** How deeply arrays and objects may nest in a body (a top-level object or array is depth 1). */
+export const MAX_BODY_DEPTH = 32
+
+/** The deepest nesting of arrays and objects in JSON text, read without recursion. */
+export function jsonDepth (text: string): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) { if (++depth > max) max = depth } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return max
+}
 
 export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
   if (payload.length > maxBytes) throw new DomainError('too_large', `message is ${payload.length} bytes; the limit is ${maxBytes}`, 413)
+  const text = payload.toString('utf8')
+  // Checked on the text, before anything recursive (JSON.stringify overflows its stack at about 10,000 levels) reads it.
+  // The envelope itself is the first level, so its body may nest MAX_BODY_DEPTH deep.
+  if (jsonDepth(text) > MAX_BODY_DEPTH + 1) throw new DomainError('bad_request', `body nests arrays and objects more than ${MAX_BODY_DEPTH} deep`)
   let v: unknown
   try {
-    v = JSON.parse(payload.toString('utf8'))
+    v = JSON.parse(text)
   } catch {
     throw new DomainError('bad_request', 'the envelope is not valid JSON')
   }

@@ -105,9 +105,11 @@ function page (h: ArchiveHost, iq: Element, found: Found[], complete: boolean, c
   const out: Element[] = []
   for (const { chat, room, m } of found) {
     if (m.body === null || m.body === undefined) continue
-    let body: unknown
-    try { body = JSON.parse(m.body) } catch { continue }
-    const text = typeof body === 'string' ? body : JSON.stringify(body)
+    // A string body is its text; any other body goes out as the JSON text it was stored as (never parsed, however it nests).
+    let text = m.body
+    if (m.body.startsWith('"')) {
+      try { text = JSON.parse(m.body) as string } catch { continue }
+    }
     const ref = `${chat}:${m.seq}`
     const inner = room !== undefined
       ? xml('message', { type: 'groupchat', from: `${room}/${m.senderUser}`, id: ref }, xml('body', {}, text), xml('stanza-id', { xmlns: SID, id: ref, by: room }))

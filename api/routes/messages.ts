@@ -5,11 +5,14 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { HistoryStore, StoredMessage } from '../../store/types.js'
 import { messageFields } from '../../bridge/events.js'
 import { DomainError } from '../../core/errors.js'
+import { MAX_BODY_DEPTH } from '../../bridge/envelope.js'
 import { requireDevice, type ApiServices } from '../context.js'
+import { RawJson, stringifyWithRaw } from '../../lib/raw-json.js'
 
+/** A message for an HTTP answer; its body is the stored JSON text, sent with stringifyWithRaw. */
 export const messageJson = (m: StoredMessage, reactions?: Record<string, string>) => ({
   ...messageFields(m),
-  body: JSON.parse(m.body) as unknown,
+  body: new RawJson(m.body),
   edited_at: m.editedAt ?? undefined,
   deleted: m.deletedAt ? true : undefined,
   reactions: reactions && Object.keys(reactions).length > 0 ? reactions : undefined
@@ -44,17 +47,17 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
         properties: { after: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 } }
       }
     }
-  }, async (req) => {
+  }, async (req, reply) => {
     const d = requireDevice(s, req)
     if (!s.chats.isMember(req.params.chatId, d.userId)) throw new DomainError('not_found', 'chat not found', 404)
     const { after, limit } = req.query
     const page = await s.history.after(req.params.chatId, after, limit + 1)
     const messages = page.slice(0, limit)
-    return {
+    return reply.type('application/json; charset=utf-8').send(stringifyWithRaw({
       messages: await messagesJson(s.history, req.params.chatId, messages),
       next_after: messages.length > 0 ? messages[messages.length - 1].seq : after,
       has_more: page.length > limit
-    }
+    }))
   })
 
   app.post<{ Params: { chatId: string } }>('/v1/chats/:chatId/messages', {
@@ -67,7 +70,13 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
   }, async (req, reply) => {
     const d = requireDevice(s, req)
     await takeSendBudget(d.id)
-    const raw = Buffer.from(JSON.stringify(req.body ?? null))
+    let raw: Buffer
+    try {
+      raw = Buffer.from(JSON.stringify(req.body ?? null))
+    } catch {
+      // Only nesting too deep for JSON.stringify (about 10,000 levels) gets here; parseEnvelope refuses far less.
+      throw new DomainError('bad_request', `body nests arrays and objects more than ${MAX_BODY_DEPTH} deep`)
+    }
     const { message, duplicate } = await s.bridge.acceptMessage(d, req.params.chatId, raw)
     return reply.code(duplicate ? 200 : 201).send({ chat: message.chatId, id: message.clientId, seq: message.seq, duplicate })
   })

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { syncPage } from '../../core/sync.js'
 import { requireDevice, type ApiServices } from '../context.js'
 import { messagesJson } from './messages.js'
+import { stringifyWithRaw } from '../../lib/raw-json.js'
 
 export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { cursors?: Record<string, number>, limit?: number } }>('/v1/sync', {
@@ -16,10 +17,10 @@ export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
         }
       }
     }
-  }, async (req) => {
+  }, async (req, reply) => {
     const d = requireDevice(s, req)
     const page = await syncPage(s.history, s.chats, d.userId, req.body?.cursors ?? {}, req.body?.limit ?? 500)
-    return {
+    return reply.type('application/json; charset=utf-8').send(stringifyWithRaw({
       has_more: page.hasMore,
       chats: await Promise.all(page.chats.map(async (c) => ({
         chat_id: c.chatId,
@@ -31,6 +32,6 @@ export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
         delivered: c.delivered,
         read: c.read
       })))
-    }
+    }))
   })
 }

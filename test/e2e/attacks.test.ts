@@ -138,3 +138,59 @@ test('hole 7, whitespace between stanzas: dropped as it comes, other text betwee
   assert.match(pong.out, /<iq [^>]*type=.result.[^>]*id=.after-gaps.|<iq [^>]*id=.after-gaps.[^>]*type=.result./, pong.out.slice(0, 300))
   await stillServing()
 })
+
+test('hole 5, a deeply nested body: refused at ingest over MQTT and HTTP; a stored one breaks no reader (history, sync, XMPP archive)', async () => {
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+  const mq = await new Device(server, a).connect()
+  try {
+    await mq.publish(chat, `{"id":"deep-mqtt","body":${deep(4113)}}`)
+    assert.equal((await mq.waitEvent('the refusal', (e) => e.type === 'error' && e.id === 'deep-mqtt')).code, 'bad_request')
+    await mq.publish(chat, `{"id":"deep-33","body":${deep(33)}}`)
+    assert.equal((await mq.waitEvent('the refusal at 33', (e) => e.type === 'error' && e.id === 'deep-33')).code, 'bad_request')
+    await mq.publish(chat, `{"id":"deep-32","body":${deep(32)}}`)
+    await mq.waitEvent('32 levels accepted', (e) => e.type === 'ack' && e.id === 'deep-32')
+    // Brackets inside strings are text, not nesting.
+    await mq.publish(chat, JSON.stringify({ id: 'brackets', body: deep(5000) }))
+    await mq.waitEvent('brackets in a string accepted', (e) => e.type === 'ack' && e.id === 'brackets')
+  } finally {
+    await mq.close()
+  }
+  for (const depth of [33, 4113, 50_000]) {
+    const http = await fetch(`${server.url}/v1/chats/${chat}/messages`, { method: 'POST', headers: { authorization: `Bearer ${a.token}`, 'content-type': 'application/json' }, body: `{"id":"deep-http","body":${deep(depth)}}`, signal: AbortSignal.timeout(10_000) })
+    assert.equal(http.status, 400, `depth ${depth}`)
+    assert.equal(((await http.json()) as { error: { code: string } }).error.code, 'bad_request')
+  }
+
+  // A row stored before the limit existed (written into the database as it would have been), nested
+  // deeper than JSON.stringify can go (about 10,000 levels) but inside the message size limit.
+  const legacy = deep(100_000)
+  const { SqliteDatabase } = await import('../../lib/sqlite.js')
+  const { join } = await import('node:path')
+  const db = new SqliteDatabase(join(server.dataDir, 'mqchat.db'))
+  try {
+    db.transaction(() => {
+      db.prepare('UPDATE chat_seq SET last_seq = last_seq + 1 WHERE chat_id = ?').run(chat)
+      const seq = (db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?').get(chat) as { last_seq: number }).last_seq
+      db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, fanned_out)
+        VALUES (?, ?, ?, ?, 'legacy-deep', 'text', ?, NULL, ?, 1)`).run(chat, seq, a.userId, a.deviceId, legacy, Date.now())
+    })()
+  } finally {
+    db.close()
+  }
+  const page = await fetch(`${server.url}/v1/chats/${chat}/messages?limit=100`, { headers: { authorization: `Bearer ${b.token}` }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(page.status, 200)
+  const text = await page.text()
+  assert.ok(text.includes(`"id":"legacy-deep"`) && text.includes(legacy), 'the stored body comes back as it was stored')
+  const sync = await server.api('POST', '/v1/sync', b.token, { cursors: { [chat]: 0 } })
+  assert.equal(sync.status, 200)
+  const x = await signedIn(b)
+  x.write("<iq type='set' id='mam-deep'><query xmlns='urn:xmpp:mam:2'/></iq>")
+  const archive = await readUntil(x, (o) => /<iq [^>]*id=.mam-deep./.test(o) || o.includes('</stream:stream>'))
+  x.destroy()
+  assert.match(archive.out, /<iq [^>]*type=.result./, archive.out.slice(-300))
+  assert.ok(archive.out.includes(legacy), 'the archive has the stored body')
+  await stillServing()
+})

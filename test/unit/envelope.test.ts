@@ -1,8 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { parseEnvelope, clientIdOf } from '../../bridge/envelope.js'
+import { parseEnvelope, clientIdOf, jsonDepth, MAX_BODY_DEPTH } from '../../bridge/envelope.js'
 import { msgEvent } from '../../bridge/events.js'
 import { DomainError } from '../../core/errors.js'
+import { RawJson, stringifyWithRaw } from '../../lib/raw-json.js'
 
 const b = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
 
@@ -51,4 +52,23 @@ test('clientIdOf reads the id of a refused payload when it can', () => {
 test('msg events splice the stored body in as JSON', () => {
   const ev = JSON.parse(msgEvent({ chatId: 'g_1', seq: 3, senderUser: 'u_1', senderDevice: 'dv_1', clientId: 'c', type: 'text', body: '{"a":[1,"x"]}', clientTs: null, serverTs: 9 }))
   assert.deepEqual(ev, { type: 'msg', chat: 'g_1', seq: 3, id: 'c', from: 'u_1', device: 'dv_1', kind: 'text', ts: 9, cts: null, body: { a: [1, 'x'] } })
+})
+
+test('body nesting: counted without recursion, brackets in strings ignored, at most MAX_BODY_DEPTH', () => {
+  assert.equal(jsonDepth('"x"'), 0)
+  assert.equal(jsonDepth('[1,{"a":[2]}]'), 3)
+  assert.equal(jsonDepth('["[[[", "\\"[[", {"k]": "{"}]'), 2)
+  assert.equal(jsonDepth('['.repeat(200_000) + ']'.repeat(200_000)), 200_000)
+  const nest = (n: number): string => `{"id":"n","body":${'['.repeat(n)}${']'.repeat(n)}}`
+  assert.equal(parseEnvelope(b(nest(MAX_BODY_DEPTH)), 1 << 20).body.length, 2 * MAX_BODY_DEPTH)
+  assert.throws(() => parseEnvelope(b(nest(MAX_BODY_DEPTH + 1)), 1 << 20), (e: unknown) => e instanceof DomainError && e.code === 'bad_request')
+  assert.throws(() => parseEnvelope(b(nest(50_000)), 1 << 20), (e: unknown) => e instanceof DomainError && e.code === 'bad_request')
+})
+
+test('stored JSON is spliced into answers as it is; a string that looks like a marker stays a string', () => {
+  const deep = '['.repeat(50_000) + ']'.repeat(50_000)
+  const out = stringifyWithRaw({ a: [new RawJson('{"x":1}'), new RawJson(deep)], s: 'raw-000000000000000000000000-0' })
+  assert.ok(out.startsWith('{"a":[{"x":1},[[['))
+  assert.ok(out.endsWith(']]],"s":"raw-000000000000000000000000-0"}'))
+  assert.equal(stringifyWithRaw({ n: 1 }), '{"n":1}')
 })
