@@ -15,7 +15,8 @@ export const userRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     const target = req.params.userId
     const visibility = s.settings.of(target).lastSeen
     const sharing = s.mayWatch(d.userId, target)
-    if (!(await s.directory.getUser(target)) || (!sharing && visibility !== 'everyone')) throw notFound('user')
+    // Someone the user blocked learns nothing, whatever the user's visibility: the same answer as for a user who does not exist.
+    if (!(await s.directory.getUser(target)) || s.blocks.has(target, d.userId) || (!sharing && visibility !== 'everyone')) throw notFound('user')
     const p = await s.presence.get(target)
     const showLastSeen = visibility === 'everyone' || (visibility === 'chats' && sharing) || d.userId === target
     return { user: target, state: p.state, last_seen: p.state === 'offline' && showLastSeen ? p.lastSeen : null }

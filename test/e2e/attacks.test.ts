@@ -194,3 +194,16 @@ test('hole 5, a deeply nested body: refused at ingest over MQTT and HTTP; a stor
   assert.ok(archive.out.includes(legacy), 'the archive has the stored body')
   await stillServing()
 })
+
+test('hole 8, blocking hides presence over HTTP too, whatever the last-seen setting', async () => {
+  const a = await server.register(phone())
+  const m = await server.register(phone())
+  await server.api('POST', '/v1/chats', m.token, { kind: 'direct', user: a.userId })
+  assert.equal((await server.api('PATCH', '/v1/me/settings', a.token, { last_seen: 'everyone' })).status, 200)
+  assert.equal((await server.api('GET', `/v1/users/${a.userId}/presence`, m.token)).status, 200, 'before the block')
+  assert.equal((await server.api('POST', '/v1/blocks', a.token, { user: m.userId })).status, 204)
+  const after = await server.api('GET', `/v1/users/${a.userId}/presence`, m.token)
+  assert.equal(after.status, 404)
+  assert.equal(after.body.error.code, 'not_found')
+  await stillServing()
+})
