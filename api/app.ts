@@ -1,10 +1,11 @@
 // The HTTP API (Fastify). Each area is a plugin; errors are always
 // {"error": {"code": "<stable code>", "message": "<for humans>"}}.
+import { PassThrough } from 'node:stream'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
 import { DomainError } from '../core/errors.js'
-import type { ApiServices } from './context.js'
+import { authenticate, type ApiServices } from './context.js'
 import { registrationRoutes } from './routes/registration.js'
 import { deviceRoutes } from './routes/devices.js'
 import { userRoutes } from './routes/users.js'
@@ -19,14 +20,67 @@ export interface ApiOptions {
   media?: MediaApi
   /** Proxy addresses whose X-Forwarded-For is believed (Fastify trustProxy); empty: none. */
   trustProxy?: string
+  limits?: Partial<HttpLimits>
 }
 
-export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '' }: ApiOptions = {}): Promise<FastifyInstance> {
+/** What one HTTP client may hold of the server (docs/security.md). */
+export interface HttpLimits {
+  /** For the headers, and again for a JSON body, from the moment its reading starts. */
+  bodyTimeoutMs: number
+  /** A whole request, a streamed media upload included. */
+  requestTimeoutMs: number
+  /** A connection that carries nothing. */
+  idleTimeoutMs: number
+  /** The largest chat envelope (POST /v1/chats/:id/messages). */
+  maxMessageBytes: number
+}
+
+const DEFAULT_LIMITS: HttpLimits = { bodyTimeoutMs: 15_000, requestTimeoutMs: 900_000, idleTimeoutMs: 60_000, maxMessageBytes: 65_536 }
+
+/** JSON bodies of routes that do not say otherwise. */
+const DEFAULT_BODY_LIMIT = 64 * 1024
+
+export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '', limits: given = {} }: ApiOptions = {}): Promise<FastifyInstance> {
+  const limits: HttpLimits = { ...DEFAULT_LIMITS, ...given }
   const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 1024 * 1024,
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: Math.min(limits.idleTimeoutMs, 30_000),
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks the header and request deadlines this often (its default, 30 s, would let a slow client stay that much longer).
+    http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(limits.bodyTimeoutMs / 3))) },
     trustProxy: trustProxy === '' ? false : trustProxy,
     // Unknown fields are refused (400), not silently dropped.
     ajv: { customOptions: { removeAdditional: false } }
+  })
+  app.server.headersTimeout = Math.min(limits.bodyTimeoutMs, limits.requestTimeoutMs)
+
+  // Every route needs a device token unless it says `config: { public: true }`. The token is
+  // checked as the request arrives, before its body is read: an outsider's body is never read.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.is404 || req.routeOptions.config.public === true) return
+    reply.header('connection', 'close')
+    authenticate(services, req)
+    reply.removeHeader('connection')
+  })
+  // A JSON body must arrive within bodyTimeoutMs of the start of its reading (a streamed media upload has the request timeout).
+  app.addHook('preParsing', async (req, reply, payload) => {
+    if (req.routeOptions.config.streamedBody === true) return payload
+    const body = new PassThrough()
+    // Fastify reads the body through this stream; once it stops (the body arrived, or was refused) the deadline is moot.
+    body.on('error', () => {})
+    const timer = setTimeout(() => {
+      if (reply.sent) return
+      payload.unpipe(body)
+      reply.header('connection', 'close')
+      body.destroy(Object.assign(new Error(`the request body did not arrive within ${limits.bodyTimeoutMs / 1000} s`), { statusCode: 408 }))
+    }, limits.bodyTimeoutMs)
+    const done = (): void => { clearTimeout(timer) }
+    body.once('end', done)
+    body.once('close', done)
+    reply.raw.once('close', done)
+    payload.pipe(body)
+    return body
   })
 
   await app.register(swagger, {
@@ -42,7 +96,7 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
     const e = err as { validation?: unknown, statusCode?: number, code?: string, message: string }
     if (e.validation) return reply.code(400).send({ error: { code: 'bad_request', message: e.message } })
     if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
-      const code = e.statusCode === 413 ? 'too_large' : e.statusCode === 415 ? 'unsupported_media_type' : 'bad_request'
+      const code = e.statusCode === 413 ? 'too_large' : e.statusCode === 415 ? 'unsupported_media_type' : e.statusCode === 408 ? 'request_timeout' : 'bad_request'
       return reply.code(e.statusCode).send({ error: { code, message: e.message } })
     }
     req.log.error({ err }, 'request failed')
@@ -54,11 +108,11 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   await app.register(deviceRoutes(services))
   await app.register(userRoutes(services))
   await app.register(chatRoutes(services))
-  await app.register(messageRoutes(services))
+  await app.register(messageRoutes(services, { maxMessageBytes: limits.maxMessageBytes }))
   await app.register(receiptRoutes(services))
   await app.register(syncRoutes(services))
   if (media) await app.register(mediaRoutes(services, media))
   await app.register(healthRoutes(services))
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger())
   return app
 }

@@ -32,13 +32,30 @@ export interface ApiServices {
   ready: () => boolean
 }
 
-/** The device a request is authenticated as (Authorization: Bearer <device token>). */
-export function requireDevice (services: ApiServices, req: FastifyRequest): Device {
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** No device token needed (registration, health, signed media URLs). */
+    public?: boolean
+    /** The route reads its body as a stream itself (media uploads): no JSON body deadline. */
+    streamedBody?: boolean
+  }
+}
+
+const authenticated = new WeakMap<FastifyRequest, Device>()
+
+/** Checks the request's device token (Authorization: Bearer <device token>) as it arrives; refuses it with 401 otherwise. */
+export function authenticate (services: ApiServices, req: FastifyRequest): Device {
   const header = req.headers.authorization ?? ''
   const m = /^Bearer\s+(\S+)$/i.exec(header)
   const device = m ? services.devices.authenticate(m[1]) : undefined
   if (!device) throw new DomainError('unauthorized', 'a valid device token is required (Authorization: Bearer <token>)', 401)
+  authenticated.set(req, device)
   return device
+}
+
+/** The device a request is authenticated as. */
+export function requireDevice (services: ApiServices, req: FastifyRequest): Device {
+  return authenticated.get(req) ?? authenticate(services, req)
 }
 
 /** Where clients connect; the XMPP port is filled in once its listener is up (it may be picked at random). */

@@ -102,6 +102,9 @@ export interface Config {
   drainTimeoutMs: number
   keepaliveLimitSeconds: number
   shutdownTimeoutMs: number
+  httpBodyTimeoutSeconds: number
+  httpRequestTimeoutSeconds: number
+  httpIdleTimeoutSeconds: number
 }
 
 type Parser<T> = (raw: string) => T | Error
@@ -249,7 +252,10 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },
   { key: 'drainTimeoutMs', env: 'MQCHAT_DRAIN_TIMEOUT_MS', def: '60000', parse: int(0, 3600000), help: 'a client that does not drain its socket for this long is dropped (0 = never)' },
   { key: 'keepaliveLimitSeconds', env: 'MQCHAT_KEEPALIVE_LIMIT_SECONDS', def: '0', parse: int(0, 65535), help: 'largest keepalive a client may ask for (0 = any)' },
-  { key: 'shutdownTimeoutMs', env: 'MQCHAT_SHUTDOWN_TIMEOUT_MS', def: '10000', parse: int(100, 600000), help: 'graceful shutdown budget on SIGTERM' }
+  { key: 'shutdownTimeoutMs', env: 'MQCHAT_SHUTDOWN_TIMEOUT_MS', def: '10000', parse: int(100, 600000), help: 'graceful shutdown budget on SIGTERM' },
+  { key: 'httpBodyTimeoutSeconds', env: 'MQCHAT_HTTP_BODY_TIMEOUT_SECONDS', def: '15', parse: int(1, 600), help: 'HTTP: time a client has to send a request\'s headers, and again its body (media uploads excepted); past it 408 request_timeout and the connection is closed' },
+  { key: 'httpRequestTimeoutSeconds', env: 'MQCHAT_HTTP_REQUEST_TIMEOUT_SECONDS', def: '900', parse: int(1, 86400), help: 'HTTP: the longest a whole request may take to arrive, a media upload included' },
+  { key: 'httpIdleTimeoutSeconds', env: 'MQCHAT_HTTP_IDLE_TIMEOUT_SECONDS', def: '60', parse: int(1, 3600), help: 'HTTP: a connection that carries nothing for this long is closed (an idle keep-alive connection: at most 30 s)' }
 ]
 
 export class ConfigError extends Error {

@@ -41,5 +41,7 @@ const filters = process.argv.slice(2)
 const files = collect('dist/test').sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
 if (files.length === 0) { say('no test files matched'); process.exit(1) }
 say(`running ${files.length} test files on Node ${version} (${runtime})`)
-const r = spawnSync(runtime, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' })
+// A test that hangs (a wait someone forgot to bound) fails after this instead of holding the suite up for good.
+const TEST_TIMEOUT_MS = 300_000
+const r = spawnSync(runtime, ['--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files], { stdio: 'inherit' })
 process.exit(r.status ?? 1)

@@ -147,7 +147,11 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     metrics,
     info,
     ready
-  }, log, { media: { media: d.media }, trustProxy: cfg.trustProxy })
+  }, log, {
+    media: { media: d.media },
+    trustProxy: cfg.trustProxy,
+    limits: { bodyTimeoutMs: cfg.httpBodyTimeoutSeconds * 1000, requestTimeoutMs: cfg.httpRequestTimeoutSeconds * 1000, idleTimeoutMs: cfg.httpIdleTimeoutSeconds * 1000, maxMessageBytes: cfg.maxMessageBytes }
+  })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
   return api
 }

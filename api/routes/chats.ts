@@ -31,6 +31,9 @@ const chatSchema = {
 } as const
 const chatParams = { type: 'object', properties: { chatId: { type: 'string' } } } as const
 
+/** Member lists: about 50,000 user ids or phone numbers. */
+const MEMBER_LIST_BODY_LIMIT = 1024 * 1024
+
 export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   /** A chat as every route answers it: with its last seq. */
   async function chatReply (view: ChatView) {
@@ -45,6 +48,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   }
 
   app.post<{ Body: { kind: 'direct' | 'group', user?: string, name?: string, members?: string[] } }>('/v1/chats', {
+    bodyLimit: MEMBER_LIST_BODY_LIMIT,
     schema: {
       summary: 'Create a direct chat (same id whichever side creates it) or a group',
       body: {
@@ -100,6 +104,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   })
 
   app.post<{ Params: { chatId: string }, Body: { users: string[] } }>('/v1/chats/:chatId/members', {
+    bodyLimit: MEMBER_LIST_BODY_LIMIT,
     schema: {
       summary: 'Add members to a group (admins)',
       params: chatParams,

@@ -57,6 +57,7 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
   await app.register(async (raw) => {
     raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
     raw.put<{ Params: { mediaId: string }, Querystring: { exp?: string, sig?: string } }>('/media/:mediaId', {
+      config: { public: true, streamedBody: true },
       schema: { summary: 'Upload the bytes of a slot (presigned URL)', hide: true }
     }, async (req, reply) => {
       checkUrl(signer, 'PUT', req.params.mediaId, req.query)
@@ -67,6 +68,7 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
     })
 
     raw.get<{ Params: { mediaId: string }, Querystring: { exp?: string, sig?: string } }>('/media/:mediaId', {
+      config: { public: true },
       schema: { summary: 'Download (presigned URL); supports Range', hide: true }
     }, async (req, reply) => {
       checkUrl(signer, 'GET', req.params.mediaId, req.query)

@@ -30,7 +30,7 @@ export async function messagesJson (history: HistoryStore, chatId: string, messa
   return messages.map((m) => messageJson(m, by.get(m.seq)))
 }
 
-export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
+export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number }): FastifyPluginAsync => async (app) => {
   /** HTTP sends spend the same per-device budget as MQTT publishes. */
   async function takeSendBudget (deviceId: string): Promise<void> {
     if (await s.limiter.take(deviceId)) return
@@ -61,7 +61,8 @@ export const messageRoutes = (s: ApiServices): FastifyPluginAsync => async (app)
   })
 
   app.post<{ Params: { chatId: string } }>('/v1/chats/:chatId/messages', {
-    bodyLimit: 16 * 1024 * 1024,
+    // The envelope's own limit: a larger body is refused (413 too_large) without being read.
+    bodyLimit: opts.maxMessageBytes,
     schema: {
       summary: 'Send a message (the same envelope as an MQTT publish to chat/<chatId>/msg)',
       params: { type: 'object', properties: { chatId: { type: 'string' } } },

@@ -5,6 +5,7 @@ import type { ApiServices } from '../context.js'
 
 export const registrationRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { phone: string } }>('/v1/register/code', {
+    config: { public: true },
     schema: {
       summary: 'Send a one-time code to a phone number',
       body: { type: 'object', required: ['phone'], additionalProperties: false, properties: { phone: { type: 'string', pattern: PHONE_PATTERN } } },
@@ -16,6 +17,7 @@ export const registrationRoutes = (s: ApiServices): FastifyPluginAsync => async 
   })
 
   app.post<{ Body: { phone: string, code: string, device_name?: string } }>('/v1/register/verify', {
+    config: { public: true },
     schema: {
       summary: 'Verify the code; returns the user, a new device and its token',
       body: {

@@ -7,12 +7,14 @@ import { stringifyWithRaw } from '../../lib/raw-json.js'
 
 export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { cursors?: Record<string, number>, limit?: number } }>('/v1/sync', {
+    // Cursors for about 30,000 chats.
+    bodyLimit: 1024 * 1024,
     schema: {
       summary: 'Catch up: for every chat of the caller, what it has after the given cursor (default 0), at most `limit` messages in all',
       body: {
         type: 'object', additionalProperties: false,
         properties: {
-          cursors: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, maxProperties: 100000 },
+          cursors: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, maxProperties: 30000 },
           limit: { type: 'integer', minimum: 1, maximum: 1000, default: 500 }
         }
       }

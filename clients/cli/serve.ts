@@ -21,23 +21,31 @@ export async function serve (flags: Record<string, string | undefined>): Promise
   const log = createLogger(cfg)
   // A SIGTERM or SIGINT while the server starts (ports.json is written before
   // start-up ends) is kept and acted on once it has started, so it still stops
-  // gracefully instead of being killed by the signal's default action.
+  // gracefully instead of being killed by the signal's default action. The
+  // same listeners stay installed from here to the stop: had the count of
+  // listeners dropped to zero in between, even for a moment, Node would have
+  // stopped watching the signal and lost one that had arrived but was not yet
+  // handled (seen under load: a SIGTERM right after start-up did nothing).
   let early: string | undefined
-  const keep = (signal: string) => () => { early ??= signal }
-  const keepTerm = keep('SIGTERM')
-  const keepInt = keep('SIGINT')
-  process.on('SIGTERM', keepTerm)
-  process.on('SIGINT', keepInt)
+  let act = (signal: string): void => { early ??= signal }
+  const onTerm = (): void => { act('SIGTERM') }
+  const onInt = (): void => { act('SIGINT') }
+  process.on('SIGTERM', onTerm)
+  process.on('SIGINT', onInt)
   let server
   try {
     server = cfg.profile === 'cluster' ? await startCluster(cfg, log) : await startLocal(cfg, log)
-  } finally {
-    process.removeListener('SIGTERM', keepTerm)
-    process.removeListener('SIGINT', keepInt)
+  } catch (err) {
+    process.removeListener('SIGTERM', onTerm)
+    process.removeListener('SIGINT', onInt)
+    throw err
   }
   const running = server
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
+      // A second signal now gets its default action: a way out of a shutdown that hangs.
+      process.removeListener('SIGTERM', onTerm)
+      process.removeListener('SIGINT', onInt)
       log.info({ signal }, 'shutting down')
       const timer = setTimeout(() => {
         log.error('graceful shutdown timed out; exiting')
@@ -53,7 +61,6 @@ export async function serve (flags: Record<string, string | undefined>): Promise
       })
     }
     if (early !== undefined) { stop(early); return }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
+    act = stop
   })
 }
