@@ -62,13 +62,23 @@ export class RegistrationService {
     this.#perIp = counters('otp-ip', opts.perIpPerHour, 3_600_000)
   }
 
-  private async limit (phone: string, ip: string): Promise<void> {
-    const [phoneOk, ipOk] = await Promise.all([this.#perPhone.hit(phone), this.#perIp.hit(ip)])
-    if (!phoneOk || !ipOk) throw new DomainError('rate_limited', 'too many registration attempts; try again later', 429)
+  /** Charges the client address; a refused request charges nothing else. */
+  private async limitAddress (ip: string): Promise<void> {
+    if (!await this.#perIp.hit(ip)) throw new DomainError('rate_limited', 'too many registration attempts from this address; try again later', 429)
   }
 
-  async requestCode (phone: string, ip: string): Promise<{ expiresIn: number, code?: string }> {
-    await this.limit(phone, ip)
+  /**
+   * Sends a code, unless one sent earlier is still valid: then nothing is
+   * sent and that code stays as it is (someone else asking for the same
+   * number cancels nothing; the code went to the phone, whoever asked).
+   * Only codes actually sent count against the phone's hourly budget.
+   */
+  async requestCode (phone: string, ip: string): Promise<{ expiresIn: number, code?: string, sent: boolean }> {
+    await this.limitAddress(ip)
+    const pending = await this.directory.getCode(phone)
+    const now = Date.now()
+    if (pending && pending.expiresAt > now) return { expiresIn: Math.ceil((pending.expiresAt - now) / 1000), sent: false }
+    if (!await this.#perPhone.hit(phone)) throw new DomainError('rate_limited', 'too many codes for this number this hour; use one you received, or try again later', 429)
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
     await this.directory.putCode({ phone, codeHash: hashSecret(`${phone}:${code}`), expiresAt: Date.now() + this.opts.ttlSeconds * 1000, attempts: 0 })
     try {
@@ -77,11 +87,12 @@ export class RegistrationService {
       await this.directory.deleteCode(phone)
       throw err
     }
-    return this.opts.returnCodes ? { expiresIn: this.opts.ttlSeconds, code } : { expiresIn: this.opts.ttlSeconds }
+    return this.opts.returnCodes ? { expiresIn: this.opts.ttlSeconds, code, sent: true } : { expiresIn: this.opts.ttlSeconds, sent: true }
   }
 
+  /** Guesses are bounded per code (maxAttempts, then it is void) and per address. */
   async verify (phone: string, code: string, ip: string, deviceName: string): Promise<{ userId: string, deviceId: string, token: string, newUser: boolean }> {
-    await this.limit(phone, ip)
+    await this.limitAddress(ip)
     const stored = await this.directory.getCode(phone)
     const invalid = new DomainError('invalid_code', 'the code is wrong, expired or already used; request a new one', 401)
     if (!stored || stored.expiresAt <= Date.now()) throw invalid

@@ -105,6 +105,10 @@ export interface Config {
   httpBodyTimeoutSeconds: number
   httpRequestTimeoutSeconds: number
   httpIdleTimeoutSeconds: number
+  xmppAuthTimeoutSeconds: number
+  xmppIdleTimeoutSeconds: number
+  xmppMaxUnauthenticated: number
+  xmppMaxUnauthenticatedPerAddress: number
 }
 
 type Parser<T> = (raw: string) => T | Error
@@ -204,6 +208,10 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'xmppMaxStanzaBytes', env: 'MQCHAT_XMPP_MAX_STANZA_BYTES', def: '262144', parse: int(4096, 16_777_216), help: 'largest XMPP stanza accepted; a larger one ends the stream with policy-violation' },
   { key: 'xmppResumeSeconds', env: 'MQCHAT_XMPP_RESUME_SECONDS', def: '300', parse: int(0, 86_400), help: 'how long a broken XMPP stream with stream management (XEP-0198) may be resumed; its unacknowledged stanzas are kept meanwhile (0 = no resumption)' },
   { key: 'xmppStanzaRate', env: 'MQCHAT_XMPP_STANZA_RATE', def: '100', parse: int(1, 100000), help: 'sustained stanzas per second one XMPP connection may send, with bursts of 5 × that; a flood beyond it ends the stream with policy-violation (answers to the server\'s own stream-management ack requests are not counted; messages also count against MQCHAT_PUBLISH_RATE)' },
+  { key: 'xmppAuthTimeoutSeconds', env: 'MQCHAT_XMPP_AUTH_TIMEOUT_SECONDS', def: '30', parse: int(1, 3600), help: 'an XMPP connection must sign in and bind a resource within this long (connection-timeout otherwise)' },
+  { key: 'xmppIdleTimeoutSeconds', env: 'MQCHAT_XMPP_IDLE_TIMEOUT_SECONDS', def: '300', parse: int(10, 86400), help: 'a signed-in XMPP stream that sends nothing for half this long is pinged (XEP-0199); silent for this long, it ends with connection-timeout (resumable with stream management)' },
+  { key: 'xmppMaxUnauthenticated', env: 'MQCHAT_XMPP_MAX_UNAUTHENTICATED', def: '1000', parse: int(1, 1_000_000), help: 'XMPP connections (TCP and WebSocket) not yet signed in and bound, at once; more are closed at once' },
+  { key: 'xmppMaxUnauthenticatedPerAddress', env: 'MQCHAT_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS', def: '10', parse: int(1, 1_000_000), help: 'the same, per client address' },
   { key: 'trustProxy', env: 'MQCHAT_TRUST_PROXY', def: '', parse: ipList, help: 'load balancers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client address for per-address limits; empty: trust none' },
   { key: 'logLevel', env: 'MQCHAT_LOG_LEVEL', def: 'info', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), help: 'least severe log line written: fatal, error, warn, info, debug, trace, or silent for none' },
   { key: 'logFormat', env: 'MQCHAT_LOG_FORMAT', def: 'auto', parse: oneOf('auto', 'json', 'pretty'), help: 'auto: readable, coloured lines when standard output is a terminal, JSON lines (one object each, for log collectors) otherwise; json or pretty: always that' },
@@ -213,7 +221,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'codeWebhookSecret', env: 'MQCHAT_CODE_WEBHOOK_SECRET', def: '', parse: anyText, help: 'sent as "Authorization: Bearer <secret>" with each code webhook call' },
   { key: 'otpTtlSeconds', env: 'MQCHAT_OTP_TTL_SECONDS', def: '300', parse: int(30, 3600), help: 'lifetime of a one-time registration code' },
   { key: 'otpMaxAttempts', env: 'MQCHAT_OTP_MAX_ATTEMPTS', def: '5', parse: int(1, 100), help: 'wrong guesses before a code is void' },
-  { key: 'otpRequestsPerPhonePerHour', env: 'MQCHAT_OTP_REQUESTS_PER_PHONE_PER_HOUR', def: '5', parse: int(1, 10000), help: 'code requests and verifications per phone number per hour' },
+  { key: 'otpRequestsPerPhonePerHour', env: 'MQCHAT_OTP_REQUESTS_PER_PHONE_PER_HOUR', def: '3', parse: int(1, 10000), help: 'codes sent to one phone number per hour (a request while a code is still valid sends none and costs nothing; a request refused for its address costs the number nothing)' },
   { key: 'otpRequestsPerIpPerHour', env: 'MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR', def: '30', parse: int(1, 100000), help: 'code requests and verifications per client address per hour' },
   { key: 'maxDevicesPerUser', env: 'MQCHAT_MAX_DEVICES_PER_USER', def: '4', parse: int(1, 64), help: 'active devices per user' },
   { key: 'maxGroupMembers', env: 'MQCHAT_MAX_GROUP_MEMBERS', def: '1024', parse: int(2, 100000), help: 'members per group' },

@@ -18,7 +18,8 @@ import type { ChatService } from '../core/chats.js'
 import { DomainError } from '../core/errors.js'
 import type { HistoryStore } from '../store/types.js'
 import { directChatId } from '../core/ids.js'
-import { XmppStream, type StreamHost } from './stream.js'
+import { MAX_UNBOUND_PER_DEVICE, XmppStream, type StreamHost } from './stream.js'
+import { Admission } from '../lib/admission.js'
 import { WebSocketTransport } from './websocket.js'
 import { XmppSession } from './session.js'
 
@@ -55,11 +56,37 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
       }
     }
   }
+  // What outsiders may hold: connections not yet signed in and bound (overall and per address), and per device
+  // streams signed in but not bound. A stream gives its places back once bound or closed.
+  const pending = new Admission(cfg.xmppMaxUnauthenticated, cfg.xmppMaxUnauthenticatedPerAddress)
+  const places = new Map<XmppStream, () => void>()
+  const unbound = new Map<XmppStream, string>()
+  const unboundOf = (deviceId: string): number => { let n = 0; for (const d of unbound.values()) if (d === deviceId) n++; return n }
+  const admit = (address: string | undefined, close: () => void): (() => void) | undefined => {
+    const release = pending.take(address ?? '')
+    if (!release) {
+      log.info({ address, pending: pending.total }, 'xmpp connection refused: too many not yet signed in')
+      close()
+    }
+    return release
+  }
   const streamHost = (secure: SecureContext | undefined): StreamHost => ({
     domain: cfg.xmppDomain,
     tls: secure,
     maxStanzaBytes: cfg.xmppMaxStanzaBytes,
     stanzaRate: cfg.xmppStanzaRate,
+    authTimeoutMs: cfg.xmppAuthTimeoutSeconds * 1000,
+    idleTimeoutMs: cfg.xmppIdleTimeoutSeconds * 1000,
+    signedIn (stream, deviceId) {
+      if (unboundOf(deviceId) >= MAX_UNBOUND_PER_DEVICE) return false
+      unbound.set(stream, deviceId)
+      return true
+    },
+    settled (stream) {
+      places.get(stream)?.()
+      places.delete(stream)
+      unbound.delete(stream)
+    },
     log,
     login (user, token) {
       const d = devices.authenticate(token)
@@ -84,10 +111,11 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
   const tcpHost = streamHost(tls)
   const sockets = new Set<Socket>()
   const server: Server = createServer((socket) => {
+    const release = admit(socket.remoteAddress, () => socket.destroy())
+    if (!release) return
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
-    // eslint-disable-next-line no-new
-    new XmppStream(socket, tcpHost)
+    places.set(new XmppStream(socket, tcpHost), release)
   })
   server.listen(cfg.xmppPort, cfg.host)
   await once(server, 'listening')
@@ -106,9 +134,12 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
     handleProtocols: (protocols) => protocols.has('xmpp') ? 'xmpp' : false
   })
   const wsHost = streamHost(undefined)
-  wss.on('connection', (ws) => {
+  wss.on('connection', (ws, req) => {
+    const release = admit(req.socket.remoteAddress, () => ws.terminate())
+    if (!release) return
     const transport = new WebSocketTransport(ws)
     const stream = new XmppStream(transport, wsHost)
+    places.set(stream, release)
     transport.onBinary = () => stream.streamError('not-well-formed', 'XMPP over WebSocket frames are text (RFC 7395 §3.2)')
   })
   wsHttp.listen(cfg.xmppWsPort, cfg.host)

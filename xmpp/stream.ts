@@ -68,7 +68,18 @@ export interface StreamHost {
   /** A stream management resumption (XEP-0198): the detached session, now on this stream; undefined when there is none to resume. */
   resume (stream: XmppStream, who: { userId: string, deviceId: string }, previd: string, h: number): Promise<StanzaHandler | undefined>
   log: Logger
+  /** The connection must be signed in and bound within this long. */
+  authTimeoutMs: number
+  /** A bound stream silent for half this long is pinged; silent for all of it, it ends. */
+  idleTimeoutMs: number
+  /** After SASL success: may this device have one more stream signed in but not yet bound? */
+  signedIn (stream: XmppStream, deviceId: string): boolean
+  /** The stream is bound (a session or a resumption), or gone: it no longer counts as not yet signed in (called again on close). */
+  settled (stream: XmppStream): void
 }
+
+/** Streams of one device signed in (SASL) but not yet bound, at most. */
+export const MAX_UNBOUND_PER_DEVICE = 3
 
 /** What a stream runs over: a TCP socket (STARTTLS upgrades it), or a WebSocket's framing adapter. */
 export interface Transport {
@@ -121,10 +132,17 @@ export class XmppStream {
    * something sent over TLS (the STARTTLS command injection of CVE-2011-0411).
    */
   #tlsPending = false
+  /** The sign-in deadline until bound, then the idle check. */
+  #timer: NodeJS.Timeout | undefined
+  #lastInput = Date.now()
+  #pinged = false
   /** Stanzas are handled one at a time, in arrival order. */
   #queue: Promise<void> = Promise.resolve()
   #flood: TokenBuckets
-  readonly #onData = (b: Buffer): void => { this.#input(this.#decoder.write(b)) }
+  readonly #onData = (b: Buffer): void => {
+    this.#lastInput = Date.now()
+    this.#input(this.#decoder.write(b))
+  }
 
   constructor (socket: Transport, private readonly host: StreamHost) {
     this.#socket = socket
@@ -134,6 +152,10 @@ export class XmppStream {
     socket.on('error', () => {})
     socket.on('close', () => { void this.#closed() })
     this.#newParser()
+    this.#timer = setTimeout(() => {
+      this.streamError('connection-timeout', `sign in and bind a resource within ${host.authTimeoutMs / 1000} s`)
+    }, host.authTimeoutMs)
+    this.#timer.unref()
   }
 
   get jid (): string | undefined { return this.#who ? `${this.#who.userId}@${this.host.domain}/${this.#who.deviceId}` : undefined }
@@ -294,6 +316,10 @@ export class XmppStream {
 
   async #success (who: { userId: string, deviceId: string }, mechanism: string, additional?: string): Promise<void> {
     this.#scram = undefined
+    if (!this.host.signedIn(this, who.deviceId)) {
+      this.streamError('policy-violation', `more than ${MAX_UNBOUND_PER_DEVICE} streams of this device are signed in but not bound`)
+      return
+    }
     this.#who = who
     this.host.log.info({ jid: this.jid, mechanism }, 'xmpp sign-in')
     await this.send(xml('success', { xmlns: NS.sasl }, additional !== undefined ? Buffer.from(additional).toString('base64') : undefined))
@@ -369,7 +395,7 @@ export class XmppStream {
         return
       }
       this.#session = resumed
-      this.#state = 'ready'
+      this.#ready()
       return
     }
     if (!el.is('iq') || el.attrs.type !== 'set' || !el.getChild('bind', NS.bind)) {
@@ -381,12 +407,46 @@ export class XmppStream {
     }
     // The resource is the device id, whatever the client asked for (RFC 6120 §7.6.2.2 lets the server choose).
     this.#session = await this.host.bind(this, who)
-    this.#state = 'ready'
+    this.#ready()
     await this.send(xml('iq', { type: 'result', id: el.attrs.id }, xml('bind', { xmlns: NS.bind }, xml('jid', {}, this.jid))))
   }
 
   #closing: Promise<void> | undefined
+  /** Bound: no longer counted as signing in; from now on silence is what ends the stream. */
+  #ready (): void {
+    this.#state = 'ready'
+    this.#settle()
+    this.#lastInput = Date.now()
+    this.#idleCheck()
+  }
+
+  #settle (): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.host.settled(this)
+  }
+
+  /** XEP-0199 from the server's side: half the idle time without input brings a ping, which any live client answers. */
+  #idleCheck (): void {
+    if (this.#state !== 'ready') return
+    const idle = this.host.idleTimeoutMs
+    const silent = Date.now() - this.#lastInput
+    if (silent >= idle) { this.streamError('connection-timeout', `nothing received for ${Math.round(silent / 1000)} s`); return }
+    if (silent >= idle / 2) {
+      if (!this.#pinged) {
+        this.#pinged = true
+        this.send(xml('iq', { type: 'get', id: `ping-${randomBytes(4).toString('hex')}`, to: this.jid }, xml('ping', { xmlns: NS.ping }))).catch(() => {})
+      }
+    } else {
+      this.#pinged = false
+    }
+    const next = silent >= idle / 2 ? idle - silent : idle / 2 - silent
+    this.#timer = setTimeout(() => { this.#idleCheck() }, Math.max(next, 10))
+    this.#timer.unref()
+  }
+
   #closed (): Promise<void> {
+    this.#settle()
     this.#state = 'closed'
     this.#closing ??= (async () => {
       await this.#session?.close(this).catch(() => {})

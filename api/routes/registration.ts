@@ -9,11 +9,11 @@ export const registrationRoutes = (s: ApiServices): FastifyPluginAsync => async 
     schema: {
       summary: 'Send a one-time code to a phone number',
       body: { type: 'object', required: ['phone'], additionalProperties: false, properties: { phone: { type: 'string', pattern: PHONE_PATTERN } } },
-      response: { 202: { type: 'object', properties: { expires_in: { type: 'integer' }, code: { type: 'string' } }, required: ['expires_in'] } }
+      response: { 202: { type: 'object', properties: { expires_in: { type: 'integer' }, sent: { type: 'boolean' }, code: { type: 'string' } }, required: ['expires_in', 'sent'] } }
     }
   }, async (req, reply) => {
     const r = await s.registration.requestCode(req.body.phone, req.ip)
-    return reply.code(202).send({ expires_in: r.expiresIn, code: r.code })
+    return reply.code(202).send({ expires_in: r.expiresIn, sent: r.sent, code: r.code })
   })
 
   app.post<{ Body: { phone: string, code: string, device_name?: string } }>('/v1/register/verify', {

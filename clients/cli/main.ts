@@ -80,8 +80,10 @@ MQCHAT_MEDIA_RETENTION_DAYS (default 30), abandoned multipart uploads after a da
 same MQCHAT_S3_* settings as the server. Unreferenced media is deleted by the server's own job.`,
   register: `Usage: mqchat register <phone> [--server URL]
 
-Asks the server to send a one-time code to <phone> (+E.164, e.g. +15551234567). The server URL
-(default $MQCHAT_SERVER or http://127.0.0.1:3000) is remembered in the profile.
+Asks the server to send a one-time code to <phone> (+E.164, e.g. +15551234567). While a code
+sent earlier is still valid, no new one is sent: use that one. At most 3 codes an hour go to
+one number by default. The server URL (default $MQCHAT_SERVER or http://127.0.0.1:3000) is
+remembered in the profile.
 ${COMMON}`,
   verify: `Usage: mqchat verify <phone> <code> [--name DEVICE_NAME] [--server URL]
 
@@ -255,10 +257,12 @@ async function main (argv: string[]): Promise<number> {
       const name = profileName(values.profile)
       const server = values.server ?? readProfile(name)?.server ?? DEFAULT_SERVER
       const phone = positionals[0]
-      const r = await call<{ expires_in: number, code?: string }>(server, 'POST', '/v1/register/code', { body: { phone } })
+      const r = await call<{ expires_in: number, sent: boolean, code?: string }>(server, 'POST', '/v1/register/code', { body: { phone } })
       writeProfile(name, { ...readProfile(name), server, phone })
-      out(values.json, r, `a code was sent to ${phone} (valid ${r.expires_in} s); next: mqchat verify ${phone} <code>` +
-        (r.code ? `\ndevelopment code: ${r.code}` : ''))
+      out(values.json, r, (r.sent
+        ? `a code was sent to ${phone} (valid ${r.expires_in} s)`
+        : `a code sent to ${phone} earlier is still valid for ${r.expires_in} s (no new one until then)`) +
+        `; next: mqchat verify ${phone} <code>` + (r.code ? `\ndevelopment code: ${r.code}` : ''))
       return EXIT.ok
     }
     case 'verify': {

@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
-import { Device, TestServer, tempDir, within, type DeviceCreds } from '../helpers/server.js'
+import { WebSocket } from 'ws'
+import { Device, TestServer, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 import { selfSignedCert } from '../helpers/tls.js'
 
 const { cert, key } = selfSignedCert(tempDir('mqchat-attacks-cert-'), 'localhost')
@@ -18,7 +19,10 @@ const server = new TestServer({
   MQCHAT_XMPP_TLS_CERT: cert,
   MQCHAT_XMPP_TLS_KEY: key,
   // Short enough for the slow-body attack to be refused quickly; ample for any honest test request on loopback.
-  MQCHAT_HTTP_BODY_TIMEOUT_SECONDS: '3'
+  MQCHAT_HTTP_BODY_TIMEOUT_SECONDS: '3',
+  MQCHAT_XMPP_AUTH_TIMEOUT_SECONDS: '6',
+  MQCHAT_XMPP_IDLE_TIMEOUT_SECONDS: '10',
+  MQCHAT_XMPP_MAX_UNAUTHENTICATED: '15'
 })
 
 let n = 0
@@ -69,7 +73,7 @@ function readUntil (s: Socket | TLSSocket, probe: (out: string) => boolean, ms =
 }
 
 /** A raw XMPP stream over STARTTLS, signed in with SASL PLAIN and bound: the TLS socket. */
-async function signedIn (c: DeviceCreds): Promise<TLSSocket> {
+async function signedIn (c: DeviceCreds, opts: { bind?: boolean } = {}): Promise<TLSSocket> {
   const plain = connect(server.ports.xmpp, '127.0.0.1')
   plain.on('error', () => {})
   plain.write(OPEN)
@@ -86,6 +90,7 @@ async function signedIn (c: DeviceCreds): Promise<TLSSocket> {
   }
   await step(OPEN, '</stream:features>')
   await step(plainAuth(c), '<success')
+  if (opts.bind === false) return tls
   await step(OPEN, '</stream:features>')
   await step(`<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${c.deviceId}</resource></bind></iq>`, '</iq>')
   return tls
@@ -249,5 +254,116 @@ test('hole 3, HTTP: a body is not read before the token is checked, a slow body 
   assert.equal(bigBlock.status, 413)
   // Honest requests still work.
   assert.equal((await server.api('POST', `/v1/chats/${chat}/messages`, a.token, { id: 'fine', body: 'hello' })).status, 201)
+  await stillServing()
+})
+
+/** Raw TCP connections to the XMPP port from `localAddress` that have sent their stream header and got the features back. */
+async function openStreams (n: number, localAddress = '127.0.0.1'): Promise<Socket[]> {
+  const out: Socket[] = []
+  for (let i = 0; i < n; i++) {
+    const s = connect({ port: server.ports.xmpp, host: '127.0.0.1', localAddress })
+    s.on('error', () => {})
+    s.write(OPEN)
+    const r = await readUntil(s, (o) => o.includes('</stream:features>'))
+    if (!r.out.includes('</stream:features>')) throw new Error(`stream ${i} from ${localAddress}: ${r.closed ? 'closed' : 'no features'}`)
+    out.push(s)
+  }
+  return out
+}
+
+/** Whether a new connection from `localAddress` is closed before it gets any answer. */
+async function refusedFrom (localAddress: string): Promise<boolean> {
+  const s = connect({ port: server.ports.xmpp, host: '127.0.0.1', localAddress })
+  s.on('error', () => {})
+  s.write(OPEN)
+  const r = await readUntil(s, (o) => o.includes('</stream:features>'), 5000)
+  s.destroy()
+  return r.closed && r.out === ''
+}
+
+test('hole 2, XMPP: a deadline to sign in, over TCP and WebSocket; caps on connections not yet signed in, per address and overall', async () => {
+  // Silent over TCP: connection-timeout after MQCHAT_XMPP_AUTH_TIMEOUT_SECONDS (6 s here).
+  const t0 = Date.now()
+  const [idle] = await openStreams(1)
+  const ended = await readUntil(idle as Socket, (o) => o.includes('</stream:stream>'), 15_000)
+  assert.match(ended.out, /<connection-timeout xmlns=.urn:ietf:params:xml:ns:xmpp-streams.\/>/)
+  assert.ok(Date.now() - t0 >= 5500, `ended after ${Date.now() - t0} ms`)
+  idle?.destroy()
+  // Silent over WebSocket: closed too.
+  const ws = new WebSocket(`wss://127.0.0.1:${server.ports.xmppWs}/xmpp-websocket`, 'xmpp', { rejectUnauthorized: false })
+  ws.on('error', () => {})
+  const wsClosed = await new Promise<number>((resolve) => {
+    const timer = setTimeout(() => resolve(-1), 15_000)
+    ws.on('close', () => { clearTimeout(timer); resolve(Date.now() - t0) })
+  })
+  assert.ok(wsClosed > 0, 'the silent WebSocket stream was closed')
+
+  // Per address: 10 streams not yet signed in; the 11th is closed at once. Overall (15 here): 5 more from
+  // 127.0.0.2 fill it, and 127.0.0.3 is refused. (All within the sign-in deadline, which would free them.)
+  const ten = await openStreams(10)
+  assert.ok(await refusedFrom('127.0.0.1'), 'the 11th from the same address is refused')
+  const five = await openStreams(5, '127.0.0.2')
+  assert.ok(await refusedFrom('127.0.0.3'), 'past the overall bound a new address is refused too')
+  for (const s of [...ten, ...five]) s.destroy()
+  // Places come back as connections go.
+  const back = await waitFor('room for a new stream', async () => await openStreams(1, '127.0.0.3').catch(() => undefined))
+  back[0]?.destroy()
+  await stillServing()
+})
+
+test('hole 2, XMPP: a silent signed-in stream is pinged, then ended; one that answers stays; a device has at most 3 streams signed in but not bound', async () => {
+  const c = await server.register(phone())
+  const silent = await signedIn(c)
+  const d = await server.register(phone())
+  const lively = await signedIn(d)
+  // The lively client answers every ping, as XEP-0199 clients do.
+  let pongs = 0
+  lively.on('data', (b: Buffer) => {
+    for (const m of b.toString().matchAll(/<iq [^>]*id=.(ping-[0-9a-f]+)./g)) { lively.write(`<iq type='result' id='${m[1] as string}'/>`); pongs++ }
+  })
+  const silentEnd = await readUntil(silent, (o) => o.includes('</stream:stream>'), 30_000)
+  assert.match(silentEnd.out, /<ping xmlns=.urn:xmpp:ping.\/>/, 'pinged first')
+  assert.match(silentEnd.out, /<connection-timeout xmlns=.urn:ietf:params:xml:ns:xmpp-streams.\/>/)
+  silent.destroy()
+  assert.ok(pongs >= 1, 'the lively client was pinged and answered')
+  lively.write("<iq type='get' id='alive' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+  const alive = await readUntil(lively, (o) => /id=.alive./.test(o) || o.includes('</stream:stream>'))
+  assert.match(alive.out, /id=.alive./, 'the stream that answered is still up')
+  lively.destroy()
+
+  // Three streams of one device signed in (SASL success) but not bound; the fourth is refused at sign-in.
+  const e = await server.register(phone())
+  const held: TLSSocket[] = []
+  for (let i = 0; i < 3; i++) held.push(await signedIn(e, { bind: false }))
+  await assert.rejects(signedIn(e, { bind: false }), /policy-violation|closed/)
+  for (const s of held) s.destroy()
+  await stillServing()
+})
+
+test('hole 6, registration: requests refused for their address cost the number nothing, and nobody else\'s request cancels a pending code', async () => {
+  // Client addresses come from X-Forwarded-For, as behind a load balancer; 3 requests per address per hour.
+  const s = new TestServer({ MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR: '3', MQCHAT_TRUST_PROXY: '127.0.0.1' })
+  try {
+    await s.start()
+    const ask = async (from: string, path: 'code' | 'verify', body: Record<string, string>): Promise<{ status: number, body: { sent?: boolean, code?: string, error?: { code: string } } }> => {
+      const r = await fetch(`${s.url}/v1/register/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': from }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) })
+      return { status: r.status, body: await r.json() as { sent?: boolean, code?: string } }
+    }
+    const victim = '+15559990001'
+    // The attacker's address spends its budget, then hammers the victim's number: every request refused for the address.
+    for (let i = 0; i < 3; i++) assert.equal((await ask('203.0.113.66', 'code', { phone: `+1555999010${i}` })).status, 202)
+    for (let i = 0; i < 20; i++) assert.equal((await ask('203.0.113.66', 'code', { phone: victim })).status, 429)
+    // The victim still gets a code.
+    const mine = await ask('198.51.100.7', 'code', { phone: victim })
+    assert.equal(mine.status, 202)
+    assert.equal(mine.body.sent, true)
+    // Another address asks for the victim's number: nothing is sent, and the victim's code stays valid.
+    const other = await ask('203.0.113.67', 'code', { phone: victim })
+    assert.equal(other.status, 202)
+    assert.equal(other.body.sent, false)
+    assert.equal((await ask('198.51.100.7', 'verify', { phone: victim, code: mine.body.code as string })).status, 201)
+  } finally {
+    await s.dispose()
+  }
   await stillServing()
 })

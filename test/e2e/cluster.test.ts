@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, connect, type Server } from 'node:net'
 import { xml, type Element } from '@xmpp/client'
-import { xmppClient } from '../helpers/xmpp-client.js'
+import { announce, xmppClient } from '../helpers/xmpp-client.js'
 import { TestCluster } from '../helpers/cluster.js'
 import { Device, freePort, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
@@ -274,9 +274,13 @@ test('XMPP: a stream management resume that lands on the other broker is refused
   const got: Element[] = []
   x.on('stanza', (st: Element) => { if (st.is('message') && st.getChild('body')) got.push(st) })
   let resumed = 0
-  x.streamManagement.on('resumed', () => { resumed++ })
+  const trace: string[] = []
+  const t0 = Date.now()
+  x.on('status', (st: string) => { trace.push(`+${Date.now() - t0} ms ${st}${killed ? ' (after the cut)' : ''}`) })
+  x.on('error', (err: Error) => { trace.push(`+${Date.now() - t0} ms error ${err.message}`) })
+  x.streamManagement.on('resumed', () => { resumed++; trace.push(`+${Date.now() - t0} ms resumed${killed ? ' (after the cut)' : ''}`) })
   // A client announces itself after every new binding (RFC 6121 §4.2); until then the gateway holds its events.
-  x.on('online', () => { x.send(xml('presence')).catch(() => {}) })
+  x.on('online', () => { announce(x).catch(() => {}) })
   try {
     await x.start()
     await waitFor('stream management enabled', () => x.streamManagement.id !== '' ? true : undefined)
@@ -293,7 +297,7 @@ test('XMPP: a stream management resume that lands on the other broker is refused
       .catch((err: Error) => { throw new Error(`${err.message}; got ${distinct().join(',')}\n${cluster.logs()}`) })
     assert.ok(killed, 'the connection was killed mid-stream')
     assert.ok(afterCut >= 1, 'the client came back through the load balancer, to broker 2')
-    assert.equal(resumed, 0, 'broker 2 has no resumption state of broker 1: the resume is refused and the client binds anew')
+    assert.equal(resumed, 0, `broker 2 has no resumption state of broker 1: the resume is refused and the client binds anew\n${trace.join('\n')}`)
     assert.deepEqual(distinct(), Array.from({ length: 30 }, (_, i) => i + 1), 'every message, first seen in seq order (a repeat is one not acknowledged before the cut, under its id)')
     assert.match(cluster.brokers[1]?.log ?? '', new RegExp(`"jid":"${dave.userId}@localhost/${dave.deviceId}","mechanism":"SCRAM-SHA-1","msg":"xmpp sign-in"`), 'the new session is on broker 2')
   } finally {

@@ -17,7 +17,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { xml, type Client, type Element } from '@xmpp/client'
-import { xmppClient } from '../helpers/xmpp-client.js'
+import { announce, xmppClient } from '../helpers/xmpp-client.js'
 import { WebSocket } from 'ws'
 import { Device, TestServer, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
 import { selfSignedCert } from '../helpers/tls.js'
@@ -89,7 +89,7 @@ async function xmppDevice (creds: DeviceCreds, service = `xmpp://127.0.0.1:${ser
     err.message += ` (signing in as ${creds.deviceId}, ${Date.now() - began} ms: ${trace.join('; ')})`
     throw err
   })
-  await xmpp.send(xml('presence'))
+  await announce(xmpp)
   const send = async (el: Element): Promise<void> => {
     if (xmpp.status !== 'online') throw new Error(`cannot send <${el.name}>: the XMPP connection is ${xmpp.status}${ended}`)
     await xmpp.send(el)
@@ -694,7 +694,7 @@ test('a broker that bounds keepalive: the device link asks for one within the bo
     x.on('stanza', (st: Element) => { if (st.is('message') && st.getChild('body')) got.push(st) })
     clients.push(x)
     await x.start()
-    await x.send(xml('presence'))
+    await announce(x)
     await new Promise((resolve) => setTimeout(resolve, 5000))
     const chat = (await limited.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
     assert.equal((await limited.api('POST', `/v1/chats/${chat}/messages`, b.token, { id: 'idle', body: 'still there?' })).status, 201)

@@ -1,5 +1,5 @@
 // @xmpp/client for the tests, with one upstream race closed.
-import { client, type Client } from '@xmpp/client'
+import { client, xml, type Client } from '@xmpp/client'
 
 /**
  * A client as @xmpp/client makes it, except that a write resolves once the
@@ -22,4 +22,20 @@ export function xmppClient (options: Parameters<typeof client>[0]): Client {
     this.socket.write(data)
   }
   return c
+}
+
+/**
+ * Sends initial presence once stream management is on, as real clients order
+ * it. The server sends a device's events once it is available; if presence
+ * went out before <enable/>, events may arrive ahead of <enabled/>, and
+ * @xmpp/client counts them but resets its count only a microtask after
+ * reading <enabled/>: an <r/> in the same read is then answered with an h that
+ * counts stanzas sent before stream management began, which the server
+ * rightly ends as handled-count-too-high (XEP-0198). `smMs` bounds the wait
+ * for a server that does not offer stream management.
+ */
+export async function announce (c: Client, smMs = 5000): Promise<void> {
+  const until = Date.now() + smMs
+  while (!c.streamManagement.enabled && Date.now() < until && c.status === 'online') await new Promise((resolve) => setTimeout(resolve, 10))
+  await c.send(xml('presence'))
 }
