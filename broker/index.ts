@@ -200,8 +200,13 @@ export async function startBroker (
     const client = clients()[d.id]
     if (client) {
       log.info({ deviceId: d.id }, 'device revoked: closing its connection')
+      // Its will is not published: nothing is sent in a revoked device's name.
+      const withWill = client as Client & { will: unknown }
+      withWill.will = null
       client.close()
     }
+    const delWill = (persistence as { delWill?: (c: { id: string }) => Promise<unknown> }).delWill
+    if (delWill) delWill.call(persistence, { id: d.id }).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'deleting a revoked device\'s will failed'))
     const purge = persistence.purgeClient ? persistence.purgeClient(d.id) : persistence.cleanSubscriptions({ id: d.id })
     Promise.resolve(purge).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'purging a revoked device session failed'))
   })

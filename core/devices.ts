@@ -34,6 +34,8 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   #notify: (deviceId: string) => Promise<void> = async () => {}
   /** Devices whose SCRAM keys are being made from a token just seen. */
   #addingScram = new Set<string>()
+  /** Devices being created, per user, not yet in the cache (they count against the limit). */
+  #creating = new Map<string, number>()
 
   constructor (private readonly directory: DirectoryStore, private readonly maxPerUser: number) {
     super()
@@ -112,18 +114,27 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   activeIds (userId: string): ReadonlySet<string> { return this.#byUser.get(userId) ?? new Set() }
 
   async create (userId: string, name: string): Promise<{ device: Device, token: string }> {
-    if (this.activeIds(userId).size >= this.maxPerUser) {
+    // The slot is taken before the first await: creations racing for the last slot cannot all pass the check.
+    const creating = this.#creating.get(userId) ?? 0
+    if (this.activeIds(userId).size + creating >= this.maxPerUser) {
       throw new DomainError('device_limit', `a user may have at most ${this.maxPerUser} active devices; revoke one first`, 409)
     }
-    const id = newDeviceId()
-    const token = newToken(id)
-    const scram = await scramCredentials(token, scramSalt(userId), SCRAM_ITERATIONS)
-    const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null }
-    await this.directory.addDevice(device)
-    this.cache(device)
-    this.emit('created', device)
-    await this.#notify(id)
-    return { device, token }
+    this.#creating.set(userId, creating + 1)
+    try {
+      const id = newDeviceId()
+      const token = newToken(id)
+      const scram = await scramCredentials(token, scramSalt(userId), SCRAM_ITERATIONS)
+      const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null }
+      await this.directory.addDevice(device)
+      this.cache(device)
+      this.emit('created', device)
+      await this.#notify(id)
+      return { device, token }
+    } finally {
+      const n = (this.#creating.get(userId) ?? 1) - 1
+      if (n <= 0) this.#creating.delete(userId)
+      else this.#creating.set(userId, n)
+    }
   }
 
   list (userId: string): Device[] {

@@ -80,7 +80,8 @@ export class S3Backend implements MediaBackend {
   }
 
   async downloadUrl (media: Media, expiresAt: number): Promise<string> {
-    return getSignedUrl(this.#signer, new GetObjectCommand({ Bucket: this.opts.bucket, Key: media.id }), { expiresIn: this.seconds(expiresAt) })
+    // Served as a download, never rendered as a page of the bucket's origin (the same headers as local media).
+    return getSignedUrl(this.#signer, new GetObjectCommand({ Bucket: this.opts.bucket, Key: media.id, ResponseContentDisposition: 'attachment' }), { expiresIn: this.seconds(expiresAt) })
   }
 
   async confirm (media: Media): Promise<boolean> {

@@ -74,6 +74,10 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
       checkUrl(signer, 'GET', req.params.mediaId, req.query)
       const media = await m.media.get(req.params.mediaId)
       if (!media || media.status !== 'complete') throw new DomainError('not_found', 'media not found', 404)
+      // Whatever its type (text/html, image/svg+xml, …), media never runs as a page of the API's origin.
+      reply.header('content-disposition', 'attachment')
+      reply.header('x-content-type-options', 'nosniff')
+      reply.header('content-security-policy', "default-src 'none'; sandbox")
       reply.header('accept-ranges', 'bytes')
       const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '')
       if (req.headers.range !== undefined) {

@@ -367,3 +367,62 @@ test('hole 6, registration: requests refused for their address cost the number n
   }
   await stillServing()
 })
+
+test('finding, media as a page: HTML and SVG uploads are served as downloads that cannot run on the API origin', async () => {
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const { createHash } = await import('node:crypto')
+  for (const [type, text] of [['text/html', '<script>alert(document.cookie)</script>'], ['image/svg+xml', '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>']] as const) {
+    const bytes = Buffer.from(text)
+    const slot = await server.api('POST', '/v1/media', a.token, { chat, size: bytes.length, content_type: type, sha256: createHash('sha256').update(bytes).digest('hex') })
+    assert.equal(slot.status, 201, JSON.stringify(slot.body))
+    const up = await fetch(slot.body.upload.url, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': type }, signal: AbortSignal.timeout(10_000) })
+    assert.equal(up.status, 201)
+    const dl = await server.api('POST', `/v1/media/${slot.body.media_id as string}/download`, a.token)
+    const res = await fetch(dl.body.url, { signal: AbortSignal.timeout(10_000) })
+    assert.equal(await res.text(), text)
+    assert.equal(res.headers.get('content-disposition'), 'attachment', type)
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', type)
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'none'; sandbox/, type)
+  }
+  await stillServing()
+})
+
+test('finding, a revoked device\'s will: never posted in the chat', async () => {
+  const a = await server.register(phone())
+  const c = await server.register(phone())
+  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: c.userId })).body.chat_id as string
+  const laptop = await server.link(a)
+  const watcher = await new Device(server, c).connect()
+  const sender = await new Device(server, a).connect()
+  // The laptop connects with a will that would be a chat message.
+  const mqtt = (await import('mqtt')).default
+  const doomed = mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, {
+    clientId: laptop.deviceId, username: laptop.deviceId, password: laptop.token, clean: false, protocolVersion: 4, reconnectPeriod: 0,
+    will: { topic: `chat/${chat}/msg`, payload: Buffer.from(JSON.stringify({ id: 'will-1', body: 'from a revoked device' })), qos: 1, retain: false }
+  })
+  doomed.on('error', () => {})
+  await within('the laptop to connect', new Promise<void>((resolve) => doomed.once('connect', () => resolve())), 10_000)
+  const closed = new Promise<void>((resolve) => doomed.once('close', () => resolve()))
+  assert.equal((await server.api('DELETE', `/v1/devices/${laptop.deviceId}`, a.token)).status, 204)
+  await within('the revoked laptop to be disconnected', closed, 10_000)
+  doomed.end(true)
+  await within('a probe after the revocation', sender.publish(chat, { id: 'after-revoke', body: 'probe' }), 10_000)
+  await watcher.waitEvent('the probe', (e) => e.type === 'msg' && e.id === 'after-revoke')
+  assert.equal(watcher.events.find((e) => e.id === 'will-1'), undefined, 'the will never reached the chat')
+  const history = await server.api('GET', `/v1/chats/${chat}/messages`, a.token)
+  assert.deepEqual((history.body.messages as Array<{ id: string }>).map((m) => m.id), ['after-revoke'])
+  await watcher.close()
+  await sender.close()
+  await stillServing()
+})
+
+test('finding, the device limit under a race: 12 links at once never make more than 4 active devices', async () => {
+  const a = await server.register(phone())
+  const results = await Promise.all(Array.from({ length: 12 }, async (_, i) => await server.api('POST', '/v1/devices', a.token, { name: `race-${i}` })))
+  assert.equal(results.filter((r) => r.status === 201).length, 3, results.map((r) => r.status).join(','))
+  assert.ok(results.filter((r) => r.status !== 201).every((r) => r.status === 409 && r.body.error.code === 'device_limit'))
+  assert.equal((await server.api('GET', '/v1/devices', a.token)).body.devices.length, 4)
+  await stillServing()
+})

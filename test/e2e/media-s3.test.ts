@@ -57,6 +57,7 @@ test('S3: upload straight to S3, media message, another member downloads byte-id
   const dl = await server.api('POST', `/v1/media/${s1.body.media_id as string}/download`, b.token)
   assert.equal(dl.status, 200)
   const res = await fetch(dl.body.url)
+  assert.equal(res.headers.get('content-disposition'), 'attachment', 'served as a download, never as a page')
   assert.ok(Buffer.from(await res.arrayBuffer()).equals(file), 'byte-identical')
   const part = await fetch(dl.body.url, { headers: { range: 'bytes=10-19' } })
   assert.equal(part.status, 206)
