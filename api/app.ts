@@ -1,6 +1,7 @@
 // The HTTP API (Fastify). Each area is a plugin; errors are always
 // {"error": {"code": "<stable code>", "message": "<for humans>"}}.
 import { PassThrough } from 'node:stream'
+import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
@@ -21,6 +22,12 @@ export interface ApiOptions {
   /** Proxy addresses whose X-Forwarded-For is believed (Fastify trustProxy); empty: none. */
   trustProxy?: string
   limits?: Partial<HttpLimits>
+  /** The base of media URLs; empty: http://<listenHost>:<port this API listens on>. */
+  publicUrl?: string
+  /** The address the API binds to (for the default public URL). */
+  listenHost?: string
+  /** /metrics needs this bearer token; empty: loopback peers only. */
+  metricsToken?: string
 }
 
 /** What one HTTP client may hold of the server (docs/security.md). */
@@ -40,7 +47,7 @@ const DEFAULT_LIMITS: HttpLimits = { bodyTimeoutMs: 15_000, requestTimeoutMs: 90
 /** JSON bodies of routes that do not say otherwise. */
 const DEFAULT_BODY_LIMIT = 64 * 1024
 
-export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '', limits: given = {} }: ApiOptions = {}): Promise<FastifyInstance> {
+export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '', limits: given = {}, publicUrl = '', listenHost = '127.0.0.1', metricsToken = '' }: ApiOptions = {}): Promise<FastifyInstance> {
   const limits: HttpLimits = { ...DEFAULT_LIMITS, ...given }
   const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: DEFAULT_BODY_LIMIT,
@@ -111,8 +118,13 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   await app.register(messageRoutes(services, { maxMessageBytes: limits.maxMessageBytes }))
   await app.register(receiptRoutes(services))
   await app.register(syncRoutes(services))
-  if (media) await app.register(mediaRoutes(services, media))
-  await app.register(healthRoutes(services))
+  // Media URLs are built from configuration, never from the request's Host header.
+  const everyAddress = listenHost === '0.0.0.0' || listenHost === '::' || listenHost === ''
+  const baseUrl = (): string => publicUrl !== ''
+    ? publicUrl.replace(/\/+$/, '')
+    : `http://${everyAddress ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${(app.server.address() as AddressInfo).port}`
+  if (media) await app.register(mediaRoutes(services, media, baseUrl))
+  await app.register(healthRoutes(services, { metricsToken }))
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger())
   return app
 }

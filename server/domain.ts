@@ -150,6 +150,9 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
   }, log, {
     media: { media: d.media },
     trustProxy: cfg.trustProxy,
+    publicUrl: cfg.publicUrl,
+    listenHost: cfg.host,
+    metricsToken: cfg.metricsToken,
     limits: { bodyTimeoutMs: cfg.httpBodyTimeoutSeconds * 1000, requestTimeoutMs: cfg.httpRequestTimeoutSeconds * 1000, idleTimeoutMs: cfg.httpIdleTimeoutSeconds * 1000, maxMessageBytes: cfg.maxMessageBytes }
   })
   await api.listen({ port: cfg.httpPort, host: cfg.host })

@@ -1,7 +1,7 @@
 // Media over HTTP: upload slots and download URLs (/v1/media…), and — for the
 // local backend — the presigned endpoints the URLs point at (/media/:id),
 // which stream bytes straight between the socket and the disk.
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { Readable } from 'node:stream'
 import { DomainError } from '../../core/errors.js'
 import type { MediaService } from '../../core/media.js'
@@ -10,7 +10,6 @@ import { requireDevice, type ApiServices } from '../context.js'
 
 export interface MediaApi { media: MediaService }
 
-const baseUrl = (req: FastifyRequest): string => `${req.protocol}://${req.host}`
 
 function checkUrl (signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, q: { exp?: string, sig?: string }): void {
   const exp = Number(q.exp)
@@ -19,7 +18,7 @@ function checkUrl (signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, q:
   if (verdict !== 'ok') throw new DomainError('bad_signature', 'this media URL is not valid', 403)
 }
 
-export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => async (app) => {
+export const mediaRoutes = (s: ApiServices, m: MediaApi, baseUrl: () => string): FastifyPluginAsync => async (app) => {
   app.post<{ Body: { chat: string, size: number, content_type: string, sha256: string } }>('/v1/media', {
     schema: {
       summary: 'Ask for an upload slot; the same bytes already stored are not uploaded again',
@@ -37,7 +36,7 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
     const d = requireDevice(s, req)
     const r = await m.media.requestSlot(d.userId, { chatId: req.body.chat, size: req.body.size, contentType: req.body.content_type, sha256: req.body.sha256 })
     if (r.existing) return reply.code(200).send({ media_id: r.media.id, existing: true })
-    const target = await m.media.uploadTarget(r.media, r.uploadExpiresAt, baseUrl(req))
+    const target = await m.media.uploadTarget(r.media, r.uploadExpiresAt, baseUrl())
     return reply.code(201).send({ media_id: r.media.id, existing: false, upload: { ...target, expires_at: r.uploadExpiresAt } })
   })
 
@@ -46,7 +45,7 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi): FastifyPluginAsync => 
   }, async (req) => {
     const d = requireDevice(s, req)
     const media = await m.media.readable(req.params.mediaId, d.userId)
-    const { url, expiresAt } = await m.media.downloadUrl(media, baseUrl(req))
+    const { url, expiresAt } = await m.media.downloadUrl(media, baseUrl())
     return { media_id: media.id, url, expires_at: expiresAt, size: media.size, sha256: media.sha256, content_type: media.contentType }
   })
 

@@ -426,3 +426,28 @@ test('finding, the device limit under a race: 12 links at once never make more t
   assert.equal((await server.api('GET', '/v1/devices', a.token)).body.devices.length, 4)
   await stillServing()
 })
+
+test('finding, Host header and /metrics: media URLs come from configuration, and /metrics needs its token', async () => {
+  const a = await server.register(phone())
+  const b = await server.register(phone())
+  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const body = JSON.stringify({ chat, size: 3, content_type: 'application/octet-stream', sha256: 'a'.repeat(64) })
+  const forged = await rawHttp(`POST /v1/media HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${a.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`, body)
+  assert.equal(forged.status, 201, forged.text)
+  const url = (JSON.parse(forged.text.slice(forged.text.indexOf('\r\n\r\n') + 4)) as { upload: { url: string } }).upload.url
+  assert.ok(url.startsWith(`http://127.0.0.1:${server.ports.http}/media/`), url)
+
+  const withToken = new TestServer({ MQCHAT_METRICS_TOKEN: 'scrape-me' })
+  try {
+    await withToken.start()
+    const get = async (auth?: string): Promise<number> => (await fetch(`${withToken.url}/metrics`, { headers: auth ? { authorization: auth } : {}, signal: AbortSignal.timeout(10_000) })).status
+    assert.equal(await get(), 403)
+    assert.equal(await get('Bearer wrong'), 403)
+    assert.equal(await get('Bearer scrape-me'), 200)
+  } finally {
+    await withToken.dispose()
+  }
+  // Without a token, a loopback peer (this test) may read them.
+  assert.equal((await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).status, 200)
+  await stillServing()
+})
