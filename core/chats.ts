@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events'
 import type { Chat, DirectoryStore, Member, Role } from '../store/types.js'
 import { DomainError, forbidden, notFound } from './errors.js'
 import { directChatId, isDirectChatId, newGroupId } from './ids.js'
+import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.js'
 
 export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed'
 
@@ -36,8 +37,30 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   #notify: MembershipNotifier = async () => {}
 
-  constructor (private readonly directory: DirectoryStore, private readonly maxGroupMembers: number) {
+  #groupsCreated: Counter
+  readonly #hasBlocked: (blocker: string, blocked: string) => boolean
+
+  constructor (
+    private readonly directory: DirectoryStore,
+    readonly maxGroupMembers: number,
+    opts: {
+      /** Groups one user may create per hour. */
+      groupsPerHour?: number
+      /** Where group creations are counted (default: in memory; the cluster profile: Redis). */
+      counters?: CounterFactory
+      /** Whether `blocker` blocked `blocked` (a user is never added to a group by someone they blocked). */
+      hasBlocked?: (blocker: string, blocked: string) => boolean
+    } = {}
+  ) {
     super()
+    this.#groupsCreated = (opts.counters ?? memoryCounters)('groups-created', opts.groupsPerHour ?? 10, 3_600_000)
+    this.#hasBlocked = opts.hasBlocked ?? (() => false)
+  }
+
+  /** Nobody is put in a group by a user they blocked (they would get that user's messages there). */
+  private refuseBlockers (by: string, userIds: string[]): void {
+    const blocker = userIds.find((u) => this.#hasBlocked(u, by))
+    if (blocker !== undefined) throw new DomainError('blocked', `${blocker} cannot be added by you`, 403)
   }
 
   async init (): Promise<void> {
@@ -143,6 +166,8 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const others = [...new Set(memberIds)].filter((u) => u !== by)
     if (others.length + 1 > this.maxGroupMembers) throw this.tooMany()
     await this.requireUsers(others)
+    this.refuseBlockers(by, others)
+    if (!await this.#groupsCreated.hit(by)) throw new DomainError('rate_limited', 'too many groups created this hour; try again later', 429)
     const id = newGroupId()
     const now = Date.now()
     await this.directory.createChat(
@@ -174,6 +199,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const fresh = [...new Set(userIds)].filter((u) => !this.isMember(chatId, u))
     if (members.length + fresh.length > this.maxGroupMembers) throw this.tooMany()
     await this.requireUsers(fresh)
+    this.refuseBlockers(by, fresh)
     const now = Date.now()
     const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now })))
     for (const m of added) this.join(chatId, m.userId)

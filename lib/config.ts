@@ -66,6 +66,7 @@ export interface Config {
   otpRequestsPerIpPerHour: number
   maxDevicesPerUser: number
   maxGroupMembers: number
+  groupsPerHour: number
   maxMessageBytes: number
   maxPacketBytes: number
   maxTopicLevels: number
@@ -227,6 +228,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'otpRequestsPerIpPerHour', env: 'MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR', def: '30', parse: int(1, 100000), help: 'code requests and verifications per client address per hour' },
   { key: 'maxDevicesPerUser', env: 'MQCHAT_MAX_DEVICES_PER_USER', def: '4', parse: int(1, 64), help: 'active devices per user' },
   { key: 'maxGroupMembers', env: 'MQCHAT_MAX_GROUP_MEMBERS', def: '1024', parse: int(2, 100000), help: 'members per group' },
+  { key: 'groupsPerHour', env: 'MQCHAT_GROUPS_PER_HOUR', def: '10', parse: int(1, 100000), help: 'groups one user may create per hour (429 rate_limited past it)' },
   { key: 'maxMessageBytes', env: 'MQCHAT_MAX_MESSAGE_BYTES', def: '65536', parse: int(256, 16777216), help: 'largest chat envelope accepted (refused with too_large)' },
   { key: 'maxPacketBytes', env: 'MQCHAT_MAX_PACKET_BYTES', def: '262144', parse: int(1024, 268435455), help: 'largest MQTT packet; a larger one closes the connection' },
   { key: 'maxTopicLevels', env: 'MQCHAT_MAX_TOPIC_LEVELS', def: '16', parse: int(3, 100), help: 'topic levels accepted in PUBLISH/SUBSCRIBE' },

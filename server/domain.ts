@@ -78,7 +78,7 @@ export interface Engines {
 /** Builds the services; `broker` is read lazily (the broker is started after them). */
 export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, metrics: Metrics, broker: () => Broker | undefined, engines: Engines): Promise<Domain> {
   const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
-  const chats = new ChatService(stores.directory, cfg.maxGroupMembers)
+  const chats = new ChatService(stores.directory, cfg.maxGroupMembers, { groupsPerHour: cfg.groupsPerHour, counters: engines.counters, hasBlocked: (blocker, blocked) => blocks.has(blocker, blocked) })
   const settings = new SettingsService(stores.directory)
   const blocks = new BlockService(stores.directory)
   await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init()])

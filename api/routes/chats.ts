@@ -57,7 +57,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
           kind: { type: 'string', enum: ['direct', 'group'] },
           user: USER_REF,
           name: { type: 'string', minLength: 1, maxLength: 100 },
-          members: { type: 'array', items: USER_REF, maxItems: 100000 }
+          members: { type: 'array', items: USER_REF, maxItems: s.chats.maxGroupMembers }
         }
       },
       response: { 200: chatSchema, 201: chatSchema }
@@ -108,7 +108,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     schema: {
       summary: 'Add members to a group (admins)',
       params: chatParams,
-      body: { type: 'object', required: ['users'], additionalProperties: false, properties: { users: { type: 'array', items: USER_REF, minItems: 1, maxItems: 100000 } } },
+      body: { type: 'object', required: ['users'], additionalProperties: false, properties: { users: { type: 'array', items: USER_REF, minItems: 1, maxItems: s.chats.maxGroupMembers } } },
       response: { 200: chatSchema }
     }
   }, async (req) => {

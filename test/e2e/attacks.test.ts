@@ -451,3 +451,28 @@ test('finding, Host header and /metrics: media URLs come from configuration, and
   assert.equal((await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).status, 200)
   await stillServing()
 })
+
+test('finding, groups as a way around a block, and group floods: a blocker cannot be added by the one they blocked; 10 groups an hour; member lists bounded', async () => {
+  const victim = await server.register(phone())
+  const mallory = await server.register(phone())
+  const friend = await server.register(phone())
+  assert.equal((await server.api('POST', '/v1/blocks', victim.token, { user: mallory.userId })).status, 204)
+  const created = await server.api('POST', '/v1/chats', mallory.token, { kind: 'group', name: 'trap', members: [victim.userId, friend.userId] })
+  assert.equal(created.status, 403)
+  assert.equal(created.body.error.code, 'blocked')
+  const group = await server.api('POST', '/v1/chats', mallory.token, { kind: 'group', name: 'later', members: [friend.userId] })
+  assert.equal(group.status, 201)
+  const added = await server.api('POST', `/v1/chats/${group.body.chat_id as string}/members`, mallory.token, { users: [victim.phone] })
+  assert.equal(added.status, 403)
+  assert.equal(added.body.error.code, 'blocked')
+  assert.ok(!(await server.api('GET', '/v1/chats', victim.token)).body.chats.some((c: { chat_id: string }) => c.chat_id === group.body.chat_id), 'the victim is in no group of mallory\'s')
+  // Group creation: 10 an hour per user (mallory has made one).
+  const statuses: number[] = []
+  for (let i = 0; i < 10; i++) statuses.push((await server.api('POST', '/v1/chats', mallory.token, { kind: 'group', name: `g${i}`, members: [friend.userId] })).status)
+  assert.deepEqual(statuses, [...Array(9).fill(201), 429])
+  // A member list longer than a group may be is refused before any lookup.
+  const huge = await server.api('POST', '/v1/chats', friend.token, { kind: 'group', name: 'huge', members: Array.from({ length: 1025 }, (_, i) => `+1555${String(i).padStart(7, '0')}`) })
+  assert.equal(huge.status, 400)
+  assert.equal(huge.body.error.code, 'bad_request')
+  await stillServing()
+})
