@@ -109,6 +109,7 @@ export interface Config {
   publicUrl: string
   metricsToken: string
   xmppAuthTimeoutSeconds: number
+  xmppMaxHeldEvents: number
   xmppIdleTimeoutSeconds: number
   xmppMaxUnauthenticated: number
   xmppMaxUnauthenticatedPerAddress: number
@@ -211,6 +212,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'xmppMaxStanzaBytes', env: 'MQCHAT_XMPP_MAX_STANZA_BYTES', def: '262144', parse: int(4096, 16_777_216), help: 'largest XMPP stanza accepted; a larger one ends the stream with policy-violation' },
   { key: 'xmppResumeSeconds', env: 'MQCHAT_XMPP_RESUME_SECONDS', def: '300', parse: int(0, 86_400), help: 'how long a broken XMPP stream with stream management (XEP-0198) may be resumed; its unacknowledged stanzas are kept meanwhile (0 = no resumption)' },
   { key: 'xmppStanzaRate', env: 'MQCHAT_XMPP_STANZA_RATE', def: '100', parse: int(1, 100000), help: 'sustained stanzas per second one XMPP connection may send, with bursts of 5 × that; a flood beyond it ends the stream with policy-violation (answers to the server\'s own stream-management ack requests are not counted; messages also count against MQCHAT_PUBLISH_RATE)' },
+  { key: 'xmppMaxHeldEvents', env: 'MQCHAT_XMPP_MAX_HELD_EVENTS', def: '1000', parse: int(10, 1_000_000), help: 'events the gateway holds in memory for an XMPP resource that has not sent initial presence; past it they wait in the device\'s queue until it does' },
   { key: 'xmppAuthTimeoutSeconds', env: 'MQCHAT_XMPP_AUTH_TIMEOUT_SECONDS', def: '30', parse: int(1, 3600), help: 'an XMPP connection must sign in and bind a resource within this long (connection-timeout otherwise)' },
   { key: 'xmppIdleTimeoutSeconds', env: 'MQCHAT_XMPP_IDLE_TIMEOUT_SECONDS', def: '300', parse: int(10, 86400), help: 'a signed-in XMPP stream that sends nothing for half this long is pinged (XEP-0199); silent for this long, it ends with connection-timeout (resumable with stream management)' },
   { key: 'xmppMaxUnauthenticated', env: 'MQCHAT_XMPP_MAX_UNAUTHENTICATED', def: '1000', parse: int(1, 1_000_000), help: 'XMPP connections (TCP and WebSocket) not yet signed in and bound, at once; more are closed at once' },

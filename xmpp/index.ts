@@ -39,6 +39,8 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
     chats,
     history,
     resumeSeconds: cfg.xmppResumeSeconds,
+    maxHeldEvents: cfg.xmppMaxHeldEvents,
+    log,
     linkKeepaliveSeconds: cfg.keepaliveLimitSeconds > 0 ? Math.min(cfg.keepaliveLimitSeconds, 60) : 0,
     resumable,
     existingDirectChat (userId: string, other: string): string | undefined {

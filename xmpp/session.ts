@@ -35,6 +35,9 @@ export interface SessionHost {
   linkKeepaliveSeconds: number
   /** Resumable sessions by stream management id. */
   resumable: Map<string, XmppSession>
+  /** Events held for a resource that has not sent initial presence, at most (see #hold). */
+  maxHeldEvents: number
+  log?: { info (obj: object, msg: string): void }
 }
 
 export const XNS = {
@@ -86,6 +89,11 @@ const isGroup = (chat: string): boolean => !isDirectChatId(chat)
 
 export class XmppSession implements StanzaHandler {
   #link!: DeviceLink
+  /** The link is being made again (#hold). */
+  #relinking: Promise<DeviceLink> | undefined
+  /** Events held since the link was made, before initial presence. */
+  #held = 0
+  #linkToken: object | undefined
   #stream: XmppStream | undefined
   readonly sm = new StreamManagement()
   #smId: string | undefined
@@ -120,14 +128,72 @@ export class XmppSession implements StanzaHandler {
   static async open (stream: XmppStream, host: SessionHost, who: { userId: string, deviceId: string }): Promise<XmppSession> {
     const s = new XmppSession(host, who)
     s.attach(stream)
-    s.#link = await linkDevice(host.aedes, who.deviceId, host.linkKeepaliveSeconds, (d) => s.#delivery(d), () => {
-      // The broker ended the link: the device signed in elsewhere (MQTT or another XMPP stream), or was revoked.
-      s.#stream?.streamError('conflict', 'this device signed in elsewhere, or was revoked')
-      void s.#end()
-    })
-    s.#linkedAt = Date.now()
+    s.#link = await s.#connect()
     return s
   }
+
+  /** Signs the device in to the broker; its queued events start to flow. */
+  async #connect (): Promise<DeviceLink> {
+    // Only the current link's messages count: one dropped by #hold may still have some on their way.
+    const token = {}
+    this.#linkToken = token
+    const link = await linkDevice(this.host.aedes, this.who.deviceId, this.host.linkKeepaliveSeconds, (d) => { if (this.#linkToken === token) this.#delivery(d) }, () => {
+      // The broker ended the link: the device signed in elsewhere (MQTT or another XMPP stream), or was revoked.
+      this.#stream?.streamError('conflict', 'this device signed in elsewhere, or was revoked')
+      void this.#end()
+    })
+    this.#linkedAt = Date.now()
+    return link
+  }
+
+  /**
+   * The link, made again if it was dropped while the resource had not sent
+   * initial presence (#hold). One reconnection at a time.
+   */
+  async #linkNow (): Promise<DeviceLink> {
+    if (this.#relinking === undefined) return this.#link
+    return await this.#relinking
+  }
+
+  /**
+   * Before initial presence a resource gets nothing (RFC 6121 §8.5.3), so its
+   * events wait. They wait in memory up to maxHeldEvents; past that the link
+   * is dropped unacknowledged, so everything stays queued in the device's MQTT
+   * session, in order, and the link is made again at initial presence (or
+   * when the client publishes). Returns false when the event is not held.
+   */
+  #hold (): boolean {
+    if (this.#presenceSent) return true
+    if (this.#relinking !== undefined) return false
+    if (++this.#held <= this.host.maxHeldEvents) return true
+    this.host.log?.info({ deviceId: this.who.deviceId, held: this.host.maxHeldEvents }, 'xmpp resource without initial presence: its events wait in its queue, not in memory')
+    // The events held so far are let go (their promise never settles), none of them acknowledged.
+    this.#out = new Promise((resolve) => { this.#available = resolve })
+    this.#held = 0
+    this.#linkToken = undefined
+    const old = this.#link
+    this.#relinking = (async () => {
+      await old.close()
+      await this.#waitForReason()
+      if (this.#closed) return old
+      this.#link = await this.#connect()
+      this.#relinking = undefined
+      return this.#link
+    })()
+    this.#relinking.catch(() => {})
+    return false
+  }
+
+  /** The link for a publish of the client's: one dropped before initial presence is made again now. */
+  async #needLink (): Promise<DeviceLink> {
+    this.#reason()
+    return await this.#linkNow()
+  }
+
+  /** Resolves at initial presence, or when the client needs the link (#needLink). */
+  #reason!: () => void
+  #reasonP: Promise<void> = new Promise((resolve) => { this.#reason = resolve })
+  async #waitForReason (): Promise<void> { await this.#reasonP }
 
   get bare (): string { return `${this.who.userId}@${this.host.domain}` }
   get full (): string { return `${this.bare}/${this.who.deviceId}` }
@@ -224,6 +290,7 @@ export class XmppSession implements StanzaHandler {
       else if (d.topic.startsWith('presence/')) out = this.#presenceStanzas(d.topic.slice('presence/'.length), e)
     } catch { out = [] }
     if (out.length === 0) { d.ack(); return }
+    if (!this.#hold()) return
     out.forEach((el, i) => { this.#deliver(el, i === out.length - 1 ? d.ack : undefined) })
   }
 
@@ -299,7 +366,7 @@ export class XmppSession implements StanzaHandler {
       if (stored && stored.body === JSON.stringify(s.body)) return
       const fresh = `${id.slice(0, 40)}.again-${randomBytes(6).toString('hex')}`
       this.#sending.set(`${chat}\n${fresh}`, s)
-      await this.#link.publish(`chat/${chat}/msg`, JSON.stringify({ id: fresh, type: 'text', body: s.body }))
+      await (await this.#needLink()).publish(`chat/${chat}/msg`, JSON.stringify({ id: fresh, type: 'text', body: s.body }))
     } catch {
       // The link is gone: the client did not get an ack stanza for it either, and may send it again.
     }
@@ -356,7 +423,7 @@ export class XmppSession implements StanzaHandler {
       if (shares && !roster.has(u)) { roster.add(u); added.push(u); out.push(push(u, 'both')) }
       if (!shares && roster.has(u)) { roster.delete(u); out.push(push(u, 'remove')) }
     }
-    if (added.length > 0 && this.#presenceSent) this.#link.subscribe(added.map((u) => `presence/${u}`)).catch(() => {})
+    if (added.length > 0 && this.#presenceSent) this.#linkNow().then(async (l) => await l.subscribe(added.map((u) => `presence/${u}`))).catch(() => {})
     return out
   }
 
@@ -437,7 +504,7 @@ export class XmppSession implements StanzaHandler {
     const displayed = el.getChild('displayed', XNS.markers) ?? el.getChild('acknowledged', XNS.markers)
     for (const [marker, type] of [[receipt, 'delivered'], [displayed, 'read']] as const) {
       const ref = parseMessageRef(marker?.attrs.id)
-      if (ref) await this.#link.publish(`chat/${ref.chat}/receipt`, JSON.stringify({ type, seq: ref.seq }))
+      if (ref) await (await this.#needLink()).publish(`chat/${ref.chat}/receipt`, JSON.stringify({ type, seq: ref.seq }))
     }
     const body = el.getChildText('body')
     const state = el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === XNS.chatStates && CHAT_STATES.includes(c.name))
@@ -451,13 +518,13 @@ export class XmppSession implements StanzaHandler {
     const { chat } = target
     if (body === null) {
       // A standalone chat state: typing while composing, paused otherwise.
-      await this.#link.publish(`chat/${chat}/typing`, JSON.stringify({ state: state?.name === 'composing' ? 'typing' : 'paused' }), 0)
+      await (await this.#needLink()).publish(`chat/${chat}/typing`, JSON.stringify({ state: state?.name === 'composing' ? 'typing' : 'paused' }), 0)
       return
     }
     const id = el.attrs.id !== undefined && CLIENT_ID.test(el.attrs.id) ? el.attrs.id : `x-${randomBytes(8).toString('hex')}`
     this.#sending.set(`${chat}\n${id}`, { body, receipt: el.getChild('request', XNS.receipts) !== undefined, markable: el.getChild('markable', XNS.markers) !== undefined })
     if (this.#sending.size > 10_000) this.#sending.delete(this.#sending.keys().next().value as string)
-    await this.#link.publish(`chat/${chat}/msg`, JSON.stringify({ id, type: 'text', body }))
+    await (await this.#needLink()).publish(`chat/${chat}/msg`, JSON.stringify({ id, type: 'text', body }))
   }
 
   async #iq (el: Element): Promise<void> {
@@ -534,8 +601,9 @@ export class XmppSession implements StanzaHandler {
       // Initial presence: from now on the client gets its contacts' presence.
       this.#presenceSent = true
       this.#available()
+      this.#reason()
       const contacts = this.#contacts()
-      if (contacts.length > 0) await this.#link.subscribe(contacts.map((u) => `presence/${u}`))
+      if (contacts.length > 0) await (await this.#linkNow()).subscribe(contacts.map((u) => `presence/${u}`))
       return
     }
     if (type === 'subscribe' && to !== undefined) {
@@ -565,6 +633,8 @@ export class XmppSession implements StanzaHandler {
     this.#closed = true
     if (this.#expiry) clearTimeout(this.#expiry)
     if (this.#smId !== undefined) this.host.resumable.delete(this.#smId)
+    this.#reason()
+    await this.#relinking?.catch(() => {})
     await this.#link?.close()
     this.#ended()
   }

@@ -476,3 +476,39 @@ test('finding, groups as a way around a block, and group floods: a blocker canno
   assert.equal(huge.body.error.code, 'bad_request')
   await stillServing()
 })
+
+test('finding, an XMPP resource that never sends initial presence: its events wait in its queue, not in server memory, and all arrive in order once it does', async () => {
+  const s = new TestServer({ MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_ALLOW_PLAINTEXT: 'true', MQCHAT_XMPP_MAX_HELD_EVENTS: '20', MQCHAT_PUBLISH_RATE: '1000', MQCHAT_PUBLISH_BURST: '1000' })
+  try {
+    await s.start()
+    const a = await s.register('+15559980001')
+    const b = await s.register('+15559980002')
+    const chat = (await s.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+    for (let i = 1; i <= 100; i++) assert.equal((await s.api('POST', `/v1/chats/${chat}/messages`, a.token, { id: `q${i}`, body: `queued ${i}` })).status, 201)
+    // b signs in over XMPP (plaintext on loopback here), binds, and stays silent: no initial presence.
+    const x = connect(s.ports.xmpp, '127.0.0.1')
+    x.on('error', () => {})
+    const step = async (send: string, expect: string): Promise<string> => {
+      x.write(send)
+      const r = await readUntil(x, (o) => o.includes(expect))
+      if (!r.out.includes(expect)) throw new Error(`expected ${expect}: ${r.out.slice(0, 300)}`)
+      return r.out
+    }
+    await step(OPEN, '</stream:features>')
+    await step(plainAuth(b), '<success')
+    await step(OPEN, '</stream:features>')
+    await step(`<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`, '</iq>')
+    await waitFor('the gateway to stop holding events in memory', () => s.log.includes('xmpp resource without initial presence: its events wait in its queue, not in memory'))
+    // Initial presence: every message, in order, each once.
+    let out = ''
+    x.on('data', (d: Buffer) => { out += d.toString() })
+    x.write('<presence/>')
+    const bodies = (): string[] => [...out.matchAll(/<body>queued (\d+)<\/body>/g)].map((m) => m[1] as string)
+    await waitFor('100 messages over XMPP', () => bodies().length >= 100 || undefined, 30_000)
+    assert.deepEqual(bodies().map(Number), Array.from({ length: 100 }, (_, i) => i + 1))
+    x.destroy()
+  } finally {
+    await s.dispose()
+  }
+  await stillServing()
+})
