@@ -113,7 +113,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   /** Ids of a user's active devices. */
   activeIds (userId: string): ReadonlySet<string> { return this.#byUser.get(userId) ?? new Set() }
 
-  async create (userId: string, name: string): Promise<{ device: Device, token: string }> {
+  async create (userId: string, name: string, opts: { linked?: boolean } = {}): Promise<{ device: Device, token: string }> {
     // The slot is taken before the first await: creations racing for the last slot cannot all pass the check.
     const creating = this.#creating.get(userId) ?? 0
     if (this.activeIds(userId).size + creating >= this.maxPerUser) {
@@ -124,7 +124,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
       const id = newDeviceId()
       const token = newToken(id)
       const scram = await scramCredentials(token, scramSalt(userId), SCRAM_ITERATIONS)
-      const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null }
+      const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null, ...(opts.linked === true ? { linked: true } : {}) }
       await this.directory.addDevice(device)
       this.cache(device)
       this.emit('created', device)
@@ -141,10 +141,18 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
     return [...this.activeIds(userId)].map((id) => this.#byId.get(id) as Device).sort((a, b) => a.createdAt - b.createdAt)
   }
 
-  /** Revokes one of the user's own devices; its connections are closed by the broker's listener. */
-  async revoke (userId: string, deviceId: string): Promise<void> {
+  /**
+   * Revokes one of the user's own devices; its connections are closed by the
+   * broker's listener. `by`, when given, is the device asking: a linked device
+   * may revoke only itself, the primary (the one a phone verification made)
+   * any of the user's devices.
+   */
+  async revoke (userId: string, deviceId: string, by?: Device): Promise<void> {
     const d = this.#byId.get(deviceId)
     if (!d || d.userId !== userId || d.revokedAt !== null) throw notFound('device')
+    if (by !== undefined && by.linked === true && by.id !== deviceId) {
+      throw new DomainError('forbidden', 'a linked device may revoke only itself; revoke other devices from the phone the account was verified on', 403)
+    }
     const at = Date.now()
     await this.directory.revokeDevice(deviceId, at)
     const revoked = { ...d, revokedAt: at }

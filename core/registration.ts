@@ -108,6 +108,9 @@ export class RegistrationService {
       user = { id: newUserId(), phone, createdAt: Date.now() }
       await this.directory.createUser(user)
     }
+    // The phone number is the account's root of trust: a verification makes the new primary device, and every
+    // earlier device of the user (a lost or stolen phone, the devices linked from it) is revoked.
+    for (const earlier of this.devices.list(user.id)) await this.devices.revoke(user.id, earlier.id)
     const { device, token } = await this.devices.create(user.id, deviceName)
     return { userId: user.id, deviceId: device.id, token, newUser }
   }

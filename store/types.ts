@@ -14,6 +14,8 @@ export interface Device {
   scram?: ScramCredentials
   createdAt: number
   revokedAt: number | null
+  /** Linked from another device (POST /v1/devices), not created by a phone verification. Absent: false. */
+  linked?: boolean
 }
 
 export type ChatKind = 'direct' | 'group'

@@ -2,9 +2,10 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Device } from '../../store/types.js'
 import { requireDevice, type ApiServices } from '../context.js'
+import { DomainError } from '../../core/errors.js'
 
-const deviceJson = (d: Device) => ({ device_id: d.id, name: d.name, created_at: d.createdAt })
-const deviceSchema = { type: 'object', properties: { device_id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'integer' } } } as const
+const deviceJson = (d: Device) => ({ device_id: d.id, name: d.name, created_at: d.createdAt, kind: d.linked === true ? 'linked' : 'primary' })
+const deviceSchema = { type: 'object', properties: { device_id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'integer' }, kind: { type: 'string', enum: ['primary', 'linked'] } } } as const
 
 export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
   app.get('/v1/me', {
@@ -46,21 +47,22 @@ export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
 
   app.post<{ Body: { name?: string } }>('/v1/devices', {
     schema: {
-      summary: 'Link a new device to the calling user; returns its token once',
+      summary: 'Link a new device to the calling user (from the primary device only); returns its token once',
       body: { type: 'object', additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 64 } } },
       response: { 201: { type: 'object', properties: { device_id: { type: 'string' }, name: { type: 'string' }, token: { type: 'string' } } } }
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    const { device, token } = await s.devices.create(d.userId, req.body?.name ?? 'linked device')
+    if (d.linked === true) throw new DomainError('forbidden', 'only the primary device (the one the phone number was verified on) links new devices', 403)
+    const { device, token } = await s.devices.create(d.userId, req.body?.name ?? 'linked device', { linked: true })
     return reply.code(201).send({ device_id: device.id, name: device.name, token })
   })
 
   app.delete<{ Params: { deviceId: string } }>('/v1/devices/:deviceId', {
-    schema: { summary: "Revoke one of the user's devices: its connections close and its token stops working", params: { type: 'object', properties: { deviceId: { type: 'string' } } } }
+    schema: { summary: "Revoke one of the user's devices (the primary any, a linked device itself): its connections close and its token stops working", params: { type: 'object', properties: { deviceId: { type: 'string' } } } }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    await s.devices.revoke(d.userId, req.params.deviceId)
+    await s.devices.revoke(d.userId, req.params.deviceId, d)
     return reply.code(204).send()
   })
 }

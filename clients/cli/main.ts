@@ -87,13 +87,15 @@ remembered in the profile.
 ${COMMON}`,
   verify: `Usage: mqchat verify <phone> <code> [--name DEVICE_NAME] [--server URL]
 
-Verifies the code and saves the new device's id and token in the profile (mode 0600).
+Verifies the code and saves the new device's id and token in the profile (mode 0600). The new
+device is the user's primary device: verifying a number again revokes its earlier devices.
 ${COMMON}`,
   whoami: `Usage: mqchat whoami\n\nShows the user id, phone and device id of the profile, and the device's XMPP\naddress when the server runs the XMPP gateway (sign in with it and the\ndevice token).\n${COMMON}`,
   devices: `Usage:
   mqchat devices list
-  mqchat devices link [--name NAME] [--save-as PROFILE]   link a new device; prints its token, or saves it as a profile
+  mqchat devices link [--name NAME] [--save-as PROFILE]   link a new device (from the primary device); prints its token, or saves it as a profile
   mqchat devices revoke <deviceId>                         revoke a device: its connection closes, its token stops working
+                                                           (the primary device may revoke any, a linked device only itself)
 ${COMMON}`,
   chat: `Usage:
   mqchat chat create <user>                      direct chat with a user (phone +… or user id u_…)
@@ -294,9 +296,9 @@ async function main (argv: string[]): Promise<number> {
       const p = requireDeviceProfile(profileName(values.profile))
       const sub = positionals[0]
       if (sub === 'list') {
-        const r = await call<{ devices: Array<{ device_id: string, name: string, created_at: number }> }>(p.server, 'GET', '/v1/devices', { token: p.token })
+        const r = await call<{ devices: Array<{ device_id: string, name: string, created_at: number, kind?: string }> }>(p.server, 'GET', '/v1/devices', { token: p.token })
         if (values.json) for (const d of r.devices) out(true, d, '')
-        else for (const d of r.devices) process.stdout.write(`${d.device_id}  ${d.name}${d.device_id === p.device_id ? '  (this device)' : ''}  ${new Date(d.created_at).toISOString()}\n`)
+        else for (const d of r.devices) process.stdout.write(`${d.device_id}  ${d.name}  ${d.kind ?? 'primary'}${d.device_id === p.device_id ? '  (this device)' : ''}  ${new Date(d.created_at).toISOString()}\n`)
         return EXIT.ok
       }
       if (sub === 'link') {

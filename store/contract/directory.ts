@@ -35,6 +35,16 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.equal((await s.allDevices()).length, 2)
     }))
 
+    test('devices: a linked device reads back as linked; one from a phone verification has no flag', () => withStore(async (s) => {
+      await s.createUser({ id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      const base = { userId: 'u_1', tokenHash: 'ab', revokedAt: null, createdAt: 1 }
+      await s.addDevice({ ...base, id: 'dv_p', name: 'phone' })
+      await s.addDevice({ ...base, id: 'dv_l', name: 'laptop', linked: true })
+      assert.equal((await s.getDevice('dv_l'))?.linked, true)
+      assert.equal('linked' in ((await s.getDevice('dv_p')) ?? {}), false)
+      assert.deepEqual((await s.listDevices('u_1')).map((d) => [d.id, d.linked === true]).sort(), [['dv_l', true], ['dv_p', false]])
+    }))
+
     test('devices: SCRAM keys are kept when given at creation, and can be added later', () => withStore(async (s) => {
       await s.createUser({ id: 'u_1', phone: '+15550000001', createdAt: 1 })
       const keys = (n: string): { storedKey: string, serverKey: string } => ({ storedKey: `st${n}`, serverKey: `sv${n}` })

@@ -5,7 +5,7 @@ import { isDuplicateKey } from './database.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
 interface UserDoc { _id: string, phone: string, createdAt: number }
-interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null }
+interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null, linked?: boolean }
 interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number }
 interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number }
 interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
@@ -13,7 +13,7 @@ interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettin
 interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: number }
 
 const pairId = (a: string, b: string): string => `${a}\n${b}`
-const toDevice = ({ _id, ...d }: DeviceDoc): Device => ({ id: _id, ...d })
+const toDevice = ({ _id, linked, ...d }: DeviceDoc): Device => ({ id: _id, ...d, ...(linked === true ? { linked: true } : {}) })
 const toChat = ({ _id, ...c }: ChatDoc): Chat => ({ id: _id, ...c })
 const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt })
 const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
@@ -57,7 +57,7 @@ export class MongoDirectory implements DirectoryStore {
   }
 
   async addDevice (d: Device): Promise<void> {
-    await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, ...(d.scram ? { scram: d.scram } : {}), createdAt: d.createdAt, revokedAt: d.revokedAt })
+    await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, ...(d.scram ? { scram: d.scram } : {}), createdAt: d.createdAt, revokedAt: d.revokedAt, ...(d.linked === true ? { linked: true } : {}) })
   }
 
   async setDeviceScram (id: string, scram: ScramCredentials): Promise<void> {

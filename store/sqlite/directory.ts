@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
   phone TEXT PRIMARY KEY, code_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL);
 `
 
-interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null, scram: string | null }
+interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null, scram: string | null, linked: number | null }
 interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number }
 interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number }
 
@@ -33,7 +33,8 @@ const toDevice = (r: DeviceRow): Device => ({
   tokenHash: r.token_hash,
   ...(r.scram !== null ? { scram: JSON.parse(r.scram) as ScramCredentials } : {}),
   createdAt: r.created_at,
-  revokedAt: r.revoked_at
+  revokedAt: r.revoked_at,
+  ...(r.linked === 1 ? { linked: true } : {})
 })
 const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at })
 const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at })
@@ -48,11 +49,13 @@ export class SqliteDirectory implements DirectoryStore {
     // Devices tables made before SCRAM keys were kept.
     const have = new Set((db.prepare('PRAGMA table_info(devices)').all() as Array<{ name: string }>).map((c) => c.name))
     if (!have.has('scram')) db.exec('ALTER TABLE devices ADD COLUMN scram TEXT')
+    // ... and before linked devices were told apart (those read as created by a phone verification).
+    if (!have.has('linked')) db.exec('ALTER TABLE devices ADD COLUMN linked INTEGER')
     this.#st = {
       insertUser: db.prepare('INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?)'),
       user: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE id = ?'),
       userByPhone: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE phone = ?'),
-      insertDevice: db.prepare('INSERT INTO devices (id, user_id, name, token_hash, created_at, revoked_at, scram) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertDevice: db.prepare('INSERT INTO devices (id, user_id, name, token_hash, created_at, revoked_at, scram, linked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       setScram: db.prepare('UPDATE devices SET scram = ? WHERE id = ?'),
       device: db.prepare('SELECT * FROM devices WHERE id = ?'),
       devicesOf: db.prepare('SELECT * FROM devices WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id'),
@@ -85,7 +88,7 @@ export class SqliteDirectory implements DirectoryStore {
   async getUserByPhone (phone: string): Promise<User | undefined> { return plainRow<User>(this.#st.userByPhone.get(phone)) }
 
   async addDevice (d: Device): Promise<void> {
-    this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null)
+    this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null, d.linked === true ? 1 : 0)
   }
 
   async setDeviceScram (id: string, scram: ScramCredentials): Promise<void> { this.#st.setScram.run(JSON.stringify(scram), id) }

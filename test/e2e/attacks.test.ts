@@ -512,3 +512,29 @@ test('finding, an XMPP resource that never sends initial presence: its events wa
   }
   await stillServing()
 })
+
+test('finding, a stolen linked device: it can revoke only itself and link nothing; a phone verification takes the account back', async () => {
+  const a = await server.register(phone())
+  const stolen = await server.link(a)
+  const tablet = await server.link(a)
+  // The stolen linked device tries to throw the owner out and to link a device of its own.
+  const revoke = await server.api('DELETE', `/v1/devices/${a.deviceId}`, stolen.token)
+  assert.equal(revoke.status, 403)
+  assert.equal(revoke.body.error.code, 'forbidden')
+  assert.equal((await server.api('DELETE', `/v1/devices/${tablet.deviceId}`, stolen.token)).status, 403)
+  assert.equal((await server.api('POST', '/v1/devices', stolen.token, { name: 'mine' })).status, 403)
+  const kinds = (await server.api('GET', '/v1/devices', a.token)).body.devices.map((d: { device_id: string, kind: string }) => [d.device_id, d.kind])
+  assert.deepEqual(new Map(kinds), new Map([[a.deviceId, 'primary'], [stolen.deviceId, 'linked'], [tablet.deviceId, 'linked']]))
+  // The primary revokes it; a linked device may still sign itself out.
+  assert.equal((await server.api('DELETE', `/v1/devices/${stolen.deviceId}`, a.token)).status, 204)
+  assert.equal((await server.api('GET', '/v1/me', stolen.token)).status, 401)
+  assert.equal((await server.api('DELETE', `/v1/devices/${tablet.deviceId}`, tablet.token)).status, 204)
+  // A lost primary: verifying the number again makes a new primary and revokes every earlier device.
+  const laptop = await server.link(a)
+  const again = await server.register(a.phone, 'new phone')
+  assert.equal(again.userId, a.userId)
+  assert.equal((await server.api('GET', '/v1/me', a.token)).status, 401, 'the old primary is revoked')
+  assert.equal((await server.api('GET', '/v1/me', laptop.token)).status, 401, 'and what was linked from it')
+  assert.deepEqual((await server.api('GET', '/v1/devices', again.token)).body.devices.map((d: { device_id: string }) => d.device_id), [again.deviceId])
+  await stillServing()
+})
