@@ -184,13 +184,17 @@ export class XmppSession implements StanzaHandler {
     return false
   }
 
-  /** The link for a publish of the client's: one dropped before initial presence is made again now. */
-  async #needLink (): Promise<DeviceLink> {
-    this.#reason()
-    return await this.#linkNow()
+  /**
+   * The link for a publish of the client's, or undefined while it is dropped
+   * awaiting initial presence (#hold). It is not made again for a publish: each
+   * remaking replays the queue, and a client publishing without ever sending
+   * presence would have it replayed over and over.
+   */
+  #upLink (): DeviceLink | undefined {
+    return this.#relinking === undefined ? this.#link : undefined
   }
 
-  /** Resolves at initial presence, or when the client needs the link (#needLink). */
+  /** Resolves at initial presence (or when the session ends). */
   #reason!: () => void
   #reasonP: Promise<void> = new Promise((resolve) => { this.#reason = resolve })
   async #waitForReason (): Promise<void> { await this.#reasonP }
@@ -366,7 +370,7 @@ export class XmppSession implements StanzaHandler {
       if (stored && stored.body === JSON.stringify(s.body)) return
       const fresh = `${id.slice(0, 40)}.again-${randomBytes(6).toString('hex')}`
       this.#sending.set(`${chat}\n${fresh}`, s)
-      await (await this.#needLink()).publish(`chat/${chat}/msg`, JSON.stringify({ id: fresh, type: 'text', body: s.body }))
+      await this.#upLink()?.publish(`chat/${chat}/msg`, JSON.stringify({ id: fresh, type: 'text', body: s.body }))
     } catch {
       // The link is gone: the client did not get an ack stanza for it either, and may send it again.
     }
@@ -504,7 +508,7 @@ export class XmppSession implements StanzaHandler {
     const displayed = el.getChild('displayed', XNS.markers) ?? el.getChild('acknowledged', XNS.markers)
     for (const [marker, type] of [[receipt, 'delivered'], [displayed, 'read']] as const) {
       const ref = parseMessageRef(marker?.attrs.id)
-      if (ref) await (await this.#needLink()).publish(`chat/${ref.chat}/receipt`, JSON.stringify({ type, seq: ref.seq }))
+      if (ref) await this.#upLink()?.publish(`chat/${ref.chat}/receipt`, JSON.stringify({ type, seq: ref.seq }))
     }
     const body = el.getChildText('body')
     const state = el.children.find((c): c is Element => typeof c !== 'string' && c.attrs.xmlns === XNS.chatStates && CHAT_STATES.includes(c.name))
@@ -518,13 +522,18 @@ export class XmppSession implements StanzaHandler {
     const { chat } = target
     if (body === null) {
       // A standalone chat state: typing while composing, paused otherwise.
-      await (await this.#needLink()).publish(`chat/${chat}/typing`, JSON.stringify({ state: state?.name === 'composing' ? 'typing' : 'paused' }), 0)
+      await this.#upLink()?.publish(`chat/${chat}/typing`, JSON.stringify({ state: state?.name === 'composing' ? 'typing' : 'paused' }), 0)
+      return
+    }
+    const link = this.#upLink()
+    if (link === undefined) {
+      await this.send(this.#stanzaError(el, 'resource-constraint', 'send initial presence first: your queued events are waiting for it', 'wait'))
       return
     }
     const id = el.attrs.id !== undefined && CLIENT_ID.test(el.attrs.id) ? el.attrs.id : `x-${randomBytes(8).toString('hex')}`
     this.#sending.set(`${chat}\n${id}`, { body, receipt: el.getChild('request', XNS.receipts) !== undefined, markable: el.getChild('markable', XNS.markers) !== undefined })
     if (this.#sending.size > 10_000) this.#sending.delete(this.#sending.keys().next().value as string)
-    await (await this.#needLink()).publish(`chat/${chat}/msg`, JSON.stringify({ id, type: 'text', body }))
+    await link.publish(`chat/${chat}/msg`, JSON.stringify({ id, type: 'text', body }))
   }
 
   async #iq (el: Element): Promise<void> {

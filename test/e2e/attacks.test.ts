@@ -499,6 +499,9 @@ test('finding, an XMPP resource that never sends initial presence: its events wa
     await step(OPEN, '</stream:features>')
     await step(`<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`, '</iq>')
     await waitFor('the gateway to stop holding events in memory', () => s.log.includes('xmpp resource without initial presence: its events wait in its queue, not in memory'))
+    // Until initial presence, a message from the client gets a clear error (remaking the link for it would replay the queue each time).
+    const early = await step(`<message type='chat' to='${a.userId}@localhost' id='early'><body>too soon</body></message>`, '</message>')
+    assert.match(early, /type=.error.[^]*<resource-constraint /, early)
     // Initial presence: every message, in order, each once.
     let out = ''
     x.on('data', (d: Buffer) => { out += d.toString() })
