@@ -52,6 +52,8 @@ export interface BrokerOptions {
   mq?: unknown
   /** False: no listeners (a bridge worker or API node that only publishes into the cluster). */
   listen?: boolean
+  /** Check at start that every active device has its inbox subscription (cheap only where the store keeps subscriptions in memory). */
+  repairInboxes?: boolean
   /** open: aedes' own defaults (anonymous clients, any topic), no chat ACL; development and conformance tests. */
   mqttAccess?: 'chat' | 'open'
 }
@@ -192,10 +194,20 @@ export async function startBroker (
   }
 
   // A device's inbox exists from the moment the device does, so messages sent
-  // before its first connection are queued for it too.
-  devices.on('created', (d) => {
-    provisionInbox(d).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'creating the inbox subscription failed'))
-  })
+  // before its first connection are queued for it too: its creation is
+  // answered only once the subscription is stored.
+  devices.onCreate(provisionInbox)
+  // A device created just before a crash may have missed it: a store that
+  // keeps its subscriptions in memory (the local profile) checks every device
+  // at start.
+  if (opts.repairInboxes === true) {
+    let repaired = 0
+    for (const d of devices.allActive()) {
+      const subs = await (persistence as unknown as { subscriptionsByClient: (c: { id: string }) => Promise<Array<{ topic: string }>> }).subscriptionsByClient({ id: d.id })
+      if (!subs.some((s) => s.topic === inboxTopic(d.id))) { await provisionInbox(d); repaired++ }
+    }
+    if (repaired > 0) log.warn({ repaired }, 'devices without an inbox subscription (created just before a crash): provisioned now')
+  }
   devices.on('revoked', (d) => {
     const client = clients()[d.id]
     if (client) {

@@ -36,6 +36,16 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   #addingScram = new Set<string>()
   /** Devices being created, per user, not yet in the cache (they count against the limit). */
   #creating = new Map<string, number>()
+  /** Run, and awaited, for every new device before create() returns (the broker provisions its inbox). */
+  #onCreate: Array<(d: Device) => Promise<unknown>> = []
+
+  /** `fn` runs for each new device before its creation is answered; a failure fails the creation. */
+  onCreate (fn: (d: Device) => Promise<unknown>): void { this.#onCreate.push(fn) }
+
+  /** Every active device. */
+  allActive (): IterableIterator<Device> {
+    return (function * (byId: Map<string, Device>) { for (const d of byId.values()) if (d.revokedAt === null) yield d })(this.#byId)
+  }
 
   constructor (private readonly directory: DirectoryStore, private readonly maxPerUser: number) {
     super()
@@ -127,6 +137,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
       const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null, ...(opts.linked === true ? { linked: true } : {}) }
       await this.directory.addDevice(device)
       this.cache(device)
+      for (const fn of this.#onCreate) await fn(device)
       this.emit('created', device)
       await this.#notify(id)
       return { device, token }

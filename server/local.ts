@@ -47,7 +47,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     },
     disconnected: (dev: Device) => presence.disconnected(dev.userId)
   }
-  broker = await startBroker(cfg, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
+  broker = await startBroker({ ...cfg, repairInboxes: true }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   let ready = false
   const info = connectInfo(cfg, broker.mqttPort, broker.wsPort)

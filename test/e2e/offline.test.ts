@@ -135,3 +135,28 @@ test('messages sent while a device reconnects come after everything queued for i
   await back.close()
   await sender.close()
 })
+
+test('a device created just before a crash that lost its inbox subscription gets it back at the next start, and its queue works', async () => {
+  const server = new TestServer()
+  servers.push(server)
+  await server.start()
+  const a = await server.register('+15550200021')
+  const b = await server.register('+15550200022')
+  const chatId = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  await server.stop()
+  // The crash window: the device row committed, its inbox subscription not (written into broker.db as it would be).
+  const { SqliteDatabase } = await import('../../lib/sqlite.js')
+  const { join } = await import('node:path')
+  const db = new SqliteDatabase(join(server.dataDir, 'broker.db'))
+  assert.equal(db.prepare('DELETE FROM subscriptions WHERE client_id = ?').run(b.deviceId).changes, 1)
+  db.close()
+  await server.start()
+  assert.match(server.log, /"repaired":1,.*devices without an inbox subscription/)
+  // Sent before b ever connects: queued, and delivered when it does.
+  const sender = await new Device(server, a).connect()
+  await sender.publish(chatId, { id: 'after-crash', body: 'queued for you' })
+  const back = await new Device(server, b).connect({ subscribe: false })
+  await back.waitEvent('the message queued before its first connection', (e) => e.type === 'msg' && e.id === 'after-crash')
+  await back.close()
+  await sender.close()
+})
