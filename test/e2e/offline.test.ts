@@ -3,7 +3,7 @@
 // server was killed with SIGKILL while it was away and then restarted.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestServer, Device, waitFor, within } from '../helpers/server.js'
+import { TestServer, Device, serverWithPair, waitFor, within } from '../helpers/server.js'
 
 const servers: TestServer[] = []
 after(async () => { for (const s of servers) await s.dispose() })
@@ -96,12 +96,7 @@ test('a message stored before a crash but never fanned out is delivered at the n
 })
 
 test('messages sent while a device reconnects come after everything queued for it: one seq order across catch-up and live delivery', async (t) => {
-  const server = new TestServer({ MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000' })
-  servers.push(server)
-  await server.start()
-  const a = await server.register('+15550200011')
-  const b = await server.register('+15550200012')
-  const chatId = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const { server, a, b, chatId } = await serverWithPair(servers, ['+15550200011', '+15550200012'], { MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000' })
   const away = await new Device(server, b).connect()
   await away.close()
   const sender = await new Device(server, a).connect()
@@ -137,12 +132,7 @@ test('messages sent while a device reconnects come after everything queued for i
 })
 
 test('a device created just before a crash that lost its inbox subscription gets it back at the next start, and its queue works', async () => {
-  const server = new TestServer()
-  servers.push(server)
-  await server.start()
-  const a = await server.register('+15550200021')
-  const b = await server.register('+15550200022')
-  const chatId = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const { server, a, b, chatId } = await serverWithPair(servers, ['+15550200021', '+15550200022'])
   await server.stop()
   // The crash window: the device row committed, its inbox subscription not (written into broker.db as it would be).
   const { SqliteDatabase } = await import('../../lib/sqlite.js')

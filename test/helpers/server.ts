@@ -248,3 +248,15 @@ export function tempDir (prefix: string): string {
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
   return dir
 }
+
+/** A started server (pushed to `servers` for disposal) with two registered users and their direct chat. */
+export async function serverWithPair (servers: TestServer[], phones: [string, string], env: Record<string, string> = {}): Promise<{ server: TestServer, a: DeviceCreds, b: DeviceCreds, chatId: string }> {
+  const server = new TestServer(env)
+  servers.push(server)
+  await server.start()
+  const a = await server.register(phones[0])
+  const b = await server.register(phones[1])
+  const chat = await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })
+  if (chat.status !== 200 && chat.status !== 201) throw new Error(`direct chat: ${JSON.stringify(chat)}`)
+  return { server, a, b, chatId: chat.body.chat_id as string }
+}
