@@ -21,6 +21,7 @@ import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins
 import { guardPackets } from './packet-guard.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
+import { Admission } from '../lib/admission.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -52,6 +53,9 @@ export interface BrokerOptions {
   mq?: unknown
   /** False: no listeners (a bridge worker or API node that only publishes into the cluster). */
   listen?: boolean
+  /** Connections that have not completed CONNECT, at once: overall, and per client address. */
+  maxUnauthenticated: number
+  maxUnauthenticatedPerAddress: number
   /** Check at start that every active device has its inbox subscription (cheap only where the store keeps subscriptions in memory). */
   repairInboxes?: boolean
   /** open: aedes' own defaults (anonymous clients, any topic), no chat ACL; development and conformance tests. */
@@ -223,8 +227,20 @@ export async function startBroker (
     Promise.resolve(purge).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'purging a revoked device session failed'))
   })
 
-  const handle = (conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1]): void => {
-    aedes.handle(conn, req)
+  // Connections that have not completed their CONNECT are what an outsider can hold:
+  // bounded overall and per address; a connection gives its place back once signed in, or closed.
+  const pending = new Admission(opts.maxUnauthenticated, opts.maxUnauthenticatedPerAddress)
+  const places = new WeakMap<object, () => void>()
+  aedes.on('client', (client: Client) => { places.get(client)?.(); places.delete(client) })
+  const handle = (conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1], address?: string): void => {
+    const release = pending.take(address ?? '')
+    if (!release) {
+      log.info({ address, pending: pending.total }, 'MQTT connection refused: too many not yet signed in')
+      conn.destroy()
+      return
+    }
+    conn.on('close', release)
+    places.set(aedes.handle(conn, req) as object, release)
     guardPackets(conn, {
       maxBytes: opts.maxPacketBytes,
       onOversize: (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'),
@@ -237,7 +253,7 @@ export async function startBroker (
   let http: HttpServer | undefined
   let wss: WebSocketServer | undefined
   if (opts.listen !== false) {
-    tcp = createNetServer((socket) => handle(socket))
+    tcp = createNetServer((socket) => handle(socket, undefined, socket.remoteAddress))
     tcp.listen(opts.mqttPort, opts.host)
     await once(tcp, 'listening')
 
@@ -246,7 +262,7 @@ export async function startBroker (
     ws.on('connection', (socket, req) => {
       const stream = createWebSocketStream(socket)
       stream.on('error', () => stream.destroy())
-      handle(stream, req)
+      handle(stream, req, req.socket.remoteAddress)
     })
     http.listen(opts.wsPort, opts.host)
     await once(http, 'listening')

@@ -109,6 +109,8 @@ export interface Config {
   publicUrl: string
   metricsToken: string
   xmppAuthTimeoutSeconds: number
+  maxUnauthenticated: number
+  maxUnauthenticatedPerAddress: number
   xmppMaxHeldEvents: number
   xmppIdleTimeoutSeconds: number
   xmppMaxUnauthenticated: number
@@ -263,6 +265,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'mediaDownloadUrlSeconds', env: 'MQCHAT_MEDIA_DOWNLOAD_URL_SECONDS', def: '600', parse: int(5, 86400), help: 'lifetime of a download URL' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
   { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
+  { key: 'maxUnauthenticated', env: 'MQCHAT_MQTT_MAX_UNAUTHENTICATED', def: '10000', parse: int(1, 10_000_000), help: 'MQTT connections (TCP and WebSocket) that have not completed CONNECT, at once; more are closed at once' },
+  { key: 'maxUnauthenticatedPerAddress', env: 'MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', def: '100', parse: int(1, 10_000_000), help: 'the same, per client address (a CONNECT takes one round trip, so a busy NAT needs few; MQCHAT_CONNECT_TIMEOUT_MS bounds a slow one)' },
   { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },
   { key: 'drainTimeoutMs', env: 'MQCHAT_DRAIN_TIMEOUT_MS', def: '60000', parse: int(0, 3600000), help: 'a client that does not drain its socket for this long is dropped (0 = never)' },
   { key: 'keepaliveLimitSeconds', env: 'MQCHAT_KEEPALIVE_LIMIT_SECONDS', def: '0', parse: int(0, 65535), help: 'largest keepalive a client may ask for (0 = any)' },

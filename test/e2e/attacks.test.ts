@@ -22,7 +22,10 @@ const server = new TestServer({
   MQCHAT_HTTP_BODY_TIMEOUT_SECONDS: '3',
   MQCHAT_XMPP_AUTH_TIMEOUT_SECONDS: '6',
   MQCHAT_XMPP_IDLE_TIMEOUT_SECONDS: '10',
-  MQCHAT_XMPP_MAX_UNAUTHENTICATED: '15'
+  MQCHAT_XMPP_MAX_UNAUTHENTICATED: '15',
+  // The defaults of the product, not of the test helper: 100 per address, and 60 overall so the overall cap is reachable from 127.0.0.2.
+  MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: '100',
+  MQCHAT_MQTT_MAX_UNAUTHENTICATED: '160'
 })
 
 let n = 0
@@ -539,5 +542,34 @@ test('finding, a stolen linked device: it can revoke only itself and link nothin
   assert.equal((await server.api('GET', '/v1/me', a.token)).status, 401, 'the old primary is revoked')
   assert.equal((await server.api('GET', '/v1/me', laptop.token)).status, 401, 'and what was linked from it')
   assert.deepEqual((await server.api('GET', '/v1/devices', again.token)).body.devices.map((d: { device_id: string }) => d.device_id), [again.deviceId])
+  await stillServing()
+})
+
+test('MQTT: connections that never send CONNECT are capped per address and overall; signed-in ones do not count', async () => {
+  const open = async (n: number, localAddress: string): Promise<Socket[]> => {
+    const out: Socket[] = []
+    for (let i = 0; i < n; i++) {
+      const s = connect({ port: server.ports.mqtt, host: '127.0.0.1', localAddress })
+      s.on('error', () => {})
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()))
+      out.push(s)
+    }
+    return out
+  }
+  /** Whether the server closes a fresh connection from `localAddress` before it sends anything. */
+  const closedAtOnce = async (localAddress: string): Promise<boolean> => {
+    const [s] = await open(1, localAddress)
+    const r = await readUntil(s as Socket, () => false, 5000)
+    s?.destroy()
+    return r.closed
+  }
+  const hundred = await open(100, '127.0.0.1')
+  assert.ok(await closedAtOnce('127.0.0.1'), 'the 101st from one address is closed')
+  // Signed-in devices (alice and bob, from 127.0.0.1 too) are not counted: the bystanders still talk.
+  await stillServing()
+  const sixty = await open(60, '127.0.0.2')
+  assert.ok(await closedAtOnce('127.0.0.3'), 'past the overall bound (160) any address is refused')
+  for (const s of [...hundred, ...sixty]) s.destroy()
+  await waitFor('room again', async () => !(await closedAtOnce('127.0.0.3')) || undefined)
   await stillServing()
 })
