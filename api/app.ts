@@ -1,7 +1,8 @@
 // The HTTP API (Fastify). Each area is a plugin; errors are always
 // {"error": {"code": "<stable code>", "message": "<for humans>"}}.
 import { PassThrough } from 'node:stream'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
+import { Admission } from '../lib/admission.js'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
@@ -40,9 +41,12 @@ export interface HttpLimits {
   idleTimeoutMs: number
   /** The largest chat envelope (POST /v1/chats/:id/messages). */
   maxMessageBytes: number
+  /** Open connections at once, and per client address (not applied behind a trusted proxy, whose address they all share). */
+  maxConnections: number
+  maxConnectionsPerAddress: number
 }
 
-const DEFAULT_LIMITS: HttpLimits = { bodyTimeoutMs: 15_000, requestTimeoutMs: 900_000, idleTimeoutMs: 60_000, maxMessageBytes: 65_536 }
+const DEFAULT_LIMITS: HttpLimits = { bodyTimeoutMs: 15_000, requestTimeoutMs: 900_000, idleTimeoutMs: 60_000, maxMessageBytes: 65_536, maxConnections: 10_000, maxConnectionsPerAddress: 256 }
 
 /** JSON bodies of routes that do not say otherwise. */
 const DEFAULT_BODY_LIMIT = 64 * 1024
@@ -61,6 +65,17 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
     ajv: { customOptions: { removeAdditional: false } }
   })
   app.server.headersTimeout = Math.min(limits.bodyTimeoutMs, limits.requestTimeoutMs)
+  // Open connections, overall and per address; a connection over either is closed before it is read.
+  const open = new Admission(limits.maxConnections, trustProxy === '' ? limits.maxConnectionsPerAddress : Number.MAX_SAFE_INTEGER)
+  app.server.on('connection', (socket: Socket) => {
+    const release = open.take(socket.remoteAddress ?? '')
+    if (!release) {
+      log.info({ address: socket.remoteAddress, open: open.total }, 'HTTP connection refused: too many open')
+      socket.destroy()
+      return
+    }
+    socket.once('close', release)
+  })
 
   // Every route needs a device token unless it says `config: { public: true }`. The token is
   // checked as the request arrives, before its body is read: an outsider's body is never read.

@@ -107,6 +107,8 @@ export interface Config {
   httpRequestTimeoutSeconds: number
   httpIdleTimeoutSeconds: number
   publicUrl: string
+  httpMaxConnections: number
+  httpMaxConnectionsPerAddress: number
   metricsToken: string
   xmppAuthTimeoutSeconds: number
   maxUnauthenticated: number
@@ -273,6 +275,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'shutdownTimeoutMs', env: 'MQCHAT_SHUTDOWN_TIMEOUT_MS', def: '10000', parse: int(100, 600000), help: 'graceful shutdown budget on SIGTERM' },
   { key: 'httpBodyTimeoutSeconds', env: 'MQCHAT_HTTP_BODY_TIMEOUT_SECONDS', def: '15', parse: int(1, 600), help: 'HTTP: time a client has to send a request\'s headers, and again its body (media uploads excepted); past it 408 request_timeout and the connection is closed' },
   { key: 'httpRequestTimeoutSeconds', env: 'MQCHAT_HTTP_REQUEST_TIMEOUT_SECONDS', def: '900', parse: int(1, 86400), help: 'HTTP: the longest a whole request may take to arrive, a media upload included' },
+  { key: 'httpMaxConnections', env: 'MQCHAT_HTTP_MAX_CONNECTIONS', def: '10000', parse: int(1, 10_000_000), help: 'HTTP: open connections at once; more are closed at once' },
+  { key: 'httpMaxConnectionsPerAddress', env: 'MQCHAT_HTTP_MAX_CONNECTIONS_PER_ADDRESS', def: '256', parse: int(1, 10_000_000), help: 'HTTP: open connections from one client address (not applied with MQCHAT_TRUST_PROXY: the load balancer should bound them)' },
   { key: 'publicUrl', env: 'MQCHAT_PUBLIC_URL', def: '', parse: optionalUrl, help: 'the HTTP API as clients reach it (https://chat.example.com), the base of media URLs of the local backend; empty: http://<MQCHAT_HOST>:<HTTP port> (127.0.0.1 when MQCHAT_HOST is every address). Never taken from a request\'s Host header' },
   { key: 'metricsToken', env: 'MQCHAT_METRICS_TOKEN', def: '', parse: anyText, help: 'GET /metrics needs "Authorization: Bearer <token>"; empty: /metrics answers only connections from a loopback address' },
   { key: 'httpIdleTimeoutSeconds', env: 'MQCHAT_HTTP_IDLE_TIMEOUT_SECONDS', def: '60', parse: int(1, 3600), help: 'HTTP: a connection that carries nothing for this long is closed (an idle keep-alive connection: at most 30 s)' }

@@ -153,7 +153,7 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     publicUrl: cfg.publicUrl,
     listenHost: cfg.host,
     metricsToken: cfg.metricsToken,
-    limits: { bodyTimeoutMs: cfg.httpBodyTimeoutSeconds * 1000, requestTimeoutMs: cfg.httpRequestTimeoutSeconds * 1000, idleTimeoutMs: cfg.httpIdleTimeoutSeconds * 1000, maxMessageBytes: cfg.maxMessageBytes }
+    limits: { bodyTimeoutMs: cfg.httpBodyTimeoutSeconds * 1000, requestTimeoutMs: cfg.httpRequestTimeoutSeconds * 1000, idleTimeoutMs: cfg.httpIdleTimeoutSeconds * 1000, maxMessageBytes: cfg.maxMessageBytes, maxConnections: cfg.httpMaxConnections, maxConnectionsPerAddress: cfg.httpMaxConnectionsPerAddress }
   })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
   return api

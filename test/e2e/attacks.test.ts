@@ -25,7 +25,9 @@ const server = new TestServer({
   MQCHAT_XMPP_MAX_UNAUTHENTICATED: '15',
   // The defaults of the product, not of the test helper: 100 per address, and 60 overall so the overall cap is reachable from 127.0.0.2.
   MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: '100',
-  MQCHAT_MQTT_MAX_UNAUTHENTICATED: '160'
+  MQCHAT_MQTT_MAX_UNAUTHENTICATED: '160',
+  MQCHAT_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '40',
+  MQCHAT_HTTP_MAX_CONNECTIONS: '70'
 })
 
 let n = 0
@@ -571,5 +573,35 @@ test('MQTT: connections that never send CONNECT are capped per address and overa
   assert.ok(await closedAtOnce('127.0.0.3'), 'past the overall bound (160) any address is refused')
   for (const s of [...hundred, ...sixty]) s.destroy()
   await waitFor('room again', async () => !(await closedAtOnce('127.0.0.3')) || undefined)
+  await stillServing()
+})
+
+test('HTTP: open connections are capped per address and overall', async () => {
+  const open = async (n: number, localAddress: string): Promise<Socket[]> => {
+    const out: Socket[] = []
+    for (let i = 0; i < n; i++) {
+      const s = connect({ port: server.ports.http, host: '127.0.0.1', localAddress })
+      s.on('error', () => {})
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()))
+      out.push(s)
+    }
+    return out
+  }
+  /** A request on a fresh connection from `localAddress`: the status, or 0 when the server closed it unanswered. */
+  const ask = async (localAddress: string): Promise<number> => {
+    const [s] = await open(1, localAddress)
+    s?.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    const r = await readUntil(s as Socket, (o) => o.includes('\r\n\r\n'), 5000)
+    s?.destroy()
+    return Number(/^HTTP\/1\.1 (\d+)/.exec(r.out)?.[1] ?? 0)
+  }
+  const forty = await open(40, '127.0.0.1')
+  // The test's own helper requests come from 127.0.0.1 too; wait until the server has counted all forty.
+  await waitFor('the 41st from one address to be refused', async () => (await ask('127.0.0.1')) === 0 || undefined)
+  assert.equal(await ask('127.0.0.2'), 200, 'another address still gets in')
+  const thirty = await open(30, '127.0.0.2')
+  await waitFor('past the overall bound (70) any address to be refused', async () => (await ask('127.0.0.3')) === 0 || undefined)
+  for (const s of [...forty, ...thirty]) s.destroy()
+  await waitFor('room again', async () => (await ask('127.0.0.1')) === 200 || undefined)
   await stillServing()
 })

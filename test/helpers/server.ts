@@ -95,6 +95,7 @@ export class TestServer {
         // Every test client connects from 127.0.0.1, many at once (storms, reconnects): the per-address caps on
         // connections not yet signed in are tested on their own (attacks.test.ts), and raised here.
         MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: '100000',
+        MQCHAT_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '100000',
         ...this.env
       },
       stdio: ['ignore', 'pipe', 'pipe']
