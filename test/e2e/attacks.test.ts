@@ -547,17 +547,20 @@ test('finding, a stolen linked device: it can revoke only itself and link nothin
   await stillServing()
 })
 
-test('MQTT: connections that never send CONNECT are capped per address and overall; signed-in ones do not count', async () => {
-  const open = async (n: number, localAddress: string): Promise<Socket[]> => {
-    const out: Socket[] = []
-    for (let i = 0; i < n; i++) {
-      const s = connect({ port: server.ports.mqtt, host: '127.0.0.1', localAddress })
-      s.on('error', () => {})
-      await new Promise<void>((resolve) => s.once('connect', () => resolve()))
-      out.push(s)
-    }
-    return out
+/** `n` TCP connections to `port` from `localAddress` (a loopback address), each open before the next. */
+async function openSockets (port: number, n: number, localAddress: string): Promise<Socket[]> {
+  const out: Socket[] = []
+  for (let i = 0; i < n; i++) {
+    const s = connect({ port, host: '127.0.0.1', localAddress })
+    s.on('error', () => {})
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()))
+    out.push(s)
   }
+  return out
+}
+
+test('MQTT: connections that never send CONNECT are capped per address and overall; signed-in ones do not count', async () => {
+  const open = async (n: number, localAddress: string): Promise<Socket[]> => await openSockets(server.ports.mqtt, n, localAddress)
   /** Whether the server closes a fresh connection from `localAddress` before it sends anything. */
   const closedAtOnce = async (localAddress: string): Promise<boolean> => {
     const [s] = await open(1, localAddress)
@@ -577,16 +580,7 @@ test('MQTT: connections that never send CONNECT are capped per address and overa
 })
 
 test('HTTP: open connections are capped per address and overall', async () => {
-  const open = async (n: number, localAddress: string): Promise<Socket[]> => {
-    const out: Socket[] = []
-    for (let i = 0; i < n; i++) {
-      const s = connect({ port: server.ports.http, host: '127.0.0.1', localAddress })
-      s.on('error', () => {})
-      await new Promise<void>((resolve) => s.once('connect', () => resolve()))
-      out.push(s)
-    }
-    return out
-  }
+  const open = async (n: number, localAddress: string): Promise<Socket[]> => await openSockets(server.ports.http, n, localAddress)
   /** A request on a fresh connection from `localAddress`: the status, or 0 when the server closed it unanswered. */
   const ask = async (localAddress: string): Promise<number> => {
     const [s] = await open(1, localAddress)
