@@ -30,6 +30,8 @@ export interface BrokerPersistence {
   cleanSubscriptions (client: { id: string }): Promise<unknown>
   createRetainedStream (pattern: string): NodeJS.ReadableStream
   destroy (): Promise<void>
+  subscriptionsByClient (client: { id: string }): Promise<Array<{ topic: string }>>
+  delWill (client: { id: string }): Promise<unknown>
   purgeClient?: (clientId: string) => Promise<void>
 }
 
@@ -207,7 +209,7 @@ export async function startBroker (
   if (opts.repairInboxes === true) {
     let repaired = 0
     for (const d of devices.allActive()) {
-      const subs = await (persistence as unknown as { subscriptionsByClient: (c: { id: string }) => Promise<Array<{ topic: string }>> }).subscriptionsByClient({ id: d.id })
+      const subs = await persistence.subscriptionsByClient({ id: d.id })
       if (!subs.some((s) => s.topic === inboxTopic(d.id))) { await provisionInbox(d); repaired++ }
     }
     if (repaired > 0) log.warn({ repaired }, 'devices without an inbox subscription (created just before a crash): provisioned now')
@@ -221,8 +223,7 @@ export async function startBroker (
       withWill.will = null
       client.close()
     }
-    const delWill = (persistence as { delWill?: (c: { id: string }) => Promise<unknown> }).delWill
-    if (delWill) delWill.call(persistence, { id: d.id }).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'deleting a revoked device\'s will failed'))
+    persistence.delWill({ id: d.id }).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'deleting a revoked device\'s will failed'))
     const purge = persistence.purgeClient ? persistence.purgeClient(d.id) : persistence.cleanSubscriptions({ id: d.id })
     Promise.resolve(purge).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'purging a revoked device session failed'))
   })

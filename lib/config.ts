@@ -312,19 +312,24 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, flags: Record<
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/
 
+/** Whether a host name or a peer address (also IPv4-mapped IPv6, as sockets report it) is this machine. */
+export function isLoopback (hostOrAddress: string | undefined): boolean {
+  return hostOrAddress !== undefined && LOOPBACK.test(hostOrAddress.replace(/^::ffff:/, ''))
+}
+
 /** Settings that are valid alone but not together. */
 function crossChecks (c: Config): string[] {
   const problems: string[] = []
   if (c.mqttAccess === 'open') {
     if (c.profile !== 'local') problems.push('MQCHAT_MQTT_ACCESS: open access is for the local profile only')
-    else if (!LOOPBACK.test(c.host) && !c.openAccessForce) {
+    else if (!isLoopback(c.host) && !c.openAccessForce) {
       problems.push(`MQCHAT_MQTT_ACCESS: open access lets anyone use the broker; refusing to listen on non-loopback host "${c.host}" (use --host 127.0.0.1, or set MQCHAT_OPEN_ACCESS_FORCE=true)`)
     }
   }
   if (c.xmppEnabled) {
     if ((c.xmppTlsCert === '') !== (c.xmppTlsKey === '')) problems.push('MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY: set both or neither')
     if (c.xmppTlsCert === '' && !c.xmppAllowPlaintext) problems.push('MQCHAT_XMPP_ENABLED: XMPP needs a certificate for STARTTLS (MQCHAT_XMPP_TLS_CERT, MQCHAT_XMPP_TLS_KEY); for loopback development only, MQCHAT_XMPP_ALLOW_PLAINTEXT=true')
-    if (c.xmppAllowPlaintext && !LOOPBACK.test(c.host)) problems.push(`MQCHAT_XMPP_ALLOW_PLAINTEXT: plaintext XMPP logins would send device tokens in the clear; refusing on non-loopback host "${c.host}"`)
+    if (c.xmppAllowPlaintext && !isLoopback(c.host)) problems.push(`MQCHAT_XMPP_ALLOW_PLAINTEXT: plaintext XMPP logins would send device tokens in the clear; refusing on non-loopback host "${c.host}"`)
   }
   return problems
 }

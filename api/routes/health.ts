@@ -3,12 +3,10 @@ import type { FastifyPluginAsync } from 'fastify'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { ApiServices } from '../context.js'
 import { DomainError } from '../../core/errors.js'
+import { isLoopback } from '../../lib/config.js'
 
 /** Compares secrets in constant time (by their hashes, so lengths do not leak either). */
 const safeEqual = (a: string, b: string): boolean => timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest())
-
-/** Whether a socket's peer is this machine. */
-const loopback = (address: string | undefined): boolean => address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'))
 
 export const healthRoutes = (s: ApiServices, opts: { metricsToken: string }): FastifyPluginAsync => async (app) => {
   app.get('/healthz', { config: { public: true }, schema: { summary: 'The process is up' } }, async () => ({ status: 'ok' }))
@@ -18,7 +16,7 @@ export const healthRoutes = (s: ApiServices, opts: { metricsToken: string }): Fa
     // The socket's own peer, not X-Forwarded-For: a proxied request is not local.
     const allowed = opts.metricsToken !== ''
       ? safeEqual(req.headers.authorization ?? '', `Bearer ${opts.metricsToken}`)
-      : loopback(req.socket.remoteAddress)
+      : isLoopback(req.socket.remoteAddress)
     if (!allowed) throw new DomainError('forbidden', opts.metricsToken !== '' ? 'metrics need the metrics token (Authorization: Bearer <MQCHAT_METRICS_TOKEN>)' : 'metrics are served to this machine only; set MQCHAT_METRICS_TOKEN to scrape them from elsewhere', 403)
     return reply.type(s.metrics.registry.contentType).send(await s.metrics.registry.metrics())
   })
