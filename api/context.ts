@@ -6,6 +6,7 @@ import type { SettingsService } from '../core/settings.js'
 import type { Presence } from '../core/presence.js'
 import type { BlockService } from '../core/blocks.js'
 import type { ChatService } from '../core/chats.js'
+import type { UserLookup } from '../core/users.js'
 import type { DeviceService } from '../core/devices.js'
 import { DomainError } from '../core/errors.js'
 import type { RegistrationService } from '../core/registration.js'
@@ -18,13 +19,15 @@ export interface ApiServices {
   history: HistoryStore
   devices: DeviceService
   chats: ChatService
+  /** Users named by id or phone number (phone lookups are rate-limited). */
+  users: UserLookup
   registration: RegistrationService
   bridge: Bridge
   receipts: Receipts
   settings: SettingsService
   presence: Presence
   blocks: BlockService
-  /** Whether `watcher` may see `target`'s presence (shares a chat, not blocked). */
+  /** Whether `watcher` may see `target`'s presence (a contact: ChatService.isContactOf; not blocked). */
   mayWatch (watcher: string, target: string): boolean
   limiter: PublishLimiter
   metrics: Metrics

@@ -20,6 +20,7 @@ import type { BlockService } from '../core/blocks.js'
 import type { MediaService } from '../core/media.js'
 import { CONTENT_TYPES, effectOf, type MessageRules } from '../core/message-rules.js'
 import { parseEnvelope, type Envelope } from './envelope.js'
+import { operandOf } from '../core/membership.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
 
 /** Where inbox events go: QoS 1 publishes to dev/<deviceId>/inbox, resolved once queued durably. */
@@ -79,24 +80,27 @@ export class Bridge {
    * fan-out finishing (the chat stream gives it again after a worker died),
    * so a repeat is fanned out again; members drop the same-seq duplicates.
    */
-  private accept (device: Device, chatId: string, env: Envelope, redelivered = false): Promise<Accepted> {
+  private accept (device: Device, chatId: string, env: Envelope, redelivered = false, mediaChecked = false): Promise<Accepted> {
     return this.#queue.run(chatId, async () => {
       // Membership is checked again in the queue: a removal may have landed while this waited.
       this.checkMember(device, chatId)
       // A retry gets its original seq, even when the rules would refuse it now (an edit window that has passed).
       const earlier = await this.history.findByClientId(device.id, env.id)
       if (earlier) {
+        // A worker that died after storing a media message may not have linked its media (linking again is harmless).
+        if (redelivered && earlier.media) await this.media?.sent(earlier.media, chatId, earlier.seq)
         this.send(device.id, ackEvent(earlier, true), 'ack').catch(noop)
         return { message: earlier, duplicate: true, delivered: redelivered ? this.fanOut(earlier) : Promise.resolve() }
       }
       const other = this.chats.otherMember(chatId, device.userId)
       if (other !== undefined) this.blocks.checkDirect(device.userId, other)
-      if (env.media !== null) {
+      if (env.media !== null && !mediaChecked) {
         if (!this.media) throw new DomainError('bad_request', 'media is not enabled on this server')
         await this.media.checkSendable(env.media, device.userId, chatId)
       }
       const now = Date.now()
-      const target = env.ref !== null ? await this.history.get(chatId, env.ref) : undefined
+      // A reply, edit, delete or reaction may only refer to a message the sender can read.
+      const target = env.ref !== null ? await this.chats.readerOf(this.history, device.userId).get(chatId, env.ref) : undefined
       const effect = await effectOf(env, target, device.userId, () => this.chats.isAdmin(chatId, device.userId), now, this.opts)
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
       const result = await this.history.append({
@@ -104,7 +108,9 @@ export class Bridge {
         type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media
       }, effect)
       stop()
-      if (!result.duplicate && env.media !== null) await this.media?.sent(env.media, chatId)
+      if (!result.duplicate && env.media !== null) await this.media?.sent(env.media, chatId, result.message.seq)
+      // Writing is taking part: from now on the chat's members are the sender's contacts (presence).
+      if (!result.duplicate) await this.chats.engage(chatId, device.userId)
       let delivered = Promise.resolve()
       if (!result.duplicate || redelivered) {
         if (!result.duplicate) this.metrics.accepted.inc()
@@ -128,7 +134,7 @@ export class Bridge {
       throw new DomainError('forward_limit', `a message can be forwarded to at most ${this.opts.maxForwardTargets} chats at once`, 400)
     }
     if (!this.chats.isMember(fromChat, device.userId)) throw new DomainError('not_found', 'chat not found', 404)
-    const source = await this.history.get(fromChat, seq)
+    const source = await this.chats.readerOf(this.history, device.userId).get(fromChat, seq)
     if (!source || source.deletedAt || !CONTENT_TYPES.includes(source.type)) throw new DomainError('unknown_message', `no message ${seq} to forward in this chat`, 404)
     // Every target is checked before the first copy is written: a forward happens whole or not at all.
     for (const chatId of unique) {
@@ -138,10 +144,10 @@ export class Bridge {
     }
     const results: Accepted[] = []
     for (const [i, chatId] of unique.entries()) {
-      // Forwarded media becomes part of the target chat (its members may fetch it).
-      if (source.media) await this.media?.sent(source.media, chatId)
+      // Forwarded media becomes part of the target chat once the copy is stored there (accept links it).
       const type = source.media ? 'media' : 'text'
-      const accepted = await this.accept(device, chatId, { id: `${clientId}.${i}`, type, body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null })
+      // The forwarder may send its media: they can read the message that carries it.
+      const accepted = await this.accept(device, chatId, { id: `${clientId}.${i}`, type, body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null }, false, true)
       accepted.delivered.catch(noop)
       results.push(accepted)
     }
@@ -163,20 +169,30 @@ export class Bridge {
       const batch = (await this.history.pendingFanout(500 + tried.size)).filter((m) => !tried.has(`${m.chatId}\n${m.seq}`))
       if (batch.length === 0) return total
       for (const m of batch) tried.add(`${m.chatId}\n${m.seq}`)
-      await Promise.all(batch.map((m) => {
+      await Promise.all(batch.map(async (m) => {
+        // A crash may have come between storing a media message and linking its media (linking again is harmless).
+        if (m.media) await this.media?.sent(m.media, m.chatId, m.seq)
         // The sender may have missed its ack too; a repeat ack is harmless.
         this.send(m.senderDevice, ackEvent(m, false), 'ack').catch(noop)
-        return this.fanOut(m).catch(noop)
-      }))
+        return this.fanOut(m)
+      }).map((p) => p.catch(noop)))
       total += batch.length
     }
   }
 
-  /** Publishes a message to every member device but the sender's; the publishes are issued synchronously, in seq order. */
+  /**
+   * Publishes a message to every member device but the sender's; the
+   * publishes are issued synchronously, in seq order. A member who joined
+   * after the message got its seq is not sent it, nor an edit, delete or
+   * reaction of a message from before they joined.
+   */
   private fanOut (m: StoredMessage): Promise<void> {
     const payload = msgEvent(m)
+    const operand = operandOf(m)
     const sends: Array<Promise<void>> = []
     for (const userId of this.chats.memberIds(m.chatId)) {
+      if (!this.chats.receives(m.chatId, userId, m.seq)) continue
+      if (operand !== undefined && !this.chats.receives(m.chatId, userId, operand)) continue
       for (const deviceId of this.devices.activeIds(userId)) {
         if (deviceId !== m.senderDevice) sends.push(this.send(deviceId, payload, 'msg'))
       }

@@ -75,8 +75,10 @@ export class Receipts {
 
     const readChanged = after.read > (before?.read ?? 0)
     const deliveredChanged = after.delivered > (before?.delivered ?? 0)
-    const fromSeq = readChanged ? (before?.read ?? 0) : (before?.delivered ?? 0)
-    const authors = await this.history.authorsBetween(after.chatId, fromSeq, after.delivered)
+    // Authors of messages sent before the reader joined are not told: the reader never had those.
+    const joined = (this.chats.fromSeqOf(after.chatId, reader) ?? 1) - 1
+    const fromSeq = Math.max(joined, readChanged ? (before?.read ?? 0) : (before?.delivered ?? 0))
+    const authors = fromSeq < after.delivered ? await this.history.authorsBetween(after.chatId, fromSeq, after.delivered) : []
     const readerShares = this.settings.of(reader).readReceipts
     for (const author of authors) {
       if (author === reader || !this.chats.isMember(after.chatId, author)) continue
@@ -89,12 +91,14 @@ export class Receipts {
 
   /** Who has a message delivered and read, as `asUser` may see it. */
   async info (chatId: string, seq: number, asUser: string): Promise<{ delivered: string[], read: string[] }> {
-    const message = await this.history.get(chatId, seq)
+    // A message sent while asUser was not a member does not exist for them.
+    const message = await this.chats.readerOf(this.history, asUser).get(chatId, seq)
     if (!message) throw new DomainError('not_found', 'message not found', 404)
     const marks = await this.history.receipts(chatId)
     const seesRead = this.settings.of(asUser).readReceipts
     const members = this.chats.memberIds(chatId)
-    const others = marks.filter((w) => w.userId !== message.senderUser && members.has(w.userId))
+    // Members who joined after the message never had it, whatever their watermark says.
+    const others = marks.filter((w) => w.userId !== message.senderUser && members.has(w.userId) && this.chats.receives(chatId, w.userId, seq))
     return {
       delivered: others.filter((w) => w.delivered >= seq).map((w) => w.userId),
       read: others.filter((w) => w.read >= seq && seesRead && (w.userId === asUser || this.settings.of(w.userId).readReceipts)).map((w) => w.userId)

@@ -1,7 +1,10 @@
 // Chats and groups: who is in which chat, and who may change that.
 //
 // Membership is mirrored in memory (chat -> users, user -> chats) so that the
-// broker's ACL answers without touching the store. Every change updates the
+// broker's ACL answers without touching the store. Each membership starts at
+// a seq (the chat's last seq at the join, plus one): the member reads and is
+// sent messages from there on (core/membership.ts); a removal records the
+// period that ended. Every change updates the
 // mirror before the call returns, so it is in force before the API answers;
 // and every change is emitted as a ChatChange, which the bridge turns into
 // `chat` inbox events.
@@ -10,6 +13,8 @@ import type { Chat, DirectoryStore, Member, Role } from '../store/types.js'
 import { DomainError, forbidden, notFound } from './errors.js'
 import { directChatId, isDirectChatId, newGroupId } from './ids.js'
 import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.js'
+import { MemberHistory, inSpans, spansOf, type SeqSpan } from './membership.js'
+import type { HistoryStore } from '../store/types.js'
 
 export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed'
 
@@ -34,18 +39,28 @@ export type MembershipNotifier = (chatId: string) => Promise<void>
 export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   #members = new Map<string, Set<string>>()
   #chatsOf = new Map<string, Set<string>>()
+  /** The first readable seq of members who joined after a chat's first message (chat -> user -> seq); absent means 1. */
+  #from = new Map<string, Map<string, number>>()
+  /** The chats each user has taken part in (Member.engaged): user -> chats. */
+  #engaged = new Map<string, Set<string>>()
 
   #notify: MembershipNotifier = async () => {}
 
   #groupsCreated: Counter
+  #directsCreated: Counter
   readonly #hasBlocked: (blocker: string, blocked: string) => boolean
+  readonly #lastSeq: (chatId: string) => Promise<number>
 
   constructor (
     private readonly directory: DirectoryStore,
     readonly maxGroupMembers: number,
     opts: {
+      /** The chat's last seq (a membership starts after it). */
+      lastSeq?: HistoryStore['lastSeq']
       /** Groups one user may create per hour. */
       groupsPerHour?: number
+      /** New direct chats one user may open per hour. */
+      directChatsPerHour?: number
       /** Where group creations are counted (default: in memory; the cluster profile: Redis). */
       counters?: CounterFactory
       /** Whether `blocker` blocked `blocked` (a user is never added to a group by someone they blocked). */
@@ -54,7 +69,9 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   ) {
     super()
     this.#groupsCreated = (opts.counters ?? memoryCounters)('groups-created', opts.groupsPerHour ?? 10, 3_600_000)
+    this.#directsCreated = (opts.counters ?? memoryCounters)('direct-chats-created', opts.directChatsPerHour ?? 50, 3_600_000)
     this.#hasBlocked = opts.hasBlocked ?? (() => false)
+    this.#lastSeq = opts.lastSeq ?? (async () => 0)
   }
 
   /** Nobody is put in a group by a user they blocked (they would get that user's messages there). */
@@ -67,7 +84,9 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const rows = await this.directory.allMemberships()
     this.#members.clear()
     this.#chatsOf.clear()
-    for (const { chatId, userId } of rows) this.join(chatId, userId)
+    this.#from.clear()
+    this.#engaged.clear()
+    for (const { chatId, userId, fromSeq, engaged } of rows) this.join(chatId, userId, fromSeq, engaged)
   }
 
   /** Cluster: membership changes are announced to the other nodes through this. */
@@ -75,23 +94,69 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   /** Re-reads one chat's members from the store (a change made on another node). */
   async refresh (chatId: string): Promise<void> {
-    const now = new Set((await this.directory.members(chatId)).map((m) => m.userId))
+    const now = new Map((await this.directory.members(chatId)).map((m) => [m.userId, m]))
     for (const u of [...this.memberIds(chatId)]) if (!now.has(u)) this.part(chatId, u)
-    for (const u of now) this.join(chatId, u)
+    for (const [u, m] of now) this.join(chatId, u, m.fromSeq, m.engaged)
   }
 
-  private join (chatId: string, userId: string): void {
+  private join (chatId: string, userId: string, fromSeq: number, engaged: boolean): void {
     let m = this.#members.get(chatId)
     if (!m) this.#members.set(chatId, m = new Set())
     m.add(userId)
     let c = this.#chatsOf.get(userId)
     if (!c) this.#chatsOf.set(userId, c = new Set())
     c.add(chatId)
+    const from = this.#from.get(chatId)
+    if (fromSeq > 1) {
+      if (from) from.set(userId, fromSeq)
+      else this.#from.set(chatId, new Map([[userId, fromSeq]]))
+    } else from?.delete(userId)
+    const e = this.#engaged.get(userId)
+    if (engaged) {
+      if (e) e.add(chatId)
+      else this.#engaged.set(userId, new Set([chatId]))
+    } else e?.delete(chatId)
   }
 
   private part (chatId: string, userId: string): void {
     this.#members.get(chatId)?.delete(userId)
     this.#chatsOf.get(userId)?.delete(chatId)
+    this.#engaged.get(userId)?.delete(chatId)
+    const from = this.#from.get(chatId)
+    from?.delete(userId)
+    if (from?.size === 0) this.#from.delete(chatId)
+  }
+
+  /** The first seq a current member may read (and is sent); undefined for a non-member. */
+  fromSeqOf (chatId: string, userId: string): number | undefined {
+    if (!this.isMember(chatId, userId)) return undefined
+    return this.#from.get(chatId)?.get(userId) ?? 1
+  }
+
+  /** Whether a member is sent a message: they were in the chat when it got its seq. */
+  receives (chatId: string, userId: string, seq: number): boolean {
+    return seq >= (this.#from.get(chatId)?.get(userId) ?? 1)
+  }
+
+  /**
+   * The seqs of a chat a user may read: every period they were a member.
+   * A member since the chat's start needs no store read.
+   */
+  async spans (chatId: string, userId: string): Promise<SeqSpan[]> {
+    if (this.fromSeqOf(chatId, userId) === 1) return [{ from: 1, to: Infinity }]
+    return spansOf(await this.directory.periods(chatId, userId))
+  }
+
+  /** Whether a user may read a chat's seq (see spans). */
+  async canRead (chatId: string, userId: string, seq: number): Promise<boolean> {
+    const from = this.fromSeqOf(chatId, userId)
+    if (from !== undefined && seq >= from) return true
+    return inSpans(await this.spans(chatId, userId), seq)
+  }
+
+  /** The chat history as a user may read it. */
+  readerOf (history: HistoryStore, userId: string): MemberHistory {
+    return new MemberHistory(history, (chatId) => this.spans(chatId, userId))
   }
 
   isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }
@@ -109,6 +174,28 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     if (!isDirectChatId(chatId)) return undefined
     for (const u of this.memberIds(chatId)) if (u !== userId) return u
     return undefined
+  }
+
+  /**
+   * Whether `watcher` is a contact of `target`: they share a chat in which
+   * `target` has taken part (created it, wrote in it, or added members). This
+   * is who may see the target's presence (with last seen set to "chats").
+   * Someone who only opened a chat with the target, or put them in a group,
+   * is not, until the target writes there.
+   */
+  isContactOf (watcher: string, target: string): boolean {
+    const chats = this.#engaged.get(target)
+    if (!chats) return false
+    for (const chatId of chats) if (this.isMember(chatId, watcher)) return true
+    return false
+  }
+
+  /** Records that a member took part in a chat (see isContactOf); a store write only the first time. */
+  async engage (chatId: string, userId: string): Promise<void> {
+    if (!this.isMember(chatId, userId) || this.#engaged.get(userId)?.has(chatId) === true) return
+    this.join(chatId, userId, this.fromSeqOf(chatId, userId) ?? 1, true)
+    await this.directory.setEngaged(chatId, userId)
+    await this.#notify(chatId)
   }
 
   /** Whether two users are both members of at least one chat. */
@@ -148,14 +235,18 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     if (other === by) throw new DomainError('bad_request', 'a direct chat needs another user', 400)
     await this.requireUsers([other])
     const id = directChatId(by, other)
+    // Opening a chat that exists costs nothing; a new one counts against the hourly allowance.
+    if (this.isMember(id, by)) return { chat: await this.view(id, by), created: false }
+    if (!await this.#directsCreated.hit(by)) throw new DomainError('rate_limited', 'too many new direct chats this hour; try again later', 429)
     const now = Date.now()
     const created = await this.directory.createChat(
       { id, kind: 'direct', name: null, createdBy: by, createdAt: now },
-      [by, other].map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now }))
+      // The one who opens the chat takes part in it; the other has not, until they write.
+      [by, other].map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now, fromSeq: 1, engaged: userId === by }))
     )
     if (created) {
-      this.join(id, by)
-      this.join(id, other)
+      this.join(id, by, 1, true)
+      this.join(id, other, 1, false)
       await this.#notify(id)
       this.changed({ chatId: id, change: 'created', by, users: [by, other] })
     }
@@ -172,10 +263,11 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const now = Date.now()
     await this.directory.createChat(
       { id, kind: 'group', name, createdBy: by, createdAt: now },
-      [{ chatId: id, userId: by, role: 'admin', joinedAt: now }, ...others.map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now }))]
+      [{ chatId: id, userId: by, role: 'admin', joinedAt: now, fromSeq: 1, engaged: true },
+        ...others.map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now, fromSeq: 1, engaged: false }))]
     )
-    this.join(id, by)
-    for (const u of others) this.join(id, u)
+    this.join(id, by, 1, true)
+    for (const u of others) this.join(id, u, 1, false)
     await this.#notify(id)
     this.changed({ chatId: id, change: 'created', by, users: [by, ...others], name })
     return this.view(id, by)
@@ -201,9 +293,17 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     await this.requireUsers(fresh)
     this.refuseBlockers(by, fresh)
     const now = Date.now()
-    const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now })))
-    for (const m of added) this.join(chatId, m.userId)
+    // New members read from the next message on. One sent while this runs is either
+    // at or after fromSeq (theirs) or before it (neither shown nor sent to them).
+    const fromSeq = await this.#lastSeq(chatId) + 1
+    const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now, fromSeq, engaged: false })))
+    for (const m of added) this.join(chatId, m.userId, m.fromSeq, false)
     if (added.length > 0) {
+      // Adding people is taking part: the added may see the adder's presence.
+      if (this.#engaged.get(by)?.has(chatId) !== true) {
+        this.join(chatId, by, this.fromSeqOf(chatId, by) ?? 1, true)
+        await this.directory.setEngaged(chatId, by)
+      }
       await this.#notify(chatId)
       this.changed({ chatId, change: 'member_added', by, users: added.map((m) => m.userId) })
     }
@@ -222,8 +322,17 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
       members = await this.requireGroupAdmin(chatId, by)
       if (!this.isMember(chatId, userId)) throw notFound('member')
     }
-    await this.directory.removeMember(chatId, userId)
+    // Out of the mirror first, so that nothing is sent to them from here on; the
+    // period they keep then ends at a seq at least as high as anything they were sent.
+    const fromSeq = this.fromSeqOf(chatId, userId) ?? 1
+    const engaged = this.#engaged.get(userId)?.has(chatId) === true
     this.part(chatId, userId)
+    try {
+      await this.directory.removeMember(chatId, userId, { toSeq: await this.#lastSeq(chatId), at: Date.now() })
+    } catch (err) {
+      this.join(chatId, userId, fromSeq, engaged)
+      throw err
+    }
     await this.#notify(chatId)
     this.changed({ chatId, change: 'member_removed', by, users: [userId] }, [userId])
     // A group is never left without an admin: the longest-standing member takes over.

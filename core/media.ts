@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { MediaBackend, UploadTarget } from '../media/backend.js'
 import type { LocalBackend } from '../media/local-backend.js'
-import type { Media, MediaKind, MediaStore } from '../store/types.js'
+import type { Media, MediaKind, MediaLink, MediaStore } from '../store/types.js'
 import type { ChatService } from './chats.js'
 import { DomainError, notFound } from './errors.js'
 
@@ -62,7 +62,7 @@ export class MediaService {
     if (existing) {
       // The same bytes are stored already: no upload. Knowing the hash and size
       // entitles the caller to send it (the usual dedup trade-off).
-      await this.store.addOwner(existing.id, userId)
+      await this.store.addOwner(existing.id, userId, Date.now())
       return { media: existing, existing: true }
     }
     const now = Date.now()
@@ -96,19 +96,36 @@ export class MediaService {
     return { ...media, status: 'complete', uploadExpiresAt: null }
   }
 
-  /** The media a user may download: they uploaded it, or it was sent in a chat they are in. Otherwise "not found". */
+  /**
+   * The media a user may download: they uploaded it (or were given it by
+   * deduplication), or it was sent in a chat where they may read a message
+   * that carried it (core/membership.ts). Otherwise "not found".
+   */
   async readable (mediaId: string, userId: string): Promise<Media> {
     const media = await this.completed(await this.store.get(mediaId))
     if (!media) throw notFound('media')
     if (await this.store.isOwner(mediaId, userId)) return media
-    for (const chatId of await this.store.chatsOf(mediaId)) if (this.chats.isMember(chatId, userId)) return media
+    for (const link of await this.store.linksOf(mediaId)) if (await this.seesLink(link, userId)) return media
     throw notFound('media')
   }
 
-  /** Refuses a media message that references media the sender may not send in this chat. */
+  /**
+   * Whether a user may read a message of the chat that carried the media.
+   * Only the first and last such message are recorded; a user who could read
+   * only one in between is refused (never the other way round).
+   */
+  private async seesLink (link: MediaLink, userId: string): Promise<boolean> {
+    return await this.chats.canRead(link.chatId, userId, link.lastSeq) || await this.chats.canRead(link.chatId, userId, link.firstSeq)
+  }
+
+  /** Refuses a media message that references media the sender may not send in this chat: theirs, or readable to them in this chat. */
   async checkSendable (mediaId: string, userId: string, chatId: string): Promise<void> {
     const media = await this.completed(await this.store.get(mediaId))
-    const ok = media !== undefined && (await this.store.isOwner(mediaId, userId) || (await this.store.chatsOf(mediaId)).includes(chatId))
+    let ok = media !== undefined && await this.store.isOwner(mediaId, userId)
+    if (media !== undefined && !ok) {
+      const link = (await this.store.linksOf(mediaId)).find((l) => l.chatId === chatId)
+      ok = link !== undefined && await this.seesLink(link, userId)
+    }
     if (!ok) throw new DomainError('unknown_media', 'no completed upload of yours (or of this chat) has this media id', 404)
   }
 
@@ -127,7 +144,8 @@ export class MediaService {
     return gone
   }
 
-  async sent (mediaId: string, chatId: string): Promise<void> { await this.store.linkChat(mediaId, chatId, Date.now()) }
+  /** Records that a message (chat, seq) carries the media: the chat's readers of that seq may download it. */
+  async sent (mediaId: string, chatId: string, seq: number): Promise<void> { await this.store.linkChat(mediaId, chatId, seq, Date.now()) }
 
   get (mediaId: string): Promise<Media | undefined> { return this.store.get(mediaId) }
   /** Streams stored bytes (local backend). */

@@ -67,6 +67,8 @@ export interface Config {
   maxDevicesPerUser: number
   maxGroupMembers: number
   groupsPerHour: number
+  directChatsPerHour: number
+  phoneLookupsPerHour: number
   maxMessageBytes: number
   maxPacketBytes: number
   maxTopicLevels: number
@@ -235,6 +237,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'maxDevicesPerUser', env: 'MQCHAT_MAX_DEVICES_PER_USER', def: '4', parse: int(1, 64), help: 'active devices per user' },
   { key: 'maxGroupMembers', env: 'MQCHAT_MAX_GROUP_MEMBERS', def: '1024', parse: int(2, 100000), help: 'members per group' },
   { key: 'groupsPerHour', env: 'MQCHAT_GROUPS_PER_HOUR', def: '10', parse: int(1, 100000), help: 'groups one user may create per hour (429 rate_limited past it)' },
+  { key: 'directChatsPerHour', env: 'MQCHAT_DIRECT_CHATS_PER_HOUR', def: '50', parse: int(1, 100000), help: 'new direct chats one user may open per hour (opening an existing one is free; 429 rate_limited past it)' },
+  { key: 'phoneLookupsPerHour', env: 'MQCHAT_PHONE_LOOKUPS_PER_HOUR', def: '100', parse: int(1, 1000000), help: 'phone numbers one user may look up per hour, registered or not: each user named by phone in a chat, member list or block (429 rate_limited past it)' },
   { key: 'maxMessageBytes', env: 'MQCHAT_MAX_MESSAGE_BYTES', def: '65536', parse: int(256, 16777216), help: 'largest chat envelope accepted (refused with too_large)' },
   { key: 'maxPacketBytes', env: 'MQCHAT_MAX_PACKET_BYTES', def: '262144', parse: int(1024, 268435455), help: 'largest MQTT packet; a larger one closes the connection' },
   { key: 'maxTopicLevels', env: 'MQCHAT_MAX_TOPIC_LEVELS', def: '16', parse: int(3, 100), help: 'topic levels accepted in PUBLISH/SUBSCRIBE' },
@@ -255,7 +259,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 's3ForcePathStyle', env: 'MQCHAT_S3_FORCE_PATH_STYLE', def: 'false', parse: bool, help: 'path-style S3 URLs (MinIO and most S3-compatible servers need true)' },
   { key: 's3AccessKeyId', env: 'MQCHAT_S3_ACCESS_KEY_ID', def: '', parse: anyText, help: 'S3 access key; empty: the SDK default credential chain' },
   { key: 's3SecretAccessKey', env: 'MQCHAT_S3_SECRET_ACCESS_KEY', def: '', parse: anyText, help: 'S3 secret key' },
-  { key: 'mediaRetentionDays', env: 'MQCHAT_MEDIA_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'media older than this is deleted by the lifecycle job' },
+  { key: 'mediaRetentionDays', env: 'MQCHAT_MEDIA_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'media not used (uploaded, sent or deduplicated) for this long is deleted by the lifecycle job' },
   { key: 'mediaUnreferencedHours', env: 'MQCHAT_MEDIA_UNREFERENCED_HOURS', def: '24', parse: int(1, 8760), help: 'an upload never sent in a chat within this long is deleted' },
   { key: 'mediaSecret', env: 'MQCHAT_MEDIA_SECRET', def: '', parse: anyText, help: 'HMAC key for local media URLs; empty: one is generated and kept in <data>/media.key' },
   { key: 'mediaMaxImageBytes', env: 'MQCHAT_MEDIA_MAX_IMAGE_BYTES', def: '16777216', parse: int(1, 2 ** 40), help: 'largest image upload' },

@@ -2,10 +2,13 @@
 // signs the content length and type, and the client must send the SHA-256 as
 // x-amz-checksum-sha256, so S3 itself refuses other bytes or another size;
 // completion is then confirmed with a HEAD that reads the stored checksum.
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, DeleteBucketLifecycleCommand, DeleteObjectCommand, GetBucketLifecycleConfigurationCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, PutObjectCommand, S3Client, type LifecycleRule } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import type { Media } from '../store/types.js'
 import type { MediaBackend, UploadTarget } from './backend.js'
+
+/** The bucket rule releases before 0.2 set: objects expired by age. */
+export const OLD_AGE_RULE = 'mqchat-media-retention'
 
 export interface S3Options {
   endpoint: string
@@ -46,23 +49,27 @@ export class S3Backend implements MediaBackend {
   }
 
   /**
-   * The bucket-side half of the media lifecycle: objects expire after the
-   * retention period and abandoned multipart uploads after a day. (Deleting
-   * unreferenced media needs the database; the server's lifecycle job does that.)
+   * Media is kept for a retention period from its last use (a file sent
+   * again is kept again), which only the server's lifecycle job knows; a
+   * bucket rule would count from the upload and delete media still in use.
+   * So the bucket has no expiry rule of ours. This removes the one older
+   * releases set (`mqchat-media-retention`), leaving any other rule as it is.
+   * (Uploads are single presigned PUTs: there are no multipart uploads to abort.)
+   * Returns whether a rule was removed.
    */
-  async applyLifecycle (retentionDays: number): Promise<void> {
-    await this.#s3.send(new PutBucketLifecycleConfigurationCommand({
-      Bucket: this.opts.bucket,
-      LifecycleConfiguration: {
-        Rules: [{
-          ID: 'mqchat-media-retention',
-          Status: 'Enabled',
-          Filter: { Prefix: '' },
-          Expiration: { Days: retentionDays },
-          AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }
-        }]
-      }
-    }))
+  async removeAgeExpiry (): Promise<boolean> {
+    let rules: LifecycleRule[]
+    try {
+      rules = (await this.#s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: this.opts.bucket }))).Rules ?? []
+    } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchLifecycleConfiguration') return false
+      throw err
+    }
+    const kept = rules.filter((r) => r.ID !== OLD_AGE_RULE)
+    if (kept.length === rules.length) return false
+    if (kept.length === 0) await this.#s3.send(new DeleteBucketLifecycleCommand({ Bucket: this.opts.bucket }))
+    else await this.#s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: this.opts.bucket, LifecycleConfiguration: { Rules: kept } }))
+    return true
   }
 
   private seconds (expiresAt: number): number { return Math.max(1, Math.round((expiresAt - Date.now()) / 1000)) }

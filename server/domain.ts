@@ -15,6 +15,7 @@ import { Bridge, type InboxPublisher } from '../bridge/index.js'
 import { Receipts } from '../bridge/receipts.js'
 import { Typing } from '../bridge/typing.js'
 import type { Broker } from '../broker/index.js'
+import { UserLookup } from '../core/users.js'
 import { ChatService } from '../core/chats.js'
 import { DeviceService } from '../core/devices.js'
 import { SettingsService } from '../core/settings.js'
@@ -42,6 +43,7 @@ export interface StoreSet { directory: DirectoryStore, history: HistoryStore, me
 export interface Domain {
   devices: DeviceService
   chats: ChatService
+  users: UserLookup
   settings: SettingsService
   blocks: BlockService
   registration: RegistrationService
@@ -78,9 +80,16 @@ export interface Engines {
 /** Builds the services; `broker` is read lazily (the broker is started after them). */
 export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, metrics: Metrics, broker: () => Broker | undefined, engines: Engines): Promise<Domain> {
   const devices = new DeviceService(stores.directory, cfg.maxDevicesPerUser)
-  const chats = new ChatService(stores.directory, cfg.maxGroupMembers, { groupsPerHour: cfg.groupsPerHour, counters: engines.counters, hasBlocked: (blocker, blocked) => blocks.has(blocker, blocked) })
+  const chats = new ChatService(stores.directory, cfg.maxGroupMembers, {
+    groupsPerHour: cfg.groupsPerHour,
+    directChatsPerHour: cfg.directChatsPerHour,
+    counters: engines.counters,
+    hasBlocked: (blocker, blocked) => blocks.has(blocker, blocked),
+    lastSeq: (chatId) => stores.history.lastSeq(chatId)
+  })
   const settings = new SettingsService(stores.directory)
   const blocks = new BlockService(stores.directory)
+  const users = new UserLookup(stores.directory, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, counters: engines.counters })
   await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init()])
   const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
   const registration = new RegistrationService(stores.directory, devices, sender, {
@@ -125,8 +134,9 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const limiter = new PublishLimiter(engines.publishBuckets ?? new TokenBuckets(cfg.publishRatePerSecond, cfg.publishBurst))
   const publishPresence: PresencePublisher = (userId, payload) => broker()?.presence(userId, payload)
   const presence = engines.presence(settings, publishPresence)
-  const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.sharesChat(watcher, target) && !blocks.has(target, watcher))
-  return { devices, chats, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers }
+  // Presence is for contacts: users sharing a chat the target has taken part in (ChatService.isContactOf), unless the target blocked them.
+  const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.isContactOf(watcher, target) && !blocks.has(target, watcher))
+  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers }
 }
 
 /** Starts the HTTP API on the configured port. */
@@ -142,6 +152,7 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     settings: d.settings,
     presence: d.presence,
     mayWatch: d.mayWatch,
+    users: d.users,
     blocks: d.blocks,
     limiter: d.limiter,
     metrics,

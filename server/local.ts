@@ -53,13 +53,15 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const info = connectInfo(cfg, broker.mqttPort, broker.wsPort)
   const api = await startApi(cfg, d, stores, metrics, info, () => ready, log)
 
-  const retention = await startRetention(stores.history, d.media, {
-    historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
-  }, log.child({ part: 'retention' }))
   const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
   if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
+  // After the redone fan-out, which also links the media of messages stored just before a crash:
+  // the media lifecycle must not take such media for never sent.
+  const retention = await startRetention(stores.history, d.media, {
+    historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
+  }, log.child({ part: 'retention' }))
 
   const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
   writePorts(cfg, ports)

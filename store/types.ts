@@ -29,13 +29,37 @@ export interface Chat {
   createdAt: number
 }
 
-export interface Member { chatId: string, userId: string, role: Role, joinedAt: number }
+export interface Member {
+  chatId: string
+  userId: string
+  role: Role
+  joinedAt: number
+  /**
+   * The first seq of the chat this member may read in their current
+   * membership: the chat's last seq when they joined, plus one. 0 for
+   * members recorded before membership periods were (they read everything).
+   */
+  fromSeq: number
+  /**
+   * Has taken part in the chat: created it, wrote in it, or added members.
+   * Only then do the other members count as this member's contacts, who may
+   * see their presence (a chat opened at someone gives the opener nothing).
+   * Members recorded before this existed read as engaged.
+   */
+  engaged: boolean
+}
+
+/**
+ * A span of a chat a user may read: one membership, from its first seq to
+ * its last (inclusive). The current membership has toSeq = null.
+ */
+export interface MemberPeriod { fromSeq: number, toSeq: number | null, joinedAt: number, leftAt: number | null }
 
 export interface OneTimeCode { phone: string, codeHash: string, expiresAt: number, attempts: number }
 
 export type LastSeenVisibility = 'everyone' | 'chats' | 'nobody'
 export interface UserSettings { readReceipts: boolean, lastSeen: LastSeenVisibility }
-export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'everyone' }
+export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'chats' }
 
 /** How far a member has received and read a chat: every seq up to these. */
 export interface Watermark { chatId: string, userId: string, delivered: number, read: number, updatedAt: number }
@@ -64,10 +88,18 @@ export interface DirectoryStore {
   members (chatId: string): Promise<Member[]>
   /** Adds members not already present; returns those actually added. */
   addMembers (members: Member[]): Promise<Member[]>
-  removeMember (chatId: string, userId: string): Promise<boolean>
+  /**
+   * Ends a membership: it is kept as a closed period (`end.toSeq` its last
+   * readable seq) and the member removed. False if they were not a member.
+   */
+  removeMember (chatId: string, userId: string, end: { toSeq: number, at: number }): Promise<boolean>
+  /** Every membership period of a user in a chat, oldest first: the closed ones, then the current one (toSeq null). */
+  periods (chatId: string, userId: string): Promise<MemberPeriod[]>
   setRole (chatId: string, userId: string, role: Role): Promise<boolean>
-  /** Every (chat, user) membership: used to warm the in-memory ACL. */
-  allMemberships (): Promise<Array<{ chatId: string, userId: string }>>
+  /** Marks a member as having taken part in the chat (see Member.engaged); false if not a member. */
+  setEngaged (chatId: string, userId: string): Promise<boolean>
+  /** Every current (chat, user) membership with its first readable seq and engagement: used to warm the in-memory ACL. */
+  allMemberships (): Promise<Array<{ chatId: string, userId: string, fromSeq: number, engaged: boolean }>>
 
   getSettings (userId: string): Promise<UserSettings | undefined>
   putSettings (userId: string, settings: UserSettings): Promise<void>
@@ -176,6 +208,9 @@ export interface Media {
   uploadExpiresAt: number | null
 }
 
+/** Where a media id was sent: links recorded before seqs were kept read as seq 1. */
+export interface MediaLink { chatId: string, firstSeq: number, lastSeq: number }
+
 /** Media records: what was uploaded, by whom, and in which chats it was sent. */
 export interface MediaStore {
   put (media: Media): Promise<void>
@@ -184,14 +219,18 @@ export interface MediaStore {
   findComplete (sha256: string, size: number): Promise<Media | undefined>
   markComplete (id: string): Promise<void>
   delete (id: string): Promise<void>
-  /** Users allowed to send a media id: its uploader and those it was deduplicated for. */
-  addOwner (id: string, userId: string): Promise<void>
+  /** Users allowed to send a media id: its uploader and those it was deduplicated for. Adding one counts as a use at `at`. */
+  addOwner (id: string, userId: string, at: number): Promise<void>
   isOwner (id: string, userId: string): Promise<boolean>
-  /** Records that a media id was sent in a chat. */
-  linkChat (id: string, chatId: string, at: number): Promise<void>
-  chatsOf (id: string): Promise<string[]>
+  /** Records that a media id was sent in a chat as message `seq` (the first and last such seq per chat are kept), a use at `at`. */
+  linkChat (id: string, chatId: string, seq: number, at: number): Promise<void>
+  /** The chats a media id was sent in, each with the first and last seq that carried it; oldest link first. */
+  linksOf (id: string): Promise<MediaLink[]>
   /** Bytes a user started uploading since `since` (the hourly quota). */
   bytesUploadedSince (userId: string, since: number): Promise<number>
-  /** Media to delete: created before `retainedSince`, or created before `referencedSince` and never sent in a chat. */
+  /**
+   * Media to delete: last used (uploaded, sent, or deduplicated for someone)
+   * before `retainedSince`, or created before `referencedSince` and never sent in a chat.
+   */
   expired (retainedSince: number, referencedSince: number): Promise<Media[]>
 }

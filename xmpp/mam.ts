@@ -2,11 +2,13 @@
 // archive (every direct chat, in server-time order), one conversation
 // (`with` = a contact's bare JID) or a group (a query to its room). Every
 // result id is `<chatId>:<seq>`, the same id the live stanza had, so RSM
-// `after`/`before` continue from any message a client has.
+// `after`/`before` continue from any message a client has. A group's archive
+// holds only what was sent while the user was a member.
 import { xml, type Element } from '@xmpp/xml'
 import jid from '@xmpp/jid'
 import type { ChatService } from '../core/chats.js'
-import type { HistoryStore, StoredMessage } from '../store/types.js'
+import type { StoredMessage } from '../store/types.js'
+import type { MemberHistory } from '../core/membership.js'
 import { stanzaError } from './stream.js'
 import { parseMessageRef } from './ids.js'
 
@@ -26,7 +28,8 @@ export interface ArchiveHost {
   domain: string
   groupsDomain: string
   chats: ChatService
-  history: HistoryStore
+  /** History as this user may read it: nothing from outside their membership periods. */
+  history: MemberHistory
   /** The direct chat with a user, if there is one. */
   existingDirectChat (other: string): string | undefined
   /** The user's direct chats. */
@@ -134,11 +137,13 @@ const cmp = (a: Key, b: Key): number => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] 
 
 /** The smallest seq of a chat whose server time is at least `ts` (lastSeq + 1 when none): server times rise with seq. */
 async function seqFrom (h: ArchiveHost, chat: string, ts: number): Promise<number> {
-  let lo = await h.history.firstSeq(chat)
-  let hi = await h.history.lastSeq(chat) + 1
+  // A position, not content: searched in the whole history (reads through h.history skip what the user may not see).
+  const all = h.history.history
+  let lo = await all.firstSeq(chat)
+  let hi = await all.lastSeq(chat) + 1
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2)
-    const m = await h.history.get(chat, mid)
+    const m = await all.get(chat, mid)
     if (m === undefined || m.serverTs < ts) lo = mid + 1
     else hi = mid
   }

@@ -107,6 +107,10 @@ export class XmppSession implements StanzaHandler {
   #presenceSent = false
   /** The contacts the client was told of, once it asked for the roster. */
   #roster: Set<string> | undefined
+  /** Users whose presence this resource is subscribed to (the broker granted it: they are the user's contacts). */
+  #watching = new Set<string>()
+  /** When a presence subscription was last refused, per user: tried again at most once a minute. */
+  #refusedAt = new Map<string, number>()
   #sending = new Map<string, Sending>()
   #own = new Map<string, Own[]>()
   /** The newest seq each reader's received / displayed marker named, per chat. */
@@ -315,6 +319,8 @@ export class XmppSession implements StanzaHandler {
 
   #messageStanzas (e: InboxEvent): Element[] {
     if (e.chat === undefined || e.seq === undefined) return []
+    // Someone who wrote to the user may have just become a contact: their presence may be visible now.
+    if (this.#presenceSent && e.from !== undefined && !this.#watching.has(e.from)) this.#watch([e.from]).catch(() => {})
     const ref = `${e.chat}:${e.seq}`
     const group = isGroup(e.chat)
     const room = `${e.chat}@${this.groupsDomain}`
@@ -427,7 +433,7 @@ export class XmppSession implements StanzaHandler {
       if (shares && !roster.has(u)) { roster.add(u); added.push(u); out.push(push(u, 'both')) }
       if (!shares && roster.has(u)) { roster.delete(u); out.push(push(u, 'remove')) }
     }
-    if (added.length > 0 && this.#presenceSent) this.#linkNow().then(async (l) => await l.subscribe(added.map((u) => `presence/${u}`))).catch(() => {})
+    if (added.length > 0 && this.#presenceSent) this.#watch(added).catch(() => {})
     return out
   }
 
@@ -582,7 +588,7 @@ export class XmppSession implements StanzaHandler {
       domain: this.host.domain,
       groupsDomain: this.groupsDomain,
       chats: this.host.chats,
-      history: this.host.history,
+      history: this.host.chats.readerOf(this.host.history, this.who.userId),
       existingDirectChat: (other) => this.host.existingDirectChat(this.who.userId, other),
       directChats: () => [...this.host.chats.chatIdsOf(this.who.userId)].filter(isDirectChatId)
     }
@@ -611,16 +617,35 @@ export class XmppSession implements StanzaHandler {
       this.#presenceSent = true
       this.#available()
       this.#reason()
-      const contacts = this.#contacts()
-      if (contacts.length > 0) await (await this.#linkNow()).subscribe(contacts.map((u) => `presence/${u}`))
+      await this.#watch(this.#contacts())
       return
     }
     if (type === 'subscribe' && to !== undefined) {
-      // Subscriptions follow shared chats: granted when the two share one, refused otherwise.
+      // Subscriptions follow contacts: granted when the other has taken part in a chat the two share, refused otherwise.
       let other: string
       try { other = jid(to).local } catch { return }
-      await this.send(xml('presence', { from: jid(to).bare().toString(), to: this.bare, type: this.host.chats.sharesChat(this.who.userId, other) ? 'subscribed' : 'unsubscribed' }))
+      await this.send(xml('presence', { from: jid(to).bare().toString(), to: this.bare, type: this.host.chats.isContactOf(this.who.userId, other) ? 'subscribed' : 'unsubscribed' }))
     }
+  }
+
+  /**
+   * Subscribes to the presence of those of `users` who are contacts
+   * (ChatService.isContactOf) and not watched yet; the others are tried
+   * again when they write to the user. The broker refuses a contact who
+   * blocked the user: that is retried at most once a minute.
+   */
+  async #watch (users: string[]): Promise<void> {
+    const now = Date.now()
+    const me = this.who.userId
+    const fresh = users.filter((u) => u !== me && !this.#watching.has(u) && this.host.chats.isContactOf(me, u) && now - (this.#refusedAt.get(u) ?? 0) > 60_000)
+    if (fresh.length === 0) return
+    const granted = await (await this.#linkNow()).subscribe(fresh.map((u) => `presence/${u}`))
+    fresh.forEach((u, i) => {
+      if (granted[i] !== undefined && granted[i] < 128) {
+        this.#watching.add(u)
+        this.#refusedAt.delete(u)
+      } else this.#refusedAt.set(u, now)
+    })
   }
 
   /** The connection ended: detached if the client may resume, else the session ends. */

@@ -40,12 +40,6 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     return chatJson({ ...view, lastSeq: await s.history.lastSeq(view.id) })
   }
 
-  async function resolveUser (ref: string): Promise<string> {
-    if (!ref.startsWith('+')) return ref
-    const user = await s.directory.getUserByPhone(ref)
-    if (!user) throw new DomainError('unknown_user', `no user with phone ${ref}`, 404)
-    return user.id
-  }
 
   app.post<{ Body: { kind: 'direct' | 'group', user?: string, name?: string, members?: string[] } }>('/v1/chats', {
     bodyLimit: MEMBER_LIST_BODY_LIMIT,
@@ -67,11 +61,11 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     const b = req.body
     if (b.kind === 'direct') {
       if (!b.user) throw new DomainError('bad_request', 'a direct chat needs "user"')
-      const { chat, created } = await s.chats.createDirect(d.userId, await resolveUser(b.user))
+      const { chat, created } = await s.chats.createDirect(d.userId, await s.users.resolve(d.userId, b.user))
       return reply.code(created ? 201 : 200).send(await chatReply(chat))
     }
     if (!b.name) throw new DomainError('bad_request', 'a group needs "name"')
-    const members = await Promise.all((b.members ?? []).map(resolveUser))
+    const members = await s.users.resolveAll(d.userId, b.members ?? [])
     return reply.code(201).send(await chatReply(await s.chats.createGroup(d.userId, b.name, members)))
   })
 
@@ -113,7 +107,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     }
   }, async (req) => {
     const d = requireDevice(s, req)
-    await s.chats.addMembers(d.userId, req.params.chatId, await Promise.all(req.body.users.map(resolveUser)))
+    await s.chats.addMembers(d.userId, req.params.chatId, await s.users.resolveAll(d.userId, req.body.users))
     return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
@@ -124,7 +118,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    await s.chats.removeMember(d.userId, req.params.chatId, await resolveUser(req.params.user))
+    await s.chats.removeMember(d.userId, req.params.chatId, await s.users.resolve(d.userId, req.params.user))
     return reply.code(204).send()
   })
 
@@ -137,7 +131,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     }
   }, async (req) => {
     const d = requireDevice(s, req)
-    await s.chats.setRole(d.userId, req.params.chatId, await resolveUser(req.params.user), req.body.role)
+    await s.chats.setRole(d.userId, req.params.chatId, await s.users.resolve(d.userId, req.params.user), req.body.role)
     return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 }

@@ -40,7 +40,7 @@ export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number })
 
   app.get<{ Params: { chatId: string }, Querystring: { after: number, limit: number } }>('/v1/chats/:chatId/messages', {
     schema: {
-      summary: 'Messages after a seq, oldest first, paged',
+      summary: 'Messages after a seq, oldest first, paged; only those sent while you were a member',
       params: { type: 'object', properties: { chatId: { type: 'string' } } },
       querystring: {
         type: 'object', additionalProperties: false,
@@ -51,7 +51,8 @@ export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number })
     const d = requireDevice(s, req)
     if (!s.chats.isMember(req.params.chatId, d.userId)) throw new DomainError('not_found', 'chat not found', 404)
     const { after, limit } = req.query
-    const page = await s.history.after(req.params.chatId, after, limit + 1)
+    // Only what was sent while the caller was a member (core/membership.ts).
+    const page = await s.chats.readerOf(s.history, d.userId).after(req.params.chatId, after, limit + 1)
     const messages = page.slice(0, limit)
     return reply.type('application/json; charset=utf-8').send(stringifyWithRaw({
       messages: await messagesJson(s.history, req.params.chatId, messages),

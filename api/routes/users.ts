@@ -34,8 +34,12 @@ export const userRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    const target = req.body.user.startsWith('+') ? (await s.directory.getUserByPhone(req.body.user))?.id : (await s.directory.getUser(req.body.user))?.id
-    if (!target) throw notFound('user')
+    // A phone number costs one lookup, registered or not.
+    const target = await s.users.resolve(d.userId, req.body.user).catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'unknown_user') throw notFound('user')
+      throw err
+    })
+    if (!await s.directory.getUser(target)) throw notFound('user')
     await s.blocks.block(d.userId, target)
     return reply.code(204).send()
   })

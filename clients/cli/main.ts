@@ -27,7 +27,7 @@ Usage: mqchat <command> [options]
 
 Server:
   serve                          start the server (local profile, or a cluster role)
-  setup-s3                       create the media bucket and apply its lifecycle rule (MQCHAT_S3_* settings)
+  setup-s3                       create the media bucket; remove an older release's expiry rule (MQCHAT_S3_* settings)
 Account:
   register <phone>               ask for a one-time code (phone in +E.164 form)
   verify <phone> <code>          verify the code; saves this device's credentials in the profile
@@ -75,9 +75,11 @@ to choose; MQCHAT_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT shuts down
 Needs Node 22.13 or later (22 or 24 LTS); npm start uses the Node 24 that npm install pinned.`,
   'setup-s3': `Usage: mqchat setup-s3
 
-Creates the S3 media bucket if needed and applies its lifecycle rule: objects expire after
-MQCHAT_MEDIA_RETENTION_DAYS (default 30), abandoned multipart uploads after a day. Reads the
-same MQCHAT_S3_* settings as the server. Unreferenced media is deleted by the server's own job.`,
+Creates the S3 media bucket if needed. Media unused for MQCHAT_MEDIA_RETENTION_DAYS (default
+30), and uploads never sent, are deleted by the server's own job, so the bucket needs no expiry
+rule; run this again after upgrading from a release that set one (mqchat-media-retention, which
+expired objects by age and so deleted media sent again): it removes that rule and leaves any
+other. Reads the same MQCHAT_S3_* settings as the server.`,
   register: `Usage: mqchat register <phone> [--server URL]
 
 Asks the server to send a one-time code to <phone> (+E.164, e.g. +15551234567). While a code
@@ -137,7 +139,9 @@ ${COMMON}`,
   settings: `Usage: mqchat settings [--read-receipts on|off] [--last-seen everyone|chats|nobody]
 
 Without options, shows the settings. Read receipts off: you neither send nor see read receipts
-(delivered receipts still flow). Last seen: who sees when you were last online.
+(delivered receipts still flow). Last seen: who sees whether and when you were online: chats
+(the default: your contacts, i.e. users sharing a chat you have written in, created or opened),
+everyone, or nobody (contacts see online and offline, never when).
 ${COMMON}`,
   fetch: `Usage: mqchat fetch <media-id> [-o PATH]
 
@@ -244,13 +248,15 @@ async function main (argv: string[]): Promise<number> {
       }
       const { S3Backend } = await import('../../media/s3-backend.js')
       const s3 = new S3Backend({ endpoint: cfg.s3Endpoint, region: cfg.s3Region, bucket: cfg.s3Bucket, forcePathStyle: cfg.s3ForcePathStyle, accessKeyId: cfg.s3AccessKeyId, secretAccessKey: cfg.s3SecretAccessKey })
+      let removed = false
       try {
         await s3.ensureBucket()
-        await s3.applyLifecycle(cfg.mediaRetentionDays)
+        removed = await s3.removeAgeExpiry()
       } catch (err) {
         throw new CliError(`S3 setup failed: ${(err as Error).message}`, EXIT.unreachable)
       }
-      out(values.json, { bucket: cfg.s3Bucket, expiration_days: cfg.mediaRetentionDays }, `bucket ${cfg.s3Bucket}: objects expire after ${cfg.mediaRetentionDays} days`)
+      out(values.json, { bucket: cfg.s3Bucket, retention_days: cfg.mediaRetentionDays, removed_age_rule: removed },
+        `bucket ${cfg.s3Bucket} ready${removed ? ' (removed the age rule of an older release)' : ''}; the server deletes media unused for ${cfg.mediaRetentionDays} days`)
       return EXIT.ok
     }
     case 'register': {

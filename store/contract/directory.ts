@@ -63,7 +63,7 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
     }))
 
     test('chats: creation is idempotent by id; members, roles, rename, removal', () => withStore(async (s) => {
-      const m = (userId: string, role: Member['role'] = 'member'): Member => ({ chatId: 'g_1', userId, role, joinedAt: 5 })
+      const m = (userId: string, role: Member['role'] = 'member'): Member => ({ chatId: 'g_1', userId, role, joinedAt: 5, fromSeq: 1, engaged: role === 'admin' })
       const chat = { id: 'g_1', kind: 'group' as const, name: 'G', createdBy: 'u_1', createdAt: 5 }
       assert.equal(await s.createChat(chat, [m('u_1', 'admin'), m('u_2')]), true)
       assert.equal(await s.createChat({ ...chat, name: 'other' }, [m('u_3')]), false)
@@ -74,11 +74,45 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.equal(await s.setRole('g_1', 'u_9', 'admin'), false)
       await s.renameChat('g_1', 'H')
       assert.equal((await s.getChat('g_1'))?.name, 'H')
-      assert.equal(await s.removeMember('g_1', 'u_2'), true)
-      assert.equal(await s.removeMember('g_1', 'u_2'), false)
+      assert.equal(await s.removeMember('g_1', 'u_2', { toSeq: 0, at: 6 }), true)
+      assert.equal(await s.removeMember('g_1', 'u_2', { toSeq: 0, at: 7 }), false)
       assert.deepEqual((await s.chatsOfUser('u_3')).map((c) => c.id), ['g_1'])
       assert.deepEqual(await s.chatsOfUser('u_2'), [])
       assert.deepEqual((await s.allMemberships()).map((x) => x.userId).sort(), ['u_1', 'u_3'])
+    }))
+
+    test('membership periods: each removal closes one, a return opens the next; reads and the warm-up carry fromSeq', () => withStore(async (s) => {
+      const chat = { id: 'g_1', kind: 'group' as const, name: 'G', createdBy: 'u_1', createdAt: 5 }
+      assert.equal(await s.createChat(chat, [{ chatId: 'g_1', userId: 'u_1', role: 'admin', joinedAt: 5, fromSeq: 1, engaged: true }]), true)
+      assert.deepEqual(await s.periods('g_1', 'u_2'), [])
+      await s.addMembers([{ chatId: 'g_1', userId: 'u_2', role: 'member', joinedAt: 10, fromSeq: 5, engaged: false }])
+      assert.deepEqual((await s.members('g_1')).map((x) => [x.userId, x.fromSeq]), [['u_1', 1], ['u_2', 5]])
+      assert.deepEqual(await s.periods('g_1', 'u_2'), [{ fromSeq: 5, toSeq: null, joinedAt: 10, leftAt: null }])
+      assert.equal(await s.removeMember('g_1', 'u_2', { toSeq: 8, at: 20 }), true)
+      assert.deepEqual(await s.periods('g_1', 'u_2'), [{ fromSeq: 5, toSeq: 8, joinedAt: 10, leftAt: 20 }])
+      await s.addMembers([{ chatId: 'g_1', userId: 'u_2', role: 'member', joinedAt: 30, fromSeq: 12, engaged: false }])
+      assert.equal(await s.removeMember('g_1', 'u_2', { toSeq: 15, at: 40 }), true)
+      await s.addMembers([{ chatId: 'g_1', userId: 'u_2', role: 'member', joinedAt: 50, fromSeq: 20, engaged: false }])
+      assert.deepEqual(await s.periods('g_1', 'u_2'), [
+        { fromSeq: 5, toSeq: 8, joinedAt: 10, leftAt: 20 },
+        { fromSeq: 12, toSeq: 15, joinedAt: 30, leftAt: 40 },
+        { fromSeq: 20, toSeq: null, joinedAt: 50, leftAt: null }
+      ])
+      assert.deepEqual(await s.periods('g_1', 'u_1'), [{ fromSeq: 1, toSeq: null, joinedAt: 5, leftAt: null }])
+      assert.deepEqual((await s.allMemberships()).map((x) => [x.userId, x.fromSeq]).sort(), [['u_1', 1], ['u_2', 20]])
+    }))
+
+    test('engagement: members start as given, are marked once they take part, and the warm-up carries it', () => withStore(async (s) => {
+      const chat = { id: 'g_1', kind: 'group' as const, name: 'G', createdBy: 'u_1', createdAt: 5 }
+      const m = (userId: string, engaged: boolean): Member => ({ chatId: 'g_1', userId, role: 'member', joinedAt: 5, fromSeq: 1, engaged })
+      await s.createChat(chat, [m('u_1', true), m('u_2', false)])
+      assert.deepEqual((await s.members('g_1')).map((x) => [x.userId, x.engaged]), [['u_1', true], ['u_2', false]])
+      assert.equal(await s.setEngaged('g_1', 'u_2'), true)
+      assert.equal(await s.setEngaged('g_1', 'u_9'), false)
+      assert.deepEqual((await s.members('g_1')).map((x) => [x.userId, x.engaged]), [['u_1', true], ['u_2', true]])
+      await s.addMembers([m('u_3', false)])
+      assert.deepEqual((await s.allMemberships()).map((x) => [x.userId, x.engaged]).sort(), [['u_1', true], ['u_2', true], ['u_3', false]])
+      assert.deepEqual(await s.periods('g_9', 'u_2'), [])
     }))
 
     test('user settings: stored whole, listed for the cache', () => withStore(async (s) => {

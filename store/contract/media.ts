@@ -35,19 +35,20 @@ export function mediaContract (engine: string, open: () => Promise<Opened<MediaS
       assert.equal(await s.findComplete('b'.repeat(64), 10), undefined)
     }))
 
-    test('owners: the uploader and those added; chats in link order, each once', () => withStore(async (s) => {
+    test('owners: the uploader and those added; links in first-link order, each with its first and last seq', () => withStore(async (s) => {
       await s.put(media('m_1'))
       assert.equal(await s.isOwner('m_1', 'u_1'), true)
       assert.equal(await s.isOwner('m_1', 'u_2'), false)
-      await s.addOwner('m_1', 'u_2')
-      await s.addOwner('m_1', 'u_2')
+      await s.addOwner('m_1', 'u_2', 101)
+      await s.addOwner('m_1', 'u_2', 102)
       assert.equal(await s.isOwner('m_1', 'u_2'), true)
       assert.equal(await s.isOwner('m_none', 'u_1'), false)
-      await s.linkChat('m_1', 'c_b', 5)
-      await s.linkChat('m_1', 'c_a', 6)
-      await s.linkChat('m_1', 'c_b', 7)
-      assert.deepEqual(await s.chatsOf('m_1'), ['c_b', 'c_a'])
-      assert.deepEqual(await s.chatsOf('m_none'), [])
+      await s.linkChat('m_1', 'c_b', 4, 5)
+      await s.linkChat('m_1', 'c_a', 9, 6)
+      await s.linkChat('m_1', 'c_b', 12, 7)
+      await s.linkChat('m_1', 'c_b', 2, 8)
+      assert.deepEqual(await s.linksOf('m_1'), [{ chatId: 'c_b', firstSeq: 2, lastSeq: 12 }, { chatId: 'c_a', firstSeq: 9, lastSeq: 9 }])
+      assert.deepEqual(await s.linksOf('m_none'), [])
     }))
 
     test('quota bytes count a user\'s uploads since a time', () => withStore(async (s) => {
@@ -59,17 +60,25 @@ export function mediaContract (engine: string, open: () => Promise<Opened<MediaS
       assert.equal(await s.bytesUploadedSince('u_3', 0), 0)
     }))
 
-    test('expiry: past retention, or never sent within the grace period; delete removes all', () => withStore(async (s) => {
+    test('expiry: unused past retention, or never sent within the grace period; delete removes all', () => withStore(async (s) => {
       await s.put(media('m_old', { createdAt: 10 }))
-      await s.linkChat('m_old', 'c_a', 11)
+      await s.linkChat('m_old', 'c_a', 1, 11)
       await s.put(media('m_unsent', { createdAt: 50 }))
       await s.put(media('m_sent', { createdAt: 50 }))
-      await s.linkChat('m_sent', 'c_a', 51)
+      await s.linkChat('m_sent', 'c_a', 2, 51)
       await s.put(media('m_fresh', { createdAt: 90 }))
+      // Old, but sent again recently, or deduplicated for someone recently: retention counts from that use.
+      await s.put(media('m_resent', { createdAt: 10 }))
+      await s.linkChat('m_resent', 'c_a', 3, 11)
+      await s.linkChat('m_resent', 'c_b', 1, 30)
+      await s.put(media('m_reused', { createdAt: 10 }))
+      await s.linkChat('m_reused', 'c_a', 4, 11)
+      await s.addOwner('m_reused', 'u_2', 25)
       assert.deepEqual((await s.expired(20, 60)).map((m) => m.id).sort(), ['m_old', 'm_unsent'])
+      assert.deepEqual((await s.expired(31, 60)).map((m) => m.id).sort(), ['m_old', 'm_resent', 'm_reused', 'm_unsent'])
       await s.delete('m_old')
       assert.equal(await s.get('m_old'), undefined)
-      assert.deepEqual(await s.chatsOf('m_old'), [])
+      assert.deepEqual(await s.linksOf('m_old'), [])
       assert.equal(await s.isOwner('m_old', 'u_1'), false)
     }))
   })

@@ -1,13 +1,16 @@
 // Directory (users, devices, chats, members, blocks, settings, one-time codes) on MongoDB.
 import type { Collection, Db } from 'mongodb'
-import { DEFAULT_SETTINGS, type Chat, type Device, type DirectoryStore, type Member, type OneTimeCode, type Role, type User, type UserSettings } from '../types.js'
+import { DEFAULT_SETTINGS, type Chat, type Device, type DirectoryStore, type Member, type MemberPeriod, type OneTimeCode, type Role, type User, type UserSettings } from '../types.js'
 import { isDuplicateKey } from './database.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
 interface UserDoc { _id: string, phone: string, createdAt: number }
 interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null, linked?: boolean }
 interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number }
-interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number }
+/** fromSeq and engaged are absent on members recorded before they existed (they read everything, and count as engaged). */
+interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number, fromSeq?: number, engaged?: boolean }
+/** A user's ended memberships of a chat, one document per (chat, user) so that every read is by _id. */
+interface PeriodsDoc { _id: string, periods: MemberPeriod[] }
 interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
 interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettings['lastSeen'] }
 interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: number }
@@ -15,7 +18,7 @@ interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: 
 const pairId = (a: string, b: string): string => `${a}\n${b}`
 const toDevice = ({ _id, linked, ...d }: DeviceDoc): Device => ({ id: _id, ...d, ...(linked === true ? { linked: true } : {}) })
 const toChat = ({ _id, ...c }: ChatDoc): Chat => ({ id: _id, ...c })
-const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt })
+const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true })
 const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
 
 export class MongoDirectory implements DirectoryStore {
@@ -23,6 +26,7 @@ export class MongoDirectory implements DirectoryStore {
   #devices: Collection<DeviceDoc>
   #chats: Collection<ChatDoc>
   #members: Collection<MemberDoc>
+  #periods: Collection<PeriodsDoc>
   #blocks: Collection<BlockDoc>
   #settings: Collection<SettingsDoc>
   #codes: Collection<CodeDoc>
@@ -32,6 +36,7 @@ export class MongoDirectory implements DirectoryStore {
     this.#devices = db.collection('devices')
     this.#chats = db.collection('chats')
     this.#members = db.collection('members')
+    this.#periods = db.collection('member_periods')
     this.#blocks = db.collection('blocks')
     this.#settings = db.collection('user_settings')
     this.#codes = db.collection('one_time_codes')
@@ -112,7 +117,7 @@ export class MongoDirectory implements DirectoryStore {
     // One insert per member: the _id makes a repeat a no-op, and each outcome is known.
     for (const m of members) {
       try {
-        await this.#members.insertOne({ _id: pairId(m.chatId, m.userId), chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt })
+        await this.#members.insertOne({ _id: pairId(m.chatId, m.userId), chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq, engaged: m.engaged })
         added.push(m)
       } catch (err) {
         if (!isDuplicateKey(err)) throw err
@@ -121,16 +126,37 @@ export class MongoDirectory implements DirectoryStore {
     return added
   }
 
-  async removeMember (chatId: string, userId: string): Promise<boolean> {
-    return (await this.#members.deleteOne({ _id: pairId(chatId, userId) })).deletedCount === 1
+  async removeMember (chatId: string, userId: string, end: { toSeq: number, at: number }): Promise<boolean> {
+    const id = pairId(chatId, userId)
+    const m = await this.#members.findOne({ _id: id })
+    if (!m) return false
+    // The period is recorded before the membership goes: a crash in between leaves a member
+    // whose earlier period is recorded twice (harmless), never one whose past is lost.
+    const period: MemberPeriod = { fromSeq: m.fromSeq ?? 0, toSeq: end.toSeq, joinedAt: m.joinedAt, leftAt: end.at }
+    await this.#periods.updateOne({ _id: id }, { $push: { periods: period } }, { upsert: true })
+    return (await this.#members.deleteOne({ _id: id })).deletedCount === 1
+  }
+
+  async periods (chatId: string, userId: string): Promise<MemberPeriod[]> {
+    const id = pairId(chatId, userId)
+    const [closed, m] = await Promise.all([this.#periods.findOne({ _id: id }), this.#members.findOne({ _id: id })])
+    const out = (closed?.periods ?? []).map((p) => ({ fromSeq: p.fromSeq, toSeq: p.toSeq, joinedAt: p.joinedAt, leftAt: p.leftAt }))
+    out.sort((a, b) => a.fromSeq - b.fromSeq)
+    if (m) out.push({ fromSeq: m.fromSeq ?? 0, toSeq: null, joinedAt: m.joinedAt, leftAt: null })
+    return out
   }
 
   async setRole (chatId: string, userId: string, role: Role): Promise<boolean> {
     return (await this.#members.updateOne({ _id: pairId(chatId, userId) }, { $set: { role } })).matchedCount === 1
   }
 
-  async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
-    return (await this.#members.find({}, { projection: { chatId: 1, userId: 1 } }).toArray()).map((m) => ({ chatId: m.chatId, userId: m.userId }))
+  async setEngaged (chatId: string, userId: string): Promise<boolean> {
+    return (await this.#members.updateOne({ _id: pairId(chatId, userId) }, { $set: { engaged: true } })).matchedCount === 1
+  }
+
+  async allMemberships (): Promise<Array<{ chatId: string, userId: string, fromSeq: number, engaged: boolean }>> {
+    return (await this.#members.find({}, { projection: { chatId: 1, userId: 1, fromSeq: 1, engaged: 1 } }).toArray())
+      .map((m) => ({ chatId: m.chatId, userId: m.userId, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true }))
   }
 
   async getSettings (userId: string): Promise<UserSettings | undefined> {

@@ -1,7 +1,7 @@
 // Media records on MongoDB: one document per media id, holding its owners and
 // the chats it was sent in, so every change is a single-document update.
 import type { Collection, Db } from 'mongodb'
-import type { Media, MediaStore } from '../types.js'
+import type { Media, MediaLink, MediaStore } from '../types.js'
 
 interface MediaDoc {
   _id: string
@@ -14,11 +14,16 @@ interface MediaDoc {
   createdAt: number
   uploadExpiresAt: number | null
   owners: string[]
-  chats: Array<{ chatId: string, at: number }>
-  /** The chat ids of `chats`, for matching (FerretDB 1.x cannot filter on fields of array elements). */
+  /** Links recorded before seqs were kept (they read as seq 1). */
+  chats?: Array<{ chatId: string, at: number }>
+  /** The chats it was sent in (FerretDB 1.x cannot filter on fields of array elements). */
   chatIds: string[]
+  /** Per chat id, the first and last seq of a message that carried it. */
+  seqs?: Record<string, { first: number, last: number }>
   /** Whether it was ever sent in a chat (the lifecycle deletes unsent uploads). */
   linked: boolean
+  /** The last use (upload, send, deduplication); absent on older documents (then createdAt). */
+  usedAt?: number
 }
 
 const toMedia = (d: MediaDoc): Media => ({
@@ -39,7 +44,7 @@ export class MongoMedia implements MediaStore {
   async put (m: Media): Promise<void> {
     await this.#media.insertOne({
       _id: m.id, sha256: m.sha256, size: m.size, contentType: m.contentType, kind: m.kind, uploader: m.uploader,
-      status: m.status, createdAt: m.createdAt, uploadExpiresAt: m.uploadExpiresAt, owners: [m.uploader], chats: [], chatIds: [], linked: false
+      status: m.status, createdAt: m.createdAt, uploadExpiresAt: m.uploadExpiresAt, owners: [m.uploader], chatIds: [], linked: false, usedAt: m.createdAt
     })
   }
 
@@ -58,17 +63,28 @@ export class MongoMedia implements MediaStore {
   }
 
   async delete (id: string): Promise<void> { await this.#media.deleteOne({ _id: id }) }
-  async addOwner (id: string, userId: string): Promise<void> { await this.#media.updateOne({ _id: id }, { $addToSet: { owners: userId } }) }
-  async isOwner (id: string, userId: string): Promise<boolean> { return (await this.#media.countDocuments({ _id: id, owners: userId })) > 0 }
-
-  async linkChat (id: string, chatId: string, at: number): Promise<void> {
-    // Only the first link of a chat counts (its time orders chatsOf).
-    await this.#media.updateOne({ _id: id, chatIds: { $ne: chatId } }, { $push: { chats: { chatId, at }, chatIds: chatId }, $set: { linked: true } })
+  async addOwner (id: string, userId: string, at: number): Promise<void> {
+    await this.#media.updateOne({ _id: id }, { $addToSet: { owners: userId }, $max: { usedAt: at } })
   }
 
-  async chatsOf (id: string): Promise<string[]> {
-    const d = await this.#media.findOne({ _id: id }, { projection: { chats: 1 } })
-    return (d?.chats ?? []).slice().sort((a, b) => a.at - b.at).map((c) => c.chatId)
+  async isOwner (id: string, userId: string): Promise<boolean> { return (await this.#media.countDocuments({ _id: id, owners: userId })) > 0 }
+
+  async linkChat (id: string, chatId: string, seq: number, at: number): Promise<void> {
+    // Chat ids are [a-z_0-9] only, so they are safe as field names.
+    await this.#media.updateOne({ _id: id }, {
+      $addToSet: { chatIds: chatId },
+      $min: { [`seqs.${chatId}.first`]: seq },
+      $max: { [`seqs.${chatId}.last`]: seq, usedAt: at },
+      $set: { linked: true }
+    })
+  }
+
+  async linksOf (id: string): Promise<MediaLink[]> {
+    const d = await this.#media.findOne({ _id: id }, { projection: { chatIds: 1, seqs: 1 } })
+    return (d?.chatIds ?? []).map((chatId) => {
+      const s = d?.seqs?.[chatId]
+      return { chatId, firstSeq: s?.first ?? 1, lastSeq: s?.last ?? 1 }
+    })
   }
 
   async bytesUploadedSince (userId: string, since: number): Promise<number> {
@@ -77,7 +93,13 @@ export class MongoMedia implements MediaStore {
   }
 
   async expired (retainedSince: number, referencedSince: number): Promise<Media[]> {
-    const docs = await this.#media.find({ $or: [{ createdAt: { $lt: retainedSince } }, { createdAt: { $lt: referencedSince }, linked: false }] }).toArray()
+    const docs = await this.#media.find({
+      $or: [
+        { usedAt: { $lt: retainedSince } },
+        { usedAt: { $exists: false }, createdAt: { $lt: retainedSince } },
+        { createdAt: { $lt: referencedSince }, linked: false }
+      ]
+    }).toArray()
     return docs.map(toMedia)
   }
 }

@@ -1,5 +1,5 @@
 // Directory (users, devices, chats, members, one-time codes) on SQLite.
-import type { Chat, Device, DirectoryStore, Member, OneTimeCode, Role, User, UserSettings } from '../types.js'
+import type { Chat, Device, DirectoryStore, Member, MemberPeriod, OneTimeCode, Role, User, UserSettings } from '../types.js'
 import type { SqliteDb } from './database.js'
 import { plainRow, plainRows } from '../../lib/sqlite.js'
 import type { ScramCredentials } from '../../lib/scram.js'
@@ -14,8 +14,13 @@ CREATE TABLE IF NOT EXISTS chats (
   id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
   chat_id TEXT NOT NULL REFERENCES chats(id), user_id TEXT NOT NULL, role TEXT NOT NULL, joined_at INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL DEFAULT 0, engaged INTEGER NOT NULL DEFAULT 1,
   PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
+CREATE TABLE IF NOT EXISTS member_periods (
+  chat_id TEXT NOT NULL, user_id TEXT NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+  joined_at INTEGER NOT NULL, left_at INTEGER NOT NULL,
+  PRIMARY KEY (chat_id, user_id, from_seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS one_time_codes (
@@ -24,7 +29,7 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
 
 interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null, scram: string | null, linked: number | null }
 interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number }
-interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number }
+interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number, from_seq: number, engaged: number }
 
 const toDevice = (r: DeviceRow): Device => ({
   id: r.id,
@@ -37,7 +42,7 @@ const toDevice = (r: DeviceRow): Device => ({
   ...(r.linked === 1 ? { linked: true } : {})
 })
 const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at })
-const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at })
+const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at, fromSeq: r.from_seq, engaged: r.engaged === 1 })
 
 export class SqliteDirectory implements DirectoryStore {
   #db: SqliteDb
@@ -51,6 +56,10 @@ export class SqliteDirectory implements DirectoryStore {
     if (!have.has('scram')) db.exec('ALTER TABLE devices ADD COLUMN scram TEXT')
     // ... and before linked devices were told apart (those read as created by a phone verification).
     if (!have.has('linked')) db.exec('ALTER TABLE devices ADD COLUMN linked INTEGER')
+    // Members recorded before membership periods read the whole chat (from_seq 0), and count as engaged.
+    const memberColumns = new Set((db.prepare('PRAGMA table_info(members)').all() as Array<{ name: string }>).map((c) => c.name))
+    if (!memberColumns.has('from_seq')) db.exec('ALTER TABLE members ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0')
+    if (!memberColumns.has('engaged')) db.exec('ALTER TABLE members ADD COLUMN engaged INTEGER NOT NULL DEFAULT 1')
     this.#st = {
       insertUser: db.prepare('INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?)'),
       user: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE id = ?'),
@@ -66,10 +75,15 @@ export class SqliteDirectory implements DirectoryStore {
       rename: db.prepare('UPDATE chats SET name = ? WHERE id = ?'),
       chatsOf: db.prepare('SELECT c.* FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.user_id = ? ORDER BY c.created_at, c.id'),
       members: db.prepare('SELECT * FROM members WHERE chat_id = ? ORDER BY joined_at, user_id'),
-      insertMember: db.prepare('INSERT OR IGNORE INTO members (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)'),
+      insertMember: db.prepare('INSERT OR IGNORE INTO members (chat_id, user_id, role, joined_at, from_seq, engaged) VALUES (?, ?, ?, ?, ?, ?)'),
+      setEngaged: db.prepare('UPDATE members SET engaged = 1 WHERE chat_id = ? AND user_id = ?'),
+      member: db.prepare('SELECT * FROM members WHERE chat_id = ? AND user_id = ?'),
       removeMember: db.prepare('DELETE FROM members WHERE chat_id = ? AND user_id = ?'),
+      closePeriod: db.prepare('INSERT OR REPLACE INTO member_periods (chat_id, user_id, from_seq, to_seq, joined_at, left_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      closedPeriods: db.prepare(`SELECT from_seq AS fromSeq, to_seq AS toSeq, joined_at AS joinedAt, left_at AS leftAt
+        FROM member_periods WHERE chat_id = ? AND user_id = ? ORDER BY from_seq`),
       setRole: db.prepare('UPDATE members SET role = ? WHERE chat_id = ? AND user_id = ?'),
-      allMemberships: db.prepare('SELECT chat_id AS chatId, user_id AS userId FROM members'),
+      allMemberships: db.prepare('SELECT chat_id, user_id, from_seq, engaged FROM members'),
       block: db.prepare('INSERT OR IGNORE INTO blocks (blocker, blocked, at) VALUES (?, ?, ?)'),
       unblock: db.prepare('DELETE FROM blocks WHERE blocker = ? AND blocked = ?'),
       allBlocks: db.prepare('SELECT blocker, blocked FROM blocks ORDER BY blocker, blocked'),
@@ -105,7 +119,7 @@ export class SqliteDirectory implements DirectoryStore {
   async createChat (chat: Chat, members: Member[]): Promise<boolean> {
     return this.#db.transaction(() => {
       if (this.#st.insertChat.run(chat.id, chat.kind, chat.name, chat.createdBy, chat.createdAt).changes === 0) return false
-      for (const m of members) this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt)
+      for (const m of members) this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt, m.fromSeq, m.engaged ? 1 : 0)
       return true
     })()
   }
@@ -120,13 +134,30 @@ export class SqliteDirectory implements DirectoryStore {
   async members (chatId: string): Promise<Member[]> { return (this.#st.members.all(chatId) as MemberRow[]).map(toMember) }
 
   async addMembers (members: Member[]): Promise<Member[]> {
-    return this.#db.transaction(() => members.filter((m) => this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt).changes === 1))()
+    return this.#db.transaction(() => members.filter((m) => this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt, m.fromSeq, m.engaged ? 1 : 0).changes === 1))()
   }
 
-  async removeMember (chatId: string, userId: string): Promise<boolean> { return this.#st.removeMember.run(chatId, userId).changes === 1 }
+  async removeMember (chatId: string, userId: string, end: { toSeq: number, at: number }): Promise<boolean> {
+    return this.#db.transaction(() => {
+      const m = this.#st.member.get(chatId, userId) as MemberRow | undefined
+      if (!m) return false
+      this.#st.closePeriod.run(chatId, userId, m.from_seq, end.toSeq, m.joined_at, end.at)
+      this.#st.removeMember.run(chatId, userId)
+      return true
+    })()
+  }
+
+  async periods (chatId: string, userId: string): Promise<MemberPeriod[]> {
+    const closed = plainRows<MemberPeriod>(this.#st.closedPeriods.all(chatId, userId))
+    const m = this.#st.member.get(chatId, userId) as MemberRow | undefined
+    return m ? [...closed, { fromSeq: m.from_seq, toSeq: null, joinedAt: m.joined_at, leftAt: null }] : closed
+  }
+
   async setRole (chatId: string, userId: string, role: Role): Promise<boolean> { return this.#st.setRole.run(role, chatId, userId).changes === 1 }
-  async allMemberships (): Promise<Array<{ chatId: string, userId: string }>> {
-    return plainRows<{ chatId: string, userId: string }>(this.#st.allMemberships.all())
+  async setEngaged (chatId: string, userId: string): Promise<boolean> { return this.#st.setEngaged.run(chatId, userId).changes === 1 }
+
+  async allMemberships (): Promise<Array<{ chatId: string, userId: string, fromSeq: number, engaged: boolean }>> {
+    return (this.#st.allMemberships.all() as MemberRow[]).map((r) => ({ chatId: r.chat_id, userId: r.user_id, fromSeq: r.from_seq, engaged: r.engaged === 1 }))
   }
 
   async block (blocker: string, blocked: string, at: number): Promise<boolean> { return this.#st.block.run(blocker, blocked, at).changes === 1 }

@@ -27,7 +27,10 @@ const server = new TestServer({
   MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: '100',
   MQCHAT_MQTT_MAX_UNAUTHENTICATED: '160',
   MQCHAT_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '40',
-  MQCHAT_HTTP_MAX_CONNECTIONS: '70'
+  MQCHAT_HTTP_MAX_CONNECTIONS: '70',
+  // Small enough for hole 9's test to go past them; no other test comes near.
+  MQCHAT_PHONE_LOOKUPS_PER_HOUR: '20',
+  MQCHAT_DIRECT_CHATS_PER_HOUR: '5'
 })
 
 let n = 0
@@ -207,6 +210,75 @@ test('hole 5, a deeply nested body: refused at ingest over MQTT and HTTP; a stor
   await stillServing()
 })
 
+test('hole 4, membership periods: a member reads, is sent and may refer to only what was sent while they were in the group', async () => {
+  const [a, b, c] = [await server.register(phone()), await server.register(phone()), await server.register(phone())]
+  const group = (await server.api('POST', '/v1/chats', a.token, { kind: 'group', name: 'past', members: [b.userId] })).body.chat_id as string
+  const send = async (who: DeviceCreds, envelope: Record<string, unknown>): Promise<number> => {
+    const r = await server.api('POST', `/v1/chats/${group}/messages`, who.token, envelope)
+    assert.equal(r.status, 201, JSON.stringify(r.body))
+    return r.body.seq as number
+  }
+  // Before Carol: a photo (seq 1) and three texts.
+  const { createHash } = await import('node:crypto')
+  const photo = Buffer.from('an early photo')
+  const slot = await server.api('POST', '/v1/media', a.token, { chat: group, size: photo.length, content_type: 'image/png', sha256: createHash('sha256').update(photo).digest('hex') })
+  assert.equal((await fetch(slot.body.upload.url, { method: 'PUT', body: new Uint8Array(photo), signal: AbortSignal.timeout(10_000) })).status, 201)
+  const mediaId = slot.body.media_id as string
+  assert.equal(await send(a, { id: 'p1', type: 'media', media: mediaId, body: { caption: 'before' } }), 1)
+  for (const i of [2, 3, 4]) assert.equal(await send(a, { id: `p${i}`, body: `before ${i}` }), i)
+  assert.equal((await server.api('POST', `/v1/chats/${group}/members`, a.token, { users: [c.userId] })).status, 200)
+  const carol = await new Device(server, c).connect()
+  try {
+    // An edit of a message from before her join, then a message after it.
+    assert.equal(await send(a, { id: 'p5', type: 'edit', ref: 2, body: 'before 2, edited' }), 5)
+    assert.equal(await send(a, { id: 'p6', body: 'welcome' }), 6)
+    await carol.waitEvent('the welcome', (e) => e.type === 'msg' && e.seq === 6)
+    assert.deepEqual(carol.of('msg', group).map((e) => e.seq), [6], 'no live copy of the edit of seq 2')
+
+    const page = await server.api('GET', `/v1/chats/${group}/messages?after=0&limit=100`, c.token)
+    assert.deepEqual(page.body.messages.map((m: { seq: number }) => m.seq), [6])
+    const sync = await server.api('POST', '/v1/sync', c.token, { cursors: { [group]: 0 } })
+    const entry = sync.body.chats.find((x: { chat_id: string }) => x.chat_id === group)
+    assert.deepEqual(entry.messages.map((m: { seq: number }) => m.seq), [6], JSON.stringify(entry))
+    assert.equal(entry.missing, undefined, 'seqs from before the join are not reported as lost')
+    assert.equal((await server.api('GET', `/v1/chats/${group}/messages/2/receipts`, c.token)).status, 404)
+    assert.equal((await server.api('POST', `/v1/media/${mediaId}/download`, c.token)).status, 404)
+    for (const [id, envelope] of [['r1', { type: 'reply', reply_to: 2, body: 'quoting' }], ['r2', { type: 'reaction', ref: 3, body: '👍' }]] as const) {
+      const r = await server.api('POST', `/v1/chats/${group}/messages`, c.token, { id, ...envelope })
+      assert.equal(r.status, 404, `${id}: ${JSON.stringify(r.body)}`)
+      assert.equal(r.body.error.code, 'unknown_message')
+    }
+    const resend = await server.api('POST', `/v1/chats/${group}/messages`, c.token, { id: 'r3', type: 'media', media: mediaId, body: {} })
+    assert.equal(resend.body.error?.code, 'unknown_media', JSON.stringify(resend.body))
+    const own = (await server.api('POST', '/v1/chats', c.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    const fwd = await server.api('POST', `/v1/chats/${group}/messages/3/forward`, c.token, { to: [own], id: 'f1' })
+    assert.equal(fwd.status, 404, JSON.stringify(fwd.body))
+    // The XMPP archive of the group: the same.
+    const x = await signedIn(c)
+    x.write(`<iq type='set' id='mam-g' to='${group}@groups.localhost'><query xmlns='urn:xmpp:mam:2'/></iq>`)
+    const archive = await readUntil(x, (o) => /<iq [^>]*id=.mam-g./.test(o) || o.includes('</stream:stream>'))
+    x.destroy()
+    assert.match(archive.out, /<iq [^>]*type=.result./, archive.out.slice(-300))
+    assert.deepEqual([...archive.out.matchAll(/<result [^>]*id=.([^'"]+)./g)].map((m) => m[1]), [`${group}:6`])
+  } finally {
+    await carol.close()
+  }
+
+  // Bob leaves for a while (removed), then is added back: he reads both periods and nothing from between.
+  assert.equal((await server.api('DELETE', `/v1/chats/${group}/members/${b.userId}`, a.token)).status, 204)
+  assert.equal(await send(a, { id: 'p7', body: 'while Bob is out' }), 7)
+  assert.equal((await server.api('POST', `/v1/chats/${group}/members`, a.token, { users: [b.userId] })).status, 200)
+  assert.equal(await send(a, { id: 'p8', body: 'Bob is back' }), 8)
+  const bobPage = await server.api('GET', `/v1/chats/${group}/messages?after=0&limit=100`, b.token)
+  assert.deepEqual(bobPage.body.messages.map((m: { seq: number }) => m.seq), [1, 2, 3, 4, 5, 6, 8])
+  const bobSync = (await server.api('POST', '/v1/sync', b.token, { cursors: { [group]: 5 }, limit: 1 })).body.chats.find((x: { chat_id: string }) => x.chat_id === group)
+  assert.deepEqual([bobSync.messages.map((m: { seq: number }) => m.seq), bobSync.next_after, bobSync.has_more], [[6], 7, true], 'the cursor moves past the gap')
+  assert.equal((await server.api('GET', `/v1/chats/${group}/messages/7/receipts`, b.token)).status, 404)
+  assert.equal((await server.api('GET', `/v1/chats/${group}/messages/6/receipts`, b.token)).status, 200)
+  assert.equal((await server.api('POST', `/v1/media/${mediaId}/download`, b.token)).status, 200, 'media from his first period')
+  await stillServing()
+})
+
 test('hole 8, blocking hides presence over HTTP too, whatever the last-seen setting', async () => {
   const a = await server.register(phone())
   const m = await server.register(phone())
@@ -233,6 +305,53 @@ function rawHttp (head: string, body: string | undefined, ms = 20_000): Promise<
     s.on('connect', () => { s.write(head); if (body !== undefined) s.write(body) })
   })
 }
+
+test('hole 9, a phone number alone: no presence until the other side writes; phone lookups and new direct chats are rate-limited', async () => {
+  const [target, mallory] = [await server.register(phone()), await server.register(phone())]
+  const opened = await server.api('POST', '/v1/chats', mallory.token, { kind: 'direct', user: target.phone })
+  assert.equal(opened.status, 201)
+  const chat = opened.body.chat_id as string
+  const T = await new Device(server, target).connect()
+  const M = await new Device(server, mallory).connect()
+  const subscribe = async (d: Device, user: string): Promise<number[]> => await new Promise((resolve) => d.client.subscribe(`presence/${user}`, { qos: 0 }, (err, g) => {
+    resolve((err as { packet?: { granted?: number[] } } | null)?.packet?.granted ?? (g ?? []).map((x) => x.qos))
+  }))
+  try {
+    // Opening a chat at someone is not being their contact: no presence, over MQTT or HTTP.
+    assert.deepEqual(await subscribe(M, target.userId), [128])
+    assert.equal((await server.api('GET', `/v1/users/${target.userId}/presence`, mallory.token)).status, 404)
+    // The other way round it is: Mallory opened the chat, so the target may see her.
+    assert.equal((await server.api('GET', `/v1/users/${mallory.userId}/presence`, target.token)).status, 200)
+    // The target replies: from now on Mallory is a contact.
+    await T.publish(chat, { id: 'who', body: 'who is this?' })
+    await M.waitEvent('the reply', (e) => e.type === 'msg' && e.id === 'who')
+    assert.deepEqual(await subscribe(M, target.userId), [0])
+    const seen = await server.api('GET', `/v1/users/${target.userId}/presence`, mallory.token)
+    assert.deepEqual([seen.status, seen.body.state], [200, 'online'])
+  } finally {
+    await T.close()
+    await M.close()
+  }
+
+  // Phone lookups: 20 an hour (this server), registered or not; Mallory has used one.
+  const codes: number[] = []
+  for (let i = 0; i < 19; i++) codes.push((await server.api('POST', '/v1/chats', mallory.token, { kind: 'direct', user: `+1555800${String(i).padStart(4, '0')}` })).status)
+  assert.deepEqual(codes, Array(19).fill(404))
+  const over = await server.api('POST', '/v1/chats', mallory.token, { kind: 'direct', user: target.phone })
+  assert.deepEqual([over.status, over.body.error.code], [429, 'rate_limited'], 'a registered number costs the same')
+  assert.equal((await server.api('POST', '/v1/blocks', mallory.token, { user: target.phone })).status, 429, 'blocking by phone is a lookup too')
+  assert.equal((await server.api('POST', '/v1/chats', mallory.token, { kind: 'group', name: 'g', members: [target.phone] })).status, 429)
+  // By id it is free: the chat that exists opens again.
+  assert.equal((await server.api('POST', '/v1/chats', mallory.token, { kind: 'direct', user: target.userId })).status, 200)
+
+  // New direct chats: 5 an hour (this server); Mallory has opened one.
+  const others = [await server.register(phone()), await server.register(phone()), await server.register(phone()), await server.register(phone()), await server.register(phone())]
+  const direct: number[] = []
+  for (const o of others) direct.push((await server.api('POST', '/v1/chats', mallory.token, { kind: 'direct', user: o.userId })).status)
+  assert.deepEqual(direct, [201, 201, 201, 201, 429])
+  assert.equal((await server.api('POST', '/v1/chats', mallory.token, { kind: 'direct', user: others[0].userId })).status, 200, 'an existing chat is free')
+  await stillServing()
+})
 
 test('hole 3, HTTP: a body is not read before the token is checked, a slow body times out, and each route takes only the body it needs', async () => {
   const a = await server.register(phone())

@@ -202,7 +202,8 @@ test('presence counts devices on every broker: online while any is connected, of
   const erin = await cluster.api.register('+15550100005', 'erin-phone')
   const erin2 = await cluster.api.link(erin, 'erin-laptop')
   const frank = await cluster.api.register('+15550100006', 'frank-phone')
-  await cluster.api.api('POST', '/v1/chats', frank.token, { kind: 'direct', user: erin.userId })
+  // Erin opens the chat, which makes Frank her contact: he may watch her presence.
+  await cluster.api.api('POST', '/v1/chats', erin.token, { kind: 'direct', user: frank.userId })
   const f = await online(frank, 0)
   await f.client.subscribeAsync(`presence/${erin.userId}`, { qos: 0 })
   const states = (): string[] => f.presence.filter((p) => p.user === erin.userId).map((p) => p.state as string)

@@ -118,12 +118,26 @@ test('S3: the CLI sends a file and another member fetches it; a non-member is re
   }
 })
 
-test('S3: mqchat setup-s3 applies the bucket lifecycle rule; the server job deletes unreferenced media from S3', async () => {
+test('S3: mqchat setup-s3 removes the age rule of older releases and keeps other rules; the server job deletes unreferenced media from S3', async () => {
+  const { GetBucketLifecycleConfigurationCommand, PutBucketLifecycleConfigurationCommand } = await import('@aws-sdk/client-s3')
+  // The bucket as an older release left it, with a rule of the operator's beside it.
+  await s3.send(new PutBucketLifecycleConfigurationCommand({
+    Bucket: 'mqchat-media',
+    LifecycleConfiguration: {
+      Rules: [
+        { ID: 'mqchat-media-retention', Status: 'Enabled', Filter: { Prefix: '' }, Expiration: { Days: 30 } },
+        { ID: 'operator-scratch', Status: 'Enabled', Filter: { Prefix: 'scratch/' }, Expiration: { Days: 2 } }
+      ]
+    }
+  }))
   const r = await cli(tempDir('mqchat-cli-'), ['setup-s3', '--json'], { ...minio.env(), MQCHAT_MEDIA_RETENTION_DAYS: '30' })
   assert.equal(r.code, 0, r.stderr)
-  const { GetBucketLifecycleConfigurationCommand } = await import('@aws-sdk/client-s3')
+  assert.deepEqual(JSON.parse(r.stdout), { bucket: 'mqchat-media', retention_days: 30, removed_age_rule: true })
+  // Retention counts from a media id's last use, which only the server knows: no expiry by age is left in the bucket.
   const rules = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'mqchat-media' }))).Rules ?? []
-  assert.deepEqual(rules.map((x) => [x.ID, x.Status, x.Expiration?.Days]), [['mqchat-media-retention', 'Enabled', 30]])
+  assert.deepEqual(rules.map((x) => x.ID), ['operator-scratch'])
+  const again = await cli(tempDir('mqchat-cli-'), ['setup-s3', '--json'], minio.env())
+  assert.equal(JSON.parse(again.stdout).removed_age_rule, false)
 
   // An upload never sent anywhere, two days old: the job at the next start removes it from S3.
   const bytes = randomBytes(1000)

@@ -232,18 +232,23 @@ test('the CLI: send --file in a group, another member fetches it byte-identical;
   }
 })
 
-test('the lifecycle job removes expired and unreferenced media, and nothing else', async () => {
+test('the lifecycle job removes media unused past retention and unreferenced media, and nothing else: not media sent again, nor media whose link a crash lost', async () => {
   const s = new TestServer()
   try {
     await s.start()
     const u = await s.register('+15551300020')
     const v = await s.register('+15551300021')
     const chat = (await s.api('POST', '/v1/chats', u.token, { kind: 'direct', user: v.userId })).body.chat_id as string
-    const upload = async (send: boolean, complete = true): Promise<string> => {
+    const bytesOf = new Map<string, Buffer>()
+    const send = async (id: string): Promise<void> => {
+      assert.equal((await s.api('POST', `/v1/chats/${chat}/messages`, u.token, { id: `lc-${id}-${randomBytes(3).toString('hex')}`, type: 'media', media: id })).status, 201)
+    }
+    const upload = async (sendIt: boolean, complete = true): Promise<string> => {
       const bytes = randomBytes(512)
       const sl = await s.api('POST', '/v1/media', u.token, { chat, size: bytes.length, content_type: 'application/pdf', sha256: sha(bytes) })
       if (complete) assert.equal((await fetch(sl.body.upload.url, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'content-type': 'application/pdf' } })).status, 201)
-      if (send) assert.equal((await s.api('POST', `/v1/chats/${chat}/messages`, u.token, { id: `lc-${sl.body.media_id as string}`, type: 'media', media: sl.body.media_id })).status, 201)
+      bytesOf.set(sl.body.media_id as string, bytes)
+      if (sendIt) await send(sl.body.media_id as string)
       return sl.body.media_id as string
     }
     const keepSentRecent = await upload(true)
@@ -252,22 +257,43 @@ test('the lifecycle job removes expired and unreferenced media, and nothing else
     const dropUnsent2Days = await upload(false)
     const dropSent31Days = await upload(true)
     const dropPending2Days = await upload(false, false)
+    const keepSentAgain = await upload(true)
+    const keepLinkLost = await upload(true)
     await s.stop()
     const { SqliteDatabase } = await import('../../lib/sqlite.js')
-    const db = new SqliteDatabase(join(s.dataDir, 'mqchat.db'))
-    const age = db.prepare('UPDATE media SET created_at = created_at - ? WHERE id = ?')
-    age.run(29 * 86_400_000, keepSent29Days)
-    age.run(2 * 86_400_000, dropUnsent2Days)
-    age.run(31 * 86_400_000, dropSent31Days)
-    age.run(2 * 86_400_000, dropPending2Days)
-    db.close()
+    /** Moves a media id's times (creation and last use) back, as if that much time had passed. */
+    const age = (days: Array<[string, number]>, also?: (db: InstanceType<typeof SqliteDatabase>) => void): void => {
+      const db = new SqliteDatabase(join(s.dataDir, 'mqchat.db'))
+      const hasUse = (db.prepare('PRAGMA table_info(media)').all() as Array<{ name: string }>).some((c) => c.name === 'used_at')
+      const st = db.prepare(hasUse ? 'UPDATE media SET created_at = created_at - ?1, used_at = used_at - ?1 WHERE id = ?2' : 'UPDATE media SET created_at = created_at - ?1 WHERE id = ?2')
+      for (const [id, d] of days) st.run(d * 86_400_000, id)
+      also?.(db)
+      db.close()
+    }
+    age([[keepSent29Days, 29], [dropUnsent2Days, 2], [dropSent31Days, 31], [dropPending2Days, 2], [keepSentAgain, 29], [keepLinkLost, 2]], (db) => {
+      // The state a crash leaves between storing a media message and linking its media: stored, not linked, not fanned out.
+      db.prepare('DELETE FROM media_chats WHERE media_id = ?').run(keepLinkLost)
+      db.prepare('UPDATE messages SET fanned_out = 0 WHERE media = ?').run(keepLinkLost)
+    })
     await s.start()
-    await (await import('../helpers/server.js')).waitFor('the lifecycle to run', () => /media lifecycle/.test(s.log))
-    const status = async (id: string) => (await s.api('POST', `/v1/media/${id}/download`, u.token)).status
-    for (const id of [keepSentRecent, keepUnsentFresh, keepSent29Days]) assert.equal(await status(id), 200, `${id} kept`)
-    for (const id of [dropUnsent2Days, dropSent31Days, dropPending2Days]) assert.equal(await status(id), 404, `${id} deleted`)
+    const { waitFor } = await import('../helpers/server.js')
+    await waitFor('the lifecycle to run', () => /media lifecycle/.test(s.log))
+    // The 29-day-old file is sent again (the client names its bytes: deduplicated, no upload)...
+    const again = await s.api('POST', '/v1/media', u.token, { chat, size: 512, content_type: 'application/pdf', sha256: sha(bytesOf.get(keepSentAgain) as Buffer) })
+    assert.deepEqual([again.body.media_id, again.body.existing], [keepSentAgain, true])
+    await send(keepSentAgain)
+    await s.stop()
+    // ... and two days pass: it is 31 days old, last sent 2 days ago.
+    age([[keepSentAgain, 2]])
+    // The lifecycle job runs at start, before the server reports ready.
+    await s.start()
+    const status = async (token: string, id: string) => (await s.api('POST', `/v1/media/${id}/download`, token)).status
+    for (const id of [keepSentRecent, keepUnsentFresh, keepSent29Days, keepSentAgain]) assert.equal(await status(u.token, id), 200, `${id} kept`)
+    // The other member can fetch the media whose link was lost: the restart linked it again.
+    assert.equal(await status(v.token, keepLinkLost), 200, 'media of a message stored just before a crash is kept and linked')
+    for (const id of [dropUnsent2Days, dropSent31Days, dropPending2Days]) assert.equal(await status(u.token, id), 404, `${id} deleted`)
     const files = readdirSync(join(s.dataDir, 'media'), { recursive: true }).map(String).filter((f) => f.includes('m_')).map((f) => f.split('/').pop())
-    assert.deepEqual(files.sort(), [keepSentRecent, keepUnsentFresh, keepSent29Days].sort(), 'exactly the kept files remain on disk')
+    assert.deepEqual(files.sort(), [keepSentRecent, keepUnsentFresh, keepSent29Days, keepSentAgain, keepLinkLost].sort(), 'exactly the kept files remain on disk')
   } finally {
     await s.dispose()
   }

@@ -1,6 +1,6 @@
 // Presence: online while any device is connected, offline with last seen on
 // the last disconnect or a keepalive timeout; retained on presence/<userId>,
-// visible only to users sharing a chat; flapping coalesced; never from wills.
+// visible only to contacts; flapping coalesced; never from wills.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
@@ -17,7 +17,9 @@ before(async () => {
   b = await server.register('+15551000002')
   b2 = await server.link(b)
   stranger = await server.register('+15551000003')
-  await server.api('POST', '/v1/chats', w.token, { kind: 'direct', user: b.userId })
+  const chat = (await server.api('POST', '/v1/chats', w.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  // B answers, which makes W a contact of B's (W opened the chat: B is one of W's already).
+  assert.equal((await server.api('POST', `/v1/chats/${chat}/messages`, b.token, { id: 'hello', body: 'hello' })).status, 201)
 })
 after(async () => { await server.dispose() })
 
@@ -105,13 +107,15 @@ test('flapping within the coalescing window is published once', async () => {
   await W.close()
 })
 
-test('a user sharing no chat is refused the subscription and the lookup; last seen can be hidden', async () => {
+test('a user who is not a contact is refused the subscription and the lookup; last seen can be hidden', async () => {
   const S = await new Device(server, stranger).connect()
   const granted = await new Promise<number[]>((resolve) => S.client.subscribe(`presence/${b.userId}`, { qos: 0 }, (err, g) => {
     resolve((err as { packet?: { granted?: number[] } } | null)?.packet?.granted ?? (g ?? []).map((x) => x.qos))
   }))
   assert.deepEqual(granted, [128])
-  assert.equal((await server.api('GET', `/v1/users/${b.userId}/presence`, stranger.token)).status, 200, 'last seen visible to everyone by default')
+  assert.equal((await server.api('GET', `/v1/users/${b.userId}/presence`, stranger.token)).status, 404, 'contacts only by default')
+  await server.api('PATCH', '/v1/me/settings', b.token, { last_seen: 'everyone' })
+  assert.equal((await server.api('GET', `/v1/users/${b.userId}/presence`, stranger.token)).status, 200, 'everyone may look it up')
   await server.api('PATCH', '/v1/me/settings', b.token, { last_seen: 'chats' })
   assert.equal((await server.api('GET', `/v1/users/${b.userId}/presence`, stranger.token)).status, 404)
   await server.api('PATCH', '/v1/me/settings', b.token, { last_seen: 'nobody' })
@@ -128,7 +132,7 @@ test('a user sharing no chat is refused the subscription and the lookup; last se
   await B.close()
   const off = await waitFor('offline', () => states(W, b.userId).slice(before).find((p) => p.state === 'offline'), 5000)
   assert.equal(off.last_seen, undefined, 'last seen hidden')
-  await server.api('PATCH', '/v1/me/settings', b.token, { last_seen: 'everyone' })
+  await server.api('PATCH', '/v1/me/settings', b.token, { last_seen: 'chats' })
   await W.close()
   await S.close()
 })
