@@ -104,3 +104,42 @@ export function clientIdOf (payload: Buffer): string | undefined {
     return undefined
   }
 }
+
+/**
+ * The client id of an envelope from the first bytes of its JSON text (an
+ * oversize publish is not read whole): the top-level "id", if it comes whole
+ * within them.
+ */
+export function leadingClientId (prefix: Buffer): string | undefined {
+  const text = prefix.toString('utf8')
+  let depth = 0
+  let i = 0
+  /** Reads the string starting at text[i] (a quote); undefined if it does not end in the prefix. */
+  const str = (): string | undefined => {
+    const start = i
+    for (i++; i < text.length; i++) {
+      if (text[i] === '\\') i++
+      else if (text[i] === '"') { i++; try { return JSON.parse(text.slice(start, i)) as string } catch { return undefined } }
+    }
+    return undefined
+  }
+  while (i < text.length) {
+    const c = text[i]
+    if (c === '"') {
+      const key = str()
+      if (key === undefined) return undefined
+      if (depth !== 1 || key !== 'id') continue
+      while (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t') i++
+      if (text[i] !== ':') continue
+      i++
+      while (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t') i++
+      if (text[i] !== '"') continue
+      const id = str()
+      return id !== undefined && CLIENT_ID.test(id) ? id : undefined
+    }
+    if (c === '{' || c === '[') depth++
+    else if (c === '}' || c === ']') depth--
+    i++
+  }
+  return undefined
+}

@@ -18,7 +18,7 @@ import { authorizeSubscribe, type SubscriptionPolicy } from '../plugins/authoriz
 import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
-import { guardPackets } from './packet-guard.js'
+import { guardPackets, type PacketParser } from './packet-guard.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
 import { Admission } from '../lib/admission.js'
@@ -160,7 +160,7 @@ export async function startBroker (
     // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes).
     ...(open ? {} : {
       authorizeSubscribe: authorizeSubscribe(policy),
-      authorizePublish: authorizePublish(bridge, handlers, limiter, log),
+      authorizePublish: authorizePublish(bridge, handlers, limiter, log, opts.maxPacketBytes),
       // A device only ever receives its own dev/<id>/… topics, and presence it
       // may still watch (membership or a block may have changed since it subscribed).
       authorizeForward: (client: Client, packet: Parameters<AuthorizeForwardHook>[1]) => {
@@ -241,10 +241,14 @@ export async function startBroker (
       return
     }
     conn.on('close', release)
-    places.set(aedes.handle(conn, req) as object, release)
-    guardPackets(conn, {
+    const client = aedes.handle(conn, req)
+    places.set(client as object, release)
+    // aedes 1.2 feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it.
+    guardPackets(conn, (client as unknown as { _parser: PacketParser })._parser, {
       maxBytes: opts.maxPacketBytes,
       onOversize: (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'),
+      // With the chat layer on, an oversize PUBLISH becomes a stand-in it refuses; open access has no such layer: it closes.
+      onOversizePublish: open ? undefined : (size) => log.info({ size, limit: opts.maxPacketBytes }, 'PUBLISH over the size limit: skipped, refused with too_large'),
       onViolation: (reason) => log.info({ reason }, 'connection closed: MQTT protocol violation'),
       onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version')
     })

@@ -1,37 +1,68 @@
-// Inbound packet guard. It watches the bytes aedes reads from a connection:
-// the 'data' event fires for every chunk aedes read()s, before aedes parses
-// it, without changing how aedes consumes the stream. It frames packets
-// itself and:
-// - destroys the connection as soon as a fixed header announces a packet over
-//   the size limit. aedes 1.2 has no such option, and mqtt-packet buffers a
-//   whole packet before parsing it, so a client could otherwise make the
-//   broker hold a 256 MB packet;
-// - answers a first CONNECT naming a protocol level other than 3, 4 or 5 with
-//   CONNACK 0x01 [MQTT-3.1.2-2]. mqtt-packet refuses to parse such levels, so
-//   aedes would only close;
-// - applies the per-packet rules of packet-rules.ts (malformed or forbidden
-//   fields that mqtt-packet and aedes let through) and destroys the
-//   connection on a violation [MQTT-4.8.0-1].
-// Only what a rule needs is copied: whole packets for the small control
-// packets, the topic and packet id of a PUBLISH, never its payload.
+// Inbound packet guard. It stands between a connection's bytes and aedes'
+// MQTT parser (it wraps the parser's parse(), which aedes calls with every
+// chunk it reads), frames packets itself, and passes on to the parser only
+// what may be parsed:
+// - a PUBLISH over the size limit is not read: its topic, packet id and the
+//   start of its payload are, then a small stand-in PUBLISH (same topic,
+//   packet id and flags; `oversizeMarker` as its payload) goes to the parser
+//   in its place, and the rest of its bytes are dropped as they arrive. The
+//   chat layer refuses the stand-in (`too_large`) and the broker acknowledges
+//   it, so the session goes on: a client that resends an unacknowledged
+//   PUBLISH after every reconnect (as MQTT requires) is not stuck on it;
+// - any other packet over the size limit closes the connection as soon as its
+//   fixed header announces it (mqtt-packet would buffer it whole);
+// - a first CONNECT naming a protocol level other than 3, 4 or 5 is answered
+//   with CONNACK 0x01 [MQTT-3.1.2-2] (mqtt-packet refuses to parse it, so
+//   aedes would only close);
+// - the per-packet rules of packet-rules.ts (malformed or forbidden fields
+//   that mqtt-packet and aedes let through) close the connection on a
+//   violation [MQTT-4.8.0-1], before the packet reaches the parser.
+// Bytes are passed on as slices of the chunks read, never copied, except the
+// few a rule needs (whole small control packets; a PUBLISH's topic and id).
 import type { Duplex } from 'node:stream'
-import { connectLevel, CONNECT, neededBytes, packetViolation } from './packet-rules.js'
+import { connectLevel, CONNECT, neededBytes, packetViolation, PUBLISH } from './packet-rules.js'
 
 const KNOWN_LEVELS = new Set([3, 4, 5])
 const CONNACK_UNACCEPTABLE_VERSION = Buffer.from([0x20, 0x02, 0x00, 0x01])
 /** The bytes of a packet before any arrived (shared: this runs for every packet). */
 const NOTHING = Buffer.alloc(0)
+/** How much of an oversize PUBLISH's payload is read: enough to find the envelope's client id. */
+const OVERSIZE_PAYLOAD_PREFIX = 512
+
+/** The stand-in payload's prefix: a NUL byte, which no JSON envelope starts with. */
+const MARKER = '\u0000mqchat-oversize '
+
+/** The payload standing in for an oversize PUBLISH: its size, and the start of its own payload. */
+export function oversizeMarker (size: number, payloadStart: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${MARKER}${size}\n`, 'latin1'), payloadStart])
+}
+
+/** The size and payload start of a stand-in PUBLISH, or undefined for any other payload. */
+export function readOversizeMarker (payload: Buffer): { size: number, payloadStart: Buffer } | undefined {
+  if (payload.length < MARKER.length || payload[0] !== 0 || payload.toString('latin1', 0, MARKER.length) !== MARKER) return undefined
+  const nl = payload.indexOf(0x0a, MARKER.length)
+  const size = Number(payload.toString('latin1', MARKER.length, nl))
+  if (nl < 0 || !Number.isSafeInteger(size)) return undefined
+  return { size, payloadStart: payload.subarray(nl + 1) }
+}
 
 export interface GuardOptions {
   maxBytes: number
+  /** A packet other than PUBLISH over the limit: the connection is closed. */
   onOversize: (size: number) => void
+  /** A PUBLISH over the limit, replaced by a stand-in. Without it such a PUBLISH closes the connection too. */
+  onOversizePublish?: (size: number) => void
   /** Called when a packet breaks a rule of packet-rules.ts; without it the rules are off. */
   onViolation?: (reason: string) => void
   /** Called when the first CONNECT names an unknown protocol level; without it that check is off. */
   onUnknownLevel?: (level: number) => void
 }
 
-export function guardPackets (conn: Duplex, o: GuardOptions): void {
+/** What aedes parses a connection's bytes with (its client's `_parser`). */
+export interface PacketParser { parse (chunk: Buffer): unknown }
+
+export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOptions): void {
+  const parse = parser.parse.bind(parser)
   let state: 'type' | 'length' | 'body' = 'type'
   let type = 0
   let flags = 0
@@ -43,12 +74,19 @@ export function guardPackets (conn: Duplex, o: GuardOptions): void {
   // MQTT 5 connections get no rules here: aedes refuses them at CONNECT.
   let rules = o.onViolation !== undefined
   let dead = false
+  /** Collecting the bytes a rule (or a stand-in) needs; the packet is held until then. */
   let collecting = false
   let parts: Buffer[] = []
   let have = 0
   let need = 0
+  /** An oversize PUBLISH: its bytes are not passed on. */
+  let oversize = false
+  /** The current packet's bytes from earlier chunks, not passed on yet (its header, what was collected). */
+  let held: Buffer[] = []
 
-  /** Checks the collected bytes of the current packet; false when the connection was closed. */
+  const close = (): void => { dead = true; conn.destroy() }
+
+  /** Checks the collected head of the current packet; false when the connection was closed. */
   const check = (body: Buffer): boolean => {
     collecting = false
     parts = []
@@ -58,6 +96,7 @@ export function guardPackets (conn: Duplex, o: GuardOptions): void {
         const level = connectLevel(body)
         if (level !== undefined && !KNOWN_LEVELS.has(level) && o.onUnknownLevel) {
           o.onUnknownLevel(level)
+          dead = true
           conn.end(CONNACK_UNACCEPTABLE_VERSION)
           return false
         }
@@ -68,22 +107,48 @@ export function guardPackets (conn: Duplex, o: GuardOptions): void {
     const violation = packetViolation(type, flags, length, body)
     if (violation === undefined) return true
     o.onViolation?.(violation)
-    conn.destroy()
+    close()
     return false
   }
 
-  /** Whether the current packet's bytes are wanted; starts collecting them. */
-  const startPacket = (): boolean => {
-    if (!(rules || (first && o.onUnknownLevel !== undefined))) return true
-    collecting = true
-    parts = []
-    have = 0
-    need = neededBytes(type, flags, length, NOTHING)
-    return need > 0 || check(NOTHING)
+  /** The stand-in for an oversize PUBLISH, from its collected head (topic, packet id, payload start). */
+  const standIn = (head: Buffer): Buffer => {
+    const idEnd = 2 + head.readUInt16BE(0) + (((flags >> 1) & 3) > 0 ? 2 : 0)
+    const body = Buffer.concat([head.subarray(0, idEnd), oversizeMarker(length + headerBytes, head.subarray(idEnd))])
+    const len: number[] = []
+    let n = body.length
+    do {
+      let byte = n % 128
+      n = Math.floor(n / 128)
+      if (n > 0) byte |= 0x80
+      len.push(byte)
+    } while (n > 0)
+    return Buffer.concat([Buffer.from([(PUBLISH << 4) | flags, ...len]), body])
   }
 
-  conn.on('data', (chunk: Buffer) => {
+  const wantsRules = (): boolean => rules || (first && o.onUnknownLevel !== undefined)
+
+  parser.parse = (chunk: Buffer): unknown => {
+    if (dead) return undefined
     let i = 0
+    /** Start of this chunk's bytes not passed on yet. */
+    let from = 0
+    /** Where the current packet starts in this chunk (0 when it began in an earlier one). */
+    let packetStart = 0
+    /** Passes chunk[from, to) on to the parser: one call per run of bytes, not one per packet. */
+    const pass = (to: number): void => {
+      if (to > from) parse(chunk.subarray(from, to))
+      from = to
+    }
+    /**
+     * The current packet may be parsed: its bytes from earlier chunks go first.
+     * (Bytes are held only for a packet that began in an earlier chunk, so
+     * nothing of this chunk comes before them.)
+     */
+    const decided = (): void => {
+      for (const h of held) parse(h)
+      held = []
+    }
     while (i < chunk.length && !dead) {
       if (state === 'body') {
         if (collecting) {
@@ -95,20 +160,37 @@ export function guardPackets (conn: Duplex, o: GuardOptions): void {
           if (have === need) {
             const head = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
             parts = [head]
-            const more = neededBytes(type, flags, length, head)
-            if (more > have) need = more
-            else if (!check(head)) { dead = true; return }
+            const needed = neededBytes(type, flags, length, head)
+            const more = oversize ? Math.min(length, needed + OVERSIZE_PAYLOAD_PREFIX) : needed
+            if (more > have) {
+              need = more
+            } else if (!check(head)) {
+              return undefined
+            } else if (oversize) {
+              // The oversize packet's bytes so far are dropped; the stand-in goes in their place.
+              held = []
+              pass(packetStart)
+              from = i
+              parse(standIn(head))
+            } else {
+              decided()
+            }
           }
         } else {
           const take = Math.min(remaining, chunk.length - i)
           remaining -= take
           i += take
+          if (oversize) from = i
         }
-        if (remaining === 0) state = 'type'
+        if (remaining === 0) {
+          state = 'type'
+          oversize = false
+        }
         continue
       }
-      const byte = chunk[i++]!
+      const byte = chunk[i]!
       if (state === 'type') {
+        packetStart = i++
         state = 'length'
         type = byte >> 4
         flags = byte & 0x0f
@@ -117,24 +199,45 @@ export function guardPackets (conn: Duplex, o: GuardOptions): void {
         headerBytes = 1
         continue
       }
+      i++
       length += (byte & 0x7f) * multiplier
       multiplier *= 128
       headerBytes++
       if ((byte & 0x80) !== 0 && headerBytes < 5) continue
-      if (length + headerBytes > o.maxBytes) {
-        o.onOversize(length + headerBytes)
-        conn.destroy()
-        dead = true
-        return
-      }
       remaining = length
+      if (length + headerBytes > o.maxBytes) {
+        if (type !== PUBLISH || first || o.onOversizePublish === undefined) {
+          o.onOversize(length + headerBytes)
+          close()
+          return undefined
+        }
+        o.onOversizePublish(length + headerBytes)
+        oversize = true
+      }
       state = remaining === 0 ? 'type' : 'body'
-      if (!startPacket()) { dead = true; return }
+      if (oversize || wantsRules()) {
+        collecting = true
+        parts = []
+        have = 0
+        need = oversize ? Math.min(length, 2) : neededBytes(type, flags, length, NOTHING)
+        if (need === 0) {
+          if (!check(NOTHING)) return undefined
+          decided()
+        }
+      } else {
+        first = false
+        decided()
+      }
     }
-  })
-}
-
-/** The size limit alone (the unit tests of the framing use it). */
-export function guardPacketSize (conn: Duplex, maxBytes: number, onViolation: (size: number) => void): void {
-  guardPackets(conn, { maxBytes, onOversize: onViolation })
+    if (dead) return undefined
+    if (state === 'length' || collecting) {
+      // The current packet is undecided (its header is incomplete, or a rule waits for more of it):
+      // what came before it is passed on, its own bytes are held.
+      pass(Math.max(from, packetStart))
+      if (chunk.length > from) held.push(chunk.subarray(from))
+    } else if (!oversize) {
+      pass(chunk.length)
+    }
+    return undefined
+  }
 }

@@ -5,14 +5,16 @@
 // Every device publish is consumed: after the chat layer took it (or refused
 // it), the packet is pointed at SINK_TOPIC, where nobody can subscribe, so
 // nothing a device publishes is routed as a plain MQTT message. A refusal
-// sends the device an `error` inbox event and keeps the connection; only a
+// sends the device an `error` inbox event and keeps the connection (a PUBLISH
+// over the packet limit too: the packet guard hands it over unread); only a
 // store failure fails the hook (aedes then closes the connection without a
 // PUBACK, and the client retries the same client id later).
 import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { Bridge } from '../bridge/index.js'
 import type { Device } from '../store/types.js'
-import { clientIdOf } from '../bridge/envelope.js'
+import { clientIdOf, leadingClientId } from '../bridge/envelope.js'
+import { readOversizeMarker } from '../broker/packet-guard.js'
 import type { Refusal } from '../bridge/events.js'
 import { DomainError } from '../core/errors.js'
 import { PublishLimiter, WindowCounter } from '../lib/rate.js'
@@ -27,7 +29,7 @@ export interface ChatPublishHandlers {
   typing (device: Device, chatId: string, payload: Buffer): unknown
 }
 
-export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers, limiter: PublishLimiter, log: Logger): AuthorizePublishHook {
+export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers, limiter: PublishLimiter, log: Logger, maxPacketBytes: number): AuthorizePublishHook {
   // A device that keeps publishing while refused is disconnected.
   const strikes = new WindowCounter(limiter.burst * 10, 10_000)
 
@@ -68,6 +70,13 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
         return done(null)
       }
       const payload = packet.payload as Buffer
+      // A PUBLISH over the packet limit, which the packet guard did not read: refused, and acknowledged like any refusal.
+      const over = readOversizeMarker(payload)
+      if (over !== undefined) {
+        const id = chat.kind === 'msg' ? leadingClientId(over.payloadStart) : undefined
+        refuse(client, device.id, { ...base, id, code: 'too_large', message: `this packet had ${over.size} bytes, over the server's limit of ${maxPacketBytes}; it was not read` })
+        return done(null)
+      }
       if (chat.kind === 'typing') {
         try {
           handlers.typing(device, chat.chatId, payload)

@@ -129,12 +129,47 @@ test('an oversize message gets error too_large; a packet over the packet limit c
   assert.equal(err.code, 'too_large')
   assert.ok(A.client.connected)
 
-  // A raw socket announcing a 1 MB packet is cut off at the header.
+  // A raw socket announcing a 1 MB packet other than PUBLISH is cut off at the header.
   const sock = net.connect(server.ports.mqtt, '127.0.0.1')
   await new Promise((r) => sock.once('connect', r))
   const closed = new Promise((r) => sock.once('close', r))
   sock.write(Buffer.from([0x10, 0x80, 0x80, 0x40])) // CONNECT, remaining length 1 MiB
   await Promise.race([closed, new Promise((_r, rej) => setTimeout(() => rej(new Error('not closed')), 5000))])
+  await stillServing()
+})
+
+test('a PUBLISH over the packet limit is refused with too_large and acknowledged: paho-mqtt, which resends an unacknowledged PUBLISH on every reconnect, goes on', async () => {
+  const { spawn } = await import('node:child_process')
+  const { fileURLToPath } = await import('node:url')
+  const p = await server.link(a, 'paho')
+  const script = fileURLToPath(new URL('../../../test/clients/paho_publish.py', import.meta.url))
+  const py = spawn('/usr/bin/python3', [script], {
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(server.ports.mqtt),
+      DEVICE: p.deviceId,
+      TOKEN: p.token,
+      CHAT: chatId,
+      SECONDS: '20',
+      // 40 KB: over this server's 16 KiB packet limit; then a message that fits.
+      ENVELOPES: JSON.stringify([{ id: 'paho-big', body: 'x'.repeat(40_000) }, { id: 'paho-after', body: 'after the big one' }])
+    },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  py.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await within('paho to finish', new Promise<number | null>((resolve) => py.once('exit', resolve)), 40_000).finally(() => { if (py.exitCode === null) py.kill() })
+  assert.equal(code, 0, err)
+  const r = JSON.parse(out) as { connects: number, acked: boolean[], events: Array<{ type: string, id?: string, code?: string }> }
+  assert.deepEqual(r.acked, [true, true], out)
+  assert.equal(r.connects, 1, 'never disconnected')
+  assert.equal(r.events.find((e) => e.id === 'paho-big')?.code, 'too_large', out)
+  assert.equal(r.events.find((e) => e.id === 'paho-after')?.type, 'ack', out)
+  await B.waitEvent('the message after the big one', (e) => e.type === 'msg' && e.id === 'paho-after')
+  assert.ok(!B.events.some((e) => e.id === 'paho-big'), 'the big one was never delivered')
   await stillServing()
 })
 

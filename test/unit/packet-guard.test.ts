@@ -2,24 +2,22 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
-import { guardPacketSize, guardPackets } from '../../broker/packet-guard.js'
+import { guardPackets, readOversizeMarker, type GuardOptions } from '../../broker/packet-guard.js'
 
-/** Writes the chunks, lets the stream be drained the way aedes drains it ('readable' + read()), then reports. */
-async function feed (chunks: Buffer[], max: number): Promise<{ violation: number | undefined, destroyed: boolean, bytesRead: number }> {
+/** Feeds the chunks through the guard as aedes does (parser.parse per chunk); reports what reached the parser. */
+function run (chunks: Buffer[], o: Partial<GuardOptions> & { maxBytes: number }): { oversize: number | undefined, destroyed: boolean, parsed: Buffer, calls: number, conn: PassThrough } {
   const conn = new PassThrough()
-  let bytesRead = 0
-  conn.on('readable', () => {
-    let chunk: Buffer | null
-    while ((chunk = conn.read() as Buffer | null) !== null) bytesRead += chunk.length
-  })
-  let violation: number | undefined
-  guardPacketSize(conn, max, (size) => { violation = size })
-  for (const c of chunks) {
-    conn.write(c)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  await new Promise((resolve) => setImmediate(resolve))
-  return { violation, destroyed: conn.destroyed, bytesRead }
+  const got: Buffer[] = []
+  const parser = { parse: (b: Buffer) => { got.push(Buffer.from(b)) } }
+  let oversize: number | undefined
+  guardPackets(conn, parser, { onOversize: (size) => { oversize = size }, ...o })
+  for (const c of chunks) parser.parse(c)
+  return { oversize, destroyed: conn.destroyed, parsed: Buffer.concat(got), calls: got.length, conn }
+}
+
+async function feed (chunks: Buffer[], max: number): Promise<{ violation: number | undefined, destroyed: boolean, bytesRead: number }> {
+  const r = run(chunks, { maxBytes: max })
+  return { violation: r.oversize, destroyed: r.destroyed, bytesRead: r.parsed.length }
 }
 
 const publish = (bytes: number): Buffer => mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(bytes), qos: 0, retain: false, dup: false })
@@ -33,7 +31,7 @@ test('packets up to the limit pass, across any chunking', async () => {
     const r = await feed(chunks, 200_010)
     assert.equal(r.violation, undefined, `chunk size ${size}`)
     assert.equal(r.destroyed, false)
-    assert.equal(r.bytesRead, stream.length, 'the guard does not take bytes from the reader')
+    assert.equal(r.bytesRead, stream.length, 'every byte reaches the parser')
   }
 })
 
@@ -50,20 +48,17 @@ test('the 4-byte maximum remaining length is decoded', async () => {
 })
 
 /** Like feed(), with the protocol rules on. */
-async function feedRules (chunks: Buffer[]): Promise<{ violation: string | undefined, destroyed: boolean, ended: Buffer[] }> {
+async function feedRules (chunks: Buffer[]): Promise<{ violation: string | undefined, destroyed: boolean, ended: Buffer[], parsed: Buffer }> {
   const conn = new PassThrough()
-  conn.on('readable', () => { while (conn.read() !== null); })
   const written: Buffer[] = []
   const end = conn.end.bind(conn)
   conn.end = ((b?: Buffer) => { if (b) written.push(b); return end() }) as typeof conn.end
+  const got: Buffer[] = []
+  const parser = { parse: (b: Buffer) => { got.push(Buffer.from(b)) } }
   let violation: string | undefined
-  guardPackets(conn, { maxBytes: 1 << 20, onOversize: () => {}, onViolation: (r) => { violation = r }, onUnknownLevel: () => {} })
-  for (const c of chunks) {
-    conn.write(c)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  await new Promise((resolve) => setImmediate(resolve))
-  return { violation, destroyed: conn.destroyed, ended: written }
+  guardPackets(conn, parser, { maxBytes: 1 << 20, onOversize: () => {}, onViolation: (r) => { violation = r }, onUnknownLevel: () => {} })
+  for (const c of chunks) parser.parse(c)
+  return { violation, destroyed: conn.destroyed, ended: written, parsed: Buffer.concat(got) }
 }
 
 const bytes = (chunkSize: number, ...packets: Buffer[]): Buffer[] => {
@@ -87,6 +82,7 @@ test('with the rules on, a valid session passes across any chunking', async () =
     const r = await feedRules(bytes(size, ...session))
     assert.equal(r.violation, undefined, `chunk size ${size}`)
     assert.equal(r.destroyed, false)
+    assert.deepEqual(r.parsed, Buffer.concat(session), `chunk size ${size}: the parser gets the session as it was sent`)
   }
 })
 
@@ -104,10 +100,49 @@ test('a rule broken in a later packet closes the connection, even when the packe
     const r = await feedRules(bytes(1, connect, packet))
     assert.match(r.violation ?? '', reason, packet.toString('hex'))
     assert.equal(r.destroyed, true)
+    assert.deepEqual(r.parsed, connect, 'nothing of the offending packet reaches the parser')
   }
 })
 
 test('a first CONNECT naming protocol level 6 is answered with CONNACK 0x01', async () => {
   const r = await feedRules([Buffer.from('100d00044d5154540602000a000170', 'hex')])
   assert.deepEqual(r.ended.map((b) => b.toString('hex')), ['20020001'])
+})
+
+test('an oversize PUBLISH reaches the parser as a stand-in: same topic, id and flags, its size, the start of its payload; the packets around it are intact', async () => {
+  const envelope = Buffer.from(JSON.stringify({ id: 'big-1', body: 'x'.repeat(300_000) }))
+  const big = mqttPacket.generate({ cmd: 'publish', topic: 'chat/g_1/msg', payload: envelope, qos: 1, messageId: 77, retain: false, dup: true })
+  const before = mqttPacket.generate({ cmd: 'publish', topic: 'chat/g_1/msg', payload: Buffer.from('{"id":"a"}'), qos: 1, messageId: 76, retain: false, dup: false })
+  const after = mqttPacket.generate({ cmd: 'puback', messageId: 5 })
+  for (const size of [1, 3, 1000, 65_536, 1 << 20]) {
+    const seen: number[] = []
+    const r = run(bytes(size, connect, before, big, after), { maxBytes: 4096, onOversizePublish: (n) => seen.push(n), onViolation: () => {}, onUnknownLevel: () => {} })
+    assert.equal(r.destroyed, false, `chunk size ${size}`)
+    assert.deepEqual(seen, [big.length])
+    const packets: mqttPacket.Packet[] = []
+    const p = mqttPacket.parser({ protocolVersion: 4 })
+    p.on('packet', (x) => packets.push(x))
+    p.parse(r.parsed)
+    assert.deepEqual(packets.map((x) => x.cmd), ['connect', 'publish', 'publish', 'puback'], `chunk size ${size}`)
+    const stand = packets[2] as mqttPacket.IPublishPacket
+    assert.deepEqual([stand.topic, stand.messageId, stand.qos, stand.dup], ['chat/g_1/msg', 77, 1, true])
+    const marker = readOversizeMarker(stand.payload as Buffer)
+    assert.equal(marker?.size, big.length)
+    assert.ok(marker !== undefined && marker.payloadStart.length === 512 && envelope.subarray(0, 512).equals(marker.payloadStart))
+    assert.ok(r.parsed.length < 4096, 'the payload was never passed on')
+  }
+})
+
+test('an oversize packet other than PUBLISH, or a first packet over the limit, still closes the connection', async () => {
+  const sub = mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: Array.from({ length: 400 }, (_, i) => ({ topic: `t/${i}/xxxxxxxx`, qos: 0 as const })) })
+  const r = run([connect, sub], { maxBytes: 4096, onOversizePublish: () => {} })
+  assert.deepEqual([r.oversize, r.destroyed], [sub.length, true])
+  const first = run([publish(5000)], { maxBytes: 4096, onOversizePublish: () => {} })
+  assert.equal(first.destroyed, true)
+})
+
+test('a run of packets reaches the parser in as many calls as it came in chunks', async () => {
+  const stream = Buffer.concat(Array.from({ length: 50 }, (_, i) => publish(i)))
+  const r = run([connect, stream], { maxBytes: 4096, onOversizePublish: () => {}, onViolation: () => {}, onUnknownLevel: () => {} })
+  assert.equal(r.calls, 2)
 })
