@@ -43,6 +43,8 @@ export interface BrokerOptions {
   maxPacketBytes: number
   maxTopicLevels: number
   maxInflightInbound: number
+  /** Topic filters one client may hold at a time (MQCHAT_MQTT_MAX_SUBSCRIPTIONS). */
+  maxSubscriptions: number
   connectTimeoutMs: number
   drainTimeoutMs: number
   keepaliveLimitSeconds: number
@@ -142,6 +144,7 @@ export async function startBroker (
   })
   const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))
 
+  const subscribeRule = authorizeSubscribe(policy, opts.maxSubscriptions)
   const aedes = new Aedes({
     persistence,
     ...(opts.nodeId !== undefined ? { id: opts.nodeId } : {}),
@@ -159,7 +162,7 @@ export async function startBroker (
     authenticate: clientIdRule.authenticate,
     // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes).
     ...(open ? {} : {
-      authorizeSubscribe: authorizeSubscribe(policy),
+      authorizeSubscribe: subscribeRule.hook,
       authorizePublish: authorizePublish(bridge, handlers, limiter, log, opts.maxPacketBytes),
       // A device only ever receives its own dev/<id>/… topics, and presence it
       // may still watch (membership or a block may have changed since it subscribed).
@@ -171,6 +174,7 @@ export async function startBroker (
       }
     })
   })
+  aedes.on('unsubscribe', (topics: string[], client: Client) => subscribeRule.unsubscribed(topics, client))
   if (open) log.warn({ host: opts.host }, 'MQTT open access: any client may connect and use any topic; chat over MQTT is unavailable. Development and conformance testing only.')
   await aedes.listen()
   // aedes keeps its connected clients by id; its type declarations do not list the field.

@@ -73,6 +73,7 @@ export interface Config {
   maxPacketBytes: number
   maxTopicLevels: number
   maxInflightInbound: number
+  maxSubscriptions: number
   publishRatePerSecond: number
   publishBurst: number
   maxQueue: number
@@ -242,6 +243,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'maxMessageBytes', env: 'MQCHAT_MAX_MESSAGE_BYTES', def: '65536', parse: int(256, 16777216), help: 'largest chat envelope accepted (refused with too_large)' },
   { key: 'maxPacketBytes', env: 'MQCHAT_MAX_PACKET_BYTES', def: '262144', parse: int(1024, 268435455), help: 'largest MQTT packet; a larger one closes the connection' },
   { key: 'maxTopicLevels', env: 'MQCHAT_MAX_TOPIC_LEVELS', def: '16', parse: int(3, 100), help: 'topic levels accepted in PUBLISH/SUBSCRIBE' },
+  { key: 'maxSubscriptions', env: 'MQCHAT_MQTT_MAX_SUBSCRIPTIONS', def: '5000', parse: int(3, 1000000), help: 'topic filters one MQTT client may hold at a time (its inbox, live topic and the presence it watches); a filter past it gets SUBACK 0x80' },
   { key: 'maxInflightInbound', env: 'MQCHAT_MAX_INFLIGHT_INBOUND', def: '100', parse: int(1, 65535), help: 'inbound QoS 2 messages a client may hold unreleased' },
   { key: 'publishRatePerSecond', env: 'MQCHAT_PUBLISH_RATE', def: '20', parse: int(1, 100000), help: 'sustained publishes per device per second' },
   { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },

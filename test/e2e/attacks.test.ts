@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { WebSocket } from 'ws'
-import { Device, TestServer, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
+import { Bystanders, Device, TestServer, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 import { selfSignedCert } from '../helpers/tls.js'
 
 const { cert, key } = selfSignedCert(tempDir('mqchat-attacks-cert-'), 'localhost')
@@ -37,30 +37,18 @@ let n = 0
 const phone = (): string => `+1555900${String(++n).padStart(4, '0')}`
 
 /** Two bystanders in a direct chat, connected over MQTT the whole time. */
-let alice: Device
-let bob: Device
-let bystanderChat: string
+const bystanders = new Bystanders(server, [phone(), phone()])
 before(async () => {
   await server.start()
-  const a = await server.register(phone())
-  const b = await server.register(phone())
-  bystanderChat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
-  alice = await new Device(server, a).connect()
-  bob = await new Device(server, b).connect()
+  await bystanders.start()
 })
 after(async () => {
-  await alice?.close()
-  await bob?.close()
+  await bystanders.close()
   await server.dispose()
 })
 
-let probe = 0
 /** Alice writes to Bob and Bob gets it: the server still serves others. */
-async function stillServing (): Promise<void> {
-  const id = `probe-${++probe}`
-  await within('the bystander publish', alice.publish(bystanderChat, { id, body: 'still there?' }), 10_000)
-  await bob.waitEvent(`the bystander message ${id}`, (e) => e.type === 'msg' && e.id === id)
-}
+const stillServing = async (): Promise<void> => { await bystanders.stillServing() }
 
 const OPEN = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
 const NS_TLS = 'urn:ietf:params:xml:ns:xmpp-tls'

@@ -264,3 +264,35 @@ export async function serverWithPair (servers: TestServer[], phones: [string, st
   if (chat.status !== 200 && chat.status !== 201) throw new Error(`direct chat: ${JSON.stringify(chat)}`)
   return { server, a, b, chatId: chat.body.chat_id as string }
 }
+
+/**
+ * Two users in a direct chat, both connected over MQTT for the whole test
+ * file: `stillServing()` has one write to the other and waits for it, the
+ * check after every attack or limit that the server still serves others.
+ */
+export class Bystanders {
+  a!: Device
+  b!: Device
+  chat = ''
+  #probes = 0
+  constructor (private readonly server: TestServer, private readonly phones: [string, string]) {}
+
+  async start (): Promise<void> {
+    const a = await this.server.register(this.phones[0])
+    const b = await this.server.register(this.phones[1])
+    this.chat = (await this.server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+    this.a = await new Device(this.server, a).connect()
+    this.b = await new Device(this.server, b).connect()
+  }
+
+  async stillServing (): Promise<void> {
+    const id = `probe-${++this.#probes}`
+    await within('the bystander publish', this.a.publish(this.chat, { id, body: 'still there?' }), 10_000)
+    await this.b.waitEvent(`the bystander message ${id}`, (e) => e.type === 'msg' && e.id === id)
+  }
+
+  async close (): Promise<void> {
+    await this.a?.close()
+    await this.b?.close()
+  }
+}
