@@ -107,7 +107,6 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
     const violation = packetViolation(type, flags, length, body)
     if (violation === undefined) return true
     o.onViolation?.(violation)
-    close()
     return false
   }
 
@@ -149,6 +148,18 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
       for (const h of held) parse(h)
       held = []
     }
+    /**
+     * The current packet ends the connection (a broken rule, or over the
+     * limit): the packets before it are parsed (as they would have been had
+     * they come in a chunk of their own), nothing of it is.
+     */
+    const refuse = (): undefined => {
+      if (dead) return undefined
+      held = []
+      pass(packetStart)
+      close()
+      return undefined
+    }
     while (i < chunk.length && !dead) {
       if (state === 'body') {
         if (collecting) {
@@ -165,7 +176,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
             if (more > have) {
               need = more
             } else if (!check(head)) {
-              return undefined
+              return refuse()
             } else if (oversize) {
               // The oversize packet's bytes so far are dropped; the stand-in goes in their place.
               held = []
@@ -208,8 +219,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
       if (length + headerBytes > o.maxBytes) {
         if (type !== PUBLISH || first || o.onOversizePublish === undefined) {
           o.onOversize(length + headerBytes)
-          close()
-          return undefined
+          return refuse()
         }
         o.onOversizePublish(length + headerBytes)
         oversize = true
@@ -221,7 +231,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
         have = 0
         need = oversize ? Math.min(length, 2) : neededBytes(type, flags, length, NOTHING)
         if (need === 0) {
-          if (!check(NOTHING)) return undefined
+          if (!check(NOTHING)) return refuse()
           decided()
         }
       } else {

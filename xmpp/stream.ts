@@ -181,6 +181,8 @@ export class XmppStream {
     const p = new StreamParser()
     p.on('start', (el: Element) => { this.#open(el) })
     p.on('element', (el: Element) => {
+      // A stream error ends the stream: what the same read still held is not acted on.
+      if (this.#state === 'closed') return
       this.#pendingBytes = 0
       if (this.#tlsPending) { this.#injected(); return }
       if (this.#state === 'tls' && el.is('starttls', NS.tls)) this.#tlsPending = true
