@@ -2,7 +2,9 @@
 // {"error": {"code": "<stable code>", "message": "<for humans>"}}.
 import { PassThrough } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { Admission } from '../lib/admission.js'
+import type { TlsCertificate } from '../lib/tls.js'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import type { Logger } from 'pino'
@@ -29,7 +31,13 @@ export interface ApiOptions {
   listenHost?: string
   /** /metrics needs this bearer token; empty: loopback peers only. */
   metricsToken?: string
+  /** With a certificate the same API is also served over HTTPS (`httpsServer`, to listen on), and media URLs start with https. */
+  tls?: TlsCertificate
 }
+
+/** The HTTPS server of an API built with a certificate (not listening yet), or undefined. */
+export const httpsServer = (app: FastifyInstance): HttpsServer | undefined => httpsOf.get(app)
+const httpsOf = new WeakMap<FastifyInstance, HttpsServer>()
 
 /** What one HTTP client may hold of the server (docs/security.md). */
 export interface HttpLimits {
@@ -51,7 +59,7 @@ const DEFAULT_LIMITS: HttpLimits = { bodyTimeoutMs: 15_000, requestTimeoutMs: 90
 /** JSON bodies of routes that do not say otherwise. */
 const DEFAULT_BODY_LIMIT = 64 * 1024
 
-export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '', limits: given = {}, publicUrl = '', listenHost = '127.0.0.1', metricsToken = '' }: ApiOptions = {}): Promise<FastifyInstance> {
+export async function buildApi (services: ApiServices, log: Logger, { media, trustProxy = '', limits: given = {}, publicUrl = '', listenHost = '127.0.0.1', metricsToken = '', tls }: ApiOptions = {}): Promise<FastifyInstance> {
   const limits: HttpLimits = { ...DEFAULT_LIMITS, ...given }
   const app = Fastify({ loggerInstance: log.child({ part: 'api' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: DEFAULT_BODY_LIMIT,
@@ -65,9 +73,9 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
     ajv: { customOptions: { removeAdditional: false } }
   })
   app.server.headersTimeout = Math.min(limits.bodyTimeoutMs, limits.requestTimeoutMs)
-  // Open connections, overall and per address; a connection over either is closed before it is read.
+  // Open connections, overall and per address (HTTP and HTTPS together); a connection over either is closed before it is read.
   const open = new Admission(limits.maxConnections, trustProxy === '' ? limits.maxConnectionsPerAddress : Number.MAX_SAFE_INTEGER)
-  app.server.on('connection', (socket: Socket) => {
+  const admit = (socket: Socket): void => {
     const release = open.take(socket.remoteAddress ?? '')
     if (!release) {
       log.info({ address: socket.remoteAddress, open: open.total }, 'HTTP connection refused: too many open')
@@ -75,7 +83,27 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
       return
     }
     socket.once('close', release)
-  })
+  }
+  app.server.on('connection', admit)
+  if (tls) {
+    // The same routes over HTTPS: Fastify's request handler (app.routing) on a server of our own,
+    // with the timeouts of the HTTP one; a TLS handshake has the header deadline.
+    const secure = createHttpsServer({
+      ...tls.options,
+      handshakeTimeout: Math.min(limits.bodyTimeoutMs, limits.requestTimeoutMs),
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(limits.bodyTimeoutMs, limits.requestTimeoutMs),
+      keepAliveTimeout: Math.min(limits.idleTimeoutMs, 30_000),
+      connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(limits.bodyTimeoutMs / 3)))
+    }, (req, res) => { app.routing(req, res) })
+    secure.setTimeout(limits.idleTimeoutMs, (socket) => { socket.destroy() })
+    secure.on('connection', admit)
+    tls.attach(secure)
+    httpsOf.set(app, secure)
+    app.addHook('onClose', async () => {
+      await new Promise<void>((resolve) => { secure.close(() => resolve()); secure.closeAllConnections() })
+    })
+  }
 
   // Every route needs a device token unless it says `config: { public: true }`. The token is
   // checked as the request arrives, before its body is read: an outsider's body is never read.
@@ -135,9 +163,13 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   await app.register(syncRoutes(services))
   // Media URLs are built from configuration, never from the request's Host header.
   const everyAddress = listenHost === '0.0.0.0' || listenHost === '::' || listenHost === ''
-  const baseUrl = (): string => publicUrl !== ''
-    ? publicUrl.replace(/\/+$/, '')
-    : `http://${everyAddress ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${(app.server.address() as AddressInfo).port}`
+  const host = everyAddress ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost
+  const secureAddress = (): AddressInfo | null => httpsOf.get(app)?.address() as AddressInfo | null
+  const baseUrl = (): string => {
+    if (publicUrl !== '') return publicUrl.replace(/\/+$/, '')
+    const secure = secureAddress()
+    return secure ? `https://${host}:${secure.port}` : `http://${host}:${(app.server.address() as AddressInfo).port}`
+  }
   if (media) await app.register(mediaRoutes(services, media, baseUrl))
   await app.register(healthRoutes(services, { metricsToken }))
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger())

@@ -62,4 +62,11 @@ export function requireDevice (services: ApiServices, req: FastifyRequest): Devi
 }
 
 /** Where clients connect; the XMPP port is filled in once its listener is up (it may be picked at random). */
-export interface ConnectInfo { mqttPort: number, wsPort: number, wsPath: string, xmpp?: { domain: string, port: number, wsPort: number, wsPath: string } }
+export interface ConnectInfo {
+  mqttPort: number
+  wsPort: number
+  wsPath: string
+  /** The TLS listeners, when the server has a certificate. */
+  tls?: { mqttPort: number, wssPort: number, httpsPort: number }
+  xmpp?: { domain: string, port: number, wsPort: number, wsPath: string }
+}

@@ -1,7 +1,9 @@
 // The MQTT broker: aedes with mqchat's hooks, on TCP and on WebSocket.
 // It knows MQTT; the chat rules it enforces come from plugins/.
 import { createServer as createNetServer, type Server as NetServer, type AddressInfo } from 'node:net'
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import { TLSSocket } from 'node:tls'
 import { once } from 'node:events'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
@@ -22,6 +24,7 @@ import { guardPackets, type PacketParser } from './packet-guard.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
 import { Admission } from '../lib/admission.js'
+import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -38,6 +41,10 @@ export interface BrokerPersistence {
 export interface BrokerOptions {
   host: string
   mqttPort: number
+  /** With a certificate: MQTT over TLS and over WSS on these ports (lib/tls.ts). */
+  tls?: TlsCertificate
+  mqttTlsPort?: number
+  wssPort?: number
   wsPort: number
   wsPath: string
   maxPacketBytes: number
@@ -87,6 +94,9 @@ export interface Broker {
   connections (): number
   mqttPort: number
   wsPort: number
+  /** 0 when there is no TLS certificate. */
+  mqttTlsPort: number
+  wssPort: number
   /** Stops accepting connections. */
   stopListening (): Promise<void>
   /** Closes every client and the broker. */
@@ -237,13 +247,18 @@ export async function startBroker (
   const pending = new Admission(opts.maxUnauthenticated, opts.maxUnauthenticatedPerAddress)
   const places = new WeakMap<object, () => void>()
   aedes.on('client', (client: Client) => { places.get(client)?.(); places.delete(client) })
-  const handle = (conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1], address?: string): void => {
+  /** A place among the connections not yet signed in, or undefined (the connection is then closed at once). */
+  const admit = (conn: { destroy (): void }, address?: string): (() => void) | undefined => {
     const release = pending.take(address ?? '')
     if (!release) {
       log.info({ address, pending: pending.total }, 'MQTT connection refused: too many not yet signed in')
       conn.destroy()
-      return
     }
+    return release
+  }
+  const handle = (conn: Parameters<Aedes['handle']>[0], req?: Parameters<Aedes['handle']>[1], address?: string, admitted?: () => void): void => {
+    const release = admitted ?? admit(conn, address)
+    if (!release) return
     conn.on('close', release)
     const client = aedes.handle(conn, req)
     places.set(client as object, release)
@@ -261,20 +276,56 @@ export async function startBroker (
   let tcp: NetServer | undefined
   let http: HttpServer | undefined
   let wss: WebSocketServer | undefined
-  if (opts.listen !== false) {
-    tcp = createNetServer((socket) => handle(socket, undefined, socket.remoteAddress))
-    tcp.listen(opts.mqttPort, opts.host)
-    await once(tcp, 'listening')
-
-    http = createHttpServer((_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n') })
-    const ws = wss = new WebSocketServer({ server: http, path: opts.wsPath, maxPayload: opts.maxPacketBytes + 8 })
+  let tlsTcp: NetServer | undefined
+  let https: HttpsServer | undefined
+  let secureWss: WebSocketServer | undefined
+  /** MQTT over WebSocket on an HTTP(S) server: one MQTT connection per WebSocket. */
+  const webSockets = (server: HttpServer | HttpsServer): WebSocketServer => {
+    const ws = new WebSocketServer({ server, path: opts.wsPath, maxPayload: opts.maxPacketBytes + 8 })
     ws.on('connection', (socket, req) => {
       const stream = createWebSocketStream(socket)
       stream.on('error', () => stream.destroy())
       handle(stream, req, req.socket.remoteAddress)
     })
+    return ws
+  }
+  const upgradeRequired = (_req: unknown, res: ServerResponse): void => { res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: connect with a WebSocket client\n') }
+  if (opts.listen !== false) {
+    tcp = createNetServer((socket) => handle(socket, undefined, socket.remoteAddress))
+    tcp.listen(opts.mqttPort, opts.host)
+    await once(tcp, 'listening')
+
+    http = createHttpServer(upgradeRequired)
+    wss = webSockets(http)
     http.listen(opts.wsPort, opts.host)
     await once(http, 'listening')
+
+    const cert = opts.tls
+    if (cert) {
+      // MQTT over TLS: the place among connections not yet signed in is taken when the TCP
+      // connection is accepted, so handshakes count too; a handshake has the CONNECT deadline.
+      tlsTcp = createNetServer((raw) => {
+        const release = admit(raw, raw.remoteAddress)
+        if (!release) return
+        raw.once('close', release)
+        raw.on('error', () => {})
+        const secure = new TLSSocket(raw, { isServer: true, secureContext: cert.context })
+        secure.on('error', () => secure.destroy())
+        const deadline = setTimeout(() => secure.destroy(), opts.connectTimeoutMs)
+        deadline.unref()
+        secure.once('secure', () => {
+          clearTimeout(deadline)
+          handle(secure, undefined, raw.remoteAddress, release)
+        })
+      })
+      tlsTcp.listen(opts.mqttTlsPort ?? 8883, opts.host)
+      await once(tlsTcp, 'listening')
+      https = createHttpsServer({ ...cert.options, handshakeTimeout: opts.connectTimeoutMs }, upgradeRequired)
+      cert.attach(https)
+      secureWss = webSockets(https)
+      https.listen(opts.wssPort ?? 8084, opts.host)
+      await once(https, 'listening')
+    }
   }
 
   const inbox: InboxPublisher = {
@@ -291,8 +342,11 @@ export async function startBroker (
     // open connections are gone: aedes.close() ends the MQTT ones.
     tcp?.close()
     http?.close()
-    for (const ws of wss?.clients ?? []) ws.terminate()
+    tlsTcp?.close()
+    https?.close()
+    for (const ws of [...(wss?.clients ?? []), ...(secureWss?.clients ?? [])]) ws.terminate()
     wss?.close()
+    secureWss?.close()
   }
 
   const live = (deviceId: string, payload: string): void => {
@@ -321,6 +375,8 @@ export async function startBroker (
     connections: () => Object.values(clients()).filter((c) => c !== undefined).length,
     mqttPort: tcp ? (tcp.address() as AddressInfo).port : 0,
     wsPort: http ? (http.address() as AddressInfo).port : 0,
+    mqttTlsPort: tlsTcp ? (tlsTcp.address() as AddressInfo).port : 0,
+    wssPort: https ? (https.address() as AddressInfo).port : 0,
     stopListening,
     async close () {
       await stopListening()

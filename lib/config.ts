@@ -29,6 +29,11 @@ export interface Config {
   wsPort: number
   wsPath: string
   httpPort: number
+  tlsCert: string
+  tlsKey: string
+  mqttTlsPort: number
+  wssPort: number
+  httpsPort: number
   /** chat: device tokens and the chat ACL; open: any client, any topic (development and conformance testing). */
   mqttAccess: 'chat' | 'open'
   /** Allows open MQTT access on a listener that is not loopback-only. */
@@ -206,6 +211,11 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'mqttPort', env: 'MQCHAT_MQTT_PORT', flag: 'mqtt-port', def: '1883', parse: port, help: 'MQTT over TCP (0 = pick a free port)' },
   { key: 'wsPort', env: 'MQCHAT_WS_PORT', flag: 'ws-port', def: '8083', parse: port, help: 'MQTT over WebSocket (0 = pick a free port)' },
   { key: 'wsPath', env: 'MQCHAT_WS_PATH', def: '/mqtt', parse: wsPath, help: 'WebSocket path for MQTT' },
+  { key: 'tlsCert', env: 'MQCHAT_TLS_CERT', def: '', parse: optionalFile, help: 'PEM certificate (chain) for the TLS listeners: MQTT over TLS, MQTT over WSS, HTTPS (and XMPP, unless MQCHAT_XMPP_TLS_CERT is set). Reloaded on SIGHUP. Empty: no TLS listeners' },
+  { key: 'tlsKey', env: 'MQCHAT_TLS_KEY', def: '', parse: optionalFile, help: 'PEM private key of MQCHAT_TLS_CERT' },
+  { key: 'mqttTlsPort', env: 'MQCHAT_MQTT_TLS_PORT', def: '8883', parse: port, help: 'MQTT over TLS, with MQCHAT_TLS_CERT (0 = pick a free port)' },
+  { key: 'wssPort', env: 'MQCHAT_WSS_PORT', def: '8084', parse: port, help: 'MQTT over secure WebSocket (same path as MQCHAT_WS_PATH), with MQCHAT_TLS_CERT (0 = pick a free port)' },
+  { key: 'httpsPort', env: 'MQCHAT_HTTPS_PORT', def: '3443', parse: port, help: 'HTTPS API and media, with MQCHAT_TLS_CERT (0 = pick a free port)' },
   { key: 'httpPort', env: 'MQCHAT_HTTP_PORT', flag: 'http-port', def: '3000', parse: port, help: 'HTTP API (0 = pick a free port)' },
   { key: 'mqttAccess', env: 'MQCHAT_MQTT_ACCESS', flag: 'mqtt-access', def: 'chat', parse: oneOf('chat', 'open'), help: 'chat: devices log in with their token and the chat ACL applies; open: DEVELOPMENT ONLY, any client may connect anonymously and use any topic, as a plain MQTT broker (chat over MQTT is then unavailable); local profile, loopback host only unless forced' },
   { key: 'openAccessForce', env: 'MQCHAT_OPEN_ACCESS_FORCE', def: 'false', parse: bool, help: 'let open MQTT access listen on a non-loopback MQCHAT_HOST (never do this on a network you do not control)' },
@@ -332,9 +342,10 @@ function crossChecks (c: Config): string[] {
       problems.push(`MQCHAT_MQTT_ACCESS: open access lets anyone use the broker; refusing to listen on non-loopback host "${c.host}" (use --host 127.0.0.1, or set MQCHAT_OPEN_ACCESS_FORCE=true)`)
     }
   }
+  if ((c.tlsCert === '') !== (c.tlsKey === '')) problems.push('MQCHAT_TLS_CERT and MQCHAT_TLS_KEY: set both or neither')
   if (c.xmppEnabled) {
     if ((c.xmppTlsCert === '') !== (c.xmppTlsKey === '')) problems.push('MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY: set both or neither')
-    if (c.xmppTlsCert === '' && !c.xmppAllowPlaintext) problems.push('MQCHAT_XMPP_ENABLED: XMPP needs a certificate for STARTTLS (MQCHAT_XMPP_TLS_CERT, MQCHAT_XMPP_TLS_KEY); for loopback development only, MQCHAT_XMPP_ALLOW_PLAINTEXT=true')
+    if (c.xmppTlsCert === '' && c.tlsCert === '' && !c.xmppAllowPlaintext) problems.push('MQCHAT_XMPP_ENABLED: XMPP needs a certificate for STARTTLS (MQCHAT_TLS_CERT and MQCHAT_TLS_KEY, or MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY); for loopback development only, MQCHAT_XMPP_ALLOW_PLAINTEXT=true')
     if (c.xmppAllowPlaintext && !isLoopback(c.host)) problems.push(`MQCHAT_XMPP_ALLOW_PLAINTEXT: plaintext XMPP logins would send device tokens in the clear; refusing on non-loopback host "${c.host}"`)
   }
   return problems

@@ -21,7 +21,7 @@ if (!version) { say(`MQCHAT_TEST_NODE=${runtime} does not run`); process.exit(1)
 say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
-ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['py:slixmpp', 'python3-slixmpp'], ['py:paho.mqtt', 'python3-paho-mqtt']])
+ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['py:slixmpp', 'python3-slixmpp'], ['py:paho.mqtt', 'python3-paho-mqtt'], ['curl', 'curl'], ['openssl', 'openssl']])
 
 // MinIO (the S3 server of the media tests) and FerretDB (the MongoDB-wire
 // server of the cluster tests), built with Go once into a cache outside the clone.

@@ -31,7 +31,7 @@ import { DirectoryBus, type DirectoryChange } from '../cluster/directory-bus.js'
 import { redisConnection, type RedisConnection } from '../cluster/redis.js'
 import { RedisBuckets, redisCounters } from '../cluster/rate.js'
 import { ClusterPresence } from '../cluster/presence.js'
-import { buildDomain, closeOnce, connectInfo, httpPort, startApi, writePorts, type RunningServer } from './domain.js'
+import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
 
@@ -102,7 +102,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   }
   // What an earlier run of this node left in the presence counts is cleared before devices connect.
   const recovered = runs('broker') ? await presence.recover() : []
-  broker = await startBroker({ ...cfg, listen: runs('broker'), mq }, {
+  const tls = tlsCertificate(cfg, log)
+  broker = await startBroker({ ...cfg, tls, listen: runs('broker'), mq }, {
     persistence, devices: d.devices, bridge: d.bridge, handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics
   })
 
@@ -143,7 +144,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   let ready = false
   const info = runs('broker') ? connectInfo(cfg, broker.mqttPort, broker.wsPort) : connectInfo(cfg, cfg.mqttPort, cfg.wsPort)
-  const api = runs('api') ? await startApi(cfg, d, stores, metrics, info, () => ready, log) : undefined
+  const api = runs('api') ? await startApi(cfg, d, stores, metrics, info, () => ready, log, tls) : undefined
+  if (tls && runs('broker')) info.tls = { mqttPort: broker.mqttTlsPort, wssPort: broker.wssPort, httpsPort: httpsPort(api) }
   const retention = runs('api')
     ? await startRetention(stores.history, d.media, {
       historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
@@ -152,13 +154,15 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
   if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
-  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
+  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
   writePorts(cfg, ports)
+  warnPlaintext(cfg, log, ports)
   ready = true
   log.info({ ports, role, nodeId: cfg.nodeId, node: process.version }, `mqchat ${role} node ${cfg.nodeId} ready (cluster profile): MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}, HTTP ${ports.http}`)
 
   return {
     ports,
+    reload: () => tls?.reload() ?? false,
     close: closeOnce(async () => {
       ready = false
       retention?.stop()

@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { buildApi } from '../api/app.js'
+import { once } from 'node:events'
+import { buildApi, httpsServer } from '../api/app.js'
+import { TlsCertificate } from '../lib/tls.js'
 import { isDirectChatId } from '../core/ids.js'
 import type { ConnectInfo } from '../api/context.js'
 import { WS_PATH as XMPP_WS_PATH } from '../xmpp/index.js'
@@ -29,14 +31,36 @@ import { S3Backend } from '../media/s3-backend.js'
 import { UrlSigner } from '../media/signing.js'
 import type { MediaBackend } from '../media/backend.js'
 import type { ChatPublishHandlers } from '../plugins/authorize-publish.js'
-import type { Config } from '../lib/config.js'
+import { isLoopback, type Config } from '../lib/config.js'
 import type { Metrics } from '../lib/metrics.js'
 import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
 import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
 
-/** xmpp, xmppWs: 0 when the XMPP listeners are off. */
-export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number }
-export interface RunningServer { ports: Ports, close (): Promise<void> }
+/** xmpp, xmppWs: 0 when the XMPP listeners are off; mqttTls, wss, https: 0 without a TLS certificate. */
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number }
+export interface RunningServer {
+  ports: Ports
+  close (): Promise<void>
+  /** Reads the TLS certificate files again (SIGHUP); false when that failed or there is no certificate. */
+  reload (): boolean
+}
+
+/** The TLS certificate of MQCHAT_TLS_CERT and MQCHAT_TLS_KEY, if set. */
+export function tlsCertificate (cfg: Config, log: Logger): TlsCertificate | undefined {
+  return cfg.tlsCert !== '' ? new TlsCertificate(cfg.tlsCert, cfg.tlsKey, log.child({ part: 'tls' })) : undefined
+}
+
+/**
+ * Plaintext listeners on an address other than loopback carry device tokens
+ * and messages in the clear: said at start-up, unless MQCHAT_TRUST_PROXY says
+ * a proxy (which should terminate TLS) is in front.
+ */
+export function warnPlaintext (cfg: Config, log: Logger, ports: Ports): void {
+  if (isLoopback(cfg.host) || cfg.trustProxy !== '') return
+  const plain = [['MQTT', ports.mqtt], ['MQTT over WebSocket', ports.ws], ['HTTP', ports.http]].filter(([, port]) => port !== 0).map(([what, port]) => `${String(what)} ${String(port)}`)
+  if (plain.length === 0) return
+  log.warn({ host: cfg.host, plaintext: plain }, `plaintext listeners on ${cfg.host} (${plain.join(', ')}): device tokens and messages travel in the clear there. Give clients the TLS listeners (MQCHAT_TLS_CERT, MQCHAT_TLS_KEY), or put a TLS terminator in front and set MQCHAT_TRUST_PROXY`)
+}
 
 export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore }
 
@@ -140,7 +164,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
 }
 
 /** Starts the HTTP API on the configured port. */
-export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: ConnectInfo, ready: () => boolean, log: Logger): Promise<FastifyInstance> {
+export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: ConnectInfo, ready: () => boolean, log: Logger, tls?: TlsCertificate): Promise<FastifyInstance> {
   const api = await buildApi({
     directory: stores.directory,
     history: stores.history,
@@ -164,18 +188,28 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     publicUrl: cfg.publicUrl,
     listenHost: cfg.host,
     metricsToken: cfg.metricsToken,
+    tls,
     limits: { bodyTimeoutMs: cfg.httpBodyTimeoutSeconds * 1000, requestTimeoutMs: cfg.httpRequestTimeoutSeconds * 1000, idleTimeoutMs: cfg.httpIdleTimeoutSeconds * 1000, maxMessageBytes: cfg.maxMessageBytes, maxConnections: cfg.httpMaxConnections, maxConnectionsPerAddress: cfg.httpMaxConnectionsPerAddress }
   })
   await api.listen({ port: cfg.httpPort, host: cfg.host })
+  const secure = httpsServer(api)
+  if (secure) {
+    secure.listen(cfg.httpsPort, cfg.host)
+    await once(secure, 'listening')
+  }
   return api
 }
 
 /** What /v1/info tells clients: this node's listeners, or on a node without them the configured (load-balanced) ports. */
-export function connectInfo (cfg: Config, mqttPort: number, wsPort: number): ConnectInfo {
-  return { mqttPort, wsPort, wsPath: cfg.wsPath, ...(cfg.xmppEnabled ? { xmpp: { domain: cfg.xmppDomain, port: cfg.xmppPort, wsPort: cfg.xmppWsPort, wsPath: XMPP_WS_PATH } } : {}) }
+export function connectInfo (cfg: Config, mqttPort: number, wsPort: number, tls?: { mqttPort: number, wssPort: number, httpsPort: number }): ConnectInfo {
+  return { mqttPort, wsPort, wsPath: cfg.wsPath, ...(tls && tls.mqttPort !== 0 ? { tls } : {}), ...(cfg.xmppEnabled ? { xmpp: { domain: cfg.xmppDomain, port: cfg.xmppPort, wsPort: cfg.xmppWsPort, wsPath: XMPP_WS_PATH } } : {}) }
 }
 
 export const httpPort = (api: FastifyInstance | undefined): number => api ? (api.server.address() as AddressInfo).port : 0
+export const httpsPort = (api: FastifyInstance | undefined): number => {
+  const secure = api ? httpsServer(api) : undefined
+  return secure ? (secure.address() as AddressInfo).port : 0
+}
 
 /** Writes <data>/ports.json (what this process listens on), atomically. */
 export function writePorts (cfg: Config, ports: Ports): void {

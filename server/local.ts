@@ -14,7 +14,7 @@ import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
 import type { Device } from '../store/types.js'
-import { buildDomain, closeOnce, connectInfo, httpPort, startApi, writePorts, type Ports, type RunningServer } from './domain.js'
+import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type Ports, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 
 export type { Ports, RunningServer } from './domain.js'
@@ -47,11 +47,13 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     },
     disconnected: (dev: Device) => presence.disconnected(dev.userId)
   }
-  broker = await startBroker({ ...cfg, repairInboxes: true }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
+  const tls = tlsCertificate(cfg, log)
+  broker = await startBroker({ ...cfg, tls, repairInboxes: true }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   let ready = false
   const info = connectInfo(cfg, broker.mqttPort, broker.wsPort)
-  const api = await startApi(cfg, d, stores, metrics, info, () => ready, log)
+  const api = await startApi(cfg, d, stores, metrics, info, () => ready, log, tls)
+  if (tls) info.tls = { mqttPort: broker.mqttTlsPort, wssPort: broker.wssPort, httpsPort: httpsPort(api) }
 
   const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
   if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
@@ -63,13 +65,16 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
   }, log.child({ part: 'retention' }))
 
-  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0 }
+  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
   writePorts(cfg, ports)
+  warnPlaintext(cfg, log, ports)
   ready = true
-  log.info({ ports, dataDir: cfg.dataDir, node: process.version }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${xmpp ? `, XMPP ${ports.xmpp}, XMPP ws ${ports.xmppWs}` : ''}`)
+  const secure = tls ? `, MQTT tls ${ports.mqttTls}, MQTT wss ${ports.wss}${cfg.wsPath}, HTTPS ${ports.https}` : ''
+  log.info({ ports, dataDir: cfg.dataDir, node: process.version }, `mqchat ready: MQTT tcp ${ports.mqtt}, MQTT ws ${ports.ws}${cfg.wsPath}, HTTP ${ports.http}${secure}${xmpp ? `, XMPP ${ports.xmpp}, XMPP ws ${ports.xmppWs}` : ''}`)
 
   return {
     ports,
+    reload: () => tls?.reload() ?? false,
     close: closeOnce(async () => {
       ready = false
       presence.stop()

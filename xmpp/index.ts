@@ -30,7 +30,9 @@ export const WS_PATH = '/xmpp-websocket'
 
 export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: DeviceService, chats: ChatService, history: HistoryStore, log: Logger }): Promise<XmppServer> {
   const { aedes, devices, chats, history, log } = deps
-  const tls = cfg.xmppTlsCert !== '' ? createSecureContext({ cert: readFileSync(cfg.xmppTlsCert), key: readFileSync(cfg.xmppTlsKey) }) : undefined
+  // Its own certificate, or the server's (MQCHAT_TLS_CERT); read at start.
+  const [certPath, keyPath] = cfg.xmppTlsCert !== '' ? [cfg.xmppTlsCert, cfg.xmppTlsKey] : [cfg.tlsCert, cfg.tlsKey]
+  const tls = certPath !== '' ? createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath), minVersion: 'TLSv1.2' }) : undefined
   const resumable = new Map<string, XmppSession>()
   const sessions = new Set<XmppSession>()
   const sessionHost = {
@@ -125,8 +127,8 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
   // XMPP over WebSocket (RFC 7395) on its own port: HTTPS with the same
   // certificate, or plain HTTP in the loopback-only plaintext mode. TLS is
   // the connection's, so these streams start at login (no STARTTLS).
-  const wsHttp = cfg.xmppTlsCert !== ''
-    ? createHttpsServer({ cert: readFileSync(cfg.xmppTlsCert), key: readFileSync(cfg.xmppTlsKey) })
+  const wsHttp = certPath !== ''
+    ? createHttpsServer({ cert: readFileSync(certPath), key: readFileSync(keyPath), minVersion: 'TLSv1.2' })
     : createHttpServer()
   wsHttp.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end(`XMPP over WebSocket: connect to ${WS_PATH} with the "xmpp" subprotocol\n`) })
   const wss = new WebSocketServer({

@@ -53,7 +53,10 @@ ${COMMON}`,
                     [--mqtt-access chat|open]
 
 Starts the local profile (the default): MQTT over TCP (default 1883) and WebSocket (8083, /mqtt),
-HTTP API (3000), state under ./data.
+HTTP API (3000), state under ./data. With a certificate (MQCHAT_TLS_CERT and MQCHAT_TLS_KEY, PEM
+files) also MQTT over TLS (8883), MQTT over secure WebSocket (8084) and HTTPS (3443); SIGHUP reads
+the certificate files again without dropping connections. Plaintext listeners on an address other
+than loopback are warned about at start-up.
 
 --profile cluster runs on Redis (MQCHAT_REDIS_URL), MongoDB (MQCHAT_MONGO_URL) and, for media,
 S3 (MQCHAT_MEDIA_BACKEND=s3). --role picks the parts this process runs: broker (MQTT listeners),
@@ -61,7 +64,8 @@ bridge (a chat stream worker), api (HTTP), or all; run as many brokers and bridg
 like, each with its own stable --node-id.
 
 MQCHAT_XMPP_ENABLED=true adds the XMPP client listeners (5222 with STARTTLS, and XMPP over
-WebSocket on 5280 at /xmpp-websocket; certificate MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY):
+WebSocket on 5280 at /xmpp-websocket; certificate MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY,
+or else the server's MQCHAT_TLS_CERT and MQCHAT_TLS_KEY):
 XMPP clients sign in as <userId>@<domain> with a device token (mqchat whoami shows the address).
 
 --mqtt-access open (development and conformance testing only) makes the broker a plain MQTT
@@ -71,7 +75,8 @@ MQCHAT_OPEN_ACCESS_FORCE=true) and the local profile.
 Every option also has an MQCHAT_* environment variable (see README); flags win.
 Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
 The log is readable lines on a terminal and JSON lines elsewhere (MQCHAT_LOG_FORMAT=json|pretty
-to choose; MQCHAT_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT shuts down gracefully.
+to choose; MQCHAT_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT shuts down gracefully;
+SIGHUP reloads the TLS certificate.
 Needs Node 22.13 or later (22 or 24 LTS); npm start uses the Node 24 that npm install pinned.`,
   'setup-s3': `Usage: mqchat setup-s3
 

@@ -1,6 +1,7 @@
 // `mqchat serve`: validate configuration, start the profile (local, or a
 // cluster role), stop
-// gracefully on SIGTERM/SIGINT (stop accepting, close clients, flush stores).
+// gracefully on SIGTERM/SIGINT (stop accepting, close clients, flush stores);
+// SIGHUP reloads the TLS certificate.
 import { ConfigError, loadConfig } from '../../lib/config.js'
 import { createLogger } from '../../lib/log.js'
 import { startLocal } from '../../server/local.js'
@@ -41,11 +42,15 @@ export async function serve (flags: Record<string, string | undefined>): Promise
     throw err
   }
   const running = server
+  // SIGHUP: read the TLS certificate files again (new connections get the new one; open ones go on).
+  const onHup = (): void => { running.reload() }
+  process.on('SIGHUP', onHup)
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       // A second signal now gets its default action: a way out of a shutdown that hangs.
       process.removeListener('SIGTERM', onTerm)
       process.removeListener('SIGINT', onInt)
+      process.removeListener('SIGHUP', onHup)
       log.info({ signal }, 'shutting down')
       const timer = setTimeout(() => {
         log.error('graceful shutdown timed out; exiting')

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import mqtt from 'mqtt'
 import { TestServer, Device, waitFor, within, type DeviceCreds } from '../helpers/server.js'
+import { runPaho } from '../helpers/paho.js'
 
 const server = new TestServer({ MQCHAT_PUBLISH_RATE: '5', MQCHAT_PUBLISH_BURST: '10', MQCHAT_MAX_MESSAGE_BYTES: '4096', MQCHAT_MAX_PACKET_BYTES: '16384' })
 let a: DeviceCreds, b: DeviceCreds, outsider: DeviceCreds
@@ -139,31 +140,13 @@ test('an oversize message gets error too_large; a packet over the packet limit c
 })
 
 test('a PUBLISH over the packet limit is refused with too_large and acknowledged: paho-mqtt, which resends an unacknowledged PUBLISH on every reconnect, goes on', async () => {
-  const { spawn } = await import('node:child_process')
-  const { fileURLToPath } = await import('node:url')
   const p = await server.link(a, 'paho')
-  const script = fileURLToPath(new URL('../../../test/clients/paho_publish.py', import.meta.url))
-  const py = spawn('/usr/bin/python3', [script], {
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: String(server.ports.mqtt),
-      DEVICE: p.deviceId,
-      TOKEN: p.token,
-      CHAT: chatId,
-      SECONDS: '20',
-      // 40 KB: over this server's 16 KiB packet limit; then a message that fits.
-      ENVELOPES: JSON.stringify([{ id: 'paho-big', body: 'x'.repeat(40_000) }, { id: 'paho-after', body: 'after the big one' }])
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+  // 40 KB: over this server's 16 KiB packet limit; then a message that fits.
+  const r = await runPaho({
+    HOST: '127.0.0.1', PORT: String(server.ports.mqtt), DEVICE: p.deviceId, TOKEN: p.token, CHAT: chatId,
+    ENVELOPES: JSON.stringify([{ id: 'paho-big', body: 'x'.repeat(40_000) }, { id: 'paho-after', body: 'after the big one' }])
   })
-  let out = ''
-  let err = ''
-  py.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  py.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const code = await within('paho to finish', new Promise<number | null>((resolve) => py.once('exit', resolve)), 40_000).finally(() => { if (py.exitCode === null) py.kill() })
-  assert.equal(code, 0, err)
-  const r = JSON.parse(out) as { connects: number, acked: boolean[], events: Array<{ type: string, id?: string, code?: string }> }
+  const out = JSON.stringify(r)
   assert.deepEqual(r.acked, [true, true], out)
   assert.equal(r.connects, 1, 'never disconnected')
   assert.equal(r.events.find((e) => e.id === 'paho-big')?.code, 'too_large', out)

@@ -62,7 +62,7 @@ export async function within<T> (what: string, promise: Promise<T>, timeoutMs = 
   }
 }
 
-export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number }
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number }
 
 export class TestServer {
   proc: ChildProcess | undefined
@@ -89,6 +89,10 @@ export class TestServer {
         MQCHAT_MQTT_PORT: '0',
         MQCHAT_WS_PORT: '0',
         MQCHAT_HTTP_PORT: '0',
+        // The TLS listeners open only with a certificate (MQCHAT_TLS_CERT).
+        MQCHAT_MQTT_TLS_PORT: '0',
+        MQCHAT_WSS_PORT: '0',
+        MQCHAT_HTTPS_PORT: '0',
         MQCHAT_DEV_RETURN_CODES: 'true',
         MQCHAT_LOG_LEVEL: 'info',
         MQCHAT_OTP_REQUESTS_PER_IP_PER_HOUR: '10000',

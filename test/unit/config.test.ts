@@ -61,3 +61,27 @@ test('XMPP: off by default; needs a certificate, or plaintext on loopback only; 
   assert.throws(() => loadConfig({ MQCHAT_XMPP_TLS_CERT: '/nonexistent/cert.pem' }), /MQCHAT_XMPP_TLS_CERT: no such file: "\/nonexistent\/cert.pem"/)
   assert.throws(() => loadConfig({ MQCHAT_XMPP_DOMAIN: 'not a domain' }), /MQCHAT_XMPP_DOMAIN: must be a domain name/)
 })
+
+test('plaintext listeners on a non-loopback address are warned about at start-up, unless a trusted proxy is in front', async () => {
+  const { warnPlaintext } = await import('../../server/domain.js')
+  const pino = (await import('pino')).default
+  const warned = (env: Record<string, string>): string[] => {
+    const lines: string[] = []
+    const log = pino({ level: 'warn' }, { write: (l: string) => { lines.push(l) } })
+    warnPlaintext(loadConfig(env), log, { mqtt: 1883, ws: 8083, http: 3000, xmpp: 0, xmppWs: 0, mqttTls: 8883, wss: 8084, https: 3443 })
+    return lines
+  }
+  assert.equal(warned({ MQCHAT_HOST: '127.0.0.1' }).length, 0)
+  assert.equal(warned({ MQCHAT_HOST: '::1' }).length, 0)
+  const [line] = warned({ MQCHAT_HOST: '0.0.0.0' })
+  assert.match(line ?? '', /plaintext listeners on 0\.0\.0\.0 \(MQTT 1883, MQTT over WebSocket 8083, HTTP 3000\)/)
+  assert.equal(warned({ MQCHAT_HOST: '0.0.0.0', MQCHAT_TRUST_PROXY: '10.0.0.0/8' }).length, 0)
+})
+
+test('TLS: the certificate and key come together; XMPP may use the server certificate', () => {
+  assert.throws(() => loadConfig({ MQCHAT_TLS_CERT: '/etc/hostname' }), /MQCHAT_TLS_CERT and MQCHAT_TLS_KEY: set both or neither/)
+  const c = loadConfig({ MQCHAT_TLS_CERT: '/etc/hostname', MQCHAT_TLS_KEY: '/etc/hostname', MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_DOMAIN: 'example.com' })
+  assert.equal(c.mqttTlsPort, 8883)
+  assert.equal(c.wssPort, 8084)
+  assert.equal(c.httpsPort, 3443)
+})
