@@ -135,7 +135,10 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
       const token = newToken(id)
       const scram = await scramCredentials(token, scramSalt(userId), SCRAM_ITERATIONS)
       const device: Device = { id, userId, name, tokenHash: hashSecret(token), scram, createdAt: Date.now(), revokedAt: null, ...(opts.linked === true ? { linked: true } : {}) }
-      await this.directory.addDevice(device)
+      // The store has the last word: another node may have linked a device meanwhile.
+      if (!await this.directory.addDeviceWithin(device, this.maxPerUser)) {
+        throw new DomainError('device_limit', `a user may have at most ${this.maxPerUser} active devices; revoke one first`, 409)
+      }
       this.cache(device)
       for (const fn of this.#onCreate) await fn(device)
       this.emit('created', device)

@@ -70,6 +70,12 @@ export interface DirectoryStore {
   getUserByPhone (phone: string): Promise<User | undefined>
 
   addDevice (device: Device): Promise<void>
+  /**
+   * Adds an active device unless its user has `maxActive` active devices
+   * already; false (and nothing written) then. Atomic across processes:
+   * racing additions never leave more than `maxActive` active devices.
+   */
+  addDeviceWithin (device: Device, maxActive: number): Promise<boolean>
   getDevice (id: string): Promise<Device | undefined>
   /** Active (not revoked) devices of a user, oldest first. */
   listDevices (userId: string): Promise<Device[]>

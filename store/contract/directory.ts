@@ -2,7 +2,7 @@
 // directoryContract('engine name', factory) from a test file.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { DirectoryStore, Member } from '../types.js'
+import type { Device, DirectoryStore, Member } from '../types.js'
 
 export type Opened<S> = { store: S, close (): Promise<void> }
 
@@ -33,6 +33,26 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.deepEqual((await s.listDevices('u_1')).map((d) => d.id), ['dv_b'])
       assert.equal((await s.getDevice('dv_a'))?.revokedAt, 30)
       assert.equal((await s.allDevices()).length, 2)
+    }))
+
+    test('devices: at most N active per user, even when additions race; a revocation frees a place; devices added before count', () => withStore(async (s) => {
+      await s.createUser({ id: 'u_1', phone: '+15550000001', createdAt: 1 })
+      const dev = (id: string): Device => ({ id, userId: 'u_1', name: id, tokenHash: 'ab', createdAt: 1, revokedAt: null })
+      // A device added before places were counted takes one of the 4.
+      await s.addDevice(dev('dv_old'))
+      assert.equal(await s.addDeviceWithin(dev('dv_first'), 4), true)
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => s.addDeviceWithin(dev(`dv_${i}`), 4)))
+      assert.equal(results.filter(Boolean).length, 2, 'exactly the places left are taken')
+      assert.equal((await s.listDevices('u_1')).length, 4)
+      assert.equal(await s.addDeviceWithin(dev('dv_more'), 4), false)
+      const someone = results.findIndex(Boolean)
+      assert.equal(await s.revokeDevice(`dv_${someone}`, 2), true)
+      assert.equal(await s.addDeviceWithin(dev('dv_after'), 4), true)
+      assert.equal(await s.addDeviceWithin(dev('dv_over'), 4), false)
+      assert.deepEqual((await s.listDevices('u_1')).length, 4)
+      // Another user's places are their own.
+      await s.createUser({ id: 'u_2', phone: '+15550000002', createdAt: 1 })
+      assert.equal(await s.addDeviceWithin({ ...dev('dv_u2'), userId: 'u_2' }, 4), true)
     }))
 
     test('devices: a linked device reads back as linked; one from a phone verification has no flag', () => withStore(async (s) => {

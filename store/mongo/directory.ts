@@ -5,7 +5,14 @@ import { isDuplicateKey } from './database.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
 interface UserDoc { _id: string, phone: string, createdAt: number }
-interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null, linked?: boolean }
+/** `slot`: the device_slots place it holds while active (absent on devices made before slots). */
+interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null, linked?: boolean, slot?: number }
+/**
+ * One of a user's places for an active device: _id `<userId>#<n>`, n below
+ * the limit. Claimed by inserting it (the unique _id makes a race for the
+ * last place have one winner), freed when the device is revoked.
+ */
+interface SlotDoc { _id: string, deviceId: string, at: number }
 interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number }
 /** fromSeq and engaged are absent on members recorded before they existed (they read everything, and count as engaged). */
 interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number, fromSeq?: number, engaged?: boolean }
@@ -16,7 +23,10 @@ interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettin
 interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: number }
 
 const pairId = (a: string, b: string): string => `${a}\n${b}`
-const toDevice = ({ _id, linked, ...d }: DeviceDoc): Device => ({ id: _id, ...d, ...(linked === true ? { linked: true } : {}) })
+const toDevice = ({ _id, linked, slot: _slot, ...d }: DeviceDoc): Device => ({ id: _id, ...d, ...(linked === true ? { linked: true } : {}) })
+const slotId = (userId: string, n: number): string => `${userId}#${n}`
+/** A place whose device never got written (a crash between the two writes) is taken back after this long. */
+const ORPHAN_SLOT_MS = 60_000
 const toChat = ({ _id, ...c }: ChatDoc): Chat => ({ id: _id, ...c })
 const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true })
 const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
@@ -30,6 +40,7 @@ export class MongoDirectory implements DirectoryStore {
   #blocks: Collection<BlockDoc>
   #settings: Collection<SettingsDoc>
   #codes: Collection<CodeDoc>
+  #slots: Collection<SlotDoc>
 
   constructor (db: Db) {
     this.#users = db.collection('users')
@@ -40,6 +51,7 @@ export class MongoDirectory implements DirectoryStore {
     this.#blocks = db.collection('blocks')
     this.#settings = db.collection('user_settings')
     this.#codes = db.collection('one_time_codes')
+    this.#slots = db.collection('device_slots')
   }
 
   async init (): Promise<void> {
@@ -65,6 +77,60 @@ export class MongoDirectory implements DirectoryStore {
     await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, ...(d.scram ? { scram: d.scram } : {}), createdAt: d.createdAt, revokedAt: d.revokedAt, ...(d.linked === true ? { linked: true } : {}) })
   }
 
+  async addDeviceWithin (d: Device, maxActive: number): Promise<boolean> {
+    await this.#slotExisting(d.userId, maxActive)
+    let slot = await this.#claimSlot(d.userId, d.id, maxActive)
+    if (slot === undefined && await this.#freeStaleSlots(d.userId, maxActive)) slot = await this.#claimSlot(d.userId, d.id, maxActive)
+    if (slot === undefined) return false
+    try {
+      await this.#devices.insertOne({ _id: d.id, userId: d.userId, name: d.name, tokenHash: d.tokenHash, ...(d.scram ? { scram: d.scram } : {}), createdAt: d.createdAt, revokedAt: d.revokedAt, ...(d.linked === true ? { linked: true } : {}), slot })
+    } catch (err) {
+      await this.#slots.deleteOne({ _id: slotId(d.userId, slot), deviceId: d.id })
+      throw err
+    }
+    return true
+  }
+
+  /** The first free place below maxActive, claimed for deviceId; undefined when all are held. */
+  async #claimSlot (userId: string, deviceId: string, maxActive: number): Promise<number | undefined> {
+    for (let n = 0; n < maxActive; n++) {
+      try {
+        await this.#slots.insertOne({ _id: slotId(userId, n), deviceId, at: Date.now() })
+        return n
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * Active devices made before places existed take one each. Two nodes doing
+   * this at once may each claim one for the same device: the first to record
+   * it on the device keeps it, the other gives its claim back at once.
+   */
+  async #slotExisting (userId: string, maxActive: number): Promise<void> {
+    for (const dev of await this.#devices.find({ userId, revokedAt: null, slot: { $exists: false } }).toArray()) {
+      const n = await this.#claimSlot(userId, dev._id, maxActive)
+      if (n === undefined) continue
+      const kept = (await this.#devices.updateOne({ _id: dev._id, slot: { $exists: false } }, { $set: { slot: n } })).modifiedCount === 1
+      if (!kept) await this.#slots.deleteOne({ _id: slotId(userId, n), deviceId: dev._id })
+    }
+  }
+
+  /** Frees places whose device is revoked, holds another place, or was never written (after ORPHAN_SLOT_MS); true if one was freed. */
+  async #freeStaleSlots (userId: string, maxActive: number): Promise<boolean> {
+    let freed = false
+    for (let n = 0; n < maxActive; n++) {
+      const s = await this.#slots.findOne({ _id: slotId(userId, n) })
+      if (!s) continue
+      const dev = await this.#devices.findOne({ _id: s.deviceId })
+      const stale = dev ? dev.revokedAt !== null || (dev.slot !== undefined && dev.slot !== n) : Date.now() - s.at > ORPHAN_SLOT_MS
+      if (stale && (await this.#slots.deleteOne({ _id: s._id, deviceId: s.deviceId })).deletedCount === 1) freed = true
+    }
+    return freed
+  }
+
   async setDeviceScram (id: string, scram: ScramCredentials): Promise<void> {
     await this.#devices.updateOne({ _id: id }, { $set: { scram } })
   }
@@ -81,7 +147,11 @@ export class MongoDirectory implements DirectoryStore {
   async allDevices (): Promise<Device[]> { return (await this.#devices.find({}).toArray()).map(toDevice) }
 
   async revokeDevice (id: string, at: number): Promise<boolean> {
-    return (await this.#devices.updateOne({ _id: id, revokedAt: null }, { $set: { revokedAt: at } })).modifiedCount === 1
+    const d = await this.#devices.findOneAndUpdate({ _id: id, revokedAt: null }, { $set: { revokedAt: at } })
+    if (!d) return false
+    // Its place is free again (a failure here is repaired by #freeStaleSlots).
+    if (d.slot !== undefined) await this.#slots.deleteOne({ _id: slotId(d.userId, d.slot), deviceId: id })
+    return true
   }
 
   async createChat (chat: Chat, members: Member[]): Promise<boolean> {

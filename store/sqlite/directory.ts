@@ -68,6 +68,7 @@ export class SqliteDirectory implements DirectoryStore {
       setScram: db.prepare('UPDATE devices SET scram = ? WHERE id = ?'),
       device: db.prepare('SELECT * FROM devices WHERE id = ?'),
       devicesOf: db.prepare('SELECT * FROM devices WHERE user_id = ? AND revoked_at IS NULL ORDER BY created_at, id'),
+      activeCount: db.prepare('SELECT count(*) AS n FROM devices WHERE user_id = ? AND revoked_at IS NULL'),
       allDevices: db.prepare('SELECT * FROM devices'),
       revoke: db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       insertChat: db.prepare('INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)'),
@@ -103,6 +104,14 @@ export class SqliteDirectory implements DirectoryStore {
 
   async addDevice (d: Device): Promise<void> {
     this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null, d.linked === true ? 1 : 0)
+  }
+
+  async addDeviceWithin (d: Device, maxActive: number): Promise<boolean> {
+    return this.#db.transaction(() => {
+      if ((this.#st.activeCount.get(d.userId) as { n: number }).n >= maxActive) return false
+      this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null, d.linked === true ? 1 : 0)
+      return true
+    })()
   }
 
   async setDeviceScram (id: string, scram: ScramCredentials): Promise<void> { this.#st.setScram.run(JSON.stringify(scram), id) }

@@ -332,3 +332,39 @@ test('a subscription the session store does not confirm fails that SUBSCRIBE aft
   const granted = await within('the SUBACK once the store answers', again.client.subscribeAsync(live, { qos: 0 }), 15_000)
   assert.deepEqual(granted.map((g) => [g.topic, g.qos]), [[live, 0]])
 })
+
+test('the device limit holds across API nodes: links racing through two of them never make more than 4 active devices', async () => {
+  const api2 = await cluster.node('api', 'api-2').start()
+  try {
+    const owner = await cluster.api.register('+15550100040', 'owner-phone')
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? cluster.api : api2).api('POST', '/v1/devices', owner.token, { name: `laptop-${i}` })))
+    const statuses = results.map((r) => r.status)
+    assert.equal(statuses.filter((s) => s === 201).length, 3, statuses.join(','))
+    assert.ok(statuses.every((s) => s === 201 || s === 409), statuses.join(','))
+    assert.equal((await cluster.api.api('GET', '/v1/devices', owner.token)).body.devices.length, 4)
+    assert.equal((await api2.api('GET', '/v1/devices', owner.token)).body.devices.length, 4)
+  } finally {
+    await api2.dispose()
+  }
+})
+
+test('membership periods in the cluster: a member added later reads and gets only what follows, an edit of an earlier message included', async () => {
+  const [p, q, r] = [await cluster.api.register('+15550100050'), await cluster.api.register('+15550100051'), await cluster.api.register('+15550100052')]
+  const group = (await cluster.api.api('POST', '/v1/chats', p.token, { kind: 'group', name: 'periods', members: [q.userId] })).body.chat_id as string
+  const send = async (envelope: Record<string, unknown>): Promise<number> => {
+    const res = await cluster.api.api('POST', `/v1/chats/${group}/messages`, p.token, envelope)
+    assert.equal(res.status, 201, JSON.stringify(res.body))
+    return res.body.seq as number
+  }
+  await send({ id: 'early-1', body: 'before R' })
+  await send({ id: 'early-2', body: 'before R too' })
+  assert.equal((await cluster.api.api('POST', `/v1/chats/${group}/members`, p.token, { users: [r.userId] })).status, 200)
+  const R = await online(r, 1)
+  await send({ id: 'edit-early', type: 'edit', ref: 1, body: 'before R, edited' })
+  const welcome = await send({ id: 'welcome', body: 'welcome R' })
+  await R.waitEvent('the welcome', (e) => e.type === 'msg' && e.seq === welcome)
+  assert.deepEqual(seqs(R, group), [welcome])
+  const page = await cluster.api.api('GET', `/v1/chats/${group}/messages?after=0`, r.token)
+  assert.deepEqual(page.body.messages.map((m: { id: string }) => m.id), ['welcome'])
+  assert.equal((await cluster.api.api('GET', `/v1/chats/${group}/messages/1/receipts`, r.token)).status, 404)
+})
