@@ -152,7 +152,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     }, log.child({ part: 'retention' }))
     : undefined
 
-  const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
+  const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }), tls }) : undefined
   if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
   const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
   writePorts(cfg, ports)
@@ -162,7 +162,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   return {
     ports,
-    reload: () => tls?.reload() ?? false,
+    // The server's certificate (every TLS listener, XMPP's too unless it has its own), then XMPP's own.
+    reload: () => [tls?.reload() ?? false, xmpp?.reload() ?? false].some(Boolean),
     close: closeOnce(async () => {
       ready = false
       retention?.stop()

@@ -55,7 +55,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const api = await startApi(cfg, d, stores, metrics, info, () => ready, log, tls)
   if (tls) info.tls = { mqttPort: broker.mqttTlsPort, wssPort: broker.wssPort, httpsPort: httpsPort(api) }
 
-  const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }) }) : undefined
+  const xmpp = cfg.xmppEnabled ? await startXmpp(cfg, { aedes: broker.aedes, devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }), tls }) : undefined
   if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
   const redone = await bridge.redoPendingFanout()
   if (redone > 0) log.info({ messages: redone }, 'finished fan-out interrupted by the last stop')
@@ -74,7 +74,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
 
   return {
     ports,
-    reload: () => tls?.reload() ?? false,
+    // The server's certificate (every TLS listener, XMPP's too unless it has its own), then XMPP's own.
+    reload: () => [tls?.reload() ?? false, xmpp?.reload() ?? false].some(Boolean),
     close: closeOnce(async () => {
       ready = false
       presence.stop()

@@ -4,11 +4,9 @@
 // @xmpp/xml (its ltx-based streaming parser) and @xmpp/jid. node-xmpp-server,
 // which the design card names, has been unmaintained since 2017.
 import { createServer, type Server, type Socket } from 'node:net'
-import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
-import { createSecureContext, type SecureContext } from 'node:tls'
 import { createServer as createHttpServer } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { WebSocketServer } from 'ws'
 import type { Logger } from 'pino'
 import type { Aedes } from 'aedes'
@@ -20,19 +18,26 @@ import type { HistoryStore } from '../store/types.js'
 import { directChatId } from '../core/ids.js'
 import { MAX_UNBOUND_PER_DEVICE, XmppStream, type StreamHost } from './stream.js'
 import { Admission } from '../lib/admission.js'
+import { TlsCertificate } from '../lib/tls.js'
 import { WebSocketTransport } from './websocket.js'
 import { XmppSession } from './session.js'
 
-export interface XmppServer { port: number, wsPort: number, close (): Promise<void> }
+export interface XmppServer {
+  port: number
+  wsPort: number
+  /** Reads XMPP's own certificate files again (MQCHAT_XMPP_TLS_CERT); false without one (the server's certificate is reloaded by its owner). */
+  reload (): boolean
+  close (): Promise<void>
+}
 
 /** Where XMPP over WebSocket is served on its port. */
 export const WS_PATH = '/xmpp-websocket'
 
-export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: DeviceService, chats: ChatService, history: HistoryStore, log: Logger }): Promise<XmppServer> {
+export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: DeviceService, chats: ChatService, history: HistoryStore, log: Logger, tls?: TlsCertificate }): Promise<XmppServer> {
   const { aedes, devices, chats, history, log } = deps
-  // Its own certificate, or the server's (MQCHAT_TLS_CERT); read at start.
-  const [certPath, keyPath] = cfg.xmppTlsCert !== '' ? [cfg.xmppTlsCert, cfg.xmppTlsKey] : [cfg.tlsCert, cfg.tlsKey]
-  const tls = certPath !== '' ? createSecureContext({ cert: readFileSync(certPath), key: readFileSync(keyPath), minVersion: 'TLSv1.2' }) : undefined
+  // Its own certificate, or the server's (MQCHAT_TLS_CERT); either follows reloads (SIGHUP).
+  const own = cfg.xmppTlsCert !== '' ? new TlsCertificate(cfg.xmppTlsCert, cfg.xmppTlsKey, log) : undefined
+  const tls = own ?? deps.tls
   const resumable = new Map<string, XmppSession>()
   const sessions = new Set<XmppSession>()
   const sessionHost = {
@@ -74,9 +79,10 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
     }
     return release
   }
-  const streamHost = (secure: SecureContext | undefined): StreamHost => ({
+  const streamHost = (secure: TlsCertificate | undefined): StreamHost => ({
     domain: cfg.xmppDomain,
-    tls: secure,
+    // Read at each STARTTLS: a reloaded certificate is used from then on.
+    get tls () { return secure?.context },
     maxStanzaBytes: cfg.xmppMaxStanzaBytes,
     stanzaRate: cfg.xmppStanzaRate,
     authTimeoutMs: cfg.xmppAuthTimeoutSeconds * 1000,
@@ -127,9 +133,8 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
   // XMPP over WebSocket (RFC 7395) on its own port: HTTPS with the same
   // certificate, or plain HTTP in the loopback-only plaintext mode. TLS is
   // the connection's, so these streams start at login (no STARTTLS).
-  const wsHttp = certPath !== ''
-    ? createHttpsServer({ cert: readFileSync(certPath), key: readFileSync(keyPath), minVersion: 'TLSv1.2' })
-    : createHttpServer()
+  const wsHttp = tls !== undefined ? createHttpsServer(tls.options) : createHttpServer()
+  if (tls !== undefined) tls.attach(wsHttp as HttpsServer)
   wsHttp.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end(`XMPP over WebSocket: connect to ${WS_PATH} with the "xmpp" subprotocol\n`) })
   const wss = new WebSocketServer({
     server: wsHttp,
@@ -153,6 +158,7 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
   return {
     port,
     wsPort,
+    reload: () => own?.reload() ?? false,
     async close () {
       server.close()
       wsHttp.close()

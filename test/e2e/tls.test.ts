@@ -1,13 +1,14 @@
 // TLS listeners with a certificate from configuration: MQTT over TLS
 // (Mosquitto's clients, verifying the server against the CA file), MQTT
 // over WSS (paho-mqtt), HTTPS (curl), and a certificate reloaded on SIGHUP
-// while connections stay up.
+// while connections stay up (on every TLS listener, XMPP's included).
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { copyFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
+import { connect as netConnect } from 'node:net'
 import { X509Certificate } from 'node:crypto'
 import mqtt from 'mqtt'
 import { Device, TestServer, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
@@ -23,7 +24,8 @@ const key = join(dir, 'key.pem')
 copyFileSync(first.cert, cert)
 copyFileSync(first.key, key)
 
-const server = new TestServer({ MQCHAT_TLS_CERT: cert, MQCHAT_TLS_KEY: key })
+// XMPP uses the same certificate (it has none of its own).
+const server = new TestServer({ MQCHAT_TLS_CERT: cert, MQCHAT_TLS_KEY: key, MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost' })
 let a: DeviceCreds, b: DeviceCreds
 let chat: string
 before(async () => {
@@ -53,6 +55,27 @@ function presented (port: number): Promise<string> {
   })
 }
 const fingerprint = (pem: string): string => new X509Certificate(readFileSync(pem)).fingerprint256
+
+/** The certificate the XMPP listener presents after STARTTLS. */
+async function presentedAfterStartTls (port: number): Promise<string> {
+  const plain = netConnect(port, '127.0.0.1')
+  plain.on('error', () => {})
+  let seen = ''
+  const until = async (s: string): Promise<void> => { await waitFor(`XMPP ${s}`, () => seen.includes(s) || undefined) }
+  plain.on('data', (d: Buffer) => { seen += d.toString() })
+  plain.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+  await until('</stream:features>')
+  plain.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+  await until('<proceed')
+  plain.removeAllListeners('data')
+  return await new Promise((resolve, reject) => {
+    const s = tlsConnect({ socket: plain, servername: 'localhost', rejectUnauthorized: false }, () => {
+      resolve(s.getPeerX509Certificate()?.fingerprint256 ?? '')
+      s.destroy()
+    })
+    s.on('error', reject)
+  })
+}
 
 test('the TLS listeners are announced in /v1/info, and speak TLS 1.2 or later only', async () => {
   const info = (await server.api('GET', '/v1/info')).body
@@ -115,6 +138,7 @@ test('HTTPS: curl verifies the certificate and uses the API; media URLs start wi
 test('SIGHUP reloads the certificate: new connections get the new one, open ones go on', async () => {
   const before = fingerprint(first.cert)
   assert.equal(await presented(server.ports.mqttTls), before)
+  assert.equal(await presentedAfterStartTls(server.ports.xmpp), before)
   // An MQTT over TLS connection opened with the first certificate.
   const B = mqtt.connect(`mqtts://localhost:${server.ports.mqttTls}`, { clientId: b.deviceId, username: b.deviceId, password: b.token, clean: false, protocolVersion: 4, reconnectPeriod: 0, ca: readFileSync(first.cert) })
   const got: string[] = []
@@ -127,7 +151,8 @@ test('SIGHUP reloads the certificate: new connections get the new one, open ones
     server.proc?.kill('SIGHUP')
     await waitFor('the reload', () => server.log.includes('TLS certificate reloaded') || undefined)
     const after = fingerprint(second.cert)
-    for (const port of [server.ports.mqttTls, server.ports.wss, server.ports.https]) assert.equal(await presented(port), after, `port ${port}`)
+    for (const port of [server.ports.mqttTls, server.ports.wss, server.ports.https, server.ports.xmppWs]) assert.equal(await presented(port), after, `port ${port}`)
+    assert.equal(await presentedAfterStartTls(server.ports.xmpp), after, 'XMPP STARTTLS')
     // The connection made before the reload is still up and still gets messages.
     assert.equal((await server.api('POST', `/v1/chats/${chat}/messages`, a.token, { id: 'after-reload', body: 'still here' })).status, 201)
     await waitFor('the message on the old connection', () => got.includes('after-reload') || undefined)
