@@ -7,7 +7,7 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { Device, TestServer, waitFor, within, type DeviceCreds } from '../helpers/server.js'
+import { Device, TestServer, serverWithPair, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 import { SqliteDatabase } from '../../lib/sqlite.js'
 
 const servers: TestServer[] = []
@@ -26,12 +26,7 @@ async function history (server: TestServer, token: string, chat: string): Promis
 }
 
 test('no PUBACK while the history write waits on a locked database; none when the write fails, and the resend is stored once', async () => {
-  const server = new TestServer()
-  servers.push(server)
-  await server.start()
-  const a = await server.register('+15552000001')
-  const b = await server.register('+15552000002')
-  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const { server, a, chatId: chat } = await serverWithPair(servers, ['+15552000001', '+15552000002'])
   // The sender resends what was not acknowledged when it reconnects, as MQTT clients do.
   const client = mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, { clientId: a.deviceId, username: a.deviceId, password: a.token, clean: false, protocolVersion: 4, reconnectPeriod: 300 })
   const closes: number[] = []
