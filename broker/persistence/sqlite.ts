@@ -168,10 +168,22 @@ export class SqlitePersistence {
     }
   }
 
+  /**
+   * The retained messages a subscription gets. A filter without wildcards
+   * (every filter a device may hold: its own topics, one user's presence) is
+   * one lookup; only a wildcard filter (open access) is matched against all
+   * of them. (Matching every filter against every retained message made
+   * each SUBSCRIBE cost one match per user with a presence.)
+   */
   createRetainedStreamCombi (patterns: string[]): Readable {
-    const matchers = patterns.map((p) => new QlobberTrue(QLOBBER_OPTIONS).add(p))
     const found: AnyPacket[] = []
-    for (const matcher of matchers) {
+    for (const pattern of patterns) {
+      if (!/[+#]/.test(pattern)) {
+        const packet = this.#retained.get(pattern)
+        if (packet !== undefined) found.push(packet)
+        continue
+      }
+      const matcher = new QlobberTrue(QLOBBER_OPTIONS).add(pattern)
       for (const [topic, packet] of this.#retained) {
         if (matcher.test(topic)) found.push(packet)
       }
