@@ -67,6 +67,8 @@ export interface BrokerOptions {
   /** Connections that have not completed CONNECT, at once: overall, and per client address. */
   maxUnauthenticated: number
   maxUnauthenticatedPerAddress: number
+  /** Set when a load balancer is in front (MQCHAT_TRUST_PROXY): the per-address cap is then not applied. */
+  trustProxy?: string
   /** Check at start that every active device has its inbox subscription (cheap only where the store keeps subscriptions in memory). */
   repairInboxes?: boolean
   /** open: aedes' own defaults (anonymous clients, any topic), no chat ACL; development and conformance tests. */
@@ -244,7 +246,8 @@ export async function startBroker (
 
   // Connections that have not completed their CONNECT are what an outsider can hold:
   // bounded overall and per address; a connection gives its place back once signed in, or closed.
-  const pending = new Admission(opts.maxUnauthenticated, opts.maxUnauthenticatedPerAddress)
+  // Behind a load balancer (MQCHAT_TRUST_PROXY) every connection comes from its address: only the overall cap applies.
+  const pending = new Admission(opts.maxUnauthenticated, (opts.trustProxy ?? '') === '' ? opts.maxUnauthenticatedPerAddress : Number.MAX_SAFE_INTEGER)
   const places = new WeakMap<object, () => void>()
   aedes.on('client', (client: Client) => { places.get(client)?.(); places.delete(client) })
   /** A place among the connections not yet signed in, or undefined (the connection is then closed at once). */

@@ -67,7 +67,8 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
   }
   // What outsiders may hold: connections not yet signed in and bound (overall and per address), and per device
   // streams signed in but not bound. A stream gives its places back once bound or closed.
-  const pending = new Admission(cfg.xmppMaxUnauthenticated, cfg.xmppMaxUnauthenticatedPerAddress)
+  // Behind a load balancer (MQCHAT_TRUST_PROXY) every connection comes from its address: only the overall cap applies.
+  const pending = new Admission(cfg.xmppMaxUnauthenticated, cfg.trustProxy === '' ? cfg.xmppMaxUnauthenticatedPerAddress : Number.MAX_SAFE_INTEGER)
   const places = new Map<XmppStream, () => void>()
   const unbound = new Map<XmppStream, string>()
   const unboundOf = (deviceId: string): number => { let n = 0; for (const d of unbound.values()) if (d === deviceId) n++; return n }

@@ -154,3 +154,22 @@ test('HTTP: a keep-alive connection left idle is closed after MQCHAT_HTTP_IDLE_T
   assert.ok(took >= 1500, `closed after ${took} ms`)
   await stillServing()
 })
+
+test('behind a load balancer (MQCHAT_TRUST_PROXY) only the overall cap on connections not yet signed in applies: they all come from its address', async () => {
+  const lb = new TestServer({ MQCHAT_TRUST_PROXY: '127.0.0.1', MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: '3', MQCHAT_MQTT_MAX_UNAUTHENTICATED: '6' })
+  const sockets: Socket[] = []
+  try {
+    await lb.start()
+    // Six from one address: over the per-address cap of 3, within the overall cap of 6.
+    for (let i = 0; i < 6; i++) sockets.push(await rawSocket(lb.ports.mqtt))
+    // The seventh is over the overall cap: closed at once, which shows the six were counted, and kept.
+    const seventh = await rawSocket(lb.ports.mqtt)
+    await closedWithin(seventh, 10_000)
+    assert.deepEqual(sockets.map((s) => s.destroyed), Array(6).fill(false))
+    assert.equal((lb.log.match(/too many not yet signed in/g) ?? []).length, 1)
+  } finally {
+    for (const s of sockets) s.destroy()
+    await lb.dispose()
+  }
+  await stillServing()
+})
