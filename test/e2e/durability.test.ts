@@ -77,9 +77,11 @@ test('a SIGKILL in the middle of a full-rate load: every PUBACKed message is in 
   const receivers = await Promise.all(pairs.map(async (p) => await new Device(server, p.receiver).connect()))
   const acked = pairs.map(() => new Set<string>())
   let stop = false
+  // Every sender is connected before the load starts (a connect cut short by the kill would never settle).
+  const connections = await Promise.all(pairs.map(async (p) => await mqtt.connectAsync(`mqtt://127.0.0.1:${server.ports.mqtt}`, { clientId: p.sender.deviceId, username: p.sender.deviceId, password: p.sender.token, clean: false, protocolVersion: 4, reconnectPeriod: 0 })))
   // Each sender keeps 20 publishes in flight until the server dies.
   const senders = pairs.map(async (p, i) => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.ports.mqtt}`, { clientId: p.sender.deviceId, username: p.sender.deviceId, password: p.sender.token, clean: false, protocolVersion: 4, reconnectPeriod: 0 })
+    const c = connections[i]!
     c.on('error', () => {})
     // A publish in flight when the server dies is never acknowledged (mqtt.js would resend it on a reconnect).
     const closed = new Promise<false>((resolve) => c.once('close', () => resolve(false)))
@@ -93,7 +95,7 @@ test('a SIGKILL in the middle of a full-rate load: every PUBACKed message is in 
       }
     }
     await Promise.all(Array.from({ length: 20 }, lane))
-    await c.endAsync(true)
+    c.end(true)
   })
   const total = (): number => acked.reduce((s, x) => s + x.size, 0)
   await waitFor('500 acknowledged messages', () => total() >= 500 || undefined, 60_000)
