@@ -3,7 +3,7 @@
 import { PassThrough } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import { Admission } from '../lib/admission.js'
+import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
@@ -74,7 +74,7 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   })
   app.server.headersTimeout = Math.min(limits.bodyTimeoutMs, limits.requestTimeoutMs)
   // Open connections, overall and per address (HTTP and HTTPS together); a connection over either is closed before it is read.
-  const open = new Admission(limits.maxConnections, trustProxy === '' ? limits.maxConnectionsPerAddress : Number.MAX_SAFE_INTEGER)
+  const open = new Admission(limits.maxConnections, perAddressBound(limits.maxConnectionsPerAddress, trustProxy))
   const admit = (socket: Socket): void => {
     const release = open.take(socket.remoteAddress ?? '')
     if (!release) {

@@ -23,7 +23,7 @@ import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins
 import { guardPackets, type PacketParser } from './packet-guard.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
-import { Admission } from '../lib/admission.js'
+import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
 
@@ -247,7 +247,7 @@ export async function startBroker (
   // Connections that have not completed their CONNECT are what an outsider can hold:
   // bounded overall and per address; a connection gives its place back once signed in, or closed.
   // Behind a load balancer (MQCHAT_TRUST_PROXY) every connection comes from its address: only the overall cap applies.
-  const pending = new Admission(opts.maxUnauthenticated, (opts.trustProxy ?? '') === '' ? opts.maxUnauthenticatedPerAddress : Number.MAX_SAFE_INTEGER)
+  const pending = new Admission(opts.maxUnauthenticated, perAddressBound(opts.maxUnauthenticatedPerAddress, opts.trustProxy))
   const places = new WeakMap<object, () => void>()
   aedes.on('client', (client: Client) => { places.get(client)?.(); places.delete(client) })
   /** A place among the connections not yet signed in, or undefined (the connection is then closed at once). */

@@ -192,10 +192,15 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   /** Records that a member took part in a chat (see isContactOf); a store write only the first time. */
   async engage (chatId: string, userId: string): Promise<void> {
-    if (!this.isMember(chatId, userId) || this.#engaged.get(userId)?.has(chatId) === true) return
+    if (await this.markEngaged(chatId, userId)) await this.#notify(chatId)
+  }
+
+  /** Marks a member engaged in the mirror and the store, unless already; true when it changed (the caller announces it). */
+  private async markEngaged (chatId: string, userId: string): Promise<boolean> {
+    if (!this.isMember(chatId, userId) || this.#engaged.get(userId)?.has(chatId) === true) return false
     this.join(chatId, userId, this.fromSeqOf(chatId, userId) ?? 1, true)
     await this.directory.setEngaged(chatId, userId)
-    await this.#notify(chatId)
+    return true
   }
 
   /** Whether two users are both members of at least one chat. */
@@ -299,11 +304,8 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const added = await this.directory.addMembers(fresh.map((userId) => ({ chatId, userId, role: 'member' as Role, joinedAt: now, fromSeq, engaged: false })))
     for (const m of added) this.join(chatId, m.userId, m.fromSeq, false)
     if (added.length > 0) {
-      // Adding people is taking part: the added may see the adder's presence.
-      if (this.#engaged.get(by)?.has(chatId) !== true) {
-        this.join(chatId, by, this.fromSeqOf(chatId, by) ?? 1, true)
-        await this.directory.setEngaged(chatId, by)
-      }
+      // Adding people is taking part: the added may see the adder's presence (announced with the addition).
+      await this.markEngaged(chatId, by)
       await this.#notify(chatId)
       this.changed({ chatId, change: 'member_added', by, users: added.map((m) => m.userId) })
     }

@@ -55,8 +55,6 @@ export class MemberHistory {
     return s
   }
 
-  async canRead (chatId: string, seq: number): Promise<boolean> { return inSpans(await this.spans(chatId), seq) }
-
   /** One message, or undefined when it does not exist or is outside the user's periods (or acts on one that is). */
   async get (chatId: string, seq: number): Promise<StoredMessage | undefined> {
     const spans = await this.spans(chatId)

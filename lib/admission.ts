@@ -26,3 +26,10 @@ export class Admission {
     }
   }
 }
+
+/**
+ * The per-address bound to use: none behind a load balancer
+ * (MQCHAT_TRUST_PROXY set), whose address every connection then has.
+ */
+export const perAddressBound = (limit: number, trustProxy: string | undefined): number =>
+  (trustProxy ?? '') === '' ? limit : Number.MAX_SAFE_INTEGER

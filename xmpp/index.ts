@@ -17,7 +17,7 @@ import { DomainError } from '../core/errors.js'
 import type { HistoryStore } from '../store/types.js'
 import { directChatId } from '../core/ids.js'
 import { MAX_UNBOUND_PER_DEVICE, XmppStream, type StreamHost } from './stream.js'
-import { Admission } from '../lib/admission.js'
+import { Admission, perAddressBound } from '../lib/admission.js'
 import { TlsCertificate } from '../lib/tls.js'
 import { WebSocketTransport } from './websocket.js'
 import { XmppSession } from './session.js'
@@ -68,7 +68,7 @@ export async function startXmpp (cfg: Config, deps: { aedes: Aedes, devices: Dev
   // What outsiders may hold: connections not yet signed in and bound (overall and per address), and per device
   // streams signed in but not bound. A stream gives its places back once bound or closed.
   // Behind a load balancer (MQCHAT_TRUST_PROXY) every connection comes from its address: only the overall cap applies.
-  const pending = new Admission(cfg.xmppMaxUnauthenticated, cfg.trustProxy === '' ? cfg.xmppMaxUnauthenticatedPerAddress : Number.MAX_SAFE_INTEGER)
+  const pending = new Admission(cfg.xmppMaxUnauthenticated, perAddressBound(cfg.xmppMaxUnauthenticatedPerAddress, cfg.trustProxy))
   const places = new Map<XmppStream, () => void>()
   const unbound = new Map<XmppStream, string>()
   const unboundOf = (deviceId: string): number => { let n = 0; for (const d of unbound.values()) if (d === deviceId) n++; return n }
