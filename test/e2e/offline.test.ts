@@ -141,7 +141,8 @@ test('a device created just before a crash that lost its inbox subscription gets
   assert.equal(db.prepare('DELETE FROM subscriptions WHERE client_id = ?').run(b.deviceId).changes, 1)
   db.close()
   await server.start()
-  assert.match(server.log, /"repaired":1,.*devices without an inbox subscription/)
+  // The line is written before the server reports ready, but reaches the test through a pipe: wait for it.
+  await waitFor('the repair to be logged', () => /"repaired":1,.*devices without an inbox subscription/.test(server.log) || undefined)
   // Sent before b ever connects: queued, and delivered when it does.
   const sender = await new Device(server, a).connect()
   await sender.publish(chatId, { id: 'after-crash', body: 'queued for you' })
