@@ -39,3 +39,11 @@ export function chatEvent (c: ChatChange): string {
 export function syncEvent (reason: 'queue_overflow', dropped: number): string {
   return JSON.stringify({ type: 'sync', reason, dropped, ts: Date.now() })
 }
+
+/** `sync` for the device's event log: its oldest events were dropped while it was away. */
+export const overflowEvent = (dropped: number): string => syncEvent('queue_overflow', dropped)
+
+/** `sync` in a chat's order: retention purged seqs from..to before this device had them (they are gone for everyone). */
+export function purgedEvent (chatId: string, from: number, to: number): string {
+  return JSON.stringify({ type: 'sync', reason: 'history_purged', chat: chatId, from, to, ts: Date.now() })
+}

@@ -32,6 +32,17 @@ export interface InboxPublisher { publish (deviceId: string, payload: string): P
 /** Sends one inbox event without waiting; failures are logged by the bridge. */
 export type InboxSender = (deviceId: string, payload: string, type: string) => void
 
+/**
+ * The local profile's delivery (broker/inbox.ts): a committed message is
+ * delivered from history by device positions, so the bridge only announces
+ * it; events that are not messages go to each device's event log.
+ */
+export interface PositionDelivery {
+  committed (m: StoredMessage): void
+  event (deviceId: string, payload: string): void
+  transient (deviceId: string, payload: string): void
+}
+
 /** An accepted message, with its fan-out: resolved once every inbox copy is queued, rejected if one failed. */
 export interface Accepted extends AppendResult { delivered: Promise<void> }
 
@@ -43,6 +54,7 @@ export interface BridgeOptions extends MessageRules {
 
 export class Bridge {
   #queue = new KeyedQueue()
+  #positions: PositionDelivery | undefined
 
   constructor (
     private readonly history: HistoryStore,
@@ -57,6 +69,9 @@ export class Bridge {
   ) {
     chats.on('change', (c) => this.announce(c))
   }
+
+  /** From here on messages and events are delivered by positions (the local profile; set before the broker starts). */
+  deliverByPositions (positions: PositionDelivery): void { this.#positions = positions }
 
   /**
    * Accepts a chat message from a device. Resolves once it is in history (or
@@ -89,7 +104,8 @@ export class Bridge {
       if (earlier) {
         // A worker that died after storing a media message may not have linked its media (linking again is harmless).
         if (redelivered && earlier.media) await this.media?.sent(earlier.media, chatId, earlier.seq)
-        this.send(device.id, ackEvent(earlier, true), 'ack').catch(noop)
+        if (this.#positions) this.#positions.transient(device.id, ackEvent(earlier, true))
+        else this.send(device.id, ackEvent(earlier, true), 'ack').catch(noop)
         return { message: earlier, duplicate: true, delivered: redelivered ? this.fanOut(earlier) : Promise.resolve() }
       }
       const other = this.chats.otherMember(chatId, device.userId)
@@ -103,10 +119,11 @@ export class Bridge {
       const target = env.ref !== null ? await this.chats.readerOf(this.history, device.userId).get(chatId, env.ref) : undefined
       const effect = await effectOf(env, target, device.userId, () => this.chats.isAdmin(chatId, device.userId), now, this.opts)
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
+      // Delivered by positions, a message has nothing to redo after a crash but the linking of its media.
       const result = await this.history.append({
         chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
         type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media
-      }, effect)
+      }, effect, { settled: this.#positions !== undefined && env.media === null })
       stop()
       if (!result.duplicate && env.media !== null) await this.media?.sent(env.media, chatId, result.message.seq)
       // Writing is taking part: from now on the chat's members are the sender's contacts (presence).
@@ -116,7 +133,9 @@ export class Bridge {
         if (!result.duplicate) this.metrics.accepted.inc()
         delivered = this.fanOut(result.message)
       }
-      this.send(device.id, ackEvent(result.message, result.duplicate), 'ack').catch(noop)
+      // By positions the sender's device is owed its own message, as an ack: nothing to send here.
+      if (this.#positions && result.duplicate) this.#positions.transient(device.id, ackEvent(result.message, true))
+      else if (!this.#positions) this.send(device.id, ackEvent(result.message, result.duplicate), 'ack').catch(noop)
       return { ...result, delivered }
     })
   }
@@ -172,8 +191,8 @@ export class Bridge {
       await Promise.all(batch.map(async (m) => {
         // A crash may have come between storing a media message and linking its media (linking again is harmless).
         if (m.media) await this.media?.sent(m.media, m.chatId, m.seq)
-        // The sender may have missed its ack too; a repeat ack is harmless.
-        this.send(m.senderDevice, ackEvent(m, false), 'ack').catch(noop)
+        // The sender may have missed its ack too; a repeat ack is harmless (by positions it is owed it anyway).
+        if (!this.#positions) this.send(m.senderDevice, ackEvent(m, false), 'ack').catch(noop)
         return this.fanOut(m)
       }).map((p) => p.catch(noop)))
       total += batch.length
@@ -187,6 +206,10 @@ export class Bridge {
    * reaction of a message from before they joined.
    */
   private fanOut (m: StoredMessage): Promise<void> {
+    if (this.#positions) {
+      this.#positions.committed(m)
+      return m.media ? this.history.markFannedOut(m.chatId, m.seq) : Promise.resolve()
+    }
     const payload = msgEvent(m)
     const operand = operandOf(m)
     const sends: Array<Promise<void>> = []
@@ -215,6 +238,15 @@ export class Bridge {
 
   private send (deviceId: string, payload: string, type: string): Promise<void> {
     this.metrics.delivered.inc({ type })
+    if (this.#positions) {
+      try {
+        this.#positions.event(deviceId, payload)
+        return Promise.resolve()
+      } catch (err) {
+        this.log.error({ err, deviceId, type }, 'storing an inbox event failed')
+        return Promise.reject(err)
+      }
+    }
     return this.inbox.publish(deviceId, payload).catch((err: unknown) => {
       this.log.error({ err, deviceId, type }, 'inbox publish failed')
       throw err

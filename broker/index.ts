@@ -7,6 +7,7 @@ import { TLSSocket } from 'node:tls'
 import { once } from 'node:events'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
+import mqttPacket from 'mqtt-packet'
 import type { Logger } from 'pino'
 import { KeyedQueue } from '../lib/serial.js'
 import { timedOut } from '../lib/timeout.js'
@@ -26,6 +27,7 @@ import { catchUpFirst } from './catch-up.js'
 import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
+import type { Inbox, InboxConnection } from './inbox.js'
 
 /** The subset of an aedes persistence the server itself calls. */
 export interface BrokerPersistence {
@@ -36,6 +38,7 @@ export interface BrokerPersistence {
   subscriptionsByClient (client: { id: string }): Promise<Array<{ topic: string }>>
   delWill (client: { id: string }): Promise<unknown>
   purgeClient?: (clientId: string) => Promise<void>
+  outgoingClearMessageId (client: { id: string }, packet: { messageId?: number }): Promise<unknown>
 }
 
 export interface BrokerOptions {
@@ -73,6 +76,12 @@ export interface BrokerOptions {
   repairInboxes?: boolean
   /** open: aedes' own defaults (anonymous clients, any topic), no chat ACL; development and conformance tests. */
   mqttAccess?: 'chat' | 'open'
+  /**
+   * The local profile: device inboxes served from positions (broker/inbox.ts),
+   * not from aedes' per-device queues. Nothing is published to dev/<id>/inbox
+   * through aedes then; the inbox writes to the connection itself.
+   */
+  inbox?: Inbox
 }
 
 /** Told when an authenticated device connects and disconnects (presence). */
@@ -147,7 +156,8 @@ export async function startBroker (
   })
 
   markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
-  const catchUp = catchUpFirst(persistence as unknown as Parameters<typeof catchUpFirst>[0], {
+  const inboxes = opts.inbox
+  const catchUp = inboxes !== undefined ? undefined : catchUpFirst(persistence as unknown as Parameters<typeof catchUpFirst>[0], {
     maxHeld: opts.maxQueue,
     onOverflow (client, held) {
       log.info({ clientId: client.id, held }, 'connection closed: too many live messages arrived while its queue was replayed (they stay queued for the next connection)')
@@ -168,7 +178,7 @@ export async function startBroker (
     maxTopicLevels: opts.maxTopicLevels,
     maxInflightInbound: opts.maxInflightInbound,
     preConnect: ((client, packet, done) => {
-      catchUp.admit(client, packet)
+      catchUp?.admit(client, packet)
       clientIdRule.preConnect(client, packet, done)
     }) satisfies typeof clientIdRule.preConnect as AedesOptions['preConnect'],
     authenticate: clientIdRule.authenticate,
@@ -197,11 +207,15 @@ export async function startBroker (
     const device = deviceOf(client)
     if (device) sessions.connected(device)
   })
-  aedes.on('clientReady', (client: Client) => catchUp.ready(client))
+  aedes.on('clientReady', (client: Client) => {
+    catchUp?.ready(client)
+    attachInbox(client)
+  })
   aedes.on('clientDisconnect', (client: Client) => {
     metrics.connections.dec()
     const device = deviceOf(client)
     if (device) sessions.disconnected(device)
+    if (device && inboxes) inboxes.detach(device.id, connectionOf(client))
     // A clean-session connect wiped the device's stored inbox subscription;
     // restore it so messages sent while the device is away are still queued.
     if (device && client.clean && devices.get(device.id)?.revokedAt === null) {
@@ -210,6 +224,51 @@ export async function startBroker (
   })
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
+
+  // The local profile's inboxes: a device's connection is attached once it is
+  // ready and subscribed to its inbox (a persistent session's subscription is
+  // restored before it is ready; a clean one subscribes afterwards).
+  const connections = new WeakMap<Client, InboxConnection>()
+  function connectionOf (client: Client): InboxConnection {
+    let conn = connections.get(client)
+    if (conn) return conn
+    const c = client as Client & { _nextId: number, conn: NodeJS.WritableStream, connected: boolean }
+    const topic = inboxTopic(client.id)
+    conn = {
+      send (payload) {
+        const messageId = c._nextId
+        c._nextId = messageId >= 65535 ? 1 : messageId + 1
+        if (c.connected) mqttPacket.writeToStream({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false }, c.conn as never)
+        return messageId
+      },
+      close: () => client.close()
+    }
+    connections.set(client, conn)
+    return conn
+  }
+  function attachInbox (client: Client): void {
+    const device = deviceOf(client)
+    if (!inboxes || !device) return
+    const subs = (client as Client & { subscriptions: Record<string, unknown> }).subscriptions
+    if (subs[inboxTopic(device.id)] !== undefined) inboxes.attach(device.id, device.userId, connectionOf(client))
+  }
+  if (inboxes) {
+    aedes.on('subscribe', (subs: Array<{ topic: string }>, client: Client) => {
+      const device = deviceOf(client)
+      if (device && (client as Client & { connected: boolean }).connected && subs.some((s) => s.topic === inboxTopic(device.id))) attachInbox(client)
+    })
+    aedes.on('unsubscribe', (topics: string[], client: Client) => {
+      const device = deviceOf(client)
+      if (device && topics.includes(inboxTopic(device.id))) inboxes.detach(device.id, connectionOf(client))
+    })
+    // A PUBACK for an inbox PUBLISH raises the device's position; there is no stored copy to clear.
+    const clear = persistence.outgoingClearMessageId.bind(persistence)
+    persistence.outgoingClearMessageId = async (client, packet) => {
+      const device = deviceOf(client as Client)
+      if (device && packet.messageId !== undefined && inboxes.acked(device.id, connectionOf(client as Client), packet.messageId)) return packet
+      return await clear(client, packet)
+    }
+  }
 
   function provisionInbox (device: Device): Promise<unknown> {
     return persistence.addSubscriptions({ id: device.id }, [{ topic: inboxTopic(device.id), qos: 1, rh: 0, rap: false, nl: false }])

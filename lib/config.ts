@@ -82,6 +82,9 @@ export interface Config {
   publishRatePerSecond: number
   publishBurst: number
   maxQueue: number
+  inboxWindow: number
+  inboxFlushMs: number
+  inboxCacheMessages: number
   retentionDays: number
   purgeIntervalMinutes: number
   editWindowSeconds: number
@@ -257,7 +260,10 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'maxInflightInbound', env: 'MQCHAT_MAX_INFLIGHT_INBOUND', def: '100', parse: int(1, 65535), help: 'inbound QoS 2 messages a client may hold unreleased' },
   { key: 'publishRatePerSecond', env: 'MQCHAT_PUBLISH_RATE', def: '20', parse: int(1, 100000), help: 'sustained publishes per device per second' },
   { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },
-  { key: 'maxQueue', env: 'MQCHAT_MAX_QUEUE', def: '10000', parse: int(10, 10_000_000), help: "a device's offline queue bound; past it the oldest entries leave the queue (never history) and the device is told to sync" },
+  { key: 'maxQueue', env: 'MQCHAT_MAX_QUEUE', def: '10000', parse: int(10, 10_000_000), help: "local profile: a device's event log bound (receipts, chat changes, refusals; messages are owed from history and never dropped); cluster: a device's offline queue bound. Past it the oldest entries go (never history) and the device is told to sync" },
+  { key: 'inboxWindow', env: 'MQCHAT_INBOX_WINDOW', def: '100', parse: int(1, 65000), help: 'local profile: inbox PUBLISHes one connection may have unacknowledged; the rest wait their turn' },
+  { key: 'inboxFlushMs', env: 'MQCHAT_INBOX_FLUSH_MS', def: '250', parse: int(10, 60000), help: 'local profile: how often acknowledged inbox positions are written (a crash repeats at most this much, never loses)' },
+  { key: 'inboxCacheMessages', env: 'MQCHAT_INBOX_CACHE_MESSAGES', def: '50000', parse: int(0, 10_000_000), help: 'local profile: recent messages kept in memory for devices catching up (older ones are read from history)' },
   { key: 'retentionDays', env: 'MQCHAT_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'history older than this is purged' },
   { key: 'purgeIntervalMinutes', env: 'MQCHAT_PURGE_INTERVAL_MINUTES', def: '60', parse: int(1, 10080), help: 'how often the retention purge runs (also once at start)' },
   { key: 'editWindowSeconds', env: 'MQCHAT_EDIT_WINDOW_SECONDS', def: '900', parse: int(0, 31_536_000), help: 'how long after sending the sender may edit a message' },

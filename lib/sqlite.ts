@@ -40,12 +40,18 @@ export interface OpenOptions {
   readOnly?: boolean
 }
 
+interface Batch { waiting: Array<{ resolve: (v: unknown) => void, reject: (e: unknown) => void, value: unknown }> }
+
 export class SqliteDatabase {
   readonly #db: DatabaseSync
   #depth = 0
   #begin: Statement
   #commit: Statement
   #rollback: Statement
+  /** The open group commit (see `grouped`), committed at the end of the event-loop turn. */
+  #batch: Batch | undefined
+  /** Inside a grouped function: its statements belong to the batch. */
+  #inGroup = false
 
   constructor (path: string, opts: OpenOptions = {}) {
     // Foreign keys stay a per-store choice (PRAGMA foreign_keys), as in SQLite itself.
@@ -55,12 +61,72 @@ export class SqliteDatabase {
     this.#rollback = this.prepare('ROLLBACK')
   }
 
+  /**
+   * A prepared statement. While a group commit is open, a write from outside
+   * it commits the group first, so a write that returns is committed, as
+   * without group commit.
+   */
   prepare (sql: string): Statement {
-    return this.#db.prepare(sql) as unknown as Statement
+    const st = this.#db.prepare(sql) as unknown as Statement
+    const run = st.run.bind(st)
+    return {
+      run: (...params) => {
+        if (this.#batch !== undefined && !this.#inGroup && this.#depth === 0) this.commitGroup()
+        return run(...params)
+      },
+      get: st.get.bind(st),
+      all: st.all.bind(st),
+      iterate: st.iterate.bind(st)
+    }
   }
 
   exec (sql: string): void {
+    if (this.#batch !== undefined && !this.#inGroup && this.#depth === 0) this.commitGroup()
     this.#db.exec(sql)
+  }
+
+  /**
+   * Group commit: `fn` runs now, in the transaction shared by every grouped
+   * call of this event-loop turn (as a savepoint of it: a throw undoes only
+   * its own writes, and rejects). The promise resolves once that transaction
+   * commits, at the end of the turn, so one commit (one WAL append, one
+   * fsync with synchronous=FULL) serves many callers. Resolved means
+   * durable, exactly as for `transaction`. A write outside the group
+   * meanwhile commits the group first.
+   */
+  grouped<R> (fn: () => R): Promise<R> {
+    if (this.#depth > 0 && !this.#inGroup) return Promise.resolve(this.transaction(fn)())
+    if (this.#batch === undefined) {
+      this.#begin.run()
+      this.#batch = { waiting: [] }
+      setImmediate(() => this.commitGroup())
+    }
+    const batch = this.#batch
+    const outer = this.#inGroup
+    this.#inGroup = true
+    try {
+      const value = this.transaction(fn)()
+      return new Promise<R>((resolve, reject) => batch.waiting.push({ resolve: resolve as (v: unknown) => void, reject, value }))
+    } catch (err) {
+      return Promise.reject(err)
+    } finally {
+      this.#inGroup = outer
+    }
+  }
+
+  /** Commits the open group now (if any) and settles its callers. */
+  commitGroup (): void {
+    const batch = this.#batch
+    if (batch === undefined) return
+    this.#batch = undefined
+    try {
+      this.#commit.run()
+    } catch (err) {
+      try { this.#rollback.run() } catch {}
+      for (const w of batch.waiting) w.reject(err)
+      return
+    }
+    for (const w of batch.waiting) w.resolve(w.value)
   }
 
   /** Sets a pragma, e.g. `pragma('journal_mode = WAL')`. */
@@ -75,7 +141,11 @@ export class SqliteDatabase {
    */
   transaction<A extends unknown[], R> (fn: (...args: A) => R): (...args: A) => R {
     return (...args: A): R => {
-      const depth = this.#depth
+      // A transaction of its own, while a group is open: the group commits first.
+      if (this.#batch !== undefined && !this.#inGroup && this.#depth === 0) this.commitGroup()
+      const before = this.#depth
+      // Inside a group its transaction is open: this one is a savepoint of it.
+      const depth = this.#batch !== undefined && this.#inGroup ? Math.max(before, 1) : before
       const savepoint = `sp${depth}`
       if (depth === 0) this.#begin.run()
       else this.#db.exec(`SAVEPOINT ${savepoint}`)
@@ -87,7 +157,8 @@ export class SqliteDatabase {
         return result
       } catch (err) {
         if (depth > 0) {
-          this.#db.exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`)
+          // An error SQLite ended the whole transaction for leaves no savepoint to roll back to.
+          try { this.#db.exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`) } catch {}
         } else {
           // Some errors (a full disk, a busy database) end the transaction in SQLite itself;
           // then there is nothing to roll back. (isTransaction would tell, but only from Node 22.16.)
@@ -95,12 +166,13 @@ export class SqliteDatabase {
         }
         throw err
       } finally {
-        this.#depth = depth
+        this.#depth = before
       }
     }
   }
 
   close (): void {
+    this.commitGroup()
     this.#db.close()
   }
 }

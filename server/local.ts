@@ -4,7 +4,8 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { syncEvent } from '../bridge/events.js'
+import { RecentMessages } from '../bridge/recent.js'
+import { Inbox } from '../broker/inbox.js'
 import { startRetention } from './retention.js'
 import { startBroker, type Broker } from '../broker/index.js'
 import { SqlitePersistence } from '../broker/persistence/sqlite.js'
@@ -24,8 +25,9 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const stores = openSqliteStores(cfg.dataDir, cfg.sqliteSynchronous)
   // The broker is started last; the parts built before it reach it through this.
   let broker: Broker | undefined
-  // Offline queues are bounded (trimmed only while the device is away); the
-  // device is told to sync when it next connects (see sessions below).
+  // Device inboxes are positions in history (broker/inbox.ts), not queues in
+  // the session store; the store keeps subscriptions, retained messages, wills
+  // and QoS 2 state, and queues only for clients other than devices (open access).
   const persistence = new SqlitePersistence({
     path: join(cfg.dataDir, 'broker.db'),
     synchronous: cfg.sqliteSynchronous,
@@ -39,16 +41,19 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     presence: (settings, publish) => (presence = new PresenceService(settings, publish, cfg.presenceCoalesceMs))
   })
   const { bridge, devices } = d
+  const inbox = new Inbox(stores.inbox, stores.history, d.chats, devices, new RecentMessages(cfg.inboxCacheMessages, 256), log.child({ part: 'inbox' }), {
+    window: cfg.inboxWindow, flushMs: cfg.inboxFlushMs, maxEvents: cfg.maxQueue, pageSize: 500
+  })
+  bridge.deliverByPositions(inbox)
+  // A new device is owed what its chats get after its creation; a revoked one is forgotten.
+  devices.onCreate(async (dev) => inbox.provision(dev.id, dev.userId))
+  devices.on('revoked', (dev) => inbox.drop(dev.id))
   const sessions = {
-    connected: (dev: Device) => {
-      presence.connected(dev.userId)
-      const dropped = persistence.takeOverflow(dev.id)
-      if (dropped > 0) bridge.sendTo(dev.id, syncEvent('queue_overflow', dropped), 'sync')
-    },
+    connected: (dev: Device) => presence.connected(dev.userId),
     disconnected: (dev: Device) => presence.disconnected(dev.userId)
   }
   const tls = tlsCertificate(cfg, log)
-  broker = await startBroker({ ...cfg, tls, repairInboxes: true }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
+  broker = await startBroker({ ...cfg, tls, repairInboxes: true, inbox }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   let ready = false
   const info = connectInfo(cfg, broker.mqttPort, broker.wsPort)
@@ -63,7 +68,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   // the media lifecycle must not take such media for never sent.
   const retention = await startRetention(stores.history, d.media, {
     historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
-  }, log.child({ part: 'retention' }))
+  }, log.child({ part: 'retention' }), () => inbox.purged())
 
   const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
   writePorts(cfg, ports)
@@ -84,6 +89,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       await xmpp?.close()
       await api.close()
       await broker.close()
+      inbox.close()
       await stores.close()
     })
   }

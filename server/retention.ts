@@ -8,11 +8,14 @@ import type { HistoryStore } from '../store/types.js'
 
 export interface RetentionPolicy { historyDays: number, mediaDays: number, mediaUnreferencedHours: number, intervalMinutes: number }
 
-export async function startRetention (history: HistoryStore, media: MediaService, policy: RetentionPolicy, log: Logger): Promise<{ stop (): void }> {
+export async function startRetention (history: HistoryStore, media: MediaService, policy: RetentionPolicy, log: Logger, onPurged: () => void = () => {}): Promise<{ stop (): void }> {
   const purge = async (): Promise<void> => {
     const before = Date.now() - policy.historyDays * 86_400_000
     const n = await history.purgeBefore(before)
-    if (n > 0) log.info({ purged: n, before: new Date(before).toISOString() }, 'retention purge')
+    if (n > 0) {
+      onPurged()
+      log.info({ purged: n, before: new Date(before).toISOString() }, 'retention purge')
+    }
     const gone = await media.expire(policy.mediaDays * 86_400_000, policy.mediaUnreferencedHours * 3_600_000)
     if (gone.length > 0) log.info({ media: gone.length }, 'media lifecycle: expired and unreferenced media deleted')
   }

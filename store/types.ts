@@ -161,6 +161,9 @@ export interface Reaction { seq: number, userId: string, emoji: string }
 
 export interface AppendResult { message: StoredMessage, duplicate: boolean }
 
+/** `settled`: nothing to redo after a crash, so the message is stored off the pending fan-out list. */
+export interface AppendOptions { settled?: boolean }
+
 export interface HistoryStore {
   /**
    * Stores a message under the chat's next seq, atomically, with the effect
@@ -168,7 +171,7 @@ export interface HistoryStore {
    * client id, nothing is written and the original is returned with
    * duplicate = true.
    */
-  append (message: NewMessage, effect?: MessageEffect): Promise<AppendResult>
+  append (message: NewMessage, effect?: MessageEffect, opts?: AppendOptions): Promise<AppendResult>
   /** The message a device sent under a client id, if any. */
   findByClientId (senderDevice: string, clientId: string): Promise<StoredMessage | undefined>
   /** One message by seq, in its current state (edited, tombstone). */
@@ -239,4 +242,38 @@ export interface MediaStore {
    * before `retainedSince`, or created before `referencedSince` and never sent in a chat.
    */
   expired (retainedSince: number, referencedSince: number): Promise<Media[]>
+}
+
+/** One entry of a device's event log: an inbox event that is not a chat message (docs/architecture.md § Inbox). */
+export interface InboxEvent { n: number, payload: string }
+
+/**
+ * A device's inbox, as positions: for each chat, the highest seq the device
+ * has acknowledged there (what it is owed is history after it), plus a short
+ * log of the events that are not chat messages (receipts, chat changes,
+ * refusals), kept until the device acknowledges them. The local profile's
+ * delivery model (broker/inbox.ts); the cluster keeps per-device copies until
+ * it moves to this model too.
+ */
+export interface InboxStore {
+  /** The chats where a device has a recorded position, with it. A chat without one starts at the device's membership start. */
+  positions (deviceId: string): Map<string, number>
+  /** Records positions, never lowering one; one transaction for all. */
+  savePositions (rows: Array<{ deviceId: string, chatId: string, seq: number }>): void
+  /** Appends an event to a device's log; returns its number (increasing per device). */
+  appendEvent (deviceId: string, payload: string): number
+  /** Events of a device numbered above `afterN`, oldest first. */
+  events (deviceId: string, afterN: number, limit: number): InboxEvent[]
+  /** Forgets a device's events numbered up to `upToN` (acknowledged). */
+  ackEvents (deviceId: string, upToN: number): void
+  /** Drops the oldest events of a device past `keep` (never event 0); returns how many went. */
+  trimEvents (deviceId: string, keep: number): number
+  /** Puts (or replaces) a device's event 0, which comes before all others: the note that its log overflowed. */
+  putFirstEvent (deviceId: string, payload: string): void
+  /** Every device with events in its log, with how many. */
+  eventCounts (): Map<string, number>
+  /** Every chat's last seq (the inbox keeps them in memory). */
+  lastSeqs (): Map<string, number>
+  /** Forgets a device (revocation). */
+  dropDevice (deviceId: string): void
 }

@@ -91,6 +91,8 @@ export class XmppSession implements StanzaHandler {
   #link!: DeviceLink
   /** The link is being made again (#hold). */
   #relinking: Promise<DeviceLink> | undefined
+  /** The link being made, until linkDevice returns. */
+  #connecting: Promise<DeviceLink> | undefined
   /** Events held since the link was made, before initial presence. */
   #held = 0
   #linkToken: object | undefined
@@ -141,11 +143,14 @@ export class XmppSession implements StanzaHandler {
     // Only the current link's messages count: one dropped by #hold may still have some on their way.
     const token = {}
     this.#linkToken = token
-    const link = await linkDevice(this.host.aedes, this.who.deviceId, this.host.linkKeepaliveSeconds, (d) => { if (this.#linkToken === token) this.#delivery(d) }, () => {
+    const connecting = linkDevice(this.host.aedes, this.who.deviceId, this.host.linkKeepaliveSeconds, (d) => { if (this.#linkToken === token) this.#delivery(d) }, () => {
       // The broker ended the link: the device signed in elsewhere (MQTT or another XMPP stream), or was revoked.
       this.#stream?.streamError('conflict', 'this device signed in elsewhere, or was revoked')
       void this.#end()
     })
+    // Events flow as soon as the broker has the link, before linkDevice returns: #hold may need it meanwhile.
+    this.#connecting = connecting
+    const link = await connecting.finally(() => { if (this.#connecting === connecting) this.#connecting = undefined })
     this.#linkedAt = Date.now()
     return link
   }
@@ -175,9 +180,9 @@ export class XmppSession implements StanzaHandler {
     this.#out = new Promise((resolve) => { this.#available = resolve })
     this.#held = 0
     this.#linkToken = undefined
-    const old = this.#link
+    const old = this.#connecting ?? Promise.resolve(this.#link)
     this.#relinking = (async () => {
-      await old.close()
+      await (await old).close()
       await this.#waitForReason()
       if (this.#closed) return old
       this.#link = await this.#connect()

@@ -115,6 +115,9 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       await s.markFannedOut('c_a', 1)
       assert.deepEqual((await s.pendingFanout(10)).map((m) => m.chatId), ['c_b'])
       assert.equal((await s.pendingFanout(0)).length, 0)
+      // A message with nothing to redo is stored settled.
+      await s.append(msg('c_c', '3'), undefined, { settled: true })
+      assert.deepEqual((await s.pendingFanout(10)).map((m) => m.chatId), ['c_b'])
     }))
   })
 }

@@ -16,7 +16,7 @@
 // The `fannedOut` flag is the outbox, as in the SQLite adapter.
 import type { Collection, Db } from 'mongodb'
 import { KeyedQueue } from '../../lib/serial.js'
-import type { AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
+import type { AppendOptions, AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
 import { isDuplicateKey } from './database.js'
 
 /** A stored message with every optional field present, plus the storage fields. */
@@ -77,7 +77,7 @@ export class MongoHistory implements HistoryStore {
     await this.#receipts.createIndex({ chatId: 1, userId: 1 }, { name: 'receipts_by_chat' })
   }
 
-  append (m: NewMessage, effect?: MessageEffect): Promise<AppendResult> {
+  append (m: NewMessage, effect?: MessageEffect, opts: AppendOptions = {}): Promise<AppendResult> {
     return this.#queue.run(m.chatId, async () => {
       for (let attempt = 0; ; attempt++) {
         const existing = await this.findByClientId(m.senderDevice, m.clientId)
@@ -101,7 +101,7 @@ export class MongoHistory implements HistoryStore {
           editedAt: null,
           deletedAt: null,
           media: m.media ?? null,
-          fannedOut: false
+          fannedOut: opts.settled === true
         }
         try {
           await this.#messages.insertOne(doc)

@@ -2,7 +2,7 @@
 // device, client id), take the chat's next seq, insert. The `fanned_out` flag is
 // the outbox: a message is durable before its fan-out is, and after a crash the
 // server redoes the fan-out of every message still flagged 0.
-import type { AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
+import type { AppendOptions, AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
 import type { SqliteDb } from './database.js'
 import { plainRow, plainRows } from '../../lib/sqlite.js'
 
@@ -60,7 +60,7 @@ const toMessage = (r: Row): StoredMessage => ({
 export class SqliteHistory implements HistoryStore {
   #db: SqliteDb
   #st
-  #append: (m: NewMessage, effect?: MessageEffect) => AppendResult
+  #append: (m: NewMessage, effect: MessageEffect | undefined, settled: boolean) => AppendResult
   #advance: (chatId: string, userId: string, delivered: number, read: number, at: number) => Watermark | undefined
 
   constructor (db: SqliteDb) {
@@ -72,8 +72,8 @@ export class SqliteHistory implements HistoryStore {
       byClientId: db.prepare('SELECT * FROM messages WHERE sender_device = ? AND client_id = ?'),
       nextSeq: db.prepare(`INSERT INTO chat_seq (chat_id, last_seq) VALUES (?, 1)
         ON CONFLICT (chat_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`),
-      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded, media)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded, media, fanned_out)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq = ?'),
       edit: db.prepare('UPDATE messages SET body = ?, edited_at = ? WHERE chat_id = ? AND seq = ?'),
       tombstone: db.prepare("UPDATE messages SET body = 'null', deleted_at = ? WHERE chat_id = ? AND seq = ?"),
@@ -102,17 +102,20 @@ export class SqliteHistory implements HistoryStore {
       this.#st.putReceipt.run(chatId, userId, nextDelivered, nextRead, at)
       return { chatId, userId, delivered: nextDelivered, read: nextRead, updatedAt: at }
     })
-    this.#append = db.transaction((m: NewMessage, effect?: MessageEffect): AppendResult => {
+    this.#append = db.transaction((m: NewMessage, effect: MessageEffect | undefined, settled: boolean): AppendResult => {
       const existing = this.#st.byClientId.get(m.senderDevice, m.clientId) as Row | undefined
       if (existing) return { message: toMessage(existing), duplicate: true }
       const { last_seq: seq } = this.#st.nextSeq.get(m.chatId) as { last_seq: number }
-      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0, m.media ?? null)
+      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0, m.media ?? null, settled ? 1 : 0)
       if (effect) this.apply(m.chatId, effect)
       return { message: { ...m, ref: m.ref ?? null, forwarded: m.forwarded === true, media: m.media ?? null, seq, editedAt: null, deletedAt: null }, duplicate: false }
     })
   }
 
-  async append (m: NewMessage, effect?: MessageEffect): Promise<AppendResult> { return this.#append(m, effect) }
+  /** Group commit: resolves once the transaction that holds the message commits, shared with the other writes of this turn. */
+  append (m: NewMessage, effect?: MessageEffect, opts: AppendOptions = {}): Promise<AppendResult> {
+    return this.#db.grouped(() => this.#append(m, effect, opts.settled === true))
+  }
 
   private apply (chatId: string, e: MessageEffect): void {
     switch (e.kind) {
@@ -164,7 +167,7 @@ export class SqliteHistory implements HistoryStore {
     return (this.#st.pending.all(limit) as Row[]).map(toMessage)
   }
 
-  async markFannedOut (chatId: string, seq: number): Promise<void> { this.#st.fannedOut.run(chatId, seq) }
+  async markFannedOut (chatId: string, seq: number): Promise<void> { await this.#db.grouped(() => this.#st.fannedOut.run(chatId, seq)) }
 
   async advanceReceipt (chatId: string, userId: string, delivered: number, read: number, at: number): Promise<Watermark | undefined> {
     return this.#advance(chatId, userId, delivered, read, at)

@@ -17,6 +17,8 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from inbox import follow_inbox
+
 device = os.environ['DEVICE']
 chat = os.environ['CHAT']
 envelopes = json.loads(os.environ['ENVELOPES'])
@@ -33,21 +35,7 @@ client.username_pw_set(device, os.environ['TOKEN'])
 client.reconnect_delay_set(min_delay=1, max_delay=1)
 
 
-def on_connect(c, userdata, flags, rc):
-    if rc == 0:
-        state['connects'] += 1
-        c.subscribe(f'dev/{device}/inbox', qos=1)
-
-
-def on_message(c, userdata, msg):
-    try:
-        state['events'].append(json.loads(msg.payload))
-    except ValueError:
-        pass
-
-
-client.on_connect = on_connect
-client.on_message = on_message
+follow_inbox(client, device, state)
 client.on_publish = lambda c, userdata, mid: state['acked'].add(mid)
 client.connect(os.environ['HOST'], int(os.environ['PORT']), keepalive=30)
 client.loop_start()

@@ -4,6 +4,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { TestServer, Device, serverWithPair, waitFor, within } from '../helpers/server.js'
+import { runPahoInbox } from '../helpers/paho.js'
 
 const servers: TestServer[] = []
 after(async () => { for (const s of servers) await s.dispose() })
@@ -149,5 +150,22 @@ test('a device created just before a crash that lost its inbox subscription gets
   const back = await new Device(server, b).connect({ subscribe: false })
   await back.waitEvent('the message queued before its first connection', (e) => e.type === 'msg' && e.id === 'after-crash')
   await back.close()
+  await sender.close()
+})
+
+test('a device on a stock client\'s defaults (paho-mqtt: clean session) gets what was sent while it was away, once', async () => {
+  const { server, a, b, chatId } = await serverWithPair(servers, ['+15550200031', '+15550200032'])
+  const sender = await new Device(server, a).connect()
+  const paho = { HOST: '127.0.0.1', PORT: String(server.ports.mqtt), DEVICE: b.deviceId, TOKEN: b.token }
+  await sender.publish(chatId, { id: 'one', body: 'while it is connected' })
+  const first = await runPahoInbox({ ...paho, COUNT: '1' })
+  assert.ok(first.connected)
+  assert.deepEqual(first.events.filter((e) => e.type === 'msg').map((e) => e.id), ['one'])
+
+  // Away: paho's clean session leaves nothing behind in the MQTT session store.
+  for (const id of ['two', 'three', 'four']) await sender.publish(chatId, { id, body: id })
+  const second = await runPahoInbox({ ...paho, COUNT: '3' })
+  const msgs = second.events.filter((e) => e.type === 'msg')
+  assert.deepEqual(msgs.map((e) => [e.id, e.seq]), [['two', 2], ['three', 3], ['four', 4]], 'the three sent while away, in order, and not the one acknowledged before')
   await sender.close()
 })

@@ -1,20 +1,26 @@
-// Runs test/clients/paho_publish.py (paho-mqtt, Debian's python3-paho-mqtt) as a device, bounded in time.
+// Runs the paho-mqtt device scripts in test/clients (Debian's python3-paho-mqtt), bounded in time.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import assert from 'node:assert/strict'
 import { within } from './server.js'
 
 export interface PahoResult { connects: number, acked: boolean[], events: Array<{ type: string, id?: string, code?: string }> }
+export interface PahoInboxResult { connected: boolean, events: Array<{ type: string, chat?: string, seq?: number, id?: string, [k: string]: unknown }> }
 
-/** The script's settings (see its docstring): HOST, PORT, DEVICE, TOKEN, CHAT, ENVELOPES, and TLS ones. */
-export async function runPaho (env: Record<string, string>): Promise<PahoResult> {
-  const script = fileURLToPath(new URL('../../../test/clients/paho_publish.py', import.meta.url))
-  const py = spawn('/usr/bin/python3', [script], { env: { ...process.env, SECONDS: '20', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+async function runScript<T> (name: string, env: Record<string, string>): Promise<T> {
+  const script = fileURLToPath(new URL(`../../../test/clients/${name}`, import.meta.url))
+  const py = spawn('/usr/bin/python3', [script], { env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', SECONDS: '20', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   py.stdout.on('data', (d: Buffer) => { out += d.toString() })
   py.stderr.on('data', (d: Buffer) => { err += d.toString() })
   const code = await within('paho to finish', new Promise<number | null>((resolve) => py.once('exit', resolve)), 40_000).finally(() => { if (py.exitCode === null) py.kill() })
   assert.equal(code, 0, err)
-  return JSON.parse(out) as PahoResult
+  return JSON.parse(out) as T
 }
+
+/** paho_publish.py's settings (see its docstring): HOST, PORT, DEVICE, TOKEN, CHAT, ENVELOPES, and TLS ones. */
+export const runPaho = (env: Record<string, string>): Promise<PahoResult> => runScript('paho_publish.py', env)
+
+/** paho_inbox.py: a device on paho's default settings (clean session) collecting COUNT msg events; HOST, PORT, DEVICE, TOKEN, COUNT, SECONDS. */
+export const runPahoInbox = (env: Record<string, string>): Promise<PahoInboxResult> => runScript('paho_inbox.py', env)

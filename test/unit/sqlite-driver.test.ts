@@ -8,10 +8,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SqliteDatabase, plainRow, plainRows } from '../../lib/sqlite.js'
 import { tempDir } from '../helpers/server.js'
 
-function open (): SqliteDatabase {
-  const db = new SqliteDatabase(join(tempDir('mqchat-sqlite-'), 't.db'))
+function open (file = join(tempDir('mqchat-sqlite-'), 't.db')): SqliteDatabase {
+  const db = new SqliteDatabase(file)
   db.pragma('journal_mode = WAL')
-  db.exec('CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)')
+  db.exec('CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)')
   return db
 }
 const keys = (db: SqliteDatabase): string[] => (db.prepare('SELECT k FROM t ORDER BY k').all() as Array<{ k: string }>).map((r) => r.k)
@@ -73,4 +73,51 @@ test('loading it writes no warning (node:sqlite is experimental on Node 22 and w
   assert.equal(r.status, 0, r.stderr)
   assert.doesNotMatch(r.stderr, /SQLite/, 'no SQLite warning')
   assert.match(r.stderr, /ExperimentalWarning: still reported/, 'other warnings are still written')
+})
+
+test('group commit: the grouped writes of one turn commit together at its end; each caller learns once its write is committed', async () => {
+  const file = join(tempDir('mqchat-sqlite-'), 't.db')
+  const db = open(file)
+  const other = open(file)
+  const put = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)')
+  const settled: string[] = []
+  const a = db.grouped(() => { put.run('a', 1); return 'A' }).then((v) => { settled.push(v); return v })
+  const b = db.grouped(() => { put.run('b', 2); return 'B' }).then((v) => { settled.push(v); return v })
+  // Same turn: this connection sees its own writes, another one nothing yet, and no caller has been told.
+  assert.deepEqual(keys(db), ['a', 'b'])
+  assert.deepEqual(keys(other), [], 'not committed before the end of the turn')
+  await Promise.resolve()
+  assert.deepEqual(settled, [], 'nobody is told before the commit')
+  assert.deepEqual(await Promise.all([a, b]), ['A', 'B'])
+  assert.deepEqual(keys(other), ['a', 'b'], 'committed once the callers are told')
+  other.close()
+  db.close()
+})
+
+test('group commit: a grouped call that throws is rejected and undoes only its own writes', async () => {
+  const db = open()
+  const put = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)')
+  const ok = db.grouped(() => put.run('kept', 1))
+  const failing = db.grouped(() => { put.run('gone', 1); put.run('gone', 2) })
+  await assert.rejects(failing, /UNIQUE constraint failed/)
+  await ok
+  assert.deepEqual(keys(db), ['kept'])
+  db.close()
+})
+
+test('group commit: a write outside the group, or a transaction of its own, commits the group first', async () => {
+  const file = join(tempDir('mqchat-sqlite-'), 't.db')
+  const db = open(file)
+  const other = open(file)
+  const put = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)')
+  const grouped = db.grouped(() => put.run('grouped', 1))
+  put.run('plain', 1)
+  assert.deepEqual(keys(other), ['grouped', 'plain'], 'a plain write returns committed, and the group before it')
+  await grouped
+  const again = db.grouped(() => put.run('grouped-2', 1))
+  db.transaction(() => put.run('own', 1))()
+  assert.deepEqual(keys(other), ['grouped', 'grouped-2', 'own', 'plain'])
+  await again
+  other.close()
+  db.close()
 })

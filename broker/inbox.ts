@@ -1,0 +1,394 @@
+// Device inboxes as positions (the local profile's delivery model;
+// docs/architecture.md § Inbox).
+//
+// A message is stored once, in history. What a device is owed in a chat is
+// the history after its position there: the highest seq it acknowledged.
+// Events that are not chat messages (receipts, chat changes, refusals) go to
+// a short per-device log, kept until the device acknowledges them.
+//
+// For each connected device whose inbox subscription is active, an
+// `Attached` record sends what it is owed, at most `window` PUBLISHes
+// unacknowledged at a time: first its event log, then each chat from its
+// position, from the recent-messages cache or else from history, then every
+// new message as it is committed. Per chat, sends follow seq order by
+// construction: a message is written live only when the one before it in
+// that chat has been sent, otherwise the chat is marked behind and read in
+// order. PUBACKs raise positions in memory; positions are written in
+// batches every `flushMs` and when the device goes, so a crash costs at most
+// some same-seq repeats, never a message.
+//
+// The sender's own device is "owed" its messages too: it gets them as `ack`
+// events (the single tick), so the ack needs no stored copy either.
+import type { Logger } from 'pino'
+import type { ChatService } from '../core/chats.js'
+import type { DeviceService } from '../core/devices.js'
+import { operandOf } from '../core/membership.js'
+import type { HistoryStore, InboxStore, StoredMessage } from '../store/types.js'
+import type { RecentMessages } from '../bridge/recent.js'
+import { ackEvent, msgEvent, purgedEvent, overflowEvent } from '../bridge/events.js'
+
+/** Where the inbox writes: one connected device's MQTT connection. */
+export interface InboxConnection {
+  /** Writes a QoS 1 PUBLISH to dev/<id>/inbox with this payload; returns its packet id. */
+  send (payload: Buffer): number
+  /** Ends the connection (the device starts again from its positions when it reconnects). */
+  close (): void
+}
+
+export interface InboxOptions {
+  /** Unacknowledged inbox PUBLISHes per connection (MQCHAT_INBOX_WINDOW). */
+  window: number
+  /** How often acknowledged positions are written (MQCHAT_INBOX_FLUSH_MS). */
+  flushMs: number
+  /** A device's event log bound (MQCHAT_MAX_QUEUE): past it the oldest go and the device is told to sync. */
+  maxEvents: number
+  /** Messages read from history per step of a catch-up. */
+  pageSize: number
+}
+
+type Sent = { kind: 'msg', chat: string, seq: number } | { kind: 'event', n: number } | { kind: 'transient' }
+
+/** A cached payload pair per message: the `msg` event for others, the `ack` for its sender. */
+const payloads = new WeakMap<StoredMessage, { msg?: Buffer, ack?: Buffer }>()
+function payloadOf (m: StoredMessage, forSender: boolean): Buffer {
+  let p = payloads.get(m)
+  if (!p) payloads.set(m, p = {})
+  if (forSender) return (p.ack ??= Buffer.from(ackEvent(m, false)))
+  return (p.msg ??= Buffer.from(msgEvent(m)))
+}
+
+class Attached {
+  /** Acknowledged position per chat (what is persisted). */
+  readonly acked = new Map<string, number>()
+  /** Highest seq handed to the connection (or passed over) per chat. */
+  readonly sent = new Map<string, number>()
+  /** Seqs written and not yet acknowledged, per chat, ascending. */
+  readonly pending = new Map<string, number[]>()
+  readonly inflight = new Map<number, Sent>()
+  /** Chats that may have messages after `sent` not yet written. */
+  readonly behind = new Set<string>()
+  /** Chats whose position changed since the last flush. */
+  readonly dirty = new Set<string>()
+  /** Event numbers start at 1; event 0 is the overflow note. */
+  eventsSent = -1
+  eventsAcked = -1
+  eventsDirty = false
+  eventPending: number[] = []
+  eventsBehind = true
+  pumping = false
+  again = false
+  gone = false
+  constructor (readonly deviceId: string, readonly userId: string, readonly conn: InboxConnection) {}
+}
+
+export class Inbox {
+  #attached = new Map<string, Attached>()
+  #last: Map<string, number>
+  #eventCounts: Map<string, number>
+  /** Absent devices whose log overflowed since they were last attached (told once). */
+  #overflowed = new Map<string, number>()
+  #timer: NodeJS.Timeout
+
+  constructor (
+    private readonly store: InboxStore,
+    private readonly history: HistoryStore,
+    private readonly chats: ChatService,
+    private readonly devices: DeviceService,
+    private readonly recent: RecentMessages,
+    private readonly log: Logger,
+    private readonly opts: InboxOptions
+  ) {
+    this.#last = store.lastSeqs()
+    this.#eventCounts = store.eventCounts()
+    this.#timer = setInterval(() => this.flush(), opts.flushMs)
+    this.#timer.unref()
+  }
+
+  /** Devices with a connection attached (for tests and metrics). */
+  get attached (): number { return this.#attached.size }
+
+  // ---- what the bridge tells it
+
+  /** A message is committed: every attached member device that is in step gets it now; the others when they catch up. */
+  committed (m: StoredMessage): void {
+    if (m.seq > (this.#last.get(m.chatId) ?? 0)) this.#last.set(m.chatId, m.seq)
+    if (m.type === 'edit' || m.type === 'delete') this.recent.forget(m.chatId)
+    this.recent.add(m)
+    const operand = operandOf(m)
+    for (const userId of this.chats.memberIds(m.chatId)) {
+      for (const deviceId of this.devices.activeIds(userId)) {
+        const a = this.#attached.get(deviceId)
+        if (a === undefined) continue
+        const receives = this.chats.receives(m.chatId, userId, m.seq) && (operand === undefined || this.chats.receives(m.chatId, userId, operand))
+        const sent = this.sentOf(a, m.chatId)
+        if (!a.pumping && !a.behind.has(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight.size < this.opts.window)) {
+          a.sent.set(m.chatId, m.seq)
+          if (receives) this.write(a, m)
+          else this.settle(a, m.chatId)
+        } else if (sent < m.seq) {
+          a.behind.add(m.chatId)
+          this.pump(a)
+        }
+      }
+    }
+  }
+
+  /** A durable event for one device (receipt, chat change, refusal): logged, and sent now if it is attached. */
+  event (deviceId: string, payload: string): void {
+    const n = this.store.appendEvent(deviceId, payload)
+    const count = (this.#eventCounts.get(deviceId) ?? 0) + 1
+    this.#eventCounts.set(deviceId, count)
+    const a = this.#attached.get(deviceId)
+    if (count > this.opts.maxEvents && a === undefined) {
+      // Only an absent device's log is trimmed (an attached one drains as it acknowledges).
+      // The device is told by its event 0, which comes first and is never trimmed.
+      const dropped = this.store.trimEvents(deviceId, this.opts.maxEvents)
+      const total = (this.#overflowed.get(deviceId) ?? 0) + dropped
+      if (!this.#overflowed.has(deviceId)) this.log.info({ deviceId, dropped, bound: this.opts.maxEvents }, 'inbox event log over its bound: oldest events dropped; the device is told to sync')
+      this.#overflowed.set(deviceId, total)
+      this.store.putFirstEvent(deviceId, overflowEvent(total))
+      this.#eventCounts.set(deviceId, this.opts.maxEvents + 1)
+      return
+    }
+    if (a === undefined) return
+    if (!a.pumping && !a.eventsBehind && a.eventsSent === n - 1 && a.inflight.size < this.opts.window) {
+      this.writeEvent(a, n, Buffer.from(payload))
+    } else {
+      a.eventsBehind = true
+      this.pump(a)
+    }
+  }
+
+  /** An event only an attached device gets (a repeated ack: the device asked again and will again). */
+  transient (deviceId: string, payload: string): void {
+    const a = this.#attached.get(deviceId)
+    if (a === undefined) return
+    const id = a.conn.send(Buffer.from(payload))
+    a.inflight.set(id, { kind: 'transient' })
+  }
+
+  /** A new device starts at every chat's current end: it is owed what comes after its creation. */
+  provision (deviceId: string, userId: string): void {
+    const rows = [...this.chats.chatIdsOf(userId)].map((chatId) => ({ deviceId, chatId, seq: this.#last.get(chatId) ?? 0 }))
+    this.store.savePositions(rows)
+  }
+
+  /** A revoked device: forgotten. */
+  drop (deviceId: string): void {
+    const a = this.#attached.get(deviceId)
+    if (a) { a.gone = true; this.#attached.delete(deviceId) }
+    this.store.dropDevice(deviceId)
+    this.#eventCounts.delete(deviceId)
+  }
+
+  /** Retention removed old messages: cached copies may be among them. */
+  purged (): void { this.recent.clear() }
+
+  // ---- what the broker tells it
+
+  /** A device's connection is ready for its inbox (connected and subscribed): sending starts from its positions. */
+  attach (deviceId: string, userId: string, conn: InboxConnection): void {
+    const previous = this.#attached.get(deviceId)
+    if (previous?.conn === conn) return
+    if (previous) this.detachRecord(previous)
+    const a = new Attached(deviceId, userId, conn)
+    for (const [chatId, seq] of this.store.positions(deviceId)) {
+      a.acked.set(chatId, seq)
+      a.sent.set(chatId, seq)
+    }
+    for (const chatId of this.chats.chatIdsOf(userId)) {
+      if ((this.#last.get(chatId) ?? 0) > this.sentOf(a, chatId)) a.behind.add(chatId)
+    }
+    a.eventsBehind = (this.#eventCounts.get(deviceId) ?? 0) > 0
+    this.#overflowed.delete(deviceId)
+    this.#attached.set(deviceId, a)
+    this.pump(a)
+  }
+
+  /** The connection ended or unsubscribed its inbox: positions are written now; what was unacknowledged is sent again next time. */
+  detach (deviceId: string, conn: InboxConnection): void {
+    const a = this.#attached.get(deviceId)
+    if (a?.conn !== conn) return
+    this.detachRecord(a)
+  }
+
+  /** A PUBACK on a connection: true if it was for an inbox PUBLISH. */
+  acked (deviceId: string, conn: InboxConnection, messageId: number): boolean {
+    const a = this.#attached.get(deviceId)
+    if (a?.conn !== conn) return false
+    const s = a.inflight.get(messageId)
+    if (s === undefined) return false
+    a.inflight.delete(messageId)
+    if (s.kind === 'msg') {
+      const list = a.pending.get(s.chat)
+      if (list) {
+        const i = list.indexOf(s.seq)
+        if (i >= 0) list.splice(i, 1)
+        if (list.length === 0) a.pending.delete(s.chat)
+      }
+      this.settle(a, s.chat)
+    } else if (s.kind === 'event') {
+      const i = a.eventPending.indexOf(s.n)
+      if (i >= 0) a.eventPending.splice(i, 1)
+      const count = (this.#eventCounts.get(a.deviceId) ?? 1) - 1
+      if (count > 0) this.#eventCounts.set(a.deviceId, count)
+      else this.#eventCounts.delete(a.deviceId)
+      const upTo = a.eventPending.length > 0 ? a.eventPending[0]! - 1 : a.eventsSent
+      if (upTo > a.eventsAcked) {
+        a.eventsAcked = upTo
+        a.eventsDirty = true
+      }
+    }
+    if (a.behind.size > 0 || a.eventsBehind) this.pump(a)
+    return true
+  }
+
+  /** Writes every position acknowledged since the last flush (one transaction). */
+  flush (): void {
+    const rows: Array<{ deviceId: string, chatId: string, seq: number }> = []
+    for (const a of this.#attached.values()) this.collect(a, rows)
+    try {
+      this.store.savePositions(rows)
+    } catch (err) {
+      this.log.error({ err }, 'writing inbox positions failed; they are written with the next flush')
+      for (const r of rows) this.#attached.get(r.deviceId)?.dirty.add(r.chatId)
+    }
+  }
+
+  close (): void {
+    clearInterval(this.#timer)
+    this.flush()
+    for (const a of this.#attached.values()) a.gone = true
+    this.#attached.clear()
+  }
+
+  // ---- inside
+
+  private detachRecord (a: Attached): void {
+    a.gone = true
+    this.#attached.delete(a.deviceId)
+    const rows: Array<{ deviceId: string, chatId: string, seq: number }> = []
+    this.collect(a, rows)
+    try {
+      this.store.savePositions(rows)
+    } catch (err) {
+      this.log.error({ err, deviceId: a.deviceId }, 'writing inbox positions failed; the device gets those messages again')
+    }
+  }
+
+  private collect (a: Attached, rows: Array<{ deviceId: string, chatId: string, seq: number }>): void {
+    for (const chatId of a.dirty) rows.push({ deviceId: a.deviceId, chatId, seq: a.acked.get(chatId) ?? 0 })
+    a.dirty.clear()
+    if (a.eventsDirty) {
+      a.eventsDirty = false
+      this.store.ackEvents(a.deviceId, a.eventsAcked)
+    }
+  }
+
+  /** Where a device starts in a chat it has no position in: just before its membership began. */
+  private sentOf (a: Attached, chatId: string): number {
+    const sent = a.sent.get(chatId)
+    if (sent !== undefined) return sent
+    const start = (this.chats.fromSeqOf(chatId, a.userId) ?? 1) - 1
+    a.sent.set(chatId, start)
+    a.acked.set(chatId, start)
+    return start
+  }
+
+  /** The position after the pending PUBLISHes of a chat that were acknowledged in order. */
+  private settle (a: Attached, chatId: string): void {
+    const list = a.pending.get(chatId)
+    const upTo = list !== undefined && list.length > 0 ? list[0]! - 1 : (a.sent.get(chatId) ?? 0)
+    if (upTo > (a.acked.get(chatId) ?? 0)) {
+      a.acked.set(chatId, upTo)
+      a.dirty.add(chatId)
+    }
+  }
+
+  private write (a: Attached, m: StoredMessage): void {
+    const id = a.conn.send(payloadOf(m, m.senderDevice === a.deviceId))
+    a.inflight.set(id, { kind: 'msg', chat: m.chatId, seq: m.seq })
+    const list = a.pending.get(m.chatId)
+    if (list) list.push(m.seq)
+    else a.pending.set(m.chatId, [m.seq])
+  }
+
+  private writeEvent (a: Attached, n: number, payload: Buffer): void {
+    const id = a.conn.send(payload)
+    a.inflight.set(id, { kind: 'event', n })
+    a.eventPending.push(n)
+    a.eventsSent = n
+  }
+
+  /** Sends what the device is owed, up to its window. One loop per device at a time. */
+  private pump (a: Attached): void {
+    if (a.pumping) { a.again = true; return }
+    a.pumping = true
+    this.fill(a).catch((err: unknown) => {
+      this.log.error({ err, deviceId: a.deviceId }, 'reading a device\'s inbox failed; its connection is closed to start again')
+      if (!a.gone) this.detachRecord(a)
+      a.conn.close()
+    }).finally(() => { a.pumping = false })
+  }
+
+  private async fill (a: Attached): Promise<void> {
+    const room = (): number => this.opts.window - a.inflight.size
+    do {
+      a.again = false
+      while (!a.gone && room() > 0) {
+        if (a.eventsBehind) {
+          const events = this.store.events(a.deviceId, a.eventsSent, room())
+          if (events.length === 0) a.eventsBehind = false
+          for (const e of events) this.writeEvent(a, e.n, Buffer.from(e.payload))
+          continue
+        }
+        const chatId = a.behind.values().next().value
+        if (chatId === undefined) break
+        const from = this.sentOf(a, chatId)
+        const last = this.#last.get(chatId) ?? 0
+        if (from >= last || !this.chats.isMember(chatId, a.userId)) { a.behind.delete(chatId); continue }
+        const limit = Math.min(room(), this.opts.pageSize)
+        let page = this.recent.after(chatId, from, limit)
+        if (page === undefined) {
+          const reader = this.chats.readerOf(this.history, a.userId)
+          const first = await reader.firstSeq(chatId)
+          if (a.gone) return
+          if (first > from + 1 && this.chats.receives(chatId, a.userId, from + 1)) {
+            // Retention took messages this device never had: it is told, in the chat's order, and moves on.
+            this.writePurged(a, chatId, from + 1, first - 1)
+            continue
+          }
+          page = await reader.after(chatId, from, limit)
+          if (a.gone) return
+          // A send made live while this read was under way is already past some of the page.
+          const now = this.sentOf(a, chatId)
+          page = page.filter((m) => m.seq > now)
+          if (page.length === 0 && now === from) {
+            // Nothing readable up to the chat's end (a period this user was not in): passed over.
+            a.sent.set(chatId, Math.max(from, last))
+            this.settle(a, chatId)
+            a.behind.delete(chatId)
+            continue
+          }
+        }
+        if (page.length === 0) { a.behind.delete(chatId); continue }
+        for (const m of page) {
+          if (m.seq <= this.sentOf(a, chatId)) continue
+          a.sent.set(chatId, m.seq)
+          const operand = operandOf(m)
+          if (this.chats.receives(chatId, a.userId, m.seq) && (operand === undefined || this.chats.receives(chatId, a.userId, operand))) this.write(a, m)
+        }
+        this.settle(a, chatId)
+      }
+    } while (a.again && !a.gone)
+  }
+
+  private writePurged (a: Attached, chatId: string, from: number, to: number): void {
+    a.sent.set(chatId, to)
+    const id = a.conn.send(Buffer.from(purgedEvent(chatId, from, to)))
+    a.inflight.set(id, { kind: 'msg', chat: chatId, seq: to })
+    const list = a.pending.get(chatId)
+    if (list) list.push(to)
+    else a.pending.set(chatId, [to])
+  }
+}
