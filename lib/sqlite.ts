@@ -5,6 +5,7 @@
 // (nested ones as savepoints) and a quiet load on Node 22, where node:sqlite
 // is still marked experimental and would print a warning on every start.
 import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
 import type { DatabaseSync } from 'node:sqlite'
 
 export type SqlValue = null | number | bigint | string | NodeJS.ArrayBufferView
@@ -52,9 +53,12 @@ export class SqliteDatabase {
   #batch: Batch | undefined
   /** Inside a grouped function: its statements belong to the batch. */
   #inGroup = false
+  #checkpointer: Worker | undefined
+  readonly #path: string
 
   constructor (path: string, opts: OpenOptions = {}) {
     // Foreign keys stay a per-store choice (PRAGMA foreign_keys), as in SQLite itself.
+    this.#path = path
     this.#db = new sqlite.DatabaseSync(path, { readOnly: opts.readOnly ?? false, enableForeignKeyConstraints: false })
     this.#begin = this.prepare('BEGIN')
     this.#commit = this.prepare('COMMIT')
@@ -171,8 +175,30 @@ export class SqliteDatabase {
     }
   }
 
+  /**
+   * WAL mode: checkpoints move to a worker thread with its own connection
+   * (lib/checkpoint-worker.ts), every `intervalMs`. With SQLite's automatic
+   * checkpoint, the commit that crosses 1,000 WAL pages copies them into the
+   * database file and fsyncs it, on this thread: half of what a commit cost
+   * (bench/README.md). A PASSIVE checkpoint never blocks this connection.
+   */
+  checkpointInBackground (intervalMs: number): void {
+    if (this.#checkpointer !== undefined || this.#path === ':memory:') return
+    this.pragma('wal_autocheckpoint = 0')
+    this.#checkpointer = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { path: this.#path, intervalMs } })
+    this.#checkpointer.unref()
+    // A checkpointer that fails leaves the WAL to grow until the next start: said, and the automatic checkpoint comes back.
+    this.#checkpointer.on('error', (err) => {
+      this.#checkpointer = undefined
+      try { this.pragma('wal_autocheckpoint = 1000') } catch {}
+      process.emitWarning(`mqchat: the background checkpoint of ${this.#path} failed (${err.message}); SQLite checkpoints on commit again`)
+    })
+  }
+
   close (): void {
     this.commitGroup()
+    this.#checkpointer?.postMessage('stop')
+    this.#checkpointer = undefined
     this.#db.close()
   }
 }

@@ -85,6 +85,7 @@ export class SqlitePersistence {
     this.#db = new SqliteDatabase(opts.path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    this.#db.checkpointInBackground(100)
     this.#db.exec(SCHEMA)
     this.#st = this.prepare()
     this.load()

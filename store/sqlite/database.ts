@@ -9,5 +9,6 @@ export function openDatabase (path: string, synchronous: 'normal' | 'full' = 'no
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('foreign_keys = ON')
   db.pragma('busy_timeout = 5000')
+  db.checkpointInBackground(100)
   return db
 }

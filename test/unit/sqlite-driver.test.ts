@@ -3,10 +3,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SqliteDatabase, plainRow, plainRows } from '../../lib/sqlite.js'
-import { tempDir } from '../helpers/server.js'
+import { tempDir, waitFor } from '../helpers/server.js'
 
 function open (file = join(tempDir('mqchat-sqlite-'), 't.db')): SqliteDatabase {
   const db = new SqliteDatabase(file)
@@ -119,5 +120,30 @@ test('group commit: a write outside the group, or a transaction of its own, comm
   assert.deepEqual(keys(other), ['grouped', 'grouped-2', 'own', 'plain'])
   await again
   other.close()
+  db.close()
+})
+
+test('a background checkpoint copies the WAL into the database file off the writer\'s thread; without it, nothing does', async () => {
+  const size = (f: string): number => statSync(f).size
+  const write = (db: SqliteDatabase): void => {
+    const put = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)')
+    db.transaction(() => { for (let i = 0; i < 3000; i++) put.run(`k${i}-${'x'.repeat(200)}`, i) })()
+  }
+  const plain = join(tempDir('mqchat-sqlite-'), 't.db')
+  const without = open(plain)
+  without.pragma('wal_autocheckpoint = 0')
+  const plainStart = size(plain)
+  write(without)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(size(plain), plainStart, 'no checkpoint: the rows are only in the WAL')
+  without.close()
+
+  const file = join(tempDir('mqchat-sqlite-'), 't.db')
+  const db = open(file)
+  db.checkpointInBackground(20)
+  const start = size(file)
+  write(db)
+  await waitFor('the database file to take the WAL\'s pages', () => size(file) > start + 500_000 || undefined)
+  assert.equal(keys(db).length, 3000)
   db.close()
 })
