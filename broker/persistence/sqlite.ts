@@ -318,6 +318,8 @@ export class SqlitePersistence {
    * caller writes, so each row is its own query, by the indexed (client_id, id).)
    */
   outgoingStream (client: ClientRef): Readable {
+    // Most clients have nothing queued (a device's inbox is not kept here in the local profile): no query on their connect.
+    if (!this.#queued.has(client.id)) return Readable.from([])
     const next = this.#st.outAfter
     const upTo = (this.#st.outLast.get(client.id) as { id: number | null }).id ?? 0
     function * rows (): Generator<AnyPacket> {

@@ -152,6 +152,17 @@ test('blocking: the blocked user\'s direct messages are refused with blocked, an
   await server.api('DELETE', `/v1/blocks/${b.userId}`, c.token)
 })
 
+test('a resend gets its original seq even when the rules would refuse it now (an edit whose window has since passed)', async () => {
+  const target = await send(B, group, { body: 'typo' })
+  await B.publish(group, { id: 'edit-resent', type: 'edit', ref: target.seq, body: 'fixed' })
+  const first = await B.waitEvent('the edit\'s ack', (e) => e.type === 'ack' && e.id === 'edit-resent')
+  await age(group, target.seq as number, 16 * 60_000)
+  await B.publish(group, { id: 'edit-resent', type: 'edit', ref: target.seq, body: 'fixed' })
+  const again = await waitFor('the resend\'s ack', () => B.events.filter((e) => e.id === 'edit-resent')[1])
+  assert.deepEqual([again.type, again.seq, again.duplicate], ['ack', first.seq, true])
+  assert.equal((await send(B, group, { type: 'edit', ref: target.seq, body: 'too late' })).code, 'edit_window_expired', 'a new edit is refused')
+})
+
 test('the CLI speaks the operations: reply, edit, react, delete, forward, block', async () => {
   const { cli, tempDir } = await import('../helpers/server.js')
   const { writeFileSync, rmSync } = await import('node:fs')
