@@ -158,13 +158,14 @@ export class SqlitePersistence {
     this.#broker = broker
   }
 
+  /** Group-committed with the other writes of the turn (presence changes with every connect and disconnect). */
   async storeRetained (pkt: AnyPacket): Promise<void> {
     const packet = Object.assign({}, pkt)
     if (packet.payload.length === 0) {
-      this.#st.delRetained.run(packet.topic)
+      await this.#db.grouped(() => this.#st.delRetained.run(packet.topic))
       this.#retained.delete(packet.topic)
     } else {
-      this.#st.putRetained.run(packet.topic, encodePacket(packet))
+      await this.#db.grouped(() => this.#st.putRetained.run(packet.topic, encodePacket(packet)))
       this.#retained.set(packet.topic, packet)
     }
   }
@@ -196,15 +197,24 @@ export class SqlitePersistence {
     return this.createRetainedStreamCombi([pattern])
   }
 
+  /**
+   * A subscription stored already as it is (a device subscribing again at
+   * each connect) costs no write; the others are group-committed.
+   */
   async addSubscriptions (client: ClientRef, subs: Sub[]): Promise<void> {
-    this.#db.transaction(() => {
-      for (const sub of subs) {
-        const record: Omit<Sub, 'topic'> = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
-        if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
-        this.#st.putSub.run(client.id, sub.topic, JSON.stringify(record))
-      }
-    })()
-    for (const sub of subs) this.remember(client.id, sub)
+    const stored = this.#subs.get(client.id)
+    const changed = subs.flatMap((sub) => {
+      const record: Omit<Sub, 'topic'> = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl }
+      if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier
+      const text = JSON.stringify(record)
+      const before = stored?.get(sub.topic)
+      return before !== undefined && JSON.stringify(before) === text ? [] : [{ sub, text }]
+    })
+    if (changed.length === 0) return
+    await this.#db.grouped(() => {
+      for (const { sub, text } of changed) this.#st.putSub.run(client.id, sub.topic, text)
+    })
+    for (const { sub } of changed) this.remember(client.id, sub)
   }
 
   async removeSubscriptions (client: ClientRef, topics: string[]): Promise<void> {
