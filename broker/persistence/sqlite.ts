@@ -393,9 +393,10 @@ export class SqlitePersistence {
     return row ? decodePacket(row.packet) : undefined
   }
 
+  /** aedes calls this at every connect: without a will there is nothing to write. */
   async delWill (client: ClientRef): Promise<AnyPacket | undefined> {
     const will = await this.getWill(client)
-    this.#st.delWill.run(client.id)
+    if (will !== undefined) await this.#db.grouped(() => this.#st.delWill.run(client.id))
     return will
   }
 

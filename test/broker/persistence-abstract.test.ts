@@ -13,7 +13,8 @@ const abstractPersistence = require('aedes-persistence/abstract.js') as (opts: o
 
 const dir = mkdtempSync(join(tmpdir(), 'mqchat-persist-'))
 let n = 0
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+// A checkpoint thread may still be closing its file as the process exits: the removal retries.
+process.on('exit', () => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }))
 
 abstractPersistence({
   test,
