@@ -83,9 +83,11 @@ class Attached {
 
 export class Inbox {
   #attached = new Map<string, Attached>()
+  /** Attached devices with positions to write at the next flush. */
+  #dirty = new Set<Attached>()
   #last: Map<string, number>
   #eventCounts: Map<string, number>
-  /** Absent devices whose log overflowed since they were last attached (told once). */
+  /** Absent devices whose log overflowed since they were last attached, with how many events went (their event 0 says so). */
   #overflowed = new Map<string, number>()
   #timer: NodeJS.Timeout
 
@@ -176,7 +178,7 @@ export class Inbox {
   /** A revoked device: forgotten. */
   drop (deviceId: string): void {
     const a = this.#attached.get(deviceId)
-    if (a) { a.gone = true; this.#attached.delete(deviceId) }
+    if (a) { a.gone = true; this.#attached.delete(deviceId); this.#dirty.delete(a) }
     this.store.dropDevice(deviceId)
     this.#eventCounts.delete(deviceId)
   }
@@ -237,6 +239,7 @@ export class Inbox {
       if (upTo > a.eventsAcked) {
         a.eventsAcked = upTo
         a.eventsDirty = true
+        this.#dirty.add(a)
       }
     }
     if (a.behind.size > 0 || a.eventsBehind) this.pump(a)
@@ -246,12 +249,17 @@ export class Inbox {
   /** Writes every position acknowledged since the last flush (one transaction). */
   flush (): void {
     const rows: Array<{ deviceId: string, chatId: string, seq: number }> = []
-    for (const a of this.#attached.values()) this.collect(a, rows)
+    // Only devices whose positions moved since the last flush: an idle connection costs nothing here.
+    for (const a of this.#dirty) this.collect(a, rows)
+    this.#dirty.clear()
     try {
       this.store.savePositions(rows)
     } catch (err) {
       this.log.error({ err }, 'writing inbox positions failed; they are written with the next flush')
-      for (const r of rows) this.#attached.get(r.deviceId)?.dirty.add(r.chatId)
+      for (const r of rows) {
+        const a = this.#attached.get(r.deviceId)
+        if (a) { a.dirty.add(r.chatId); this.#dirty.add(a) }
+      }
     }
   }
 
@@ -267,6 +275,7 @@ export class Inbox {
   private detachRecord (a: Attached): void {
     a.gone = true
     this.#attached.delete(a.deviceId)
+    this.#dirty.delete(a)
     const rows: Array<{ deviceId: string, chatId: string, seq: number }> = []
     this.collect(a, rows)
     try {
@@ -302,6 +311,7 @@ export class Inbox {
     if (upTo > (a.acked.get(chatId) ?? 0)) {
       a.acked.set(chatId, upTo)
       a.dirty.add(chatId)
+      this.#dirty.add(a)
     }
   }
 

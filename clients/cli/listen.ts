@@ -38,7 +38,9 @@ export function formatEvent (e: Event): string {
     case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${String(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
     case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${String(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`
     case 'typing': return `[${String(e.chat)}] ${String(e.user)} is ${e.state === 'paused' ? 'no longer typing' : 'typing…'}`
-    case 'sync': return `sync needed (${String(e.reason)}): run mqchat history, or call the sync API, to catch up`
+    case 'sync': return e.reason === 'history_purged'
+      ? `[${String(e.chat)}] #${String(e.from)}–#${String(e.to)} were removed by retention before this device got them`
+      : `sync needed (${String(e.reason)}): run mqchat history, or call the sync API, to catch up`
     case 'error': return `error ${String(e.code)}${e.id ? ` for ${String(e.id)}` : ''}${e.chat ? ` in ${String(e.chat)}` : ''}: ${String(e.message)}`
     default: return JSON.stringify(e)
   }
