@@ -114,6 +114,11 @@ async function main (): Promise<number> {
         const cluster = name === 'mqchat-cluster'
         const z = cluster ? clusterSize(size, args.full === true) : size
         per[name] = { version: t.version, ...(cluster ? { options: options(z) } : {}), ...(await run(t, z)) }
+      } catch (err) {
+        // What the server said about it: its warnings and errors (every node's in the cluster).
+        const said = (t.logs?.() ?? '').split('\n').filter((l) => l.startsWith('---') || /"level":(40|50|60)/.test(l))
+        if (said.some((l) => !l.startsWith('---'))) log(`${scenario} on ${t.name} failed; the server logged:\n${said.join('\n')}`)
+        throw err
       } finally { await t.stop() }
     }
     results[scenario] = { options: options(size), targets: per }

@@ -23,6 +23,8 @@ export interface BenchTarget {
   brokers?: Array<{ name: string, pid: number, port: number }>
   /** mqchat only. */
   httpUrl?: string
+  /** mqchat: the server's recent log lines (every node's in the cluster), for a scenario that fails. */
+  logs?: () => string
   stop: () => Promise<void>
 }
 
@@ -108,6 +110,7 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
     processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid! })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }],
     brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt })),
     httpUrl: c.api.url,
+    logs: () => c.logs(),
     stop: () => c.stop()
   }
 }
