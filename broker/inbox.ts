@@ -354,27 +354,27 @@ export class Inbox {
         }
         const chatId = a.behind.values().next().value
         if (chatId === undefined) break
+        // Nothing before the user's current membership is sent (as live): a position below its start moves up to it.
+        const start = (this.chats.fromSeqOf(chatId, a.userId) ?? 1) - 1
+        if (this.sentOf(a, chatId) < start) { a.sent.set(chatId, start); this.settle(a, chatId) }
         const from = this.sentOf(a, chatId)
         const last = this.#last.get(chatId) ?? 0
         if (from >= last || !this.chats.isMember(chatId, a.userId)) { a.behind.delete(chatId); continue }
         const limit = Math.min(room(), this.opts.pageSize)
         let page = this.recent.after(chatId, from, limit)
         if (page === undefined) {
-          const reader = this.chats.readerOf(this.history, a.userId)
-          const first = await reader.firstSeq(chatId)
+          const first = await this.history.firstSeq(chatId)
           if (a.gone) return
-          if (first > from + 1 && this.chats.receives(chatId, a.userId, from + 1)) {
+          if (first > from + 1) {
             // Retention took messages this device never had: it is told, in the chat's order, and moves on.
             this.writePurged(a, chatId, from + 1, first - 1)
             continue
           }
-          page = await reader.after(chatId, from, limit)
+          // The page as stored, filtered below as live delivery filters: the position moves past
+          // everything read, so a page of messages this user may not see never stops the catch-up.
+          page = await this.history.after(chatId, from, limit)
           if (a.gone) return
-          // A send made live while this read was under way is already past some of the page.
-          const now = this.sentOf(a, chatId)
-          page = page.filter((m) => m.seq > now)
-          if (page.length === 0 && now === from) {
-            // Nothing readable up to the chat's end (a period this user was not in): passed over.
+          if (page.length === 0) {
             a.sent.set(chatId, Math.max(from, last))
             this.settle(a, chatId)
             a.behind.delete(chatId)

@@ -169,3 +169,26 @@ test('a device on a stock client\'s defaults (paho-mqtt: clean session) gets wha
   assert.deepEqual(msgs.map((e) => [e.id, e.seq]), [['two', 2], ['three', 3], ['four', 4]], 'the three sent while away, in order, and not the one acknowledged before')
   await sender.close()
 })
+
+test('a device catching up past more messages it may not see than one page (reactions to a message from before its user joined) still gets what follows them', async () => {
+  // No recent-messages cache: the catch-up reads history, a window (100) at a time.
+  const server = new TestServer({ MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000', MQCHAT_INBOX_CACHE_MESSAGES: '0' })
+  servers.push(server)
+  await server.start()
+  const a = await server.register('+15550200041')
+  const b = await server.register('+15550200042')
+  const c = await server.register('+15550200043')
+  const group = (await server.api('POST', '/v1/chats', a.token, { kind: 'group', name: 'late', members: [b.userId] })).body.chat_id as string
+  const sender = await new Device(server, a).connect()
+  await sender.publish(group, { id: 'old', body: 'before c joined' })
+  assert.equal((await server.api('POST', `/v1/chats/${group}/members`, a.token, { users: [c.userId] })).status, 200)
+  // c's phone has never connected: it catches up on everything since c joined.
+  for (let i = 0; i < 150; i++) await sender.publish(group, { id: `r${i}`, type: 'reaction', ref: 1, body: i % 2 === 0 ? '👍' : '🎉' })
+  await sender.publish(group, { id: 'after', body: 'for c too' })
+  const phone = await new Device(server, c).connect()
+  const m = await phone.waitEvent('the message after the reactions', (e) => e.type === 'msg' && e.id === 'after')
+  assert.equal(m.seq, 152)
+  assert.equal(phone.of('msg', group).filter((e) => e.kind === 'reaction').length, 0, 'no reaction to a message c cannot read')
+  await phone.close()
+  await sender.close()
+})
