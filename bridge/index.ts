@@ -20,7 +20,6 @@ import type { BlockService } from '../core/blocks.js'
 import type { MediaService } from '../core/media.js'
 import { CONTENT_TYPES, effectOf, type MessageRules } from '../core/message-rules.js'
 import { parseEnvelope, type Envelope } from './envelope.js'
-import { operandOf } from '../core/membership.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
 
 /** Where inbox events go: QoS 1 publishes to dev/<deviceId>/inbox, resolved once queued durably. */
@@ -221,11 +220,9 @@ export class Bridge {
       return m.media ? this.history.markFannedOut(m.chatId, m.seq) : Promise.resolve()
     }
     const payload = msgEvent(m)
-    const operand = operandOf(m)
     const sends: Array<Promise<void>> = []
     for (const userId of this.chats.memberIds(m.chatId)) {
-      if (!this.chats.receives(m.chatId, userId, m.seq)) continue
-      if (operand !== undefined && !this.chats.receives(m.chatId, userId, operand)) continue
+      if (!this.chats.receivesMessage(userId, m)) continue
       for (const deviceId of this.devices.activeIds(userId)) {
         if (deviceId !== m.senderDevice) sends.push(this.send(deviceId, payload, 'msg'))
       }

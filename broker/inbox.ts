@@ -22,8 +22,7 @@
 import type { Logger } from 'pino'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
-import { operandOf } from '../core/membership.js'
-import type { HistoryStore, InboxStore, StoredMessage } from '../store/types.js'
+import type { HistoryStore, InboxStore, Position, StoredMessage } from '../store/types.js'
 import type { RecentMessages } from '../bridge/recent.js'
 import { ackEvent, msgEvent, purgedEvent, overflowEvent } from '../bridge/events.js'
 
@@ -116,12 +115,11 @@ export class Inbox {
     if (m.seq > (this.#last.get(m.chatId) ?? 0)) this.#last.set(m.chatId, m.seq)
     if (m.type === 'edit' || m.type === 'delete') this.recent.forget(m.chatId)
     this.recent.add(m)
-    const operand = operandOf(m)
     for (const userId of this.chats.memberIds(m.chatId)) {
       for (const deviceId of this.devices.activeIds(userId)) {
         const a = this.#attached.get(deviceId)
         if (a === undefined) continue
-        const receives = this.chats.receives(m.chatId, userId, m.seq) && (operand === undefined || this.chats.receives(m.chatId, userId, operand))
+        const receives = this.chats.receivesMessage(userId, m)
         const sent = this.sentOf(a, m.chatId)
         if (!a.pumping && !a.behind.has(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight.size < this.opts.window)) {
           a.sent.set(m.chatId, m.seq)
@@ -248,7 +246,7 @@ export class Inbox {
 
   /** Writes every position acknowledged since the last flush (one transaction). */
   flush (): void {
-    const rows: Array<{ deviceId: string, chatId: string, seq: number }> = []
+    const rows: Position[] = []
     // Only devices whose positions moved since the last flush: an idle connection costs nothing here.
     for (const a of this.#dirty) this.collect(a, rows)
     this.#dirty.clear()
@@ -276,7 +274,7 @@ export class Inbox {
     a.gone = true
     this.#attached.delete(a.deviceId)
     this.#dirty.delete(a)
-    const rows: Array<{ deviceId: string, chatId: string, seq: number }> = []
+    const rows: Position[] = []
     this.collect(a, rows)
     try {
       this.store.savePositions(rows)
@@ -285,7 +283,7 @@ export class Inbox {
     }
   }
 
-  private collect (a: Attached, rows: Array<{ deviceId: string, chatId: string, seq: number }>): void {
+  private collect (a: Attached, rows: Position[]): void {
     for (const chatId of a.dirty) rows.push({ deviceId: a.deviceId, chatId, seq: a.acked.get(chatId) ?? 0 })
     a.dirty.clear()
     if (a.eventsDirty) {
@@ -316,11 +314,16 @@ export class Inbox {
   }
 
   private write (a: Attached, m: StoredMessage): void {
-    const id = a.conn.send(payloadOf(m, m.senderDevice === a.deviceId))
-    a.inflight.set(id, { kind: 'msg', chat: m.chatId, seq: m.seq })
-    const list = a.pending.get(m.chatId)
-    if (list) list.push(m.seq)
-    else a.pending.set(m.chatId, [m.seq])
+    this.writeAt(a, m.chatId, m.seq, payloadOf(m, m.senderDevice === a.deviceId))
+  }
+
+  /** Writes a PUBLISH that stands at `seq` in a chat's order: its PUBACK settles the device's position there. */
+  private writeAt (a: Attached, chatId: string, seq: number, payload: Buffer): void {
+    const id = a.conn.send(payload)
+    a.inflight.set(id, { kind: 'msg', chat: chatId, seq })
+    const list = a.pending.get(chatId)
+    if (list) list.push(seq)
+    else a.pending.set(chatId, [seq])
   }
 
   private writeEvent (a: Attached, n: number, payload: Buffer): void {
@@ -385,8 +388,7 @@ export class Inbox {
         for (const m of page) {
           if (m.seq <= this.sentOf(a, chatId)) continue
           a.sent.set(chatId, m.seq)
-          const operand = operandOf(m)
-          if (this.chats.receives(chatId, a.userId, m.seq) && (operand === undefined || this.chats.receives(chatId, a.userId, operand))) this.write(a, m)
+          if (this.chats.receivesMessage(a.userId, m)) this.write(a, m)
         }
         this.settle(a, chatId)
       }
@@ -395,10 +397,6 @@ export class Inbox {
 
   private writePurged (a: Attached, chatId: string, from: number, to: number): void {
     a.sent.set(chatId, to)
-    const id = a.conn.send(Buffer.from(purgedEvent(chatId, from, to)))
-    a.inflight.set(id, { kind: 'msg', chat: chatId, seq: to })
-    const list = a.pending.get(chatId)
-    if (list) list.push(to)
-    else a.pending.set(chatId, [to])
+    this.writeAt(a, chatId, to, Buffer.from(purgedEvent(chatId, from, to)))
   }
 }

@@ -13,8 +13,8 @@ import type { Chat, DirectoryStore, Member, Role } from '../store/types.js'
 import { DomainError, forbidden, notFound } from './errors.js'
 import { directChatId, isDirectChatId, newGroupId } from './ids.js'
 import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.js'
-import { MemberHistory, inSpans, spansOf, type SeqSpan } from './membership.js'
-import type { HistoryStore } from '../store/types.js'
+import { MemberHistory, inSpans, operandOf, spansOf, type SeqSpan } from './membership.js'
+import type { HistoryStore, StoredMessage } from '../store/types.js'
 
 export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed'
 
@@ -136,6 +136,12 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   /** Whether a member is sent a message: they were in the chat when it got its seq. */
   receives (chatId: string, userId: string, seq: number): boolean {
     return seq >= (this.#from.get(chatId)?.get(userId) ?? 1)
+  }
+
+  /** Whether a member is sent this message: it, and the message an edit, delete or reaction acts on, are from their membership. */
+  receivesMessage (userId: string, m: Pick<StoredMessage, 'chatId' | 'seq' | 'type' | 'ref'>): boolean {
+    const operand = operandOf(m)
+    return this.receives(m.chatId, userId, m.seq) && (operand === undefined || this.receives(m.chatId, userId, operand))
   }
 
   /**

@@ -244,6 +244,9 @@ export interface MediaStore {
   expired (retainedSince: number, referencedSince: number): Promise<Media[]>
 }
 
+/** A device's position in one chat: the highest seq it acknowledged there. */
+export interface Position { deviceId: string, chatId: string, seq: number }
+
 /** One entry of a device's event log: an inbox event that is not a chat message (docs/architecture.md § Inbox). */
 export interface InboxEvent { n: number, payload: string }
 
@@ -259,7 +262,7 @@ export interface InboxStore {
   /** The chats where a device has a recorded position, with it. A chat without one starts at the device's membership start. */
   positions (deviceId: string): Map<string, number>
   /** Records positions, never lowering one; one transaction for all. */
-  savePositions (rows: Array<{ deviceId: string, chatId: string, seq: number }>): void
+  savePositions (rows: Position[]): void
   /** Appends an event to a device's log; returns its number (increasing per device). */
   appendEvent (deviceId: string, payload: string): number
   /** Events of a device numbered above `afterN`, oldest first. */

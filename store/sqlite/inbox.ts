@@ -1,7 +1,7 @@
 // Device inboxes on SQLite: positions per (device, chat) and each device's
 // event log (store/types.ts InboxStore). Synchronous, like every node:sqlite
 // call: the delivery loop (broker/inbox.ts) reads and writes in the same turn.
-import type { InboxEvent, InboxStore } from '../types.js'
+import type { InboxEvent, InboxStore, Position } from '../types.js'
 import type { SqliteDb } from './database.js'
 
 const SCHEMA = `
@@ -15,14 +15,12 @@ CREATE TABLE IF NOT EXISTS inbox_event_counter (device_id TEXT PRIMARY KEY, n IN
 `
 
 export class SqliteInbox implements InboxStore {
-  #db: SqliteDb
   #st
-  #save: (rows: Array<{ deviceId: string, chatId: string, seq: number }>) => void
+  #save: (rows: Position[]) => void
   #append: (deviceId: string, payload: string) => number
   #drop: (deviceId: string) => void
 
   constructor (db: SqliteDb) {
-    this.#db = db
     db.exec(SCHEMA)
     this.#st = {
       positions: db.prepare('SELECT chat_id, seq FROM inbox_positions WHERE device_id = ?'),
@@ -42,7 +40,7 @@ export class SqliteInbox implements InboxStore {
       dropEvents: db.prepare('DELETE FROM inbox_events WHERE device_id = ?'),
       dropCounter: db.prepare('DELETE FROM inbox_event_counter WHERE device_id = ?')
     }
-    this.#save = db.transaction((rows: Array<{ deviceId: string, chatId: string, seq: number }>) => {
+    this.#save = db.transaction((rows: Position[]) => {
       for (const r of rows) this.#st.save.run(r.deviceId, r.chatId, r.seq)
     })
     this.#append = db.transaction((deviceId: string, payload: string): number => {
@@ -63,7 +61,7 @@ export class SqliteInbox implements InboxStore {
     return out
   }
 
-  savePositions (rows: Array<{ deviceId: string, chatId: string, seq: number }>): void {
+  savePositions (rows: Position[]): void {
     if (rows.length > 0) this.#save(rows)
   }
 

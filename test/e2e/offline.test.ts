@@ -10,16 +10,10 @@ const servers: TestServer[] = []
 after(async () => { for (const s of servers) await s.dispose() })
 
 async function setup (): Promise<{ server: TestServer, chatId: string, sender: Device, away: Device }> {
-  const server = new TestServer()
-  servers.push(server)
-  await server.start()
-  const a = await server.register('+15550200001')
-  const b = await server.register('+15550200002')
-  const chat = await server.api('POST', '/v1/chats', a.token, { kind: 'group', name: 'offline', members: [b.userId] })
-  assert.equal(chat.status, 201)
+  const { server, a, b, chatId } = await serverWithPair(servers, ['+15550200001', '+15550200002'], {}, { group: 'offline' })
   const sender = await new Device(server, a).connect()
   const away = await new Device(server, b).connect()
-  return { server, chatId: chat.body.chat_id, sender, away }
+  return { server, chatId, sender, away }
 }
 
 test('a device that was away gets everything sent meanwhile, in seq order', async () => {

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { TestServer, Device, waitFor, within } from '../helpers/server.js'
+import { TestServer, Device, serverWithPair, waitFor, within } from '../helpers/server.js'
 
 const servers: TestServer[] = []
 after(async () => { for (const s of servers) await s.dispose() })
@@ -52,14 +52,7 @@ test('2,000 messages while away, with the event log bound at 500 and 100 recent 
 })
 
 test('an away device\'s event log past its bound: the oldest events go, one sync event comes first, the newest are kept', async () => {
-  const server = new TestServer({ MQCHAT_MAX_QUEUE: '10' })
-  servers.push(server)
-  await server.start()
-  const a = await server.register('+15551100021')
-  const b = await server.register('+15551100022')
-  const group = await server.api('POST', '/v1/chats', a.token, { kind: 'group', name: 'r0', members: [b.userId] })
-  assert.equal(group.status, 201)
-  const chatId = group.body.chat_id as string
+  const { server, a, b, chatId } = await serverWithPair(servers, ['+15551100021', '+15551100022'], { MQCHAT_MAX_QUEUE: '10' }, { group: 'r0' })
   const away = await new Device(server, b).connect()
   await away.waitEvent('the chat event', (e) => e.type === 'chat' && e.change === 'created')
   await away.close()

@@ -258,14 +258,16 @@ export function tempDir (prefix: string): string {
 }
 
 /** A started server (pushed to `servers` for disposal) with two registered users and their direct chat. */
-export async function serverWithPair (servers: TestServer[], phones: [string, string], env: Record<string, string> = {}): Promise<{ server: TestServer, a: DeviceCreds, b: DeviceCreds, chatId: string }> {
+export async function serverWithPair (servers: TestServer[], phones: [string, string], env: Record<string, string> = {}, opts: { group?: string } = {}): Promise<{ server: TestServer, a: DeviceCreds, b: DeviceCreds, chatId: string }> {
   const server = new TestServer(env)
   servers.push(server)
   await server.start()
   const a = await server.register(phones[0])
   const b = await server.register(phones[1])
-  const chat = await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })
-  if (chat.status !== 200 && chat.status !== 201) throw new Error(`direct chat: ${JSON.stringify(chat)}`)
+  // A direct chat, or with `group` a group of that name that a creates with b in it.
+  const chat = await server.api('POST', '/v1/chats', a.token, opts.group === undefined ? { kind: 'direct', user: b.userId } : { kind: 'group', name: opts.group, members: [b.userId] })
+  // An existing direct chat answers 200; a group is always new (201).
+  if (!(opts.group === undefined ? [200, 201] : [201]).includes(chat.status)) throw new Error(`chat: ${JSON.stringify(chat)}`)
   return { server, a, b, chatId: chat.body.chat_id as string }
 }
 
