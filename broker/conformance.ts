@@ -41,9 +41,10 @@ interface StoredPacket { cmd?: string, messageId?: number, dup?: boolean }
  * that already carries a packet id was given one to be written to the
  * connection, so it may have reached the client: it goes out again with DUP set.
  */
-export function markRedeliveries<P extends { outgoingStream: (client: { id: string }) => AsyncIterable<unknown> }> (persistence: P): void {
+export function markRedeliveries<P extends { outgoingStream: (client: { id: string }) => AsyncIterable<unknown>, hasQueued?: (clientId: string) => boolean }> (persistence: P): void {
   const outgoingStream = persistence.outgoingStream.bind(persistence)
-  persistence.outgoingStream = ((client: { id: string }) => Readable.from((async function * () {
+  // Most connects have nothing queued (the local profile's devices never do): no second stream for them.
+  persistence.outgoingStream = ((client: { id: string }) => persistence.hasQueued?.(client.id) === false ? outgoingStream(client) : Readable.from((async function * () {
     for await (const p of outgoingStream(client) as AsyncIterable<StoredPacket>) {
       if ((p.cmd === undefined || p.cmd === 'publish') && p.messageId !== undefined && p.messageId !== null) p.dup = true
       yield p

@@ -270,8 +270,10 @@ export async function startBroker (
     }
   }
 
+  // Stored as an MQTT 3.1.1 SUBSCRIBE stores it (no v5 options): the device's own SUBSCRIBE
+  // then finds it unchanged, so its first connect writes nothing and aedes keeps the restored route.
   function provisionInbox (device: Device): Promise<unknown> {
-    return persistence.addSubscriptions({ id: device.id }, [{ topic: inboxTopic(device.id), qos: 1, rh: 0, rap: false, nl: false }])
+    return persistence.addSubscriptions({ id: device.id }, [{ topic: inboxTopic(device.id), qos: 1 }])
   }
 
   // A device's inbox exists from the moment the device does, so messages sent

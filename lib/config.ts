@@ -262,7 +262,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },
   { key: 'maxQueue', env: 'MQCHAT_MAX_QUEUE', def: '10000', parse: int(10, 10_000_000), help: "local profile: a device's event log bound (receipts, chat changes, refusals; messages are owed from history and never dropped); cluster: a device's offline queue bound. Past it the oldest entries go (never history) and the device is told to sync" },
   { key: 'inboxWindow', env: 'MQCHAT_INBOX_WINDOW', def: '100', parse: int(1, 65000), help: 'local profile: inbox PUBLISHes one connection may have unacknowledged; the rest wait their turn' },
-  { key: 'inboxFlushMs', env: 'MQCHAT_INBOX_FLUSH_MS', def: '250', parse: int(10, 60000), help: 'local profile: how often acknowledged inbox positions are written (a crash repeats at most this much, never loses)' },
+  { key: 'inboxFlushMs', env: 'MQCHAT_INBOX_FLUSH_MS', def: '250', parse: int(10, 60000), help: 'local profile: how often acknowledged inbox positions and presence changes are written (a crash repeats at most this much delivery, never loses a message)' },
   { key: 'inboxCacheMessages', env: 'MQCHAT_INBOX_CACHE_MESSAGES', def: '50000', parse: int(0, 10_000_000), help: 'local profile: recent messages kept in memory for devices catching up (older ones are read from history)' },
   { key: 'retentionDays', env: 'MQCHAT_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'history older than this is purged' },
   { key: 'purgeIntervalMinutes', env: 'MQCHAT_PURGE_INTERVAL_MINUTES', def: '60', parse: int(1, 10080), help: 'how often the retention purge runs (also once at start)' },

@@ -33,7 +33,9 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     synchronous: cfg.sqliteSynchronous,
     maxQueue: cfg.maxQueue,
     onOverflow: (deviceId, dropped) => log.info({ deviceId, dropped, bound: cfg.maxQueue }, 'offline queue over its bound: oldest entries dropped from the queue (history keeps them)'),
-    isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false
+    isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false,
+    // Presence changes with every connect: written in batches, as inbox positions are.
+    lazyRetainedMs: cfg.inboxFlushMs
   })
   const metrics = createMetrics()
   let presence!: PresenceService

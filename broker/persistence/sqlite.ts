@@ -63,7 +63,14 @@ export interface SqlitePersistenceOptions {
    * would break that delivery. A connected client's queue drains as it acks.
    */
   isOnline?: (clientId: string) => boolean
+  /**
+   * Retained messages under `presence/` are written this long after they
+   * change, in batches (0: at once, as any other). See storeRetained.
+   */
+  lazyRetainedMs?: number
 }
+
+const LAZY_RETAINED_PREFIX = 'presence/'
 
 export class SqlitePersistence {
   #db: SqliteDatabase
@@ -77,11 +84,15 @@ export class SqlitePersistence {
   #maxQueue: number
   #onOverflow: (clientId: string, dropped: number) => void
   #isOnline: (clientId: string) => boolean
+  #lazyRetainedMs: number
+  #lazy = new Set<string>()
+  #lazyTimer: NodeJS.Timeout | undefined
 
   constructor (opts: SqlitePersistenceOptions) {
     this.#maxQueue = opts.maxQueue ?? 0
     this.#onOverflow = opts.onOverflow ?? (() => {})
     this.#isOnline = opts.isOnline ?? (() => false)
+    this.#lazyRetainedMs = opts.lazyRetainedMs ?? 0
     this.#db = new SqliteDatabase(opts.path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -158,9 +169,23 @@ export class SqlitePersistence {
     this.#broker = broker
   }
 
-  /** Group-committed with the other writes of the turn (presence changes with every connect and disconnect). */
+  /**
+   * Group-committed with the other writes of the turn. Presence (the broker's
+   * own retained `presence/<user>`, changed by every connect and disconnect)
+   * is held in memory and written at most `lazyRetainedMs` later, the
+   * changes of that interval in one transaction, and on destroy: a connect
+   * then costs no write. A crash loses at most that interval's presence
+   * changes, which start-up treats as it treats any crash (everyone offline).
+   */
   async storeRetained (pkt: AnyPacket): Promise<void> {
     const packet = Object.assign({}, pkt)
+    if (this.#lazyRetainedMs > 0 && packet.topic.startsWith(LAZY_RETAINED_PREFIX)) {
+      if (packet.payload.length === 0) this.#retained.delete(packet.topic)
+      else this.#retained.set(packet.topic, packet)
+      this.#lazy.add(packet.topic)
+      this.#lazyTimer ??= setTimeout(() => this.flushRetained(), this.#lazyRetainedMs).unref()
+      return
+    }
     if (packet.payload.length === 0) {
       await this.#db.grouped(() => this.#st.delRetained.run(packet.topic))
       this.#retained.delete(packet.topic)
@@ -327,9 +352,14 @@ export class SqlitePersistence {
    * queue is never all in memory. (a statement is not iterated while the
    * caller writes, so each row is its own query, by the indexed (client_id, id).)
    */
+  /** Whether a client has anything queued (outgoingStream is then not empty). */
+  hasQueued (clientId: string): boolean {
+    return this.#queued.has(clientId)
+  }
+
   outgoingStream (client: ClientRef): Readable {
     // Most clients have nothing queued (a device's inbox is not kept here in the local profile): no query on their connect.
-    if (!this.#queued.has(client.id)) return Readable.from([])
+    if (!this.hasQueued(client.id)) return Readable.from([])
     const next = this.#st.outAfter
     const upTo = (this.#st.outLast.get(client.id) as { id: number | null }).id ?? 0
     function * rows (): Generator<AnyPacket> {
@@ -411,8 +441,24 @@ export class SqlitePersistence {
     return Readable.from(clients)
   }
 
+  /** Writes the retained messages held by storeRetained, in one transaction. */
+  flushRetained (): void {
+    if (this.#lazyTimer) { clearTimeout(this.#lazyTimer); this.#lazyTimer = undefined }
+    if (this.#lazy.size === 0 || this.#destroyed) return
+    const topics = [...this.#lazy]
+    this.#lazy.clear()
+    this.#db.transaction(() => {
+      for (const topic of topics) {
+        const packet = this.#retained.get(topic)
+        if (packet === undefined) this.#st.delRetained.run(topic)
+        else this.#st.putRetained.run(topic, encodePacket(packet))
+      }
+    })()
+  }
+
   async destroy (): Promise<void> {
     if (this.#destroyed) throw new Error('destroyed called twice!')
+    this.flushRetained()
     this.#destroyed = true
     this.#db.close()
   }

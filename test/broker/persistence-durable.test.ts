@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SqlitePersistence } from '../../broker/persistence/sqlite.js'
+import { decodePacket } from '../../broker/persistence/codec.js'
 
 async function all<T> (stream: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = []
@@ -125,3 +126,43 @@ test('a message queued after the queue began to be sent is left to its live deli
   assert.deepEqual(got, ['m0', 'm1'])
   assert.equal(p.queueLength('dv_1'), 3, 'm2 stays queued for its live delivery')
 }))
+
+test('retained presence is written in batches after lazyRetainedMs and on destroy; other retained messages at once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mqchat-lazy-'))
+  const path = join(dir, 'broker.db')
+  const { DatabaseSync } = await import('node:sqlite')
+  const rows = (): Record<string, string> => {
+    const db = new DatabaseSync(path, { readOnly: true })
+    try {
+      const out: Record<string, string> = {}
+      for (const r of db.prepare('SELECT topic, packet FROM retained').all() as Array<{ topic: string, packet: string }>) out[r.topic] = r.packet
+      return out
+    } finally { db.close() }
+  }
+  const payloadOf = (packet: string | undefined): string | undefined => packet === undefined ? undefined : decodePacket<{ payload: Buffer }>(packet).payload.toString()
+  const retain = (topic: string, text: string) => ({ cmd: 'publish', topic, payload: Buffer.from(text), qos: 0, retain: true })
+  try {
+    const p = new SqlitePersistence({ path, lazyRetainedMs: 100 })
+    await p.setup({ id: 'b1' })
+    await p.storeRetained(retain('presence/u_1', 'online'))
+    await p.storeRetained(retain('presence/u_2', 'online'))
+    await p.storeRetained(retain('other/t', 'now'))
+    assert.equal(payloadOf(rows()['other/t']), 'now', 'not presence: written at once')
+    assert.equal(rows()['presence/u_1'], undefined, 'presence: not yet written')
+    assert.equal((await all<{ payload: Buffer }>(p.createRetainedStream('presence/u_1')))[0]?.payload.toString(), 'online', 'but served from memory')
+    await p.storeRetained(retain('presence/u_1', 'offline'))
+    const deadline = Date.now() + 10_000
+    while (rows()['presence/u_1'] === undefined) {
+      assert.ok(Date.now() < deadline, 'the batch was written within 10 s')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.equal(payloadOf(rows()['presence/u_1']), 'offline', 'the last change of the interval')
+    assert.equal(payloadOf(rows()['presence/u_2']), 'online')
+    await p.storeRetained(retain('presence/u_2', ''))
+    await p.storeRetained(retain('presence/u_3', 'online'))
+    await p.destroy()
+    assert.deepEqual(Object.keys(rows()).sort(), ['other/t', 'presence/u_1', 'presence/u_3'], 'destroy wrote what was pending, the removal included')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
