@@ -61,13 +61,16 @@ class Attached {
   readonly acked = new Map<string, number>()
   /** Highest seq handed to the connection (or passed over) per chat. */
   readonly sent = new Map<string, number>()
+  // The rest is transient: created when first needed and dropped when empty again, since most attached
+  // devices are idle and each empty Map or Set costs about 200 bytes (docs/architecture.md § What a connection holds).
   /** Seqs written and not yet acknowledged, per chat, ascending. */
-  readonly pending = new Map<string, number[]>()
-  readonly inflight = new Map<number, Sent>()
+  #pending: Map<string, number[]> | undefined
+  /** What each unacknowledged packet id carries. */
+  #inflight: Map<number, Sent> | undefined
   /** Chats that may have messages after `sent` not yet written. */
-  readonly behind = new Set<string>()
+  #behind: Set<string> | undefined
   /** Chats whose position changed since the last flush. */
-  readonly dirty = new Set<string>()
+  #dirty: Set<string> | undefined
   /** Event numbers start at 1; event 0 is the overflow note. */
   eventsSent = -1
   eventsAcked = -1
@@ -78,6 +81,53 @@ class Attached {
   again = false
   gone = false
   constructor (readonly deviceId: string, readonly userId: string, readonly conn: InboxConnection) {}
+
+  get inflight (): number { return this.#inflight?.size ?? 0 }
+  written (id: number, s: Sent): void {
+    (this.#inflight ??= new Map()).set(id, s)
+    if (s.kind !== 'msg') return
+    this.#pending ??= new Map()
+    const list = this.#pending.get(s.chat)
+    if (list) list.push(s.seq)
+    else this.#pending.set(s.chat, [s.seq])
+  }
+
+  /** What a PUBACK's packet id acknowledged (undefined: not an inbox PUBLISH), no longer pending. */
+  acknowledged (id: number): Sent | undefined {
+    const s = this.#inflight?.get(id)
+    if (s === undefined) return undefined
+    this.#inflight!.delete(id)
+    if (this.#inflight!.size === 0) this.#inflight = undefined
+    const list = s.kind === 'msg' ? this.#pending?.get(s.chat) : undefined
+    if (s.kind === 'msg' && list) {
+      const i = list.indexOf(s.seq)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0) {
+        this.#pending!.delete(s.chat)
+        if (this.#pending!.size === 0) this.#pending = undefined
+      }
+    }
+    return s
+  }
+
+  /** The lowest seq of a chat written and not yet acknowledged. */
+  firstPending (chatId: string): number | undefined { return this.#pending?.get(chatId)?.[0] }
+
+  isBehind (chatId: string): boolean { return this.#behind?.has(chatId) ?? false }
+  get anyBehind (): boolean { return this.#behind !== undefined }
+  markBehind (chatId: string): void { (this.#behind ??= new Set()).add(chatId) }
+  nextBehind (): string | undefined { return this.#behind?.values().next().value }
+  caughtUp (chatId: string): void {
+    if (this.#behind?.delete(chatId) === true && this.#behind.size === 0) this.#behind = undefined
+  }
+
+  markDirty (chatId: string): void { (this.#dirty ??= new Set()).add(chatId) }
+  /** The chats whose positions changed since the last call. */
+  takeDirty (): Iterable<string> {
+    const d = this.#dirty ?? []
+    this.#dirty = undefined
+    return d
+  }
 }
 
 export class Inbox {
@@ -121,12 +171,12 @@ export class Inbox {
         if (a === undefined) continue
         const receives = this.chats.receivesMessage(userId, m)
         const sent = this.sentOf(a, m.chatId)
-        if (!a.pumping && !a.behind.has(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight.size < this.opts.window)) {
+        if (!a.pumping && !a.isBehind(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight < this.opts.window)) {
           a.sent.set(m.chatId, m.seq)
           if (receives) this.write(a, m)
           else this.settle(a, m.chatId)
         } else if (sent < m.seq) {
-          a.behind.add(m.chatId)
+          a.markBehind(m.chatId)
           this.pump(a)
         }
       }
@@ -151,7 +201,7 @@ export class Inbox {
       return
     }
     if (a === undefined) return
-    if (!a.pumping && !a.eventsBehind && a.eventsSent === n - 1 && a.inflight.size < this.opts.window) {
+    if (!a.pumping && !a.eventsBehind && a.eventsSent === n - 1 && a.inflight < this.opts.window) {
       this.writeEvent(a, n, Buffer.from(payload))
     } else {
       a.eventsBehind = true
@@ -164,7 +214,7 @@ export class Inbox {
     const a = this.#attached.get(deviceId)
     if (a === undefined) return
     const id = a.conn.send(Buffer.from(payload))
-    a.inflight.set(id, { kind: 'transient' })
+    a.written(id, { kind: 'transient' })
   }
 
   /** A new device starts at every chat's current end: it is owed what comes after its creation. */
@@ -197,7 +247,7 @@ export class Inbox {
       a.sent.set(chatId, seq)
     }
     for (const chatId of this.chats.chatIdsOf(userId)) {
-      if ((this.#last.get(chatId) ?? 0) > this.sentOf(a, chatId)) a.behind.add(chatId)
+      if ((this.#last.get(chatId) ?? 0) > this.sentOf(a, chatId)) a.markBehind(chatId)
     }
     a.eventsBehind = (this.#eventCounts.get(deviceId) ?? 0) > 0
     this.#overflowed.delete(deviceId)
@@ -216,16 +266,9 @@ export class Inbox {
   acked (deviceId: string, conn: InboxConnection, messageId: number): boolean {
     const a = this.#attached.get(deviceId)
     if (a?.conn !== conn) return false
-    const s = a.inflight.get(messageId)
+    const s = a.acknowledged(messageId)
     if (s === undefined) return false
-    a.inflight.delete(messageId)
     if (s.kind === 'msg') {
-      const list = a.pending.get(s.chat)
-      if (list) {
-        const i = list.indexOf(s.seq)
-        if (i >= 0) list.splice(i, 1)
-        if (list.length === 0) a.pending.delete(s.chat)
-      }
       this.settle(a, s.chat)
     } else if (s.kind === 'event') {
       const i = a.eventPending.indexOf(s.n)
@@ -240,7 +283,7 @@ export class Inbox {
         this.#dirty.add(a)
       }
     }
-    if (a.behind.size > 0 || a.eventsBehind) this.pump(a)
+    if (a.anyBehind || a.eventsBehind) this.pump(a)
     return true
   }
 
@@ -256,7 +299,7 @@ export class Inbox {
       this.log.error({ err }, 'writing inbox positions failed; they are written with the next flush')
       for (const r of rows) {
         const a = this.#attached.get(r.deviceId)
-        if (a) { a.dirty.add(r.chatId); this.#dirty.add(a) }
+        if (a) { a.markDirty(r.chatId); this.#dirty.add(a) }
       }
     }
   }
@@ -284,8 +327,7 @@ export class Inbox {
   }
 
   private collect (a: Attached, rows: Position[]): void {
-    for (const chatId of a.dirty) rows.push({ deviceId: a.deviceId, chatId, seq: a.acked.get(chatId) ?? 0 })
-    a.dirty.clear()
+    for (const chatId of a.takeDirty()) rows.push({ deviceId: a.deviceId, chatId, seq: a.acked.get(chatId) ?? 0 })
     if (a.eventsDirty) {
       a.eventsDirty = false
       this.store.ackEvents(a.deviceId, a.eventsAcked)
@@ -304,11 +346,11 @@ export class Inbox {
 
   /** The position after the pending PUBLISHes of a chat that were acknowledged in order. */
   private settle (a: Attached, chatId: string): void {
-    const list = a.pending.get(chatId)
-    const upTo = list !== undefined && list.length > 0 ? list[0]! - 1 : (a.sent.get(chatId) ?? 0)
+    const first = a.firstPending(chatId)
+    const upTo = first !== undefined ? first - 1 : (a.sent.get(chatId) ?? 0)
     if (upTo > (a.acked.get(chatId) ?? 0)) {
       a.acked.set(chatId, upTo)
-      a.dirty.add(chatId)
+      a.markDirty(chatId)
       this.#dirty.add(a)
     }
   }
@@ -320,15 +362,12 @@ export class Inbox {
   /** Writes a PUBLISH that stands at `seq` in a chat's order: its PUBACK settles the device's position there. */
   private writeAt (a: Attached, chatId: string, seq: number, payload: Buffer): void {
     const id = a.conn.send(payload)
-    a.inflight.set(id, { kind: 'msg', chat: chatId, seq })
-    const list = a.pending.get(chatId)
-    if (list) list.push(seq)
-    else a.pending.set(chatId, [seq])
+    a.written(id, { kind: 'msg', chat: chatId, seq })
   }
 
   private writeEvent (a: Attached, n: number, payload: Buffer): void {
     const id = a.conn.send(payload)
-    a.inflight.set(id, { kind: 'event', n })
+    a.written(id, { kind: 'event', n })
     a.eventPending.push(n)
     a.eventsSent = n
   }
@@ -345,7 +384,7 @@ export class Inbox {
   }
 
   private async fill (a: Attached): Promise<void> {
-    const room = (): number => this.opts.window - a.inflight.size
+    const room = (): number => this.opts.window - a.inflight
     do {
       a.again = false
       while (!a.gone && room() > 0) {
@@ -355,14 +394,14 @@ export class Inbox {
           for (const e of events) this.writeEvent(a, e.n, Buffer.from(e.payload))
           continue
         }
-        const chatId = a.behind.values().next().value
+        const chatId = a.nextBehind()
         if (chatId === undefined) break
         // Nothing before the user's current membership is sent (as live): a position below its start moves up to it.
         const start = (this.chats.fromSeqOf(chatId, a.userId) ?? 1) - 1
         if (this.sentOf(a, chatId) < start) { a.sent.set(chatId, start); this.settle(a, chatId) }
         const from = this.sentOf(a, chatId)
         const last = this.#last.get(chatId) ?? 0
-        if (from >= last || !this.chats.isMember(chatId, a.userId)) { a.behind.delete(chatId); continue }
+        if (from >= last || !this.chats.isMember(chatId, a.userId)) { a.caughtUp(chatId); continue }
         const limit = Math.min(room(), this.opts.pageSize)
         let page = this.recent.after(chatId, from, limit)
         if (page === undefined) {
@@ -380,11 +419,11 @@ export class Inbox {
           if (page.length === 0) {
             a.sent.set(chatId, Math.max(from, last))
             this.settle(a, chatId)
-            a.behind.delete(chatId)
+            a.caughtUp(chatId)
             continue
           }
         }
-        if (page.length === 0) { a.behind.delete(chatId); continue }
+        if (page.length === 0) { a.caughtUp(chatId); continue }
         for (const m of page) {
           if (m.seq <= this.sentOf(a, chatId)) continue
           a.sent.set(chatId, m.seq)

@@ -24,6 +24,7 @@ import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins
 import { guardPackets, type PacketParser } from './packet-guard.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
+import { forgetConnectPacket, lightenParser } from './parser-memory.js'
 import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
@@ -210,6 +211,7 @@ export async function startBroker (
   aedes.on('clientReady', (client: Client) => {
     catchUp?.ready(client)
     attachInbox(client)
+    forgetConnectPacket(client)
   })
   aedes.on('clientDisconnect', (client: Client) => {
     metrics.connections.dec()
@@ -325,6 +327,7 @@ export async function startBroker (
     if (!release) return
     conn.on('close', release)
     const client = aedes.handle(conn, req)
+    lightenParser(client)
     places.set(client as object, release)
     // aedes 1.2 feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it.
     guardPackets(conn, (client as unknown as { _parser: PacketParser })._parser, {
@@ -449,3 +452,4 @@ export async function startBroker (
     }
   }
 }
+
