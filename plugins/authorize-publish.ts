@@ -55,44 +55,45 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
     }
     const topic = packet.topic
     const chat = parseChatTopic(topic)
-    const base: Refusal = { code: '', message: '', topic, chat: chat?.chatId, id: chat ? clientIdOf(packet.payload as Buffer) : undefined }
+    const payload = packet.payload as Buffer
+    // What a refusal names; the envelope's client id is looked for only when something is refused.
+    const refusal = (code: string, message: string, id: string | undefined): Refusal => ({ code, message, topic, chat: chat?.chatId, id })
+    const envelopeId = (): string | undefined => chat ? clientIdOf(payload) : undefined
     consume(packet)
     // In memory the verdict is immediate; counted in Redis (cluster) it is a
     // promise. Calls reach Redis in order on one connection, so a device's
     // publishes keep their order either way.
     const admitted = (ok: boolean): void => {
       if (!ok) {
-        refuse(client, device.id, { ...base, code: 'rate_limited', message: limiter.message })
+        refuse(client, device.id, refusal('rate_limited', limiter.message, envelopeId()))
         return done(null)
       }
       if (!chat) {
-        refuse(client, device.id, { ...base, code: 'forbidden_topic', message: 'devices may publish only to chat/<chatId>/msg, receipt or typing' })
+        refuse(client, device.id, refusal('forbidden_topic', 'devices may publish only to chat/<chatId>/msg, receipt or typing', undefined))
         return done(null)
       }
-      const payload = packet.payload as Buffer
       // A PUBLISH over the packet limit, which the packet guard did not read: refused, and acknowledged like any refusal.
       const over = readOversizeMarker(payload)
       if (over !== undefined) {
         const id = chat.kind === 'msg' ? leadingClientId(over.payloadStart) : undefined
-        refuse(client, device.id, { ...base, id, code: 'too_large', message: `this packet had ${over.size} bytes, over the server's limit of ${maxPacketBytes}; it was not read` })
+        refuse(client, device.id, refusal('too_large', `this packet had ${over.size} bytes, over the server's limit of ${maxPacketBytes}; it was not read`, id))
         return done(null)
       }
       if (chat.kind === 'typing') {
         try {
           handlers.typing(device, chat.chatId, payload)
         } catch (err) {
-          if (err instanceof DomainError) refuse(client, device.id, { ...base, id: undefined, code: err.code, message: err.message })
+          if (err instanceof DomainError) refuse(client, device.id, refusal(err.code, err.message, undefined))
           else log.error({ err, deviceId: device.id, chat: chat.chatId }, 'forwarding typing failed')
         }
         return done(null)
       }
       const handle = chat.kind === 'msg' ? handlers.msg : handlers.receipt
-      if (chat.kind === 'receipt') base.id = undefined
       handle.call(handlers, device, chat.chatId, payload).then(
         () => done(null),
         (err: unknown) => {
           if (err instanceof DomainError) {
-            refuse(client, device.id, { ...base, code: err.code, message: err.message })
+            refuse(client, device.id, refusal(err.code, err.message, chat.kind === 'receipt' ? undefined : envelopeId()))
             return done(null)
           }
           log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')

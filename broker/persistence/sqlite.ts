@@ -85,6 +85,8 @@ export class SqlitePersistence {
   #onOverflow: (clientId: string, dropped: number) => void
   #isOnline: (clientId: string) => boolean
   #lazyRetainedMs: number
+  /** Clients with a stored will: aedes asks to delete a will at every connect, and most have none. */
+  #willed = new Set<string>()
   #lazy = new Set<string>()
   #lazyTimer: NodeJS.Timeout | undefined
 
@@ -141,6 +143,7 @@ export class SqlitePersistence {
     for (const row of this.#db.prepare('SELECT topic, packet FROM retained').iterate() as Iterable<{ topic: string, packet: string }>) {
       this.#retained.set(row.topic, decodePacket(row.packet))
     }
+    for (const row of this.#db.prepare('SELECT client_id FROM wills').iterate() as Iterable<{ client_id: string }>) this.#willed.add(row.client_id)
     for (const row of this.#db.prepare('SELECT client_id, topic, record FROM subscriptions').iterate() as Iterable<{ client_id: string, topic: string, record: string }>) {
       this.remember(row.client_id, { topic: row.topic, ...JSON.parse(row.record) })
     }
@@ -384,6 +387,7 @@ export class SqlitePersistence {
       this.#st.takeOverflow.run(clientId)
     })()
     this.#queued.delete(clientId)
+    this.#willed.delete(clientId)
   }
 
   /** Number of messages queued for one client, counted in the store. */
@@ -416,6 +420,7 @@ export class SqlitePersistence {
     packet.brokerId = this.#broker?.id
     packet.clientId = client.id
     this.#st.putWill.run(client.id, packet.brokerId ?? null, encodePacket(packet))
+    this.#willed.add(client.id)
   }
 
   async getWill (client: ClientRef): Promise<AnyPacket | undefined> {
@@ -425,8 +430,10 @@ export class SqlitePersistence {
 
   /** aedes calls this at every connect: without a will there is nothing to write. */
   async delWill (client: ClientRef): Promise<AnyPacket | undefined> {
+    if (!this.#willed.has(client.id)) return undefined
     const will = await this.getWill(client)
     if (will !== undefined) await this.#db.grouped(() => this.#st.delWill.run(client.id))
+    this.#willed.delete(client.id)
     return will
   }
 
