@@ -24,6 +24,8 @@ test('a complete run has no problems; its table gives mqchat\'s ratio to the ref
   assert.deepEqual(problems(run()), [])
   const { markdown, charts } = render(run(), 'results/x.json')
   assert.match(markdown, /\| mqchat \(m\) \| 1,000 \| 0.050× \|/)
+  assert.match(markdown, /\| mqchat \(m\) \|[^\n]*\| 1,000 µs \|/, 'server CPU per delivered message: 1 core at 1,000 msg/s')
+  assert.match(markdown, /\| mosquitto \(q\) \|[^\n]*\| 25 µs \|/)
   assert.ok(charts['throughput.svg']?.startsWith('<svg'))
 })
 
