@@ -11,6 +11,7 @@ import { startBroker, type Broker } from '../broker/index.js'
 import { SqlitePersistence } from '../broker/persistence/sqlite.js'
 import { PresenceService, type PresenceRecord } from '../core/presence.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
+import { presenceUserOf } from '../plugins/topics.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
 import { openSqliteStores } from '../store/sqlite/index.js'
@@ -35,7 +36,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     onOverflow: (deviceId, dropped) => log.info({ deviceId, dropped, bound: cfg.maxQueue }, 'offline queue over its bound: oldest entries dropped from the queue (history keeps them)'),
     isOnline: (deviceId) => broker?.isConnected(deviceId) ?? false,
     // Presence changes with every connect: written in batches, as inbox positions are.
-    lazyRetainedMs: cfg.inboxFlushMs
+    lazyRetained: { ms: cfg.inboxFlushMs, topic: (topic) => presenceUserOf(topic) !== undefined }
   })
   const metrics = createMetrics()
   let presence!: PresenceService

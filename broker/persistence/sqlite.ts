@@ -64,13 +64,12 @@ export interface SqlitePersistenceOptions {
    */
   isOnline?: (clientId: string) => boolean
   /**
-   * Retained messages under `presence/` are written this long after they
-   * change, in batches (0: at once, as any other). See storeRetained.
+   * Retained messages on the topics `topic` picks are written `ms` after they
+   * change, in batches; without it every retained message is written at once.
+   * See storeRetained.
    */
-  lazyRetainedMs?: number
+  lazyRetained?: { ms: number, topic: (topic: string) => boolean }
 }
-
-const LAZY_RETAINED_PREFIX = 'presence/'
 
 export class SqlitePersistence {
   #db: SqliteDatabase
@@ -84,7 +83,7 @@ export class SqlitePersistence {
   #maxQueue: number
   #onOverflow: (clientId: string, dropped: number) => void
   #isOnline: (clientId: string) => boolean
-  #lazyRetainedMs: number
+  #lazyRetained: { ms: number, topic: (topic: string) => boolean } | undefined
   /** Clients with a stored will: aedes asks to delete a will at every connect, and most have none. */
   #willed = new Set<string>()
   #lazy = new Set<string>()
@@ -94,7 +93,7 @@ export class SqlitePersistence {
     this.#maxQueue = opts.maxQueue ?? 0
     this.#onOverflow = opts.onOverflow ?? (() => {})
     this.#isOnline = opts.isOnline ?? (() => false)
-    this.#lazyRetainedMs = opts.lazyRetainedMs ?? 0
+    this.#lazyRetained = opts.lazyRetained
     this.#db = new SqliteDatabase(opts.path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -173,20 +172,21 @@ export class SqlitePersistence {
   }
 
   /**
-   * Group-committed with the other writes of the turn. Presence (the broker's
-   * own retained `presence/<user>`, changed by every connect and disconnect)
-   * is held in memory and written at most `lazyRetainedMs` later, the
+   * Group-committed with the other writes of the turn. The topics
+   * `lazyRetained` picks (the local profile: presence, which every connect and
+   * disconnect changes) are held in memory and written at most `ms` later, the
    * changes of that interval in one transaction, and on destroy: a connect
-   * then costs no write. A crash loses at most that interval's presence
-   * changes, which start-up treats as it treats any crash (everyone offline).
+   * then costs no write. A crash loses at most that interval's changes (for
+   * presence, start-up treats it as it treats any crash: everyone offline).
    */
   async storeRetained (pkt: AnyPacket): Promise<void> {
     const packet = Object.assign({}, pkt)
-    if (this.#lazyRetainedMs > 0 && packet.topic.startsWith(LAZY_RETAINED_PREFIX)) {
+    const lazy = this.#lazyRetained
+    if (lazy !== undefined && lazy.topic(packet.topic)) {
       if (packet.payload.length === 0) this.#retained.delete(packet.topic)
       else this.#retained.set(packet.topic, packet)
       this.#lazy.add(packet.topic)
-      this.#lazyTimer ??= setTimeout(() => this.flushRetained(), this.#lazyRetainedMs).unref()
+      this.#lazyTimer ??= setTimeout(() => this.flushRetained(), lazy.ms).unref()
       return
     }
     if (packet.payload.length === 0) {

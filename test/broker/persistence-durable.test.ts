@@ -127,7 +127,7 @@ test('a message queued after the queue began to be sent is left to its live deli
   assert.equal(p.queueLength('dv_1'), 3, 'm2 stays queued for its live delivery')
 }))
 
-test('retained presence is written in batches after lazyRetainedMs and on destroy; other retained messages at once', async () => {
+test('retained messages on the lazy topics are written in batches after lazyRetained.ms and on destroy; others at once', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mqchat-lazy-'))
   const path = join(dir, 'broker.db')
   const { DatabaseSync } = await import('node:sqlite')
@@ -142,7 +142,7 @@ test('retained presence is written in batches after lazyRetainedMs and on destro
   const payloadOf = (packet: string | undefined): string | undefined => packet === undefined ? undefined : decodePacket<{ payload: Buffer }>(packet).payload.toString()
   const retain = (topic: string, text: string) => ({ cmd: 'publish', topic, payload: Buffer.from(text), qos: 0, retain: true })
   try {
-    const p = new SqlitePersistence({ path, lazyRetainedMs: 100 })
+    const p = new SqlitePersistence({ path, lazyRetained: { ms: 100, topic: (t) => t.startsWith('presence/') } })
     await p.setup({ id: 'b1' })
     await p.storeRetained(retain('presence/u_1', 'online'))
     await p.storeRetained(retain('presence/u_2', 'online'))
