@@ -117,14 +117,19 @@ export function render (out: BenchOutput, resultsFile: string): { markdown: stri
   if (conns) {
     lines.push(`### 4. Connections — ${num(conns.options.count)} persistent sessions (authenticated on mqchat), each subscribed to its inbox at QoS 1`)
     lines.push('')
-    // The server's V8 heap in use from /metrics, read without a forced GC (garbage included); the profiling notes give it after a GC, from heap snapshots.
-    const rows = [['target', 'connected', 'connects/s', 'vs Mosquitto', 'vs bare aedes', 'RSS per connection', 'heap in use per connection (no forced GC)']]
+    // Results since the inspector reading hold the heap after a forced GC; older ones read /metrics, garbage included.
+    const afterGc = names(conns).some((n) => conns.targets[n]!.heapAfterGc === true)
+    const rows = [['target', 'connected', 'connects/s', 'vs Mosquitto', 'vs bare aedes', 'RSS per connection', afterGc ? 'heap in use per connection (after a forced GC)' : 'heap in use per connection (no forced GC)']]
     for (const n of names(conns)) {
       const t = conns.targets[n]!
       rows.push([version(conns, n), num(t.connected), num(t.connectPerSec), ratio(t.connectPerSec, conns.targets.mosquitto?.connectPerSec, true), ratio(t.connectPerSec, conns.targets.aedes?.connectPerSec, true), `${num((t.rssPerConnBytes as number) / 1024, 1)} KiB`, t.heapPerConnBytes === null ? '–' : `${num((t.heapPerConnBytes as number) / 1024, 1)} KiB`])
     }
     lines.push(table(rows), '')
-    if (typeof conns.targets.mqchat?.heapPerConnBytes === 'number') lines.push('The heap column is V8\'s heap in use read from `/metrics`, without a forced GC, so it includes garbage. After a GC (heap snapshots of 10,000 idle sessions) see the profiling notes above.', '')
+    if (typeof conns.targets.mqchat?.heapPerConnBytes === 'number') {
+      lines.push(afterGc
+        ? 'The heap column is V8\'s heap in use (Node processes only), read over the server\'s inspector after two forced full collections, before the connects and after them.'
+        : 'The heap column is V8\'s heap in use read from `/metrics`, without a forced GC, so it includes garbage. After a GC (heap snapshots of 10,000 idle sessions) see the profiling notes above.', '')
+    }
     const cl = conns.targets['mqchat-cluster']?.brokers as Array<{ name: string, rssPerConnBytes: number }> | undefined
     if (cl) lines.push(`Cluster, every session on broker-1: RSS growth per session of the cluster on ${cl.map((b) => `${b.name} ${num(b.rssPerConnBytes / 1024, 1)} KiB`).join(', ')} (aedes' Redis persistence keeps every persistent subscription of the cluster in every broker's memory).`, '')
     charts['connections.svg'] = barChart('Memory per connection (RSS)', 'KiB', ['RSS'], names(conns).map((n) => ({ name: n, values: [(conns.targets[n]!.rssPerConnBytes as number) / 1024] })))

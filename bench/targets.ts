@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { inspectArgs } from './heap.js'
 import { ROOT, startMosquitto, startMqchat, stopProcess } from '../mosquitto-compat-tests/src/targets.js'
 
 export type TargetName = 'mqchat' | 'mqchat-cluster' | 'mosquitto' | 'aedes'
@@ -23,6 +24,8 @@ export interface BenchTarget {
   brokers?: Array<{ name: string, pid: number, port: number }>
   /** mqchat only. */
   httpUrl?: string
+  /** The local server's or bare aedes' inspector port, for its heap after a forced GC (bench/heap.ts). */
+  inspectorPort?: number
   /** mqchat: the server's recent log lines (every node's in the cluster), for a scenario that fails. */
   logs?: () => string
   stop: () => Promise<void>
@@ -57,14 +60,17 @@ const cpuProf = (dir: string): string[] => ['--cpu-prof', `--cpu-prof-dir=${dir}
 export async function startBenchTarget (name: TargetName, profileDir?: string): Promise<BenchTarget> {
   if (name === 'mqchat-cluster') return startCluster(profileDir)
   if (name === 'mqchat') {
-    const t = await startMqchat('auth', MQCHAT_BENCH_ENV, profileDir ? cpuProf(profileDir) : [])
-    return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, httpUrl: t.httpUrl, stop: t.stop }
+    const inspector = await inspectArgs()
+    const t = await startMqchat('auth', MQCHAT_BENCH_ENV, [...(profileDir ? cpuProf(profileDir) : []), ...inspector.args])
+    return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, httpUrl: t.httpUrl, inspectorPort: inspector.port, stop: t.stop }
   }
   if (name === 'mosquitto') {
     const t = await startMosquitto('open')
     return { name, version: t.version, host: t.host, port: t.port, pid: t.pid!, stop: t.stop }
   }
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/bench/aedes-bare.js')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const inspector = await inspectArgs()
+  // stderr is the inspector's chatter ("Debugger listening…"), dropped.
+  const proc = spawn(process.execPath, [...inspector.args, join(ROOT, 'dist/bench/aedes-bare.js')], { stdio: ['ignore', 'pipe', 'ignore'] })
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('bare aedes did not start within 10 s')), 10_000)
     let out = ''
@@ -82,6 +88,7 @@ export async function startBenchTarget (name: TargetName, profileDir?: string): 
     host: '127.0.0.1',
     port,
     pid: proc.pid!,
+    inspectorPort: inspector.port,
     stop: () => stopProcess(proc)
   }
 }

@@ -1,9 +1,11 @@
 // Scenario 4: connections. `count` devices each open an authenticated (on
 // mqchat) persistent session and subscribe to their inbox at QoS 1, with at
 // most `concurrency` connects in flight. Measured: connect rate, the broker's
-// resident memory (and, on mqchat, V8 heap) per connection.
+// resident memory per connection, and (mqchat's local profile and bare aedes)
+// V8 heap in use per connection after a forced GC.
 import { BenchClient } from '../client.js'
 import { pool, registerUsers, type BenchDevice } from '../fixtures.js'
+import { heapAfterGc } from '../heap.js'
 import { rssBytes, type BenchTarget } from '../targets.js'
 
 export interface ConnectionsOptions { count: number, concurrency: number }
@@ -12,7 +14,10 @@ export interface ConnectionsResult {
   connected: number
   connectPerSec: number
   rssPerConnBytes: number
+  /** After a forced full GC; null where not measured (Mosquitto, the cluster). */
   heapPerConnBytes: number | null
+  /** True since the heap is read after a forced GC; results before that read it from /metrics, garbage included. */
+  heapAfterGc?: boolean
   rssBeforeBytes: number
   rssAfterBytes: number
   /** Cluster: every broker's RSS growth per session, with all sessions on the first broker. */
@@ -33,12 +38,9 @@ export function clientFor (t: BenchTarget, d: BenchDevice | string, i: number): 
 
 export const inboxOf = (d: BenchDevice | string): string => `dev/${typeof d === 'string' ? d : d.deviceId}/inbox`
 
+/** After a forced GC, over the inspector: the local server and bare aedes (the cluster's brokers are not inspected). */
 async function heapUsed (t: BenchTarget): Promise<number | null> {
-  // In the cluster, /metrics is the API node's, not a broker's.
-  if (!t.httpUrl || t.brokers) return null
-  const text = await (await fetch(`${t.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
-  const m = /^mqchat_process_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text)
-  return m ? Number(m[1]) : null
+  return t.inspectorPort === undefined ? null : heapAfterGc(t.inspectorPort)
 }
 
 export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (s: string) => void): Promise<ConnectionsResult> {
@@ -70,6 +72,7 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
     connectPerSec: Math.round(connected / seconds),
     rssPerConnBytes: Math.round((rss1 - rss0) / Math.max(1, connected)),
     heapPerConnBytes: heap0 !== null && heap1 !== null ? Math.round((heap1 - heap0) / Math.max(1, connected)) : null,
+    heapAfterGc: true,
     rssBeforeBytes: rss0,
     rssAfterBytes: rss1,
     ...(brokers ? { brokers } : {})

@@ -42,3 +42,16 @@ test('bar charts scale to the largest value and skip missing ones', () => {
   assert.equal(heights.length, 2)
   assert.ok(Math.abs(heights[0]! - 2 * heights[1]!) < 1e-6, 'bar heights are proportional')
 })
+
+test('the connections table says how its heap was read', () => {
+  const conns = (afterGc: boolean): BenchOutput => {
+    const r = run()
+    r.results.connections = {
+      options: { count: 10, concurrency: 5 },
+      targets: { mqchat: { version: 'm', count: 10, connected: 10, connectPerSec: 100, rssPerConnBytes: 4096, heapPerConnBytes: 2048, ...(afterGc ? { heapAfterGc: true } : {}) } }
+    }
+    return r
+  }
+  assert.match(render(conns(true), 'x').markdown, /heap in use per connection \(after a forced GC\)[^\n]*\n[^\n]*\n\| mqchat \(m\) \|[^\n]*\| 4\.0 KiB \| 2\.0 KiB \|/)
+  assert.match(render(conns(false), 'x').markdown, /heap in use per connection \(no forced GC\)/)
+})
