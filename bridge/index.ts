@@ -54,6 +54,8 @@ export interface BridgeOptions extends MessageRules {
 export class Bridge {
   #queue = new KeyedQueue()
   #positions: PositionDelivery | undefined
+  /** The cluster: the chat stream entry, acknowledged only after the fan-out, is the outbox; history keeps none. */
+  #streamOutbox = false
 
   constructor (
     private readonly history: HistoryStore,
@@ -71,6 +73,15 @@ export class Bridge {
 
   /** From here on messages and events are delivered by positions (the local profile; set before the broker starts). */
   deliverByPositions (positions: PositionDelivery): void { this.#positions = positions }
+
+  /**
+   * The cluster: a message comes from a chat stream entry that is
+   * acknowledged only once its fan-out is done, and given again (redelivered)
+   * otherwise. So history needs no outbox flag: messages are stored settled
+   * and the fan-out writes nothing back (a write on the messages collection
+   * per message, which FerretDB answers by scanning it).
+   */
+  streamIsOutbox (): void { this.#streamOutbox = true }
 
   /**
    * Accepts a chat message from a device. Resolves once it is in history (or
@@ -114,7 +125,7 @@ export class Bridge {
       const result = await this.history.append({
         chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
         type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media
-      }, effect, { settled: this.#positions !== undefined && env.media === null })
+      }, effect, { settled: this.#streamOutbox || (this.#positions !== undefined && env.media === null) })
       stop()
       if (result.duplicate) return await this.repeated(device, result.message, redelivered)
       if (env.media !== null) await this.media?.sent(env.media, chatId, result.message.seq)
@@ -228,7 +239,7 @@ export class Bridge {
       }
     }
     return Promise.all(sends).then(
-      () => this.history.markFannedOut(m.chatId, m.seq),
+      () => this.#streamOutbox ? undefined : this.history.markFannedOut(m.chatId, m.seq),
       (err: unknown) => {
         this.log.error({ err, chat: m.chatId, seq: m.seq }, 'fan-out failed; it is redone later')
         throw err

@@ -62,6 +62,9 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     presence: (settings, publish) => (presence = new ClusterPresence(redis('presence'), cfg.nodeId, settings, publish, cfg.presenceCoalesceMs, log.child({ part: 'presence' })))
   })
 
+  // A chat message's outbox is its stream entry (acknowledged after the fan-out), not a flag in history.
+  d.bridge.streamIsOutbox()
+
   // Directory mirrors follow changes made on any node.
   const bus = new DirectoryBus(redis('directory-pub'), redis('directory-sub'), cfg.nodeId, log.child({ part: 'directory' }), cfg.directoryAckTimeoutMs)
   await bus.start({

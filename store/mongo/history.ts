@@ -1,19 +1,29 @@
-// Message history on MongoDB, without multi-document transactions.
+// Message history on MongoDB, without multi-document transactions, and with
+// the hot path made only of inserts and lookups by _id: FerretDB 1.x (the
+// test-time server) answers any other filter, and any update, by scanning
+// the collection (bench/README.md § the cluster profile).
 //
 // append(), for one chat at a time (serialised here, and across processes by
 // the bridge's partition ownership):
-//   1. a repeat of (sending device, client id) returns the stored message;
+//   1. a repeat of (sending device, client id) returns the stored message,
+//      found through `client_ids` (_id = device + client id -> chat, seq);
 //   2. the effect on the target (edit, delete, reaction) is applied: each is
 //      idempotent, so a crash before step 3 is repaired when the sender's
 //      retry (or the chat stream's redelivery) repeats the append;
-//   3. the message is inserted under the chat counter + 1, stepped over any
-//      message already stored above the counter (a crash between steps 3 and
-//      4). The seq is the unique _id, so two writers can never share one; the
-//      loser of such a race recomputes. No seq is taken before its message
-//      exists, so a crash leaves no gap;
-//   4. the chat counter is raised to the seq ($max), so that seqs are never
+//   3. the message is inserted under the chat's next seq: the last one this
+//      process stored, else the chat counter + 1, stepped over any message
+//      already stored above the counter (a crash between steps 3 and 5). The
+//      seq is the unique _id, so two writers can never share one; the loser
+//      of such a race recomputes. The unique (device, client id) index also
+//      refuses a repeat that step 1 missed (a crash between steps 3 and 4,
+//      or a message stored before `client_ids` existed); the original is then
+//      looked up the slow way, once, and recorded. No seq is taken before
+//      its message exists, so a crash leaves no gap;
+//   4. the client id is recorded in `client_ids`;
+//   5. the chat counter is raised to the seq ($max), so that seqs are never
 //      reused after retention purged the newest messages.
-// The `fannedOut` flag is the outbox, as in the SQLite adapter.
+// The `fannedOut` flag is the outbox, as in the SQLite adapter (the cluster
+// stores every message settled: its chat stream is the outbox).
 import type { Collection, Db } from 'mongodb'
 import { KeyedQueue } from '../../lib/serial.js'
 import type { AppendOptions, AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
@@ -27,10 +37,13 @@ interface MessageDoc extends Required<StoredMessage> {
   fannedOut: boolean
 }
 interface CounterDoc { _id: string, last: number }
+/** _id: sending device + "\n" + client id. */
+interface ClientIdDoc { _id: string, chatId: string, seq: number, serverTs: number, serverAt: Date }
 interface ReactionDoc { _id: string, chatId: string, seq: number, userId: string, emoji: string }
 interface ReceiptDoc { _id: string, chatId: string, userId: string, delivered: number, read: number, updatedAt: number }
 
 const msgId = (chatId: string, seq: number): string => `${chatId}\n${seq}`
+const clientKey = (senderDevice: string, clientId: string): string => `${senderDevice}\n${clientId}`
 const toMessage = (d: MessageDoc): StoredMessage => ({
   chatId: d.chatId,
   seq: d.seq,
@@ -54,13 +67,21 @@ export class MongoHistory implements HistoryStore {
   #counters: Collection<CounterDoc>
   #reactions: Collection<ReactionDoc>
   #receipts: Collection<ReceiptDoc>
+  #clientIds: Collection<ClientIdDoc>
   #queue = new KeyedQueue()
+  /**
+   * The last seq this process stored per chat: the next append needs no
+   * counter read. Another writer's message under the same seq is refused by
+   * the _id, and the seq is then read again.
+   */
+  #last = new Map<string, number>()
 
   constructor (db: Db, private readonly opts: { ttlSeconds?: number } = {}) {
     this.#messages = db.collection('messages')
     this.#counters = db.collection('chat_seq')
     this.#reactions = db.collection('reactions')
     this.#receipts = db.collection('receipts')
+    this.#clientIds = db.collection('client_ids')
   }
 
   async init (): Promise<void> {
@@ -72,18 +93,20 @@ export class MongoHistory implements HistoryStore {
     await this.#messages.createIndex({ serverTs: 1 }, { name: 'messages_by_time' })
     if (this.opts.ttlSeconds !== undefined) {
       await this.#messages.createIndex({ serverAt: 1 }, { expireAfterSeconds: this.opts.ttlSeconds, name: 'messages_ttl' })
+      await this.#clientIds.createIndex({ serverAt: 1 }, { expireAfterSeconds: this.opts.ttlSeconds, name: 'client_ids_ttl' })
     }
+    await this.#clientIds.createIndex({ serverTs: 1 }, { name: 'client_ids_by_time' })
     await this.#reactions.createIndex({ chatId: 1, seq: 1, userId: 1 }, { name: 'reactions_by_chat_seq' })
     await this.#receipts.createIndex({ chatId: 1, userId: 1 }, { name: 'receipts_by_chat' })
   }
 
   append (m: NewMessage, effect?: MessageEffect, opts: AppendOptions = {}): Promise<AppendResult> {
     return this.#queue.run(m.chatId, async () => {
+      const earlier = await this.byClientKey(m.senderDevice, m.clientId)
+      if (earlier) return { message: earlier, duplicate: true }
+      if (effect) await this.apply(m.chatId, effect)
       for (let attempt = 0; ; attempt++) {
-        const existing = await this.findByClientId(m.senderDevice, m.clientId)
-        if (existing) return { message: existing, duplicate: true }
-        if (effect) await this.apply(m.chatId, effect)
-        const seq = (await this.lastSeq(m.chatId)) + 1
+        const seq = (this.#last.get(m.chatId) ?? await this.lastSeq(m.chatId)) + 1
         const doc: MessageDoc = {
           _id: msgId(m.chatId, seq),
           chatId: m.chatId,
@@ -106,14 +129,40 @@ export class MongoHistory implements HistoryStore {
         try {
           await this.#messages.insertOne(doc)
         } catch (err) {
-          // Another writer took this seq, or stored this client id: look again.
-          if (isDuplicateKey(err) && attempt < 5) continue
-          throw err
+          if (!isDuplicateKey(err) || attempt >= 5) throw err
+          // (An effect was applied above already: for a message stored before client_ids existed, a repeat
+          // of an edit or reaction may apply it again. Repeats come within seconds of the original.)
+          this.#last.delete(m.chatId)
+          // Another writer took this seq: take the next one.
+          if (await this.#messages.findOne({ _id: doc._id }, { projection: { _id: 1 } }) !== null) continue
+          // This client id is stored already, under no client_ids record: found the slow way, and recorded.
+          const stored = await this.#messages.findOne({ senderDevice: m.senderDevice, clientId: m.clientId })
+          if (!stored) continue
+          await this.recordClientId(stored)
+          return { message: toMessage(stored), duplicate: true }
         }
+        this.#last.set(m.chatId, seq)
+        await this.recordClientId(doc)
         await this.#counters.updateOne({ _id: m.chatId }, { $max: { last: seq } }, { upsert: true })
         return { message: toMessage(doc), duplicate: false }
       }
     })
+  }
+
+  private async recordClientId (d: MessageDoc): Promise<void> {
+    try {
+      await this.#clientIds.insertOne({ _id: clientKey(d.senderDevice, d.clientId), chatId: d.chatId, seq: d.seq, serverTs: d.serverTs, serverAt: d.serverAt })
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err
+      // A record left by a message retention purged since (rare: purges take both).
+      await this.#clientIds.replaceOne({ _id: clientKey(d.senderDevice, d.clientId) }, { chatId: d.chatId, seq: d.seq, serverTs: d.serverTs, serverAt: d.serverAt })
+    }
+  }
+
+  /** Through `client_ids` only: lookups by _id. A record whose message retention purged answers nothing. */
+  private async byClientKey (senderDevice: string, clientId: string): Promise<StoredMessage | undefined> {
+    const ref = await this.#clientIds.findOne({ _id: clientKey(senderDevice, clientId) })
+    return ref ? await this.get(ref.chatId, ref.seq) : undefined
   }
 
   private async apply (chatId: string, e: MessageEffect): Promise<void> {
@@ -136,6 +185,9 @@ export class MongoHistory implements HistoryStore {
   }
 
   async findByClientId (senderDevice: string, clientId: string): Promise<StoredMessage | undefined> {
+    const found = await this.byClientKey(senderDevice, clientId)
+    if (found) return found
+    // A message stored before client_ids existed (a scan on FerretDB; only on a refusal's path).
     const d = await this.#messages.findOne({ senderDevice, clientId })
     return d ? toMessage(d) : undefined
   }
@@ -174,7 +226,9 @@ export class MongoHistory implements HistoryStore {
 
   async purgeBefore (serverTs: number): Promise<number> {
     // The counters keep the newest seq of each chat, so purged seqs are never reused.
-    return (await this.#messages.deleteMany({ serverTs: { $lt: serverTs } })).deletedCount
+    const n = (await this.#messages.deleteMany({ serverTs: { $lt: serverTs } })).deletedCount
+    await this.#clientIds.deleteMany({ serverTs: { $lt: serverTs } })
+    return n
   }
 
   async pendingFanout (limit: number): Promise<StoredMessage[]> {

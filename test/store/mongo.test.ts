@@ -56,3 +56,48 @@ test('mongodb history: an append that stopped between its insert and its counter
     await stores.close()
   }
 })
+
+test('mongodb history: two writers on one chat never share a seq and leave no gap (each caches its last seq)', async () => {
+  const database = `writers_${process.pid}`
+  const a = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
+  const b = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
+  const client = await MongoClient.connect(ferret.url(database))
+  try {
+    const msg = (clientId: string) => ({ chatId: 'c_w', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
+    const seqs: number[] = []
+    // Alternating, so each writer's cached last seq is stale at every other append.
+    for (let i = 0; i < 6; i++) seqs.push((await (i % 2 === 0 ? a : b).history.append(msg(`m${i}`))).message.seq)
+    assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6])
+    // A repeat through the other writer is recognised.
+    const again = await b.history.append(msg('m0'))
+    assert.deepEqual([again.duplicate, again.message.seq], [true, 1])
+    assert.deepEqual((await a.history.after('c_w', 0, 10)).map((m) => m.clientId), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
+  } finally {
+    await client.db(database).dropDatabase()
+    await client.close()
+    await a.close()
+    await b.close()
+  }
+})
+
+test('mongodb history: a repeat of a message stored without its client_ids record (older data, or a crash between the two inserts) gets the original seq', async () => {
+  const database = `legacy_${process.pid}`
+  const stores = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
+  const client = await MongoClient.connect(ferret.url(database))
+  try {
+    const msg = (clientId: string) => ({ chatId: 'c_l', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
+    await stores.history.append(msg('a'))
+    const ids = client.db(database).collection('client_ids')
+    assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'the client id is recorded by _id')
+    await ids.deleteOne({ _id: 'd1\na' as never })
+    const repeat = await stores.history.append(msg('a'))
+    assert.deepEqual([repeat.duplicate, repeat.message.seq], [true, 1])
+    assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'and recorded again')
+    assert.equal((await stores.history.append(msg('b'))).message.seq, 2, 'no seq was taken by the repeat')
+    assert.deepEqual((await stores.history.findByClientId('d1', 'b'))?.seq, 2)
+  } finally {
+    await client.db(database).dropDatabase()
+    await client.close()
+    await stores.close()
+  }
+})
