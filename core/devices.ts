@@ -130,6 +130,15 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
       throw new DomainError('device_limit', `a user may have at most ${this.maxPerUser} active devices; revoke one first`, 409)
     }
     this.#creating.set(userId, creating + 1)
+    // The slot is given back once the device counts among the active ones (or failed): counted once, never twice.
+    let reserved = true
+    const release = (): void => {
+      if (!reserved) return
+      reserved = false
+      const n = (this.#creating.get(userId) ?? 1) - 1
+      if (n <= 0) this.#creating.delete(userId)
+      else this.#creating.set(userId, n)
+    }
     try {
       const id = newDeviceId()
       const token = newToken(id)
@@ -140,14 +149,13 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
         throw new DomainError('device_limit', `a user may have at most ${this.maxPerUser} active devices; revoke one first`, 409)
       }
       this.cache(device)
+      release()
       for (const fn of this.#onCreate) await fn(device)
       this.emit('created', device)
       await this.#notify(id)
       return { device, token }
     } finally {
-      const n = (this.#creating.get(userId) ?? 1) - 1
-      if (n <= 0) this.#creating.delete(userId)
-      else this.#creating.set(userId, n)
+      release()
     }
   }
 

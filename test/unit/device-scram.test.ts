@@ -62,3 +62,22 @@ test('a device from before SCRAM keys gets them when its token is next used; a r
   await devices.revoke('u_1', id)
   assert.deepEqual(devices.scramOf('u_1').devices, [])
 }))
+
+test('device limit: a device being set up (its creation hooks still running) counts once, not twice', () => withDirectory(async (dir) => {
+  const devices = new DeviceService(dir, 3)
+  await devices.init()
+  let release!: () => void
+  const hold = new Promise<void>((resolve) => { release = resolve })
+  let held = 0
+  devices.onCreate(async () => { if (held++ === 0) await hold })
+  const first = devices.create('u_1', 'one')
+  await until('the first device to be in its creation hooks', async () => held === 1 ? true : undefined)
+  // One device exists (the first, still setting up): two more fit under the limit of 3.
+  const second = await devices.create('u_1', 'two')
+  const third = await devices.create('u_1', 'three')
+  await assert.rejects(devices.create('u_1', 'four'), /at most 3 active devices/)
+  release()
+  await first
+  assert.deepEqual(devices.list('u_1').map((d) => d.name).sort(), ['one', 'three', 'two'])
+  assert.ok(second.token && third.token)
+}))
