@@ -12,10 +12,12 @@
 // client message id turns repeats into same-seq duplicates.
 //
 // An entry is acknowledged (XACK, then XDEL) only after the handler resolved,
-// i.e. after the message is in history and its inbox copies are queued. A
-// handler failure (MongoDB or Redis unavailable) stops that partition where
-// it is and retries from the first unacknowledged entry after a pause, so
-// order is kept.
+// i.e. after the message is in history and its inbox copies are queued. The
+// chats of a batch are handled concurrently, each chat's entries in order,
+// and the batch is acknowledged with one XACK and one XDEL. A handler
+// failure (MongoDB or Redis unavailable) stops that partition where it is
+// and retries from the first unacknowledged entry after a pause, so order is
+// kept.
 //
 // Entries can be left pending without anyone working on them: a read whose
 // reply was lost when the connection dropped (the client resends XREADGROUP
@@ -204,23 +206,52 @@ export class BridgeWorker {
     if (o) o.recover = false
   }
 
-  /** Handles entries in order; false (and the partition marked for recovery) at the first failure. */
+  /**
+   * Handles a batch: each chat's entries in order, the chats concurrently
+   * (their writes then share round trips and group commits), and
+   * acknowledges what was handled with one XACK and one XDEL. A failure
+   * stops the chat it happened in, and the others at their next entry;
+   * false, and the partition marked for recovery, which handles every entry
+   * not acknowledged again, in order.
+   */
   private async process (p: number, entries: StreamEntry[], redelivered: boolean): Promise<boolean> {
+    if (!this.#owned.has(p)) return false
+    const byChat = new Map<string, StreamEntry[]>()
     for (const e of entries) {
-      if (!this.#owned.has(p)) return false
-      try {
-        await this.handle(e, redelivered)
-        await this.redis.xack(streamKey(p), GROUP, e.id)
-        await this.redis.xdel(streamKey(p), e.id)
-      } catch (err) {
-        this.log.error({ err, partition: p, entry: e.id, chat: e.chatId }, 'chat stream entry failed; retrying the partition from it')
-        const o = this.#owned.get(p)
-        if (o) o.recover = true
-        await sleep(500)
-        return false
-      }
+      const list = byChat.get(e.chatId)
+      if (list) list.push(e)
+      else byChat.set(e.chatId, [e])
     }
-    return true
+    const handled: string[] = []
+    let failed = false
+    await Promise.all([...byChat.values()].map(async (list) => {
+      for (const e of list) {
+        if (failed || !this.#owned.has(p)) return
+        try {
+          await this.handle(e, redelivered)
+          handled.push(e.id)
+        } catch (err) {
+          failed = true
+          this.log.error({ err, partition: p, entry: e.id, chat: e.chatId }, 'chat stream entry failed; retrying the partition from it')
+        }
+      }
+    }))
+    try {
+      if (handled.length > 0) {
+        await this.redis.xack(streamKey(p), GROUP, ...handled)
+        await this.redis.xdel(streamKey(p), ...handled)
+      }
+    } catch (err) {
+      failed = true
+      this.log.error({ err, partition: p }, 'acknowledging chat stream entries failed; they are handled again')
+    }
+    if (failed) {
+      const o = this.#owned.get(p)
+      if (o) o.recover = true
+      await sleep(500)
+      return false
+    }
+    return this.#owned.has(p) && handled.length === entries.length
   }
 
   /**

@@ -49,7 +49,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     return c
   }
 
-  const stores = await openMongoStores({ url: cfg.mongoUrl, retentionDays: cfg.retentionDays })
+  const stores = await openMongoStores({ url: cfg.mongoUrl })
   const metrics = createMetrics()
   let broker: Broker | undefined
   // Rate limits count in Redis: one budget per device (MQTT and HTTP, any node) and per phone and address.

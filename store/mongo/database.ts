@@ -2,7 +2,8 @@
 // protocol, such as FerretDB): one database, one collection per record kind.
 //
 // The adapters use only what FerretDB 1.x also implements: single-document
-// writes, unique and compound indexes, find with sort/limit, $set/$max/
+// writes (and unordered insertMany, where each document stands alone), unique
+// and compound indexes, find with sort/limit, $set/$max/
 // $addToSet/$inc updates, distinct. They use no multi-document transaction
 // (FerretDB 1.x has none): every write that must be atomic is one document,
 // and multi-step writes are ordered so that a crash between steps is repaired
@@ -19,26 +20,17 @@ export interface MongoOptions {
   url: string
   /** The database name; defaults to the one in the URL, else "mqchat". */
   database?: string
-  /** History retention; a TTL index enforces it where the server supports TTL indexes. */
-  retentionDays?: number
 }
 
 export const isDuplicateKey = (err: unknown): boolean => err instanceof MongoServerError && err.code === 11000
-
-/** Whether the server is FerretDB (which reports itself in buildInfo) rather than MongoDB. */
-async function isFerretDb (db: Db): Promise<boolean> {
-  const info = await db.admin().command({ buildInfo: 1 }) as Record<string, unknown>
-  return 'ferretdbVersion' in info || JSON.stringify(info).toLowerCase().includes('ferretdb')
-}
 
 export async function openMongoStores (opts: MongoOptions): Promise<MongoStores> {
   const client = new MongoClient(opts.url, { serverSelectionTimeoutMS: 10_000, retryWrites: false })
   await client.connect()
   const db = client.db(opts.database)
-  const ttl = opts.retentionDays !== undefined && !await isFerretDb(db) ? opts.retentionDays * 86_400 : undefined
   const directory = new MongoDirectory(db)
-  const history = new MongoHistory(db, { ttlSeconds: ttl })
+  const history = new MongoHistory(db)
   const media = new MongoMedia(db)
   await Promise.all([directory.init(), history.init(), media.init()])
-  return { directory, history, media, close: () => client.close() }
+  return { directory, history, media, close: async () => { await history.close(); await client.close() } }
 }

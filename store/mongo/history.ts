@@ -5,34 +5,36 @@
 //
 // append(), for one chat at a time (serialised here, and across processes by
 // the bridge's partition ownership):
-//   1. a repeat of (sending device, client id) returns the stored message,
-//      found through `client_ids` (_id = device + client id -> chat, seq);
-//   2. the effect on the target (edit, delete, reaction) is applied: each is
-//      idempotent, so a crash before step 3 is repaired when the sender's
-//      retry (or the chat stream's redelivery) repeats the append;
-//   3. the message is inserted under the chat's next seq: the last one this
-//      process stored, else the chat counter + 1, stepped over any message
-//      already stored above the counter (a crash between steps 3 and 5). The
-//      seq is the unique _id, so two writers can never share one; the loser
-//      of such a race recomputes. The unique (device, client id) index also
-//      refuses a repeat that step 1 missed (a crash between steps 3 and 4,
-//      or a message stored before `client_ids` existed); the original is then
-//      looked up the slow way, once, and recorded. No seq is taken before
-//      its message exists, so a crash leaves no gap;
-//   4. the client id is recorded in `client_ids`;
-//   5. the chat counter is raised to the seq ($max), so that seqs are never
-//      reused after retention purged the newest messages.
+//   1. an edit, delete or reaction first looks for a repeat of (sending
+//      device, client id) in `client_ids` (_id = device + client id -> chat,
+//      seq), then applies its effect on the target: each is idempotent, so a
+//      crash before step 2 is repaired when the sender's retry (or the chat
+//      stream's redelivery) repeats the append;
+//   2. the message is inserted under the chat's next seq: the last one this
+//      process stored, else the last one stored at all (lastSeq). The seq is
+//      the unique _id, so two writers can never share one; the loser of such
+//      a race takes the next. The unique (device, client id) index refuses a
+//      repeat, which is then found by _id in `client_ids` (or, without its
+//      record, after a crash between steps 2 and 3 or in older data, found
+//      the slow way once and recorded). No seq is taken before its message
+//      exists, so a crash leaves no gap;
+//   3. the client id is recorded in `client_ids`;
+//   4. the chat counter, a lower bound of the last seq that lastSeq steps up
+//      from, is raised every 64 messages and when the chat has been idle for
+//      a second; retention raises it before it deletes, so that seqs are
+//      never reused after the newest messages were purged.
 // The `fannedOut` flag is the outbox, as in the SQLite adapter (the cluster
 // stores every message settled: its chat stream is the outbox).
 import type { Collection, Db } from 'mongodb'
 import { KeyedQueue } from '../../lib/serial.js'
 import type { AppendOptions, AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
 import { isDuplicateKey } from './database.js'
+import { GroupedInsert } from './grouped-insert.js'
 
 /** A stored message with every optional field present, plus the storage fields. */
 interface MessageDoc extends Required<StoredMessage> {
   _id: string
-  /** serverTs as a date, for the TTL index. */
+  /** serverTs as a date (for operators' queries; no index uses it since retention dropped its TTL index). */
   serverAt: Date
   fannedOut: boolean
 }
@@ -41,6 +43,10 @@ interface CounterDoc { _id: string, last: number }
 interface ClientIdDoc { _id: string, chatId: string, seq: number, serverTs: number, serverAt: Date }
 interface ReactionDoc { _id: string, chatId: string, seq: number, userId: string, emoji: string }
 interface ReceiptDoc { _id: string, chatId: string, userId: string, delivered: number, read: number, updatedAt: number }
+
+/** The chat counter is raised at least every this many messages of a chat (see counterFollows). */
+const COUNTER_EVERY = 64
+const COUNTER_IDLE_MS = 1000
 
 const msgId = (chatId: string, seq: number): string => `${chatId}\n${seq}`
 const clientKey = (senderDevice: string, clientId: string): string => `${senderDevice}\n${clientId}`
@@ -68,6 +74,9 @@ export class MongoHistory implements HistoryStore {
   #reactions: Collection<ReactionDoc>
   #receipts: Collection<ReceiptDoc>
   #clientIds: Collection<ClientIdDoc>
+  /** A turn's inserts as one insertMany each (the chats' appends run concurrently). */
+  #insertMessage: GroupedInsert<MessageDoc>
+  #insertClientId: GroupedInsert<ClientIdDoc>
   #queue = new KeyedQueue()
   /**
    * The last seq this process stored per chat: the next append needs no
@@ -75,13 +84,19 @@ export class MongoHistory implements HistoryStore {
    * the _id, and the seq is then read again.
    */
   #last = new Map<string, number>()
+  /** The counter value this process last wrote per chat. */
+  #counted = new Map<string, number>()
+  /** Chats whose counter is raised when they have been idle for COUNTER_IDLE_MS. */
+  #idle = new Map<string, NodeJS.Timeout>()
 
-  constructor (db: Db, private readonly opts: { ttlSeconds?: number } = {}) {
+  constructor (db: Db) {
     this.#messages = db.collection('messages')
     this.#counters = db.collection('chat_seq')
     this.#reactions = db.collection('reactions')
     this.#receipts = db.collection('receipts')
     this.#clientIds = db.collection('client_ids')
+    this.#insertMessage = new GroupedInsert(this.#messages)
+    this.#insertClientId = new GroupedInsert(this.#clientIds)
   }
 
   async init (): Promise<void> {
@@ -91,10 +106,9 @@ export class MongoHistory implements HistoryStore {
     await this.#messages.createIndex({ senderDevice: 1, clientId: 1 }, { unique: true, name: 'messages_by_client_id' })
     await this.#messages.createIndex({ fannedOut: 1, serverTs: 1 }, { name: 'messages_pending_fanout' })
     await this.#messages.createIndex({ serverTs: 1 }, { name: 'messages_by_time' })
-    if (this.opts.ttlSeconds !== undefined) {
-      await this.#messages.createIndex({ serverAt: 1 }, { expireAfterSeconds: this.opts.ttlSeconds, name: 'messages_ttl' })
-      await this.#clientIds.createIndex({ serverAt: 1 }, { expireAfterSeconds: this.opts.ttlSeconds, name: 'client_ids_ttl' })
-    }
+    // Retention is the purge job alone (purgeBefore), which raises chat counters before it deletes; a TTL
+    // index would delete behind their back. Files from before this drop theirs.
+    await this.#messages.dropIndex('messages_ttl').catch(() => { /* none */ })
     await this.#clientIds.createIndex({ serverTs: 1 }, { name: 'client_ids_by_time' })
     await this.#reactions.createIndex({ chatId: 1, seq: 1, userId: 1 }, { name: 'reactions_by_chat_seq' })
     await this.#receipts.createIndex({ chatId: 1, userId: 1 }, { name: 'receipts_by_chat' })
@@ -102,9 +116,12 @@ export class MongoHistory implements HistoryStore {
 
   append (m: NewMessage, effect?: MessageEffect, opts: AppendOptions = {}): Promise<AppendResult> {
     return this.#queue.run(m.chatId, async () => {
-      const earlier = await this.byClientKey(m.senderDevice, m.clientId)
-      if (earlier) return { message: earlier, duplicate: true }
-      if (effect) await this.apply(m.chatId, effect)
+      if (effect) {
+        // An edit, delete or reaction is applied before its message is stored (see above), so a repeat must be known first.
+        const earlier = await this.byClientKey(m.senderDevice, m.clientId)
+        if (earlier) return { message: earlier, duplicate: true }
+        await this.apply(m.chatId, effect)
+      }
       for (let attempt = 0; ; attempt++) {
         const seq = (this.#last.get(m.chatId) ?? await this.lastSeq(m.chatId)) + 1
         const doc: MessageDoc = {
@@ -127,15 +144,16 @@ export class MongoHistory implements HistoryStore {
           fannedOut: opts.settled === true
         }
         try {
-          await this.#messages.insertOne(doc)
+          await this.#insertMessage.insert(doc)
         } catch (err) {
           if (!isDuplicateKey(err) || attempt >= 5) throw err
-          // (An effect was applied above already: for a message stored before client_ids existed, a repeat
-          // of an edit or reaction may apply it again. Repeats come within seconds of the original.)
           this.#last.delete(m.chatId)
+          // A repeat: refused by the unique (device, client id) index, and found by _id in client_ids.
+          const earlier = await this.byClientKey(m.senderDevice, m.clientId)
+          if (earlier) return { message: earlier, duplicate: true }
           // Another writer took this seq: take the next one.
           if (await this.#messages.findOne({ _id: doc._id }, { projection: { _id: 1 } }) !== null) continue
-          // This client id is stored already, under no client_ids record: found the slow way, and recorded.
+          // A repeat without its client_ids record (a crash between the two inserts, or older data): found the slow way, and recorded.
           const stored = await this.#messages.findOne({ senderDevice: m.senderDevice, clientId: m.clientId })
           if (!stored) continue
           await this.recordClientId(stored)
@@ -143,15 +161,42 @@ export class MongoHistory implements HistoryStore {
         }
         this.#last.set(m.chatId, seq)
         await this.recordClientId(doc)
-        await this.#counters.updateOne({ _id: m.chatId }, { $max: { last: seq } }, { upsert: true })
+        await this.counterFollows(m.chatId, seq)
         return { message: toMessage(doc), duplicate: false }
       }
     })
   }
 
+  /**
+   * The chat counter is a lower bound of the chat's last seq (lastSeq steps
+   * over the messages above it), raised once every COUNTER_EVERY messages,
+   * and COUNTER_IDLE_MS after a chat's last append: an update costs FerretDB
+   * more than an insert. Retention raises it before it deletes (purgeBefore).
+   */
+  private async counterFollows (chatId: string, seq: number): Promise<void> {
+    if (seq - (this.#counted.get(chatId) ?? 0) >= COUNTER_EVERY) {
+      await this.raiseCounter(chatId, seq)
+      return
+    }
+    if (this.#idle.has(chatId)) return
+    const timer = setTimeout(() => {
+      this.#idle.delete(chatId)
+      const last = this.#last.get(chatId)
+      if (last !== undefined) this.raiseCounter(chatId, last).catch(() => { /* raised by the next append or by retention */ })
+    }, COUNTER_IDLE_MS)
+    timer.unref()
+    this.#idle.set(chatId, timer)
+  }
+
+  private async raiseCounter (chatId: string, seq: number): Promise<void> {
+    if ((this.#counted.get(chatId) ?? 0) >= seq) return
+    await this.#counters.updateOne({ _id: chatId }, { $max: { last: seq } }, { upsert: true })
+    this.#counted.set(chatId, Math.max(seq, this.#counted.get(chatId) ?? 0))
+  }
+
   private async recordClientId (d: MessageDoc): Promise<void> {
     try {
-      await this.#clientIds.insertOne({ _id: clientKey(d.senderDevice, d.clientId), chatId: d.chatId, seq: d.seq, serverTs: d.serverTs, serverAt: d.serverAt })
+      await this.#insertClientId.insert({ _id: clientKey(d.senderDevice, d.clientId), chatId: d.chatId, seq: d.seq, serverTs: d.serverTs, serverAt: d.serverAt })
     } catch (err) {
       if (!isDuplicateKey(err)) throw err
       // A record left by a message retention purged since (rare: purges take both).
@@ -208,15 +253,28 @@ export class MongoHistory implements HistoryStore {
   }
 
   /**
-   * The chat counter, stepped over any message stored above it (an append
-   * that stopped between its insert and its counter update). Only lookups by
-   * _id: a sort on seq scans the collection on servers without index use for
-   * sorts (FerretDB 1.x).
+   * The chat counter, stepped over the messages stored above it (it lags by
+   * design, see counterFollows; and an append may stop between its insert
+   * and the counter update). Those messages are a run without holes, so the
+   * last one is found by doubling steps and then halving them, a few lookups
+   * by _id. Only lookups by _id: a sort on seq scans the collection on
+   * servers without index use for sorts (FerretDB 1.x).
    */
   async lastSeq (chatId: string): Promise<number> {
-    let last = (await this.#counters.findOne({ _id: chatId }))?.last ?? 0
-    while (await this.#messages.findOne({ _id: msgId(chatId, last + 1) }, { projection: { _id: 1 } }) !== null) last++
-    return last
+    const counted = (await this.#counters.findOne({ _id: chatId }))?.last ?? 0
+    const found = Math.max(counted, this.#last.get(chatId) ?? 0)
+    const exists = async (seq: number): Promise<boolean> => await this.#messages.findOne({ _id: msgId(chatId, seq) }, { projection: { _id: 1 } }) !== null
+    if (!await exists(found + 1)) return found
+    let lo = found + 1
+    let step = 1
+    while (await exists(lo + step)) { lo += step; step *= 2 }
+    let hi = lo + step
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2)
+      if (await exists(mid)) lo = mid
+      else hi = mid
+    }
+    return lo
   }
 
   async firstSeq (chatId: string): Promise<number> {
@@ -225,7 +283,13 @@ export class MongoHistory implements HistoryStore {
   }
 
   async purgeBefore (serverTs: number): Promise<number> {
-    // The counters keep the newest seq of each chat, so purged seqs are never reused.
+    // The counters keep (at least) the newest purged seq of each chat, so purged seqs are never reused.
+    // (Read as a stream and reduced here: FerretDB 1.x has no $max accumulator in $group.)
+    const newest = new Map<string, number>()
+    for await (const d of this.#messages.find({ serverTs: { $lt: serverTs } }, { projection: { chatId: 1, seq: 1 } })) {
+      if (d.seq > (newest.get(d.chatId) ?? 0)) newest.set(d.chatId, d.seq)
+    }
+    for (const [chatId, seq] of newest) await this.raiseCounter(chatId, seq)
     const n = (await this.#messages.deleteMany({ serverTs: { $lt: serverTs } })).deletedCount
     await this.#clientIds.deleteMany({ serverTs: { $lt: serverTs } })
     return n
@@ -278,5 +342,14 @@ export class MongoHistory implements HistoryStore {
     return this.#messages.distinct('senderUser', { chatId, seq: { $gt: afterSeq, $lte: upToSeq } }) as Promise<string[]>
   }
 
-  async close (): Promise<void> { /* the client is closed by its owner, shared with the other stores */ }
+  /** Raises the counters of chats still waiting for it (the client is closed by its owner, shared with the other stores). */
+  async close (): Promise<void> {
+    const waiting = [...this.#idle.entries()]
+    this.#idle.clear()
+    for (const [chatId, timer] of waiting) {
+      clearTimeout(timer)
+      const last = this.#last.get(chatId)
+      if (last !== undefined) await this.raiseCounter(chatId, last)
+    }
+  }
 }

@@ -64,6 +64,43 @@ test('every appended entry is handled once, in stream order, then acknowledged a
   await waitFor('the stream to be emptied', async () => await conns[0].xlen(streamKey(1)) === 0, 5000)
 })
 
+test('the chats of a batch are handled concurrently, each in order: a slow chat does not hold the others of its partition', async () => {
+  const handled: string[] = []
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const stream = new ChatStream(conn(), opts.partitions)
+  const slow = chatIn(1, 'slow')
+  const fast = chatIn(1, 'fast')
+  for (const [c, i] of [[slow, 0], [fast, 0], [fast, 1], [fast, 2], [slow, 1]] as const) await stream.append(c, 'dev1', Buffer.from(`${c}-${i}`))
+  await worker('w1', async (e) => {
+    // The slow chat's first entry waits until the other chat's entries, after it in the stream, are handled.
+    if (e.payload.toString() === `${slow}-0`) await gate
+    handled.push(e.payload.toString())
+    if (e.payload.toString() === `${fast}-2`) release()
+  })
+  await waitFor('all 5 entries handled', seen(handled, 5), 10_000)
+  assert.deepEqual(handled, [`${fast}-0`, `${fast}-1`, `${fast}-2`, `${slow}-0`, `${slow}-1`])
+  await waitFor('the batch acknowledged and deleted', async () => await conns[0].xlen(streamKey(1)) === 0, 5000)
+})
+
+test('a failing entry stops its chat; the other chats of the batch are acknowledged, and the failed one is retried in order', async () => {
+  const handled: string[] = []
+  let failures = 0
+  const stream = new ChatStream(conn(), opts.partitions)
+  const bad = chatIn(2, 'bad')
+  const good = chatIn(2, 'good')
+  for (const [c, i] of [[bad, 0], [good, 0], [bad, 1], [good, 1], [bad, 2]] as const) await stream.append(c, 'dev1', Buffer.from(`${c}-${i}`))
+  await worker('w1', async (e) => {
+    if (e.payload.toString() === `${bad}-1` && failures++ === 0) throw new Error('store unavailable')
+    handled.push(e.payload.toString())
+  })
+  await waitFor('every entry handled', () => handled.filter((h) => h.startsWith(bad)).length >= 3 && handled.filter((h) => h.startsWith(good)).length >= 2, 3 * opts.leaseMs + 10_000)
+  assert.equal(failures, 2, 'failed once, then retried')
+  assert.deepEqual(handled.filter((h) => h.startsWith(`${bad}-`)), [0, 1, 2].map((i) => `${bad}-${i}`), 'the failed chat, in order, nothing handled twice')
+  assert.deepEqual(handled.filter((h) => h.startsWith(`${good}-`)), [0, 1].map((i) => `${good}-${i}`), 'the other chat, once each')
+  await waitFor('nothing pending', async () => (await conns[0].xpending(streamKey(2), GROUP) as [number])[0] === 0, 5000)
+})
+
 test('entries read for a worker whose reply never arrived (pending, nobody working on them) are handled by the sweep', async () => {
   const handled: string[] = []
   let release!: () => void

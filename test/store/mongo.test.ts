@@ -3,7 +3,7 @@
 // database on the one server.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MongoClient } from 'mongodb'
+import { MongoClient, type Db } from 'mongodb'
 import { directoryContract } from '../../store/contract/directory.js'
 import { historyContract } from '../../store/contract/history.js'
 import { mediaContract } from '../../store/contract/media.js'
@@ -18,7 +18,7 @@ let n = 0
 function opener<S> (pick: (s: MongoStores) => S) {
   return async () => {
     const database = `contract_${process.pid}_${++n}`
-    const stores = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
+    const stores = await openMongoStores({ url: ferret.url(database) })
     return {
       store: pick(stores),
       async close () {
@@ -30,74 +30,97 @@ function opener<S> (pick: (s: MongoStores) => S) {
   }
 }
 
+/** A fresh database with the stores open on it (`open` opens more, as other nodes would), and a raw client on it. */
+async function withDatabase (name: string, fn: (t: { stores: MongoStores, open: () => Promise<MongoStores>, db: Db }) => Promise<void>): Promise<void> {
+  const database = `${name}_${process.pid}`
+  const opened: MongoStores[] = []
+  const open = async (): Promise<MongoStores> => {
+    const s = await openMongoStores({ url: ferret.url(database) })
+    opened.push(s)
+    return s
+  }
+  const client = await MongoClient.connect(ferret.url(database))
+  try {
+    await fn({ stores: await open(), open, db: client.db(database) })
+  } finally {
+    for (const s of opened) await s.close()
+    await client.db(database).dropDatabase()
+    await client.close()
+  }
+}
+
 directoryContract('mongodb (FerretDB)', opener((s) => s.directory))
 historyContract('mongodb (FerretDB)', opener((s) => s.history))
 mediaContract('mongodb (FerretDB)', opener((s) => s.media))
 
-test('mongodb history: an append that stopped between its insert and its counter update leaves no gap and no reused seq', async () => {
-  const database = `interrupted_${process.pid}`
-  const stores = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
-  const client = await MongoClient.connect(ferret.url(database))
-  try {
-    const msg = (clientId: string, serverTs: number) => ({ chatId: 'c_x', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs })
-    await stores.history.append(msg('a', 1000))
-    // Seq 2 and 3 stored as an interrupted append would leave them: in messages, the counter still at 1.
-    const first = await client.db(database).collection('messages').findOne({ _id: 'c_x\n1' as never })
-    assert.ok(first)
-    for (const seq of [2, 3]) await client.db(database).collection('messages').insertOne({ ...first, _id: `c_x\n${seq}` as never, seq, clientId: `crashed-${seq}` })
-    assert.equal((await client.db(database).collection('chat_seq').findOne({ _id: 'c_x' as never }))?.last, 1)
-    assert.equal(await stores.history.lastSeq('c_x'), 3)
-    const next = await stores.history.append(msg('b', 1001))
-    assert.equal(next.message.seq, 4)
-    assert.deepEqual((await stores.history.after('c_x', 0, 10)).map((m) => m.seq), [1, 2, 3, 4])
-  } finally {
-    await client.db(database).dropDatabase()
-    await client.close()
-    await stores.close()
-  }
-})
+test('mongodb history: an append that stopped between its insert and its counter update leaves no gap and no reused seq', () => withDatabase('interrupted', async ({ stores, db }) => {
+  const msg = (clientId: string, serverTs: number) => ({ chatId: 'c_x', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs })
+  await stores.history.append(msg('a', 1000))
+  // Seq 2 and 3 stored as an interrupted append would leave them: in messages, the counter still at 1.
+  const first = await db.collection('messages').findOne({ _id: 'c_x\n1' as never })
+  assert.ok(first)
+  for (const seq of [2, 3]) await db.collection('messages').insertOne({ ...first, _id: `c_x\n${seq}` as never, seq, clientId: `crashed-${seq}` })
+  assert.ok(((await db.collection('chat_seq').findOne({ _id: 'c_x' as never }))?.last ?? 0) <= 1, 'the counter has not seen them')
+  assert.equal(await stores.history.lastSeq('c_x'), 3)
+  const next = await stores.history.append(msg('b', 1001))
+  assert.equal(next.message.seq, 4)
+  assert.deepEqual((await stores.history.after('c_x', 0, 10)).map((m) => m.seq), [1, 2, 3, 4])
+}))
 
-test('mongodb history: two writers on one chat never share a seq and leave no gap (each caches its last seq)', async () => {
-  const database = `writers_${process.pid}`
-  const a = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
-  const b = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
-  const client = await MongoClient.connect(ferret.url(database))
-  try {
-    const msg = (clientId: string) => ({ chatId: 'c_w', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
-    const seqs: number[] = []
-    // Alternating, so each writer's cached last seq is stale at every other append.
-    for (let i = 0; i < 6; i++) seqs.push((await (i % 2 === 0 ? a : b).history.append(msg(`m${i}`))).message.seq)
-    assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6])
-    // A repeat through the other writer is recognised.
-    const again = await b.history.append(msg('m0'))
-    assert.deepEqual([again.duplicate, again.message.seq], [true, 1])
-    assert.deepEqual((await a.history.after('c_w', 0, 10)).map((m) => m.clientId), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
-  } finally {
-    await client.db(database).dropDatabase()
-    await client.close()
-    await a.close()
-    await b.close()
-  }
-})
+test('mongodb history: two writers on one chat never share a seq and leave no gap (each caches its last seq)', () => withDatabase('writers', async ({ stores: a, open }) => {
+  const b = await open()
+  const msg = (clientId: string) => ({ chatId: 'c_w', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
+  const seqs: number[] = []
+  // Alternating, so each writer's cached last seq is stale at every other append.
+  for (let i = 0; i < 6; i++) seqs.push((await (i % 2 === 0 ? a : b).history.append(msg(`m${i}`))).message.seq)
+  assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6])
+  // A repeat through the other writer is recognised.
+  const again = await b.history.append(msg('m0'))
+  assert.deepEqual([again.duplicate, again.message.seq], [true, 1])
+  assert.deepEqual((await a.history.after('c_w', 0, 10)).map((m) => m.clientId), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
+}))
 
-test('mongodb history: a repeat of a message stored without its client_ids record (older data, or a crash between the two inserts) gets the original seq', async () => {
-  const database = `legacy_${process.pid}`
-  const stores = await openMongoStores({ url: ferret.url(database), retentionDays: 30 })
-  const client = await MongoClient.connect(ferret.url(database))
-  try {
-    const msg = (clientId: string) => ({ chatId: 'c_l', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
-    await stores.history.append(msg('a'))
-    const ids = client.db(database).collection('client_ids')
-    assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'the client id is recorded by _id')
-    await ids.deleteOne({ _id: 'd1\na' as never })
-    const repeat = await stores.history.append(msg('a'))
-    assert.deepEqual([repeat.duplicate, repeat.message.seq], [true, 1])
-    assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'and recorded again')
-    assert.equal((await stores.history.append(msg('b'))).message.seq, 2, 'no seq was taken by the repeat')
-    assert.deepEqual((await stores.history.findByClientId('d1', 'b'))?.seq, 2)
-  } finally {
-    await client.db(database).dropDatabase()
-    await client.close()
-    await stores.close()
+test('mongodb history: a repeat of a message stored without its client_ids record (older data, or a crash between the two inserts) gets the original seq', () => withDatabase('legacy', async ({ stores, db }) => {
+  const msg = (clientId: string) => ({ chatId: 'c_l', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
+  await stores.history.append(msg('a'))
+  const ids = db.collection('client_ids')
+  assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'the client id is recorded by _id')
+  await ids.deleteOne({ _id: 'd1\na' as never })
+  const repeat = await stores.history.append(msg('a'))
+  assert.deepEqual([repeat.duplicate, repeat.message.seq], [true, 1])
+  assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'and recorded again')
+  assert.equal((await stores.history.append(msg('b'))).message.seq, 2, 'no seq was taken by the repeat')
+  assert.deepEqual((await stores.history.findByClientId('d1', 'b'))?.seq, 2)
+}))
+
+test('mongodb history: retention raises a lagging chat counter before it deletes, so a purged seq is never taken again', () => withDatabase('lagging', async ({ stores, db }) => {
+  // Seqs 1..4 stored and the counter never raised: an append stops before the raise (a crash), and the chat goes quiet.
+  for (let seq = 1; seq <= 4; seq++) {
+    await db.collection('messages').insertOne({ _id: `c_p\n${seq}` as never, chatId: 'c_p', seq, senderUser: 'u1', senderDevice: 'd1', clientId: `p${seq}`, type: 'text', body: '"x"', clientTs: null, serverTs: 1000 + seq, serverAt: new Date(1000 + seq), ref: null, forwarded: false, editedAt: null, deletedAt: null, media: null, fannedOut: true })
   }
-})
+  assert.equal(await stores.history.lastSeq('c_p'), 4, 'found above the counter')
+  assert.equal(await stores.history.purgeBefore(9999), 4)
+  assert.equal((await db.collection('chat_seq').findOne({ _id: 'c_p' as never }))?.last, 4)
+  const next = await stores.history.append({ chatId: 'c_p', senderUser: 'u1', senderDevice: 'd1', clientId: 'p5', type: 'text', body: '"y"', clientTs: null, serverTs: Date.now() })
+  assert.equal(next.message.seq, 5)
+}))
+
+test('mongodb history: concurrent appends share one insertMany; a repeat inside it is refused alone, and answered with the original', () => withDatabase('grouped', async ({ stores, db }) => {
+  const msg = (chatId: string, clientId: string) => ({ chatId, senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
+  // Warm the seq cache so every append below inserts in the same turn.
+  for (let i = 0; i < 10; i++) await stores.history.append(msg(`c_g${i}`, `warm${i}`))
+  const results = await Promise.all([
+    ...Array.from({ length: 10 }, (_, i) => stores.history.append(msg(`c_g${i}`, `new${i}`))),
+    // The same client id from the same device, in another chat: one of the two is a repeat.
+    stores.history.append(msg('c_g0', 'twice')),
+    stores.history.append(msg('c_g1', 'twice'))
+  ])
+  for (const r of results.slice(0, 10)) assert.deepEqual([r.duplicate, r.message.seq], [false, 2])
+  const [a, b] = results.slice(10)
+  assert.deepEqual([a!.duplicate, b!.duplicate].sort(), [false, true])
+  const original = a!.duplicate ? b! : a!
+  const repeat = a!.duplicate ? a! : b!
+  assert.deepEqual([repeat.message.chatId, repeat.message.seq], [original.message.chatId, original.message.seq])
+  assert.equal(await db.collection('messages').countDocuments({}), 21)
+  for (let i = 0; i < 10; i++) assert.equal((await stores.history.get(`c_g${i}`, 2))?.clientId, `new${i}`)
+}))
