@@ -170,15 +170,20 @@ export class MongoHistory implements HistoryStore {
   /**
    * The chat counter is a lower bound of the chat's last seq (lastSeq steps
    * over the messages above it), raised once every COUNTER_EVERY messages,
-   * and COUNTER_IDLE_MS after a chat's last append: an update costs FerretDB
-   * more than an insert. Retention raises it before it deletes (purgeBefore).
+   * and once the chat has been quiet for COUNTER_IDLE_MS: an update costs
+   * FerretDB more than an insert. Retention raises it before it deletes (purgeBefore).
    */
   private async counterFollows (chatId: string, seq: number): Promise<void> {
     if (seq - (this.#counted.get(chatId) ?? 0) >= COUNTER_EVERY) {
       await this.raiseCounter(chatId, seq)
       return
     }
-    if (this.#idle.has(chatId)) return
+    // Pushed back by every append: a busy chat's counter moves every COUNTER_EVERY messages, a quiet one's once.
+    const waiting = this.#idle.get(chatId)
+    if (waiting) {
+      waiting.refresh()
+      return
+    }
     const timer = setTimeout(() => {
       this.#idle.delete(chatId)
       const last = this.#last.get(chatId)
