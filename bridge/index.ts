@@ -8,7 +8,9 @@
 // after acceptMessage() resolves, i.e. after the history write committed.
 // Fan-out is recorded in history (the outbox flag) once every inbox copy is
 // in the broker's session store; redoPendingFanout() finishes any fan-out a
-// crash interrupted. Repeats carry the same (chat, seq), so clients dedupe.
+// crash interrupted. In the cluster the chat stream entry is the outbox
+// instead (streamIsOutbox). Repeats carry the same (chat, seq), so clients
+// dedupe.
 import type { Logger } from 'pino'
 import type { ChatChange, ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
