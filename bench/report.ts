@@ -90,6 +90,8 @@ export function render (out: BenchOutput, resultsFile: string): { markdown: stri
     lines.push(table(rows), '')
     const byProcess = pairs.targets['mqchat-cluster']?.cpuByProcess as Array<{ name: string, cores: number }> | undefined
     if (byProcess) lines.push(`Cluster CPU by process during the maximum-rate run (cores): ${byProcess.map((p) => `${p.name} ${num(p.cores, 2)}`).join(', ')}.`, '')
+    const redis = pairs.targets['mqchat-cluster']?.redisCommands as { total: number, byCommand: Array<{ command: string, perMessage: number }> } | undefined
+    if (redis) lines.push(`Cluster Redis commands per delivered message during the maximum-rate run (\`INFO commandstats\`, all clients): ${num(redis.total, 1)} — ${redis.byCommand.slice(0, 10).map((c) => `${c.command} ${num(c.perMessage, 2)}`).join(', ')}.`, '')
     lines.push('### 2. Latency under load — publish → receiver, at 25 / 50 / 75 % of each target\'s own maximum')
     lines.push('')
     const lrows = [['target', 'load', 'msg/s', 'p50 ms', 'p99 ms', 'p99.9 ms']]

@@ -24,6 +24,8 @@ export interface BenchTarget {
   brokers?: Array<{ name: string, pid: number, port: number }>
   /** mqchat only. */
   httpUrl?: string
+  /** The cluster's Redis, for its command counts (bench/redis-commands.ts). */
+  redisUrl?: string
   /** The local server's or bare aedes' inspector port, for its heap after a forced GC (bench/heap.ts). */
   inspectorPort?: number
   /** mqchat: the server's recent log lines (every node's in the cluster), for a scenario that fails. */
@@ -117,6 +119,7 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
     processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid! })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }],
     brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt })),
     httpUrl: c.api.url,
+    redisUrl: c.redis.url,
     logs: () => c.logs(),
     stop: () => c.stop()
   }

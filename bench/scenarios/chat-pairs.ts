@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import * as hdr from 'hdr-histogram-js'
 import { ROOT } from '../../mosquitto-compat-tests/src/targets.js'
 import { directChat, pool, registerUsers } from '../fixtures.js'
+import { commandCalls, perMessage, type CommandsPerMessage } from '../redis-commands.js'
 import { cpuSeconds, targetCpuSeconds, type BenchTarget } from '../targets.js'
 import type { FromWorker, PairSpec, ToWorker } from '../worker.js'
 import { DRAIN_MS } from '../client.js'
@@ -25,6 +26,8 @@ export interface PairsResult {
   generatorCores: number
   /** Cluster: each process's share of the server CPU during the maximum-rate run. */
   cpuByProcess?: Array<{ name: string, cores: number }>
+  /** The cluster: Redis commands per delivered message during the maximum-rate run. */
+  redisCommands?: CommandsPerMessage
 }
 
 async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
@@ -80,6 +83,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
       await Promise.all(workers.map((w) => w.ask(m, DRAIN_MS + 60_000 + (m.type === 'run' ? m.durationMs : 0)))) as Array<Extract<FromWorker, { type: 'result' }>>
     // CPU is read around the maximum-rate run only: that is where one side saturates.
     // The run includes the wait for its last messages to arrive: CPU is divided by the whole time.
+    const calls0 = t.redisUrl !== undefined ? await commandCalls(t.redisUrl) : undefined
     const c0 = targetCpuSeconds(t)
     const each0 = t.processes?.map((p) => cpuSeconds(p.pid))
     const w0 = performance.now()
@@ -90,6 +94,9 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     if (cpuByProcess) log(`${t.name}: CPU by process: ${cpuByProcess.map((p) => `${p.name} ${p.cores}`).join(', ')}`)
     const generatorCores = closed.reduce((a, r) => a + r.cpuMs, 0) / 1000 / elapsedS
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
+    // As CPU: the run's commands per second over the rate (every message reaches one receiver).
+    const redisCommands = calls0 !== undefined ? perMessage(calls0, await commandCalls(t.redisUrl!), maxRate * elapsedS) : undefined
+    if (redisCommands) log(`${t.name}: Redis commands per delivered message: ${redisCommands.total.toFixed(1)} (${redisCommands.byCommand.slice(0, 8).map((c) => `${c.command} ${c.perMessage.toFixed(2)}`).join(', ')})`)
     log(`${t.name}: max ${Math.round(maxRate)} msg/s (server ${serverCores.toFixed(2)} cores, generator ${generatorCores.toFixed(2)})`)
     const latency: LatencyPoint[] = []
     for (const load of [0.25, 0.5, 0.75]) {
@@ -109,7 +116,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
       log(`${t.name}: at ${load * 100} % (${point.targetRate} msg/s): p50 ${point.p50Ms} ms, p99 ${point.p99Ms} ms, p99.9 ${point.p999Ms} ms`)
       latency.push(point)
     }
-    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores, ...(cpuByProcess ? { cpuByProcess } : {}) }
+    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores, ...(cpuByProcess ? { cpuByProcess } : {}), ...(redisCommands ? { redisCommands } : {}) }
   } finally {
     for (const w of workers) w.stop()
   }

@@ -3,6 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { barChart, problems, render, type BenchOutput } from '../../bench/report.js'
+import { parseCommandStats, perMessage } from '../../bench/redis-commands.js'
 
 const run = (over: Record<string, unknown> = {}): BenchOutput => ({
   started: '2026-11-22T00:00:00.000Z',
@@ -54,4 +55,14 @@ test('the connections table says how its heap was read', () => {
   }
   assert.match(render(conns(true), 'x').markdown, /heap in use per connection \(after a forced GC\)[^\n]*\n[^\n]*\n\| mqchat \(m\) \|[^\n]*\| 4\.0 KiB \| 2\.0 KiB \|/)
   assert.match(render(conns(false), 'x').markdown, /heap in use per connection \(no forced GC\)/)
+})
+
+test('Redis commands per delivered message: counted from INFO commandstats between two readings, the reading itself left out, and reported for the cluster', () => {
+  const before = parseCommandStats('# Commandstats\r\ncmdstat_xadd:calls=10,usec=5,usec_per_call=0.5,rejected_calls=0,failed_calls=0\r\ncmdstat_info:calls=1,usec=9\r\n')
+  const after = parseCommandStats('# Commandstats\r\ncmdstat_xadd:calls=110,usec=50\r\ncmdstat_evalsha:calls=300,usec=9\r\ncmdstat_info:calls=2,usec=9\r\n')
+  const r = perMessage(before, after, 100)
+  assert.deepEqual(r, { total: 4, byCommand: [{ command: 'evalsha', perMessage: 3 }, { command: 'xadd', perMessage: 1 }] })
+  const out = run()
+  ;(out.results['chat-pairs'] as { targets: Record<string, Record<string, unknown>> }).targets['mqchat-cluster'] = { version: 'c', maxRate: 100, serverCores: 1, generatorCores: 0.1, latency: [], redisCommands: r }
+  assert.match(render(out, 'x').markdown, /Redis commands per delivered message[^\n]*: 4\.0 — evalsha 3\.00, xadd 1\.00\./)
 })
