@@ -34,14 +34,18 @@ export interface InboxPublisher { publish (deviceId: string, payload: string): P
 export type InboxSender = (deviceId: string, payload: string, type: string) => void
 
 /**
- * The local profile's delivery (broker/inbox.ts): a committed message is
+ * Delivery by device positions (broker/inbox.ts): a committed message is
  * delivered from history by device positions, so the bridge only announces
- * it; events that are not messages go to each device's event log.
+ * it. The local profile announces it to the inbox in the same process, and
+ * events that are not messages go to each device's event log (event,
+ * transient). The cluster announces it to every broker through Redis
+ * (cluster/commit-feed.ts; resolved once they are told), and its other
+ * events are still published through the MQTT layer.
  */
 export interface PositionDelivery {
-  committed (m: StoredMessage): void
-  event (deviceId: string, payload: string): void
-  transient (deviceId: string, payload: string): void
+  committed (m: StoredMessage): void | Promise<void>
+  event?: (deviceId: string, payload: string) => void
+  transient?: (deviceId: string, payload: string) => void
 }
 
 /** An accepted message, with its fan-out: resolved once every inbox copy is queued, rejected if one failed. */
@@ -73,7 +77,7 @@ export class Bridge {
     chats.on('change', (c) => this.announce(c))
   }
 
-  /** From here on messages and events are delivered by positions (the local profile; set before the broker starts). */
+  /** From here on messages (and, given an event log, events) are delivered by positions (set before the broker starts). */
   deliverByPositions (positions: PositionDelivery): void { this.#positions = positions }
 
   /**
@@ -157,7 +161,7 @@ export class Bridge {
   private async repeated (device: Device, earlier: StoredMessage, redelivered: boolean): Promise<Accepted> {
     // A worker that died after storing a media message may not have linked its media (linking again is harmless).
     if (redelivered && earlier.media) await this.media?.sent(earlier.media, earlier.chatId, earlier.seq)
-    if (this.#positions) this.#positions.transient(device.id, ackEvent(earlier, true))
+    if (this.#positions?.transient) this.#positions.transient(device.id, ackEvent(earlier, true))
     else this.send(device.id, ackEvent(earlier, true), 'ack').catch(noop)
     return { message: earlier, duplicate: true, delivered: redelivered ? this.fanOut(earlier) : Promise.resolve() }
   }
@@ -229,8 +233,9 @@ export class Bridge {
    */
   private fanOut (m: StoredMessage): Promise<void> {
     if (this.#positions) {
-      this.#positions.committed(m)
-      return m.media ? this.history.markFannedOut(m.chatId, m.seq) : Promise.resolve()
+      const announced = this.#positions.committed(m) ?? Promise.resolve()
+      if (!m.media || this.#streamOutbox) return announced
+      return announced.then(async () => await this.history.markFannedOut(m.chatId, m.seq))
     }
     const payload = msgEvent(m)
     const sends: Array<Promise<void>> = []
@@ -258,7 +263,7 @@ export class Bridge {
 
   private send (deviceId: string, payload: string, type: string): Promise<void> {
     this.metrics.delivered.inc({ type })
-    if (this.#positions) {
+    if (this.#positions?.event) {
       try {
         this.#positions.event(deviceId, payload)
         return Promise.resolve()

@@ -22,7 +22,7 @@
 import type { Logger } from 'pino'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
-import type { HistoryStore, InboxStore, Position, StoredMessage } from '../store/types.js'
+import type { EventLogStore, HistoryStore, Position, PositionStore, StoredMessage } from '../store/types.js'
 import type { RecentMessages } from '../bridge/recent.js'
 import { ackEvent, msgEvent, purgedEvent, overflowEvent } from '../bridge/events.js'
 
@@ -43,7 +43,15 @@ export interface InboxOptions {
   maxEvents: number
   /** Messages read from history per step of a catch-up. */
   pageSize: number
+  /**
+   * The devices' event logs (the local profile). Without one (the cluster),
+   * events that are not chat messages do not come through the inbox.
+   */
+  events?: EventLogStore
 }
+
+/** Where the inbox reads what is not in its memory cache: history, or (the cluster) a shared cache in front of it. */
+export type InboxHistory = Pick<HistoryStore, 'after'>
 
 type Sent = { kind: 'msg', chat: string, seq: number } | { kind: 'event', n: number } | { kind: 'transient' }
 
@@ -77,6 +85,8 @@ class Attached {
   eventsDirty = false
   eventPending: number[] = []
   eventsBehind = true
+  /** True while its positions are read (an asynchronous store): nothing is written before they are known. */
+  loading = false
   pumping = false
   again = false
   gone = false
@@ -139,10 +149,14 @@ export class Inbox {
   /** Absent devices whose log overflowed since they were last attached, with how many events went (their event 0 says so). */
   #overflowed = new Map<string, number>()
   #timer: NodeJS.Timeout
+  /** Position writes in progress (an asynchronous store). */
+  #saving = new Set<Promise<unknown>>()
+
+  #events: EventLogStore | undefined
 
   constructor (
-    private readonly store: InboxStore,
-    private readonly history: HistoryStore,
+    private readonly store: PositionStore,
+    private readonly history: InboxHistory,
     private readonly chats: ChatService,
     private readonly devices: DeviceService,
     private readonly recent: RecentMessages,
@@ -150,7 +164,8 @@ export class Inbox {
     private readonly opts: InboxOptions
   ) {
     this.#last = store.lastSeqs()
-    this.#eventCounts = store.eventCounts()
+    this.#events = opts.events
+    this.#eventCounts = opts.events?.eventCounts() ?? new Map()
     this.#timer = setInterval(() => this.flush(), opts.flushMs)
     this.#timer.unref()
   }
@@ -169,6 +184,7 @@ export class Inbox {
       for (const deviceId of this.devices.activeIds(userId)) {
         const a = this.#attached.get(deviceId)
         if (a === undefined) continue
+        if (a.loading) { a.markBehind(m.chatId); continue }
         const receives = this.chats.receivesMessage(userId, m)
         const sent = this.sentOf(a, m.chatId)
         if (!a.pumping && !a.isBehind(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight < this.opts.window)) {
@@ -185,18 +201,20 @@ export class Inbox {
 
   /** A durable event for one device (receipt, chat change, refusal): logged, and sent now if it is attached. */
   event (deviceId: string, payload: string): void {
-    const n = this.store.appendEvent(deviceId, payload)
+    const log = this.#events
+    if (log === undefined) throw new Error('this inbox keeps no event logs')
+    const n = log.appendEvent(deviceId, payload)
     const count = (this.#eventCounts.get(deviceId) ?? 0) + 1
     this.#eventCounts.set(deviceId, count)
     const a = this.#attached.get(deviceId)
     if (count > this.opts.maxEvents && a === undefined) {
       // Only an absent device's log is trimmed (an attached one drains as it acknowledges).
       // The device is told by its event 0, which comes first and is never trimmed.
-      const dropped = this.store.trimEvents(deviceId, this.opts.maxEvents)
+      const dropped = log.trimEvents(deviceId, this.opts.maxEvents)
       const total = (this.#overflowed.get(deviceId) ?? 0) + dropped
       if (!this.#overflowed.has(deviceId)) this.log.info({ deviceId, dropped, bound: this.opts.maxEvents }, 'inbox event log over its bound: oldest events dropped; the device is told to sync')
       this.#overflowed.set(deviceId, total)
-      this.store.putFirstEvent(deviceId, overflowEvent(total))
+      log.putFirstEvent(deviceId, overflowEvent(total))
       this.#eventCounts.set(deviceId, this.opts.maxEvents + 1)
       return
     }
@@ -227,7 +245,7 @@ export class Inbox {
   drop (deviceId: string): void {
     const a = this.#attached.get(deviceId)
     if (a) { a.gone = true; this.#attached.delete(deviceId); this.#dirty.delete(a) }
-    this.store.dropDevice(deviceId)
+    this.settled(this.store.dropDevice(deviceId), { deviceId }, 'forgetting a revoked device\'s positions failed')
     this.#eventCounts.delete(deviceId)
   }
 
@@ -242,17 +260,55 @@ export class Inbox {
     if (previous?.conn === conn) return
     if (previous) this.detachRecord(previous)
     const a = new Attached(deviceId, userId, conn)
-    for (const [chatId, seq] of this.store.positions(deviceId)) {
-      a.acked.set(chatId, seq)
-      a.sent.set(chatId, seq)
-    }
-    for (const chatId of this.chats.chatIdsOf(userId)) {
-      if ((this.#last.get(chatId) ?? 0) > this.sentOf(a, chatId)) a.markBehind(chatId)
-    }
     a.eventsBehind = (this.#eventCounts.get(deviceId) ?? 0) > 0
     this.#overflowed.delete(deviceId)
     this.#attached.set(deviceId, a)
+    const stored = this.store.positions(deviceId)
+    if (!(stored instanceof Promise)) {
+      this.start(a, stored)
+      return
+    }
+    // Until its positions are known, what is committed only marks its chats behind (see committed()).
+    a.loading = true
+    stored.then((positions) => {
+      a.loading = false
+      if (!a.gone) this.start(a, positions)
+    }, (err: unknown) => {
+      this.log.error({ err, deviceId }, 'reading a device\'s positions failed; its connection is closed to start again')
+      if (!a.gone) { a.gone = true; this.#attached.delete(deviceId) }
+      a.conn.close()
+    })
+  }
+
+  /** Once its positions are known: every chat past them is behind, and sending starts. */
+  private start (a: Attached, positions: Map<string, number>): void {
+    for (const [chatId, seq] of positions) {
+      a.acked.set(chatId, seq)
+      a.sent.set(chatId, seq)
+    }
+    for (const chatId of this.chats.chatIdsOf(a.userId)) {
+      if ((this.#last.get(chatId) ?? 0) > this.sentOf(a, chatId)) a.markBehind(chatId)
+    }
     this.pump(a)
+  }
+
+  /**
+   * Chats' last seqs learnt from elsewhere (the cluster: after its feed of
+   * committed messages was interrupted): raised, and every attached device
+   * behind one of them catches up.
+   */
+  raiseLast (last: Map<string, number>): void {
+    for (const [chatId, seq] of last) {
+      if (seq > (this.#last.get(chatId) ?? 0)) this.#last.set(chatId, seq)
+    }
+    for (const a of this.#attached.values()) {
+      if (a.loading) continue
+      let behind = false
+      for (const chatId of this.chats.chatIdsOf(a.userId)) {
+        if ((this.#last.get(chatId) ?? 0) > this.sentOf(a, chatId)) { a.markBehind(chatId); behind = true }
+      }
+      if (behind) this.pump(a)
+    }
   }
 
   /** The connection ended or unsubscribed its inbox: positions are written now; what was unacknowledged is sent again next time. */
@@ -293,15 +349,25 @@ export class Inbox {
     // Only devices whose positions moved since the last flush: an idle connection costs nothing here.
     for (const a of this.#dirty) this.collect(a, rows)
     this.#dirty.clear()
-    try {
-      this.store.savePositions(rows)
-    } catch (err) {
+    if (rows.length === 0) return
+    const again = (err: unknown): void => {
       this.log.error({ err }, 'writing inbox positions failed; they are written with the next flush')
       for (const r of rows) {
         const a = this.#attached.get(r.deviceId)
         if (a) { a.markDirty(r.chatId); this.#dirty.add(a) }
       }
     }
+    try {
+      const saving = this.store.savePositions(rows)
+      if (saving instanceof Promise) this.#saving.add(saving.catch(again).finally(() => this.#saving.delete(saving)))
+    } catch (err) {
+      again(err)
+    }
+  }
+
+  /** Waits for the position writes in progress (an asynchronous store). */
+  async idle (): Promise<void> {
+    while (this.#saving.size > 0) await Promise.all(this.#saving)
   }
 
   close (): void {
@@ -319,18 +385,26 @@ export class Inbox {
     this.#dirty.delete(a)
     const rows: Position[] = []
     this.collect(a, rows)
+    if (rows.length === 0) return
     try {
-      this.store.savePositions(rows)
+      this.settled(this.store.savePositions(rows), { deviceId: a.deviceId }, 'writing inbox positions failed; the device gets those messages again')
     } catch (err) {
       this.log.error({ err, deviceId: a.deviceId }, 'writing inbox positions failed; the device gets those messages again')
     }
+  }
+
+  /** Logs the failure of a store write that may be asynchronous, and tracks it until it is done. */
+  private settled (result: void | Promise<void>, context: object, message: string): void {
+    if (!(result instanceof Promise)) return
+    const p: Promise<void> = result.catch((err: unknown) => this.log.error({ err, ...context }, message)).finally(() => this.#saving.delete(p))
+    this.#saving.add(p)
   }
 
   private collect (a: Attached, rows: Position[]): void {
     for (const chatId of a.takeDirty()) rows.push({ deviceId: a.deviceId, chatId, seq: a.acked.get(chatId) ?? 0 })
     if (a.eventsDirty) {
       a.eventsDirty = false
-      this.store.ackEvents(a.deviceId, a.eventsAcked)
+      this.#events?.ackEvents(a.deviceId, a.eventsAcked)
     }
   }
 
@@ -389,7 +463,7 @@ export class Inbox {
       a.again = false
       while (!a.gone && room() > 0) {
         if (a.eventsBehind) {
-          const events = this.store.events(a.deviceId, a.eventsSent, room())
+          const events = this.#events?.events(a.deviceId, a.eventsSent, room()) ?? []
           if (events.length === 0) a.eventsBehind = false
           for (const e of events) this.writeEvent(a, e.n, Buffer.from(e.payload))
           continue
@@ -405,21 +479,16 @@ export class Inbox {
         const limit = Math.min(room(), this.opts.pageSize)
         let page = this.recent.after(chatId, from, limit)
         if (page === undefined) {
-          const first = await this.history.firstSeq(chatId)
-          if (a.gone) return
-          if (first > from + 1) {
-            // Retention took messages this device never had: it is told, in the chat's order, and moves on.
-            this.writePurged(a, chatId, from + 1, first - 1)
-            continue
-          }
           // The page as stored, filtered below as live delivery filters: the position moves past
           // everything read, so a page of messages this user may not see never stops the catch-up.
           page = await this.history.after(chatId, from, limit)
           if (a.gone) return
-          if (page.length === 0) {
-            a.sent.set(chatId, Math.max(from, last))
-            this.settle(a, chatId)
-            a.caughtUp(chatId)
+          // Seqs have no holes but the ones retention makes, at the start of a chat: a page that does not
+          // start right after the position (or nothing, short of the last seq) means messages this device
+          // never had were purged. It is told, in the chat's order, and moves on.
+          const next = page[0]?.seq ?? last + 1
+          if (next > from + 1) {
+            this.writePurged(a, chatId, from + 1, next - 1)
             continue
           }
         }

@@ -83,6 +83,13 @@ export interface BrokerOptions {
    * through aedes then; the inbox writes to the connection itself.
    */
   inbox?: Inbox
+  /**
+   * The cluster: with `inbox`, the device inbox events that are not chat
+   * messages (receipts, chat changes, refusals) still come through aedes'
+   * per-device queues, so a resumed session's live ones are held while its
+   * queue is replayed (broker/catch-up.ts).
+   */
+  eventsQueued?: boolean
 }
 
 /** Told when an authenticated device connects and disconnects (presence). */
@@ -158,7 +165,7 @@ export async function startBroker (
 
   markRedeliveries(persistence as unknown as Parameters<typeof markRedeliveries>[0])
   const inboxes = opts.inbox
-  const catchUp = inboxes !== undefined ? undefined : catchUpFirst(persistence as unknown as Parameters<typeof catchUpFirst>[0], {
+  const catchUp = inboxes !== undefined && opts.eventsQueued !== true ? undefined : catchUpFirst(persistence as unknown as Parameters<typeof catchUpFirst>[0], {
     maxHeld: opts.maxQueue,
     onOverflow (client, held) {
       log.info({ clientId: client.id, held }, 'connection closed: too many live messages arrived while its queue was replayed (they stay queued for the next connection)')

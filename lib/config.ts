@@ -85,6 +85,8 @@ export interface Config {
   inboxWindow: number
   inboxFlushMs: number
   inboxCacheMessages: number
+  clusterRecentPerChat: number
+  clusterRecentTtlHours: number
   retentionDays: number
   purgeIntervalMinutes: number
   editWindowSeconds: number
@@ -260,10 +262,12 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'maxInflightInbound', env: 'MQCHAT_MAX_INFLIGHT_INBOUND', def: '100', parse: int(1, 65535), help: 'inbound QoS 2 messages a client may hold unreleased' },
   { key: 'publishRatePerSecond', env: 'MQCHAT_PUBLISH_RATE', def: '20', parse: int(1, 100000), help: 'sustained publishes per device per second' },
   { key: 'publishBurst', env: 'MQCHAT_PUBLISH_BURST', def: '60', parse: int(1, 1000000), help: 'publishes a device may burst above the sustained rate' },
-  { key: 'maxQueue', env: 'MQCHAT_MAX_QUEUE', def: '10000', parse: int(10, 10_000_000), help: "local profile: a device's event log bound (receipts, chat changes, refusals; messages are owed from history and never dropped); cluster: a device's offline queue bound. Past it the oldest entries go (never history) and the device is told to sync" },
-  { key: 'inboxWindow', env: 'MQCHAT_INBOX_WINDOW', def: '100', parse: int(1, 65000), help: 'local profile: inbox PUBLISHes one connection may have unacknowledged; the rest wait their turn' },
-  { key: 'inboxFlushMs', env: 'MQCHAT_INBOX_FLUSH_MS', def: '250', parse: int(10, 60000), help: 'local profile: how often acknowledged inbox positions and presence changes are written (a crash repeats at most this much delivery, never loses a message)' },
-  { key: 'inboxCacheMessages', env: 'MQCHAT_INBOX_CACHE_MESSAGES', def: '50000', parse: int(0, 10_000_000), help: 'local profile: recent messages kept in memory for devices catching up (older ones are read from history)' },
+  { key: 'maxQueue', env: 'MQCHAT_MAX_QUEUE', def: '10000', parse: int(10, 10_000_000), help: "inbox events that are not chat messages (receipts, chat changes, refusals; chat messages are owed from history and never dropped) kept for a device: local profile, its event log, past which the oldest go and the device is told to sync; cluster, the most sent from its session queue on one connection (the rest on the next)" },
+  { key: 'inboxWindow', env: 'MQCHAT_INBOX_WINDOW', def: '100', parse: int(1, 65000), help: 'chat messages one connection may have unacknowledged on its inbox; the rest wait their turn' },
+  { key: 'inboxFlushMs', env: 'MQCHAT_INBOX_FLUSH_MS', def: '250', parse: int(10, 60000), help: 'how often acknowledged inbox positions (and in the local profile presence changes) are written (a crash repeats at most this much delivery, never loses a message)' },
+  { key: 'inboxCacheMessages', env: 'MQCHAT_INBOX_CACHE_MESSAGES', def: '50000', parse: int(0, 10_000_000), help: 'recent messages kept in memory (per broker in the cluster) for devices catching up (older ones are read from the cluster\'s recent cache or from history)' },
+  { key: 'clusterRecentPerChat', env: 'MQCHAT_CLUSTER_RECENT_PER_CHAT', def: '1000', parse: int(0, 100_000), help: 'cluster profile: recent messages of each chat kept in Redis for devices catching up on any broker (older ones are read from MongoDB)' },
+  { key: 'clusterRecentTtlHours', env: 'MQCHAT_CLUSTER_RECENT_TTL_HOURS', def: '24', parse: int(1, 8760), help: 'cluster profile: a chat\'s recent messages leave Redis this long after its last message' },
   { key: 'retentionDays', env: 'MQCHAT_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'history older than this is purged' },
   { key: 'purgeIntervalMinutes', env: 'MQCHAT_PURGE_INTERVAL_MINUTES', def: '60', parse: int(1, 10080), help: 'how often the retention purge runs (also once at start)' },
   { key: 'editWindowSeconds', env: 'MQCHAT_EDIT_WINDOW_SECONDS', def: '900', parse: int(0, 31_536_000), help: 'how long after sending the sender may edit a message' },

@@ -1,18 +1,23 @@
 // The cluster profile: the same product on distributed engines (DESIGN §2, §5).
 //
-//   broker role  MQTT listeners. Sessions, queues and retained messages in
-//                Redis (aedes-persistence-redis), routing between nodes over
-//                Redis (mqemitter-redis). A chat message is checked (member,
+//   broker role  MQTT listeners. A chat message is checked (member,
 //                envelope) and appended to the chat stream before PUBACK;
-//                receipts and typing are handled on the node.
-//   bridge role  a chat stream worker: seq, history in MongoDB, inbox copies
-//                published into the cluster at QoS 1, then the entry is acked.
+//                receipts and typing are handled on the node. Devices are
+//                served chat messages from their positions (broker/inbox.ts
+//                over cluster/positions.ts), told of new ones by the feed of
+//                committed messages. Sessions, event queues and retained
+//                messages in Redis (aedes-persistence-redis), routing of
+//                other publishes between nodes over Redis (mqemitter-redis).
+//   bridge role  a chat stream worker: seq, history in MongoDB, the feed of
+//                committed messages (cluster/commit-feed.ts), then the entry
+//                is acked.
 //   api role     the HTTP API. Its chat changes reach every node's mirror
 //                (the ACL) through the directory bus before it answers.
 //
 // Every role joins the MQTT cluster as an aedes node (listeners only for the
-// broker role), so whatever it publishes (inbox copies, `chat` events) is
-// queued in the devices' sessions in Redis and routed to their brokers.
+// broker role), so whatever events it publishes (receipts, `chat` events,
+// refusals) are queued in the devices' sessions in Redis and routed to
+// their brokers.
 import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { redisPersistence } from '../broker/persistence/redis.js'
@@ -34,6 +39,10 @@ import { ClusterPresence } from '../cluster/presence.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
+import { CommitFeed } from '../cluster/commit-feed.js'
+import { RecentThenHistory, RedisPositions, subscribeFeed } from '../cluster/positions.js'
+import { Inbox } from '../broker/inbox.js'
+import { RecentMessages } from '../bridge/recent.js'
 
 const require = createRequire(import.meta.url)
 // A CommonJS package without type declarations, used through aedes' `mq` option.
@@ -64,6 +73,28 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   // A chat message's outbox is its stream entry (acknowledged after the fan-out), not a flag in history.
   d.bridge.streamIsOutbox()
+  // Messages are delivered by positions: whoever commits one (a bridge worker; an API node for HTTP sends)
+  // tells every broker through the feed; a new device starts at the end of its chats.
+  d.bridge.deliverByPositions(new CommitFeed(redis('feed'), {
+    partitions: cfg.streamPartitions, recentPerChat: cfg.clusterRecentPerChat, recentTtlSeconds: cfg.clusterRecentTtlHours * 3600
+  }))
+  const positions = new RedisPositions(redis('positions'), cfg.streamPartitions)
+  d.devices.onCreate(async (dev) => { await positions.provision(dev.id, d.chats.chatIdsOf(dev.userId)) })
+  let inbox: Inbox | undefined
+  if (runs('broker')) {
+    const served = new Inbox(positions, new RecentThenHistory(redis('recent'), stores.history, cfg.streamPartitions), d.chats, d.devices,
+      new RecentMessages(cfg.inboxCacheMessages, 256), log.child({ part: 'inbox' }), {
+        window: cfg.inboxWindow, flushMs: cfg.inboxFlushMs, maxEvents: cfg.maxQueue, pageSize: 500
+      })
+    inbox = served
+    d.devices.on('revoked', (dev) => served.drop(dev.id))
+    const learnLast = (): void => {
+      positions.lastSeqsNow().then((last) => served.raiseLast(last), (err: unknown) => log.error({ err }, 'reading chats\' last seqs failed'))
+    }
+    await subscribeFeed(redis('feed-sub'), { committed: (m) => served.committed(m), resumed: learnLast }, log.child({ part: 'feed' }))
+    // Subscribed first, then read: a message committed in between is in one or the other (or both).
+    served.raiseLast(await positions.lastSeqsNow())
+  }
 
   // Directory mirrors follow changes made on any node.
   const bus = new DirectoryBus(redis('directory-pub'), redis('directory-sub'), cfg.nodeId, log.child({ part: 'directory' }), cfg.directoryAckTimeoutMs)
@@ -106,7 +137,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   // What an earlier run of this node left in the presence counts is cleared before devices connect.
   const recovered = runs('broker') ? await presence.recover() : []
   const tls = tlsCertificate(cfg, log)
-  broker = await startBroker({ ...cfg, tls, listen: runs('broker'), mq }, {
+  broker = await startBroker({ ...cfg, tls, listen: runs('broker'), mq, inbox, eventsQueued: true }, {
     persistence, devices: d.devices, bridge: d.bridge, handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics
   })
 
@@ -181,6 +212,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       await worker?.stop()
       await api?.close()
       await broker?.close()
+      inbox?.close()
+      await inbox?.idle()
       await new Promise<void>((resolve) => mq.close(resolve))
       await stores.close()
       for (const c of connections) c.disconnect()

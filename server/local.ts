@@ -45,7 +45,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   })
   const { bridge, devices } = d
   const inbox = new Inbox(stores.inbox, stores.history, d.chats, devices, new RecentMessages(cfg.inboxCacheMessages, 256), log.child({ part: 'inbox' }), {
-    window: cfg.inboxWindow, flushMs: cfg.inboxFlushMs, maxEvents: cfg.maxQueue, pageSize: 500
+    window: cfg.inboxWindow, flushMs: cfg.inboxFlushMs, maxEvents: cfg.maxQueue, pageSize: 500, events: stores.inbox
   })
   bridge.deliverByPositions(inbox)
   // A new device is owed what its chats get after its creation; a revoked one is forgotten.

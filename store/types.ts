@@ -251,18 +251,29 @@ export interface Position { deviceId: string, chatId: string, seq: number }
 export interface InboxEvent { n: number, payload: string }
 
 /**
- * A device's inbox, as positions: for each chat, the highest seq the device
- * has acknowledged there (what it is owed is history after it), plus a short
- * log of the events that are not chat messages (receipts, chat changes,
- * refusals), kept until the device acknowledges them. The local profile's
- * delivery model (broker/inbox.ts); the cluster keeps per-device copies until
- * it moves to this model too.
+ * Where devices' positions are kept: for each chat, the highest seq the
+ * device has acknowledged there (what it is owed is history after it). The
+ * local profile keeps them in SQLite (synchronous); the cluster in Redis
+ * (cluster/positions.ts, asynchronous). broker/inbox.ts takes either.
  */
-export interface InboxStore {
+export interface PositionStore {
   /** The chats where a device has a recorded position, with it. A chat without one starts at the device's membership start. */
-  positions (deviceId: string): Map<string, number>
-  /** Records positions, never lowering one; one transaction for all. */
-  savePositions (rows: Position[]): void
+  positions (deviceId: string): Map<string, number> | Promise<Map<string, number>>
+  /** Records positions, never lowering one. */
+  savePositions (rows: Position[]): void | Promise<void>
+  /** Every chat's last seq (the inbox keeps them in memory), as known when it starts. */
+  lastSeqs (): Map<string, number>
+  /** Forgets a device (revocation). */
+  dropDevice (deviceId: string): void | Promise<void>
+}
+
+/**
+ * A device's log of the inbox events that are not chat messages (receipts,
+ * chat changes, refusals), kept until the device acknowledges them. The
+ * local profile's; the cluster still queues these events in aedes' session
+ * store.
+ */
+export interface EventLogStore {
   /** Appends an event to a device's log; returns its number (increasing per device). */
   appendEvent (deviceId: string, payload: string): number
   /** Events of a device numbered above `afterN`, oldest first. */
@@ -275,8 +286,11 @@ export interface InboxStore {
   putFirstEvent (deviceId: string, payload: string): void
   /** Every device with events in its log, with how many. */
   eventCounts (): Map<string, number>
-  /** Every chat's last seq (the inbox keeps them in memory). */
-  lastSeqs (): Map<string, number>
-  /** Forgets a device (revocation). */
+}
+
+/** The local profile's inbox store (SQLite): positions and event logs, synchronous. */
+export interface InboxStore extends PositionStore, EventLogStore {
+  positions (deviceId: string): Map<string, number>
+  savePositions (rows: Position[]): void
   dropDevice (deviceId: string): void
 }

@@ -96,7 +96,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
     // As CPU: the run's commands per second over the rate (every message reaches one receiver).
     const redisCommands = calls0 !== undefined ? perMessage(calls0, await commandCalls(t.redisUrl!), maxRate * elapsedS) : undefined
-    if (redisCommands) log(`${t.name}: Redis commands per delivered message: ${redisCommands.total.toFixed(1)} (${redisCommands.byCommand.slice(0, 8).map((c) => `${c.command} ${c.perMessage.toFixed(2)}`).join(', ')})`)
+    if (redisCommands) log(`${t.name}: Redis commands per delivered message: ${redisCommands.total.toFixed(1)} (${redisCommands.byCommand.slice(0, 20).map((c) => `${c.command} ${c.perMessage.toFixed(2)}`).join(', ')})`)
     log(`${t.name}: max ${Math.round(maxRate)} msg/s (server ${serverCores.toFixed(2)} cores, generator ${generatorCores.toFixed(2)})`)
     const latency: LatencyPoint[] = []
     for (const load of [0.25, 0.5, 0.75]) {

@@ -133,6 +133,27 @@ test('a device that reconnects to the other broker keeps its session and gets wh
   assert.equal(c2.client.connected, true)
 })
 
+test('a clean-session device that reconnects to the other broker gets what it missed, from where it was', async () => {
+  // Bob sends: the suite's publish budget is small (MQCHAT_PUBLISH_RATE 1, burst 40) and Alice's is spent elsewhere.
+  const a = await online(bob, 0)
+  const group = await cluster.api.api('POST', '/v1/chats', bob.token, { kind: 'group', name: 'clean', members: [carol.userId] })
+  const g = group.body.chat_id as string
+  // Clean session = true, as paho, mqtt.js and most libraries connect by default: nothing is kept in the MQTT session.
+  const c1 = await new Device(cluster.brokers[0], carol).connect({ clean: true })
+  devices.push(c1)
+  for (let i = 0; i < 5; i++) await a.publish(g, { id: `seen${i}`, type: 'text', body: `seen ${i}` })
+  await c1.waitCount('msg', g, 5, 20_000)
+  await c1.close()
+  for (let i = 0; i < 10; i++) await a.publish(g, { id: `missed${i}`, type: 'text', body: `missed ${i}` })
+  await a.waitCount('ack', g, 15, 20_000)
+  const c2 = await new Device(cluster.brokers[1], carol).connect({ clean: true })
+  devices.push(c2)
+  await c2.waitCount('msg', g, 10, 20_000)
+  // Its positions followed it: what it acknowledged on broker 1 is not sent again.
+  assert.deepEqual(shown(c2, g), Array.from({ length: 10 }, (_, i) => i + 6))
+  assert.deepEqual(c2.of('msg', g).map((e) => e.id), Array.from({ length: 10 }, (_, i) => `missed${i}`))
+})
+
 test('one SUBSCRIBE with several filters is answered on a persistent session (the Redis store\'s per-filter waits do not collide)', async () => {
   const d = await new Device(cluster.brokers[0], carol).connect({ subscribe: false })
   devices.push(d)

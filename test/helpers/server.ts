@@ -189,12 +189,13 @@ export class Device {
   presence: Array<InboxEvent & { at: number, retained: boolean }> = []
   constructor (readonly server: TestServer, readonly creds: DeviceCreds) {}
 
-  async connect (opts: { subscribe?: boolean, live?: boolean } = {}): Promise<this> {
+  /** `clean`: connect with clean session = true (the default of most MQTT libraries); persistent otherwise. */
+  async connect (opts: { subscribe?: boolean, live?: boolean, clean?: boolean } = {}): Promise<this> {
     this.client = mqtt.connect(`mqtt://127.0.0.1:${this.server.ports.mqtt}`, {
       clientId: this.creds.deviceId,
       username: this.creds.deviceId,
       password: this.creds.token,
-      clean: false,
+      clean: opts.clean === true,
       protocolVersion: 4,
       reconnectPeriod: 0,
       connectTimeout: 5000

@@ -1,0 +1,114 @@
+// The cluster's feed of committed messages: how a bridge worker tells every
+// broker that messages are in history (docs/architecture.md § Delivery to a
+// device in the cluster).
+//
+// Per partition and event-loop turn, one Redis command (a script) does three
+// things for the messages the worker committed in that turn:
+//   - raises each chat's last seq in the partition's hash
+//     (mqchat:last:{p<N>}), which a broker reads when it starts or after its
+//     feed was interrupted;
+//   - appends each message to its chat's recent cache, a sorted set by seq
+//     (mqchat:recent:{p<N>}:<chat>), bounded per chat and expiring when the
+//     chat is quiet, from which brokers serve devices a little behind;
+//   - publishes the messages on mqchat:committed, which every broker
+//     subscribes to and hands to its inbox (broker/inbox.ts).
+// Every key of one call carries the partition's hash tag, so the script runs
+// on one Redis Cluster node. A worker acknowledges its stream entries only
+// after this call, so a crash repeats it (same seqs), never skips it.
+import type { RedisConnection } from './redis.js'
+import type { StoredMessage } from '../store/types.js'
+import { partitionOf } from './chat-stream.js'
+
+export const COMMITTED_CHANNEL = 'mqchat:committed'
+export const lastKey = (partition: number): string => `mqchat:last:{p${partition}}`
+export const recentKey = (partition: number, chatId: string): string => `mqchat:recent:{p${partition}}:${chatId}`
+
+// KEYS[1]: the partition's last-seq hash; KEYS[2..]: recent caches.
+// ARGV: channel, payload, per-chat bound, ttl seconds, then per message:
+// key index, chat id, seq, message JSON, "1" if it changes earlier messages (edit, delete).
+const COMMIT = `
+local perChat = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local i = 5
+while i <= #ARGV do
+  local key = KEYS[tonumber(ARGV[i])]
+  local chat = ARGV[i + 1]
+  local seq = tonumber(ARGV[i + 2])
+  if seq > tonumber(redis.call('HGET', KEYS[1], chat) or '0') then redis.call('HSET', KEYS[1], chat, seq) end
+  if ARGV[i + 4] == '1' then redis.call('DEL', key) end
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local last = top[2] and tonumber(top[2]) or nil
+  if last == nil or seq == last + 1 then
+    redis.call('ZADD', key, seq, ARGV[i + 3])
+  elseif seq > last + 1 then
+    redis.call('DEL', key)
+    redis.call('ZADD', key, seq, ARGV[i + 3])
+  end
+  redis.call('ZREMRANGEBYRANK', key, 0, -(perChat + 1))
+  redis.call('EXPIRE', key, ttl)
+  i = i + 5
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1`
+
+interface Waiting { messages: StoredMessage[], resolve: Array<() => void>, reject: Array<(err: unknown) => void> }
+
+export interface CommitFeedOptions {
+  partitions: number
+  /** Messages kept per chat in its recent cache (MQCHAT_CLUSTER_RECENT_PER_CHAT); 0: no cache. */
+  recentPerChat: number
+  /** A chat's recent cache expires this long after its last message. */
+  recentTtlSeconds: number
+}
+
+type Committing = RedisConnection & { mqchatCommit (...args: Array<string | number>): Promise<unknown> }
+
+export class CommitFeed {
+  #redis: Committing
+  #waiting = new Map<number, Waiting>()
+  #scheduled = false
+
+  constructor (redis: RedisConnection, private readonly opts: CommitFeedOptions) {
+    redis.defineCommand('mqchatCommit', { lua: COMMIT })
+    this.#redis = redis as Committing
+  }
+
+  /** A message is in history: resolved once the brokers have been told (and its chat's last seq and cache are raised). */
+  committed (m: StoredMessage): Promise<void> {
+    const p = partitionOf(m.chatId, this.opts.partitions)
+    let w = this.#waiting.get(p)
+    if (!w) this.#waiting.set(p, w = { messages: [], resolve: [], reject: [] })
+    w.messages.push(m)
+    const done = new Promise<void>((resolve, reject) => { w.resolve.push(resolve); w.reject.push(reject) })
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(() => this.flush())
+    }
+    return done
+  }
+
+  private flush (): void {
+    this.#scheduled = false
+    const all = [...this.#waiting]
+    this.#waiting.clear()
+    for (const [p, w] of all) {
+      this.send(p, w.messages).then(() => { for (const r of w.resolve) r() }, (err: unknown) => { for (const r of w.reject) r(err) })
+    }
+  }
+
+  private async send (p: number, messages: StoredMessage[]): Promise<void> {
+    const keys = [lastKey(p)]
+    const index = new Map<string, number>()
+    const args: Array<string | number> = [COMMITTED_CHANNEL, JSON.stringify(messages), this.opts.recentPerChat, this.opts.recentTtlSeconds]
+    for (const m of messages) {
+      let k = index.get(m.chatId)
+      if (k === undefined) {
+        keys.push(recentKey(p, m.chatId))
+        index.set(m.chatId, k = keys.length)
+      }
+      // With no cache, the bound of 0 empties the set at once (ZREMRANGEBYRANK 0 -1).
+      args.push(k, m.chatId, m.seq, this.opts.recentPerChat > 0 ? JSON.stringify(m) : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
+    }
+    await this.#redis.mqchatCommit(keys.length, ...keys, ...args)
+  }
+}
