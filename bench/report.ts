@@ -1,6 +1,7 @@
 // bench/README.md's results section and its SVG charts, from one results
 // file. The section sits between two marker comments; the prose around it
 // (method, profiling notes) is written by hand.
+import { describeByProcess, type CommandsByProcess } from './store-commands.js'
 import { replaceMarked } from '../mosquitto-compat-tests/src/report.js'
 
 export const START = '<!-- bench:start (written by `npm run bench`; do not edit by hand) -->'
@@ -92,6 +93,13 @@ export function render (out: BenchOutput, resultsFile: string): { markdown: stri
     if (byProcess) lines.push(`Cluster CPU by process during the maximum-rate run (cores): ${byProcess.map((p) => `${p.name} ${num(p.cores, 2)}`).join(', ')}.`, '')
     const redis = pairs.targets['mqchat-cluster']?.redisCommands as { total: number, byCommand: Array<{ command: string, perMessage: number }> } | undefined
     if (redis) lines.push(`Cluster Redis commands per delivered message during the maximum-rate run (\`INFO commandstats\`, all clients): ${num(redis.total, 1)} — ${redis.byCommand.slice(0, 10).map((c) => `${c.command} ${num(c.perMessage, 2)}`).join(', ')}.`, '')
+    // Counted by each process itself (bench/store-commands.ts); results from before that have none.
+    const sent = (key: 'mongoByProcess' | 'redisByProcess', what: string): void => {
+      const c = pairs.targets['mqchat-cluster']?.[key] as CommandsByProcess | undefined
+      if (c) lines.push(`${what} per delivered message during the maximum-rate run, by process: ${num(c.total, 2)} — ${describeByProcess(c)}.`, '')
+    }
+    sent('redisByProcess', 'Cluster Redis commands sent (a script is one call; `INFO commandstats` above also counts the commands run inside scripts)')
+    sent('mongoByProcess', 'Cluster MongoDB commands sent (the driver\'s command monitoring)')
     lines.push('### 2. Latency under load — publish → receiver, at 25 / 50 / 75 % of each target\'s own maximum')
     lines.push('')
     const lrows = [['target', 'load', 'msg/s', 'p50 ms', 'p99 ms', 'p99.9 ms']]

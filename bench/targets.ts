@@ -19,7 +19,7 @@ export interface BenchTarget {
   receiverPort?: number
   pid: number
   /** Every process of the target (the cluster's brokers, bridge workers, API, Redis, FerretDB). */
-  processes?: Array<{ name: string, pid: number }>
+  processes?: Array<{ name: string, pid: number, log?: () => string }>
   /** Broker processes whose memory the connections scenario reports one by one. */
   brokers?: Array<{ name: string, pid: number, port: number }>
   /** mqchat only. */
@@ -116,7 +116,7 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
     port: c.brokers[0]!.ports.mqtt,
     receiverPort: c.brokers[1]!.ports.mqtt,
     pid: c.brokers[0]!.proc!.pid!,
-    processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid! })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }],
+    processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid!, log: () => n.log })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }],
     brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt })),
     httpUrl: c.api.url,
     redisUrl: c.redis.url,

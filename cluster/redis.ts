@@ -31,6 +31,10 @@ function baseOptions (cfg: RedisConfig, name: string): RedisOptions {
   }
 }
 
+/** Commands this process sent to Redis, by name (scripts count once: EVALSHA or EVAL), over every connection. */
+const sent: Record<string, number> = {}
+export const redisCommandCounts = (): Record<string, number> => ({ ...sent })
+
 export function redisConnection (cfg: RedisConfig, name: string, log: Logger): RedisConnection {
   const opts = baseOptions(cfg, name)
   let conn: RedisConnection
@@ -41,6 +45,13 @@ export function redisConnection (cfg: RedisConfig, name: string, log: Logger): R
   } else {
     const u = new URL(cfg.redisUrl)
     conn = new Redis({ ...opts, host: u.hostname, port: u.port ? Number(u.port) : 6379 })
+  }
+  // Counted for the round trips per message the bench reports per process (SIGUSR2 logs them).
+  const send = conn.sendCommand.bind(conn) as (...args: unknown[]) => unknown
+  ;(conn as unknown as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (...args: unknown[]) => {
+    const command = (args[0] as { name?: string } | undefined)?.name ?? 'unknown'
+    sent[command] = (sent[command] ?? 0) + 1
+    return send(...args)
   }
   let down = false
   conn.on('error', (err: Error) => { if (!down) log.warn({ err: err.message, conn: name }, 'redis connection error') })

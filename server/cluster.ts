@@ -25,6 +25,7 @@ import type { Logger } from 'pino'
 import { startBroker, type Broker } from '../broker/index.js'
 import { parseEnvelope, clientIdOf } from '../bridge/envelope.js'
 import { subscriptionPolicy } from '../plugins/authorize-subscribe.js'
+import { SINK_TOPIC } from '../plugins/topics.js'
 import { DomainError } from '../core/errors.js'
 import type { Config } from '../lib/config.js'
 import { createMetrics } from '../lib/metrics.js'
@@ -33,7 +34,7 @@ import type { Device } from '../store/types.js'
 import { BridgeWorker } from '../cluster/bridge-worker.js'
 import { ChatStream, type StreamEntry } from '../cluster/chat-stream.js'
 import { DirectoryBus, type DirectoryChange } from '../cluster/directory-bus.js'
-import { redisConnection, type RedisConnection } from '../cluster/redis.js'
+import { redisCommandCounts, redisConnection, type RedisConnection } from '../cluster/redis.js'
 import { RedisBuckets, redisCounters } from '../cluster/rate.js'
 import { ClusterPresence } from '../cluster/presence.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type RunningServer } from './domain.js'
@@ -46,7 +47,11 @@ import { RecentMessages } from '../bridge/recent.js'
 
 const require = createRequire(import.meta.url)
 // A CommonJS package without type declarations, used through aedes' `mq` option.
-const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { close (cb: () => void): void, state: NodeJS.EventEmitter }
+const mqemitterRedis = require('mqemitter-redis') as (opts: object) => {
+  close (cb: () => void): void
+  emit (packet: { topic: string }, done?: (err?: Error) => void): void
+  state: NodeJS.EventEmitter
+}
 
 export async function startCluster (cfg: Config, log: Logger): Promise<RunningServer> {
   const role = cfg.role
@@ -119,6 +124,13 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   // mqemitter-redis re-emits its connections' errors here; unhandled, one Redis restart would end the process.
   // The connections log them already (cluster/redis.ts) and reconnect on their own.
   mq.state.on('error', () => {})
+  // aedes routes every accepted PUBLISH through the emitter, chat publishes too (pointed at SINK_TOPIC once
+  // the chat layer has handled them): one Redis PUBLISH each, which no node can want (nobody may subscribe there).
+  const emit = mq.emit.bind(mq)
+  mq.emit = (packet, done) => {
+    if (packet.topic === SINK_TOPIC) { process.nextTick(() => done?.()); return }
+    emit(packet, done)
+  }
 
   const stream = new ChatStream(redis('stream'), cfg.streamPartitions)
   const handlers = {
@@ -198,6 +210,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     ports,
     // The server's certificate (every TLS listener, XMPP's too unless it has its own), then XMPP's own.
     reload: () => [tls?.reload() ?? false, xmpp?.reload() ?? false].some(Boolean),
+    counters: () => ({ mongoCommands: stores.commands(), redisCommands: redisCommandCounts() }),
     close: closeOnce(async () => {
       ready = false
       retention?.stop()

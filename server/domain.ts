@@ -43,6 +43,8 @@ export interface RunningServer {
   close (): Promise<void>
   /** Reads the TLS certificate files again (SIGHUP); false when that failed or there is no certificate. */
   reload (): boolean
+  /** Counters logged on SIGUSR2 (the cluster: commands sent to MongoDB, by name, since start). */
+  counters? (): Record<string, unknown>
 }
 
 /** The TLS certificate of MQCHAT_TLS_CERT and MQCHAT_TLS_KEY, if set. */

@@ -4,6 +4,7 @@
 // references the same publishes go straight to a subscriber of the chat
 // topic. First the maximum sustained rate (closed loop), then latency at 25,
 // 50 and 75 % of it (open loop), end to end: publish → receiver.
+import { describeByProcess, nodeCommandCounts, perMessageByProcess, type CommandsByProcess } from '../store-commands.js'
 import { fork, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import * as hdr from 'hdr-histogram-js'
@@ -28,6 +29,9 @@ export interface PairsResult {
   cpuByProcess?: Array<{ name: string, cores: number }>
   /** The cluster: Redis commands per delivered message during the maximum-rate run. */
   redisCommands?: CommandsPerMessage
+  /** Commands each cluster process sent, per delivered message (bench/store-commands.ts). */
+  mongoByProcess?: CommandsByProcess
+  redisByProcess?: CommandsByProcess
 }
 
 async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
@@ -84,6 +88,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     // CPU is read around the maximum-rate run only: that is where one side saturates.
     // The run includes the wait for its last messages to arrive: CPU is divided by the whole time.
     const calls0 = t.redisUrl !== undefined ? await commandCalls(t.redisUrl) : undefined
+    const nodes0 = await nodeCommandCounts(t)
     const c0 = targetCpuSeconds(t)
     const each0 = t.processes?.map((p) => cpuSeconds(p.pid))
     const w0 = performance.now()
@@ -96,6 +101,11 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)
     // As CPU: the run's commands per second over the rate (every message reaches one receiver).
     const redisCommands = calls0 !== undefined ? perMessage(calls0, await commandCalls(t.redisUrl!), maxRate * elapsedS) : undefined
+    const nodes1 = nodes0 !== undefined ? await nodeCommandCounts(t) : undefined
+    const mongoByProcess = nodes1 !== undefined ? perMessageByProcess(nodes0!, nodes1, 'mongo', maxRate * elapsedS) : undefined
+    const redisByProcess = nodes1 !== undefined ? perMessageByProcess(nodes0!, nodes1, 'redis', maxRate * elapsedS) : undefined
+    if (mongoByProcess) log(`${t.name}: MongoDB commands per delivered message: ${mongoByProcess.total.toFixed(2)} — ${describeByProcess(mongoByProcess)}`)
+    if (redisByProcess) log(`${t.name}: Redis commands sent per delivered message (a script is one): ${redisByProcess.total.toFixed(2)} — ${describeByProcess(redisByProcess)}`)
     if (redisCommands) log(`${t.name}: Redis commands per delivered message: ${redisCommands.total.toFixed(1)} (${redisCommands.byCommand.slice(0, 20).map((c) => `${c.command} ${c.perMessage.toFixed(2)}`).join(', ')})`)
     log(`${t.name}: max ${Math.round(maxRate)} msg/s (server ${serverCores.toFixed(2)} cores, generator ${generatorCores.toFixed(2)})`)
     const latency: LatencyPoint[] = []
@@ -116,7 +126,7 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
       log(`${t.name}: at ${load * 100} % (${point.targetRate} msg/s): p50 ${point.p50Ms} ms, p99 ${point.p99Ms} ms, p99.9 ${point.p999Ms} ms`)
       latency.push(point)
     }
-    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores, ...(cpuByProcess ? { cpuByProcess } : {}), ...(redisCommands ? { redisCommands } : {}) }
+    return { maxRate: Math.round(maxRate), latency, serverCores, generatorCores, ...(cpuByProcess ? { cpuByProcess } : {}), ...(redisCommands ? { redisCommands } : {}), ...(mongoByProcess ? { mongoByProcess } : {}), ...(redisByProcess ? { redisByProcess } : {}) }
   } finally {
     for (const w of workers) w.stop()
   }

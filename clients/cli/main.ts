@@ -76,7 +76,7 @@ Every option also has an MQCHAT_* environment variable (see README); flags win.
 Port 0 picks a free port; the ports in use are logged and written to <data-dir>/ports.json.
 The log is readable lines on a terminal and JSON lines elsewhere (MQCHAT_LOG_FORMAT=json|pretty
 to choose; MQCHAT_LOG_LEVEL=debug|info|warn|error). SIGTERM or SIGINT shuts down gracefully;
-SIGHUP reloads the TLS certificate.
+SIGHUP reloads the TLS certificate; SIGUSR2 logs counters (cluster: MongoDB and Redis commands sent, by name).
 Needs Node 22.13 or later (22 or 24 LTS); npm start uses the Node 24 that npm install pinned.`,
   'setup-s3': `Usage: mqchat setup-s3
 

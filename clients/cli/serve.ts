@@ -1,7 +1,7 @@
 // `mqchat serve`: validate configuration, start the profile (local, or a
 // cluster role), stop
 // gracefully on SIGTERM/SIGINT (stop accepting, close clients, flush stores);
-// SIGHUP reloads the TLS certificate.
+// SIGHUP reloads the TLS certificate; SIGUSR2 logs the server's counters.
 import { ConfigError, loadConfig } from '../../lib/config.js'
 import { createLogger } from '../../lib/log.js'
 import { startLocal } from '../../server/local.js'
@@ -45,12 +45,17 @@ export async function serve (flags: Record<string, string | undefined>): Promise
   // SIGHUP: read the TLS certificate files again (new connections get the new one; open ones go on).
   const onHup = (): void => { running.reload() }
   process.on('SIGHUP', onHup)
+  // SIGUSR2: the server's counters in the log (the bench reads MongoDB commands per message from them).
+  // Asked for, so logged whatever MQCHAT_LOG_LEVEL is.
+  const onUsr2 = (): void => { log.child({}, { level: 'info' }).info({ counters: running.counters?.() ?? {} }, 'counters') }
+  process.on('SIGUSR2', onUsr2)
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       // A second signal now gets its default action: a way out of a shutdown that hangs.
       process.removeListener('SIGTERM', onTerm)
       process.removeListener('SIGINT', onInt)
       process.removeListener('SIGHUP', onHup)
+      process.removeListener('SIGUSR2', onUsr2)
       log.info({ signal }, 'shutting down')
       const timer = setTimeout(() => {
         log.error('graceful shutdown timed out; exiting')

@@ -14,7 +14,14 @@ import { MongoDirectory } from './directory.js'
 import { MongoHistory } from './history.js'
 import { MongoMedia } from './media.js'
 
-export interface MongoStores { directory: DirectoryStore, history: HistoryStore, media: MediaStore, close (): Promise<void> }
+export interface MongoStores {
+  directory: DirectoryStore
+  history: HistoryStore
+  media: MediaStore
+  /** Commands sent to MongoDB since the stores were opened, by command name (the driver's command monitoring). */
+  commands (): Record<string, number>
+  close (): Promise<void>
+}
 
 export interface MongoOptions {
   url: string
@@ -25,12 +32,15 @@ export interface MongoOptions {
 export const isDuplicateKey = (err: unknown): boolean => err instanceof MongoServerError && err.code === 11000
 
 export async function openMongoStores (opts: MongoOptions): Promise<MongoStores> {
-  const client = new MongoClient(opts.url, { serverSelectionTimeoutMS: 10_000, retryWrites: false })
+  const client = new MongoClient(opts.url, { serverSelectionTimeoutMS: 10_000, retryWrites: false, monitorCommands: true })
+  // Counted for the round trips per message the bench reports (SIGUSR2 logs them; clients/cli/serve.ts).
+  const commands: Record<string, number> = {}
+  client.on('commandStarted', (e) => { commands[e.commandName] = (commands[e.commandName] ?? 0) + 1 })
   await client.connect()
   const db = client.db(opts.database)
   const directory = new MongoDirectory(db)
   const history = new MongoHistory(db)
   const media = new MongoMedia(db)
   await Promise.all([directory.init(), history.init(), media.init()])
-  return { directory, history, media, close: async () => { await history.close(); await client.close() } }
+  return { directory, history, media, commands: () => ({ ...commands }), close: async () => { await history.close(); await client.close() } }
 }

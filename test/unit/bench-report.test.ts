@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { barChart, problems, render, type BenchOutput } from '../../bench/report.js'
 import { parseCommandStats, perMessage } from '../../bench/redis-commands.js'
+import { describeByProcess, lastCounters, perMessageByProcess, type CountsByNode, type NodeCounts } from '../../bench/store-commands.js'
 
 const run = (over: Record<string, unknown> = {}): BenchOutput => ({
   started: '2026-11-22T00:00:00.000Z',
@@ -65,4 +66,22 @@ test('Redis commands per delivered message: counted from INFO commandstats betwe
   const out = run()
   ;(out.results['chat-pairs'] as { targets: Record<string, Record<string, unknown>> }).targets['mqchat-cluster'] = { version: 'c', maxRate: 100, serverCores: 1, generatorCores: 0.1, latency: [], redisCommands: r }
   assert.match(render(out, 'x').markdown, /Redis commands per delivered message[^\n]*: 4\.0 — evalsha 3\.00, xadd 1\.00\./)
+})
+
+test('per-process command counts: the latest SIGUSR2 line of each log, and the difference per message', () => {
+  const line = (mongo: Record<string, number>, redis: Record<string, number>): string =>
+    JSON.stringify({ level: 30, msg: 'counters', counters: { mongoCommands: mongo, redisCommands: redis } })
+  const log = ['{"level":30,"msg":"ready"}', line({ insert: 10 }, { xadd: 5 }), line({ insert: 30, find: 2 }, { xadd: 45, eval: 40 }), '{"level":30,"ms'].join('\n')
+  const last = lastCounters(log)
+  assert.equal(last.lines, 2)
+  assert.deepEqual(last.counts, { mongo: { insert: 30, find: 2 }, redis: { xadd: 45, eval: 40 } })
+  const before: CountsByNode = new Map([['broker-1', { mongo: { insert: 10 }, redis: { xadd: 5 } }]])
+  const after: CountsByNode = new Map<string, NodeCounts>([['broker-1', last.counts!], ['bridge-1', { mongo: { insert: 20 }, redis: {} }]])
+  const redis = perMessageByProcess(before, after, 'redis', 20)
+  assert.equal(redis.total, 4)
+  assert.deepEqual(redis.byProcess.map((p) => [p.name, p.perMessage]), [['bridge-1', 0], ['broker-1', 4]])
+  assert.deepEqual(redis.byProcess[1]!.byCommand, [{ command: 'xadd', perMessage: 2 }, { command: 'eval', perMessage: 2 }])
+  const mongo = perMessageByProcess(before, after, 'mongo', 20)
+  assert.equal(mongo.total, 2.1)
+  assert.match(describeByProcess(mongo), /^bridge-1 1\.00 \(insert 1\.00\); broker-1 1\.10 \(insert 1\.00, find 0\.10\)$/)
 })
