@@ -359,7 +359,10 @@ export class Inbox {
     }
     try {
       const saving = this.store.savePositions(rows)
-      if (saving instanceof Promise) this.#saving.add(saving.catch(again).finally(() => this.#saving.delete(saving)))
+      if (saving instanceof Promise) {
+        const p: Promise<void> = saving.catch(again).finally(() => this.#saving.delete(p))
+        this.#saving.add(p)
+      }
     } catch (err) {
       again(err)
     }
