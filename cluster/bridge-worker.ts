@@ -1,6 +1,12 @@
 // A bridge worker: owns some partitions of the chat stream and feeds their
 // entries, in order, to the bridge.
 //
+// Reading. On one Redis server (or a Sentinel-managed one) a worker reads
+// all its partitions with one blocking XREADGROUP. Redis Cluster refuses a
+// command over keys of several hash slots (CROSSSLOT), so there each owned
+// partition is read by a loop of its own, blocking on a connection of its
+// own; the loop ends (and the connection closes) when the partition goes.
+//
 // Ownership. Live workers announce themselves in a sorted set every second;
 // partition p is meant for the (p mod n)-th live worker by name. A worker
 // owns a partition only while it holds the partition's lease key (SET NX PX,
@@ -55,6 +61,13 @@ export interface WorkerOptions {
   leaseMs?: number
   beatMs?: number
   batch?: number
+  /**
+   * Redis Cluster: a new connection of its own for reading one partition.
+   * A read of several streams is one command, which Redis Cluster refuses
+   * (CROSSSLOT) unless they share a hash slot, so each owned partition is
+   * then read by a loop of its own, blocking on its own connection.
+   */
+  readerFor?: (partition: number) => RedisConnection
 }
 
 interface Owned { recover: boolean, leaving: boolean }
@@ -68,6 +81,8 @@ export class BridgeWorker {
   /** Counts the losses of the blocking connection: a read that spans one may have lost its reply. */
   #readEpoch = 0
   #lastSweep = 0
+  /** Redis Cluster: each owned partition's read loop. */
+  #readers = new Map<number, Promise<void>>()
   readonly leaseMs: number
   readonly beatMs: number
   readonly batch: number
@@ -144,7 +159,8 @@ export class BridgeWorker {
 
   private async round (): Promise<void> {
     for (const [p, o] of this.#owned) {
-      if (o.leaving) {
+      // A partition read by a loop of its own is released once that loop has finished its batch.
+      if (o.leaving && !this.#readers.has(p)) {
         this.#owned.delete(p)
         await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
         this.log.info({ partition: p }, 'chat stream partition handed over')
@@ -158,6 +174,15 @@ export class BridgeWorker {
     if (Date.now() - this.#lastSweep >= this.leaseMs) {
       this.#lastSweep = Date.now()
       this.recoverAll(mine)
+    }
+    if (this.opts.readerFor) {
+      for (const p of mine) {
+        if (this.#readers.has(p) || this.#owned.get(p)?.leaving === true) continue
+        const loop = this.readPartition(p, this.opts.readerFor(p)).finally(() => this.#readers.delete(p))
+        this.#readers.set(p, loop)
+      }
+      await sleep(100)
+      return
     }
     await Promise.all(mine.filter((p) => this.#owned.get(p)?.recover).map((p) => this.drainPending(p)))
     const reading = mine.filter((p) => this.#owned.has(p) && this.#owned.get(p)?.recover === false)
@@ -183,6 +208,34 @@ export class BridgeWorker {
       const p = Number(key.toString().slice(key.toString().lastIndexOf(':') + 1))
       return this.process(p, decodeEntries(entries), false)
     }))
+  }
+
+  /** Redis Cluster: reads one partition on its own connection while it is owned (and not being handed over). */
+  private async readPartition (p: number, conn: RedisConnection): Promise<void> {
+    let epoch = 0
+    conn.on('close', () => { epoch++ })
+    const mine = (): Owned | undefined => {
+      const o = this.#owned.get(p)
+      return this.#stopped || o === undefined || o.leaving ? undefined : o
+    }
+    try {
+      for (let o = mine(); o !== undefined; o = mine()) {
+        try {
+          if (o.recover) { await this.drainPending(p); continue }
+          const before = epoch
+          const res = await conn.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', streamKey(p), '>') as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+          // As in round(): a read that spanned a lost connection may come after entries whose reply was lost.
+          if (before !== epoch) { o.recover = true; continue }
+          if (res?.[0]) await this.process(p, decodeEntries(res[0][1]), false)
+        } catch (err) {
+          o.recover = true
+          this.log.warn({ err, partition: p }, 'chat stream read failed; retrying')
+          await sleep(500)
+        }
+      }
+    } finally {
+      conn.disconnect()
+    }
   }
 
   /** Marks partitions to drain their pending entries before they read new ones. */
@@ -265,6 +318,7 @@ export class BridgeWorker {
     clearInterval(this.#timer)
     const release = async (): Promise<void> => {
       await this.#loop
+      await Promise.all(this.#readers.values())
       for (const p of this.#owned.keys()) await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
       this.#owned.clear()
       await this.redis.zrem(WORKERS, this.nodeId)

@@ -8,15 +8,24 @@
 // every node that was listening has applied it) before the API answers: a
 // removed member cannot publish to the chat on any broker from that moment.
 //
+// On Redis Cluster, PUBLISH reaches the subscribers of every node but counts
+// only those of the node that ran it, so there each bus also announces its
+// node in a sorted set every BEAT_MS, and the announcing node waits for as
+// many acknowledgements as there are nodes seen in the last 3 beats.
+//
 // Redis pub/sub is at-most-once, so a node whose subscription dropped reloads
 // every mirror from the store when it is back.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
+import { Cluster } from 'ioredis'
 import type { RedisConnection } from './redis.js'
 import { timedOut } from '../lib/timeout.js'
 
 const CHANGES = 'mqchat:directory:changes'
 const ACKS = 'mqchat:directory:acks'
+/** Redis Cluster: the nodes listening to directory changes, by their last beat. */
+export const LISTENERS = 'mqchat:directory:listeners'
+const BEAT_MS = 2000
 
 export type DirectoryChange =
   | { kind: 'chat', id: string }
@@ -34,6 +43,7 @@ export interface DirectoryMirror {
 export class DirectoryBus {
   #waiting = new Map<string, { need: number, got: number, done: () => void }>()
   #lost = false
+  #beat: NodeJS.Timeout | undefined
 
   constructor (
     private readonly pub: RedisConnection,
@@ -70,6 +80,18 @@ export class DirectoryBus {
       mirror.reload().catch((err: unknown) => this.log.error({ err }, 'directory reload failed'))
     })
     await this.sub.subscribe(CHANGES, ACKS)
+    if (this.pub instanceof Cluster) {
+      const beat = async (): Promise<void> => { await this.pub.zadd(LISTENERS, Date.now(), this.nodeId) }
+      await beat()
+      this.#beat = setInterval(() => { beat().catch((err: unknown) => this.log.warn({ err }, 'announcing this node to the directory bus failed')) }, BEAT_MS)
+      this.#beat.unref()
+    }
+  }
+
+  /** Stops announcing this node (Redis Cluster). */
+  async stop (): Promise<void> {
+    clearInterval(this.#beat)
+    if (this.#beat !== undefined) await this.pub.zrem(LISTENERS, this.nodeId).catch(() => {})
   }
 
   /** Announces a change and resolves when every listening node (this one included) has applied it, or after the ack timeout. */
@@ -80,7 +102,8 @@ export class DirectoryBus {
     const w = { need: Number.MAX_SAFE_INTEGER, got: 0, done }
     this.#waiting.set(id, w)
     try {
-      w.need = await this.pub.publish(CHANGES, JSON.stringify({ id, change })) as number
+      const receivers = await this.pub.publish(CHANGES, JSON.stringify({ id, change })) as number
+      w.need = this.pub instanceof Cluster ? await this.pub.zcount(LISTENERS, Date.now() - 3 * BEAT_MS, '+inf') : receivers
       if (w.got >= w.need) return
       if (await timedOut(all, this.ackTimeoutMs)) this.log.warn({ change, nodes: w.need, acknowledged: w.got }, 'not every node acknowledged a directory change in time')
     } finally {

@@ -184,7 +184,9 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
         d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id: clientIdOf(e.payload) })
       }
     }
-    worker = new BridgeWorker(redis('worker'), redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions })
+    // On Redis Cluster each partition is read on a connection of its own (a read of several streams would cross slots).
+    const readerFor = cfg.redisClusterNodes !== '' ? (p: number) => redisConnection(cfg, `worker-read-${p}`, log.child({ part: 'redis' })) : undefined
+    worker = new BridgeWorker(redis('worker'), redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions, readerFor })
     await worker.start()
   }
 
@@ -223,6 +225,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
         await presence.stop()
       }
       await worker?.stop()
+      await bus.stop()
       await api?.close()
       await broker?.close()
       inbox?.close()

@@ -1,13 +1,16 @@
 // A whole cluster-profile deployment on loopback: Redis, FerretDB, optionally
 // MinIO, and mqchat processes in the broker, bridge and api roles, each its
 // own child process with its own node id.
+import type { ChildProcess } from 'node:child_process'
 import { TestServer } from './server.js'
-import { FerretDb, Minio, RedisServer } from './services.js'
+import { FerretDb, Minio, RedisCluster, RedisServer } from './services.js'
 
 export interface ClusterShape {
   brokers?: number
   workers?: number
   s3?: boolean
+  /** A 3-master Redis Cluster (MQCHAT_REDIS_CLUSTER_NODES) instead of one Redis server. */
+  redisCluster?: boolean
   env?: Record<string, string>
   /** Flags for node itself, per node id (the benchmarks profile some nodes with --cpu-prof). */
   nodeArgs?: (nodeId: string) => string[]
@@ -16,6 +19,7 @@ export interface ClusterShape {
 export class TestCluster {
   readonly redis = new RedisServer()
   readonly ferret = new FerretDb()
+  redisCluster: RedisCluster | undefined
   minio: Minio | undefined
   brokers: TestServer[] = []
   workers: TestServer[] = []
@@ -24,11 +28,12 @@ export class TestCluster {
   #nodeArgs: (nodeId: string) => string[] = () => []
 
   async start (shape: ClusterShape = {}): Promise<this> {
-    await Promise.all([this.redis.start(), this.ferret.start()])
+    if (shape.redisCluster === true) this.redisCluster = new RedisCluster(3)
+    await Promise.all([this.redisCluster ? this.redisCluster.start() : this.redis.start(), this.ferret.start()])
     if (shape.s3 === true) this.minio = await new Minio().start()
     this.#env = {
       MQCHAT_PROFILE: 'cluster',
-      MQCHAT_REDIS_URL: this.redis.url,
+      ...(this.redisCluster ? { MQCHAT_REDIS_CLUSTER_NODES: this.redisCluster.seeds } : { MQCHAT_REDIS_URL: this.redis.url }),
       MQCHAT_MONGO_URL: this.ferret.url('mqchat'),
       MQCHAT_STREAM_PARTITIONS: '8',
       ...(this.minio ? this.minio.env() : {}),
@@ -40,6 +45,12 @@ export class TestCluster {
     this.brokers = await Promise.all(Array.from({ length: shape.brokers ?? 2 }, (_, i) => this.node('broker', `broker-${i + 1}`).start()))
     this.workers = await Promise.all(Array.from({ length: shape.workers ?? 2 }, (_, i) => this.node('bridge', `bridge-${i + 1}`).start()))
     return this
+  }
+
+  /** The Redis processes: the one server, or every node of the Redis Cluster. */
+  redisProcesses (): ChildProcess[] {
+    const all = this.redisCluster ? this.redisCluster.nodes.map((n) => n.proc) : [this.redis.proc]
+    return all.filter((p): p is ChildProcess => p !== undefined)
   }
 
   /** A new mqchat process of this cluster (not started). */
@@ -54,6 +65,6 @@ export class TestCluster {
 
   async stop (): Promise<void> {
     await Promise.all([...this.brokers, ...this.workers, this.api].filter(Boolean).map((s) => s.dispose()))
-    await Promise.all([this.redis.destroy(), this.ferret.destroy(), this.minio?.destroy()])
+    await Promise.all([this.redis.destroy(), this.redisCluster?.destroy(), this.ferret.destroy(), this.minio?.destroy()])
   }
 }

@@ -104,6 +104,55 @@ export class RedisServer extends ChildService {
   }
 }
 
+/** One master of a Redis Cluster: redis-server in cluster mode, with its bus on a port of its own (a long node timeout: tests pause every node at once with SIGSTOP). */
+export class RedisClusterNode extends RedisServer {
+  busPort = 0
+  override async start (): Promise<this> {
+    if (this.busPort === 0) this.busPort = await freePort()
+    return await super.start()
+  }
+
+  protected override command (): { bin: string, args: string[] } {
+    const plain = super.command()
+    return { bin: plain.bin, args: [...plain.args, '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf'), '--cluster-port', String(this.busPort), '--cluster-node-timeout', '30000'] }
+  }
+}
+
+/** A real Redis Cluster of `masters` masters (no replicas), created with `redis-cli --cluster create`. */
+export class RedisCluster {
+  readonly nodes: RedisClusterNode[]
+  constructor (masters = 3) { this.nodes = Array.from({ length: masters }, () => new RedisClusterNode()) }
+
+  /** MQCHAT_REDIS_CLUSTER_NODES. */
+  get seeds (): string { return this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',') }
+
+  async start (): Promise<this> {
+    await Promise.all(this.nodes.map(async (n) => await n.start()))
+    const created = await run('redis-cli', ['--cluster', 'create', ...this.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes'])
+    if (created.code !== 0) throw new Error(`redis-cli --cluster create failed:\n${created.output}`)
+    // Every node must see every slot served before a client is told the cluster is there.
+    await waitFor('the Redis Cluster to be ok on every node', async () => {
+      const states = await Promise.all(this.nodes.map(async (n) => (await run('redis-cli', ['-p', String(n.port), 'cluster', 'info'])).output))
+      return states.every((s) => s.includes('cluster_state:ok'))
+    }, 30_000)
+    return this
+  }
+
+  async destroy (): Promise<void> { await Promise.all(this.nodes.map(async (n) => await n.destroy())) }
+}
+
+function run (bin: string, args: string[]): Promise<{ code: number, output: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    p.stdout.on('data', (b: Buffer) => { output += b.toString() })
+    p.stderr.on('data', (b: Buffer) => { output += b.toString() })
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000)
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, output }) })
+    p.on('error', (err) => { clearTimeout(timer); resolve({ code: -1, output: err.message }) })
+  })
+}
+
 /** FerretDB 1.x on its SQLite backend: a server speaking the MongoDB wire protocol. */
 export class FerretDb extends ChildService {
   constructor () { super('ferretdb') }
