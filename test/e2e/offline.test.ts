@@ -91,7 +91,9 @@ test('a message stored before a crash but never fanned out is delivered at the n
 })
 
 test('messages sent while a device reconnects come after everything queued for it: one seq order across catch-up and live delivery', async (t) => {
-  const { server, a, b, chatId } = await serverWithPair(servers, ['+15550200011', '+15550200012'], { MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000' })
+  // A small inbox window makes the catch-up take many round trips, so live messages are sure to be
+  // written while it runs (from the memory cache it otherwise outpaces a sender writing one at a time).
+  const { server, a, b, chatId } = await serverWithPair(servers, ['+15550200011', '+15550200012'], { MQCHAT_PUBLISH_RATE: '100000', MQCHAT_PUBLISH_BURST: '100000', MQCHAT_INBOX_WINDOW: '5' })
   const away = await new Device(server, b).connect()
   await away.close()
   const sender = await new Device(server, a).connect()
