@@ -1,5 +1,6 @@
 // Failures under steady load in the cluster profile: a broker killed (-9), a
-// bridge worker killed (-9), Redis killed (-9) and restarted from its AOF.
+// bridge worker killed (-9), a bridge worker stalled (SIGSTOP) past its lease
+// and resumed, Redis killed (-9) and restarted from its AOF.
 // After each, every message the cluster acknowledged (PUBACK) is in history
 // exactly once, seqs are gapless, and every member device got every message
 // of the others (repeats only as same-seq duplicates).
@@ -7,10 +8,10 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
-import { GROUP, streamKey } from '../../cluster/chat-stream.js'
+import { GROUP, partitionOf, streamKey } from '../../cluster/chat-stream.js'
 import { WORKERS, leaseKey } from '../../cluster/bridge-worker.js'
 import { TestCluster } from '../helpers/cluster.js'
-import { waitWhileProgressing, within, type DeviceCreds } from '../helpers/server.js'
+import { waitFor, waitWhileProgressing, within, type DeviceCreds } from '../helpers/server.js'
 
 const cluster = new TestCluster()
 before(async () => { await within('the cluster to start', cluster.start(), 120_000) })
@@ -93,7 +94,7 @@ const CAP_MS = 300_000
 
 let round = 0
 /** Four members (two starting on each broker) send under load while `disrupt` runs; then everything is checked. */
-async function underLoad (disrupt: () => Promise<void>): Promise<void> {
+async function underLoad (disrupt: (chat: string) => Promise<void>): Promise<void> {
   round++
   const creds = await Promise.all([1, 2, 3, 4].map((i) => cluster.api.register(`+1555020${round}00${i}`, `m${i}`)))
   const created = await cluster.api.api('POST', '/v1/chats', creds[0].token, { kind: 'group', name: `load ${round}`, members: creds.slice(1).map((c) => c.userId) })
@@ -103,7 +104,7 @@ async function underLoad (disrupt: () => Promise<void>): Promise<void> {
   try {
     const sending = Promise.all(members.map((m, i) => m.send(`r${round}m${i}`, 40, 30)))
     await new Promise((resolve) => setTimeout(resolve, 400))
-    await disrupt()
+    await disrupt(chat)
     await within('every publish to be acknowledged', sending, 90_000).catch((err: Error) => {
       throw new Error(`${err.message} (acknowledged per member: ${members.map((m) => m.acked.length).join(', ')}; connected: ${members.map((m) => m.client.connected).join(', ')})\n${cluster.logs()}`)
     })
@@ -155,6 +156,36 @@ test('kill -9 a bridge worker under load: its partitions are taken over; no loss
     await cluster.workers[0].kill()
   })
   await cluster.workers[0].start()
+})
+
+/** The node id holding a partition's lease now. */
+async function leaseHolder (partition: number): Promise<string | null> {
+  const r = new Redis(cluster.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await r.connect()
+    return await r.get(leaseKey(partition))
+  } finally {
+    r.disconnect()
+  }
+}
+
+test('a bridge worker stalled (SIGSTOP) past its lease mid-load and then resumed writes no stale seq: no loss, no seq twice, no gap', async () => {
+  await underLoad(async (chat) => {
+    const p = partitionOf(chat, 8)
+    const holder = await waitFor('a worker to hold the chat\'s partition', async () => await leaseHolder(p) ?? undefined, 20_000)
+    const stalled = cluster.workers.find((w) => w.env.MQCHAT_NODE_ID === holder)
+    assert.ok(stalled?.proc?.pid, `the lease holder ${holder} is one of the workers`)
+    const lostBefore = stalled.log.split('chat stream partition lease lost').length
+    stalled.proc.kill('SIGSTOP')
+    try {
+      // Its lease lapses (5 s); the other worker takes the partition, and the entries the stalled one was handling.
+      await waitFor('the other worker to take the partition over', async () => { const h = await leaseHolder(p); return h !== null && h !== holder ? true : undefined }, 30_000)
+    } finally {
+      stalled.proc.kill('SIGCONT')
+    }
+    // Resumed, it finds out at its next heartbeat; whatever it was writing meanwhile met the new owner's seqs.
+    await waitFor('the resumed worker to find its lease gone', () => stalled.log.split('chat stream partition lease lost').length > lostBefore ? true : undefined, 20_000)
+  })
 })
 
 test('kill -9 Redis under load and restart it from its AOF: nothing that was PUBACKed is lost', async () => {
