@@ -245,7 +245,7 @@ export class Inbox {
   drop (deviceId: string): void {
     const a = this.#attached.get(deviceId)
     if (a) { a.gone = true; this.#attached.delete(deviceId); this.#dirty.delete(a) }
-    this.settled(this.store.dropDevice(deviceId), { deviceId }, 'forgetting a revoked device\'s positions failed')
+    this.track(this.store.dropDevice(deviceId), (err) => this.log.error({ err, deviceId }, 'forgetting a revoked device\'s positions failed'))
     this.#eventCounts.delete(deviceId)
   }
 
@@ -358,11 +358,7 @@ export class Inbox {
       }
     }
     try {
-      const saving = this.store.savePositions(rows)
-      if (saving instanceof Promise) {
-        const p: Promise<void> = saving.catch(again).finally(() => this.#saving.delete(p))
-        this.#saving.add(p)
-      }
+      this.track(this.store.savePositions(rows), again)
     } catch (err) {
       again(err)
     }
@@ -389,17 +385,18 @@ export class Inbox {
     const rows: Position[] = []
     this.collect(a, rows)
     if (rows.length === 0) return
+    const failed = (err: unknown): void => { this.log.error({ err, deviceId: a.deviceId }, 'writing inbox positions failed; the device gets those messages again') }
     try {
-      this.settled(this.store.savePositions(rows), { deviceId: a.deviceId }, 'writing inbox positions failed; the device gets those messages again')
+      this.track(this.store.savePositions(rows), failed)
     } catch (err) {
-      this.log.error({ err, deviceId: a.deviceId }, 'writing inbox positions failed; the device gets those messages again')
+      failed(err)
     }
   }
 
-  /** Logs the failure of a store write that may be asynchronous, and tracks it until it is done. */
-  private settled (result: void | Promise<void>, context: object, message: string): void {
+  /** A store write that may be asynchronous: tracked until it is done (idle() waits for it); `failed` if it rejects. */
+  private track (result: void | Promise<void>, failed: (err: unknown) => void): void {
     if (!(result instanceof Promise)) return
-    const p: Promise<void> = result.catch((err: unknown) => this.log.error({ err, ...context }, message)).finally(() => this.#saving.delete(p))
+    const p: Promise<void> = result.catch(failed).finally(() => this.#saving.delete(p))
     this.#saving.add(p)
   }
 

@@ -99,16 +99,18 @@ export class CommitFeed {
   private async send (p: number, messages: StoredMessage[]): Promise<void> {
     const keys = [lastKey(p)]
     const index = new Map<string, number>()
-    const args: Array<string | number> = [COMMITTED_CHANNEL, JSON.stringify(messages), this.opts.recentPerChat, this.opts.recentTtlSeconds]
-    for (const m of messages) {
+    // Each message is serialised once: for its cache entry and, joined, for the announcement.
+    const json = messages.map((m) => JSON.stringify(m))
+    const args: Array<string | number> = [COMMITTED_CHANNEL, `[${json.join(',')}]`, this.opts.recentPerChat, this.opts.recentTtlSeconds]
+    messages.forEach((m, i) => {
       let k = index.get(m.chatId)
       if (k === undefined) {
         keys.push(recentKey(p, m.chatId))
         index.set(m.chatId, k = keys.length)
       }
       // With no cache, the bound of 0 empties the set at once (ZREMRANGEBYRANK 0 -1).
-      args.push(k, m.chatId, m.seq, this.opts.recentPerChat > 0 ? JSON.stringify(m) : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
-    }
+      args.push(k, m.chatId, m.seq, this.opts.recentPerChat > 0 ? json[i]! : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
+    })
     await this.#redis.mqchatCommit(keys.length, ...keys, ...args)
   }
 }
