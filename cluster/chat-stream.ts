@@ -3,10 +3,12 @@
 //
 // One Redis stream per partition (mqchat:chat-stream:<p>); a chat always
 // hashes to the same partition, so the order of one chat's publishes is the
-// stream order. A broker appends (XADD) before it PUBACKs. Workers read a
-// partition through the consumer group "bridge", and acknowledge and delete an
-// entry (XACK + XDEL) only after its message is in history and its inbox
-// copies are queued.
+// stream order. A broker appends (XADD) before it PUBACKs; with
+// MQCHAT_REDIS_MIN_REPLICAS it also waits (WAIT) until that many replicas
+// have the entry, so a failover to a replica loses no acknowledged publish.
+// Workers read a partition through the consumer group "bridge", and
+// acknowledge and delete an entry (XACK + XDEL) only after its message is in
+// history and the brokers have been told of it.
 import type { RedisConnection } from './redis.js'
 
 export const GROUP = 'bridge'
@@ -32,13 +34,59 @@ export interface StreamEntry {
   at: number
 }
 
-export class ChatStream {
-  constructor (private readonly redis: RedisConnection, readonly partitions: number) {}
+export interface ReplicationOptions {
+  /** Replicas that must have an entry before the append resolves (Redis WAIT); 0: the master's reply is enough. */
+  minReplicas: number
+  /** How long to wait for them; then the append fails and the publish is not acknowledged. */
+  waitMs: number
+}
 
-  /** Appends an accepted publish; resolves once Redis has it (and, with appendfsync always, on disk). */
+/** A replica did not confirm an entry in time: the publish stays unacknowledged and the client sends it again. */
+export class NotReplicatedError extends Error {
+  constructor (detail: string) {
+    super(`the chat stream entry is not confirmed on enough Redis replicas: ${detail}`)
+  }
+}
+
+export class ChatStream {
+  /** A WAIT to be sent at the end of this turn, shared by every append whose XADD has been answered by then. */
+  #nextWait: Promise<void> | undefined
+  /** Counts the connection's losses: a WAIT answered on another connection than its XADD proves nothing. */
+  #epoch = 0
+
+  constructor (private readonly redis: RedisConnection, readonly partitions: number, private readonly replication: ReplicationOptions = { minReplicas: 0, waitMs: 0 }) {
+    if (replication.minReplicas > 0) redis.on('close', () => { this.#epoch++ })
+  }
+
+  /**
+   * Appends an accepted publish; resolves once Redis has it (and, with
+   * appendfsync always, on disk), and with minReplicas once that many
+   * replicas have it too, so a Sentinel failover cannot lose it.
+   */
   async append (chatId: string, deviceId: string, payload: Buffer): Promise<string> {
+    const epoch = this.#epoch
     const id = await this.redis.xaddBuffer(streamKey(partitionOf(chatId, this.partitions)), '*', 'd', deviceId, 'c', chatId, 'p', payload, 't', String(Date.now()))
+    if (this.replication.minReplicas > 0) {
+      await this.replicated()
+      // WAIT counts the writes of its own connection; one lost in between may have taken the XADD with it.
+      if (epoch !== this.#epoch) throw new NotReplicatedError('the Redis connection was lost meanwhile')
+    }
     return id?.toString() ?? ''
+  }
+
+  /** One WAIT per turn for every XADD answered before it is sent: it covers all of them (same connection, sent earlier). */
+  private replicated (): Promise<void> {
+    this.#nextWait ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#nextWait = undefined
+        const { minReplicas, waitMs } = this.replication
+        ;(this.redis.call('WAIT', String(minReplicas), String(waitMs)) as Promise<number>).then((n) => {
+          if (n >= minReplicas) resolve()
+          else reject(new NotReplicatedError(`${n} of ${minReplicas} within ${waitMs} ms`))
+        }, reject)
+      })
+    })
+    return this.#nextWait
   }
 }
 

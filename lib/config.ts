@@ -19,6 +19,9 @@ export interface Config {
   redisSentinelName: string
   /** host:port list of Redis Cluster nodes; when set, Redis Cluster is used. */
   redisClusterNodes: string
+  /** Replicas that must have a chat stream entry before its PUBACK (Redis WAIT). */
+  redisMinReplicas: number
+  redisReplicaWaitMs: number
   mongoUrl: string
   streamPartitions: number
   emitterConcurrency: number
@@ -207,6 +210,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'redisSentinels', env: 'MQCHAT_REDIS_SENTINELS', def: '', parse: hostPorts, help: 'cluster profile: Redis Sentinel host:port list; when set, the master named by MQCHAT_REDIS_SENTINEL_NAME is used' },
   { key: 'redisSentinelName', env: 'MQCHAT_REDIS_SENTINEL_NAME', def: 'mymaster', parse: text, help: 'cluster profile: the Sentinel master name' },
   { key: 'redisClusterNodes', env: 'MQCHAT_REDIS_CLUSTER_NODES', def: '', parse: hostPorts, help: 'cluster profile: Redis Cluster seed nodes (host:port list); when set, Redis Cluster is used' },
+  { key: 'redisMinReplicas', env: 'MQCHAT_REDIS_MIN_REPLICAS', def: '0', parse: int(0, 16), help: 'cluster profile: a chat publish is acknowledged only once this many Redis replicas have it (WAIT), so a Sentinel failover loses no acknowledged message; 0: the master\'s reply is enough. Not with Redis Cluster' },
+  { key: 'redisReplicaWaitMs', env: 'MQCHAT_REDIS_REPLICA_WAIT_MS', def: '1000', parse: int(10, 60_000), help: 'cluster profile: how long a publish waits for MQCHAT_REDIS_MIN_REPLICAS; then it is not acknowledged, the device\'s connection is closed and the device sends it again' },
   { key: 'mongoUrl', env: 'MQCHAT_MONGO_URL', def: 'mongodb://127.0.0.1:27017/mqchat', parse: mongoUrl, help: 'cluster profile: MongoDB (or a MongoDB-wire server) for history, directory and media records; the database is the URL path' },
   { key: 'streamPartitions', env: 'MQCHAT_STREAM_PARTITIONS', def: '16', parse: int(1, 4096), help: 'cluster profile: chat stream partitions (chats are hashed onto them; each has one bridge worker at a time). Fixed for the life of a cluster' },
   { key: 'emitterConcurrency', env: 'MQCHAT_EMITTER_CONCURRENCY', def: '1000', parse: int(1, 1_000_000), help: 'broker: messages the MQTT router (aedes and mqemitter-redis) processes at once' },
@@ -352,6 +357,7 @@ function crossChecks (c: Config): string[] {
       problems.push(`MQCHAT_MQTT_ACCESS: open access lets anyone use the broker; refusing to listen on non-loopback host "${c.host}" (use --host 127.0.0.1, or set MQCHAT_OPEN_ACCESS_FORCE=true)`)
     }
   }
+  if (c.redisMinReplicas > 0 && c.redisClusterNodes !== '') problems.push('MQCHAT_REDIS_MIN_REPLICAS: not supported with Redis Cluster (MQCHAT_REDIS_CLUSTER_NODES) yet: a WAIT must reach the master that took the write, which the client cannot choose there')
   if ((c.tlsCert === '') !== (c.tlsKey === '')) problems.push('MQCHAT_TLS_CERT and MQCHAT_TLS_KEY: set both or neither')
   if (c.xmppEnabled) {
     if ((c.xmppTlsCert === '') !== (c.xmppTlsKey === '')) problems.push('MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY: set both or neither')

@@ -132,7 +132,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     emit(packet, done)
   }
 
-  const stream = new ChatStream(redis('stream'), cfg.streamPartitions)
+  const stream = new ChatStream(redis('stream'), cfg.streamPartitions, { minReplicas: cfg.redisMinReplicas, waitMs: cfg.redisReplicaWaitMs })
   const handlers = {
     ...d.handlers,
     // Checked here, sequenced by a bridge worker: the PUBACK follows the append.

@@ -1,150 +1,23 @@
 // Failures under steady load in the cluster profile: a broker killed (-9), a
 // bridge worker killed (-9), a bridge worker stalled (SIGSTOP) past its lease
 // and resumed, Redis killed (-9) and restarted from its AOF.
-// After each, every message the cluster acknowledged (PUBACK) is in history
-// exactly once, seqs are gapless, and every member device got every message
-// of the others (repeats only as same-seq duplicates).
+// After each, the checks of test/helpers/load.ts: nothing acknowledged lost,
+// nothing stored twice, no gap, every member got everything.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import mqtt, { type MqttClient } from 'mqtt'
 import { Redis } from 'ioredis'
-import { GROUP, partitionOf, streamKey } from '../../cluster/chat-stream.js'
-import { WORKERS, leaseKey } from '../../cluster/bridge-worker.js'
+import { partitionOf } from '../../cluster/chat-stream.js'
+import { leaseKey } from '../../cluster/bridge-worker.js'
 import { TestCluster } from '../helpers/cluster.js'
-import { waitFor, waitWhileProgressing, within, type DeviceCreds } from '../helpers/server.js'
+import { underLoad } from '../helpers/load.js'
+import { waitFor, within } from '../helpers/server.js'
 
 const cluster = new TestCluster()
 before(async () => { await within('the cluster to start', cluster.start(), 120_000) })
 after(async () => { await cluster.stop() })
 
-/** A device that reconnects on its own, trying the brokers in turn (as behind a load balancer). */
-class Member {
-  client!: MqttClient
-  /** seq -> client id of every msg received (a repeat must carry the same id). */
-  readonly got = new Map<number, string>()
-  readonly conflicts: string[] = []
-  readonly acked: string[] = []
-  constructor (readonly creds: DeviceCreds, readonly chat: string) {}
-
-  async connect (first: number): Promise<this> {
-    const ports = cluster.brokers.map((b) => b.ports.mqtt)
-    const order = [...ports.slice(first), ...ports.slice(0, first)]
-    this.client = mqtt.connect({
-      servers: order.map((port) => ({ host: '127.0.0.1', port })),
-      clientId: this.creds.deviceId,
-      username: this.creds.deviceId,
-      password: this.creds.token,
-      clean: false,
-      protocolVersion: 4,
-      reconnectPeriod: 200,
-      connectTimeout: 3000,
-      keepalive: 5
-    })
-    this.client.on('message', (topic, payload) => {
-      const e = JSON.parse(payload.toString()) as { type: string, chat: string, seq: number, id: string }
-      if (e.type !== 'msg' || e.chat !== this.chat) return
-      const before = this.got.get(e.seq)
-      if (before !== undefined && before !== e.id) this.conflicts.push(`seq ${e.seq}: ${before} and ${e.id}`)
-      this.got.set(e.seq, e.id)
-    })
-    await new Promise<void>((resolve, reject) => { this.client.once('connect', () => resolve()); this.client.once('error', reject) })
-    await this.client.subscribeAsync(`dev/${this.creds.deviceId}/inbox`, { qos: 1 })
-    return this
-  }
-
-  /** Sends `n` messages `everyMs` apart; resolves when every one is PUBACKed. */
-  async send (prefix: string, n: number, everyMs: number): Promise<void> {
-    const pending: Array<Promise<unknown>> = []
-    for (let i = 0; i < n; i++) {
-      const id = `${prefix}-${i}`
-      pending.push(this.client.publishAsync(`chat/${this.chat}/msg`, JSON.stringify({ id, type: 'text', body: id }), { qos: 1 }).then(() => { this.acked.push(id) }))
-      await new Promise((resolve) => setTimeout(resolve, everyMs))
-    }
-    await Promise.all(pending)
-  }
-
-  close (): Promise<void> { return this.client.endAsync(true).then(() => {}) }
-}
-
-/** The chat stream as Redis holds it (lengths, pending entries, leases, live workers), for failure messages. */
-async function streamState (): Promise<string> {
-  const r = new Redis(cluster.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-  try {
-    await r.connect()
-    const lines: string[] = []
-    for (let p = 0; p < 8; p++) {
-      const key = streamKey(p)
-      const [len, pending, lease] = await Promise.all([r.xlen(key), r.xpending(key, GROUP), r.get(leaseKey(p))])
-      lines.push(`partition ${p}: length ${len}, pending ${JSON.stringify(pending)}, lease ${lease ?? '-'}`)
-    }
-    lines.push(`workers: ${JSON.stringify(await r.zrange(WORKERS, 0, -1, 'WITHSCORES'))}`)
-    return lines.join('\n')
-  } catch (err) {
-    return `stream state unavailable: ${(err as Error).message}`
-  } finally {
-    r.disconnect()
-  }
-}
-
-// History and inboxes fill at the speed of this machine (FerretDB scans on
-// queries MongoDB answers from indexes): a wait fails when nothing moved for
-// STALL_MS, or after CAP_MS in all.
-const STALL_MS = 45_000
-const CAP_MS = 300_000
-
-let round = 0
-/** Four members (two starting on each broker) send under load while `disrupt` runs; then everything is checked. */
-async function underLoad (disrupt: (chat: string) => Promise<void>): Promise<void> {
-  round++
-  const creds = await Promise.all([1, 2, 3, 4].map((i) => cluster.api.register(`+1555020${round}00${i}`, `m${i}`)))
-  const created = await cluster.api.api('POST', '/v1/chats', creds[0].token, { kind: 'group', name: `load ${round}`, members: creds.slice(1).map((c) => c.userId) })
-  assert.equal(created.status, 201)
-  const chat = created.body.chat_id as string
-  const members = await Promise.all(creds.map((c, i) => new Member(c, chat).connect(i % 2)))
-  try {
-    const sending = Promise.all(members.map((m, i) => m.send(`r${round}m${i}`, 40, 30)))
-    await new Promise((resolve) => setTimeout(resolve, 400))
-    await disrupt(chat)
-    await within('every publish to be acknowledged', sending, 90_000).catch((err: Error) => {
-      throw new Error(`${err.message} (acknowledged per member: ${members.map((m) => m.acked.length).join(', ')}; connected: ${members.map((m) => m.client.connected).join(', ')})\n${cluster.logs()}`)
-    })
-    const accepted = members.flatMap((m) => m.acked)
-    assert.equal(accepted.length, 160)
-
-    // History: each accepted message exactly once, seqs 1..n without a gap.
-    // The bridge drains the backlog at the speed of this machine's FerretDB: a stall fails, slowness does not.
-    let stored: Array<{ seq: number, id: string }> = []
-    const history = await waitWhileProgressing('history to hold every accepted message', async () => {
-      const r = await cluster.api.api('GET', `/v1/chats/${chat}/messages?after=0&limit=500`, creds[0].token)
-      stored = r.body.messages as Array<{ seq: number, id: string }>
-      return { done: stored.length >= accepted.length ? stored : undefined, progress: stored.length }
-    }, STALL_MS, CAP_MS).catch(async (err: Error) => {
-      const have = new Set(stored.map((m) => m.id))
-      const missing = accepted.filter((id) => !have.has(id))
-      throw new Error(`${err.message}: ${stored.length} of ${accepted.length} stored; missing ${missing.slice(0, 20).join(', ')}\n${await streamState()}\n${cluster.logs()}`)
-    })
-    assert.deepEqual(history.map((m) => m.seq), Array.from({ length: history.length }, (_, i) => i + 1), 'gapless seqs')
-    assert.equal(new Set(history.map((m) => m.id)).size, history.length, 'no message stored twice')
-    assert.deepEqual(new Set(history.map((m) => m.id)), new Set(accepted), 'exactly the accepted messages')
-    const idOf = new Map(history.map((m) => [m.seq, m.id]))
-
-    // Every member got every other member's messages, under the seq history gave them.
-    for (const [i, m] of members.entries()) {
-      const others = history.filter((h) => !h.id.startsWith(`r${round}m${i}-`))
-      await waitWhileProgressing(`member ${i} to receive ${others.length} messages`, async () => {
-        const got = others.filter((h) => m.got.get(h.seq) === h.id).length
-        return { done: got === others.length ? true : undefined, progress: got }
-      }, STALL_MS, CAP_MS)
-      assert.deepEqual(m.conflicts, [], 'a seq never carries two messages')
-      for (const [seq, id] of m.got) assert.equal(idOf.get(seq), id)
-    }
-  } finally {
-    await Promise.all(members.map((m) => m.close()))
-  }
-}
-
 test('kill -9 a broker under load: its devices move to the other broker and nothing accepted is lost', async () => {
-  await underLoad(async () => {
+  await underLoad(cluster, async () => {
     await cluster.brokers[0].kill()
   })
   // The killed node comes back with the same id (its port is new) for the next tests.
@@ -152,7 +25,7 @@ test('kill -9 a broker under load: its devices move to the other broker and noth
 })
 
 test('kill -9 a bridge worker under load: its partitions are taken over; no loss, no seq twice, no gap', async () => {
-  await underLoad(async () => {
+  await underLoad(cluster, async () => {
     await cluster.workers[0].kill()
   })
   await cluster.workers[0].start()
@@ -170,7 +43,7 @@ async function leaseHolder (partition: number): Promise<string | null> {
 }
 
 test('a bridge worker stalled (SIGSTOP) past its lease mid-load and then resumed writes no stale seq: no loss, no seq twice, no gap', async () => {
-  await underLoad(async (chat) => {
+  await underLoad(cluster, async (chat) => {
     const p = partitionOf(chat, 8)
     const holder = await waitFor('a worker to hold the chat\'s partition', async () => await leaseHolder(p) ?? undefined, 20_000)
     const stalled = cluster.workers.find((w) => w.env.MQCHAT_NODE_ID === holder)
@@ -189,7 +62,7 @@ test('a bridge worker stalled (SIGSTOP) past its lease mid-load and then resumed
 })
 
 test('kill -9 Redis under load and restart it from its AOF: nothing that was PUBACKed is lost', async () => {
-  await underLoad(async () => {
+  await underLoad(cluster, async () => {
     await cluster.redis.kill()
     await new Promise((resolve) => setTimeout(resolve, 300))
     await cluster.redis.start()

@@ -3,7 +3,7 @@
 // own child process with its own node id.
 import type { ChildProcess } from 'node:child_process'
 import { TestServer } from './server.js'
-import { FerretDb, Minio, RedisCluster, RedisServer } from './services.js'
+import { FerretDb, Minio, RedisCluster, RedisSentinelSet, RedisServer } from './services.js'
 
 export interface ClusterShape {
   brokers?: number
@@ -11,6 +11,8 @@ export interface ClusterShape {
   s3?: boolean
   /** A 3-master Redis Cluster (MQCHAT_REDIS_CLUSTER_NODES) instead of one Redis server. */
   redisCluster?: boolean
+  /** A Sentinel-managed Redis (master, replica, 3 sentinels; MQCHAT_REDIS_SENTINELS) instead of one Redis server. */
+  redisSentinel?: boolean
   env?: Record<string, string>
   /** Flags for node itself, per node id (the benchmarks profile some nodes with --cpu-prof). */
   nodeArgs?: (nodeId: string) => string[]
@@ -20,6 +22,7 @@ export class TestCluster {
   readonly redis = new RedisServer()
   readonly ferret = new FerretDb()
   redisCluster: RedisCluster | undefined
+  sentinel: RedisSentinelSet | undefined
   minio: Minio | undefined
   brokers: TestServer[] = []
   workers: TestServer[] = []
@@ -29,11 +32,14 @@ export class TestCluster {
 
   async start (shape: ClusterShape = {}): Promise<this> {
     if (shape.redisCluster === true) this.redisCluster = new RedisCluster(3)
-    await Promise.all([this.redisCluster ? this.redisCluster.start() : this.redis.start(), this.ferret.start()])
+    if (shape.redisSentinel === true) this.sentinel = new RedisSentinelSet()
+    await Promise.all([this.redisCluster?.start() ?? this.sentinel?.start() ?? this.redis.start(), this.ferret.start()])
     if (shape.s3 === true) this.minio = await new Minio().start()
     this.#env = {
       MQCHAT_PROFILE: 'cluster',
-      ...(this.redisCluster ? { MQCHAT_REDIS_CLUSTER_NODES: this.redisCluster.seeds } : { MQCHAT_REDIS_URL: this.redis.url }),
+      ...(this.redisCluster
+        ? { MQCHAT_REDIS_CLUSTER_NODES: this.redisCluster.seeds }
+        : this.sentinel ? { MQCHAT_REDIS_SENTINELS: this.sentinel.seeds } : { MQCHAT_REDIS_URL: this.redis.url }),
       MQCHAT_MONGO_URL: this.ferret.url('mqchat'),
       MQCHAT_STREAM_PARTITIONS: '8',
       ...(this.minio ? this.minio.env() : {}),
@@ -47,10 +53,15 @@ export class TestCluster {
     return this
   }
 
-  /** The Redis processes: the one server, or every node of the Redis Cluster. */
+  /** The Redis processes: the one server, every node of the Redis Cluster, or the Sentinel set's servers. */
   redisProcesses (): ChildProcess[] {
-    const all = this.redisCluster ? this.redisCluster.nodes.map((n) => n.proc) : [this.redis.proc]
+    const all = this.redisCluster ? this.redisCluster.nodes.map((n) => n.proc) : this.sentinel ? this.sentinel.servers.map((s) => s.proc) : [this.redis.proc]
     return all.filter((p): p is ChildProcess => p !== undefined)
+  }
+
+  /** A URL of the Redis that takes writes now (the current master under Sentinel; not for Redis Cluster). */
+  async redisUrl (): Promise<string> {
+    return this.sentinel ? (await this.sentinel.currentMaster()).url : this.redis.url
   }
 
   /** A new mqchat process of this cluster (not started). */
@@ -65,6 +76,6 @@ export class TestCluster {
 
   async stop (): Promise<void> {
     await Promise.all([...this.brokers, ...this.workers, this.api].filter(Boolean).map((s) => s.dispose()))
-    await Promise.all([this.redis.destroy(), this.redisCluster?.destroy(), this.ferret.destroy(), this.minio?.destroy()])
+    await Promise.all([this.redis.destroy(), this.redisCluster?.destroy(), this.sentinel?.destroy(), this.ferret.destroy(), this.minio?.destroy()])
   }
 }

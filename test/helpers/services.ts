@@ -3,7 +3,7 @@
 // Redis (Debian's redis-server), FerretDB (the MongoDB wire protocol; built by
 // `npm test` into ~/.cache/mqchat/bin) and MinIO (S3, built the same way).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
@@ -81,14 +81,15 @@ export abstract class ChildService {
   }
 }
 
-/** Debian's redis-server, with AOF on and fsync on every write. */
+/** Debian's redis-server, with AOF on and fsync on every write (a replica of `replicaOf`'s port when given). */
 export class RedisServer extends ChildService {
-  constructor () { super('redis') }
+  constructor (readonly replicaOf = 0) { super('redis') }
   get url (): string { return `redis://127.0.0.1:${this.port}` }
   protected override command (): { bin: string, args: string[] } {
     return {
       bin: 'redis-server',
-      args: ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--protected-mode', 'yes']
+      args: ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--protected-mode', 'yes',
+        ...(this.replicaOf > 0 ? ['--replicaof', '127.0.0.1', String(this.replicaOf)] : [])]
     }
   }
 
@@ -139,6 +140,67 @@ export class RedisCluster {
   }
 
   async destroy (): Promise<void> { await Promise.all(this.nodes.map(async (n) => await n.destroy())) }
+}
+
+/** One Redis Sentinel (redis-server --sentinel) watching `master` as "mymaster"; it rewrites its configuration file as it learns. */
+export class RedisSentinel extends RedisServer {
+  constructor (readonly master: number, readonly quorum: number) { super() }
+  protected override command (): { bin: string, args: string[] } {
+    const conf = join(this.dir, 'sentinel.conf')
+    writeFileSync(conf, [
+      `port ${this.port}`, 'bind 127.0.0.1', `dir ${this.dir}`,
+      `sentinel monitor mymaster 127.0.0.1 ${this.master} ${this.quorum}`,
+      // Quick enough for a test; production values are in seconds (README).
+      'sentinel down-after-milliseconds mymaster 1000',
+      'sentinel failover-timeout mymaster 10000',
+      'sentinel parallel-syncs mymaster 1'
+    ].join('\n') + '\n')
+    return { bin: 'redis-server', args: [conf, '--sentinel'] }
+  }
+}
+
+/** A Sentinel-managed Redis: one master, one replica, three sentinels (quorum 2). */
+export class RedisSentinelSet {
+  readonly master = new RedisServer()
+  replica!: RedisServer
+  sentinels: RedisSentinel[] = []
+
+  /** MQCHAT_REDIS_SENTINELS. */
+  get seeds (): string { return this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',') }
+  /** Every Redis server (not the sentinels), master first as started. */
+  get servers (): RedisServer[] { return [this.master, this.replica] }
+
+  async start (): Promise<this> {
+    await this.master.start()
+    this.replica = await new RedisServer(this.master.port).start()
+    await waitFor('the replica to be in sync with the master', async () => (await run('redis-cli', ['-p', String(this.replica.port), 'info', 'replication'])).output.includes('master_link_status:up'), 30_000)
+    this.sentinels = await Promise.all([1, 2, 3].map(async () => await new RedisSentinel(this.master.port, 2).start()))
+    await waitFor('every sentinel to know the replica and the other sentinels', async () => {
+      const states = await Promise.all(this.sentinels.map(async (s) => (await run('redis-cli', ['-p', String(s.port), 'info', 'sentinel'])).output))
+      return states.every((st) => st.includes('slaves=1,sentinels=3'))
+    }, 30_000)
+    return this
+  }
+
+  /** The port the sentinels name as master now (asked of the first that answers). */
+  async masterPort (): Promise<number> {
+    for (const s of this.sentinels) {
+      const r = await run('redis-cli', ['-p', String(s.port), 'sentinel', 'get-master-addr-by-name', 'mymaster'])
+      const port = Number(r.output.trim().split('\n')[1])
+      if (r.code === 0 && port > 0) return port
+    }
+    throw new Error('no sentinel answered')
+  }
+
+  /** The server the sentinels name as master now. */
+  async currentMaster (): Promise<RedisServer> {
+    const port = await this.masterPort()
+    const s = this.servers.find((x) => x.port === port)
+    if (!s) throw new Error(`the sentinels name an unknown master on port ${port}`)
+    return s
+  }
+
+  async destroy (): Promise<void> { await Promise.all([...this.sentinels, this.master, this.replica].filter(Boolean).map(async (n) => await n.destroy())) }
 }
 
 function run (bin: string, args: string[]): Promise<{ code: number, output: string }> {

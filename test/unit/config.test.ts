@@ -85,3 +85,13 @@ test('TLS: the certificate and key come together; XMPP may use the server certif
   assert.equal(c.wssPort, 8084)
   assert.equal(c.httpsPort, 3443)
 })
+
+test('Redis replica wait: a number of replicas and a bound; refused with Redis Cluster', () => {
+  const c = loadConfig({ MQCHAT_PROFILE: 'cluster', MQCHAT_REDIS_SENTINELS: '127.0.0.1:26379', MQCHAT_REDIS_MIN_REPLICAS: '1', MQCHAT_REDIS_REPLICA_WAIT_MS: '250' })
+  assert.equal(c.redisMinReplicas, 1)
+  assert.equal(c.redisReplicaWaitMs, 250)
+  assert.equal(loadConfig({}).redisMinReplicas, 0)
+  assert.throws(() => loadConfig({ MQCHAT_REDIS_MIN_REPLICAS: '-1' }), /MQCHAT_REDIS_MIN_REPLICAS/)
+  assert.throws(() => loadConfig({ MQCHAT_REDIS_REPLICA_WAIT_MS: '0' }), /MQCHAT_REDIS_REPLICA_WAIT_MS/)
+  assert.throws(() => loadConfig({ MQCHAT_REDIS_CLUSTER_NODES: '127.0.0.1:7000', MQCHAT_REDIS_MIN_REPLICAS: '1' }), /MQCHAT_REDIS_MIN_REPLICAS: not supported with Redis Cluster/)
+})
