@@ -1,6 +1,7 @@
 // What every API plugin gets: the domain services, decorated once at the root.
 import type { FastifyRequest } from 'fastify'
 import type { Bridge } from '../bridge/index.js'
+import type { MessageSends } from '../bridge/sends.js'
 import type { Receipts } from '../bridge/receipts.js'
 import type { SettingsService } from '../core/settings.js'
 import type { Presence } from '../core/presence.js'
@@ -23,6 +24,8 @@ export interface ApiServices {
   users: UserLookup
   registration: RegistrationService
   bridge: Bridge
+  /** Message sends and forwards: to the bridge here, or through the chat stream in the cluster. */
+  sends: MessageSends
   receipts: Receipts
   settings: SettingsService
   presence: Presence

@@ -171,32 +171,62 @@ export class Bridge {
 
   /**
    * Forwards a message to other chats (at most maxForwardTargets at once): a
-   * new message in each, marked forwarded, with the same body.
+   * new message in each, marked forwarded, with the same body. Every target
+   * is checked before the first copy is written, so a forward happens whole
+   * or not at all; copy n of the forward has the client id `<clientId>.<n>`.
    */
   async forward (device: Device, fromChat: string, seq: number, targets: string[], clientId: string): Promise<Accepted[]> {
-    const unique = [...new Set(targets)]
-    if (unique.length > this.opts.maxForwardTargets) {
+    const { source, chats } = await this.checkForward(device, fromChat, seq, targets)
+    const results: Accepted[] = []
+    for (const [i, chatId] of chats.entries()) results.push(await this.forwardCopy(device, fromChat, seq, chatId, `${clientId}.${i}`, { source }))
+    return results
+  }
+
+  /** The checks of a forward (throws a DomainError for a refusal): the message forwarded and the distinct target chats. */
+  async checkForward (device: Device, fromChat: string, seq: number, targets: string[]): Promise<{ source: StoredMessage, chats: string[] }> {
+    const chats = [...new Set(targets)]
+    if (chats.length > this.opts.maxForwardTargets) {
       throw new DomainError('forward_limit', `a message can be forwarded to at most ${this.opts.maxForwardTargets} chats at once`, 400)
     }
-    if (!this.chats.isMember(fromChat, device.userId)) throw new DomainError('not_found', 'chat not found', 404)
-    const source = await this.chats.readerOf(this.history, device.userId).get(fromChat, seq)
-    if (!source || source.deletedAt || !CONTENT_TYPES.includes(source.type)) throw new DomainError('unknown_message', `no message ${seq} to forward in this chat`, 404)
-    // Every target is checked before the first copy is written: a forward happens whole or not at all.
-    for (const chatId of unique) {
+    const source = await this.forwardable(device, fromChat, seq)
+    for (const chatId of chats) {
       if (!this.chats.isMember(chatId, device.userId)) throw new DomainError('not_member', `you are not a member of ${chatId}`, 404)
       const other = this.chats.otherMember(chatId, device.userId)
       if (other !== undefined) this.blocks.checkDirect(device.userId, other)
     }
-    const results: Accepted[] = []
-    for (const [i, chatId] of unique.entries()) {
-      // Forwarded media becomes part of the target chat once the copy is stored there (accept links it).
-      const type = source.media ? 'media' : 'text'
-      // The forwarder may send its media: they can read the message that carries it.
-      const accepted = await this.accept(device, chatId, { id: `${clientId}.${i}`, type, body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null }, false, true)
-      accepted.delivered.catch(noop)
-      results.push(accepted)
+    return { source, chats }
+  }
+
+  /** A message the device may forward: one it can read, with content, not deleted. */
+  private async forwardable (device: Device, fromChat: string, seq: number): Promise<StoredMessage> {
+    if (!this.chats.isMember(fromChat, device.userId)) throw new DomainError('not_found', 'chat not found', 404)
+    const source = await this.chats.readerOf(this.history, device.userId).get(fromChat, seq)
+    if (!source || source.deletedAt || !CONTENT_TYPES.includes(source.type)) throw new DomainError('unknown_message', `no message ${seq} to forward in this chat`, 404)
+    return source
+  }
+
+  /**
+   * One copy of a forward, into `chatId` under client id `id` (the source is
+   * read again unless given: in the cluster a bridge worker writes the copy
+   * an API node checked). `redelivered` as for acceptMessage.
+   */
+  async forwardCopy (device: Device, fromChat: string, seq: number, chatId: string, id: string, opts: { source?: StoredMessage, redelivered?: boolean } = {}): Promise<Accepted> {
+    let source = opts.source
+    if (!source) {
+      try {
+        source = await this.forwardable(device, fromChat, seq)
+      } catch (err) {
+        // The copy may be stored already (a repeat), and the original deleted since: the copy keeps its seq.
+        const earlier = err instanceof DomainError ? await this.history.findByClientId(device.id, id) : undefined
+        if (earlier === undefined) throw err
+        return await this.repeated(device, earlier, opts.redelivered === true)
+      }
     }
-    return results
+    // Forwarded media becomes part of the target chat once the copy is stored there (accept links it).
+    // The forwarder may send its media: they can read the message that carries it.
+    const accepted = await this.accept(device, chatId, { id, type: source.media ? 'media' : 'text', body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null }, opts.redelivered === true, true)
+    accepted.delivered.catch(noop)
+    return accepted
   }
 
   /** Tells a device that one of its publishes was refused. */

@@ -1,6 +1,10 @@
 // The chat stream: accepted chat publishes on their way from the brokers to
 // the bridge workers, durable in Redis (DESIGN §5).
 //
+// An entry is a publish from a broker, or an HTTP send from an API node
+// (with a reply address, and marked when it is a forward's copy:
+// cluster/stream-sends.ts).
+//
 // One Redis stream per partition (mqchat:chat-stream:<p>); a chat always
 // hashes to the same partition, so the order of one chat's publishes is the
 // stream order. A broker appends (XADD) before it PUBACKs; with
@@ -32,6 +36,10 @@ export interface StreamEntry {
   payload: Buffer
   /** When the broker accepted it (ms). */
   at: number
+  /** An HTTP send: where its outcome goes (`<nodeId> <n>`, cluster/stream-sends.ts). */
+  reply?: string
+  /** A forward's copy: the payload is a ForwardEntry, not an envelope. */
+  forward: boolean
 }
 
 export interface ReplicationOptions {
@@ -63,9 +71,10 @@ export class ChatStream {
    * appendfsync always, on disk), and with minReplicas once that many
    * replicas have it too, so a Sentinel failover cannot lose it.
    */
-  async append (chatId: string, deviceId: string, payload: Buffer): Promise<string> {
+  async append (chatId: string, deviceId: string, payload: Buffer, opts: { reply?: string, forward?: boolean } = {}): Promise<string> {
     const epoch = this.#epoch
-    const id = await this.redis.xaddBuffer(streamKey(partitionOf(chatId, this.partitions)), '*', 'd', deviceId, 'c', chatId, 'p', payload, 't', String(Date.now()))
+    const extra = [...(opts.reply !== undefined ? ['r', opts.reply] : []), ...(opts.forward === true ? ['k', 'fwd'] : [])]
+    const id = await this.redis.xaddBuffer(streamKey(partitionOf(chatId, this.partitions)), '*', 'd', deviceId, 'c', chatId, 'p', payload, 't', String(Date.now()), ...extra)
     if (this.replication.minReplicas > 0) {
       await this.replicated()
       // WAIT counts the writes of its own connection; one lost in between may have taken the XADD with it.
@@ -101,7 +110,7 @@ export function decodeEntries (raw: Array<[Buffer, Buffer[]]>): StreamEntry[] {
     const c = f.get('c')
     const p = f.get('p')
     if (!d || !c || !p) continue
-    out.push({ id: id.toString(), deviceId: d.toString(), chatId: c.toString(), payload: p, at: Number(f.get('t')?.toString() ?? 0) })
+    out.push({ id: id.toString(), deviceId: d.toString(), chatId: c.toString(), payload: p, at: Number(f.get('t')?.toString() ?? 0), reply: f.get('r')?.toString(), forward: f.get('k')?.toString() === 'fwd' })
   }
   return out
 }

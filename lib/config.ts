@@ -22,6 +22,8 @@ export interface Config {
   /** Replicas that must have a chat stream entry before its PUBACK (Redis WAIT). */
   redisMinReplicas: number
   redisReplicaWaitMs: number
+  /** Cluster: how long an HTTP send waits for its seq before it is answered as queued. */
+  httpSendWaitMs: number
   mongoUrl: string
   streamPartitions: number
   emitterConcurrency: number
@@ -212,6 +214,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'redisClusterNodes', env: 'MQCHAT_REDIS_CLUSTER_NODES', def: '', parse: hostPorts, help: 'cluster profile: Redis Cluster seed nodes (host:port list); when set, Redis Cluster is used' },
   { key: 'redisMinReplicas', env: 'MQCHAT_REDIS_MIN_REPLICAS', def: '0', parse: int(0, 16), help: 'cluster profile: a chat publish is acknowledged only once this many Redis replicas have it (WAIT), so a Sentinel failover loses no acknowledged message; 0: the master\'s reply is enough. Not with Redis Cluster' },
   { key: 'redisReplicaWaitMs', env: 'MQCHAT_REDIS_REPLICA_WAIT_MS', def: '1000', parse: int(10, 60_000), help: 'cluster profile: how long a publish waits for MQCHAT_REDIS_MIN_REPLICAS; then it is not acknowledged, the device\'s connection is closed and the device sends it again' },
+  { key: 'httpSendWaitMs', env: 'MQCHAT_HTTP_SEND_WAIT_MS', def: '5000', parse: int(100, 60_000), help: 'cluster profile: an HTTP send waits this long for the bridge worker to assign its seq; then it is answered 202 (queued: in the chat stream, the seq comes with the `ack` event)' },
   { key: 'mongoUrl', env: 'MQCHAT_MONGO_URL', def: 'mongodb://127.0.0.1:27017/mqchat', parse: mongoUrl, help: 'cluster profile: MongoDB (or a MongoDB-wire server) for history, directory and media records; the database is the URL path' },
   { key: 'streamPartitions', env: 'MQCHAT_STREAM_PARTITIONS', def: '16', parse: int(1, 4096), help: 'cluster profile: chat stream partitions (chats are hashed onto them; each has one bridge worker at a time). Fixed for the life of a cluster' },
   { key: 'emitterConcurrency', env: 'MQCHAT_EMITTER_CONCURRENCY', def: '1000', parse: int(1, 1_000_000), help: 'broker: messages the MQTT router (aedes and mqemitter-redis) processes at once' },

@@ -12,7 +12,8 @@
 //                committed messages (cluster/commit-feed.ts), then the entry
 //                is acked.
 //   api role     the HTTP API. Its chat changes reach every node's mirror
-//                (the ACL) through the directory bus before it answers.
+//                (the ACL) through the directory bus before it answers; its
+//                message sends go through the chat stream (cluster/stream-sends.ts).
 //
 // Every role joins the MQTT cluster as an aedes node (listeners only for the
 // broker role), so whatever events it publishes (receipts, `chat` events,
@@ -43,6 +44,9 @@ import { startRetention } from './retention.js'
 import { CommitFeed } from '../cluster/commit-feed.js'
 import { RecentThenHistory, RedisPositions, subscribeFeed } from '../cluster/positions.js'
 import { Inbox } from '../broker/inbox.js'
+import { forwardEntry, reply, StreamSends } from '../cluster/stream-sends.js'
+import { sentOf } from '../bridge/sends.js'
+import type { Accepted } from '../bridge/index.js'
 import { RecentMessages } from '../bridge/recent.js'
 
 const require = createRequire(import.meta.url)
@@ -132,13 +136,15 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     emit(packet, done)
   }
 
-  const stream = new ChatStream(redis('stream'), cfg.streamPartitions, { minReplicas: cfg.redisMinReplicas, waitMs: cfg.redisReplicaWaitMs })
+  // Brokers and API nodes append to the chat stream (MQTT publishes, HTTP sends).
+  const stream = runs('broker') || runs('api') ? new ChatStream(redis('stream'), cfg.streamPartitions, { minReplicas: cfg.redisMinReplicas, waitMs: cfg.redisReplicaWaitMs }) : undefined
   const handlers = {
     ...d.handlers,
     // Checked here, sequenced by a bridge worker: the PUBACK follows the append.
     msg: async (dev: Device, chatId: string, payload: Buffer) => {
       d.bridge.checkMember(dev, chatId)
       parseEnvelope(payload, cfg.maxMessageBytes)
+      if (!stream) throw new Error('this node does not append to the chat stream')
       return stream.append(chatId, dev.id, payload)
     }
   }
@@ -174,16 +180,32 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       const dev = d.devices.get(e.deviceId) ?? await stores.directory.getDevice(e.deviceId)
       if (!dev) {
         log.warn({ deviceId: e.deviceId, chat: e.chatId }, 'chat stream entry from an unknown device dropped')
+        if (e.reply !== undefined) await reply(replies, e.reply, { refused: new DomainError('unauthorized', 'the device is unknown', 401), device: e.deviceId, chat: e.chatId })
         return
       }
+      const f = e.forward ? forwardEntry(e.payload) : undefined
+      if (e.forward && !f) {
+        log.error({ entry: e.id, chat: e.chatId }, 'unreadable forward entry in the chat stream dropped')
+        return
+      }
+      const id = f ? f.id : clientIdOf(e.payload)
       try {
-        const accepted = await d.bridge.acceptMessage(dev, e.chatId, e.payload, { redelivered })
+        let accepted: Accepted
+        if (f) {
+          accepted = await d.bridge.forwardCopy(dev, f.from, f.seq, e.chatId, f.id, { redelivered })
+        } else {
+          accepted = await d.bridge.acceptMessage(dev, e.chatId, e.payload, { redelivered })
+        }
         await accepted.delivered
+        if (e.reply !== undefined) await reply(replies, e.reply, { sent: sentOf(accepted) })
       } catch (err) {
         if (!(err instanceof DomainError)) throw err
-        d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id: clientIdOf(e.payload) })
+        // An HTTP send is answered with its refusal; a publish's refusal is an `error` inbox event.
+        if (e.reply !== undefined) await reply(replies, e.reply, { refused: err, device: dev.id, chat: e.chatId, id })
+        else d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id })
       }
     }
+    const replies = redis('replies')
     // On Redis Cluster each partition is read on a connection of its own (a read of several streams would cross slots).
     const readerFor = cfg.redisClusterNodes !== '' ? (p: number) => redisConnection(cfg, `worker-read-${p}`, log.child({ part: 'redis' })) : undefined
     worker = new BridgeWorker(redis('worker'), redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions, readerFor })
@@ -192,7 +214,13 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   let ready = false
   const info = runs('broker') ? connectInfo(cfg, broker.mqttPort, broker.wsPort) : connectInfo(cfg, cfg.mqttPort, cfg.wsPort)
-  const api = runs('api') ? await startApi(cfg, d, stores, metrics, info, () => ready, log, tls) : undefined
+  // HTTP sends go through the chat stream too: each chat has one writer, its partition's worker.
+  let sends: StreamSends | undefined
+  if (runs('api') && stream) {
+    sends = new StreamSends(stream, redis('sent-sub'), d.bridge, cfg.nodeId, { waitMs: cfg.httpSendWaitMs, maxMessageBytes: cfg.maxMessageBytes }, log.child({ part: 'sends' }))
+    await sends.start()
+  }
+  const api = runs('api') ? await startApi(cfg, d, stores, metrics, info, () => ready, log, tls, sends) : undefined
   if (tls && runs('broker')) info.tls = { mqttPort: broker.mqttTlsPort, wssPort: broker.wssPort, httpsPort: httpsPort(api) }
   const retention = runs('api')
     ? await startRetention(stores.history, d.media, {

@@ -33,6 +33,7 @@ import type { MediaBackend } from '../media/backend.js'
 import type { ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { isLoopback, type Config } from '../lib/config.js'
 import type { Metrics } from '../lib/metrics.js'
+import { directSends, type MessageSends } from '../bridge/sends.js'
 import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
 import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
 
@@ -166,8 +167,9 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
 }
 
 /** Starts the HTTP API on the configured port. */
-export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: ConnectInfo, ready: () => boolean, log: Logger, tls?: TlsCertificate): Promise<FastifyInstance> {
+export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metrics: Metrics, info: ConnectInfo, ready: () => boolean, log: Logger, tls?: TlsCertificate, sends: MessageSends = directSends(d.bridge)): Promise<FastifyInstance> {
   const api = await buildApi({
+    sends,
     directory: stores.directory,
     history: stores.history,
     devices: d.devices,

@@ -1,6 +1,8 @@
 // History (paged, oldest first) and sending over HTTP. An HTTP send goes
 // through the same bridge as an MQTT publish: same checks, seq, history and
-// fan-out, and the sending device also gets its `ack` inbox event.
+// fan-out, and the sending device also gets its `ack` inbox event. In the
+// cluster it also takes the same path, through the chat stream
+// (bridge/sends.ts).
 import type { FastifyPluginAsync } from 'fastify'
 import type { HistoryStore, StoredMessage } from '../../store/types.js'
 import { messageFields } from '../../bridge/events.js'
@@ -67,7 +69,10 @@ export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number })
     schema: {
       summary: 'Send a message (the same envelope as an MQTT publish to chat/<chatId>/msg)',
       params: { type: 'object', properties: { chatId: { type: 'string' } } },
-      response: { 201: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' }, duplicate: { type: 'boolean' } } } }
+      response: {
+        201: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' }, duplicate: { type: 'boolean' } } },
+        202: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, queued: { type: 'boolean' } } }
+      }
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
@@ -79,8 +84,10 @@ export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number })
       // Only nesting too deep for JSON.stringify (about 10,000 levels) gets here; parseEnvelope refuses far less.
       throw new DomainError('bad_request', `body nests arrays and objects more than ${MAX_BODY_DEPTH} deep`)
     }
-    const { message, duplicate } = await s.bridge.acceptMessage(d, req.params.chatId, raw)
-    return reply.code(duplicate ? 200 : 201).send({ chat: message.chatId, id: message.clientId, seq: message.seq, duplicate })
+    const r = await s.sends.send(d, req.params.chatId, raw)
+    // Queued (cluster): durable in the chat stream, its seq not known in time; the `ack` inbox event brings it.
+    if ('queued' in r) return await reply.code(202).send(r)
+    return await reply.code(r.duplicate ? 200 : 201).send(r)
   })
 
   app.post<{ Params: { chatId: string, seq: number }, Body: { to: string[], id: string } }>('/v1/chats/:chatId/messages/:seq/forward', {
@@ -91,12 +98,16 @@ export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number })
         type: 'object', required: ['to', 'id'], additionalProperties: false,
         properties: { to: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1000 }, id: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,60}$' } }
       },
-      response: { 201: { type: 'object', properties: { forwarded: { type: 'array', items: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' } } } } } } }
+      response: {
+        201: { type: 'object', properties: { forwarded: { type: 'array', items: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' } } } } } },
+        202: { type: 'object', properties: { forwarded: { type: 'array', items: { type: 'object', properties: { chat: { type: 'string' }, id: { type: 'string' }, seq: { type: 'integer' }, queued: { type: 'boolean' } } } } } }
+      }
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
     await takeSendBudget(d.id)
-    const results = await s.bridge.forward(d, req.params.chatId, req.params.seq, req.body.to, req.body.id)
-    return reply.code(201).send({ forwarded: results.map((r) => ({ chat: r.message.chatId, id: r.message.clientId, seq: r.message.seq })) })
+    const results = await s.sends.forward(d, req.params.chatId, req.params.seq, req.body.to, req.body.id)
+    const forwarded = results.map((r) => 'queued' in r ? r : { chat: r.chat, id: r.id, seq: r.seq })
+    return await reply.code(results.some((r) => 'queued' in r) ? 202 : 201).send({ forwarded })
   })
 }

@@ -368,10 +368,12 @@ async function main (argv: string[]): Promise<number> {
       }
       const ref = positionals[0]
       const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
-      const r = await call<{ chat: string, id: string, seq: number, duplicate: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`,
+      const r = await call<{ chat: string, id: string, seq?: number, duplicate?: boolean, queued?: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`,
         { token: p.token, body: { id: values.id ?? randomUUID(), ...envelope, ts: Date.now() } })
       const media = uploaded ? { media_id: uploaded.mediaId, uploaded: !uploaded.existing } : {}
-      out(values.json, { ...r, ...media }, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}: seq ${r.seq}${r.duplicate ? ' (already sent before)' : ''}` +
+      // Queued (a cluster under a backlog): taken durably, its seq not known yet.
+      const where = r.queued === true ? `queued, seq not assigned yet (id ${r.id})` : `seq ${String(r.seq)}${r.duplicate === true ? ' (already sent before)' : ''}`
+      out(values.json, { ...r, ...media }, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}: ${where}` +
         (uploaded ? ` (media ${uploaded.mediaId}${uploaded.existing ? ', already stored: not uploaded again' : ''})` : ''))
       return EXIT.ok
     }
@@ -388,9 +390,9 @@ async function main (argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { id: { type: 'string' } })
       need(positionals, 3, cmd)
       const p = requireDeviceProfile(profileName(values.profile))
-      const r = await call<{ forwarded: Array<{ chat: string, seq: number }> }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/forward`,
+      const r = await call<{ forwarded: Array<{ chat: string, seq?: number, queued?: boolean }> }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/forward`,
         { token: p.token, body: { to: positionals.slice(2), id: values.id ?? randomUUID() } })
-      out(values.json, r, r.forwarded.map((f) => `forwarded to ${f.chat}: seq ${f.seq}`).join('\n'))
+      out(values.json, r, r.forwarded.map((f) => `forwarded to ${f.chat}: ${f.queued === true ? 'queued, seq not assigned yet' : `seq ${String(f.seq)}`}`).join('\n'))
       return EXIT.ok
     }
     case 'presence': {

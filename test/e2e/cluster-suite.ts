@@ -283,6 +283,75 @@ export function clusterSuite (redisCluster: boolean): void {
     await waitFor('a refusal', () => g.events.find((e) => e.type === 'error' && e.code === 'rate_limited'), 10_000)
   })
 
+  test('HTTP sends go through the chat stream: mixed with MQTT publishes, one gapless order; repeats, refusals and forwards answered with the worker\'s outcome', async () => {
+    const hank = await cluster.api.register('+15550100011', 'hank-phone')
+    const ivy = await cluster.api.register('+15550100012', 'ivy-phone')
+    const g = (await cluster.api.api('POST', '/v1/chats', hank.token, { kind: 'group', name: 'mixed', members: [ivy.userId] })).body.chat_id as string
+    const g2 = (await cluster.api.api('POST', '/v1/chats', hank.token, { kind: 'group', name: 'forwarded into', members: [ivy.userId] })).body.chat_id as string
+    const h = await online(hank, 0)
+    const i = await online(ivy, 1)
+    const overHttp = Promise.all(Array.from({ length: 15 }, async (_, n) => await cluster.api.api('POST', `/v1/chats/${g}/messages`, hank.token, { id: `hh${n}`, type: 'text', body: `http ${n}` })))
+    await Promise.all(Array.from({ length: 15 }, async (_, n) => { await i.publish(g, { id: `iv${n}`, type: 'text', body: `mqtt ${n}` }) }))
+    const answers = await overHttp
+    for (const a of answers) assert.equal(a.status, 201, JSON.stringify(a.body))
+    const stored = await waitFor('history to hold all 30', async () => {
+      const r = await cluster.api.api('GET', `/v1/chats/${g}/messages?after=0&limit=100`, hank.token)
+      const m = r.body.messages as Array<{ seq: number, id: string }>
+      return m.length >= 30 ? m : undefined
+    }, 20_000)
+    assert.deepEqual(stored.map((m) => m.seq), Array.from({ length: 30 }, (_, n) => n + 1), 'one gapless order')
+    const seqOf = new Map(stored.map((m) => [m.id, m.seq]))
+    for (const a of answers) assert.equal(a.body.seq, seqOf.get(a.body.id as string), `the HTTP answer's seq is history's for ${String(a.body.id)}`)
+    // The sender's device gets its acks; the other member gets the HTTP sends.
+    await h.waitCount('ack', g, 15, 20_000)
+    await waitFor('ivy to get every HTTP send', () => i.of('msg', g).filter((e) => String(e.id).startsWith('hh')).length >= 15 ? true : undefined, 20_000)
+
+    const again = await cluster.api.api('POST', `/v1/chats/${g}/messages`, hank.token, { id: 'hh0', type: 'text', body: 'http 0' })
+    assert.equal(again.status, 200)
+    assert.deepEqual([again.body.duplicate, again.body.seq], [true, seqOf.get('hh0')])
+    // Only the worker can refuse this one (it needs history): its refusal is the HTTP answer.
+    const edit = await cluster.api.api('POST', `/v1/chats/${g}/messages`, hank.token, { id: 'e1', type: 'edit', ref: seqOf.get('iv0'), body: 'not mine' })
+    assert.equal(edit.status, 403, JSON.stringify(edit.body))
+    assert.equal(edit.body.error.code, 'not_sender')
+    const fwd = await cluster.api.api('POST', `/v1/chats/${g}/messages/${seqOf.get('iv3')}/forward`, hank.token, { to: [g2], id: 'f1' })
+    assert.equal(fwd.status, 201, JSON.stringify(fwd.body))
+    assert.deepEqual(fwd.body.forwarded, [{ chat: g2, id: 'f1.0', seq: 1 }])
+    const copy = (await cluster.api.api('GET', `/v1/chats/${g2}/messages?after=0`, ivy.token)).body.messages as Array<{ id: string, forwarded?: boolean, body: string }>
+    assert.deepEqual(copy.map((m) => [m.id, m.forwarded, m.body]), [['f1.0', true, 'mqtt 3']])
+  })
+
+  test('an HTTP send whose seq comes late is answered 202 queued; its ack follows, and a refusal found late is an error event', async () => {
+    const jay = await cluster.api.register('+15550100013', 'jay-phone')
+    const kim = await cluster.api.register('+15550100014', 'kim-phone')
+    const chat = (await cluster.api.api('POST', '/v1/chats', jay.token, { kind: 'direct', user: kim.userId })).body.chat_id as string
+    const j = await online(jay, 0)
+    const impatient = await cluster.node('api', 'api-impatient', { MQCHAT_HTTP_SEND_WAIT_MS: '300' }).start()
+    try {
+      const workers = cluster.workers.map((w) => w.proc).filter((p) => p !== undefined)
+      assert.equal(workers.length, 2)
+      let queued, late
+      // No worker runs for a while (a backlog): nothing can get its seq in 300 ms.
+      for (const w of workers) w.kill('SIGSTOP')
+      try {
+        queued = await impatient.api('POST', `/v1/chats/${chat}/messages`, jay.token, { id: 'q1', type: 'text', body: 'later' })
+        late = await impatient.api('POST', `/v1/chats/${chat}/messages`, jay.token, { id: 'q2', type: 'edit', ref: 99, body: 'no such message' })
+      } finally {
+        for (const w of workers) w.kill('SIGCONT')
+      }
+      assert.equal(queued.status, 202, JSON.stringify(queued.body))
+      assert.deepEqual(queued.body, { chat, id: 'q1', queued: true })
+      assert.equal(late.status, 202, JSON.stringify(late.body))
+      const ack = await waitFor('the ack of the queued send', () => j.events.find((e) => e.type === 'ack' && e.id === 'q1'), 20_000)
+      assert.equal(ack.seq, 1)
+      const refused = await waitFor('the late refusal', () => j.events.find((e) => e.type === 'error' && e.id === 'q2'), 20_000)
+      assert.equal(refused.code, 'unknown_message')
+      const history = await cluster.api.api('GET', `/v1/chats/${chat}/messages?after=0`, kim.token)
+      assert.deepEqual(history.body.messages.map((m: { id: string }) => m.id), ['q1'])
+    } finally {
+      await impatient.dispose()
+    }
+  })
+
   test('XMPP: a stream management resume that lands on the other broker is refused there, and the new session gets every message once it is bound, in order', async () => {
     const dave = await cluster.api.register('+15550100011', 'dave-xmpp')
     const erin = await cluster.api.register('+15550100012', 'erin-phone')

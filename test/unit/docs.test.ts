@@ -18,7 +18,7 @@ test('the README configuration table is the one lib/config.ts describes', () => 
 test('every refusal code the server emits is documented in docs/protocol.md', () => {
   const sources = ['plugins/authorize-publish.ts', 'bridge/index.ts', 'bridge/envelope.ts', 'bridge/receipts.ts', 'bridge/typing.ts', 'core/chats.ts', 'core/devices.ts',
     'core/registration.ts', 'core/errors.ts', 'core/message-rules.ts', 'core/blocks.ts', 'api/context.ts', 'api/app.ts', 'api/routes/chats.ts', 'api/routes/messages.ts', 'api/routes/receipts.ts',
-    'core/media.ts', 'media/local-blob.ts', 'api/routes/media.ts']
+    'core/media.ts', 'media/local-blob.ts', 'api/routes/media.ts', 'cluster/stream-sends.ts']
   const codes = new Set<string>()
   for (const file of sources) {
     const text = readFileSync(resolve(root, file), 'utf8')
