@@ -40,6 +40,7 @@ import type { Logger } from 'pino'
 import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
 import type { RedisConnection } from './redis.js'
 import { timedOut } from '../lib/timeout.js'
+import { groupBy } from '../lib/group.js'
 
 /** Live workers by last heartbeat (a sorted set). */
 export const WORKERS = 'mqchat:bridge-workers'
@@ -89,8 +90,8 @@ export class BridgeWorker {
 
   constructor (
     private readonly redis: RedisConnection,
-    /** A connection of its own: XREADGROUP BLOCK holds it. */
-    private readonly blocking: RedisConnection,
+    /** A connection of its own for reading: XREADGROUP BLOCK holds it. Unused (may be undefined) with readerFor. */
+    private readonly blocking: RedisConnection | undefined,
     private readonly nodeId: string,
     private readonly handle: EntryHandler,
     private readonly log: Logger,
@@ -112,7 +113,7 @@ export class BridgeWorker {
         if (!String((err as Error).message).includes('BUSYGROUP')) throw err
       }
     }
-    this.blocking.on('close', () => { this.#readEpoch++ })
+    this.blocking?.on('close', () => { this.#readEpoch++ })
     await this.beat()
     this.#timer = setInterval(() => { this.beat().catch((err: unknown) => this.log.warn({ err }, 'bridge worker heartbeat failed')) }, this.beatMs)
     this.#loop = this.run()
@@ -184,6 +185,7 @@ export class BridgeWorker {
       await sleep(100)
       return
     }
+    if (!this.blocking) throw new Error('a bridge worker needs a reading connection or readerFor')
     await Promise.all(mine.filter((p) => this.#owned.get(p)?.recover).map((p) => this.drainPending(p)))
     const reading = mine.filter((p) => this.#owned.has(p) && this.#owned.get(p)?.recover === false)
     if (reading.length === 0) return
@@ -269,12 +271,7 @@ export class BridgeWorker {
    */
   private async process (p: number, entries: StreamEntry[], redelivered: boolean): Promise<boolean> {
     if (!this.#owned.has(p)) return false
-    const byChat = new Map<string, StreamEntry[]>()
-    for (const e of entries) {
-      const list = byChat.get(e.chatId)
-      if (list) list.push(e)
-      else byChat.set(e.chatId, [e])
-    }
+    const byChat = groupBy(entries, (e) => e.chatId)
     const handled: string[] = []
     let failed = false
     await Promise.all([...byChat.values()].map(async (list) => {

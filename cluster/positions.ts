@@ -14,6 +14,7 @@ import type { InboxHistory } from '../broker/inbox.js'
 import type { HistoryStore, Position, PositionStore, StoredMessage } from '../store/types.js'
 import { COMMITTED_CHANNEL, lastKey, recentKey } from './commit-feed.js'
 import { partitionOf } from './chat-stream.js'
+import { groupBy } from '../lib/group.js'
 
 export const positionsKey = (deviceId: string): string => `mqchat:pos:{${deviceId}}`
 
@@ -63,13 +64,7 @@ export class RedisPositions implements PositionStore {
 
   /** A new device starts at the current end of each of its user's chats: it is owed what comes after its creation. */
   async provision (deviceId: string, chatIds: Iterable<string>): Promise<void> {
-    const byPartition = new Map<number, string[]>()
-    for (const chatId of chatIds) {
-      const p = partitionOf(chatId, this.partitions)
-      const list = byPartition.get(p)
-      if (list) list.push(chatId)
-      else byPartition.set(p, [chatId])
-    }
+    const byPartition = groupBy(chatIds, (chatId) => partitionOf(chatId, this.partitions))
     const args: Array<string | number> = []
     await Promise.all([...byPartition].map(async ([p, chats]) => {
       const seqs = await this.#redis.hmget(lastKey(p), ...chats)

@@ -122,7 +122,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   d.blocks.notifyWith(() => bus.publish({ kind: 'blocks' }))
 
   // The MQTT layer: sessions and routing in Redis.
-  const persistence = redisPersistence({ conn: redis('sessions'), maxSessionDelivery: cfg.maxQueue })
+  const persistence = redisPersistence({ conn: redis('sessions'), maxQueue: cfg.maxQueue })
   const routerSub = redis('router-sub')
   const mq = mqemitterRedis({ pubConn: redis('router-pub'), subConn: routerSub, concurrency: cfg.emitterConcurrency })
   // mqemitter-redis re-emits its connections' errors here; unhandled, one Redis restart would end the process.
@@ -208,7 +208,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     const replies = redis('replies')
     // On Redis Cluster each partition is read on a connection of its own (a read of several streams would cross slots).
     const readerFor = cfg.redisClusterNodes !== '' ? (p: number) => redisConnection(cfg, `worker-read-${p}`, log.child({ part: 'redis' })) : undefined
-    worker = new BridgeWorker(redis('worker'), redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions, readerFor })
+    worker = new BridgeWorker(redis('worker'), readerFor ? undefined : redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions, readerFor })
     await worker.start()
   }
 

@@ -20,6 +20,6 @@ abstractPersistence({
   persistence: async () => {
     const conn = new Redis(server.url)
     await conn.flushall()
-    return redisPersistence({ conn, maxSessionDelivery: 1000 })
+    return redisPersistence({ conn, maxQueue: 1000 })
   }
 })
