@@ -176,6 +176,8 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   let worker: BridgeWorker | undefined
   if (runs('bridge')) {
+    // HTTP sends' outcomes go back to their API node on this connection.
+    const replies = redis('replies')
     const handle = async (e: StreamEntry, redelivered: boolean): Promise<void> => {
       const dev = d.devices.get(e.deviceId) ?? await stores.directory.getDevice(e.deviceId)
       if (!dev) {
@@ -205,7 +207,6 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
         else d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id })
       }
     }
-    const replies = redis('replies')
     // On Redis Cluster each partition is read on a connection of its own (a read of several streams would cross slots).
     const readerFor = cfg.redisClusterNodes !== '' ? (p: number) => redisConnection(cfg, `worker-read-${p}`, log.child({ part: 'redis' })) : undefined
     worker = new BridgeWorker(redis('worker'), readerFor ? undefined : redis('worker-read'), cfg.nodeId, handle, log.child({ part: 'worker' }), { partitions: cfg.streamPartitions, readerFor })
