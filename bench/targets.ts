@@ -19,7 +19,8 @@ export interface BenchTarget {
   receiverPort?: number
   pid: number
   /** Every process of the target (the cluster's brokers, bridge workers, API, Redis, FerretDB). */
-  processes?: Array<{ name: string, pid: number, log?: () => string }>
+  /** `tree`: the process and its children (PostgreSQL's backends). */
+  processes?: Array<{ name: string, pid: number, tree?: boolean, log?: () => string }>
   /** Broker processes whose memory the connections scenario reports one by one. */
   brokers?: Array<{ name: string, pid: number, port: number }>
   /** mqchat only. */
@@ -111,12 +112,12 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string, dependencies: Record<string, string> }
   return {
     name: 'mqchat-cluster',
-    version: `mqchat ${pkg.version} cluster: 2 brokers, 2 bridge workers, API, Redis, FerretDB`,
+    version: `mqchat ${pkg.version} cluster: 2 brokers, 2 bridge workers, API, Redis, FerretDB on PostgreSQL`,
     host: '127.0.0.1',
     port: c.brokers[0]!.ports.mqtt,
     receiverPort: c.brokers[1]!.ports.mqtt,
     pid: c.brokers[0]!.proc!.pid!,
-    processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid!, log: () => n.log })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }],
+    processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid!, log: () => n.log })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }, { name: 'postgres', pid: c.ferret.postgres!.proc!.pid!, tree: true }],
     brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt })),
     httpUrl: c.api.url,
     redisUrl: c.redis.url,
@@ -127,14 +128,36 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
 
 /** CPU seconds of every process of a target. */
 export function targetCpuSeconds (t: BenchTarget): number {
-  return (t.processes?.map((p) => p.pid) ?? [t.pid]).reduce((a, pid) => a + cpuSeconds(pid), 0)
+  return (t.processes ?? [{ pid: t.pid }]).reduce((a, p) => a + processCpuSeconds(p), 0)
+}
+
+/** CPU seconds of one of a target's processes, its children included for a `tree`. */
+export function processCpuSeconds (p: { pid: number, tree?: boolean }): number {
+  return p.tree === true ? treeCpuSeconds(p.pid) : cpuSeconds(p.pid)
+}
+
+function statFields (pid: number): string[] {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return f.slice(f.lastIndexOf(')') + 2).split(' ')
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */
 export function cpuSeconds (pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ')
+  const fields = statFields(pid)
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** CPU seconds of a process, of its children that ended (waited for) and of those still running. */
+function treeCpuSeconds (pid: number): number {
+  const fields = statFields(pid)
+  let ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
+  for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean)) {
+    try {
+      const c = statFields(Number(child))
+      ticks += Number(c[11]) + Number(c[12])
+    } catch { /* ended meanwhile: counted in the parent's children time from now on */ }
+  }
+  return ticks / 100
 }
 
 /** Resident memory of a process in bytes, from /proc. */

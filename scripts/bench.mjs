@@ -11,7 +11,7 @@ say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 const args = process.argv.slice(2)
 const cluster = !args.includes('--local-only') && !args.includes('--help') && !args.includes('-h')
-ensureDebianPackages(say, cluster ? [['mosquitto', 'mosquitto'], ['redis-server', 'redis-server']] : [['mosquitto', 'mosquitto']])
+ensureDebianPackages(say, cluster ? [['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['pg_ctlcluster', 'postgresql']] : [['mosquitto', 'mosquitto']])
 // The cluster profile's MongoDB-wire server, as in the tests.
 if (cluster) process.env.MQCHAT_TEST_FERRETDB = ensureFerretDb(say)
 const r = spawnSync(process.execPath, ['dist/bench/main.js', ...args], { stdio: 'inherit' })

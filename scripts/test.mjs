@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm test`: builds, makes sure the real components the tests talk to are
-// installed (Debian's mosquitto, mosquitto-clients, redis-server and
-// python3-slixmpp, an XMPP client for the gateway tests, python3-paho-mqtt, an MQTT client; FerretDB
-// and MinIO built with Go), then runs every *.test.js under dist/test with
+// installed (Debian's mosquitto, mosquitto-clients, redis-server,
+// postgresql (FerretDB's backend in the cluster tests), python3-slixmpp, an
+// XMPP client for the gateway tests, python3-paho-mqtt, an MQTT client;
+// FerretDB and MinIO built with Go), then runs every *.test.js under dist/test with
 // Node's test runner. Pass file name fragments to run a subset:
 //   npm test -- registration persistence
 // The tests, and every server they start, run on the Node that runs this
@@ -21,7 +22,7 @@ if (!version) { say(`MQCHAT_TEST_NODE=${runtime} does not run`); process.exit(1)
 say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
-ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['py:slixmpp', 'python3-slixmpp'], ['py:paho.mqtt', 'python3-paho-mqtt'], ['curl', 'curl'], ['openssl', 'openssl']])
+ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['pg_ctlcluster', 'postgresql'], ['py:slixmpp', 'python3-slixmpp'], ['py:paho.mqtt', 'python3-paho-mqtt'], ['curl', 'curl'], ['openssl', 'openssl']])
 
 // MinIO (the S3 server of the media tests) and FerretDB (the MongoDB-wire
 // server of the cluster tests), built with Go once into a cache outside the clone.

@@ -11,7 +11,7 @@ import * as hdr from 'hdr-histogram-js'
 import { ROOT } from '../../mosquitto-compat-tests/src/targets.js'
 import { directChat, pool, registerUsers } from '../fixtures.js'
 import { commandCalls, perMessage, type CommandsPerMessage } from '../redis-commands.js'
-import { cpuSeconds, targetCpuSeconds, type BenchTarget } from '../targets.js'
+import { processCpuSeconds, targetCpuSeconds, type BenchTarget } from '../targets.js'
 import type { FromWorker, PairSpec, ToWorker } from '../worker.js'
 import { DRAIN_MS } from '../client.js'
 
@@ -90,12 +90,12 @@ export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: strin
     const calls0 = t.redisUrl !== undefined ? await commandCalls(t.redisUrl) : undefined
     const nodes0 = await nodeCommandCounts(t)
     const c0 = targetCpuSeconds(t)
-    const each0 = t.processes?.map((p) => cpuSeconds(p.pid))
+    const each0 = t.processes?.map((p) => processCpuSeconds(p))
     const w0 = performance.now()
     const closed = await runAll({ type: 'run', mode: 'closed', window: o.window, durationMs: o.durationMs, warmupMs: o.warmupMs })
     const elapsedS = (performance.now() - w0) / 1000
     const serverCores = (targetCpuSeconds(t) - c0) / elapsedS
-    const cpuByProcess = t.processes?.map((p, i) => ({ name: p.name, cores: Math.round(100 * (cpuSeconds(p.pid) - each0![i]!) / elapsedS) / 100 }))
+    const cpuByProcess = t.processes?.map((p, i) => ({ name: p.name, cores: Math.round(100 * (processCpuSeconds(p) - each0![i]!) / elapsedS) / 100 }))
     if (cpuByProcess) log(`${t.name}: CPU by process: ${cpuByProcess.map((p) => `${p.name} ${p.cores}`).join(', ')}`)
     const generatorCores = closed.reduce((a, r) => a + r.cpuMs, 0) / 1000 / elapsedS
     const maxRate = closed.reduce((a, r) => a + r.measured, 0) / ((o.durationMs - o.warmupMs) / 1000)

@@ -3,7 +3,7 @@
 // own child process with its own node id.
 import type { ChildProcess } from 'node:child_process'
 import { TestServer } from './server.js'
-import { FerretDb, Minio, RedisCluster, RedisSentinelSet, RedisServer } from './services.js'
+import { FerretDb, Minio, Postgres, RedisCluster, RedisSentinelSet, RedisServer } from './services.js'
 
 export interface ClusterShape {
   brokers?: number
@@ -20,7 +20,8 @@ export interface ClusterShape {
 
 export class TestCluster {
   readonly redis = new RedisServer()
-  readonly ferret = new FerretDb()
+  // FerretDB on PostgreSQL: its SQLite backend scans where PostgreSQL uses an index (bench/README.md § item 8).
+  readonly ferret = new FerretDb(new Postgres())
   redisCluster: RedisCluster | undefined
   sentinel: RedisSentinelSet | undefined
   minio: Minio | undefined

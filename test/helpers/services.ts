@@ -3,7 +3,7 @@
 // Redis (Debian's redis-server), FerretDB (the MongoDB wire protocol; built by
 // `npm test` into ~/.cache/mqchat/bin) and MinIO (S3, built the same way).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
@@ -32,7 +32,7 @@ export abstract class ChildService {
     this.dir = mkdtempSync(join(tmpdir(), `mqchat-${name}-`))
   }
 
-  protected abstract command (): { bin: string, args: string[], env?: Record<string, string> }
+  protected abstract command (): { bin: string, args: string[], env?: Record<string, string>, uid?: number, gid?: number }
   protected ready (): Promise<boolean> { return accepts(this.port) }
 
   /** The last lines the process wrote, for failure messages. */
@@ -40,8 +40,8 @@ export abstract class ChildService {
 
   async start (): Promise<this> {
     if (this.port === 0) this.port = await freePort()
-    const { bin, args, env } = this.command()
-    const p = spawn(bin, args, { cwd: this.dir, env: { PATH: process.env.PATH ?? '', HOME: this.dir, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const { bin, args, env, uid, gid } = this.command()
+    const p = spawn(bin, args, { cwd: this.dir, env: { PATH: process.env.PATH ?? '', HOME: this.dir, ...env }, stdio: ['ignore', 'pipe', 'pipe'], uid, gid })
     this.proc = p
     const keep = (b: Buffer): void => { this.#output = (this.#output + b.toString()).slice(-20_000) }
     p.stdout?.on('data', keep)
@@ -203,9 +203,9 @@ export class RedisSentinelSet {
   async destroy (): Promise<void> { await Promise.all([...this.sentinels, this.master, this.replica].filter(Boolean).map(async (n) => await n.destroy())) }
 }
 
-function run (bin: string, args: string[]): Promise<{ code: number, output: string }> {
+function run (bin: string, args: string[], as: { uid?: number, gid?: number } = {}): Promise<{ code: number, output: string }> {
   return new Promise((resolve) => {
-    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], ...as })
     let output = ''
     p.stdout.on('data', (b: Buffer) => { output += b.toString() })
     p.stderr.on('data', (b: Buffer) => { output += b.toString() })
@@ -215,15 +215,66 @@ function run (bin: string, args: string[]): Promise<{ code: number, output: stri
   })
 }
 
-/** FerretDB 1.x on its SQLite backend: a server speaking the MongoDB wire protocol. */
+/** Debian's PostgreSQL (the newest installed major), a cluster of its own in a temporary directory; as `nobody` when run as root, which PostgreSQL refuses. */
+export class Postgres extends ChildService {
+  readonly #as = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  #initialised = false
+  constructor () { super('postgres') }
+  /** The database FerretDB keeps its data in (initdb's own `postgres` database). */
+  get url (): string { return `postgres://mqchat@127.0.0.1:${this.port}/postgres` }
+
+  static bin (name: string): string {
+    const root = '/usr/lib/postgresql'
+    const majors = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
+    if (majors.length === 0) throw new Error(`no PostgreSQL under ${root} (Debian's postgresql package; npm test installs it)`)
+    return join(root, majors[0], 'bin', name)
+  }
+
+  override async start (): Promise<this> {
+    if (!this.#initialised) {
+      if (this.#as.uid !== undefined) chownSync(this.dir, this.#as.uid, this.#as.gid)
+      const r = await run(Postgres.bin('initdb'), ['-D', join(this.dir, 'data'), '-A', 'trust', '-U', 'mqchat', '--no-sync'], this.#as)
+      if (r.code !== 0) throw new Error(`initdb failed:\n${r.output}`)
+      this.#initialised = true
+    }
+    return await super.start()
+  }
+
+  /** A graceful stop is PostgreSQL's fast shutdown (SIGINT): its default (SIGTERM) waits for every client to leave. */
+  protected override async stopProcess (signal: NodeJS.Signals): Promise<void> {
+    await super.stopProcess(signal === 'SIGTERM' ? 'SIGINT' : signal)
+  }
+
+  protected override command (): { bin: string, args: string[], uid?: number, gid?: number } {
+    return { bin: Postgres.bin('postgres'), args: ['-D', join(this.dir, 'data'), '-p', String(this.port), '-k', this.dir, '-c', 'listen_addresses=127.0.0.1'], ...this.#as }
+  }
+}
+
+/**
+ * FerretDB 1.x: a server speaking the MongoDB wire protocol, on its SQLite
+ * backend, or on PostgreSQL when given one (the cluster tests and the bench:
+ * bench/README.md § item 8 measured it 1.8 times faster there).
+ */
 export class FerretDb extends ChildService {
-  constructor () { super('ferretdb') }
+  constructor (readonly postgres?: Postgres) { super('ferretdb') }
   url (database: string): string { return `mongodb://127.0.0.1:${this.port}/${database}` }
+
+  override async start (): Promise<this> {
+    if (this.postgres && !this.postgres.proc) await this.postgres.start()
+    return await super.start()
+  }
+
   protected override command (): { bin: string, args: string[] } {
+    const backend = this.postgres ? ['--handler=postgresql', `--postgresql-url=${this.postgres.url}`] : ['--handler=sqlite', `--sqlite-url=file:${this.dir}/`]
     return {
       bin: cachedBinary('ferretdb', 'MQCHAT_TEST_FERRETDB'),
-      args: ['--handler=sqlite', `--sqlite-url=file:${this.dir}/`, `--listen-addr=127.0.0.1:${this.port}`, '--state-dir', this.dir, '--telemetry=disable', '--log-level=warn', '--debug-addr=-']
+      args: [...backend, `--listen-addr=127.0.0.1:${this.port}`, '--state-dir', this.dir, '--telemetry=disable', '--log-level=warn', '--debug-addr=-']
     }
+  }
+
+  override async destroy (): Promise<void> {
+    await super.destroy()
+    await this.postgres?.destroy()
   }
 }
 
