@@ -1,7 +1,9 @@
 // Real servers the tests talk to, each a child process on free loopback
 // ports with its data in a temporary directory, stopped by its own pid:
-// Redis (Debian's redis-server), FerretDB (the MongoDB wire protocol; built by
-// `npm test` into ~/.cache/mqchat/bin) and MinIO (S3, built the same way).
+// Redis (Debian's redis-server; also as a Redis Cluster or a Sentinel set),
+// PostgreSQL (Debian's, FerretDB's backend), FerretDB (the MongoDB wire
+// protocol; built by `npm test` into ~/.cache/mqchat/bin) and MinIO (S3,
+// built the same way).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
