@@ -122,9 +122,7 @@ export class Bridge {
       } catch (err) {
         // A retry gets its original seq, even when the rules would refuse it now (an edit window that has passed).
         // (A retry the rules still allow is recognised by append itself: one store read fewer per message.)
-        const earlier = err instanceof DomainError ? await this.history.findByClientId(device.id, env.id) : undefined
-        if (earlier === undefined) throw err
-        return await this.repeated(device, earlier, redelivered)
+        return await this.repeatOr(err, device, env.id, redelivered)
       }
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
       // Delivered by positions, a message has nothing to redo after a crash but the linking of its media.
@@ -155,6 +153,13 @@ export class Bridge {
     // A reply, edit, delete or reaction may only refer to a message the sender can read.
     const target = env.ref !== null ? await this.chats.readerOf(this.history, device.userId).get(chatId, env.ref) : undefined
     return await effectOf(env, target, device.userId, () => this.chats.isAdmin(chatId, device.userId), now, this.opts)
+  }
+
+  /** A refusal (`err`) of a client id this device had sent before is a repeat of it; anything else is thrown. */
+  private async repeatOr (err: unknown, device: Device, clientId: string, redelivered: boolean): Promise<Accepted> {
+    const earlier = err instanceof DomainError ? await this.history.findByClientId(device.id, clientId) : undefined
+    if (earlier === undefined) throw err
+    return await this.repeated(device, earlier, redelivered)
   }
 
   /** A message this device sent before under the same client id: the original seq, acknowledged again. */
@@ -217,9 +222,7 @@ export class Bridge {
         source = await this.forwardable(device, fromChat, seq)
       } catch (err) {
         // The copy may be stored already (a repeat), and the original deleted since: the copy keeps its seq.
-        const earlier = err instanceof DomainError ? await this.history.findByClientId(device.id, id) : undefined
-        if (earlier === undefined) throw err
-        return await this.repeated(device, earlier, opts.redelivered === true)
+        return await this.repeatOr(err, device, id, opts.redelivered === true)
       }
     }
     // Forwarded media becomes part of the target chat once the copy is stored there (accept links it).
