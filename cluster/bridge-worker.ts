@@ -38,7 +38,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { GROUP, decodeEntries, streamKey, type StreamEntry } from './chat-stream.js'
-import type { RedisConnection } from './redis.js'
+import { luaScript, type RedisConnection } from './redis.js'
 import { timedOut } from '../lib/timeout.js'
 import { groupBy } from '../lib/group.js'
 
@@ -87,6 +87,8 @@ export class BridgeWorker {
   readonly leaseMs: number
   readonly beatMs: number
   readonly batch: number
+  readonly #acquire: (...args: Array<string | number>) => Promise<unknown>
+  readonly #release: (...args: Array<string | number>) => Promise<unknown>
 
   constructor (
     private readonly redis: RedisConnection,
@@ -100,6 +102,8 @@ export class BridgeWorker {
     this.leaseMs = opts.leaseMs ?? 5000
     this.beatMs = opts.beatMs ?? 1000
     this.batch = opts.batch ?? 100
+    this.#acquire = luaScript(redis, 'LeaseAcquire', ACQUIRE_OR_RENEW, 1)
+    this.#release = luaScript(redis, 'LeaseRelease', RELEASE, 1)
   }
 
   /** Partitions this worker owns now. */
@@ -131,7 +135,7 @@ export class BridgeWorker {
       const meant = me >= 0 && p % live.length === me
       const owned = this.#owned.get(p)
       if (!meant && !owned) continue
-      const ok = await this.redis.eval(ACQUIRE_OR_RENEW, 1, leaseKey(p), this.nodeId, String(this.leaseMs)) === 1
+      const ok = await this.#acquire(leaseKey(p), this.nodeId, String(this.leaseMs)) === 1
       if (!meant && owned) {
         // The run loop releases it between batches; until then it stays ours (renewed above).
         owned.leaving = true
@@ -163,7 +167,7 @@ export class BridgeWorker {
       // A partition read by a loop of its own is released once that loop has finished its batch.
       if (o.leaving && !this.#readers.has(p)) {
         this.#owned.delete(p)
-        await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
+        await this.#release(leaseKey(p), this.nodeId)
         this.log.info({ partition: p }, 'chat stream partition handed over')
       }
     }
@@ -316,7 +320,7 @@ export class BridgeWorker {
     const release = async (): Promise<void> => {
       await this.#loop
       await Promise.all(this.#readers.values())
-      for (const p of this.#owned.keys()) await this.redis.eval(RELEASE, 1, leaseKey(p), this.nodeId)
+      for (const p of this.#owned.keys()) await this.#release(leaseKey(p), this.nodeId)
       this.#owned.clear()
       await this.redis.zrem(WORKERS, this.nodeId)
     }

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { OFFLINE_GRACE_MS, presencePayload, type Presence, type PresenceRecord, type PresencePublisher, type PresenceState } from '../core/presence.js'
 import type { SettingsService } from '../core/settings.js'
-import type { RedisConnection } from './redis.js'
+import { luaScript, type RedisConnection } from './redis.js'
 
 const userKey = (userId: string): string => `mqchat:presence:${userId}`
 const nodeKey = (nodeId: string): string => `mqchat:presence-node:${nodeId}`
@@ -89,6 +89,8 @@ export class ClusterPresence implements Presence {
   #stopped = false
   /** Count changes of this node, in order (one Redis connection keeps them in order too). */
   #pending: Promise<unknown> = Promise.resolve()
+  readonly #count: (...args: Array<string | number>) => Promise<unknown>
+  readonly #settle: (...args: Array<string | number>) => Promise<unknown>
 
   constructor (
     private readonly redis: RedisConnection,
@@ -97,7 +99,10 @@ export class ClusterPresence implements Presence {
     private readonly publish: PresencePublisher,
     private readonly coalesceMs: number,
     private readonly log: Logger
-  ) {}
+  ) {
+    this.#count = luaScript(redis, 'PresenceCount', COUNT, 1)
+    this.#settle = luaScript(redis, 'PresenceSettle', SETTLE, 1)
+  }
 
   /**
    * For a broker node, before it accepts connections: clears the counts an
@@ -158,7 +163,7 @@ export class ClusterPresence implements Presence {
 
   private count (userId: string, delta: '1' | '-1', then: (sum: number) => void): void {
     const step = this.#pending.then(async () => {
-      const [n, sum] = await this.redis.eval(COUNT, 1, userKey(userId), this.nodeId, delta) as [number, number]
+      const [n, sum] = await this.#count(userKey(userId), this.nodeId, delta) as [number, number]
       if (delta === '1') await this.redis.sadd(nodeKey(this.nodeId), userId)
       else if (n === 0) await this.redis.srem(nodeKey(this.nodeId), userId)
       then(sum)
@@ -180,7 +185,7 @@ export class ClusterPresence implements Presence {
 
   /** Publishes the user's state if it differs from the published one (once in the cluster), respecting the coalescing window. */
   private async settleNow (userId: string): Promise<void> {
-    const [verdict, state, seen, at] = await this.redis.eval(SETTLE, 1, userKey(userId), this.coalesceMs) as [number, PresenceState, string, number]
+    const [verdict, state, seen, at] = await this.#settle(userKey(userId), this.coalesceMs) as [number, PresenceState, string, number]
     if (verdict > 0) return this.schedule(userId, verdict)
     if (verdict === -1) this.publish(userId, presencePayload(this.settings, userId, state, seen ? Number(seen) : null, at))
   }
@@ -199,7 +204,7 @@ export class ClusterPresence implements Presence {
     this.log.warn({ users: this.#local.size }, 'this node was presumed dead by the others: restoring its presence counts')
     await this.#pending
     for (const [userId, n] of this.#local) {
-      await this.redis.eval(COUNT, 1, userKey(userId), this.nodeId, 'set', n)
+      await this.#count(userKey(userId), this.nodeId, 'set', n)
       await this.redis.sadd(nodeKey(this.nodeId), userId)
       await this.settleNow(userId)
     }
@@ -220,7 +225,7 @@ export class ClusterPresence implements Presence {
   private async reap (node: string, settle: boolean): Promise<string[]> {
     const users = await this.redis.smembers(nodeKey(node))
     for (const userId of users) {
-      const [, sum] = await this.redis.eval(COUNT, 1, userKey(userId), node, 'clear') as [number, number]
+      const [, sum] = await this.#count(userKey(userId), node, 'clear') as [number, number]
       await this.redis.srem(nodeKey(node), userId)
       if (settle && sum === 0) await this.settleNow(userId)
     }

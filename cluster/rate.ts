@@ -3,7 +3,7 @@
 // node. Each check is one script call on one key (Redis Cluster safe); time
 // is Redis' own clock, so nodes with skewed clocks agree.
 import type { Buckets, Counter, CounterFactory } from '../lib/rate.js'
-import type { RedisConnection } from './redis.js'
+import { luaScript, type RedisConnection } from './redis.js'
 
 // KEYS[1] bucket; ARGV rate (tokens/s), burst. Returns 1 when a token was taken.
 const TAKE = `
@@ -33,18 +33,24 @@ return n
 `
 
 export class RedisBuckets implements Buckets {
-  constructor (private readonly redis: RedisConnection, private readonly name: string, readonly rate: number, readonly burst: number) {}
+  readonly #take: (...args: Array<string | number>) => Promise<unknown>
+  constructor (redis: RedisConnection, private readonly name: string, readonly rate: number, readonly burst: number) {
+    this.#take = luaScript(redis, 'Take', TAKE, 1)
+  }
 
   async take (key: string): Promise<boolean> {
-    return Number(await this.redis.eval(TAKE, 1, `mqchat:rate:${this.name}:${key}`, this.rate, this.burst)) === 1
+    return Number(await this.#take(`mqchat:rate:${this.name}:${key}`, this.rate, this.burst)) === 1
   }
 }
 
 export class RedisCounter implements Counter {
-  constructor (private readonly redis: RedisConnection, private readonly name: string, private readonly limit: number, private readonly windowMs: number) {}
+  readonly #hit: (...args: Array<string | number>) => Promise<unknown>
+  constructor (redis: RedisConnection, private readonly name: string, private readonly limit: number, private readonly windowMs: number) {
+    this.#hit = luaScript(redis, 'Hit', HIT, 1)
+  }
 
   async hit (key: string): Promise<boolean> {
-    return Number(await this.redis.eval(HIT, 1, `mqchat:count:${this.name}:${key}`, this.windowMs)) <= this.limit
+    return Number(await this.#hit(`mqchat:count:${this.name}:${key}`, this.windowMs)) <= this.limit
   }
 }
 

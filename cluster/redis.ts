@@ -31,12 +31,33 @@ function baseOptions (cfg: RedisConfig, name: string): RedisOptions {
   }
 }
 
+/** Sent with callBuffer (for Buffer replies), which automatic pipelining breaks. */
+const CALL_BUFFER_COMMANDS = ['XAUTOCLAIM', 'XREADGROUP']
+
+type Scripted = Record<string, (...args: Array<string | number>) => Promise<unknown>>
+
+/**
+ * A Lua script as a function of its keys and arguments, sent as EVALSHA
+ * (ioredis falls back to EVAL once when Redis does not know it yet), so
+ * neither the script's text nor its hashing by Redis is paid per call.
+ */
+export function luaScript (redis: RedisConnection, name: string, lua: string, numberOfKeys: number): (...args: Array<string | number>) => Promise<unknown> {
+  const command = `mqchat${name}`
+  const r = redis as unknown as Scripted
+  if (typeof r[command] !== 'function') redis.defineCommand(command, { lua, numberOfKeys })
+  return (...args) => r[command]!(...args)
+}
+
 /** Commands this process sent to Redis, by name (scripts count once: EVALSHA or EVAL), over every connection. */
 const sent: Record<string, number> = {}
 export const redisCommandCounts = (): Record<string, number> => ({ ...sent })
 
-export function redisConnection (cfg: RedisConfig, name: string, log: Logger): RedisConnection {
-  const opts = baseOptions(cfg, name)
+export function redisConnection (cfg: RedisConfig, name: string, log: Logger, how: { pipelined?: boolean } = {}): RedisConnection {
+  // Pipelined: the commands of one event-loop turn leave as one write instead of one write each.
+  // Not for a connection that subscribes or blocks (XREADGROUP BLOCK).
+  // callBuffer loses its command name in an automatic pipeline (redis/ioredis#1923, open in 5.9):
+  // the commands this code sends with callBuffer go out on their own.
+  const opts = { ...baseOptions(cfg, name), enableAutoPipelining: how.pipelined === true, autoPipeliningIgnoredCommands: CALL_BUFFER_COMMANDS }
   let conn: RedisConnection
   if (cfg.redisClusterNodes !== '') {
     conn = new Cluster(hostPorts(cfg.redisClusterNodes), { redisOptions: opts, clusterRetryStrategy: opts.retryStrategy })

@@ -57,12 +57,18 @@ const mqemitterRedis = require('mqemitter-redis') as (opts: object) => {
   state: NodeJS.EventEmitter
 }
 
+/**
+ * A connection's commands of one turn go out as one write (cluster/redis.ts),
+ * except on the connections that subscribe (`*-sub`) or block (`worker-read*`).
+ */
+const pipelines = (name: string): boolean => ['rate', 'stream', 'positions'].includes(name)
+
 export async function startCluster (cfg: Config, log: Logger): Promise<RunningServer> {
   const role = cfg.role
   const runs = (r: 'broker' | 'bridge' | 'api'): boolean => role === 'all' || role === r
   const connections: RedisConnection[] = []
-  const redis = (name: string): RedisConnection => {
-    const c = redisConnection(cfg, name, log.child({ part: 'redis' }))
+  const redis = (name: string, pipelined = pipelines(name)): RedisConnection => {
+    const c = redisConnection(cfg, name, log.child({ part: 'redis' }), { pipelined })
     connections.push(c)
     return c
   }
