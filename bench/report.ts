@@ -140,8 +140,8 @@ export function render (out: BenchOutput, resultsFile: string): { markdown: stri
         ? 'The heap column is V8\'s heap in use (Node processes only), read over the server\'s inspector after two forced full collections, before the connects and after them.'
         : 'The heap column is V8\'s heap in use read from `/metrics`, without a forced GC, so it includes garbage. After a GC (heap snapshots of 10,000 idle sessions) see the profiling notes above.', '')
     }
-    const cl = conns.targets['mqchat-cluster']?.brokers as Array<{ name: string, rssPerConnBytes: number }> | undefined
-    if (cl) lines.push(`Cluster, every session on broker-1: RSS growth per session of the cluster on ${cl.map((b) => `${b.name} ${num(b.rssPerConnBytes / 1024, 1)} KiB`).join(', ')} (aedes' Redis persistence keeps every persistent subscription of the cluster in every broker's memory).`, '')
+    const cl = conns.targets['mqchat-cluster']?.brokers as Array<{ name: string, rssPerConnBytes: number, heapPerConnBytes?: number }> | undefined
+    if (cl) lines.push(`Cluster, every session on broker-1: growth per session of the cluster on ${cl.map((b) => `${b.name} ${num(b.rssPerConnBytes / 1024, 1)} KiB RSS${b.heapPerConnBytes !== undefined ? `, ${num(b.heapPerConnBytes / 1024, 1)} KiB heap` : ''}`).join('; ')} (aedes' Redis persistence keeps every persistent subscription of the cluster in every broker's memory).`, '')
     charts['connections.svg'] = barChart('Memory per connection (RSS)', 'KiB', ['RSS'], names(conns).map((n) => ({ name: n, values: [(conns.targets[n]!.rssPerConnBytes as number) / 1024] })))
     lines.push('![connections](charts/connections.svg)', '')
   }

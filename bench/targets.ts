@@ -22,12 +22,12 @@ export interface BenchTarget {
   /** `tree`: the process and its children (PostgreSQL's backends). */
   processes?: Array<{ name: string, pid: number, tree?: boolean, log?: () => string }>
   /** Broker processes whose memory the connections scenario reports one by one. */
-  brokers?: Array<{ name: string, pid: number, port: number }>
+  brokers?: Array<{ name: string, pid: number, port: number, inspectorPort: number }>
   /** mqchat only. */
   httpUrl?: string
   /** The cluster's Redis, for its command counts (bench/redis-commands.ts). */
   redisUrl?: string
-  /** The local server's or bare aedes' inspector port, for its heap after a forced GC (bench/heap.ts). */
+  /** The local server's, bare aedes' or the cluster's serving broker's inspector port, for its heap after a forced GC (bench/heap.ts). */
   inspectorPort?: number
   /** mqchat: the server's recent log lines (every node's in the cluster), for a scenario that fails. */
   logs?: () => string
@@ -104,7 +104,9 @@ export async function startBenchTarget (name: TargetName, profileDir?: string): 
 async function startCluster (profileDir?: string): Promise<BenchTarget> {
   const { TestCluster } = await import('../test/helpers/cluster.js')
   const c = new TestCluster()
-  const nodeArgs = (nodeId: string): string[] => profileDir && PROFILED_NODES.includes(nodeId) ? cpuProf(join(profileDir, nodeId)) : []
+  // The brokers are inspected for their heap after a forced GC, as the local server is.
+  const inspectors = new Map([['broker-1', await inspectArgs()], ['broker-2', await inspectArgs()]])
+  const nodeArgs = (nodeId: string): string[] => [...(profileDir && PROFILED_NODES.includes(nodeId) ? cpuProf(join(profileDir, nodeId)) : []), ...(inspectors.get(nodeId)?.args ?? [])]
   try {
     await c.start({ brokers: 2, workers: 2, env: MQCHAT_BENCH_ENV, nodeArgs })
   } catch (err) { await c.stop(); throw err }
@@ -118,7 +120,8 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
     receiverPort: c.brokers[1]!.ports.mqtt,
     pid: c.brokers[0]!.proc!.pid!,
     processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid!, log: () => n.log })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }, { name: 'postgres', pid: c.ferret.postgres!.proc!.pid!, tree: true }],
-    brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt })),
+    brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt, inspectorPort: inspectors.get(`broker-${i + 1}`)!.port })),
+    inspectorPort: inspectors.get('broker-1')!.port,
     httpUrl: c.api.url,
     redisUrl: c.redis.url,
     logs: () => c.logs(),

@@ -1,8 +1,9 @@
 // Scenario 4: connections. `count` devices each open an authenticated (on
 // mqchat) persistent session and subscribe to their inbox at QoS 1, with at
-// most `concurrency` connects in flight. Measured: connect rate, the broker's
-// resident memory per connection, and (mqchat's local profile and bare aedes)
-// V8 heap in use per connection after a forced GC.
+// most `concurrency` connects in flight. Measured: connect rate; the
+// broker's V8 heap in use per connection after a forced GC (Node servers:
+// mqchat's local profile, the cluster's brokers, bare aedes); and its
+// resident memory per connection, read after that GC where there is one.
 import { BenchClient } from '../client.js'
 import { pool, registerUsers, type BenchDevice } from '../fixtures.js'
 import { heapAfterGc } from '../heap.js'
@@ -14,14 +15,14 @@ export interface ConnectionsResult {
   connected: number
   connectPerSec: number
   rssPerConnBytes: number
-  /** After a forced full GC; null where not measured (Mosquitto, the cluster). */
+  /** After a forced full GC; null where not measured (Mosquitto). The cluster: its serving broker's. */
   heapPerConnBytes: number | null
   /** True since the heap is read after a forced GC; results before that read it from /metrics, garbage included. */
   heapAfterGc?: boolean
   rssBeforeBytes: number
   rssAfterBytes: number
   /** Cluster: every broker's RSS growth per session, with all sessions on the first broker. */
-  brokers?: Array<{ name: string, rssPerConnBytes: number }>
+  brokers?: Array<{ name: string, rssPerConnBytes: number, heapPerConnBytes?: number }>
 }
 
 /** mqchat: registered devices; the references: plain client ids. */
@@ -38,7 +39,7 @@ export function clientFor (t: BenchTarget, d: BenchDevice | string, i: number): 
 
 export const inboxOf = (d: BenchDevice | string): string => `dev/${typeof d === 'string' ? d : d.deviceId}/inbox`
 
-/** After a forced GC, over the inspector: the local server and bare aedes (the cluster's brokers are not inspected). */
+/** After a forced GC, over the inspector: the local server, bare aedes, the cluster's serving broker. */
 async function heapUsed (t: BenchTarget): Promise<number | null> {
   return t.inspectorPort === undefined ? null : heapAfterGc(t.inspectorPort)
 }
@@ -46,9 +47,11 @@ async function heapUsed (t: BenchTarget): Promise<number | null> {
 export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (s: string) => void): Promise<ConnectionsResult> {
   const ds = await devices(t, o.count, 3_000_000)
   await new Promise((r) => setTimeout(r, 1000))
+  // The heap first: its forced GC also lets V8 return freed pages, so RSS is read after it.
+  const heap0 = await heapUsed(t)
+  const brokerHeaps0 = await Promise.all((t.brokers ?? []).map((b) => heapAfterGc(b.inspectorPort)))
   const rss0 = rssBytes(t.pid)
   const brokers0 = (t.brokers ?? []).map((b) => rssBytes(b.pid))
-  const heap0 = await heapUsed(t)
   const started = performance.now()
   let connected = 0
   const clients = await pool(ds, o.concurrency, async (d, i) => {
@@ -62,9 +65,12 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
   })
   const seconds = (performance.now() - started) / 1000
   await new Promise((r) => setTimeout(r, 2000))
-  const rss1 = rssBytes(t.pid)
-  const brokers = t.brokers?.map((b, i) => ({ name: b.name, rssPerConnBytes: Math.round((rssBytes(b.pid) - brokers0[i]!) / Math.max(1, connected)) }))
   const heap1 = await heapUsed(t)
+  const brokerHeaps1 = await Promise.all((t.brokers ?? []).map((b) => heapAfterGc(b.inspectorPort)))
+  const rss1 = rssBytes(t.pid)
+  const brokerRss1 = (t.brokers ?? []).map((b) => rssBytes(b.pid))
+  const perConn = (bytes: number): number => Math.round(bytes / Math.max(1, connected))
+  const brokers = t.brokers?.map((b, i) => ({ name: b.name, rssPerConnBytes: perConn(brokerRss1[i]! - brokers0[i]!), heapPerConnBytes: perConn(brokerHeaps1[i]! - brokerHeaps0[i]!) }))
   for (const c of clients) c.destroy()
   const r = {
     count: o.count,
@@ -77,7 +83,7 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
     rssAfterBytes: rss1,
     ...(brokers ? { brokers } : {})
   }
-  for (const b of brokers ?? []) log(`${t.name}: ${b.name} holds ${(b.rssPerConnBytes / 1024).toFixed(1)} KiB RSS per session of the cluster`)
+  for (const b of brokers ?? []) log(`${t.name}: ${b.name} holds ${(b.rssPerConnBytes / 1024).toFixed(1)} KiB RSS and ${(b.heapPerConnBytes / 1024).toFixed(1)} KiB heap per session of the cluster`)
   log(`${t.name}: ${connected}/${o.count} sessions, ${r.connectPerSec} connects/s, ${(r.rssPerConnBytes / 1024).toFixed(1)} KiB RSS per connection${r.heapPerConnBytes !== null ? `, ${(r.heapPerConnBytes / 1024).toFixed(1)} KiB heap` : ''}`)
   return r
 }
