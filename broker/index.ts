@@ -22,6 +22,7 @@ import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
 import { guardPackets, type PacketParser } from './packet-guard.js'
+import { limitUnreleased } from './qos2-window.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
 import { forgetConnectPacket, lightenParser } from './parser-memory.js'
@@ -184,7 +185,8 @@ export async function startBroker (
     drainTimeout: opts.drainTimeoutMs,
     keepaliveLimit: opts.keepaliveLimitSeconds,
     maxTopicLevels: opts.maxTopicLevels,
-    maxInflightInbound: opts.maxInflightInbound,
+    // The inbound QoS 2 window is ours (broker/qos2-window.ts); aedes 1.2's own limit is off (0).
+    maxInflightInbound: 0,
     preConnect: ((client, packet, done) => {
       catchUp?.admit(client, packet)
       clientIdRule.preConnect(client, packet, done)
@@ -345,6 +347,8 @@ export async function startBroker (
       onViolation: (reason) => log.info({ reason }, 'connection closed: MQTT protocol violation'),
       onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version')
     })
+    limitUnreleased(conn, (client as unknown as { _parser: Parameters<typeof limitUnreleased>[1] })._parser, opts.maxInflightInbound,
+      (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'))
   }
 
   let tcp: NetServer | undefined
