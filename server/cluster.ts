@@ -58,17 +58,21 @@ const mqemitterRedis = require('mqemitter-redis') as (opts: object) => {
 }
 
 /**
- * A connection's commands of one turn go out as one write (cluster/redis.ts),
- * except on the connections that subscribe (`*-sub`) or block (`worker-read*`).
+ * The connections whose commands of one turn go out as one write
+ * (cluster/redis.ts): those where a turn issues many independent commands
+ * (a publish limit check and an XADD per publish, position raises). A
+ * connection that subscribes or blocks must not be pipelined; the others
+ * send about one command a turn, where the pipeline's own work only adds
+ * (pipelining all of them measured no better: bench/README.md).
  */
-const pipelines = (name: string): boolean => ['rate', 'stream', 'positions'].includes(name)
+const PIPELINED = new Set(['rate', 'stream', 'positions'])
 
 export async function startCluster (cfg: Config, log: Logger): Promise<RunningServer> {
   const role = cfg.role
   const runs = (r: 'broker' | 'bridge' | 'api'): boolean => role === 'all' || role === r
   const connections: RedisConnection[] = []
-  const redis = (name: string, pipelined = pipelines(name)): RedisConnection => {
-    const c = redisConnection(cfg, name, log.child({ part: 'redis' }), { pipelined })
+  const redis = (name: string): RedisConnection => {
+    const c = redisConnection(cfg, name, log.child({ part: 'redis' }), { pipelined: PIPELINED.has(name) })
     connections.push(c)
     return c
   }
