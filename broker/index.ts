@@ -338,8 +338,10 @@ export async function startBroker (
     const client = aedes.handle(conn, req)
     lightenParser(client)
     places.set(client as object, release)
-    // aedes 1.2 feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it.
-    guardPackets(conn, (client as unknown as { _parser: PacketParser })._parser, {
+    // aedes 1.2 feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it,
+    // and the QoS 2 window between its parsed packets and aedes.
+    const parser = (client as unknown as { _parser: PacketParser & Parameters<typeof limitUnreleased>[1] })._parser
+    guardPackets(conn, parser, {
       maxBytes: opts.maxPacketBytes,
       onOversize: (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'),
       // With the chat layer on, an oversize PUBLISH becomes a stand-in it refuses; open access has no such layer: it closes.
@@ -347,7 +349,7 @@ export async function startBroker (
       onViolation: (reason) => log.info({ reason }, 'connection closed: MQTT protocol violation'),
       onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version')
     })
-    limitUnreleased(conn, (client as unknown as { _parser: Parameters<typeof limitUnreleased>[1] })._parser, opts.maxInflightInbound,
+    limitUnreleased(conn, parser, opts.maxInflightInbound,
       (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'))
   }
 

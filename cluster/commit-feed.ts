@@ -15,7 +15,7 @@
 // Every key of one call carries the partition's hash tag, so the script runs
 // on one Redis Cluster node. A worker acknowledges its stream entries only
 // after this call, so a crash repeats it (same seqs), never skips it.
-import type { RedisConnection } from './redis.js'
+import { luaScript, type RedisConnection } from './redis.js'
 import type { StoredMessage } from '../store/types.js'
 import { partitionOf } from './chat-stream.js'
 
@@ -61,16 +61,13 @@ export interface CommitFeedOptions {
   recentTtlSeconds: number
 }
 
-type Committing = RedisConnection & { mqchatCommit (...args: Array<string | number>): Promise<unknown> }
-
 export class CommitFeed {
-  #redis: Committing
+  readonly #commit: (...args: Array<string | number>) => Promise<unknown>
   #waiting = new Map<number, Waiting>()
   #scheduled = false
 
   constructor (redis: RedisConnection, private readonly opts: CommitFeedOptions) {
-    redis.defineCommand('mqchatCommit', { lua: COMMIT })
-    this.#redis = redis as Committing
+    this.#commit = luaScript(redis, 'Commit', COMMIT)
   }
 
   /** A message is in history: resolved once the brokers have been told (and its chat's last seq and cache are raised). */
@@ -111,6 +108,6 @@ export class CommitFeed {
       // With no cache, the bound of 0 empties the set at once (ZREMRANGEBYRANK 0 -1).
       args.push(k, m.chatId, m.seq, this.opts.recentPerChat > 0 ? json[i]! : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
     })
-    await this.#redis.mqchatCommit(keys.length, ...keys, ...args)
+    await this.#commit(keys.length, ...keys, ...args)
   }
 }

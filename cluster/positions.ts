@@ -9,7 +9,7 @@
 // reconnects to another broker continues where it was (at worst one flush
 // interval earlier: same-seq repeats, which clients drop).
 import type { Logger } from 'pino'
-import type { RedisConnection } from './redis.js'
+import { luaScript, type RedisConnection } from './redis.js'
 import type { InboxHistory } from '../broker/inbox.js'
 import type { HistoryStore, Position, PositionStore, StoredMessage } from '../store/types.js'
 import { COMMITTED_CHANNEL, lastKey, recentKey } from './commit-feed.js'
@@ -26,14 +26,13 @@ for i = 1, #ARGV, 2 do
 end
 return 1`
 
-type Raising = RedisConnection & { mqchatRaise (...args: Array<string | number>): Promise<unknown> }
-
 export class RedisPositions implements PositionStore {
-  #redis: Raising
+  readonly #redis: RedisConnection
+  readonly #raise: (...args: Array<string | number>) => Promise<unknown>
 
   constructor (redis: RedisConnection, private readonly partitions: number) {
-    redis.defineCommand('mqchatRaise', { numberOfKeys: 1, lua: RAISE })
-    this.#redis = redis as Raising
+    this.#raise = luaScript(redis, 'Raise', RAISE, 1)
+    this.#redis = redis
   }
 
   async positions (deviceId: string): Promise<Map<string, number>> {
@@ -42,13 +41,8 @@ export class RedisPositions implements PositionStore {
   }
 
   async savePositions (rows: Position[]): Promise<void> {
-    const byDevice = new Map<string, Array<string | number>>()
-    for (const r of rows) {
-      const args = byDevice.get(r.deviceId)
-      if (args) args.push(r.chatId, r.seq)
-      else byDevice.set(r.deviceId, [r.chatId, r.seq])
-    }
-    await Promise.all([...byDevice].map(([deviceId, args]) => this.#redis.mqchatRaise(positionsKey(deviceId), ...args)))
+    const byDevice = groupBy(rows, (r) => r.deviceId)
+    await Promise.all([...byDevice].map(([deviceId, own]) => this.#raise(positionsKey(deviceId), ...own.flatMap((r) => [r.chatId, r.seq]))))
   }
 
   /** Learnt from Redis once the feed is subscribed (lastSeqsNow), not at construction. */
@@ -70,7 +64,7 @@ export class RedisPositions implements PositionStore {
       const seqs = await this.#redis.hmget(lastKey(p), ...chats)
       chats.forEach((chat, i) => args.push(chat, Number(seqs[i] ?? 0)))
     }))
-    if (args.length > 0) await this.#redis.mqchatRaise(positionsKey(deviceId), ...args)
+    if (args.length > 0) await this.#raise(positionsKey(deviceId), ...args)
   }
 
   async dropDevice (deviceId: string): Promise<void> {

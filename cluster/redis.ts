@@ -40,8 +40,9 @@ type Scripted = Record<string, (...args: Array<string | number>) => Promise<unkn
  * A Lua script as a function of its keys and arguments, sent as EVALSHA
  * (ioredis falls back to EVAL once when Redis does not know it yet), so
  * neither the script's text nor its hashing by Redis is paid per call.
+ * Without `numberOfKeys`, the call's first argument is the number of keys.
  */
-export function luaScript (redis: RedisConnection, name: string, lua: string, numberOfKeys: number): (...args: Array<string | number>) => Promise<unknown> {
+export function luaScript (redis: RedisConnection, name: string, lua: string, numberOfKeys?: number): (...args: Array<string | number>) => Promise<unknown> {
   const command = `mqchat${name}`
   const r = redis as unknown as Scripted
   if (typeof r[command] !== 'function') redis.defineCommand(command, { lua, numberOfKeys })
