@@ -27,7 +27,7 @@ export interface BenchTarget {
   httpUrl?: string
   /** The cluster's Redis, for its command counts (bench/redis-commands.ts). */
   redisUrl?: string
-  /** The local server's, bare aedes' or the cluster's serving broker's inspector port, for its heap after a forced GC (bench/heap.ts). */
+  /** The local server's or bare aedes' inspector port, for its heap after a forced GC (bench/heap.ts); the cluster's brokers have theirs in `brokers`. */
   inspectorPort?: number
   /** mqchat: the server's recent log lines (every node's in the cluster), for a scenario that fails. */
   logs?: () => string
@@ -121,7 +121,6 @@ async function startCluster (profileDir?: string): Promise<BenchTarget> {
     pid: c.brokers[0]!.proc!.pid!,
     processes: [...nodes.map((n) => ({ name: n.env.MQCHAT_NODE_ID!, pid: n.proc!.pid!, log: () => n.log })), { name: 'redis', pid: c.redis.proc!.pid! }, { name: 'ferretdb', pid: c.ferret.proc!.pid! }, { name: 'postgres', pid: c.ferret.postgres!.proc!.pid!, tree: true }],
     brokers: c.brokers.map((b, i) => ({ name: `broker-${i + 1}`, pid: b.proc!.pid!, port: b.ports.mqtt, inspectorPort: inspectors.get(`broker-${i + 1}`)!.port })),
-    inspectorPort: inspectors.get('broker-1')!.port,
     httpUrl: c.api.url,
     redisUrl: c.redis.url,
     logs: () => c.logs(),
@@ -145,7 +144,7 @@ function statFields (pid: number): string[] {
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */
-export function cpuSeconds (pid: number): number {
+function cpuSeconds (pid: number): number {
   const fields = statFields(pid)
   return (Number(fields[11]) + Number(fields[12])) / 100
 }

@@ -39,17 +39,23 @@ export function clientFor (t: BenchTarget, d: BenchDevice | string, i: number): 
 
 export const inboxOf = (d: BenchDevice | string): string => `dev/${typeof d === 'string' ? d : d.deviceId}/inbox`
 
-/** After a forced GC, over the inspector: the local server, bare aedes, the cluster's serving broker. */
-async function heapUsed (t: BenchTarget): Promise<number | null> {
-  return t.inspectorPort === undefined ? null : heapAfterGc(t.inspectorPort)
+/**
+ * Heap in use after a forced GC, over the inspector: the target's (the local
+ * server, bare aedes, the cluster's serving broker; null for Mosquitto) and
+ * each of the cluster's brokers', each read once.
+ */
+async function heapsUsed (t: BenchTarget): Promise<{ target: number | null, brokers: number[] }> {
+  const brokers = await Promise.all((t.brokers ?? []).map((b) => heapAfterGc(b.inspectorPort)))
+  const serving = (t.brokers ?? []).findIndex((b) => b.pid === t.pid)
+  if (serving >= 0) return { target: brokers[serving]!, brokers }
+  return { target: t.inspectorPort === undefined ? null : await heapAfterGc(t.inspectorPort), brokers }
 }
 
 export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (s: string) => void): Promise<ConnectionsResult> {
   const ds = await devices(t, o.count, 3_000_000)
   await new Promise((r) => setTimeout(r, 1000))
   // The heap first: its forced GC also lets V8 return freed pages, so RSS is read after it.
-  const heap0 = await heapUsed(t)
-  const brokerHeaps0 = await Promise.all((t.brokers ?? []).map((b) => heapAfterGc(b.inspectorPort)))
+  const heaps0 = await heapsUsed(t)
   const rss0 = rssBytes(t.pid)
   const brokers0 = (t.brokers ?? []).map((b) => rssBytes(b.pid))
   const started = performance.now()
@@ -65,19 +71,18 @@ export async function connections (t: BenchTarget, o: ConnectionsOptions, log: (
   })
   const seconds = (performance.now() - started) / 1000
   await new Promise((r) => setTimeout(r, 2000))
-  const heap1 = await heapUsed(t)
-  const brokerHeaps1 = await Promise.all((t.brokers ?? []).map((b) => heapAfterGc(b.inspectorPort)))
+  const heaps1 = await heapsUsed(t)
   const rss1 = rssBytes(t.pid)
   const brokerRss1 = (t.brokers ?? []).map((b) => rssBytes(b.pid))
   const perConn = (bytes: number): number => Math.round(bytes / Math.max(1, connected))
-  const brokers = t.brokers?.map((b, i) => ({ name: b.name, rssPerConnBytes: perConn(brokerRss1[i]! - brokers0[i]!), heapPerConnBytes: perConn(brokerHeaps1[i]! - brokerHeaps0[i]!) }))
+  const brokers = t.brokers?.map((b, i) => ({ name: b.name, rssPerConnBytes: perConn(brokerRss1[i]! - brokers0[i]!), heapPerConnBytes: perConn(heaps1.brokers[i]! - heaps0.brokers[i]!) }))
   for (const c of clients) c.destroy()
   const r = {
     count: o.count,
     connected,
     connectPerSec: Math.round(connected / seconds),
     rssPerConnBytes: Math.round((rss1 - rss0) / Math.max(1, connected)),
-    heapPerConnBytes: heap0 !== null && heap1 !== null ? Math.round((heap1 - heap0) / Math.max(1, connected)) : null,
+    heapPerConnBytes: heaps0.target !== null && heaps1.target !== null ? perConn(heaps1.target - heaps0.target) : null,
     heapAfterGc: true,
     rssBeforeBytes: rss0,
     rssAfterBytes: rss1,
