@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import { GROUP, streamKey } from '../../cluster/chat-stream.js'
 import { WORKERS, leaseKey } from '../../cluster/bridge-worker.js'
 import type { TestCluster } from './cluster.js'
-import { waitWhileProgressing, within, type DeviceCreds } from './server.js'
+import { waitFor, waitWhileProgressing, within, type DeviceCreds } from './server.js'
 
 /** A device that reconnects on its own, trying the brokers in turn (as behind a load balancer). */
 export class Member {
@@ -43,13 +43,19 @@ export class Member {
       if (before !== undefined && before !== e.id) this.conflicts.push(`seq ${e.seq}: ${before} and ${e.id}`)
       this.got.set(e.seq, e.id)
     })
-    await new Promise<void>((resolve, reject) => { this.client.once('connect', () => resolve()); this.client.once('error', reject) })
+    // Errors (a refused or reset connection while Redis fails over) are retried by the reconnect; without a
+    // listener, the second one would end the test process.
+    this.client.on('error', () => {})
     const inbox = `dev/${this.creds.deviceId}/inbox`
-    await this.client.subscribeAsync(inbox, { qos: 1 })
+    // A broker may close its connections at any time (a takeover, its router subscription restored), also
+    // before the first SUBACK: then the next connection subscribes, until one gets its SUBACK.
+    let subscribed = false
+    const subscribe = (): void => {
+      this.client.subscribeAsync(inbox, { qos: 1 }).then(() => { subscribed = true }, () => { /* the next connect subscribes again */ })
+    }
     // A session lost with the Redis that held it (a failover) comes back empty: subscribe again.
-    this.client.on('connect', (connack) => {
-      if (!connack.sessionPresent) this.client.subscribeAsync(inbox, { qos: 1 }).catch(() => { /* the next connect subscribes again */ })
-    })
+    this.client.on('connect', (connack) => { if (!subscribed || !connack.sessionPresent) subscribe() })
+    await waitFor(`device ${this.creds.deviceId} to connect and subscribe`, () => subscribed ? true : undefined, 60_000)
     return this
   }
 
@@ -83,7 +89,7 @@ export class Member {
     }
   }
 
-  close (): Promise<void> { return this.client.endAsync(true).then(() => {}) }
+  close (): Promise<void> { return this.client === undefined ? Promise.resolve() : this.client.endAsync(true).then(() => {}) }
 }
 
 /** The chat stream as Redis holds it (lengths, pending entries, leases, live workers), for failure messages. */
@@ -125,7 +131,14 @@ export async function underLoad (cluster: TestCluster, disrupt: (chat: string) =
   const created = await cluster.api.api('POST', '/v1/chats', creds[0].token, { kind: 'group', name: `load ${round}`, members: creds.slice(1).map((c) => c.userId) })
   assert.equal(created.status, 201)
   const chat = created.body.chat_id as string
-  const members = await Promise.all(creds.map((c, i) => new Member(cluster, c, chat).connect(i % 2)))
+  const members = creds.map((c) => new Member(cluster, c, chat))
+  // A member that fails to connect must not leave the others reconnecting for ever (they would keep the test process alive).
+  const connected = await Promise.allSettled(members.map((m, i) => m.connect(i % 2)))
+  const failed = connected.find((r) => r.status === 'rejected')
+  if (failed) {
+    await Promise.all(members.map((m) => m.close()))
+    throw new Error(`a member could not connect and subscribe: ${(failed.reason as Error).message}\n${cluster.logs()}`)
+  }
   try {
     const sending = Promise.all(members.map((m, i) => m.send(`r${round}m${i}`, 40, 30)))
     await new Promise((resolve) => setTimeout(resolve, 400))
