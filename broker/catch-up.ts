@@ -1,7 +1,7 @@
 // Catch-up before live delivery. A device that reconnects to its persistent
 // session gets what was queued for it first, and then what arrives live.
 //
-// aedes 1.2 restores a session's subscriptions before it sends the CONNACK
+// aedes (1.2 and 2.0) restores a session's subscriptions before it sends the CONNACK
 // and replays the queue, so a message published during the replay is written
 // to the connection at once, ahead of older queued ones (each replayed packet
 // waits for a session-store update first, a Redis round trip in the cluster).

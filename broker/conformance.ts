@@ -1,4 +1,4 @@
-// MQTT 3.1.1 rules aedes 1.2 does not keep on its own, kept here so both
+// MQTT 3.1.1 rules aedes (1.2 and 2.0) does not keep on its own, kept here so both
 // access modes get them. Found by mosquitto-compat-tests/.
 import { Readable } from 'node:stream'
 import type { Client } from 'aedes'

@@ -32,6 +32,8 @@ export interface InboxConnection {
   send (payload: Buffer): number
   /** Ends the connection (the device starts again from its positions when it reconnects). */
   close (): void
+  /** The device's own bound on unacknowledged PUBLISHes it receives (MQTT 5 Receive Maximum); none for 3.1.1. */
+  readonly receiveMaximum?: number
 }
 
 export interface InboxOptions {
@@ -187,7 +189,7 @@ export class Inbox {
         if (a.loading) { a.markBehind(m.chatId); continue }
         const receives = this.chats.receivesMessage(userId, m)
         const sent = this.sentOf(a, m.chatId)
-        if (!a.pumping && !a.isBehind(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight < this.opts.window)) {
+        if (!a.pumping && !a.isBehind(m.chatId) && sent === m.seq - 1 && (!receives || a.inflight < this.windowOf(a))) {
           a.sent.set(m.chatId, m.seq)
           if (receives) this.write(a, m)
           else this.settle(a, m.chatId)
@@ -219,7 +221,7 @@ export class Inbox {
       return
     }
     if (a === undefined) return
-    if (!a.pumping && !a.eventsBehind && a.eventsSent === n - 1 && a.inflight < this.opts.window) {
+    if (!a.pumping && !a.eventsBehind && a.eventsSent === n - 1 && a.inflight < this.windowOf(a)) {
       this.writeEvent(a, n, Buffer.from(payload))
     } else {
       a.eventsBehind = true
@@ -429,6 +431,12 @@ export class Inbox {
     }
   }
 
+  /** Unacknowledged PUBLISHes a connection may have: ours, or the device's Receive Maximum if smaller [MQTT-3.3.4-7]. */
+  private windowOf (a: Attached): number {
+    const own = a.conn.receiveMaximum
+    return own !== undefined && own < this.opts.window ? own : this.opts.window
+  }
+
   private write (a: Attached, m: StoredMessage): void {
     this.writeAt(a, m.chatId, m.seq, payloadOf(m, m.senderDevice === a.deviceId))
   }
@@ -458,7 +466,7 @@ export class Inbox {
   }
 
   private async fill (a: Attached): Promise<void> {
-    const room = (): number => this.opts.window - a.inflight
+    const room = (): number => this.windowOf(a) - a.inflight
     do {
       a.again = false
       while (!a.gone && room() > 0) {

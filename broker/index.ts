@@ -185,8 +185,6 @@ export async function startBroker (
     drainTimeout: opts.drainTimeoutMs,
     keepaliveLimit: opts.keepaliveLimitSeconds,
     maxTopicLevels: opts.maxTopicLevels,
-    // The inbound QoS 2 window is ours (broker/qos2-window.ts); aedes 1.2's own limit is off (0).
-    maxInflightInbound: 0,
     preConnect: ((client, packet, done) => {
       catchUp?.admit(client, packet)
       clientIdRule.preConnect(client, packet, done)
@@ -243,16 +241,19 @@ export async function startBroker (
   function connectionOf (client: Client): InboxConnection {
     let conn = connections.get(client)
     if (conn) return conn
-    const c = client as Client & { _nextId: number, conn: NodeJS.WritableStream, connected: boolean }
+    const c = client as Client & { _nextId: number, conn: NodeJS.WritableStream, connected: boolean, version: number, receiveMaximum?: number }
     const topic = inboxTopic(client.id)
+    // Encoded at the connection's own protocol level (an MQTT 5 PUBLISH carries a property length).
+    const encoding = { protocolVersion: c.version }
     conn = {
       send (payload) {
         const messageId = c._nextId
         c._nextId = messageId >= 65535 ? 1 : messageId + 1
-        if (c.connected) mqttPacket.writeToStream({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false }, c.conn as never)
+        if (c.connected) mqttPacket.writeToStream({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false }, c.conn as never, encoding)
         return messageId
       },
-      close: () => client.close()
+      close: () => client.close(),
+      receiveMaximum: c.version === 5 ? c.receiveMaximum : undefined
     }
     connections.set(client, conn)
     return conn
@@ -338,7 +339,7 @@ export async function startBroker (
     const client = aedes.handle(conn, req)
     lightenParser(client)
     places.set(client as object, release)
-    // aedes 1.2 feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it,
+    // aedes feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it,
     // and the QoS 2 window between its parsed packets and aedes.
     const parser = (client as unknown as { _parser: PacketParser & Parameters<typeof limitUnreleased>[1] })._parser
     guardPackets(conn, parser, {
@@ -347,7 +348,8 @@ export async function startBroker (
       // With the chat layer on, an oversize PUBLISH becomes a stand-in it refuses; open access has no such layer: it closes.
       onOversizePublish: open ? undefined : (size) => log.info({ size, limit: opts.maxPacketBytes }, 'PUBLISH over the size limit: skipped, refused with too_large'),
       onViolation: (reason) => log.info({ reason }, 'connection closed: MQTT protocol violation'),
-      onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version')
+      onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version'),
+      connackSent: () => (client as unknown as { connackSent: boolean }).connackSent
     })
     limitUnreleased(conn, parser, opts.maxInflightInbound,
       (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'))

@@ -14,16 +14,27 @@
 // - a first CONNECT naming a protocol level other than 3, 4 or 5 is answered
 //   with CONNACK 0x01 [MQTT-3.1.2-2] (mqtt-packet refuses to parse it, so
 //   aedes would only close);
-// - the per-packet rules of packet-rules.ts (malformed or forbidden fields
-//   that mqtt-packet and aedes let through) close the connection on a
-//   violation [MQTT-4.8.0-1], before the packet reaches the parser.
+// - the per-packet rules of packet-rules.ts (MQTT 3.1/3.1.1) and
+//   packet-rules-v5.ts (MQTT 5: malformed or forbidden fields that
+//   mqtt-packet and aedes let through, or crash on) close the connection on
+//   a violation [MQTT-4.8.0-1], before the packet reaches the parser. An
+//   MQTT 5 client is told why first: a CONNACK with the reason code when
+//   the CONNECT broke a rule, else a DISCONNECT (once its CONNACK is out;
+//   MQTT 5 forbids a DISCONNECT before it), also for an oversize packet
+//   (0x95, Packet too large).
 // Bytes are passed on as slices of the chunks read, never copied, except the
 // few a rule needs (whole small control packets; a PUBLISH's topic and id).
 import type { Duplex } from 'node:stream'
 import { connectLevel, CONNECT, neededBytes, packetViolation, PUBLISH } from './packet-rules.js'
+import { neededBytesV5, packetViolationV5, payloadStartV5 } from './packet-rules-v5.js'
 
 const KNOWN_LEVELS = new Set([3, 4, 5])
 const CONNACK_UNACCEPTABLE_VERSION = Buffer.from([0x20, 0x02, 0x00, 0x01])
+const PACKET_TOO_LARGE = 0x95
+/** An MQTT 5 CONNACK refusing with `code`, no properties. */
+const connackV5 = (code: number): Buffer => Buffer.from([0x20, 0x03, 0x00, code, 0x00])
+/** An MQTT 5 DISCONNECT with `code` and no properties (the remaining length 1 leaves their length out, §3.14.2.2.1). */
+const disconnectV5 = (code: number): Buffer => Buffer.from([0xe0, 0x01, code])
 /** The bytes of a packet before any arrived (shared: this runs for every packet). */
 const NOTHING = Buffer.alloc(0)
 /** How much of an oversize PUBLISH's payload is read: enough to find the envelope's client id. */
@@ -56,6 +67,8 @@ export interface GuardOptions {
   onViolation?: (reason: string) => void
   /** Called when the first CONNECT names an unknown protocol level; without it that check is off. */
   onUnknownLevel?: (level: number) => void
+  /** Whether the connection's CONNACK has been sent (an MQTT 5 DISCONNECT may only follow it). */
+  connackSent?: () => boolean
 }
 
 /** What aedes parses a connection's bytes with (its client's `_parser`). */
@@ -71,8 +84,12 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
   let headerBytes = 0
   let remaining = 0
   let first = true
-  // MQTT 5 connections get no rules here: aedes refuses them at CONNECT.
-  let rules = o.onViolation !== undefined
+  const rules = o.onViolation !== undefined
+  /** The connection's CONNECT named MQTT 5. */
+  let v5 = false
+  /** The reason code an MQTT 5 client is told when the current packet ends the connection. */
+  let reasonCode = 0
+  const v5State = { sessionExpiry: 0 }
   let dead = false
   /** Collecting the bytes a rule (or a stand-in) needs; the packet is held until then. */
   let collecting = false
@@ -84,36 +101,60 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
   /** The current packet's bytes from earlier chunks, not passed on yet (its header, what was collected). */
   let held: Buffer[] = []
 
-  const close = (): void => { dead = true; conn.destroy() }
+  const close = (): void => {
+    dead = true
+    if (v5 && reasonCode !== 0) {
+      // Told why, then closed (end() sends what aedes wrote before, then this, then FIN).
+      const goodbye = type === CONNECT && first ? connackV5(reasonCode) : o.connackSent?.() === true ? disconnectV5(reasonCode) : undefined
+      if (goodbye) {
+        conn.end(goodbye)
+        // Closed once sent, or after a second when the peer does not read.
+        const timer = setTimeout(() => conn.destroy(), 1000)
+        timer.unref()
+        conn.once('finish', () => { clearTimeout(timer); conn.destroy() })
+        return
+      }
+    }
+    conn.destroy()
+  }
 
   /** Checks the collected head of the current packet; false when the connection was closed. */
   const check = (body: Buffer): boolean => {
     collecting = false
     parts = []
-    if (first) {
-      first = false
-      if (type === CONNECT) {
-        const level = connectLevel(body)
-        if (level !== undefined && !KNOWN_LEVELS.has(level) && o.onUnknownLevel) {
-          o.onUnknownLevel(level)
-          dead = true
-          conn.end(CONNACK_UNACCEPTABLE_VERSION)
-          return false
-        }
-        if (level === 5) rules = false
+    const wasFirst = first
+    if (first && type === CONNECT) {
+      const level = connectLevel(body)
+      if (level !== undefined && !KNOWN_LEVELS.has(level) && o.onUnknownLevel) {
+        o.onUnknownLevel(level)
+        dead = true
+        conn.end(CONNACK_UNACCEPTABLE_VERSION)
+        return false
       }
+      v5 = level === 5
     }
-    if (!rules) return true
-    const violation = packetViolation(type, flags, length, body)
-    if (violation === undefined) return true
+    if (!rules) { first = false; return true }
+    let violation: string | undefined
+    if (v5) {
+      const v = packetViolationV5(type, flags, length, body, v5State)
+      reasonCode = v?.reasonCode ?? 0
+      violation = v?.reason
+    } else {
+      violation = packetViolation(type, flags, length, body)
+    }
+    if (violation === undefined) { first = false; return true }
     o.onViolation?.(violation)
+    // `first` stays as it was while the connection closes: a CONNECT's violation is answered with a CONNACK.
+    first = wasFirst
     return false
   }
+  const needed = (head: Buffer): number => v5 ? neededBytesV5(type, flags, length, head) : neededBytes(type, flags, length, head)
 
   /** The stand-in for an oversize PUBLISH, from its collected head (topic, packet id, payload start). */
   const standIn = (head: Buffer): Buffer => {
-    const idEnd = 2 + head.readUInt16BE(0) + (((flags >> 1) & 3) > 0 ? 2 : 0)
-    const body = Buffer.concat([head.subarray(0, idEnd), oversizeMarker(length + headerBytes, head.subarray(idEnd))])
+    // Topic, packet id and (MQTT 5) properties are kept; the payload is replaced.
+    const payloadAt = v5 ? payloadStartV5(flags, head) : 2 + head.readUInt16BE(0) + (((flags >> 1) & 3) > 0 ? 2 : 0)
+    const body = Buffer.concat([head.subarray(0, payloadAt), oversizeMarker(length + headerBytes, head.subarray(payloadAt))])
     const len: number[] = []
     let n = body.length
     do {
@@ -171,8 +212,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
           if (have === need) {
             const head = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
             parts = [head]
-            const needed = neededBytes(type, flags, length, head)
-            const more = oversize ? Math.min(length, needed + OVERSIZE_PAYLOAD_PREFIX) : needed
+            const more = oversize ? Math.min(length, needed(head) + OVERSIZE_PAYLOAD_PREFIX) : needed(head)
             if (more > have) {
               need = more
             } else if (!check(head)) {
@@ -219,6 +259,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
       if (length + headerBytes > o.maxBytes) {
         if (type !== PUBLISH || first || o.onOversizePublish === undefined) {
           o.onOversize(length + headerBytes)
+          reasonCode = PACKET_TOO_LARGE
           return refuse()
         }
         o.onOversizePublish(length + headerBytes)
@@ -229,7 +270,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
         collecting = true
         parts = []
         have = 0
-        need = oversize ? Math.min(length, 2) : neededBytes(type, flags, length, NOTHING)
+        need = oversize ? Math.min(length, 2) : needed(NOTHING)
         if (need === 0) {
           if (!check(NOTHING)) return refuse()
           decided()

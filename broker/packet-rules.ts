@@ -23,11 +23,11 @@ export function badUtf8 (b: Buffer): string | undefined {
   return undefined
 }
 
-/** Reads length-prefixed fields from a packet body; `undefined` when the body ends early. */
-class Fields {
+/** Reads length-prefixed fields from a packet body (up to `end`); `undefined` when the body ends early. */
+export class Fields {
   at = 0
-  constructor (readonly b: Buffer) {}
-  get left (): number { return this.b.length - this.at }
+  constructor (readonly b: Buffer, readonly end = b.length) {}
+  get left (): number { return this.end - this.at }
   u8 (): number | undefined { return this.left >= 1 ? this.b[this.at++] : undefined }
   u16 (): number | undefined {
     if (this.left < 2) return undefined

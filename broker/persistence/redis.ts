@@ -1,9 +1,9 @@
 // The cluster profile's MQTT session store: aedes-persistence-redis 12, used
-// through its async class (aedes 1.x calls an async persistence directly).
+// through its async class (aedes 1.x and 2.x call an async persistence directly).
 //
-// aedes 1.2 declares a peer range of aedes-persistence-redis ^11; package.json
+// aedes (1.2, and 2.0.0-beta.1) declares a peer range of aedes-persistence-redis ^11; package.json
 // overrides it to 12 (the release that stores QoS 2 packets per client hash).
-// One incompatibility is bridged here: aedes 1.2's SUBSCRIBE handler pipes
+// One incompatibility is bridged here: aedes' SUBSCRIBE handler pipes
 // createRetainedStreamCombi() with .pipe(), while v12 returns async
 // generators; the retained and outgoing streams are wrapped in Readables. test/broker/persistence-redis.test.ts
 // runs aedes-persistence's abstract suite on this class against a real Redis,

@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs'
 
 export const KINDS = {
   reference: 'fails on the reference broker itself (Mosquitto from Debian)',
-  mqtt5: 'MQTT 5 is not supported by the broker (aedes 1.x speaks 3.1 and 3.1.1)',
   may: 'the specification leaves it to the server (MAY/SHOULD); the vector records Mosquitto\'s choice',
   config: 'a configured limit or option that differs from the vector\'s broker',
   bug: 'a broker defect, listed with its plan'

@@ -8,7 +8,7 @@ import { redisPersistence } from '../../broker/persistence/redis.js'
 import { RedisServer } from '../helpers/services.js'
 
 interface Stored { brokerId: string, brokerCounter: number | string, topic: string, payload: Buffer, qos: number, messageId?: number }
-// The persistence's callback-free API as aedes 1.2 calls it.
+// The persistence's callback-free API as aedes calls it.
 interface Queue {
   outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: object): Promise<void>
   outgoingStream (client: { id: string }): AsyncIterable<Stored>

@@ -1,5 +1,5 @@
 // aedes-persistence's own abstract suite (unmodified, from that package)
-// against aedes-persistence-redis 12 as mqchat uses it with aedes 1.2
+// against aedes-persistence-redis 12 as mqchat uses it with aedes
 // (broker/persistence/redis.ts), on a real Redis server flushed before each case.
 import { after, before, test } from 'node:test'
 import { createRequire } from 'node:module'

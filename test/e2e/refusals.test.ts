@@ -109,7 +109,7 @@ test('subscribing to #, chat/#, another device inbox or $SYS is refused with SUB
   await new Promise((r) => setTimeout(r, 300))
   assert.equal(O.events.some((e) => e.chat === chatId), false)
   // The session store holds exactly the granted filters, at the granted QoS (the inbox at QoS 1 even when asked
-  // for 2). aedes 1.2 echoes the requested QoS in the SUBACK of a downgraded filter (docs/protocol.md), so only
+  // for 2). aedes echoes the requested QoS in the SUBACK of a downgraded filter (docs/protocol.md), so only
   // "not refused" is asserted on the wire; the store and the delivery QoS are what count.
   const asked2 = await granted(O.client, { [`dev/${outsider.deviceId}/inbox`]: { qos: 2 as 1 } })
   assert.notEqual(asked2[0], 128)

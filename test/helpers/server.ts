@@ -190,13 +190,13 @@ export class Device {
   constructor (readonly server: TestServer, readonly creds: DeviceCreds) {}
 
   /** `clean`: connect with clean session = true (the default of most MQTT libraries); persistent otherwise. */
-  async connect (opts: { subscribe?: boolean, live?: boolean, clean?: boolean } = {}): Promise<this> {
+  async connect (opts: { subscribe?: boolean, live?: boolean, clean?: boolean, protocolVersion?: 4 | 5 } = {}): Promise<this> {
     this.client = mqtt.connect(`mqtt://127.0.0.1:${this.server.ports.mqtt}`, {
       clientId: this.creds.deviceId,
       username: this.creds.deviceId,
       password: this.creds.token,
       clean: opts.clean === true,
-      protocolVersion: 4,
+      protocolVersion: opts.protocolVersion ?? 4,
       reconnectPeriod: 0,
       connectTimeout: 5000
     })
