@@ -29,6 +29,7 @@ import { forgetConnectPacket, lightenParser } from './parser-memory.js'
 import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
+import { NOT_AUTHORIZED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
 import type { Inbox, InboxConnection } from './inbox.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -170,7 +171,7 @@ export async function startBroker (
     maxHeld: opts.maxQueue,
     onOverflow (client, held) {
       log.info({ clientId: client.id, held }, 'connection closed: too many live messages arrived while its queue was replayed (they stay queued for the next connection)')
-      client.close()
+      client.disconnect({ reasonCode: SERVER_BUSY }, () => {})
     }
   })
   const clientIdRule = emptyClientIdRule(open ? undefined : authenticate(devices, (clientId) => log.info({ clientId }, 'connection refused: not authorized')))
@@ -185,6 +186,10 @@ export async function startBroker (
     drainTimeout: opts.drainTimeoutMs,
     keepaliveLimit: opts.keepaliveLimitSeconds,
     maxTopicLevels: opts.maxTopicLevels,
+    // MQTT 5 CONNACK: the limits as they are. The packet guard enforces the size before aedes sees a packet
+    // (an oversize PUBLISH becomes a refusal); the QoS 2 window (qos2-window.ts) is the Receive Maximum.
+    maximumPacketSize: opts.maxPacketBytes,
+    receiveMaximum: opts.maxInflightInbound,
     preConnect: ((client, packet, done) => {
       catchUp?.admit(client, packet)
       clientIdRule.preConnect(client, packet, done)
@@ -310,7 +315,8 @@ export async function startBroker (
       // Its will is not published: nothing is sent in a revoked device's name.
       const withWill = client as Client & { will: unknown }
       withWill.will = null
-      client.close()
+      // MQTT 5: DISCONNECT 0x87 (Not authorized), as its CONNACK would now say; 3.1.1: closed.
+      client.disconnect({ reasonCode: NOT_AUTHORIZED }, () => {})
     }
     persistence.delWill({ id: d.id }).catch((err: unknown) => log.error({ err, deviceId: d.id }, 'deleting a revoked device\'s will failed'))
     const purge = persistence.purgeClient ? persistence.purgeClient(d.id) : persistence.cleanSubscriptions({ id: d.id })
@@ -451,7 +457,8 @@ export async function startBroker (
     isConnected: (clientId) => clients()[clientId] !== undefined,
     disconnectAll () {
       const all = Object.values(clients()).filter((c): c is Client => c !== undefined)
-      for (const c of all) c.close()
+      // MQTT 5: told why, and that a new connection is the answer; 3.1.1: closed.
+      for (const c of all) c.disconnect({ reasonCode: UNSPECIFIED_ERROR, properties: { reasonString: 'reconnect: this server restored its message routing' } }, () => {})
       return all.length
     },
     connections: () => Object.values(clients()).filter((c) => c !== undefined).length,

@@ -9,7 +9,13 @@
 // over the packet limit too: the packet guard hands it over unread); only a
 // store failure fails the hook (aedes then closes the connection without a
 // PUBACK, and the client retries the same client id later).
+//
+// An MQTT 5 device's refused QoS 1 or 2 publish is acknowledged here with the
+// refusal's reason code (reason-codes.ts) and the packet is marked as aedes
+// 2.0.0-beta.1 marks an unauthorized one (`_notAuthorized`), so aedes sends no
+// acknowledgement of its own (test/e2e/mqtt5.test.ts checks there is one).
 import type { Client, PublishPacket } from 'aedes'
+import mqttPacket from 'mqtt-packet'
 import type { Logger } from 'pino'
 import type { Bridge } from '../bridge/index.js'
 import type { Device } from '../store/types.js'
@@ -21,6 +27,10 @@ import { PublishLimiter, WindowCounter } from '../lib/rate.js'
 import type { AuthorizePublishHook } from './hooks.js'
 import { deviceOf } from './session.js'
 import { parseChatTopic, SINK_TOPIC } from './topics.js'
+import { MESSAGE_RATE_TOO_HIGH, pubackReasonOf } from './reason-codes.js'
+
+/** What of aedes' client an MQTT 5 acknowledgement needs. */
+type V5Client = Client & { conn: NodeJS.WritableStream, _requestProblemInformation?: boolean }
 
 /** What the chat layer does with each kind of chat publish; a DomainError is a refusal. */
 export interface ChatPublishHandlers {
@@ -38,12 +48,26 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
     packet.retain = false
   }
 
-  function refuse (client: Client, deviceId: string, r: Refusal): void {
+  function refuse (client: Client, packet: PublishPacket, deviceId: string, r: Refusal): void {
     bridge.refuse(deviceId, r)
+    if (client.version === 5 && packet.qos > 0) acknowledgeRefusal(client as V5Client, packet, r)
     if (!strikes.hit(deviceId)) {
       log.warn({ deviceId, code: r.code }, 'device keeps publishing while refused; disconnecting it')
-      client.close()
+      client.disconnect({ reasonCode: MESSAGE_RATE_TOO_HIGH }, () => {})
     }
+  }
+
+  /** MQTT 5: the PUBACK (PUBREC for QoS 2) carries the refusal; aedes then sends none. */
+  function acknowledgeRefusal (client: V5Client, packet: PublishPacket, r: Refusal): void {
+    (packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true
+    const ack: mqttPacket.IPubackPacket | mqttPacket.IPubrecPacket = {
+      cmd: packet.qos === 1 ? 'puback' : 'pubrec',
+      messageId: packet.messageId,
+      reasonCode: pubackReasonOf(r.code),
+      // [MQTT-3.1.2-29]: no Reason String for a device that asked for none.
+      ...(client._requestProblemInformation === false ? {} : { properties: { reasonString: `${r.code}: ${r.message}` } })
+    }
+    mqttPacket.writeToStream(ack, client.conn as never, { protocolVersion: 5 })
   }
 
   return (client: Client | null, packet: PublishPacket, done) => {
@@ -65,25 +89,25 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
     // publishes keep their order either way.
     const admitted = (ok: boolean): void => {
       if (!ok) {
-        refuse(client, device.id, refusal('rate_limited', limiter.message, envelopeId()))
+        refuse(client, packet, device.id, refusal('rate_limited', limiter.message, envelopeId()))
         return done(null)
       }
       if (!chat) {
-        refuse(client, device.id, refusal('forbidden_topic', 'devices may publish only to chat/<chatId>/msg, receipt or typing', undefined))
+        refuse(client, packet, device.id, refusal('forbidden_topic', 'devices may publish only to chat/<chatId>/msg, receipt or typing', undefined))
         return done(null)
       }
       // A PUBLISH over the packet limit, which the packet guard did not read: refused, and acknowledged like any refusal.
       const over = readOversizeMarker(payload)
       if (over !== undefined) {
         const id = chat.kind === 'msg' ? leadingClientId(over.payloadStart) : undefined
-        refuse(client, device.id, refusal('too_large', `this packet had ${over.size} bytes, over the server's limit of ${maxPacketBytes}; it was not read`, id))
+        refuse(client, packet, device.id, refusal('too_large', `this packet had ${over.size} bytes, over the server's limit of ${maxPacketBytes}; it was not read`, id))
         return done(null)
       }
       if (chat.kind === 'typing') {
         try {
           handlers.typing(device, chat.chatId, payload)
         } catch (err) {
-          if (err instanceof DomainError) refuse(client, device.id, refusal(err.code, err.message, undefined))
+          if (err instanceof DomainError) refuse(client, packet, device.id, refusal(err.code, err.message, undefined))
           else log.error({ err, deviceId: device.id, chat: chat.chatId }, 'forwarding typing failed')
         }
         return done(null)
@@ -93,7 +117,7 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
         () => done(null),
         (err: unknown) => {
           if (err instanceof DomainError) {
-            refuse(client, device.id, refusal(err.code, err.message, chat.kind === 'receipt' ? undefined : envelopeId()))
+            refuse(client, packet, device.id, refusal(err.code, err.message, chat.kind === 'receipt' ? undefined : envelopeId()))
             return done(null)
           }
           log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')

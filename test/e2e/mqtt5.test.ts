@@ -63,6 +63,11 @@ async function signedIn (creds: DeviceCreds): Promise<{ sock: net.Socket, receiv
 
 test('an MQTT 5 device signs in with its token and chats with an MQTT 3.1.1 device, both ways', async () => {
   assert.equal((A.client.options as { protocolVersion?: number }).protocolVersion, 5)
+  // The CONNACK announces the limits: this server's packet limit and the inbound window (MQCHAT_MAX_INFLIGHT_INBOUND, 100).
+  const announced = A.connack?.properties ?? {}
+  assert.equal(announced.maximumPacketSize, 16384)
+  assert.equal(announced.receiveMaximum, 100)
+  assert.equal(announced.sharedSubscriptionAvailable, false)
   await A.publish(chatId, { id: 'from-v5', body: 'hello from MQTT 5' })
   const got = await B.waitEvent('the v5 device\'s message', (e) => e.type === 'msg' && e.id === 'from-v5')
   assert.equal(got.body, 'hello from MQTT 5')
@@ -70,13 +75,45 @@ test('an MQTT 5 device signs in with its token and chats with an MQTT 3.1.1 devi
   await stillServing()
 })
 
-test('an MQTT 5 CONNECT with a bad token is refused with a CONNACK reason code, not accepted', async () => {
+/** The CONNACK reason code an MQTT 5 CONNECT with these credentials gets (mqtt.js reports a refusal as an error). */
+async function connackOf (clientId: string, password: string): Promise<number> {
   const client = mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, {
-    clientId: a.deviceId, username: a.deviceId, password: 'wrong', protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
+    clientId, username: clientId, password, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
   })
-  const err = await within('the refusal', new Promise<Error & { code?: number }>((resolve) => client.once('error', resolve)), 10_000)
-  client.end(true)
-  assert.ok(err.code !== undefined && err.code >= 0x80, `a failure reason code (got ${String(err.code)}: ${err.message})`)
+  try {
+    return await within('the CONNACK', new Promise<number>((resolve) => {
+      client.once('connect', (p) => resolve(p.reasonCode ?? 0))
+      client.once('error', (err: Error & { code?: number }) => resolve(err.code ?? -1))
+    }), 10_000)
+  } finally { client.end(true) }
+}
+
+test('MQTT 5 CONNACK reason codes: a bad token 0x86 (bad user name or password), a revoked device 0x87 (not authorized)', async () => {
+  assert.equal(await connackOf(a.deviceId, 'wrong'), 0x86)
+  const gone = await server.link(a, 'to revoke')
+  assert.equal((await server.api('DELETE', `/v1/devices/${gone.deviceId}`, a.token)).status, 204)
+  assert.equal(await connackOf(gone.deviceId, gone.token), 0x87)
+  await stillServing()
+})
+
+test('an MQTT 5 device that is revoked gets DISCONNECT 0x87 (not authorized) before its connection closes', async () => {
+  const creds = await server.link(a, 'revoked while connected')
+  const d = await new Device(server, creds).connect({ protocolVersion: 5 })
+  const told = within('the DISCONNECT', new Promise<number | undefined>((resolve) => d.client.once('disconnect', (p) => resolve(p.reasonCode))), 10_000)
+  assert.equal((await server.api('DELETE', `/v1/devices/${creds.deviceId}`, a.token)).status, 204)
+  assert.equal(await told, 0x87)
+  await d.close().catch(() => {})
+  await stillServing()
+})
+
+test('an MQTT 5 session taken over by a new connection of the same device gets DISCONNECT 0x8E', async () => {
+  const creds = await server.link(a, 'taken over')
+  const first = await new Device(server, creds).connect({ protocolVersion: 5 })
+  const told = within('the DISCONNECT', new Promise<number | undefined>((resolve) => first.client.once('disconnect', (p) => resolve(p.reasonCode))), 10_000)
+  const second = await new Device(server, creds).connect({ protocolVersion: 5 })
+  assert.equal(await told, 0x8e)
+  await first.close().catch(() => {})
+  await second.close()
   await stillServing()
 })
 
@@ -108,10 +145,59 @@ test('a property only a server sends (Maximum QoS on a PUBLISH): DISCONNECT 0x82
   await stillServing()
 })
 
-test('an MQTT 5 PUBLISH over the packet limit is refused with too_large and acknowledged; the connection stays', async () => {
-  await A.publish(chatId, { id: 'v5-big', body: 'x'.repeat(40_000) })
+/** The PUBACK reason code an MQTT 5 publish from A got (mqtt.js rejects on a code ≥ 0x80). */
+async function pubackOf (topic: string, payload: string): Promise<{ code: number }> {
+  try {
+    const ack = await A.client.publishAsync(topic, payload, { qos: 1 }) as { reasonCode?: number } | undefined
+    return { code: ack?.reasonCode ?? 0 }
+  } catch (err) {
+    return { code: (err as Error & { code?: number }).code ?? -1 }
+  }
+}
+
+test('an MQTT 5 PUBLISH over the packet limit is refused: PUBACK 0x97 (quota exceeded) naming too_large, the error event, and the connection stays', async () => {
+  const ack = await pubackOf(`chat/${chatId}/msg`, JSON.stringify({ id: 'v5-big', body: 'x'.repeat(40_000) }))
+  assert.equal(ack.code, 0x97)
   const err = await A.waitEvent('too_large error', (e) => e.type === 'error' && e.id === 'v5-big')
   assert.equal(err.code, 'too_large')
   assert.ok(A.client.connected)
   await stillServing()
+})
+
+test('MQTT 5 PUBACK reason codes: not a member 0x87, an unreadable envelope 0x99, another topic 0x87', async () => {
+  const other = (await server.api('POST', '/v1/chats', b.token, { kind: 'group', name: 'not for a', members: [] })).body.chat_id as string
+  const notMember = await pubackOf(`chat/${other}/msg`, JSON.stringify({ id: 'v5-nm', body: 'x' }))
+  assert.equal(notMember.code, 0x87)
+  const bad = await pubackOf(`chat/${chatId}/msg`, 'not json')
+  assert.equal(bad.code, 0x99)
+  const topic = await pubackOf('somewhere/else', 'x')
+  assert.equal(topic.code, 0x87)
+  // The 3.1.1 device's refusal is as before: a PUBACK, and the error event.
+  await B.publish(other, { id: 'v4-fine', body: 'b is a member' })
+  assert.ok(A.client.connected)
+  await stillServing()
+})
+
+test('a refused MQTT 5 publish gets exactly one acknowledgement (ours, not aedes\' as well), with the mqchat code as its Reason String', async () => {
+  const c = await signedIn(raw)
+  const other = (await server.api('POST', '/v1/chats', b.token, { kind: 'group', name: 'not for raw', members: [] })).body.chat_id as string
+  const until = async (what: string, ok: (b: Buffer) => boolean): Promise<void> => {
+    await within(what, (async () => { while (!ok(c.received())) await new Promise((r) => setTimeout(r, 10)) })(), 5000)
+  }
+  // QoS 1 PUBLISH id 0x0102 to a chat the device is not in, no properties.
+  c.sock.write(packet(0x32, Buffer.concat([str(`chat/${other}/msg`), Buffer.from([0x01, 0x02, 0x00]), Buffer.from('{"id":"x","body":"y"}')])))
+  await until('the PUBACK', (b) => b.length >= 2 && b.length >= 2 + b[1]!)
+  // Then a PINGREQ: its PINGRESP must be all that follows (a second PUBACK would come first).
+  c.sock.write(Buffer.from([0xc0, 0x00]))
+  await until('PINGRESP', (b) => b.includes(Buffer.from([0xd0, 0x00])))
+  const got = c.received()
+  // PUBACK: 40, remaining length, id 0102, reason 0x87, property length, Reason String (0x1f, length, text).
+  assert.equal(got[0], 0x40, got.toString('hex'))
+  assert.equal(got.readUInt16BE(2), 0x0102)
+  assert.equal(got[4], 0x87)
+  assert.equal(got[6], 0x1f)
+  assert.match(got.subarray(9, 9 + got.readUInt16BE(7)).toString(), /^not_member: /)
+  const after = got.subarray(2 + got[1]!)
+  assert.equal(after.toString('hex'), 'd000', 'nothing but the PINGRESP after it')
+  c.sock.destroy()
 })

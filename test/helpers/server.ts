@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync, unlinkSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt'
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..')
 export const CLI = join(ROOT, 'dist/clients/cli/main.js')
@@ -182,6 +182,8 @@ export interface InboxEvent { type: string, chat?: string, seq?: number, id?: st
 /** A device's persistent MQTT session, collecting its inbox events. */
 export class Device {
   client!: MqttClient
+  /** The CONNACK of the last connect. */
+  connack: IConnackPacket | undefined
   events: InboxEvent[] = []
   /** Events on dev/<id>/live (typing, …). */
   live: InboxEvent[] = []
@@ -206,7 +208,7 @@ export class Device {
       else if (topic === `dev/${this.creds.deviceId}/live`) this.live.push(JSON.parse(payload.toString()) as InboxEvent)
     })
     await new Promise<void>((resolve, reject) => {
-      this.client.once('connect', () => resolve())
+      this.client.once('connect', (p) => { this.connack = p; resolve() })
       this.client.once('error', reject)
     })
     if (opts.subscribe !== false) await this.client.subscribeAsync(`dev/${this.creds.deviceId}/inbox`, { qos: 1 })
