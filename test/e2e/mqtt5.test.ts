@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import mqtt from 'mqtt'
 import { TestServer, Device, within, type DeviceCreds } from '../helpers/server.js'
+import { runPahoV5 } from '../helpers/paho.js'
 
 const server = new TestServer({ MQCHAT_MAX_MESSAGE_BYTES: '4096', MQCHAT_MAX_PACKET_BYTES: '16384' })
 let a: DeviceCreds, b: DeviceCreds, raw: DeviceCreds
@@ -114,6 +115,55 @@ test('an MQTT 5 session taken over by a new connection of the same device gets D
   assert.equal(await told, 0x8e)
   await first.close().catch(() => {})
   await second.close()
+  await stillServing()
+})
+
+for (const expiry of [0, 3600]) {
+  test(`an MQTT 5 device away (Clean Start 0, Session Expiry ${expiry} s) gets what was sent meanwhile: a session present keeps its inbox subscription, an absent one is subscribed again`, async () => {
+    // A user of its own (user a is at its device limit), in a group with b.
+    const creds = await server.register(`+155505009${expiry === 0 ? '00' : '01'}`)
+    const group = (await server.api('POST', '/v1/chats', creds.token, { kind: 'group', name: `away ${expiry}`, members: [b.userId] })).body.chat_id as string
+    const connect = async (): Promise<mqtt.MqttClient & { got: string[], present: boolean }> => {
+      const c = Object.assign(mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, {
+        clientId: creds.deviceId, username: creds.deviceId, password: creds.token, protocolVersion: 5, clean: false,
+        properties: { sessionExpiryInterval: expiry }, reconnectPeriod: 0, connectTimeout: 5000
+      }), { got: [] as string[], present: false })
+      c.on('message', (_t, payload) => { const e = JSON.parse(payload.toString()) as { type: string, id: string }; if (e.type === 'msg') c.got.push(e.id) })
+      await within('the CONNACK', new Promise<void>((resolve, reject) => { c.once('connect', (p) => { c.present = p.sessionPresent; resolve() }); c.once('error', reject) }), 10_000)
+      // What a client does: subscribe when the server has no session for it.
+      if (!c.present) await c.subscribeAsync(`dev/${creds.deviceId}/inbox`, { qos: 1 })
+      return c
+    }
+    const first = await connect()
+    if (first.present) await first.subscribeAsync(`dev/${creds.deviceId}/inbox`, { qos: 1 })
+    await first.endAsync()
+    const id = `while-away-${expiry}`
+    await B.publish(group, { id, body: 'sent while you were away' })
+    const again = await connect()
+    try {
+      await within(`the message sent while away (session present: ${again.present})`, (async () => { while (!again.got.includes(id)) await new Promise((r) => setTimeout(r, 20)) })(), 10_000)
+    } finally { await again.endAsync(true) }
+  })
+}
+
+test('paho-mqtt with protocol=MQTTv5 (the client that got CONNACK 0x01 before): signs in, sends, receives; a bad token gets 0x86', async () => {
+  const creds = await server.register('+15550500910')
+  const group = (await server.api('POST', '/v1/chats', creds.token, { kind: 'group', name: 'paho v5', members: [b.userId] })).body.chat_id as string
+  const env = { HOST: '127.0.0.1', PORT: String(server.ports.mqtt), DEVICE: creds.deviceId, CHAT: group, SECONDS: '20' }
+  const sent = (async () => {
+    // B writes once paho is in (its first message is its own, echoed as a msg event to its other devices only).
+    await B.waitEvent('paho\'s message', (e) => e.type === 'msg' && e.id === 'from-paho-v5', 20_000)
+    await B.publish(group, { id: 'to-paho-v5', body: 'hello paho' })
+  })()
+  const r = await runPahoV5({ ...env, TOKEN: creds.token, COUNT: '1', ENVELOPES: JSON.stringify([{ id: 'from-paho-v5', body: 'from paho over MQTT 5' }]) })
+  await sent
+  const out = JSON.stringify(r)
+  assert.equal(r.connack, 0, out)
+  assert.equal(r.properties.MaximumPacketSize, 16384, out)
+  assert.equal(r.published, 1, out)
+  assert.ok(r.events.some((e) => e.type === 'msg' && e.id === 'to-paho-v5'), out)
+  const refused = await runPahoV5({ ...env, TOKEN: 'not-the-token', ENVELOPES: '[]' })
+  assert.equal(refused.connack, 0x86, JSON.stringify(refused))
   await stillServing()
 })
 

@@ -24,3 +24,7 @@ export const runPaho = (env: Record<string, string>): Promise<PahoResult> => run
 
 /** paho_inbox.py: a device on paho's default settings (clean session) collecting COUNT msg events; HOST, PORT, DEVICE, TOKEN, COUNT, SECONDS. */
 export const runPahoInbox = (env: Record<string, string>): Promise<PahoInboxResult> => runScript('paho_inbox.py', env)
+
+export interface PahoV5Result { connack: number | null, properties: Record<string, number>, published: number, events: Array<{ type: string, id?: string, body?: string, code?: string }> }
+/** paho_v5.py: an MQTT 5 device; HOST, PORT, DEVICE, TOKEN, CHAT, ENVELOPES, COUNT, SECONDS. */
+export const runPahoV5 = (env: Record<string, string>): Promise<PahoV5Result> => runScript('paho_v5.py', env)
