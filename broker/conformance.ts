@@ -12,7 +12,7 @@ import type { AuthenticateHook } from '../plugins/hooks.js'
  * come from authenticate, so preConnect marks the client and authenticate refuses it.
  */
 export function emptyClientIdRule (inner: AuthenticateHook | undefined): {
-  preConnect: (client: Client, packet: { clientId: string, clean: boolean, protocolVersion: number }, done: (err: Error | null, ok: boolean) => void) => void
+  preConnect: (client: Client, packet: { clientId: string, clean: boolean, protocolVersion: number, properties?: { topicAliasMaximum?: number } }, done: (err: Error | null, ok: boolean) => void) => void
   authenticate: AuthenticateHook
 } {
   const refused = new WeakSet<Client>()

@@ -192,6 +192,8 @@ export async function startBroker (
     receiveMaximum: opts.maxInflightInbound,
     preConnect: ((client, packet, done) => {
       catchUp?.admit(client, packet)
+      const aliases = packet.protocolVersion === 5 ? packet.properties?.topicAliasMaximum : undefined
+      if (aliases !== undefined && aliases > 0) inboxAliasing.add(client)
       clientIdRule.preConnect(client, packet, done)
     }) satisfies typeof clientIdRule.preConnect as AedesOptions['preConnect'],
     authenticate: clientIdRule.authenticate,
@@ -243,6 +245,8 @@ export async function startBroker (
   // ready and subscribed to its inbox (a persistent session's subscription is
   // restored before it is ready; a clean one subscribes afterwards).
   const connections = new WeakMap<Client, InboxConnection>()
+  /** MQTT 5 connections that accept topic aliases: their inbox PUBLISHes name the topic once, then alias 1 (29 bytes fewer each). */
+  const inboxAliasing = new WeakSet<Client>()
   function connectionOf (client: Client): InboxConnection {
     let conn = connections.get(client)
     if (conn) return conn
@@ -250,11 +254,17 @@ export async function startBroker (
     const topic = inboxTopic(client.id)
     // Encoded at the connection's own protocol level (an MQTT 5 PUBLISH carries a property length).
     const encoding = { protocolVersion: c.version }
+    // aedes 2 assigns no topic aliases of its own, so alias 1 is the inbox's on this connection.
+    let alias: { topic: string, properties?: { topicAlias: number } } = inboxAliasing.has(client) ? { topic, properties: { topicAlias: 1 } } : { topic }
     conn = {
       send (payload) {
         const messageId = c._nextId
         c._nextId = messageId >= 65535 ? 1 : messageId + 1
-        if (c.connected) mqttPacket.writeToStream({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false }, c.conn as never, encoding)
+        if (c.connected) {
+          mqttPacket.writeToStream({ cmd: 'publish', ...alias, payload, qos: 1, messageId, retain: false, dup: false }, c.conn as never, encoding)
+          // Once the topic went out with the alias, the alias alone stands for it.
+          if (alias.properties !== undefined && alias.topic !== '') alias = { topic: '', properties: alias.properties }
+        }
         return messageId
       },
       close: () => client.close(),

@@ -47,14 +47,14 @@ function packet (first: number, body: Buffer): Buffer {
 }
 
 /** A raw MQTT 5 connection signed in as `creds`' device; resolves once its CONNACK (success) arrived. */
-async function signedIn (creds: DeviceCreds): Promise<{ sock: net.Socket, received: () => Buffer, closed: Promise<void> }> {
+async function signedIn (creds: DeviceCreds, connectProperties = Buffer.from([0])): Promise<{ sock: net.Socket, received: () => Buffer, closed: Promise<void> }> {
   const sock = net.connect(server.ports.mqtt, '127.0.0.1')
   let got = Buffer.alloc(0)
   sock.on('data', (d: Buffer) => { got = Buffer.concat([got, d]) })
   const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()))
   await within('the raw connection', new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) }), 5000)
   // CONNECT v5: clean start, user name and password, keepalive 60, no properties.
-  sock.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0xc2, 0, 60, 0]), str(creds.deviceId), str(creds.deviceId), str(creds.token)])))
+  sock.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0xc2, 0, 60]), connectProperties, str(creds.deviceId), str(creds.deviceId), str(creds.token)])))
   await within('CONNACK', (async () => { while (got.length < 4) await new Promise((r) => setTimeout(r, 10)) })(), 5000)
   assert.equal(got[0], 0x20, 'a CONNACK')
   assert.equal(got[3], 0x00, `CONNACK reason code 0 (got ${got.toString('hex')})`)
@@ -164,6 +164,67 @@ test('paho-mqtt with protocol=MQTTv5 (the client that got CONNACK 0x01 before): 
   assert.ok(r.events.some((e) => e.type === 'msg' && e.id === 'to-paho-v5'), out)
   const refused = await runPahoV5({ ...env, TOKEN: 'not-the-token', ENVELOPES: '[]' })
   assert.equal(refused.connack, 0x86, JSON.stringify(refused))
+  await stillServing()
+})
+
+/** The PUBLISH packets in `b`: topic, properties (raw) and payload of each. */
+function publishesIn (b: Buffer): Array<{ topic: string, properties: Buffer, payload: string }> {
+  const out: Array<{ topic: string, properties: Buffer, payload: string }> = []
+  let i = 0
+  while (i < b.length) {
+    const first = b[i]!
+    let len = 0
+    let j = i + 1
+    for (let m = 1; ; m *= 128) { const byte = b[j++]!; len += (byte & 0x7f) * m; if ((byte & 0x80) === 0) break }
+    const body = b.subarray(j, j + len)
+    if (body.length < len) break
+    if (first >> 4 === 3) {
+      const tl = body.readUInt16BE(0)
+      let k = 2 + tl + (((first >> 1) & 3) > 0 ? 2 : 0)
+      const pl = body[k]!
+      out.push({ topic: body.subarray(2, 2 + tl).toString(), properties: body.subarray(k + 1, k + 1 + pl), payload: body.subarray(k + 1 + pl).toString() })
+      k += 1 + pl
+    }
+    i = j + len
+  }
+  return out
+}
+
+test('an MQTT 5 device that accepts topic aliases gets its inbox topic once, then alias 1 alone; mqtt.js resolves it', async () => {
+  // CONNECT properties: Topic Alias Maximum 10.
+  const c = await signedIn(raw, Buffer.from([0x03, 0x22, 0x00, 0x0a]))
+  const inbox = `dev/${raw.deviceId}/inbox`
+  c.sock.write(packet(0x82, Buffer.concat([Buffer.from([0x00, 0x07, 0x00]), str(inbox), Buffer.from([0x01])])))
+  await within('SUBACK', (async () => { while (!c.received().includes(0x90)) await new Promise((r) => setTimeout(r, 10)) })(), 5000)
+  for (const id of ['alias-1', 'alias-2']) await B.publish(chatId, { id, body: id })
+  await within('two inbox messages', (async () => { while (publishesIn(c.received()).filter((p) => p.payload.includes('alias-')).length < 2) await new Promise((r) => setTimeout(r, 10)) })(), 10_000)
+  // The first inbox PUBLISH on the connection (earlier messages of the chat may come first) names the topic and
+  // sets alias 1; every later one has an empty topic and alias 1.
+  const [first, ...rest] = publishesIn(c.received())
+  assert.equal(first!.topic, inbox)
+  assert.equal(first!.properties.toString('hex'), '230001')
+  assert.ok(rest.length >= 1)
+  for (const p of rest) {
+    assert.equal(p.topic, '', 'the topic is not sent again')
+    assert.equal(p.properties.toString('hex'), '230001')
+  }
+  c.sock.destroy()
+
+  const viaLib = await new Device(server, await server.register('+15550500920')).connect({ protocolVersion: 5 })
+  viaLib.client.end(true)
+  const creds = viaLib.creds
+  const group = (await server.api('POST', '/v1/chats', creds.token, { kind: 'group', name: 'aliases', members: [b.userId] })).body.chat_id as string
+  const lib = mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, {
+    clientId: creds.deviceId, username: creds.deviceId, password: creds.token, protocolVersion: 5, properties: { topicAliasMaximum: 10 }, reconnectPeriod: 0
+  })
+  const topics: string[] = []
+  lib.on('message', (t, payload) => { if (payload.toString().includes('lib-alias')) topics.push(t) })
+  await within('mqtt.js to connect', new Promise((resolve) => lib.once('connect', resolve)), 10_000)
+  await lib.subscribeAsync(`dev/${creds.deviceId}/inbox`, { qos: 1 })
+  for (const id of ['lib-alias-1', 'lib-alias-2', 'lib-alias-3']) await B.publish(group, { id, body: id })
+  await within('three messages through mqtt.js', (async () => { while (topics.length < 3) await new Promise((r) => setTimeout(r, 10)) })(), 10_000)
+  assert.deepEqual(topics, Array(3).fill(`dev/${creds.deviceId}/inbox`))
+  await lib.endAsync(true)
   await stillServing()
 })
 
