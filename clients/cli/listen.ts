@@ -13,7 +13,12 @@ export interface ListenOptions {
   mqttUrl?: string
   /** Send "delivered" receipts for the messages printed (default on). */
   receipts: boolean
+  /** 4: MQTT 3.1.1 (the default); 5: MQTT 5, with a 30-day session expiry and the inbox topic aliased. */
+  mqttVersion?: 4 | 5
 }
+
+/** How long an MQTT 5 session outlives its connection: the 30 days offline devices are queued for. */
+const SESSION_EXPIRY_S = 30 * 24 * 3600
 
 type Event = Record<string, unknown> & { type: string }
 
@@ -62,7 +67,8 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
     username: p.device_id,
     password: p.token,
     clean: false,
-    protocolVersion: 4,
+    protocolVersion: opts.mqttVersion ?? 4,
+    ...(opts.mqttVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_S, topicAliasMaximum: 1 } } : {}),
     keepalive: 30,
     reconnectPeriod: backoff,
     connectTimeout: 10_000

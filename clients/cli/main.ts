@@ -124,13 +124,15 @@ the same bytes are stored already) and sends a media message; the other text is 
 (phone +… or id u_…) for the direct chat with them. --id makes a retry idempotent: the same
 id yields the same seq and no second message.
 ${COMMON}`,
-  listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL] [--no-receipts]
+  listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL] [--mqtt-version 4|5] [--no-receipts]
 
 Connects this device's persistent MQTT session (clean=false) and prints its inbox events as
 they arrive (and typing, from its live topic); events queued while it was away arrive first.
 Reconnects with backoff.
 For the messages it prints it sends "delivered" receipts (the senders' ✓✓), unless --no-receipts.
 --count N exits after N events; --timeout exits after that many seconds.
+--mqtt-version 5 speaks MQTT 5 (default 4, MQTT 3.1.1): the session is kept 30 days after
+a disconnect, the inbox topic is aliased, and refusals come as reason codes.
 ${COMMON}`,
   read: `Usage: mqchat read <chat>
 
@@ -420,12 +422,14 @@ async function main (argv: string[]): Promise<number> {
       return EXIT.ok
     }
     case 'listen': {
-      const { values } = parse(rest, { count: { type: 'string', default: '0' }, timeout: { type: 'string', default: '0' }, mqtt: { type: 'string' }, 'no-receipts': { type: 'boolean', default: false } })
+      const { values } = parse(rest, { count: { type: 'string', default: '0' }, timeout: { type: 'string', default: '0' }, mqtt: { type: 'string' }, 'mqtt-version': { type: 'string', default: '4' }, 'no-receipts': { type: 'boolean', default: false } })
       const p = requireDeviceProfile(profileName(values.profile))
       const count = Number(values.count)
       const timeout = Number(values.timeout)
       if (!Number.isInteger(count) || count < 0 || !Number.isFinite(timeout) || timeout < 0) throw new CliError('--count and --timeout take non-negative numbers', EXIT.usage)
-      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt, receipts: !values['no-receipts'] })
+      const version = values['mqtt-version']
+      if (version !== '4' && version !== '5') throw new CliError('--mqtt-version takes 4 (MQTT 3.1.1) or 5', EXIT.usage)
+      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt, receipts: !values['no-receipts'], mqttVersion: version === '5' ? 5 : 4 })
     }
     case 'read': {
       const { values, positionals } = parse(rest, {})

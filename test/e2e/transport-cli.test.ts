@@ -43,6 +43,21 @@ test('MQTT over WebSocket at /mqtt carries the same session', async () => {
   assert.equal(res.status, 426)
 })
 
+test('mqchat listen --mqtt-version 5: the same events over MQTT 5, each once across sessions; a bad version is a usage error', async () => {
+  await server.api('POST', `/v1/chats/${chatId}/messages`, a.token, { id: 'for-listen-v5', body: 'over MQTT 5' })
+  const r = await cli(home, ['listen', '--profile', 'b', '--json', '--mqtt-version', '5', '--count', '1', '--timeout', '15'])
+  assert.equal(r.code, 0, r.stderr)
+  const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string, body: string })
+  assert.deepEqual(events.map((e) => [e.id, e.body]), [['for-listen-v5', 'over MQTT 5']])
+  await server.api('POST', `/v1/chats/${chatId}/messages`, a.token, { id: 'after-v5', body: 'next' })
+  const r2 = await cli(home, ['listen', '--profile', 'b', '--json', '--mqtt-version', '5', '--count', '1', '--timeout', '15'])
+  assert.equal(r2.code, 0, r2.stderr)
+  assert.deepEqual(r2.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id), ['after-v5'])
+  const bad = await cli(home, ['listen', '--profile', 'b', '--mqtt-version', '3'])
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /--mqtt-version takes 4/)
+})
+
 test('mqchat listen --json prints inbox events, including those queued while it was away', async () => {
   const sent = await server.api('POST', `/v1/chats/${chatId}/messages`, a.token, { id: 'for-listen', body: 'queued' })
   assert.equal(sent.status, 201)
