@@ -120,6 +120,30 @@ export function clusterSuite (redisCluster: boolean): void {
     assert.deepEqual(history.body.messages.map((m: { seq: number }) => m.seq), expected, 'history in MongoDB holds all 20, gapless')
   })
 
+  test('MQTT 5 devices on both brokers: messages cross, a refused publish gets PUBACK 0x87, and a session with an expiry moves to the other broker with its events', async () => {
+    const dave = await cluster.api.register('+15550100009', 'dave-v5')
+    const a = new Device(cluster.brokers[0], alice)
+    devices.push(a)
+    await a.connect({ protocolVersion: 5 })
+    const d1 = new Device(cluster.brokers[1], dave)
+    await d1.connect({ protocolVersion: 5, sessionExpiry: 3600 })
+    const g = (await cluster.api.api('POST', '/v1/chats', alice.token, { kind: 'group', name: 'v5 spread', members: [dave.userId] })).body.chat_id as string
+    await a.publish(g, { id: 'v5-cross', body: 'broker 1 to broker 2' })
+    await d1.waitEvent('the message from the other broker', (e) => e.type === 'msg' && e.id === 'v5-cross', 20_000)
+    const other = (await cluster.api.api('POST', '/v1/chats', bob.token, { kind: 'group', name: 'not dave\'s', members: [] })).body.chat_id as string
+    const refused = await d1.client.publishAsync(`chat/${other}/msg`, JSON.stringify({ id: 'v5-nm', body: 'x' }), { qos: 1 }).then(() => 0, (err: Error & { code?: number }) => err.code)
+    assert.equal(refused, 0x87)
+    await d1.close()
+    // Away: a message and a chat change (an event queued in the session, not a message).
+    await a.publish(g, { id: 'v5-away', body: 'while dave was away' })
+    assert.equal((await cluster.api.api('PATCH', `/v1/chats/${g}`, alice.token, { name: 'renamed while away' })).status, 200)
+    const d2 = new Device(cluster.brokers[0], dave)
+    devices.push(d2)
+    await d2.connect({ protocolVersion: 5, sessionExpiry: 3600 })
+    await d2.waitEvent('the message sent while away', (e) => e.type === 'msg' && e.id === 'v5-away', 20_000)
+    await d2.waitEvent('the rename', (e) => e.type === 'chat' && e.chat === g && e.name === 'renamed while away', 20_000)
+  })
+
   test('a device that reconnects to the other broker keeps its session and gets what was queued', async () => {
     const a = await online(alice, 0)
     const group = await cluster.api.api('POST', '/v1/chats', alice.token, { kind: 'group', name: 'away', members: [carol.userId] })

@@ -192,13 +192,15 @@ export class Device {
   constructor (readonly server: TestServer, readonly creds: DeviceCreds) {}
 
   /** `clean`: connect with clean session = true (the default of most MQTT libraries); persistent otherwise. */
-  async connect (opts: { subscribe?: boolean, live?: boolean, clean?: boolean, protocolVersion?: 4 | 5 } = {}): Promise<this> {
+  /** `sessionExpiry` (MQTT 5): seconds the session outlives the connection. */
+  async connect (opts: { subscribe?: boolean, live?: boolean, clean?: boolean, protocolVersion?: 4 | 5, sessionExpiry?: number } = {}): Promise<this> {
     this.client = mqtt.connect(`mqtt://127.0.0.1:${this.server.ports.mqtt}`, {
       clientId: this.creds.deviceId,
       username: this.creds.deviceId,
       password: this.creds.token,
       clean: opts.clean === true,
       protocolVersion: opts.protocolVersion ?? 4,
+      ...(opts.sessionExpiry !== undefined ? { properties: { sessionExpiryInterval: opts.sessionExpiry } } : {}),
       reconnectPeriod: 0,
       connectTimeout: 5000
     })
