@@ -21,7 +21,7 @@ import { authorizeSubscribe, type SubscriptionPolicy } from '../plugins/authoriz
 import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
-import { guardPackets, type PacketParser } from './packet-guard.js'
+import { closeWith, disconnectV5, guardPackets, type PacketParser } from './packet-guard.js'
 import { limitUnreleased } from './qos2-window.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
@@ -29,7 +29,7 @@ import { forgetConnectPacket, lightenParser } from './parser-memory.js'
 import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
-import { NOT_AUTHORIZED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
+import { NOT_AUTHORIZED, RECEIVE_MAXIMUM_EXCEEDED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
 import type { Inbox, InboxConnection } from './inbox.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -367,8 +367,10 @@ export async function startBroker (
       onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version'),
       connackSent: () => (client as unknown as { connackSent: boolean }).connackSent
     })
+    const session = client as unknown as { version: number, connackSent: boolean }
     limitUnreleased(conn, parser, opts.maxInflightInbound,
-      (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'))
+      (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'),
+      () => { if (session.version === 5 && session.connackSent) closeWith(conn, disconnectV5(RECEIVE_MAXIMUM_EXCEEDED)); else conn.destroy() })
   }
 
   let tcp: NetServer | undefined

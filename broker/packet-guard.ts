@@ -34,7 +34,15 @@ const PACKET_TOO_LARGE = 0x95
 /** An MQTT 5 CONNACK refusing with `code`, no properties. */
 const connackV5 = (code: number): Buffer => Buffer.from([0x20, 0x03, 0x00, code, 0x00])
 /** An MQTT 5 DISCONNECT with `code` and no properties (the remaining length 1 leaves their length out, §3.14.2.2.1). */
-const disconnectV5 = (code: number): Buffer => Buffer.from([0xe0, 0x01, code])
+export const disconnectV5 = (code: number): Buffer => Buffer.from([0xe0, 0x01, code])
+
+/** Sends `goodbye` after what was written before, then closes: once sent, or after a second when the peer does not read. */
+export function closeWith (conn: Duplex, goodbye: Buffer): void {
+  conn.end(goodbye)
+  const timer = setTimeout(() => conn.destroy(), 1000)
+  timer.unref()
+  conn.once('finish', () => { clearTimeout(timer); conn.destroy() })
+}
 /** The bytes of a packet before any arrived (shared: this runs for every packet). */
 const NOTHING = Buffer.alloc(0)
 /** How much of an oversize PUBLISH's payload is read: enough to find the envelope's client id. */
@@ -104,16 +112,9 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
   const close = (): void => {
     dead = true
     if (v5 && reasonCode !== 0) {
-      // Told why, then closed (end() sends what aedes wrote before, then this, then FIN).
+      // Told why, then closed.
       const goodbye = type === CONNECT && first ? connackV5(reasonCode) : o.connackSent?.() === true ? disconnectV5(reasonCode) : undefined
-      if (goodbye) {
-        conn.end(goodbye)
-        // Closed once sent, or after a second when the peer does not read.
-        const timer = setTimeout(() => conn.destroy(), 1000)
-        timer.unref()
-        conn.once('finish', () => { clearTimeout(timer); conn.destroy() })
-        return
-      }
+      if (goodbye) { closeWith(conn, goodbye); return }
     }
     conn.destroy()
   }

@@ -4,7 +4,7 @@
 // packet ids and never releases them would grow that store up to the 16-bit
 // id space. One over the window closes the connection, before the broker
 // sees the packet: no PUBREC, nothing stored (MQTT 3.1.1 has no reason code
-// to send; MQTT 5's is 0x93, Receive Maximum exceeded).
+// to send; an MQTT 5 client gets DISCONNECT 0x93, Receive Maximum exceeded).
 //
 // It sits on the connection's parsed packets (the MQTT parser's 'packet'
 // events, which aedes handles), so it holds for every protocol level and
@@ -15,7 +15,8 @@ import type { Duplex } from 'node:stream'
 interface Parsed { cmd?: string, qos?: number, messageId?: number }
 interface PacketEmitter { emit (event: string | symbol, ...args: unknown[]): boolean }
 
-export function limitUnreleased (conn: Duplex, parser: PacketEmitter, limit: number, onExceeded: (held: number) => void): void {
+/** `end` closes the connection (by default at once; the broker tells an MQTT 5 client why first). */
+export function limitUnreleased (conn: Duplex, parser: PacketEmitter, limit: number, onExceeded: (held: number) => void, end = (): void => { conn.destroy() }): void {
   const held = new Set<number>()
   let closed = false
   const emit = parser.emit.bind(parser)
@@ -28,7 +29,7 @@ export function limitUnreleased (conn: Duplex, parser: PacketEmitter, limit: num
       if (!held.has(p.messageId) && held.size >= limit) {
         closed = true
         onExceeded(held.size)
-        conn.destroy()
+        end()
         return false
       }
       held.add(p.messageId)

@@ -10,7 +10,7 @@ import mqtt from 'mqtt'
 import { TestServer, Device, within, type DeviceCreds } from '../helpers/server.js'
 import { runPahoV5 } from '../helpers/paho.js'
 
-const server = new TestServer({ MQCHAT_MAX_MESSAGE_BYTES: '4096', MQCHAT_MAX_PACKET_BYTES: '16384' })
+const server = new TestServer({ MQCHAT_MAX_MESSAGE_BYTES: '4096', MQCHAT_MAX_PACKET_BYTES: '16384', MQCHAT_MAX_INFLIGHT_INBOUND: '5' })
 let a: DeviceCreds, b: DeviceCreds, raw: DeviceCreds
 let chatId: string
 let A: Device, B: Device
@@ -64,10 +64,10 @@ async function signedIn (creds: DeviceCreds, connectProperties = Buffer.from([0]
 
 test('an MQTT 5 device signs in with its token and chats with an MQTT 3.1.1 device, both ways', async () => {
   assert.equal((A.client.options as { protocolVersion?: number }).protocolVersion, 5)
-  // The CONNACK announces the limits: this server's packet limit and the inbound window (MQCHAT_MAX_INFLIGHT_INBOUND, 100).
+  // The CONNACK announces the limits: this server's packet limit and the inbound window (MQCHAT_MAX_INFLIGHT_INBOUND).
   const announced = A.connack?.properties ?? {}
   assert.equal(announced.maximumPacketSize, 16384)
-  assert.equal(announced.receiveMaximum, 100)
+  assert.equal(announced.receiveMaximum, 5)
   assert.equal(announced.sharedSubscriptionAvailable, false)
   await A.publish(chatId, { id: 'from-v5', body: 'hello from MQTT 5' })
   const got = await B.waitEvent('the v5 device\'s message', (e) => e.type === 'msg' && e.id === 'from-v5')
@@ -226,6 +226,19 @@ test('an MQTT 5 device that accepts topic aliases gets its inbox topic once, the
   assert.deepEqual(topics, Array(3).fill(`dev/${creds.deviceId}/inbox`))
   await lib.endAsync(true)
   await stillServing()
+})
+
+test('one QoS 2 publish over the announced Receive Maximum, none released: DISCONNECT 0x93, and the one over is not stored', async () => {
+  const c = await signedIn(raw)
+  for (let i = 1; i <= 6; i++) {
+    c.sock.write(packet(0x34, Buffer.concat([str(`chat/${chatId}/msg`), Buffer.from([0x00, i, 0x00]), Buffer.from(JSON.stringify({ id: `q2-${i}`, body: 'qos 2' }))])))
+  }
+  await within('the connection to close', c.closed, 10_000)
+  const got = c.received()
+  assert.ok(got.subarray(-3).equals(Buffer.from([0xe0, 0x01, 0x93])), `ends with DISCONNECT 0x93: ${got.toString('hex')}`)
+  await stillServing()
+  const history = await server.api('GET', `/v1/chats/${chatId}/messages?after=0&limit=500`, a.token)
+  assert.ok(!(history.body.messages as Array<{ id: string }>).some((m) => m.id === 'q2-6'), 'the one over the window is not stored')
 })
 
 // The property without its value made mqtt-packet yield null, and aedes 2.0.0-beta.1 then threw
