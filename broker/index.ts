@@ -29,7 +29,7 @@ import { forgetConnectPacket, lightenParser } from './parser-memory.js'
 import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
-import { NOT_AUTHORIZED, RECEIVE_MAXIMUM_EXCEEDED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
+import { KEEP_ALIVE_TIMEOUT, NOT_AUTHORIZED, RECEIVE_MAXIMUM_EXCEEDED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
 import type { Inbox, InboxConnection } from './inbox.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -239,6 +239,12 @@ export async function startBroker (
     }
   })
   aedes.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
+  // aedes closes a connection whose keepalive ran out right after this event, without a word: an MQTT 5 client is
+  // told why first (written now, ahead of the close; on TCP it reaches the kernel before the socket is destroyed).
+  aedes.on('keepaliveTimeout', (client: Client) => {
+    const c = client as Client & { conn: NodeJS.WritableStream, connackSent: boolean }
+    if (c.version === 5 && c.connackSent) c.conn.write(disconnectV5(KEEP_ALIVE_TIMEOUT))
+  })
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
 
   // The local profile's inboxes: a device's connection is attached once it is

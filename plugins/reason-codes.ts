@@ -14,6 +14,8 @@ export const MESSAGE_RATE_TOO_HIGH = 0x96
 /** DISCONNECT: the server cannot go on with this connection now (the device reconnects). */
 export const SERVER_BUSY = 0x89
 export const UNSPECIFIED_ERROR = 0x80
+/** DISCONNECT: nothing arrived within 1.5 × the keepalive. */
+export const KEEP_ALIVE_TIMEOUT = 0x8d
 /** DISCONNECT: more unreleased QoS 2 publishes than the announced Receive Maximum. */
 export const RECEIVE_MAXIMUM_EXCEEDED = 0x93
 

@@ -241,6 +241,20 @@ test('one QoS 2 publish over the announced Receive Maximum, none released: DISCO
   assert.ok(!(history.body.messages as Array<{ id: string }>).some((m) => m.id === 'q2-6'), 'the one over the window is not stored')
 })
 
+test('an MQTT 5 device silent past 1.5 × its keepalive gets DISCONNECT 0x8D before its connection closes', async () => {
+  const sock = net.connect(server.ports.mqtt, '127.0.0.1')
+  let got = Buffer.alloc(0)
+  sock.on('data', (d: Buffer) => { got = Buffer.concat([got, d]) })
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()))
+  await within('the raw connection', new Promise((resolve) => sock.once('connect', resolve)), 5000)
+  // Keepalive 1 s, then nothing.
+  sock.write(packet(0x10, Buffer.concat([str('MQTT'), Buffer.from([5, 0xc2, 0, 1, 0]), str(raw.deviceId), str(raw.deviceId), str(raw.token)])))
+  await within('the connection to close', closed, 10_000)
+  assert.equal(got[0], 0x20, got.toString('hex'))
+  assert.ok(got.subarray(-3).equals(Buffer.from([0xe0, 0x01, 0x8d])), `ends with DISCONNECT 0x8D: ${got.toString('hex')}`)
+  await stillServing()
+})
+
 // The property without its value made mqtt-packet yield null, and aedes 2.0.0-beta.1 then threw
 // in its publish handler (responseTopic.indexOf): the whole server process ended.
 for (const [name, props] of [
