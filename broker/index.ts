@@ -22,6 +22,7 @@ import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
 import { closeWith, disconnectV5, guardPackets, type PacketParser } from './packet-guard.js'
+import { announceOnConnack } from './connack.js'
 import { limitUnreleased } from './qos2-window.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
@@ -126,6 +127,7 @@ export interface Broker {
 
 /** How long one subscription write to the session store may take before its SUBSCRIBE fails. */
 const SUBSCRIPTION_STORE_BOUND_MS = 10_000
+const CHAT_MODE_CONNACK = { retainAvailable: false, wildcardSubscriptionAvailable: false }
 
 export async function startBroker (
   opts: BrokerOptions,
@@ -358,6 +360,8 @@ export async function startBroker (
     const release = admitted ?? admit(conn, address)
     if (!release) return
     conn.on('close', release)
+    // Chat mode refuses retained messages and wildcard filters: an MQTT 5 device is told so in its CONNACK.
+    if (!open) announceOnConnack(conn, CHAT_MODE_CONNACK)
     const client = aedes.handle(conn, req)
     lightenParser(client)
     places.set(client as object, release)

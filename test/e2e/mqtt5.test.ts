@@ -69,6 +69,9 @@ test('an MQTT 5 device signs in with its token and chats with an MQTT 3.1.1 devi
   assert.equal(announced.maximumPacketSize, 16384)
   assert.equal(announced.receiveMaximum, 5)
   assert.equal(announced.sharedSubscriptionAvailable, false)
+  // The chat ACL refuses both (broker/connack.ts adds them; aedes cannot).
+  assert.equal(announced.retainAvailable, false)
+  assert.equal(announced.wildcardSubscriptionAvailable, false)
   await A.publish(chatId, { id: 'from-v5', body: 'hello from MQTT 5' })
   const got = await B.waitEvent('the v5 device\'s message', (e) => e.type === 'msg' && e.id === 'from-v5')
   assert.equal(got.body, 'hello from MQTT 5')

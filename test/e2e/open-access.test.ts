@@ -50,3 +50,14 @@ test('topics the chat ACL refuses are ordinary topics here; $SYS publishes are s
     await c.endAsync()
   }
 })
+
+test('an MQTT 5 client here is told only what aedes announces: retained messages and wildcards are available (not marked 0 as in chat mode)', async () => {
+  const c = mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, { protocolVersion: 5, clientId: 'open-v5', reconnectPeriod: 0 })
+  try {
+    const connack = await within('the CONNACK', new Promise<mqtt.IConnackPacket>((resolve) => c.once('connect', resolve)), 10_000)
+    assert.equal(connack.reasonCode, 0)
+    assert.equal(connack.properties?.retainAvailable, undefined)
+    assert.equal(connack.properties?.wildcardSubscriptionAvailable, undefined)
+    assert.equal(connack.properties?.sharedSubscriptionAvailable, false)
+  } finally { await c.endAsync(true) }
+})
