@@ -43,6 +43,11 @@ export function syncEvent (reason: 'queue_overflow', dropped: number): string {
 /** `sync` for the device's event log: its oldest events were dropped while it was away. */
 export const overflowEvent = (dropped: number): string => syncEvent('queue_overflow', dropped)
 
+/** `sync` in a chat's order: message `seq` is larger than the device's connection accepts (its MQTT 5 Maximum Packet Size); read it over HTTP. */
+export function tooLargeEvent (chatId: string, seq: number, size: number): string {
+  return JSON.stringify({ type: 'sync', reason: 'too_large', chat: chatId, seq, size, ts: Date.now() })
+}
+
 /** `sync` in a chat's order: retention purged seqs from..to before this device had them (they are gone for everyone). */
 export function purgedEvent (chatId: string, from: number, to: number): string {
   return JSON.stringify({ type: 'sync', reason: 'history_purged', chat: chatId, from, to, ts: Date.now() })

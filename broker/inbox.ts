@@ -24,7 +24,7 @@ import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
 import type { EventLogStore, HistoryStore, Position, PositionStore, StoredMessage } from '../store/types.js'
 import type { RecentMessages } from '../bridge/recent.js'
-import { ackEvent, msgEvent, purgedEvent, overflowEvent } from '../bridge/events.js'
+import { ackEvent, msgEvent, purgedEvent, overflowEvent, tooLargeEvent } from '../bridge/events.js'
 
 /** Where the inbox writes: one connected device's MQTT connection. */
 export interface InboxConnection {
@@ -34,6 +34,8 @@ export interface InboxConnection {
   close (): void
   /** The device's own bound on unacknowledged PUBLISHes it receives (MQTT 5 Receive Maximum); none for 3.1.1. */
   readonly receiveMaximum?: number
+  /** The largest inbox payload the device accepts (from its MQTT 5 Maximum Packet Size); none for 3.1.1. */
+  readonly maxPayloadBytes?: number
 }
 
 export interface InboxOptions {
@@ -443,6 +445,10 @@ export class Inbox {
 
   /** Writes a PUBLISH that stands at `seq` in a chat's order: its PUBACK settles the device's position there. */
   private writeAt (a: Attached, chatId: string, seq: number, payload: Buffer): void {
+    // A message the device's connection cannot take [MQTT-3.1.2-25] stands as a notice in its place, so the
+    // device learns of it (and reads it over HTTP) and its position moves on.
+    const max = a.conn.maxPayloadBytes
+    if (max !== undefined && payload.length > max) payload = Buffer.from(tooLargeEvent(chatId, seq, payload.length))
     const id = a.conn.send(payload)
     a.written(id, { kind: 'msg', chat: chatId, seq })
   }

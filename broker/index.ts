@@ -258,7 +258,7 @@ export async function startBroker (
   function connectionOf (client: Client): InboxConnection {
     let conn = connections.get(client)
     if (conn) return conn
-    const c = client as Client & { _nextId: number, conn: NodeJS.WritableStream, connected: boolean, version: number, receiveMaximum?: number }
+    const c = client as Client & { _nextId: number, conn: NodeJS.WritableStream, connected: boolean, version: number, receiveMaximum?: number, maximumPacketSize?: number }
     const topic = inboxTopic(client.id)
     // Encoded at the connection's own protocol level (an MQTT 5 PUBLISH carries a property length).
     const encoding = { protocolVersion: c.version }
@@ -276,7 +276,9 @@ export async function startBroker (
         return messageId
       },
       close: () => client.close(),
-      receiveMaximum: c.version === 5 ? c.receiveMaximum : undefined
+      receiveMaximum: c.version === 5 ? c.receiveMaximum : undefined,
+      // The PUBLISH around a payload: fixed header (up to 5 bytes), topic, packet id, properties (the alias, 4).
+      maxPayloadBytes: c.version === 5 && c.maximumPacketSize !== undefined ? c.maximumPacketSize - (5 + 2 + Buffer.byteLength(topic) + 2 + 4) : undefined
     }
     connections.set(client, conn)
     return conn

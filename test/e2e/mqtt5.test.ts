@@ -258,6 +258,30 @@ test('an MQTT 5 device silent past 1.5 × its keepalive gets DISCONNECT 0x8D bef
   await stillServing()
 })
 
+test('a message bigger than a device\'s Maximum Packet Size comes as a sync too_large notice in its place; the next one comes whole', async () => {
+  const creds = await server.register('+15550500930')
+  const group = (await server.api('POST', '/v1/chats', creds.token, { kind: 'group', name: 'small device', members: [b.userId] })).body.chat_id as string
+  const small = mqtt.connect(`mqtt://127.0.0.1:${server.ports.mqtt}`, {
+    clientId: creds.deviceId, username: creds.deviceId, password: creds.token, protocolVersion: 5, properties: { maximumPacketSize: 512 }, reconnectPeriod: 0
+  })
+  const events: Array<{ type: string, reason?: string, chat?: string, seq?: number, id?: string }> = []
+  small.on('message', (_t, payload) => { events.push(JSON.parse(payload.toString()) as typeof events[number]) })
+  try {
+    await within('the CONNECT', new Promise((resolve) => small.once('connect', resolve)), 10_000)
+    await small.subscribeAsync(`dev/${creds.deviceId}/inbox`, { qos: 1 })
+    await B.publish(group, { id: 'too-big', body: 'x'.repeat(1000) })
+    await B.publish(group, { id: 'fits', body: 'small' })
+    await within('the notice and the next message', (async () => { while (!events.some((e) => e.id === 'fits')) await new Promise((r) => setTimeout(r, 20)) })(), 10_000)
+    const notice = events.find((e) => e.type === 'sync')
+    assert.equal(notice?.reason, 'too_large', JSON.stringify(events))
+    assert.equal(notice?.chat, group)
+    assert.ok(!events.some((e) => e.id === 'too-big'), 'the big one is not sent')
+    assert.ok(small.connected, 'the connection stays')
+    const read = await server.api('GET', `/v1/chats/${group}/messages?after=${notice!.seq! - 1}&limit=1`, creds.token)
+    assert.equal(read.body.messages[0].id, 'too-big')
+  } finally { await small.endAsync(true) }
+})
+
 // The property without its value made mqtt-packet yield null, and aedes 2.0.0-beta.1 then threw
 // in its publish handler (responseTopic.indexOf): the whole server process ended.
 for (const [name, props] of [
