@@ -7,13 +7,15 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { IPublishPacket } from 'mqtt-packet'
 import { Client, QUIET, WAIT } from './client.js'
+import { Timeout, Wire } from './wire.js'
 import type { AuthFixture, RunningTarget } from './targets.js'
-import { Wire } from './wire.js'
 
 export interface BehaviourCase {
   id: string
   /** open: runs on open-access targets; auth: on targets that require credentials and enforce an ACL. */
   access: 'open' | 'auth'
+  /** The protocol the case speaks: 3.1.1 unless it says 5. */
+  protocol?: '5'
   run: (t: RunningTarget, root: string) => Promise<void>
 }
 
@@ -26,11 +28,97 @@ async function wipe (t: RunningTarget, clientId: string): Promise<void> {
   await c.disconnect()
 }
 
+/** An MQTT 5 connection with a clean start and these CONNECT properties. */
+const open5 = (t: RunningTarget, clientId: string, properties: Record<string, unknown> = {}, clean = true): Promise<Client> =>
+  Client.open(t, { clientId, clean, protocolVersion: 5, properties })
+
 async function closedWithin (c: Client, ms: number, what: string): Promise<void> {
   assert.ok(await c.w.waitClose(ms), `${what}: the broker should close the connection within ${ms} ms`)
 }
 
 export const behaviourCases: BehaviourCase[] = [
+  {
+    id: 'behaviour / v5 / session expiry: with an interval the session (subscription, queued QoS 1) outlives the connection; with 0 it ends with it',
+    access: 'open',
+    protocol: '5',
+    async run (t, root) {
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      const kept = `se-${uid()}`
+      const a = await open5(t, kept, { sessionExpiryInterval: 60 })
+      await a.subscribe([[`${root}/kept`, 1]])
+      await a.disconnect()
+      await pub.publish(`${root}/kept`, 'queued', 1)
+      const b = await open5(t, kept, { sessionExpiryInterval: 60 }, false)
+      assert.equal(b.sessionPresent, true, 'session present after a reconnect within the interval')
+      assert.equal(text(await b.message()), 'queued')
+      await b.disconnect()
+      const gone = `se0-${uid()}`
+      const c = await open5(t, gone)
+      await c.subscribe([[`${root}/gone`, 1]])
+      await c.disconnect()
+      await pub.publish(`${root}/gone`, 'for nobody', 1)
+      const d = await open5(t, gone, {}, false)
+      assert.equal(d.sessionPresent, false, 'no session after a connection whose expiry was 0')
+      await d.nothing()
+      await d.disconnect(); await pub.disconnect()
+      // The kept session ends now (a clean start with expiry 0).
+      await (await open5(t, kept)).disconnect()
+    }
+  },
+  {
+    id: 'behaviour / v5 / message expiry: a queued message past its interval is not delivered; one within it arrives with the time left',
+    access: 'open',
+    protocol: '5',
+    async run (t, root) {
+      const id = `me-${uid()}`
+      const s = await open5(t, id, { sessionExpiryInterval: 60 })
+      await s.subscribe([[`${root}/me`, 1]])
+      await s.disconnect()
+      const pub = await open5(t, `p-${uid()}`)
+      await pub.publish(`${root}/me`, 'short', 1, false, { messageExpiryInterval: 1 })
+      await pub.publish(`${root}/me`, 'long', 1, false, { messageExpiryInterval: 60 })
+      await new Promise((r) => setTimeout(r, 2200))
+      const back = await open5(t, id, { sessionExpiryInterval: 60 }, false)
+      const got = await back.drain()
+      assert.deepEqual(got.map(text), ['long'], 'only the message still within its expiry')
+      const left = (got[0]!.properties as { messageExpiryInterval?: number } | undefined)?.messageExpiryInterval
+      assert.ok(left !== undefined && left <= 58 && left >= 50, `the interval left, lowered by the time queued (got ${String(left)})`)
+      await back.disconnect(); await pub.disconnect()
+      await (await open5(t, id)).disconnect()
+    }
+  },
+  {
+    id: 'behaviour / v5 / receive maximum: no more unacknowledged QoS 1 PUBLISHes in flight to a client than it allows',
+    access: 'open',
+    protocol: '5',
+    async run (t, root) {
+      const s = await open5(t, `rm-${uid()}`, { receiveMaximum: 2 })
+      await s.subscribe([[`${root}/rm`, 1]])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      for (let i = 1; i <= 4; i++) await pub.publish(`${root}/rm`, `m${i}`, 1)
+      const first = [await s.message(WAIT, false), await s.message(WAIT, false)]
+      let third: unknown
+      try { third = await s.w.packet(QUIET, 5) } catch (err) { if (!(err instanceof Timeout)) throw err }
+      assert.equal(third, undefined, 'a third PUBLISH while two are unacknowledged')
+      s.ack(first[0]!)
+      assert.equal(text(await s.message(WAIT, false)), 'm3', 'one acknowledged: the next one comes')
+      await s.disconnect(); await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / v5 / maximum packet size: a message bigger than the client allows is not sent to it; the next one is',
+    access: 'open',
+    protocol: '5',
+    async run (t, root) {
+      const s = await open5(t, `mps-${uid()}`, { maximumPacketSize: 128 })
+      await s.subscribe([[`${root}/mps`, 1]])
+      const pub = await Client.open(t, { clientId: `p-${uid()}` })
+      await pub.publish(`${root}/mps`, 'x'.repeat(300), 1)
+      await pub.publish(`${root}/mps`, 'small', 1)
+      assert.deepEqual((await s.drain()).map(text), ['small'])
+      await s.disconnect(); await pub.disconnect()
+    }
+  },
   {
     id: 'behaviour / session / takeover closes the old connection and publishes its will',
     access: 'open',

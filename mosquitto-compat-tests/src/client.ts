@@ -1,4 +1,4 @@
-// A raw MQTT 3.1.1 client for the suite's own exchanges (behaviour cases,
+// A raw MQTT 3.1.1 (or 5) client for the suite's own exchanges (behaviour cases,
 // the helper of vector `publish` steps, the liveness check): packets built by
 // mqtt-packet on a Wire, every acknowledgement under the caller's control,
 // every wait bounded.
@@ -18,42 +18,49 @@ export interface ConnectOpts {
   will?: { topic: string, payload: string, qos?: 0 | 1 | 2, retain?: boolean }
   username?: string
   password?: string
+  /** 4 (MQTT 3.1.1, the default) or 5. */
+  protocolVersion?: 4 | 5
+  /** MQTT 5 CONNECT properties. */
+  properties?: Record<string, unknown>
 }
 
 export class Client {
   private nextId = 1
-  constructor (readonly w: Wire, readonly sessionPresent: boolean, readonly returnCode: number, readonly waitMs = WAIT) {}
+  constructor (readonly w: Wire, readonly sessionPresent: boolean, readonly returnCode: number, readonly waitMs = WAIT, readonly version: 4 | 5 = 4, readonly connack?: Packet) {}
 
   static async open (t: { host: string, port: number }, o: ConnectOpts, expectCode = 0, waitMs = WAIT): Promise<Client> {
     const w = await Wire.open(t.host, t.port)
+    const version = o.protocolVersion ?? 4
     w.send({
       cmd: 'connect',
       protocolId: 'MQTT',
-      protocolVersion: 4,
+      protocolVersion: version,
+      ...(o.properties ? { properties: o.properties } : {}),
       clientId: o.clientId,
       clean: o.clean ?? true,
       keepalive: o.keepalive ?? 60,
       ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos ?? 0, retain: o.will.retain ?? false } } : {}),
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {})
-    })
+    }, version)
     let ack: Packet
     try {
-      ack = await w.packet(waitMs)
+      ack = await w.packet(waitMs, version)
     } catch (err) {
       w.destroy()
       throw new Error(`CONNECT ${o.clientId || '(empty id)'}: ${(err as Error).message}`)
     }
     if (ack.cmd !== 'connack') { w.destroy(); throw new Error(`expected CONNACK, got ${ack.cmd}`) }
-    assert.equal(ack.returnCode, expectCode, `CONNACK return code for ${o.clientId || '(empty id)'}`)
-    return new Client(w, ack.sessionPresent, ack.returnCode ?? 0, waitMs)
+    const code = version === 5 ? (ack as { reasonCode?: number }).reasonCode ?? 0 : ack.returnCode
+    assert.equal(code, expectCode, `CONNACK ${version === 5 ? 'reason' : 'return'} code for ${o.clientId || '(empty id)'}`)
+    return new Client(w, ack.sessionPresent, code ?? 0, waitMs, version, ack)
   }
 
   id (): number { const id = this.nextId; this.nextId = this.nextId % 65535 + 1; return id }
 
   async subscribe (subs: Array<[string, 0 | 1 | 2]>): Promise<number[]> {
     const messageId = this.id()
-    this.w.send({ cmd: 'subscribe', messageId, subscriptions: subs.map(([topic, qos]) => ({ topic, qos })) })
+    this.w.send({ cmd: 'subscribe', messageId, subscriptions: subs.map(([topic, qos]) => ({ topic, qos })) }, this.version)
     const p = await this.expect('suback')
     assert.equal(p.messageId, messageId, 'SUBACK packet id')
     return (p as unknown as { granted: number[] }).granted
@@ -61,25 +68,25 @@ export class Client {
 
   async unsubscribe (topics: string[]): Promise<void> {
     const messageId = this.id()
-    this.w.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics })
+    this.w.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics }, this.version)
     const p = await this.expect('unsuback')
     assert.equal(p.messageId, messageId, 'UNSUBACK packet id')
   }
 
   /** Publishes and completes the QoS flow as a well-behaved client. */
-  async publish (topic: string, payload: string | Buffer, qos: 0 | 1 | 2 = 0, retain = false): Promise<void> {
+  async publish (topic: string, payload: string | Buffer, qos: 0 | 1 | 2 = 0, retain = false, properties?: Record<string, unknown>): Promise<void> {
     const messageId = qos > 0 ? this.id() : undefined
-    this.w.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false, messageId })
+    this.w.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false, messageId, ...(properties ? { properties } : {}) }, this.version)
     if (qos === 1) assert.equal((await this.expect('puback')).messageId, messageId)
     if (qos === 2) {
       assert.equal((await this.expect('pubrec')).messageId, messageId)
-      this.w.send({ cmd: 'pubrel', messageId })
+      this.w.send({ cmd: 'pubrel', messageId }, this.version)
       assert.equal((await this.expect('pubcomp')).messageId, messageId)
     }
   }
 
   async expect (cmd: string, timeoutMs = this.waitMs): Promise<Packet> {
-    const p = await this.w.packet(timeoutMs)
+    const p = await this.w.packet(timeoutMs, this.version)
     assert.equal(p.cmd, cmd, `expected ${cmd}, got ${JSON.stringify({ ...p, payload: undefined })}`)
     return p
   }
@@ -92,8 +99,8 @@ export class Client {
   }
 
   ack (p: IPublishPacket): void {
-    if (p.qos === 1) this.w.send({ cmd: 'puback', messageId: p.messageId })
-    if (p.qos === 2) this.w.send({ cmd: 'pubrec', messageId: p.messageId })
+    if (p.qos === 1) this.w.send({ cmd: 'puback', messageId: p.messageId }, this.version)
+    if (p.qos === 2) this.w.send({ cmd: 'pubrec', messageId: p.messageId }, this.version)
   }
 
   /** Collects PUBLISHes (acknowledging QoS 1; QoS 2 flows completed) until `quietMs` pass without one. */
@@ -101,8 +108,8 @@ export class Client {
     const out: IPublishPacket[] = []
     for (;;) {
       let p: Packet
-      try { p = await this.w.packet(quietMs) } catch (err) { if (err instanceof Timeout) return out; throw err }
-      if (p.cmd === 'publish') { out.push(p); this.ack(p) } else if (p.cmd === 'pubrel') this.w.send({ cmd: 'pubcomp', messageId: p.messageId })
+      try { p = await this.w.packet(quietMs, this.version) } catch (err) { if (err instanceof Timeout) return out; throw err }
+      if (p.cmd === 'publish') { out.push(p); this.ack(p) } else if (p.cmd === 'pubrel') this.w.send({ cmd: 'pubcomp', messageId: p.messageId }, this.version)
     }
   }
 
@@ -113,12 +120,12 @@ export class Client {
 
   /** PINGREQ → PINGRESP: the connection is still usable. */
   async ping (): Promise<void> {
-    this.w.send({ cmd: 'pingreq' })
+    this.w.send({ cmd: 'pingreq' }, this.version)
     await this.expect('pingresp')
   }
 
   async disconnect (): Promise<void> {
-    this.w.send({ cmd: 'disconnect' })
+    this.w.send({ cmd: 'disconnect' }, this.version)
     await this.w.end()
   }
 }

@@ -54,7 +54,7 @@ export async function runTarget (t: RunningTarget, o: RunOptions): Promise<Targe
     let pass = true
     let detail: string | undefined
     try { await c.run(t, `${root}/${++n}`) } catch (err) { pass = false; detail = (err as Error).message.split('\n')[0] }
-    raw.push({ id: c.id, protocol: '3.1.1', pass, detail, ms: Date.now() - t0, suite: 'behaviour' })
+    raw.push({ id: c.id, protocol: c.protocol ?? '3.1.1', pass, detail, ms: Date.now() - t0, suite: 'behaviour' })
   }
   const mine = o.deviations.filter((d) => appliesTo(d, t.name))
   const results: Classified[] = raw.map((r) => {
