@@ -21,7 +21,7 @@ import { authorizeSubscribe, type SubscriptionPolicy } from '../plugins/authoriz
 import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize-publish.js'
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
-import { closeWith, disconnectV5, guardPackets, type PacketParser } from './packet-guard.js'
+import { disconnectV5, guardPackets, type PacketParser } from './packet-guard.js'
 import { announceOnConnack } from './connack.js'
 import { limitUnreleased } from './qos2-window.js'
 import { emptyClientIdRule, markRedeliveries } from './conformance.js'
@@ -128,6 +128,17 @@ export interface Broker {
 /** How long one subscription write to the session store may take before its SUBSCRIBE fails. */
 const SUBSCRIPTION_STORE_BOUND_MS = 10_000
 const CHAT_MODE_CONNACK = { retainAvailable: false, wildcardSubscriptionAvailable: false }
+
+/** What the broker reads of an aedes client beyond its typings (aedes 2.0.0-beta.1). */
+type AedesClient = Client & {
+  conn: NodeJS.WritableStream
+  connected: boolean
+  connackSent: boolean
+  _nextId: number
+  /** The client's MQTT 5 Receive Maximum and Maximum Packet Size, from its CONNECT. */
+  receiveMaximum?: number
+  maximumPacketSize?: number
+}
 
 export async function startBroker (
   opts: BrokerOptions,
@@ -244,7 +255,7 @@ export async function startBroker (
   // aedes closes a connection whose keepalive ran out right after this event, without a word: an MQTT 5 client is
   // told why first (written now, ahead of the close; on TCP it reaches the kernel before the socket is destroyed).
   aedes.on('keepaliveTimeout', (client: Client) => {
-    const c = client as Client & { conn: NodeJS.WritableStream, connackSent: boolean }
+    const c = client as AedesClient
     if (c.version === 5 && c.connackSent) c.conn.write(disconnectV5(KEEP_ALIVE_TIMEOUT))
   })
   aedes.on('connectionError', (client: Client, err: Error) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'))
@@ -258,7 +269,7 @@ export async function startBroker (
   function connectionOf (client: Client): InboxConnection {
     let conn = connections.get(client)
     if (conn) return conn
-    const c = client as Client & { _nextId: number, conn: NodeJS.WritableStream, connected: boolean, version: number, receiveMaximum?: number, maximumPacketSize?: number }
+    const c = client as AedesClient
     const topic = inboxTopic(client.id)
     // Encoded at the connection's own protocol level (an MQTT 5 PUBLISH carries a property length).
     const encoding = { protocolVersion: c.version }
@@ -370,19 +381,18 @@ export async function startBroker (
     // aedes feeds every chunk it reads to its client's mqtt-packet parser: the guard stands in front of it,
     // and the QoS 2 window between its parsed packets and aedes.
     const parser = (client as unknown as { _parser: PacketParser & Parameters<typeof limitUnreleased>[1] })._parser
-    guardPackets(conn, parser, {
+    const guard = guardPackets(conn, parser, {
       maxBytes: opts.maxPacketBytes,
       onOversize: (size) => log.info({ size, limit: opts.maxPacketBytes }, 'connection closed: packet over the size limit'),
       // With the chat layer on, an oversize PUBLISH becomes a stand-in it refuses; open access has no such layer: it closes.
       onOversizePublish: open ? undefined : (size) => log.info({ size, limit: opts.maxPacketBytes }, 'PUBLISH over the size limit: skipped, refused with too_large'),
       onViolation: (reason) => log.info({ reason }, 'connection closed: MQTT protocol violation'),
       onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version'),
-      connackSent: () => (client as unknown as { connackSent: boolean }).connackSent
+      connackSent: () => (client as AedesClient).connackSent
     })
-    const session = client as unknown as { version: number, connackSent: boolean }
     limitUnreleased(conn, parser, opts.maxInflightInbound,
       (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'),
-      () => { if (session.version === 5 && session.connackSent) closeWith(conn, disconnectV5(RECEIVE_MAXIMUM_EXCEEDED)); else conn.destroy() })
+      () => { guard.close(RECEIVE_MAXIMUM_EXCEEDED) })
   }
 
   let tcp: NetServer | undefined

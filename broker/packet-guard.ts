@@ -26,7 +26,7 @@
 // few a rule needs (whole small control packets; a PUBLISH's topic and id).
 import type { Duplex } from 'node:stream'
 import { connectLevel, CONNECT, neededBytes, packetViolation, PUBLISH } from './packet-rules.js'
-import { neededBytesV5, packetViolationV5, payloadStartV5 } from './packet-rules-v5.js'
+import { neededBytesV5, packetViolationV5 } from './packet-rules-v5.js'
 
 const KNOWN_LEVELS = new Set([3, 4, 5])
 const CONNACK_UNACCEPTABLE_VERSION = Buffer.from([0x20, 0x02, 0x00, 0x01])
@@ -37,7 +37,7 @@ const connackV5 = (code: number): Buffer => Buffer.from([0x20, 0x03, 0x00, code,
 export const disconnectV5 = (code: number): Buffer => Buffer.from([0xe0, 0x01, code])
 
 /** Sends `goodbye` after what was written before, then closes: once sent, or after a second when the peer does not read. */
-export function closeWith (conn: Duplex, goodbye: Buffer): void {
+function closeWith (conn: Duplex, goodbye: Buffer): void {
   conn.end(goodbye)
   const timer = setTimeout(() => conn.destroy(), 1000)
   timer.unref()
@@ -82,7 +82,18 @@ export interface GuardOptions {
 /** What aedes parses a connection's bytes with (its client's `_parser`). */
 export interface PacketParser { parse (chunk: Buffer): unknown }
 
-export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOptions): void {
+/** What the guard offers the rest of the broker: ending the connection as it does itself. */
+export interface PacketGuard {
+  /**
+   * Ends the connection and passes nothing more to the parser. An MQTT 5
+   * client whose CONNACK is out is told `reasonCode` in a DISCONNECT first
+   * (a CONNACK with it, when its CONNECT is what broke a rule); 0 or any
+   * other client: closed at once.
+   */
+  close (reasonCode: number): void
+}
+
+export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOptions): PacketGuard {
   const parse = parser.parse.bind(parser)
   let state: 'type' | 'length' | 'body' = 'type'
   let type = 0
@@ -109,11 +120,12 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
   /** The current packet's bytes from earlier chunks, not passed on yet (its header, what was collected). */
   let held: Buffer[] = []
 
-  const close = (): void => {
+  const close = (code: number): void => {
+    if (dead) return
     dead = true
-    if (v5 && reasonCode !== 0) {
+    if (v5 && code !== 0) {
       // Told why, then closed.
-      const goodbye = type === CONNECT && first ? connackV5(reasonCode) : o.connackSent?.() === true ? disconnectV5(reasonCode) : undefined
+      const goodbye = type === CONNECT && first ? connackV5(code) : o.connackSent?.() === true ? disconnectV5(code) : undefined
       if (goodbye) { closeWith(conn, goodbye); return }
     }
     conn.destroy()
@@ -153,8 +165,8 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
 
   /** The stand-in for an oversize PUBLISH, from its collected head (topic, packet id, payload start). */
   const standIn = (head: Buffer): Buffer => {
-    // Topic, packet id and (MQTT 5) properties are kept; the payload is replaced.
-    const payloadAt = v5 ? payloadStartV5(flags, head) : 2 + head.readUInt16BE(0) + (((flags >> 1) & 3) > 0 ? 2 : 0)
+    // Topic, packet id and (MQTT 5) properties, the bytes a rule reads, are kept; the payload is replaced.
+    const payloadAt = needed(head)
     const body = Buffer.concat([head.subarray(0, payloadAt), oversizeMarker(length + headerBytes, head.subarray(payloadAt))])
     const len: number[] = []
     let n = body.length
@@ -199,7 +211,7 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
       if (dead) return undefined
       held = []
       pass(packetStart)
-      close()
+      close(reasonCode)
       return undefined
     }
     while (i < chunk.length && !dead) {
@@ -292,4 +304,5 @@ export function guardPackets (conn: Duplex, parser: PacketParser, o: GuardOption
     }
     return undefined
   }
+  return { close }
 }

@@ -11,7 +11,7 @@
 // property without its value into a TypeError inside the parser, and a
 // repeated property into an array where aedes expects one value.
 
-import { badUtf8, Fields } from './packet-rules.js'
+import { badUtf8, CONNECT, Fields, PUBLISH } from './packet-rules.js'
 
 export const MALFORMED = 0x81
 export const PROTOCOL_ERROR = 0x82
@@ -25,14 +25,10 @@ export interface V5State {
   sessionExpiry: number
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
 type Kind = 'byte' | 'u16' | 'u32' | 'var' | 'string' | 'binary' | 'pair'
 
 // Packet types a property may appear in (from a client), 0 standing for a CONNECT's will properties.
 const WILL = 0
-const CONNECT = 1
-const PUBLISH = 3
 const PUBACK = 4
 const PUBREC = 5
 const PUBREL = 6
@@ -44,7 +40,7 @@ const AUTH = 15
 
 interface PropertyRule { name: string, kind: Kind, in: readonly number[], repeatable?: boolean, values?: readonly number[], nonZero?: boolean }
 
-/** MQTT 5 §2.2.2.2, as far as a client may send them. */
+/** MQTT 5 §2.2.2.2, as far as a client may send them (AUTH is refused whole: no property lists it). */
 const PROPERTIES = new Map<number, PropertyRule>([
   [0x01, { name: 'Payload Format Indicator', kind: 'byte', in: [PUBLISH, WILL], values: [0, 1] }],
   [0x02, { name: 'Message Expiry Interval', kind: 'u32', in: [PUBLISH, WILL] }],
@@ -54,17 +50,17 @@ const PROPERTIES = new Map<number, PropertyRule>([
   // A client's PUBLISH must not carry one [MQTT-3.3.4-6].
   [0x0b, { name: 'Subscription Identifier', kind: 'var', in: [SUBSCRIBE], nonZero: true }],
   [0x11, { name: 'Session Expiry Interval', kind: 'u32', in: [CONNECT, DISCONNECT] }],
-  [0x15, { name: 'Authentication Method', kind: 'string', in: [CONNECT, AUTH] }],
-  [0x16, { name: 'Authentication Data', kind: 'binary', in: [CONNECT, AUTH] }],
+  [0x15, { name: 'Authentication Method', kind: 'string', in: [CONNECT] }],
+  [0x16, { name: 'Authentication Data', kind: 'binary', in: [CONNECT] }],
   [0x17, { name: 'Request Problem Information', kind: 'byte', in: [CONNECT], values: [0, 1] }],
   [0x18, { name: 'Will Delay Interval', kind: 'u32', in: [WILL] }],
   [0x19, { name: 'Request Response Information', kind: 'byte', in: [CONNECT], values: [0, 1] }],
   [0x1c, { name: 'Server Reference', kind: 'string', in: [DISCONNECT] }],
-  [0x1f, { name: 'Reason String', kind: 'string', in: [PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT, AUTH] }],
+  [0x1f, { name: 'Reason String', kind: 'string', in: [PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT] }],
   [0x21, { name: 'Receive Maximum', kind: 'u16', in: [CONNECT], nonZero: true }],
   [0x22, { name: 'Topic Alias Maximum', kind: 'u16', in: [CONNECT] }],
   [0x23, { name: 'Topic Alias', kind: 'u16', in: [PUBLISH], nonZero: true }],
-  [0x26, { name: 'User Property', kind: 'pair', in: [WILL, CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT, AUTH], repeatable: true }],
+  [0x26, { name: 'User Property', kind: 'pair', in: [WILL, CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT], repeatable: true }],
   [0x27, { name: 'Maximum Packet Size', kind: 'u32', in: [CONNECT], nonZero: true }],
   // Only a server sends these (in CONNACK).
   [0x12, { name: 'Assigned Client Identifier', kind: 'string', in: [] }],
@@ -111,13 +107,6 @@ class Reader extends Fields {
   }
 }
 
-/** A UTF-8 string field as MQTT 5 §1.5.4 requires: well-formed, without U+0000. */
-function badString (b: Buffer): string | undefined {
-  let s: string
-  try { s = utf8.decode(b) } catch { return 'ill-formed UTF-8' }
-  return s.includes('\u0000') ? 'U+0000 in a string' : undefined
-}
-
 /**
  * Checks one property block (length, then properties) of a packet of type
  * `of`, and advances past it. The whole block is read first: a malformed
@@ -148,7 +137,7 @@ function properties (r: Reader, of: number, seen = new Set<number>(), numbers?: 
         for (let n = rule.kind === 'pair' ? 2 : 1; n > 0; n--) {
           const s = block.bytes()
           if (s === undefined) { value = undefined; break }
-          const bad = badString(s)
+          const bad = badUtf8(s, false)
           if (bad !== undefined) return malformed(`${bad} (${rule.name})`)
           if (id === 0x08 && (s.includes(0x23) || s.includes(0x2b))) misplaced ??= protocolError('a wildcard in the Response Topic [MQTT-3.3.2-14]')
         }
@@ -329,9 +318,4 @@ export function neededBytesV5 (type: number, flags: number, length: number, head
     if ((byte & 0x80) === 0) return Math.min(length, at + n)
   }
   return Math.min(length, at)
-}
-
-/** Where a v5 PUBLISH's payload starts in its collected head (after topic, id and properties). */
-export function payloadStartV5 (flags: number, head: Buffer): number {
-  return neededBytesV5(PUBLISH, flags, Number.MAX_SAFE_INTEGER, head)
 }

@@ -10,10 +10,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * encoded surrogates, [MQTT-1.5.3-1]) and without U+0000 ([MQTT-1.5.3-2]).
  * Control characters and noncharacters are refused as well: the
  * specification lets the receiver close on them, and Mosquitto does.
+ * With `controls` false only the two musts are checked (what MQTT 5 §1.5.4
+ * asks of every string, MQTT 5 property values among them).
  */
-export function badUtf8 (b: Buffer): string | undefined {
+export function badUtf8 (b: Buffer, controls = true): string | undefined {
   let s: string
   try { s = utf8.decode(b) } catch { return 'ill-formed UTF-8' }
+  if (!controls) return s.includes('\u0000') ? 'U+0000 in a string' : undefined
   for (const ch of s) {
     const c = ch.codePointAt(0)!
     if (c === 0) return 'U+0000 in a string'

@@ -56,11 +56,14 @@ export class Client {
     return new Client(w, ack.sessionPresent, code ?? 0, waitMs, version, ack)
   }
 
+  /** Sends a packet encoded at this connection's protocol level. */
+  private send (packet: Record<string, unknown>): void { this.w.send(packet, this.version) }
+
   id (): number { const id = this.nextId; this.nextId = this.nextId % 65535 + 1; return id }
 
   async subscribe (subs: Array<[string, 0 | 1 | 2]>): Promise<number[]> {
     const messageId = this.id()
-    this.w.send({ cmd: 'subscribe', messageId, subscriptions: subs.map(([topic, qos]) => ({ topic, qos })) }, this.version)
+    this.send({ cmd: 'subscribe', messageId, subscriptions: subs.map(([topic, qos]) => ({ topic, qos })) })
     const p = await this.expect('suback')
     assert.equal(p.messageId, messageId, 'SUBACK packet id')
     return (p as unknown as { granted: number[] }).granted
@@ -68,7 +71,7 @@ export class Client {
 
   async unsubscribe (topics: string[]): Promise<void> {
     const messageId = this.id()
-    this.w.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics }, this.version)
+    this.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics })
     const p = await this.expect('unsuback')
     assert.equal(p.messageId, messageId, 'UNSUBACK packet id')
   }
@@ -76,11 +79,11 @@ export class Client {
   /** Publishes and completes the QoS flow as a well-behaved client. */
   async publish (topic: string, payload: string | Buffer, qos: 0 | 1 | 2 = 0, retain = false, properties?: Record<string, unknown>): Promise<void> {
     const messageId = qos > 0 ? this.id() : undefined
-    this.w.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false, messageId, ...(properties ? { properties } : {}) }, this.version)
+    this.send({ cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false, messageId, ...(properties ? { properties } : {}) })
     if (qos === 1) assert.equal((await this.expect('puback')).messageId, messageId)
     if (qos === 2) {
       assert.equal((await this.expect('pubrec')).messageId, messageId)
-      this.w.send({ cmd: 'pubrel', messageId }, this.version)
+      this.send({ cmd: 'pubrel', messageId })
       assert.equal((await this.expect('pubcomp')).messageId, messageId)
     }
   }
@@ -99,8 +102,8 @@ export class Client {
   }
 
   ack (p: IPublishPacket): void {
-    if (p.qos === 1) this.w.send({ cmd: 'puback', messageId: p.messageId }, this.version)
-    if (p.qos === 2) this.w.send({ cmd: 'pubrec', messageId: p.messageId }, this.version)
+    if (p.qos === 1) this.send({ cmd: 'puback', messageId: p.messageId })
+    if (p.qos === 2) this.send({ cmd: 'pubrec', messageId: p.messageId })
   }
 
   /** Collects PUBLISHes (acknowledging QoS 1; QoS 2 flows completed) until `quietMs` pass without one. */
@@ -109,7 +112,7 @@ export class Client {
     for (;;) {
       let p: Packet
       try { p = await this.w.packet(quietMs, this.version) } catch (err) { if (err instanceof Timeout) return out; throw err }
-      if (p.cmd === 'publish') { out.push(p); this.ack(p) } else if (p.cmd === 'pubrel') this.w.send({ cmd: 'pubcomp', messageId: p.messageId }, this.version)
+      if (p.cmd === 'publish') { out.push(p); this.ack(p) } else if (p.cmd === 'pubrel') this.send({ cmd: 'pubcomp', messageId: p.messageId })
     }
   }
 
@@ -120,12 +123,12 @@ export class Client {
 
   /** PINGREQ → PINGRESP: the connection is still usable. */
   async ping (): Promise<void> {
-    this.w.send({ cmd: 'pingreq' }, this.version)
+    this.send({ cmd: 'pingreq' })
     await this.expect('pingresp')
   }
 
   async disconnect (): Promise<void> {
-    this.w.send({ cmd: 'disconnect' }, this.version)
+    this.send({ cmd: 'disconnect' })
     await this.w.end()
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MALFORMED, PROTOCOL_ERROR, neededBytesV5, packetViolationV5, payloadStartV5, type V5State } from '../../broker/packet-rules-v5.js'
+import { MALFORMED, PROTOCOL_ERROR, neededBytesV5, packetViolationV5, type V5State } from '../../broker/packet-rules-v5.js'
 
 const h = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 const state = (): V5State => ({ sessionExpiry: 0 })
@@ -72,11 +72,11 @@ test('v5 CONNECT and DISCONNECT: properties and the session expiry rule', () => 
   assert.equal(code(0x10, '0004 4d515454 05 02 003c 00 0002 7001'), MALFORMED, 'a control character in the client id')
 })
 
-test('neededBytesV5: a PUBLISH is held until its properties are in; payloadStartV5 finds the payload', () => {
+test('neededBytesV5: a PUBLISH is held until its properties are in, which is where its payload starts', () => {
   assert.equal(neededBytesV5(3, 2, 100, Buffer.alloc(0)), 2)
   assert.equal(neededBytesV5(3, 2, 100, h('0001')), 6, 'topic, packet id, first byte of the property length')
   assert.equal(neededBytesV5(3, 2, 100, h('0001 74 0001 03')), 9, 'and the 3 bytes it counts')
   assert.equal(neededBytesV5(3, 0, 100, h('0001 74 80')), 5, 'a longer property length: one byte more')
   assert.equal(neededBytesV5(3, 0, 4, h('0001 74')), 4, 'never past the packet')
-  assert.equal(payloadStartV5(2, h('0001 74 0001 03 010001 7b7d')), 9)
+  assert.equal(neededBytesV5(3, 2, 100, h('0001 74 0001 03 010001 7b7d')), 9, 'the payload (7b7d) starts after the properties')
 })
