@@ -2,6 +2,7 @@
 // access modes get them. Found by mosquitto-compat-tests/.
 import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
+import mqttPacket from 'mqtt-packet'
 import type { AuthenticateHook } from '../plugins/hooks.js'
 
 /**
@@ -12,7 +13,7 @@ import type { AuthenticateHook } from '../plugins/hooks.js'
  * come from authenticate, so preConnect marks the client and authenticate refuses it.
  */
 export function emptyClientIdRule (inner: AuthenticateHook | undefined): {
-  preConnect: (client: Client, packet: { clientId: string, clean: boolean, protocolVersion: number, properties?: { topicAliasMaximum?: number } }, done: (err: Error | null, ok: boolean) => void) => void
+  preConnect: (client: Client, packet: { clientId: string, clean: boolean, protocolVersion: number, properties?: { topicAliasMaximum?: number, receiveMaximum?: number } }, done: (err: Error | null, ok: boolean) => void) => void
   authenticate: AuthenticateHook
 } {
   const refused = new WeakSet<Client>()
@@ -50,4 +51,22 @@ export function markRedeliveries<P extends { outgoingStream: (client: { id: stri
       yield p
     }
   })(), { highWaterMark: 1 })) as P['outgoingStream']
+}
+
+/**
+ * [MQTT-3.1.2-25]: the server must not send an MQTT 5 client a packet bigger
+ * than the Maximum Packet Size of its CONNECT; it drops the message as if it
+ * had been delivered. aedes 2.0.0-beta.1 records the size and sends anyway.
+ * Open access only: chat devices' inboxes keep to it themselves (a message too
+ * big becomes a sync notice, broker/inbox.ts). An authorizeForward hook, so a
+ * dropped QoS 1 message also leaves the session's queue.
+ */
+export function withinMaximumPacketSize<P extends { topic: string, payload: Buffer | string, qos: number, properties?: object }> (client: Client, packet: P): P | null {
+  const max = (client as Client & { maximumPacketSize?: number }).maximumPacketSize
+  if (max === undefined) return packet
+  // A PUBLISH is at least its fixed header, topic and payload; only one that may be over is encoded to be measured.
+  const least = 2 + 2 + Buffer.byteLength(packet.topic) + Buffer.byteLength(packet.payload)
+  if (least + 64 < max) return packet
+  const size = mqttPacket.generate({ cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos as 0 | 1 | 2, messageId: 1, dup: false, retain: false, properties: packet.properties as mqttPacket.IPublishPacket['properties'] }, { protocolVersion: 5 }).length
+  return size > max ? null : packet
 }

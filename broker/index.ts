@@ -22,15 +22,15 @@ import { authorizePublish, type ChatPublishHandlers } from '../plugins/authorize
 import { deviceOf } from '../plugins/session.js'
 import { inboxTopic, liveTopic, presenceTopic, presenceUserOf } from '../plugins/topics.js'
 import { disconnectV5, guardPackets, type PacketParser } from './packet-guard.js'
-import { announceOnConnack } from './connack.js'
+import { announceOnConnack, keepReceiveMaximum, refuseConnackWith } from './outbound.js'
 import { limitUnreleased } from './qos2-window.js'
-import { emptyClientIdRule, markRedeliveries } from './conformance.js'
+import { emptyClientIdRule, markRedeliveries, withinMaximumPacketSize } from './conformance.js'
 import { catchUpFirst } from './catch-up.js'
 import { forgetConnectPacket, lightenParser } from './parser-memory.js'
 import { Admission, perAddressBound } from '../lib/admission.js'
 import type { TlsCertificate } from '../lib/tls.js'
 import type { AuthorizeForwardHook } from '../plugins/hooks.js'
-import { KEEP_ALIVE_TIMEOUT, NOT_AUTHORIZED, RECEIVE_MAXIMUM_EXCEEDED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
+import { KEEP_ALIVE_TIMEOUT, NOT_AUTHORIZED, QUOTA_EXCEEDED, RECEIVE_MAXIMUM_EXCEEDED, SERVER_BUSY, UNSPECIFIED_ERROR } from '../plugins/reason-codes.js'
 import type { Inbox, InboxConnection } from './inbox.js'
 
 /** The subset of an aedes persistence the server itself calls. */
@@ -71,6 +71,8 @@ export interface BrokerOptions {
   mq?: unknown
   /** False: no listeners (a bridge worker or API node that only publishes into the cluster). */
   listen?: boolean
+  /** Connections signed in at once (MQCHAT_MQTT_MAX_CONNECTIONS); a CONNECT past it gets "server busy". */
+  maxConnections: number
   /** Connections that have not completed CONNECT, at once: overall, and per client address. */
   maxUnauthenticated: number
   maxUnauthenticatedPerAddress: number
@@ -127,6 +129,8 @@ export interface Broker {
 
 /** How long one subscription write to the session store may take before its SUBSCRIBE fails. */
 const SUBSCRIPTION_STORE_BOUND_MS = 10_000
+/** MQTT 3.1.1's CONNACK return code 3; aedes writes it, and outbound.ts makes it 0x89 Server busy for MQTT 5. */
+const SERVER_UNAVAILABLE_V3 = 3
 const CHAT_MODE_CONNACK = { retainAvailable: false, wildcardSubscriptionAvailable: false }
 
 /** What the broker reads of an aedes client beyond its typings (aedes 2.0.0-beta.1). */
@@ -207,11 +211,25 @@ export async function startBroker (
       catchUp?.admit(client, packet)
       const aliases = packet.protocolVersion === 5 ? packet.properties?.topicAliasMaximum : undefined
       if (aliases !== undefined && aliases > 0) inboxAliasing.add(client)
+      // aedes does not keep to a client's Receive Maximum on what it sends (65,535, the default, is no limit).
+      const window = packet.protocolVersion === 5 ? packet.properties?.receiveMaximum : undefined
+      if (window !== undefined && window < 65535) receiveWindows.get(client)?.(window)
       clientIdRule.preConnect(client, packet, done)
     }) satisfies typeof clientIdRule.preConnect as AedesOptions['preConnect'],
-    authenticate: clientIdRule.authenticate,
-    // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes).
-    ...(open ? {} : {
+    // At the connection limit a CONNECT is refused before its credentials are checked, unless it takes over
+    // a session connected here (that frees the place it takes): 3.1.1 "server unavailable", MQTT 5 0x89.
+    authenticate: (client, username, password, done) => {
+      if (signedIn() >= opts.maxConnections && clients()[client.id] === undefined) {
+        log.info({ clientId: client.id, limit: opts.maxConnections }, 'connection refused: the server is at MQCHAT_MQTT_MAX_CONNECTIONS')
+        if ((client as AedesClient).version === 5) refuseConnackWith((client as AedesClient).conn, SERVER_BUSY)
+        done(Object.assign(new Error('server busy'), { returnCode: SERVER_UNAVAILABLE_V3 }) as Parameters<typeof done>[0], false)
+        return
+      }
+      clientIdRule.authenticate(client, username, password, done)
+    },
+    // Open access: aedes' defaults (anyone connects; any topic but $SYS publishes), and a message too big
+    // for an MQTT 5 client's Maximum Packet Size is not sent to it [MQTT-3.1.2-25].
+    ...(open ? { authorizeForward: withinMaximumPacketSize } : {
       authorizeSubscribe: subscribeRule.hook,
       authorizePublish: authorizePublish(bridge, handlers, limiter, log, opts.maxPacketBytes),
       // A device only ever receives its own dev/<id>/… topics, and presence it
@@ -224,6 +242,8 @@ export async function startBroker (
       }
     })
   })
+  // aedes counts the clients it has registered; its type declarations do not list the field.
+  const signedIn = (): number => (aedes as unknown as { connectedClients: number }).connectedClients
   aedes.on('unsubscribe', (topics: string[], client: Client) => subscribeRule.unsubscribed(topics, client))
   if (open) log.warn({ host: opts.host }, 'MQTT open access: any client may connect and use any topic; chat over MQTT is unavailable. Development and conformance testing only.')
   await aedes.listen()
@@ -305,7 +325,9 @@ export async function startBroker (
       const device = deviceOf(client)
       if (device && (client as Client & { connected: boolean }).connected && subs.some((s) => s.topic === inboxTopic(device.id))) attachInbox(client)
     })
-    aedes.on('unsubscribe', (topics: string[], client: Client) => {
+    // aedes counts the clients it has registered; its type declarations do not list the field.
+  const signedIn = (): number => (aedes as unknown as { connectedClients: number }).connectedClients
+  aedes.on('unsubscribe', (topics: string[], client: Client) => {
       const device = deviceOf(client)
       if (device && topics.includes(inboxTopic(device.id))) inboxes.detach(device.id, connectionOf(client))
     })
@@ -359,6 +381,8 @@ export async function startBroker (
   // Behind a load balancer (MQCHAT_TRUST_PROXY) every connection comes from its address: only the overall cap applies.
   const pending = new Admission(opts.maxUnauthenticated, perAddressBound(opts.maxUnauthenticatedPerAddress, opts.trustProxy))
   const places = new WeakMap<object, () => void>()
+  /** Per connection, until its CONNECT: starts the outbound window at the client's Receive Maximum. */
+  const receiveWindows = new WeakMap<Client, (max: number) => void>()
   aedes.on('client', (client: Client) => { places.get(client)?.(); places.delete(client) })
   /** A place among the connections not yet signed in, or undefined (the connection is then closed at once). */
   const admit = (conn: { destroy (): void }, address?: string): (() => void) | undefined => {
@@ -390,6 +414,10 @@ export async function startBroker (
       onUnknownLevel: (level) => log.info({ level }, 'connection refused: unacceptable protocol version'),
       connackSent: () => (client as AedesClient).connackSent
     })
+    receiveWindows.set(client, (max) => keepReceiveMaximum(conn, parser, max, opts.maxQueue, () => {
+      log.info({ clientId: client.id, receiveMaximum: max, held: opts.maxQueue }, 'connection closed: too many messages held back by its Receive Maximum (it reads but does not acknowledge)')
+      guard.close(QUOTA_EXCEEDED)
+    }))
     limitUnreleased(conn, parser, opts.maxInflightInbound,
       (held) => log.info({ held, limit: opts.maxInflightInbound }, 'connection closed: too many unreleased QoS 2 publishes'),
       () => { guard.close(RECEIVE_MAXIMUM_EXCEEDED) })
@@ -495,7 +523,7 @@ export async function startBroker (
       for (const c of all) c.disconnect({ reasonCode: UNSPECIFIED_ERROR, properties: { reasonString: 'reconnect: this server restored its message routing' } }, () => {})
       return all.length
     },
-    connections: () => Object.values(clients()).filter((c) => c !== undefined).length,
+    connections: signedIn,
     mqttPort: tcp ? (tcp.address() as AddressInfo).port : 0,
     wsPort: http ? (http.address() as AddressInfo).port : 0,
     mqttTlsPort: tlsTcp ? (tlsTcp.address() as AddressInfo).port : 0,

@@ -129,6 +129,7 @@ export interface Config {
   httpMaxConnectionsPerAddress: number
   metricsToken: string
   xmppAuthTimeoutSeconds: number
+  maxConnections: number
   maxUnauthenticated: number
   maxUnauthenticatedPerAddress: number
   xmppMaxHeldEvents: number
@@ -301,6 +302,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'mediaDownloadUrlSeconds', env: 'MQCHAT_MEDIA_DOWNLOAD_URL_SECONDS', def: '600', parse: int(5, 86400), help: 'lifetime of a download URL' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
   { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
+  { key: 'maxConnections', env: 'MQCHAT_MQTT_MAX_CONNECTIONS', def: '100000', parse: int(1, 10_000_000), help: 'MQTT connections (TCP and WebSocket) signed in at once on this server; a CONNECT past it is refused: CONNACK 0x89 Server busy (MQTT 5) or return code 3 Server unavailable (3.1.1), and the client retries later. A device taking over its own session is always let in' },
   { key: 'maxUnauthenticated', env: 'MQCHAT_MQTT_MAX_UNAUTHENTICATED', def: '10000', parse: int(1, 10_000_000), help: 'MQTT connections (TCP and WebSocket) that have not completed CONNECT, at once; more are closed at once' },
   { key: 'maxUnauthenticatedPerAddress', env: 'MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', def: '100', parse: int(1, 10_000_000), help: 'the same, per client address (a CONNECT takes one round trip, so a busy NAT needs few; MQCHAT_CONNECT_TIMEOUT_MS bounds a slow one); not applied with MQCHAT_TRUST_PROXY (every connection then comes from the load balancer)' },
   { key: 'connectTimeoutMs', env: 'MQCHAT_CONNECT_TIMEOUT_MS', def: '30000', parse: int(1000, 600000), help: 'time a socket has to send CONNECT' },

@@ -70,7 +70,7 @@ test('an MQTT 5 device signs in with its token and chats with an MQTT 3.1.1 devi
   assert.equal(announced.maximumPacketSize, 16384)
   assert.equal(announced.receiveMaximum, 5)
   assert.equal(announced.sharedSubscriptionAvailable, false)
-  // The chat ACL refuses both (broker/connack.ts adds them; aedes cannot).
+  // The chat ACL refuses both (broker/outbound.ts adds them; aedes cannot).
   assert.equal(announced.retainAvailable, false)
   assert.equal(announced.wildcardSubscriptionAvailable, false)
   await A.publish(chatId, { id: 'from-v5', body: 'hello from MQTT 5' })
@@ -150,7 +150,7 @@ for (const expiry of [0, 3600]) {
   })
 }
 
-test('paho-mqtt with protocol=MQTTv5 (the client that got CONNACK 0x01 before): signs in, sends, receives; a bad token gets 0x86', async () => {
+test('paho-mqtt (PyPI) with protocol=MQTTv5 (the client that got CONNACK 0x01 before): signs in, sends, receives, a refusal is its PUBACK\'s reason code; a bad token gets 0x86', async () => {
   const creds = await server.register('+15550500910')
   const group = (await server.api('POST', '/v1/chats', creds.token, { kind: 'group', name: 'paho v5', members: [b.userId] })).body.chat_id as string
   const env = { HOST: '127.0.0.1', PORT: String(server.ports.mqtt), DEVICE: creds.deviceId, CHAT: group, SECONDS: '20' }
@@ -159,12 +159,17 @@ test('paho-mqtt with protocol=MQTTv5 (the client that got CONNACK 0x01 before): 
     await B.waitEvent('paho\'s message', (e) => e.type === 'msg' && e.id === 'from-paho-v5', 20_000)
     await B.publish(group, { id: 'to-paho-v5', body: 'hello paho' })
   })()
-  const r = await runPahoV5({ ...env, TOKEN: creds.token, COUNT: '1', ENVELOPES: JSON.stringify([{ id: 'from-paho-v5', body: 'from paho over MQTT 5' }]) })
+  const envelopes = [{ id: 'from-paho-v5', body: 'from paho over MQTT 5' }, { id: 'bad-paho-v5', type: 'no-such-type', body: 'x' }]
+  const r = await runPahoV5({ ...env, TOKEN: creds.token, COUNT: '1', ENVELOPES: JSON.stringify(envelopes) })
   await sent
   const out = JSON.stringify(r)
   assert.equal(r.connack, 0, out)
   assert.equal(r.properties.MaximumPacketSize, 16384, out)
-  assert.equal(r.published, 1, out)
+  assert.equal(r.published, 2, out)
+  // The first accepted (PUBACK 0x00), the second refused: 0x99 Payload format invalid, the mqchat code as Reason String.
+  assert.equal(r.pubacks[0]?.code, 0, out)
+  assert.equal(r.pubacks[1]?.code, 0x99, out)
+  assert.match(r.pubacks[1]?.reason ?? '', /^bad_request: type must be one of/, out)
   assert.ok(r.events.some((e) => e.type === 'msg' && e.id === 'to-paho-v5'), out)
   const refused = await runPahoV5({ ...env, TOKEN: 'not-the-token', ENVELOPES: '[]' })
   assert.equal(refused.connack, 0x86, JSON.stringify(refused))

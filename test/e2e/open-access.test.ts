@@ -4,10 +4,13 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import net from 'node:net'
 import mqtt from 'mqtt'
-import { TestServer, within } from '../helpers/server.js'
+import mqttPacket from 'mqtt-packet'
+import { TestServer, waitFor, within } from '../helpers/server.js'
 
-const server = new TestServer({ MQCHAT_MQTT_ACCESS: 'open' })
+// MQCHAT_MAX_QUEUE also bounds what waits behind an MQTT 5 client's Receive Maximum.
+const server = new TestServer({ MQCHAT_MQTT_ACCESS: 'open', MQCHAT_MAX_QUEUE: '10' })
 before(async () => { await server.start() })
 after(async () => { await server.dispose() })
 
@@ -60,4 +63,66 @@ test('an MQTT 5 client here is told only what aedes announces: retained messages
     assert.equal(connack.properties?.wildcardSubscriptionAvailable, undefined)
     assert.equal(connack.properties?.sharedSubscriptionAvailable, false)
   } finally { await c.endAsync(true) }
+})
+
+/** A raw MQTT 5 connection: every packet it receives, parsed, in order. */
+async function rawV5 (connect: Partial<mqttPacket.IConnectPacket>): Promise<{ sock: net.Socket, got: mqttPacket.Packet[], closed: Promise<void>, send: (p: mqttPacket.Packet) => void }> {
+  const sock = net.connect(server.ports.mqtt, '127.0.0.1')
+  const got: mqttPacket.Packet[] = []
+  const parser = mqttPacket.parser({ protocolVersion: 5 })
+  parser.on('packet', (p) => got.push(p))
+  sock.on('data', (d: Buffer) => parser.parse(d))
+  sock.on('error', () => {})
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()))
+  await within('the connection', new Promise((resolve) => sock.once('connect', resolve)), 5000)
+  const send = (p: mqttPacket.Packet): void => { sock.write(mqttPacket.generate(p, { protocolVersion: 5 })) }
+  send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 60, clientId: 'x', ...connect } as mqttPacket.IConnectPacket)
+  await waitFor('the CONNACK', () => got.find((p) => p.cmd === 'connack'))
+  return { sock, got, closed, send }
+}
+
+const publishes = (got: mqttPacket.Packet[]): mqttPacket.IPublishPacket[] => got.filter((p): p is mqttPacket.IPublishPacket => p.cmd === 'publish')
+
+test('an MQTT 5 client gets no more QoS 1 messages in flight than its Receive Maximum; one that reads but never acknowledges is closed past MQCHAT_MAX_QUEUE waiting (0x97), and gets them on its next connection', async () => {
+  const session = { clientId: 'open-window', properties: { receiveMaximum: 1, sessionExpiryInterval: 60 } }
+  const slow = await rawV5(session)
+  slow.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'window/t', qos: 1 }] } as mqttPacket.ISubscribePacket)
+  await waitFor('the SUBACK', () => slow.got.find((p) => p.cmd === 'suback'))
+  const pubc = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.ports.mqtt}`, { protocolVersion: 4, clientId: 'open-window-pub', reconnectPeriod: 0 })
+  try {
+    // Within the bound: one in flight, the next two wait (none acknowledged).
+    for (let i = 1; i <= 3; i++) await pubc.publishAsync('window/t', `m${i}`, { qos: 1 })
+    await waitFor('the first message', () => publishes(slow.got).length >= 1)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.deepEqual(publishes(slow.got).map((p) => String(p.payload)), ['m1'], 'one in flight at Receive Maximum 1')
+    // One acknowledgement lets exactly one more through.
+    slow.send({ cmd: 'puback', messageId: publishes(slow.got)[0]!.messageId })
+    await waitFor('the second message', () => publishes(slow.got).length >= 2)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.deepEqual(publishes(slow.got).map((p) => String(p.payload)), ['m1', 'm2'])
+    // Past MQCHAT_MAX_QUEUE (10) waiting: told why, and closed.
+    for (let i = 4; i <= 14; i++) await pubc.publishAsync('window/t', `m${i}`, { qos: 1 })
+    await within('the server to close the connection', slow.closed, 10_000)
+    const disconnect = slow.got.find((p) => p.cmd === 'disconnect') as mqttPacket.IDisconnectPacket | undefined
+    assert.equal(disconnect?.reasonCode, 0x97, 'DISCONNECT 0x97 (Quota exceeded)')
+    // The session kept them, up to its queue bound (MQCHAT_MAX_QUEUE: while the device is away the oldest go):
+    // on the next connection the ones not acknowledged come, the newest included, one at a time, each acknowledged.
+    const back = await rawV5({ ...session, clean: false })
+    try {
+      const seen = new Set<string>()
+      await waitFor('the newest message', () => {
+        for (const p of publishes(back.got)) {
+          if (!seen.has(String(p.payload))) { seen.add(String(p.payload)); back.send({ cmd: 'puback', messageId: p.messageId }) }
+        }
+        return seen.has('m14')
+      }, 15_000).catch((err: Error) => { throw new Error(`${err.message}; got ${JSON.stringify([...seen])}, packets ${back.got.map((p) => p.cmd).join(',')}`) })
+      const expected = Array.from({ length: 13 }, (_, i) => `m${i + 2}`)
+      assert.ok([...seen].every((m) => expected.includes(m)), `only messages not acknowledged: ${JSON.stringify([...seen])}`)
+      assert.ok(seen.size >= 10, `at least MQCHAT_MAX_QUEUE of them: ${JSON.stringify([...seen])}`)
+      assert.equal(publishes(back.got).length, seen.size, 'each once')
+    } finally { back.sock.destroy() }
+  } finally {
+    slow.sock.destroy()
+    await pubc.endAsync()
+  }
 })
