@@ -32,6 +32,17 @@ async function wipe (t: RunningTarget, clientId: string): Promise<void> {
 const open5 = (t: RunningTarget, clientId: string, properties: Record<string, unknown> = {}, clean = true): Promise<Client> =>
   Client.open(t, { clientId, clean, protocolVersion: 5, properties })
 
+/** A protocol error: the broker may send DISCONNECT first (then with `code` or 0x82), and closes [MQTT 4.13]. */
+async function protocolErrorClose (c: Client, code: number, what: string): Promise<void> {
+  let p: { cmd: string, reasonCode?: number } | undefined
+  try { p = await c.w.packet(WAIT, 5) as { cmd: string, reasonCode?: number } } catch { /* closed without a word */ }
+  if (p !== undefined) {
+    assert.equal(p.cmd, 'disconnect', `${what}: expected DISCONNECT or a close, got ${p.cmd}`)
+    assert.ok(p.reasonCode === code || p.reasonCode === 0x82, `${what}: DISCONNECT reason code ${String(p.reasonCode)}`)
+  }
+  await closedWithin(c, WAIT, what)
+}
+
 async function closedWithin (c: Client, ms: number, what: string): Promise<void> {
   assert.ok(await c.w.waitClose(ms), `${what}: the broker should close the connection within ${ms} ms`)
 }
@@ -117,6 +128,47 @@ export const behaviourCases: BehaviourCase[] = [
       await pub.publish(`${root}/mps`, 'small', 1)
       assert.deepEqual((await s.drain()).map(text), ['small'])
       await s.disconnect(); await pub.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / v5 / topic alias: an alias within the announced Topic Alias Maximum stands for its topic; one over it is a protocol error (0x94)',
+    access: 'open',
+    protocol: '5',
+    async run (t, root) {
+      const s = await open5(t, `tas-${uid()}`)
+      await s.subscribe([[`${root}/ta`, 1]])
+      const p = await open5(t, `tap-${uid()}`)
+      const max = (p.connack as { properties?: { topicAliasMaximum?: number } } | undefined)?.properties?.topicAliasMaximum ?? 0
+      if (max >= 1) {
+        await p.publish(`${root}/ta`, 'named', 1, false, { topicAlias: 1 })
+        await p.publish('', 'aliased', 1, false, { topicAlias: 1 })
+        const got = await s.drain()
+        assert.deepEqual(got.map((m) => [m.topic, text(m)]), [[`${root}/ta`, 'named'], [`${root}/ta`, 'aliased']], 'both delivered under the full topic')
+      }
+      // One over the maximum (0 announced or none: any alias is over).
+      p.w.send({ cmd: 'publish', topic: `${root}/ta`, payload: Buffer.from('over'), qos: 0, retain: false, dup: false, properties: { topicAlias: max + 1 } }, 5)
+      await protocolErrorClose(p, 0x94, 'an alias over the maximum')
+      await s.nothing()
+      await s.disconnect()
+    }
+  },
+  {
+    id: 'behaviour / v5 / reason codes: DISCONNECT 0x04 publishes the will, a normal one (0x00) does not; UNSUBACK 0x11 for a filter not held, 0x00 for one held',
+    access: 'open',
+    protocol: '5',
+    async run (t, root) {
+      const watcher = await open5(t, `rcw-${uid()}`)
+      await watcher.subscribe([[`${root}/will`, 1]])
+      const withWill = await Client.open(t, { clientId: `rc4-${uid()}`, protocolVersion: 5, will: { topic: `${root}/will`, payload: 'asked for', qos: 1 } })
+      withWill.w.send({ cmd: 'disconnect', reasonCode: 0x04 }, 5)
+      await withWill.w.end()
+      assert.deepEqual((await watcher.drain()).map(text), ['asked for'], 'the will of a DISCONNECT with reason code 0x04')
+      const normal = await Client.open(t, { clientId: `rc0-${uid()}`, protocolVersion: 5, will: { topic: `${root}/will`, payload: 'not wanted', qos: 1 } })
+      normal.w.send({ cmd: 'disconnect', reasonCode: 0x00 }, 5)
+      await normal.w.end()
+      await watcher.nothing()
+      assert.deepEqual(await watcher.unsubscribe([`${root}/will`, `${root}/never`]), [0x00, 0x11])
+      await watcher.disconnect()
     }
   },
   {
@@ -483,13 +535,8 @@ export const behaviourCases: BehaviourCase[] = [
     id: 'behaviour / auth / a wrong password is refused (CONNACK 0x04 or 0x05) and closed',
     access: 'auth',
     async run (t) {
-      const f = fixture(t)
-      const w = await Wire.open(t.host, t.port)
-      w.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: f.clientId, clean: true, keepalive: 60, username: f.username, password: Buffer.from(f.password + 'x') })
-      const ack = await w.packet(WAIT)
-      assert.equal(ack.cmd, 'connack')
-      assert.ok(ack.returnCode === 4 || ack.returnCode === 5, `return code ${String(ack.returnCode)}`)
-      assert.ok(await w.waitClose(WAIT), 'closed after the refusal')
+      const code = await wrongPassword(t, 4)
+      assert.ok(code === 4 || code === 5, `return code ${String(code)}`)
     }
   },
   {
@@ -506,24 +553,78 @@ export const behaviourCases: BehaviourCase[] = [
     }
   },
   {
-    id: 'behaviour / auth / a publish the ACL refuses is acknowledged and dropped; the connection stays',
+    id: 'behaviour / auth / MQTT 5 reason codes: a wrong password CONNACK 0x86 or 0x87, a forbidden publish PUBACK 0x87; the connection stays',
     access: 'auth',
+    protocol: '5',
+    async run (t) {
+      const code = await wrongPassword(t, 5)
+      assert.ok(code === 0x86 || code === 0x87, `reason code ${String(code)}`)
+      assert.equal(await refusedPublish(t, 5), 0x87, 'PUBACK reason code')
+    }
+  },
+  {
+    id: 'behaviour / auth / MQTT 5 reason codes: a filter the ACL refuses gets SUBACK 0x87, the others their QoS',
+    access: 'auth',
+    protocol: '5',
     async run (t) {
       const f = fixture(t)
-      const c = await Client.open(t, { clientId: f.clientId, username: f.username, password: f.password })
-      const messageId = c.id()
-      c.w.send({ cmd: 'publish', topic: f.deniedPub, payload: Buffer.from('{}'), qos: 1, retain: false, dup: false, messageId })
-      // The broker may tell the client why on a topic of its own first (mqchat: an inbox error event).
-      for (;;) {
-        const p = await c.w.packet(WAIT)
-        if (p.cmd === 'puback') { assert.equal(p.messageId, messageId); break }
-        assert.equal(p.cmd, 'publish', `expected PUBACK, got ${p.cmd}`)
+      const c = await Client.open(t, { clientId: f.clientId, username: f.username, password: f.password, protocolVersion: 5 })
+      c.w.send({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: f.allowedSub, qos: 1 }, { topic: f.deniedSub, qos: 1 }] }, 5)
+      // PUBLISHes on the granted filter may come before the SUBACK [MQTT 3.8.4].
+      let suback = await c.w.packet(WAIT, 5)
+      for (; suback.cmd === 'publish'; suback = await c.w.packet(WAIT, 5)) c.ack(suback)
+      assert.equal(suback.cmd, 'suback')
+      const granted = (suback as { granted?: number[] }).granted
+      assert.deepEqual(granted, [1, 0x87], `SUBACK codes ${JSON.stringify(granted)}`)
+      // Still usable: PINGREQ answered (what the granted filter brings meanwhile is acknowledged).
+      c.w.send({ cmd: 'pingreq' }, 5)
+      for (let p = await c.w.packet(WAIT, 5); p.cmd !== 'pingresp'; p = await c.w.packet(WAIT, 5)) {
+        assert.equal(p.cmd, 'publish', `expected PINGRESP, got ${p.cmd}`)
+        c.ack(p as IPublishPacket)
       }
-      await c.ping()
       await c.disconnect()
     }
+  },
+  {
+    id: 'behaviour / auth / a publish the ACL refuses is acknowledged and dropped; the connection stays',
+    access: 'auth',
+    async run (t) { await refusedPublish(t, 4) }
   }
 ]
+
+/** CONNECT with the fixture's credentials but a wrong password: resolves with the CONNACK's code once the broker has closed. */
+async function wrongPassword (t: RunningTarget, version: 4 | 5): Promise<number | undefined> {
+  const f = fixture(t)
+  const w = await Wire.open(t.host, t.port)
+  w.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: f.clientId, clean: true, keepalive: 60, username: f.username, password: Buffer.from(f.password + 'x') }, version)
+  const ack = await w.packet(WAIT, version) as { cmd: string, returnCode?: number, reasonCode?: number }
+  assert.equal(ack.cmd, 'connack')
+  assert.ok(await w.waitClose(WAIT), 'closed after the refusal')
+  return version === 5 ? ack.reasonCode : ack.returnCode
+}
+
+/**
+ * Signs in with the fixture, publishes at QoS 1 where the ACL refuses it, and
+ * resolves with the PUBACK's reason code (undefined at 3.1.1) once the
+ * connection has shown it is still usable.
+ */
+async function refusedPublish (t: RunningTarget, version: 4 | 5): Promise<number | undefined> {
+  const f = fixture(t)
+  const c = await Client.open(t, { clientId: f.clientId, username: f.username, password: f.password, protocolVersion: version })
+  const messageId = c.id()
+  c.w.send({ cmd: 'publish', topic: f.deniedPub, payload: Buffer.from('{}'), qos: 1, retain: false, dup: false, messageId }, version)
+  // The broker may tell the client why on a topic of its own first (mqchat: an inbox error event).
+  let code: number | undefined
+  for (;;) {
+    const p = await c.w.packet(WAIT, version) as { cmd: string, messageId?: number, reasonCode?: number }
+    if (p.cmd === 'puback') { assert.equal(p.messageId, messageId); code = p.reasonCode; break }
+    assert.equal(p.cmd, 'publish', `expected PUBACK, got ${p.cmd}`)
+    c.ack(p as IPublishPacket)
+  }
+  await c.ping()
+  await c.disconnect()
+  return code
+}
 
 function fixture (t: RunningTarget): AuthFixture {
   if (!t.auth) throw new Error(`${t.name} has no credentials for the auth cases`)

@@ -69,11 +69,13 @@ export class Client {
     return (p as unknown as { granted: number[] }).granted
   }
 
-  async unsubscribe (topics: string[]): Promise<void> {
+  /** MQTT 5: resolves with the UNSUBACK's reason codes (3.1.1 has none: an empty list). */
+  async unsubscribe (topics: string[]): Promise<number[]> {
     const messageId = this.id()
     this.send({ cmd: 'unsubscribe', messageId, unsubscriptions: topics })
     const p = await this.expect('unsuback')
     assert.equal(p.messageId, messageId, 'UNSUBACK packet id')
+    return (p as unknown as { granted?: number[] }).granted ?? []
   }
 
   /** Publishes and completes the QoS flow as a well-behaved client. */
