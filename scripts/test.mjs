@@ -2,8 +2,8 @@
 // `npm test`: builds, makes sure the real components the tests talk to are
 // installed (Debian's mosquitto, mosquitto-clients, redis-server,
 // postgresql (FerretDB's backend in the cluster tests), python3-slixmpp, an
-// XMPP client for the gateway tests, python3-paho-mqtt, an MQTT client;
-// FerretDB and MinIO built with Go), then runs every *.test.js under dist/test with
+// XMPP client for the gateway tests, python3-venv; paho-mqtt, an MQTT client,
+// from PyPI into a virtual environment; FerretDB and MinIO built with Go), then runs every *.test.js under dist/test with
 // Node's test runner. Pass file name fragments to run a subset:
 //   npm test -- registration persistence
 // The tests, and every server they start, run on the Node that runs this
@@ -12,6 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { ensureDebianPackages } from './debian-packages.mjs'
 import { ensureFerretDb, ensureMinio } from './go-services.mjs'
+import { ensurePythonClients } from './python-clients.mjs'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -22,12 +23,14 @@ if (!version) { say(`MQCHAT_TEST_NODE=${runtime} does not run`); process.exit(1)
 say('building (npm run build)')
 execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' })
 
-ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['pg_ctlcluster', 'postgresql'], ['py:slixmpp', 'python3-slixmpp'], ['py:paho.mqtt', 'python3-paho-mqtt'], ['curl', 'curl'], ['openssl', 'openssl']])
+ensureDebianPackages(say, [['mosquitto_pub', 'mosquitto-clients'], ['mosquitto_sub', 'mosquitto-clients'], ['mosquitto', 'mosquitto'], ['redis-server', 'redis-server'], ['pg_ctlcluster', 'postgresql'], ['py:slixmpp', 'python3-slixmpp'], ['py:ensurepip', 'python3-venv'], ['curl', 'curl'], ['openssl', 'openssl']])
 
 // MinIO (the S3 server of the media tests) and FerretDB (the MongoDB-wire
 // server of the cluster tests), built with Go once into a cache outside the clone.
 process.env.MQCHAT_TEST_MINIO = ensureMinio(say)
 process.env.MQCHAT_TEST_FERRETDB = ensureFerretDb(say)
+// paho-mqtt from PyPI (test/clients/requirements.txt), in a virtual environment in the same cache.
+process.env.MQCHAT_TEST_PYTHON = ensurePythonClients(say)
 
 function collect (dir) {
   const out = []

@@ -9,8 +9,8 @@ def follow_inbox(client, device, state):
     state.setdefault('connects', 0)
     state.setdefault('events', [])
 
-    def on_connect(c, userdata, flags, rc):
-        if rc == 0:
+    def on_connect(c, userdata, flags, reason_code, properties):
+        if not reason_code.is_failure:
             state['connects'] += 1
             c.subscribe(f'dev/{device}/inbox', qos=1)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A device on paho-mqtt (Debian's python3-paho-mqtt), driven by the e2e
+"""A device on paho-mqtt (2.x from PyPI, its version 2 callbacks), driven by the e2e
 tests. It connects with a persistent session (clean session false, the
 device id as client id), subscribes to its inbox, publishes the given
 envelopes at QoS 1 in order, and waits until every one is acknowledged or
@@ -25,7 +25,7 @@ envelopes = json.loads(os.environ['ENVELOPES'])
 deadline = time.time() + float(os.environ.get('SECONDS', '15'))
 state = {'connects': 0, 'acked': set(), 'events': []}
 
-client = mqtt.Client(client_id=device, clean_session=False, protocol=mqtt.MQTTv311,
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, clean_session=False, protocol=mqtt.MQTTv311,
                      transport=os.environ.get('TRANSPORT', 'tcp'))
 if os.environ.get('TRANSPORT') == 'websockets':
     client.ws_set_options(path=os.environ.get('WS_PATH', '/mqtt'))
@@ -36,7 +36,7 @@ client.reconnect_delay_set(min_delay=1, max_delay=1)
 
 
 follow_inbox(client, device, state)
-client.on_publish = lambda c, userdata, mid: state['acked'].add(mid)
+client.on_publish = lambda c, userdata, mid, reason_code, properties: state['acked'].add(mid)
 client.connect(os.environ['HOST'], int(os.environ['PORT']), keepalive=30)
 client.loop_start()
 while state['connects'] == 0 and time.time() < deadline:

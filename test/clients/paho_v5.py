@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""A device on paho-mqtt speaking MQTT 5, driven by the e2e tests: it
-connects with the device id as client id and its token as password, reports
-the CONNACK's reason code and properties, and when accepted subscribes to its
-inbox at QoS 1, publishes each envelope of ENVELOPES (a JSON list) to
-chat/CHAT/msg at QoS 1, and collects inbox events until it has COUNT `msg`
-events or SECONDS pass. It prints one JSON line.
+"""A device on paho-mqtt (2.x from PyPI) speaking MQTT 5, driven by the e2e
+tests: it connects with the device id as client id and its token as
+password, reports the CONNACK's reason code and properties, and when accepted
+subscribes to its inbox at QoS 1, publishes each envelope of ENVELOPES (a
+JSON list) to chat/CHAT/msg at QoS 1, records each PUBACK's reason code and
+Reason String in publish order, and collects inbox events until it has COUNT
+`msg` events and every PUBACK, or SECONDS pass. It prints one JSON line.
 
 Settings come from the environment: HOST, PORT, DEVICE, TOKEN, CHAT,
 ENVELOPES, COUNT, SECONDS."""
@@ -19,7 +20,9 @@ from paho.mqtt.packettypes import PacketTypes
 device = os.environ['DEVICE']
 count = int(os.environ.get('COUNT', '1'))
 deadline = time.time() + float(os.environ.get('SECONDS', '15'))
-state = {'connack': None, 'properties': {}, 'events': [], 'published': 0}
+state = {'connack': None, 'properties': {}, 'events': [], 'published': 0, 'pubacks': {}}
+envelopes = json.loads(os.environ.get('ENVELOPES', '[]'))
+mids = []
 
 
 def on_connect(c, userdata, flags, reason, properties):
@@ -30,13 +33,15 @@ def on_connect(c, userdata, flags, reason, properties):
         c.subscribe(f'dev/{device}/inbox', qos=1)
 
 
-def on_subscribe(c, userdata, mid, granted, properties):
-    for env in json.loads(os.environ.get('ENVELOPES', '[]')):
-        c.publish(f"chat/{os.environ['CHAT']}/msg", json.dumps(env), qos=1)
+def on_subscribe(c, userdata, mid, reason_codes, properties):
+    for env in envelopes:
+        mids.append(c.publish(f"chat/{os.environ['CHAT']}/msg", json.dumps(env), qos=1).mid)
 
 
-def on_publish(c, userdata, mid):
+def on_publish(c, userdata, mid, reason, properties):
     state['published'] += 1
+    reason_string = getattr(properties, 'ReasonString', None) if properties is not None else None
+    state['pubacks'][mid] = {'code': reason.value, 'reason': reason_string}
 
 
 def on_message(c, userdata, msg):
@@ -46,7 +51,7 @@ def on_message(c, userdata, msg):
         pass
 
 
-client = mqtt.Client(client_id=device, protocol=mqtt.MQTTv5)
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5)
 client.username_pw_set(device, os.environ['TOKEN'])
 client.on_connect = on_connect
 client.on_subscribe = on_subscribe
@@ -59,9 +64,11 @@ client.loop_start()
 while time.time() < deadline:
     if state['connack'] not in (None, 0):
         break
-    if len([e for e in state['events'] if e.get('type') == 'msg']) >= count:
+    if len([e for e in state['events'] if e.get('type') == 'msg']) >= count and len(state['pubacks']) >= len(envelopes):
         break
     time.sleep(0.05)
 client.disconnect()
 client.loop_stop()
+# The acknowledgements in the order the envelopes were published.
+state['pubacks'] = [state['pubacks'].get(m) for m in mids]
 print(json.dumps(state))
