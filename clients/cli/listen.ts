@@ -123,11 +123,19 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
       if (!opts.json) process.stderr.write(`reconnecting to ${url}…\n`)
     })
     client.on('error', (err: Error & { code?: number }) => {
-      if (err.code === 5 || err.code === 4 || err.code === 135 || err.code === 134) {
+      if (err.code === 135) {
+        finish(EXIT.auth, new CliError('the server refused this device (0x87 not authorized: it was revoked; link it again)', EXIT.auth))
+      } else if (err.code === 134) {
+        finish(EXIT.auth, new CliError('the server refused this device (0x86 bad user name or password: the token is wrong)', EXIT.auth))
+      } else if (err.code === 5 || err.code === 4) {
         finish(EXIT.auth, new CliError('the server refused this device (token revoked or wrong): not authorized', EXIT.auth))
       } else if (!opts.json) {
-        process.stderr.write(`connection problem: ${err.message}\n`)
+        process.stderr.write(`connection problem: ${err.message}${reasonOf(err.code)}\n`)
       }
+    })
+    // MQTT 5: the server says why it closes the connection (the client reconnects unless the device was revoked).
+    client.on('disconnect', (packet: { reasonCode?: number, properties?: { reasonString?: string } }) => {
+      if (!opts.json) process.stderr.write(`the server closed the connection${reasonOf(packet.reasonCode)}${packet.properties?.reasonString ? `: ${packet.properties.reasonString}` : ''}\n`)
     })
     client.on('message', (topic, payload) => {
       if (topic !== inbox && topic !== live) return
@@ -142,4 +150,23 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
       if (topic === inbox && opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
     })
   })
+}
+
+/** MQTT 5 reason codes the server sends on CONNACK and DISCONNECT (docs/protocol.md, "MQTT 5"). */
+const REASONS: Readonly<Record<number, string>> = {
+  0x80: 'unspecified error',
+  0x87: 'not authorized',
+  0x89: 'server busy',
+  0x8b: 'server shutting down',
+  0x8d: 'keep alive timeout',
+  0x8e: 'session taken over by another connection of this device',
+  0x93: 'receive maximum exceeded',
+  0x95: 'packet too large',
+  0x96: 'message rate too high',
+  0x97: 'quota exceeded'
+}
+
+function reasonOf (code: number | undefined): string {
+  if (code === undefined || code < 0x80) return ''
+  return ` (reason code 0x${code.toString(16)}${REASONS[code] !== undefined ? ` ${REASONS[code]}` : ''})`
 }

@@ -132,7 +132,8 @@ Reconnects with backoff.
 For the messages it prints it sends "delivered" receipts (the senders' ✓✓), unless --no-receipts.
 --count N exits after N events; --timeout exits after that many seconds.
 --mqtt-version 5 speaks MQTT 5 (default 4, MQTT 3.1.1): the session is kept 30 days after
-a disconnect, the inbox topic is aliased, and refusals come as reason codes.
+a disconnect, the inbox topic is aliased, and the server's reason codes are shown (why it
+refused or closed the connection).
 ${COMMON}`,
   read: `Usage: mqchat read <chat>
 

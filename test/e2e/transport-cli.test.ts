@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import mqtt from 'mqtt'
-import { TestServer, Device, CLI, cli, tempDir, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { TestServer, Device, CLI, cli, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 
 const server = new TestServer()
 const home = tempDir('mqchat-cli-')
@@ -56,6 +56,22 @@ test('mqchat listen --mqtt-version 5: the same events over MQTT 5, each once acr
   const bad = await cli(home, ['listen', '--profile', 'b', '--mqtt-version', '3'])
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /--mqtt-version takes 4/)
+})
+
+test('mqchat listen --mqtt-version 5 shows the server\'s reason codes: a revocation is DISCONNECT 0x87, then CONNACK 0x87 ends it (exit 4)', async () => {
+  const c = await server.link(b, 'cli-to-revoke')
+  writeFileSync(`${home}/c.json`, JSON.stringify({ server: server.url, user_id: b.userId, device_id: c.deviceId, token: c.token }))
+  const p = spawn(process.execPath, [CLI, 'listen', '--profile', 'c', '--mqtt-version', '5', '--timeout', '30'], { env: { PATH: process.env.PATH ?? '', MQCHAT_CLI_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)))
+  try {
+    await waitFor('listen to subscribe', () => stderr.includes('listening on'), 15_000)
+    assert.equal((await server.api('DELETE', `/v1/devices/${c.deviceId}`, b.token)).status, 204)
+    assert.equal(await within('listen to exit', exited, 20_000), 4, stderr)
+    assert.match(stderr, /the server closed the connection \(reason code 0x87 not authorized\)/)
+    assert.match(stderr, /0x87 not authorized: it was revoked/)
+  } finally { p.kill() }
 })
 
 test('mqchat listen --json prints inbox events, including those queued while it was away', async () => {
