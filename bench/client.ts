@@ -16,6 +16,8 @@ export interface ClientOptions {
   clean?: boolean
   keepalive?: number
   localAddress?: string
+  /** 4 (MQTT 3.1.1, the default) or 5: the protocol every packet of this client is encoded in. */
+  protocolVersion?: 4 | 5
 }
 
 /** How long a 1:1 run waits for its last messages to arrive before it reports. */
@@ -31,11 +33,12 @@ export class BenchClient {
   closed = false
   private nextId = 1
 
-  constructor (readonly o: ClientOptions) {}
+  private readonly version: 4 | 5
+  constructor (readonly o: ClientOptions) { this.version = o.protocolVersion ?? 4 }
 
   /** A fresh parser per connection: nothing half-read from an earlier socket. */
   private newParser (): void {
-    this.parser = mqttPacket.parser({ protocolVersion: 4 })
+    this.parser = mqttPacket.parser({ protocolVersion: this.version })
     this.parser.on('packet', (p: Packet) => {
       if (p.cmd === 'publish') {
         if (p.qos === 1) this.socket.write(pubackFor(p.messageId!))
@@ -78,14 +81,15 @@ export class BenchClient {
     this.socket.write(mqttPacket.generate({
       cmd: 'connect',
       protocolId: 'MQTT',
-      protocolVersion: 4,
+      protocolVersion: this.version,
       clientId: this.o.clientId,
       clean: this.o.clean ?? true,
       keepalive: this.o.keepalive ?? 300,
       ...(this.o.username !== undefined ? { username: this.o.username, password: Buffer.from(this.o.password ?? '') } : {})
-    } as Packet))
+    } as Packet, { protocolVersion: this.version }))
     const p = await ack
-    if (p.cmd !== 'connack' || p.returnCode !== 0) throw new Error(`${this.o.clientId}: CONNACK ${String((p as { returnCode?: number }).returnCode)}`)
+    const code = this.version === 5 ? (p as { reasonCode?: number }).reasonCode : (p as { returnCode?: number }).returnCode
+    if (p.cmd !== 'connack' || (code ?? 0) !== 0) throw new Error(`${this.o.clientId}: CONNACK ${String(code)}`)
     return p.sessionPresent
   }
 
@@ -129,7 +133,7 @@ export class BenchClient {
   async subscribe (topic: string, qos: 0 | 1 = 1, timeoutMs = 30_000): Promise<number> {
     const messageId = this.id()
     const ack = this.expect(`suback:${messageId}`, timeoutMs)
-    this.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos }] } as Packet))
+    this.socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos }] } as Packet, { protocolVersion: this.version }))
     return ((await ack) as unknown as { granted: number[] }).granted[0]!
   }
 
@@ -138,7 +142,7 @@ export class BenchClient {
   /** Writes prepared bytes; false when the socket's buffer is full (the caller may wait for 'drain'). */
   write (bytes: Buffer): boolean { return this.socket.write(bytes) }
 
-  end (): void { if (!this.closed) { this.socket.end(mqttPacket.generate({ cmd: 'disconnect' } as Packet)) } }
+  end (): void { if (!this.closed) { this.socket.end(mqttPacket.generate({ cmd: 'disconnect' } as Packet, { protocolVersion: this.version })) } }
   destroy (): void { this.socket.destroy() }
 }
 
@@ -160,14 +164,15 @@ export class EnvelopeTemplate {
   private readonly pidAt: number
   private readonly timeAt: number
 
-  constructor (topic: string, payloadBytes: number) {
+  /** `protocolVersion` 5 adds the PUBLISH's (empty) property length before the payload. */
+  constructor (topic: string, payloadBytes: number, protocolVersion: 4 | 5 = 4) {
     const head = '{"id":"000000000000","type":"text","body":"0000000000000000|'
     const tail = '"}'
     const pad = Math.max(0, payloadBytes - head.length - tail.length)
     const payload = Buffer.from(head + 'x'.repeat(pad) + tail)
-    this.bytes = mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 1, messageId: 1, retain: false, dup: false } as Packet)
+    this.bytes = mqttPacket.generate({ cmd: 'publish', topic, payload, qos: 1, messageId: 1, retain: false, dup: false } as Packet, { protocolVersion })
     const payloadAt = this.bytes.length - payload.length
-    this.pidAt = payloadAt - 2
+    this.pidAt = payloadAt - 2 - (protocolVersion === 5 ? 1 : 0)
     this.idAt = payloadAt + 7
     this.timeAt = payloadAt + head.indexOf('"body":"') + 8
   }

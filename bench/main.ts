@@ -30,6 +30,10 @@ const HELP = `Usage: npm run bench [-- options]
                   --cpu-prof; the summary of where their CPU time goes is part
                   of the results)
   --only NAME     repeatable: run only these scenarios (${SCENARIOS.join(', ')})
+  --mqtt-version 4|5
+                  the MQTT version of the 1:1 chat clients (chat-pairs), on every
+                  target (default 4, MQTT 3.1.1). A run at 5 writes its results
+                  file only: bench/README.md and the charts stay at 3.1.1
   -h, --help      this text
 
 Results: bench/results/<time>-<commit>.json and bench/results/latest.json; the
@@ -82,12 +86,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 async function main (): Promise<number> {
   let args
   try {
-    args = parseArgs({ options: { full: { type: 'boolean' }, 'local-only': { type: 'boolean' }, 'no-profile': { type: 'boolean' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } }).values
+    args = parseArgs({ options: { full: { type: 'boolean' }, 'local-only': { type: 'boolean' }, 'no-profile': { type: 'boolean' }, only: { type: 'string', multiple: true }, 'mqtt-version': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }).values
   } catch (err) { process.stderr.write(`${(err as Error).message}\n\n${HELP}\n`); return 2 }
   if (args.help === true) { process.stdout.write(HELP + '\n'); return 0 }
   const unknown = (args.only ?? []).filter((x) => !SCENARIOS.includes(x))
   if (unknown.length > 0) { process.stderr.write(`unknown scenario ${unknown.join(', ')} (one of ${SCENARIOS.join(', ')})\n`); return 2 }
-  const size = args.full === true ? FULL : QUICK
+  const version = args['mqtt-version'] ?? '4'
+  if (version !== '4' && version !== '5') { process.stderr.write(`--mqtt-version: 4 or 5, not ${version}\n`); return 2 }
+  const mqttVersion = version === '5' ? 5 : 4
+  const base = args.full === true ? FULL : QUICK
+  const size: Size = { ...base, pairs: { ...base.pairs, mqttVersion } }
   const log = (s: string): void => { process.stdout.write(`[bench] ${s}\n`) }
   const want = (s: string): boolean => args.only === undefined || args.only.includes(s)
   const started = new Date()
@@ -147,13 +155,13 @@ async function main (): Promise<number> {
       } finally { rmSync(dir, { recursive: true, force: true }) }
     }
   }
-  const out = { started: started.toISOString(), size: args.full === true ? 'full' : 'quick', machine: machine(), results }
+  const out = { started: started.toISOString(), size: args.full === true ? 'full' : 'quick', mqttVersion, machine: machine(), results }
   const dir = join(ROOT, 'bench', 'results')
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `${started.toISOString().replace(/[:.]/g, '-')}-${String(out.machine.commit).slice(0, 8)}.json`)
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
   log(`results: ${file}`)
-  if (args.only === undefined) {
+  if (args.only === undefined && mqttVersion === 4) {
     writeFileSync(join(dir, 'latest.json'), JSON.stringify(out, null, 2) + '\n')
     const { markdown, charts } = render(out as BenchOutput, `results/${basename(file)}`)
     mkdirSync(join(ROOT, 'bench', 'charts'), { recursive: true })
@@ -161,7 +169,7 @@ async function main (): Promise<number> {
     writeSection(join(ROOT, 'bench', 'README.md'), markdown)
     log('bench/README.md and bench/charts/ rewritten')
   } else {
-    log('a partial run (--only): bench/README.md and bench/charts/ left as they are')
+    log(`a partial run (${args.only !== undefined ? '--only' : 'MQTT 5 clients'}): bench/README.md and bench/charts/ left as they are`)
   }
   const bad = problems(out as BenchOutput)
   for (const b of bad) log(`PROBLEM: ${b}`)

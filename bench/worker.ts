@@ -41,7 +41,7 @@ async function setup (specs: PairSpec[], payloadBytes: number): Promise<void> {
     await Promise.all([sender.connect(), receiver.connect()])
     await receiver.subscribe(s.receiver.subscribe, 1)
     if (s.sender.subscribe) await sender.subscribe(s.sender.subscribe, 1)
-    pairs.push({ sender, receiver, template: new EnvelopeTemplate(s.topic, payloadBytes), inflight: 0, undelivered: 0 })
+    pairs.push({ sender, receiver, template: new EnvelopeTemplate(s.topic, payloadBytes, s.sender.protocolVersion), inflight: 0, undelivered: 0 })
   }
 }
 

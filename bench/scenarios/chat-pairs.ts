@@ -15,7 +15,16 @@ import { processCpuSeconds, targetCpuSeconds, type BenchTarget } from '../target
 import type { FromWorker, PairSpec, ToWorker } from '../worker.js'
 import { DRAIN_MS } from '../client.js'
 
-export interface PairsOptions { pairs: number, workers: number, payloadBytes: number, durationMs: number, warmupMs: number, window: number }
+export interface PairsOptions {
+  pairs: number
+  workers: number
+  payloadBytes: number
+  durationMs: number
+  warmupMs: number
+  window: number
+  /** The clients' MQTT version: 4 (3.1.1, the default) or 5. */
+  mqttVersion?: 4 | 5
+}
 
 export interface LatencyPoint { load: number, targetRate: number, achievedRate: number, p50Ms: number, p99Ms: number, p999Ms: number, behind: number }
 
@@ -34,12 +43,12 @@ export interface PairsResult {
   redisByProcess?: CommandsByProcess
 }
 
-async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
+async function specs (t: BenchTarget, n: number, protocolVersion: 4 | 5): Promise<PairSpec[]> {
   const local = (i: number): string => `127.0.0.${2 + (i % 50)}`
   if (t.httpUrl === undefined) {
     return Array.from({ length: n }, (_, i) => ({
-      sender: { host: t.host, port: t.port, clientId: `bench-s-${i}`, localAddress: local(i) },
-      receiver: { host: t.host, port: t.port, clientId: `bench-r-${i}`, subscribe: `chat/pair-${i}/msg`, localAddress: local(i) },
+      sender: { host: t.host, port: t.port, clientId: `bench-s-${i}`, localAddress: local(i), protocolVersion },
+      receiver: { host: t.host, port: t.port, clientId: `bench-r-${i}`, subscribe: `chat/pair-${i}/msg`, localAddress: local(i), protocolVersion },
       topic: `chat/pair-${i}/msg`
     }))
   }
@@ -49,8 +58,8 @@ async function specs (t: BenchTarget, n: number): Promise<PairSpec[]> {
     const a = users[2 * i]!
     const b = users[2 * i + 1]!
     return {
-      sender: { host: t.host, port: t.port, clientId: a.deviceId, username: a.deviceId, password: a.token, clean: false, subscribe: `dev/${a.deviceId}/inbox`, localAddress: local(i) },
-      receiver: { host: t.host, port: t.receiverPort ?? t.port, clientId: b.deviceId, username: b.deviceId, password: b.token, clean: false, subscribe: `dev/${b.deviceId}/inbox`, localAddress: local(i) },
+      sender: { host: t.host, port: t.port, clientId: a.deviceId, username: a.deviceId, password: a.token, clean: false, subscribe: `dev/${a.deviceId}/inbox`, localAddress: local(i), protocolVersion },
+      receiver: { host: t.host, port: t.receiverPort ?? t.port, clientId: b.deviceId, username: b.deviceId, password: b.token, clean: false, subscribe: `dev/${b.deviceId}/inbox`, localAddress: local(i), protocolVersion },
       topic: `chat/${chat}/msg`
     }
   })
@@ -79,7 +88,7 @@ class Worker {
 }
 
 export async function chatPairs (t: BenchTarget, o: PairsOptions, log: (s: string) => void): Promise<PairsResult> {
-  const all = await specs(t, o.pairs)
+  const all = await specs(t, o.pairs, o.mqttVersion ?? 4)
   const workers = Array.from({ length: o.workers }, () => new Worker())
   try {
     await Promise.all(workers.map((w, k) => w.ask({ type: 'setup', pairs: all.filter((_, i) => i % o.workers === k), payloadBytes: o.payloadBytes }, 120_000)))
