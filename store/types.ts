@@ -61,6 +61,32 @@ export type LastSeenVisibility = 'everyone' | 'chats' | 'nobody'
 export interface UserSettings { readReceipts: boolean, lastSeen: LastSeenVisibility }
 export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'chats' }
 
+/** A user's own settings for one chat (the same on all their devices). */
+export interface ChatSettings {
+  /** No push for this chat until this time (ms since the epoch); null: not muted. */
+  mutedUntil: number | null
+}
+export const DEFAULT_CHAT_SETTINGS: ChatSettings = { mutedUntil: null }
+
+export type PushTargetType = 'fcm' | 'apns' | 'webpush' | 'unifiedpush'
+
+/** Where a device is woken when it is away (docs/protocol.md, "Push"). */
+export interface PushTarget {
+  id: string
+  deviceId: string
+  userId: string
+  type: PushTargetType
+  /** fcm: the registration token; apns: the device token (hex); webpush, unifiedpush: the endpoint URL. */
+  address: string
+  /** apns: the app's bundle id (apns-topic), and whether the token is from the sandbox environment. */
+  topic?: string
+  sandbox?: boolean
+  /** webpush, unifiedpush with encryption: the subscription's P-256 public key and auth secret (base64url). */
+  p256dh?: string
+  auth?: string
+  createdAt: number
+}
+
 /** How far a member has received and read a chat: every seq up to these. */
 export interface Watermark { chatId: string, userId: string, delivered: number, read: number, updatedAt: number }
 
@@ -111,6 +137,25 @@ export interface DirectoryStore {
   putSettings (userId: string, settings: UserSettings): Promise<void>
   /** Every user's settings that differ from the defaults: used to warm the in-memory cache. */
   allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>>
+
+  getChatSettings (userId: string, chatId: string): Promise<ChatSettings | undefined>
+  putChatSettings (userId: string, chatId: string, settings: ChatSettings): Promise<void>
+
+  /**
+   * Stores a push target. Its id stands for its type and address (core/push-targets.ts
+   * derives it), so the same address registered again is the same target: on the same
+   * device it is kept as it was, and returned; on another device it moves there (an
+   * app reinstalled under a new device keeps its token).
+   */
+  addPushTarget (target: PushTarget): Promise<PushTarget>
+  /** A device's push targets, oldest first. */
+  pushTargets (deviceId: string): Promise<PushTarget[]>
+  /** False if the device has no such target. */
+  removePushTarget (deviceId: string, id: string): Promise<boolean>
+  /** Removes every target of a device (revocation); returns how many. */
+  removePushTargets (deviceId: string): Promise<number>
+  /** Devices with at least one push target: used to warm the in-memory index. */
+  pushTargetDevices (): Promise<string[]>
 
   /** Records that `blocker` blocked `blocked`; false if already so. */
   block (blocker: string, blocked: string, at: number): Promise<boolean>

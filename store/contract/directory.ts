@@ -2,7 +2,7 @@
 // directoryContract('engine name', factory) from a test file.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Device, DirectoryStore, Member } from '../types.js'
+import type { Device, DirectoryStore, Member, PushTarget } from '../types.js'
 
 export type Opened<S> = { store: S, close (): Promise<void> }
 
@@ -151,6 +151,40 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.equal(await s.unblock('u_1', 'u_2'), true)
       assert.equal(await s.unblock('u_1', 'u_2'), false)
       assert.deepEqual(await s.allBlocks(), [{ blocker: 'u_2', blocked: 'u_1' }])
+    }))
+
+    test('chat settings: per user and chat, replaced whole', () => withStore(async (s) => {
+      assert.equal(await s.getChatSettings('u_1', 'c_1'), undefined)
+      await s.putChatSettings('u_1', 'c_1', { mutedUntil: 500 })
+      await s.putChatSettings('u_2', 'c_1', { mutedUntil: null })
+      assert.deepEqual(await s.getChatSettings('u_1', 'c_1'), { mutedUntil: 500 })
+      assert.deepEqual(await s.getChatSettings('u_2', 'c_1'), { mutedUntil: null })
+      assert.equal(await s.getChatSettings('u_1', 'c_2'), undefined)
+      await s.putChatSettings('u_1', 'c_1', { mutedUntil: null })
+      assert.deepEqual(await s.getChatSettings('u_1', 'c_1'), { mutedUntil: null })
+    }))
+
+    test('push targets: listed per device oldest first; the same id again is kept on its device and moves from another; removed one by one or all', () => withStore(async (s) => {
+      const t = (id: string, deviceId: string, createdAt: number, more: Partial<PushTarget> = {}): PushTarget => ({ id, deviceId, userId: 'u_1', type: 'fcm', address: `token-${id}`, createdAt, ...more })
+      assert.deepEqual(await s.addPushTarget(t('pt_b', 'dv_1', 20)), t('pt_b', 'dv_1', 20))
+      await s.addPushTarget(t('pt_a', 'dv_1', 10, { type: 'apns', topic: 'org.example.app', sandbox: true }))
+      await s.addPushTarget(t('pt_c', 'dv_2', 30, { type: 'webpush', p256dh: 'key', auth: 'secret' }))
+      assert.deepEqual((await s.pushTargets('dv_1')).map((x) => x.id), ['pt_a', 'pt_b'])
+      assert.deepEqual((await s.pushTargets('dv_1'))[0], t('pt_a', 'dv_1', 10, { type: 'apns', topic: 'org.example.app', sandbox: true }))
+      assert.deepEqual((await s.pushTargets('dv_2'))[0], t('pt_c', 'dv_2', 30, { type: 'webpush', p256dh: 'key', auth: 'secret' }))
+      // Registered again on the same device: the stored one stands.
+      assert.equal((await s.addPushTarget(t('pt_b', 'dv_1', 99))).createdAt, 20)
+      // Registered on another device: it moves.
+      await s.addPushTarget(t('pt_b', 'dv_2', 40))
+      assert.deepEqual((await s.pushTargets('dv_1')).map((x) => x.id), ['pt_a'])
+      assert.deepEqual((await s.pushTargets('dv_2')).map((x) => x.id), ['pt_c', 'pt_b'])
+      assert.deepEqual((await s.pushTargetDevices()).sort(), ['dv_1', 'dv_2'])
+      assert.equal(await s.removePushTarget('dv_1', 'pt_b'), false, 'not this device\'s')
+      assert.equal(await s.removePushTarget('dv_2', 'pt_b'), true)
+      assert.equal(await s.removePushTarget('dv_2', 'pt_b'), false)
+      assert.equal(await s.removePushTargets('dv_1'), 1)
+      assert.deepEqual(await s.pushTargets('dv_1'), [])
+      assert.deepEqual(await s.pushTargetDevices(), ['dv_2'])
     }))
 
     test('one-time codes: stored, attempts counted, deleted', () => withStore(async (s) => {

@@ -1,6 +1,6 @@
 // Directory (users, devices, chats, members, blocks, settings, one-time codes) on MongoDB.
 import type { Collection, Db } from 'mongodb'
-import { DEFAULT_SETTINGS, type Chat, type Device, type DirectoryStore, type Member, type MemberPeriod, type OneTimeCode, type Role, type User, type UserSettings } from '../types.js'
+import { DEFAULT_SETTINGS, type Chat, type ChatSettings, type Device, type DirectoryStore, type Member, type MemberPeriod, type OneTimeCode, type PushTarget, type Role, type User, type UserSettings } from '../types.js'
 import { isDuplicateKey } from './database.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
@@ -20,6 +20,10 @@ interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, j
 interface PeriodsDoc { _id: string, periods: MemberPeriod[] }
 interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
 interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettings['lastSeen'] }
+/** _id `<userId>\n<chatId>`. */
+interface ChatSettingsDoc { _id: string, mutedUntil: number | null }
+/** _id: the target's id, which stands for its type and address. */
+type PushTargetDoc = Omit<PushTarget, 'id'> & { _id: string }
 interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: number }
 
 const pairId = (a: string, b: string): string => `${a}\n${b}`
@@ -29,6 +33,7 @@ const slotId = (userId: string, n: number): string => `${userId}#${n}`
 const ORPHAN_SLOT_MS = 60_000
 const toChat = ({ _id, ...c }: ChatDoc): Chat => ({ id: _id, ...c })
 const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true })
+const toPushTarget = ({ _id, ...t }: PushTargetDoc): PushTarget => ({ id: _id, ...t })
 const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
 
 export class MongoDirectory implements DirectoryStore {
@@ -41,6 +46,8 @@ export class MongoDirectory implements DirectoryStore {
   #settings: Collection<SettingsDoc>
   #codes: Collection<CodeDoc>
   #slots: Collection<SlotDoc>
+  #chatSettings: Collection<ChatSettingsDoc>
+  #pushTargets: Collection<PushTargetDoc>
 
   constructor (db: Db) {
     this.#users = db.collection('users')
@@ -52,6 +59,8 @@ export class MongoDirectory implements DirectoryStore {
     this.#settings = db.collection('user_settings')
     this.#codes = db.collection('one_time_codes')
     this.#slots = db.collection('device_slots')
+    this.#chatSettings = db.collection('chat_settings')
+    this.#pushTargets = db.collection('push_targets')
   }
 
   async init (): Promise<void> {
@@ -60,6 +69,7 @@ export class MongoDirectory implements DirectoryStore {
     // Members are looked up both ways: a chat's members, a user's chats.
     await this.#members.createIndex({ chatId: 1, joinedAt: 1 }, { name: 'members_by_chat' })
     await this.#members.createIndex({ userId: 1, chatId: 1 }, { name: 'members_by_user' })
+    await this.#pushTargets.createIndex({ deviceId: 1, createdAt: 1 }, { name: 'push_targets_by_device' })
   }
 
   async createUser (u: User): Promise<void> { await this.#users.insertOne({ _id: u.id, phone: u.phone, createdAt: u.createdAt }) }
@@ -241,6 +251,31 @@ export class MongoDirectory implements DirectoryStore {
   async allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>> {
     return (await this.#settings.find({}).toArray()).map((s) => ({ userId: s._id, settings: { readReceipts: s.readReceipts, lastSeen: s.lastSeen } }))
   }
+
+  async getChatSettings (userId: string, chatId: string): Promise<ChatSettings | undefined> {
+    const d = await this.#chatSettings.findOne({ _id: pairId(userId, chatId) })
+    return d ? { mutedUntil: d.mutedUntil } : undefined
+  }
+
+  async putChatSettings (userId: string, chatId: string, s: ChatSettings): Promise<void> {
+    await this.#chatSettings.updateOne({ _id: pairId(userId, chatId) }, { $set: { mutedUntil: s.mutedUntil } }, { upsert: true })
+  }
+
+  async addPushTarget (t: PushTarget): Promise<PushTarget> {
+    const { id, ...rest } = t
+    const existing = await this.#pushTargets.findOne({ _id: id })
+    if (existing?.deviceId === t.deviceId) return toPushTarget(existing)
+    await this.#pushTargets.replaceOne({ _id: id }, rest, { upsert: true })
+    return t
+  }
+
+  async pushTargets (deviceId: string): Promise<PushTarget[]> {
+    return (await this.#pushTargets.find({ deviceId }).sort({ createdAt: 1, _id: 1 }).toArray()).map(toPushTarget)
+  }
+
+  async removePushTarget (deviceId: string, id: string): Promise<boolean> { return (await this.#pushTargets.deleteOne({ _id: id, deviceId })).deletedCount > 0 }
+  async removePushTargets (deviceId: string): Promise<number> { return (await this.#pushTargets.deleteMany({ deviceId })).deletedCount }
+  async pushTargetDevices (): Promise<string[]> { return (await this.#pushTargets.distinct('deviceId')) }
 
   async block (blocker: string, blocked: string, at: number): Promise<boolean> {
     try {

@@ -1,5 +1,5 @@
 // Directory (users, devices, chats, members, one-time codes) on SQLite.
-import type { Chat, Device, DirectoryStore, Member, MemberPeriod, OneTimeCode, Role, User, UserSettings } from '../types.js'
+import type { Chat, ChatSettings, Device, DirectoryStore, Member, MemberPeriod, OneTimeCode, PushTarget, Role, User, UserSettings } from '../types.js'
 import type { SqliteDb } from './database.js'
 import { plainRow, plainRows } from '../../lib/sqlite.js'
 import type { ScramCredentials } from '../../lib/scram.js'
@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS member_periods (
   PRIMARY KEY (chat_id, user_id, from_seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_settings (user_id TEXT PRIMARY KEY, settings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chat_settings (user_id TEXT NOT NULL, chat_id TEXT NOT NULL, settings TEXT NOT NULL, PRIMARY KEY (user_id, chat_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS push_targets (
+  id TEXT PRIMARY KEY, device_id TEXT NOT NULL, target TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS push_targets_by_device ON push_targets (device_id, created_at);
 CREATE TABLE IF NOT EXISTS one_time_codes (
   phone TEXT PRIMARY KEY, code_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL);
 `
@@ -91,6 +95,14 @@ export class SqliteDirectory implements DirectoryStore {
       getSettings: db.prepare('SELECT settings FROM user_settings WHERE user_id = ?'),
       putSettings: db.prepare('INSERT OR REPLACE INTO user_settings (user_id, settings) VALUES (?, ?)'),
       allSettings: db.prepare('SELECT user_id, settings FROM user_settings'),
+      getChatSettings: db.prepare('SELECT settings FROM chat_settings WHERE user_id = ? AND chat_id = ?'),
+      putChatSettings: db.prepare('INSERT OR REPLACE INTO chat_settings (user_id, chat_id, settings) VALUES (?, ?, ?)'),
+      pushTarget: db.prepare('SELECT target FROM push_targets WHERE id = ?'),
+      putPushTarget: db.prepare('INSERT OR REPLACE INTO push_targets (id, device_id, target, created_at) VALUES (?, ?, ?, ?)'),
+      pushTargets: db.prepare('SELECT target FROM push_targets WHERE device_id = ? ORDER BY created_at, id'),
+      deletePushTarget: db.prepare('DELETE FROM push_targets WHERE device_id = ? AND id = ?'),
+      deletePushTargets: db.prepare('DELETE FROM push_targets WHERE device_id = ?'),
+      pushTargetDevices: db.prepare('SELECT DISTINCT device_id FROM push_targets'),
       putCode: db.prepare('INSERT OR REPLACE INTO one_time_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, ?)'),
       code: db.prepare('SELECT phone, code_hash AS codeHash, expires_at AS expiresAt, attempts FROM one_time_codes WHERE phone = ?'),
       countAttempt: db.prepare('UPDATE one_time_codes SET attempts = attempts + 1 WHERE phone = ? RETURNING attempts'),
@@ -182,6 +194,31 @@ export class SqliteDirectory implements DirectoryStore {
   async allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>> {
     return (this.#st.allSettings.all() as Array<{ user_id: string, settings: string }>).map((r) => ({ userId: r.user_id, settings: JSON.parse(r.settings) as UserSettings }))
   }
+
+  async getChatSettings (userId: string, chatId: string): Promise<ChatSettings | undefined> {
+    const row = this.#st.getChatSettings.get(userId, chatId) as { settings: string } | undefined
+    return row ? JSON.parse(row.settings) as ChatSettings : undefined
+  }
+
+  async putChatSettings (userId: string, chatId: string, settings: ChatSettings): Promise<void> { this.#st.putChatSettings.run(userId, chatId, JSON.stringify(settings)) }
+
+  async addPushTarget (t: PushTarget): Promise<PushTarget> {
+    return this.#db.transaction(() => {
+      const row = this.#st.pushTarget.get(t.id) as { target: string } | undefined
+      const existing = row ? JSON.parse(row.target) as PushTarget : undefined
+      if (existing?.deviceId === t.deviceId) return existing
+      this.#st.putPushTarget.run(t.id, t.deviceId, JSON.stringify(t), t.createdAt)
+      return t
+    })()
+  }
+
+  async pushTargets (deviceId: string): Promise<PushTarget[]> {
+    return (this.#st.pushTargets.all(deviceId) as Array<{ target: string }>).map((r) => JSON.parse(r.target) as PushTarget)
+  }
+
+  async removePushTarget (deviceId: string, id: string): Promise<boolean> { return this.#st.deletePushTarget.run(deviceId, id).changes > 0 }
+  async removePushTargets (deviceId: string): Promise<number> { return Number(this.#st.deletePushTargets.run(deviceId).changes) }
+  async pushTargetDevices (): Promise<string[]> { return (this.#st.pushTargetDevices.all() as Array<{ device_id: string }>).map((r) => r.device_id) }
 
   async putCode (c: OneTimeCode): Promise<void> { this.#st.putCode.run(c.phone, c.codeHash, c.expiresAt, c.attempts) }
   async getCode (phone: string): Promise<OneTimeCode | undefined> { return plainRow<OneTimeCode>(this.#st.code.get(phone)) }
