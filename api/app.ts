@@ -14,6 +14,7 @@ import { registrationRoutes } from './routes/registration.js'
 import { deviceRoutes } from './routes/devices.js'
 import { userRoutes } from './routes/users.js'
 import { chatRoutes } from './routes/chats.js'
+import { pushRoutes } from './routes/push.js'
 import { messageRoutes } from './routes/messages.js'
 import { receiptRoutes } from './routes/receipts.js'
 import { syncRoutes } from './routes/sync.js'
@@ -158,6 +159,7 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   await app.register(deviceRoutes(services))
   await app.register(userRoutes(services))
   await app.register(chatRoutes(services))
+  await app.register(pushRoutes(services))
   await app.register(messageRoutes(services, { maxMessageBytes: limits.maxMessageBytes }))
   await app.register(receiptRoutes(services))
   await app.register(syncRoutes(services))

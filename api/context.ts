@@ -6,6 +6,8 @@ import type { Receipts } from '../bridge/receipts.js'
 import type { SettingsService } from '../core/settings.js'
 import type { Presence } from '../core/presence.js'
 import type { BlockService } from '../core/blocks.js'
+import type { ChatSettingsService } from '../core/chat-settings.js'
+import type { PushTargets } from '../core/push-targets.js'
 import type { ChatService } from '../core/chats.js'
 import type { UserLookup } from '../core/users.js'
 import type { DeviceService } from '../core/devices.js'
@@ -30,6 +32,10 @@ export interface ApiServices {
   settings: SettingsService
   presence: Presence
   blocks: BlockService
+  /** The calling device's push targets. */
+  push: PushTargets
+  /** Per-user chat settings (mute). */
+  chatSettings: ChatSettingsService
   /** Whether `watcher` may see `target`'s presence (a contact: ChatService.isContactOf; not blocked). */
   mayWatch (watcher: string, target: string): boolean
   limiter: PublishLimiter
@@ -72,4 +78,6 @@ export interface ConnectInfo {
   /** The TLS listeners, when the server has a certificate. */
   tls?: { mqttPort: number, wssPort: number, httpsPort: number }
   xmpp?: { domain: string, port: number, wsPort: number, wsPath: string }
+  /** The push providers this server sends to, and the VAPID public key Web Push subscriptions need. */
+  push?: { providers: string[], vapidPublicKey?: string }
 }

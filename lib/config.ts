@@ -130,6 +130,22 @@ export interface Config {
   metricsToken: string
   xmppAuthTimeoutSeconds: number
   maxConnections: number
+  pushCoalesceSeconds: number
+  pushQueue: number
+  pushConcurrency: number
+  pushMaxAttempts: number
+  pushMaxTargetsPerDevice: number
+  pushAllowInsecureEndpoints: boolean
+  pushFcmServiceAccount: string
+  pushFcmUrl: string
+  pushApnsKey: string
+  pushApnsKeyId: string
+  pushApnsTeamId: string
+  pushApnsUrl: string
+  pushVapidPublicKey: string
+  pushVapidPrivateKey: string
+  pushVapidSubject: string
+  pushUnifiedPush: boolean
   maxUnauthenticated: number
   maxUnauthenticatedPerAddress: number
   xmppMaxHeldEvents: number
@@ -302,6 +318,22 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'mediaDownloadUrlSeconds', env: 'MQCHAT_MEDIA_DOWNLOAD_URL_SECONDS', def: '600', parse: int(5, 86400), help: 'lifetime of a download URL' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
   { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
+  { key: 'pushCoalesceSeconds', env: 'MQCHAT_PUSH_COALESCE_SECONDS', def: '30', parse: int(0, 86400), help: 'push: a device away is pushed at most once per chat in this many seconds (the first message pushes at once; 0: every message)' },
+  { key: 'pushQueue', env: 'MQCHAT_PUSH_QUEUE', def: '10000', parse: int(1, 10_000_000), help: 'push: pushes waiting to be sent or retried, at most; past it new ones are dropped and counted (messages are never held up by pushes)' },
+  { key: 'pushConcurrency', env: 'MQCHAT_PUSH_CONCURRENCY', def: '16', parse: int(1, 1000), help: 'push: requests to push providers at once' },
+  { key: 'pushMaxAttempts', env: 'MQCHAT_PUSH_MAX_ATTEMPTS', def: '5', parse: int(1, 20), help: 'push: tries per push when a provider answers 429 or 5xx (backoff doubling from 1 s, or its Retry-After, at most 5 minutes between tries)' },
+  { key: 'pushMaxTargetsPerDevice', env: 'MQCHAT_PUSH_MAX_TARGETS_PER_DEVICE', def: '5', parse: int(1, 100), help: 'push: targets one device may register' },
+  { key: 'pushAllowInsecureEndpoints', env: 'MQCHAT_PUSH_ALLOW_INSECURE_ENDPOINTS', def: 'false', parse: bool, help: 'DEVELOPMENT ONLY: Web Push and UnifiedPush endpoints over plain http, and on loopback or private addresses (otherwise refused: a device must not point the server at your network)' },
+  { key: 'pushFcmServiceAccount', env: 'MQCHAT_PUSH_FCM_SERVICE_ACCOUNT', def: '', parse: optionalFile, help: 'push: the Firebase service account key (JSON file: project_id, client_email, private_key, token_uri); empty: no FCM' },
+  { key: 'pushFcmUrl', env: 'MQCHAT_PUSH_FCM_URL', def: 'https://fcm.googleapis.com', parse: optionalUrl, help: 'push: the FCM HTTP v1 API (projects/<id>/messages:send under it); the OAuth token comes from the key\'s token_uri' },
+  { key: 'pushApnsKey', env: 'MQCHAT_PUSH_APNS_KEY', def: '', parse: optionalFile, help: 'push: the APNs token-based authentication key (.p8, ES256); with MQCHAT_PUSH_APNS_KEY_ID and MQCHAT_PUSH_APNS_TEAM_ID; empty: no APNs' },
+  { key: 'pushApnsKeyId', env: 'MQCHAT_PUSH_APNS_KEY_ID', def: '', parse: anyText, help: 'push: the APNs key\'s id (10 characters)' },
+  { key: 'pushApnsTeamId', env: 'MQCHAT_PUSH_APNS_TEAM_ID', def: '', parse: anyText, help: 'push: the Apple developer team id (10 characters)' },
+  { key: 'pushApnsUrl', env: 'MQCHAT_PUSH_APNS_URL', def: '', parse: optionalUrl, help: 'push: the APNs server for every target; empty: Apple\'s, https://api.push.apple.com or https://api.sandbox.push.apple.com by the target\'s environment' },
+  { key: 'pushVapidPublicKey', env: 'MQCHAT_PUSH_VAPID_PUBLIC_KEY', def: '', parse: anyText, help: 'push: the VAPID public key (base64url, P-256) for Web Push, shown to clients in GET /v1/info; with MQCHAT_PUSH_VAPID_PRIVATE_KEY and MQCHAT_PUSH_VAPID_SUBJECT; empty: no Web Push (`npx web-push generate-vapid-keys` makes a pair)' },
+  { key: 'pushVapidPrivateKey', env: 'MQCHAT_PUSH_VAPID_PRIVATE_KEY', def: '', parse: anyText, help: 'push: the VAPID private key (base64url)' },
+  { key: 'pushVapidSubject', env: 'MQCHAT_PUSH_VAPID_SUBJECT', def: '', parse: anyText, help: 'push: the VAPID subject, a mailto: or https: URL where push services can reach the operator' },
+  { key: 'pushUnifiedPush', env: 'MQCHAT_PUSH_UNIFIEDPUSH', def: 'true', parse: bool, help: 'push: UnifiedPush targets (RFC 8030 endpoints of the device\'s distributor, such as ntfy; no credentials needed)' },
   { key: 'maxConnections', env: 'MQCHAT_MQTT_MAX_CONNECTIONS', def: '100000', parse: int(1, 10_000_000), help: 'MQTT connections (TCP and WebSocket) signed in at once on this server; a CONNECT past it is refused: CONNACK 0x89 Server busy (MQTT 5) or return code 3 Server unavailable (3.1.1), and the client retries later. A device taking over its own session is always let in' },
   { key: 'maxUnauthenticated', env: 'MQCHAT_MQTT_MAX_UNAUTHENTICATED', def: '10000', parse: int(1, 10_000_000), help: 'MQTT connections (TCP and WebSocket) that have not completed CONNECT, at once; more are closed at once' },
   { key: 'maxUnauthenticatedPerAddress', env: 'MQCHAT_MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', def: '100', parse: int(1, 10_000_000), help: 'the same, per client address (a CONNECT takes one round trip, so a busy NAT needs few; MQCHAT_CONNECT_TIMEOUT_MS bounds a slow one); not applied with MQCHAT_TRUST_PROXY (every connection then comes from the load balancer)' },
@@ -369,6 +401,14 @@ function crossChecks (c: Config): string[] {
     if (c.xmppTlsCert === '' && c.tlsCert === '' && !c.xmppAllowPlaintext) problems.push('MQCHAT_XMPP_ENABLED: XMPP needs a certificate for STARTTLS (MQCHAT_TLS_CERT and MQCHAT_TLS_KEY, or MQCHAT_XMPP_TLS_CERT and MQCHAT_XMPP_TLS_KEY); for loopback development only, MQCHAT_XMPP_ALLOW_PLAINTEXT=true')
     if (c.xmppAllowPlaintext && !isLoopback(c.host)) problems.push(`MQCHAT_XMPP_ALLOW_PLAINTEXT: plaintext XMPP logins would send device tokens in the clear; refusing on non-loopback host "${c.host}"`)
   }
+  const apns = [c.pushApnsKey, c.pushApnsKeyId, c.pushApnsTeamId]
+  if (apns.some((x) => x !== '') && apns.some((x) => x === '')) problems.push('MQCHAT_PUSH_APNS_KEY, MQCHAT_PUSH_APNS_KEY_ID and MQCHAT_PUSH_APNS_TEAM_ID: set all three or none')
+  const vapid = [c.pushVapidPublicKey, c.pushVapidPrivateKey, c.pushVapidSubject]
+  if (vapid.some((x) => x !== '') && vapid.some((x) => x === '')) problems.push('MQCHAT_PUSH_VAPID_PUBLIC_KEY, MQCHAT_PUSH_VAPID_PRIVATE_KEY and MQCHAT_PUSH_VAPID_SUBJECT: set all three or none')
+  if (c.pushVapidSubject !== '' && !/^(mailto:|https:\/\/)/.test(c.pushVapidSubject)) problems.push(`MQCHAT_PUSH_VAPID_SUBJECT: must be a mailto: or https: URL, got "${c.pushVapidSubject}"`)
+  if (c.pushVapidPublicKey !== '' && Buffer.from(c.pushVapidPublicKey, 'base64url').length !== 65) problems.push('MQCHAT_PUSH_VAPID_PUBLIC_KEY: must be a base64url P-256 public key (65 bytes)')
+  if (c.pushVapidPrivateKey !== '' && Buffer.from(c.pushVapidPrivateKey, 'base64url').length !== 32) problems.push('MQCHAT_PUSH_VAPID_PRIVATE_KEY: must be a base64url P-256 private key (32 bytes)')
+  if (c.pushAllowInsecureEndpoints && !isLoopback(c.host)) problems.push(`MQCHAT_PUSH_ALLOW_INSECURE_ENDPOINTS: would let devices point the server at your own network; refusing on non-loopback host "${c.host}"`)
   return problems
 }
 

@@ -2,6 +2,9 @@
 // stores, the bridge and its publish handlers, the API, the ports file. The
 // profiles differ in the stores, the broker persistence and router, and in
 // what carries a chat publish from the broker to the bridge.
+import { ChatSettingsService } from '../core/chat-settings.js'
+import { PushTargets } from '../core/push-targets.js'
+import { enabledProviders } from '../push/index.js'
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
@@ -68,6 +71,8 @@ export function warnPlaintext (cfg: Config, log: Logger, ports: Ports): void {
 export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore }
 
 export interface Domain {
+  push: PushTargets
+  chatSettings: ChatSettingsService
   devices: DeviceService
   chats: ChatService
   users: UserLookup
@@ -99,6 +104,8 @@ async function mediaBackend (cfg: Config): Promise<MediaBackend> {
 
 /** Where shared state lives: in this process by default (the local profile), in Redis in the cluster. */
 export interface Engines {
+  /** False where another process may change push targets (the cluster): the in-memory index is not kept. */
+  indexedPushTargets?: boolean
   publishBuckets?: Buckets
   counters?: CounterFactory
   presence: (settings: SettingsService, publish: PresencePublisher) => Presence
@@ -117,7 +124,11 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const settings = new SettingsService(stores.directory)
   const blocks = new BlockService(stores.directory)
   const users = new UserLookup(stores.directory, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, counters: engines.counters })
-  await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init()])
+  const push = new PushTargets(stores.directory, { maxPerDevice: cfg.pushMaxTargetsPerDevice, allowInsecureEndpoints: cfg.pushAllowInsecureEndpoints, enabled: enabledProviders(cfg) }, engines.indexedPushTargets ?? true)
+  const chatSettings = new ChatSettingsService(stores.directory, chats)
+  await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init(), push.init()])
+  // A revoked device is woken no more.
+  devices.on('revoked', (dev) => { push.dropDevice(dev.id).catch((err: unknown) => log.error({ err, deviceId: dev.id }, 'removing a revoked device\'s push targets failed')) })
   const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
   const registration = new RegistrationService(stores.directory, devices, sender, {
     ttlSeconds: cfg.otpTtlSeconds,
@@ -163,7 +174,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const presence = engines.presence(settings, publishPresence)
   // Presence is for contacts: users sharing a chat the target has taken part in (ChatService.isContactOf), unless the target blocked them.
   const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.isContactOf(watcher, target) && !blocks.has(target, watcher))
-  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers }
+  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings }
 }
 
 /** Starts the HTTP API on the configured port. */
@@ -182,6 +193,8 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     mayWatch: d.mayWatch,
     users: d.users,
     blocks: d.blocks,
+    push: d.push,
+    chatSettings: d.chatSettings,
     limiter: d.limiter,
     metrics,
     info,
@@ -206,7 +219,15 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
 
 /** What /v1/info tells clients: this node's listeners, or on a node without them the configured (load-balanced) ports. */
 export function connectInfo (cfg: Config, mqttPort: number, wsPort: number, tls?: { mqttPort: number, wssPort: number, httpsPort: number }): ConnectInfo {
-  return { mqttPort, wsPort, wsPath: cfg.wsPath, ...(tls && tls.mqttPort !== 0 ? { tls } : {}), ...(cfg.xmppEnabled ? { xmpp: { domain: cfg.xmppDomain, port: cfg.xmppPort, wsPort: cfg.xmppWsPort, wsPath: XMPP_WS_PATH } } : {}) }
+  const push = [...enabledProviders(cfg)]
+  return {
+    mqttPort,
+    wsPort,
+    wsPath: cfg.wsPath,
+    ...(tls && tls.mqttPort !== 0 ? { tls } : {}),
+    ...(cfg.xmppEnabled ? { xmpp: { domain: cfg.xmppDomain, port: cfg.xmppPort, wsPort: cfg.xmppWsPort, wsPath: XMPP_WS_PATH } } : {}),
+    ...(push.length > 0 ? { push: { providers: push, ...(cfg.pushVapidPublicKey !== '' ? { vapidPublicKey: cfg.pushVapidPublicKey } : {}) } } : {})
+  }
 }
 
 export const httpPort = (api: FastifyInstance | undefined): number => api ? (api.server.address() as AddressInfo).port : 0

@@ -18,6 +18,7 @@ import { openSqliteStores } from '../store/sqlite/index.js'
 import type { Device } from '../store/types.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type Ports, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
+import { startPush, withPush } from '../push/index.js'
 
 export type { Ports, RunningServer } from './domain.js'
 
@@ -47,7 +48,6 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const inbox = new Inbox(stores.inbox, stores.history, d.chats, devices, new RecentMessages(cfg.inboxCacheMessages, 256), log.child({ part: 'inbox' }), {
     window: cfg.inboxWindow, flushMs: cfg.inboxFlushMs, maxEvents: cfg.maxQueue, pageSize: 500, events: stores.inbox
   })
-  bridge.deliverByPositions(inbox)
   // A new device is owed what its chats get after its creation; a revoked one is forgotten.
   devices.onCreate(async (dev) => inbox.provision(dev.id, dev.userId))
   devices.on('revoked', (dev) => inbox.drop(dev.id))
@@ -58,6 +58,19 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const tls = tlsCertificate(cfg, log)
   broker = await startBroker({ ...cfg, tls, repairInboxes: true, inbox }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
+  // Devices away are woken by a push (when a provider is configured); a message is delivered whether or not it goes out.
+  const push = startPush(cfg, {
+    chats: d.chats,
+    devices,
+    targets: d.push,
+    isAway: (deviceId) => !(broker?.isConnected(deviceId) ?? false),
+    chatSettings: async (userId, chatId) => await d.chatSettings.of(userId, chatId),
+    // A chat with no recorded position is owed from the device's membership start (broker/inbox.ts).
+    position: (deviceId, userId, chatId) => stores.inbox.positions(deviceId).get(chatId) ?? Math.max(0, (d.chats.fromSeqOf(chatId, userId) ?? 1) - 1),
+    chatName: async (chatId) => (await stores.directory.getChat(chatId))?.name ?? null
+  }, metrics, log.child({ part: 'push' }))
+  bridge.deliverByPositions(push ? withPush(inbox, push) : inbox)
+  if (push) d.chats.on('change', (c) => push.chatChanged(c))
   let ready = false
   const info = connectInfo(cfg, broker.mqttPort, broker.wsPort)
   const api = await startApi(cfg, d, stores, metrics, info, () => ready, log, tls)
@@ -88,6 +101,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       ready = false
       presence.stop()
       retention.stop()
+      await push?.stop()
       await broker.stopListening()
       await xmpp?.close()
       await api.close()

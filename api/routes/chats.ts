@@ -97,6 +97,28 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
+  const chatSettingsSchema = { type: 'object', properties: { muted_until: { type: ['integer', 'null'] } } } as const
+  app.get<{ Params: { chatId: string } }>('/v1/chats/:chatId/settings', {
+    schema: { summary: "The caller's own settings of a chat (the same on each of their devices)", params: chatParams, response: { 200: chatSettingsSchema } }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    if (!s.chats.isMember(req.params.chatId, d.userId)) throw new DomainError('not_member', 'not a member of this chat', 404)
+    return { muted_until: (await s.chatSettings.of(d.userId, req.params.chatId)).mutedUntil }
+  })
+
+  app.patch<{ Params: { chatId: string }, Body: { muted_until?: number | null } }>('/v1/chats/:chatId/settings', {
+    schema: {
+      summary: 'Change the caller\'s own settings of a chat: muted_until (ms since the epoch; null unmutes) stops pushes for it until then',
+      params: chatParams,
+      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { muted_until: { type: ['integer', 'null'] } } },
+      response: { 200: chatSettingsSchema }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    const next = await s.chatSettings.update(d.userId, req.params.chatId, { ...(req.body.muted_until !== undefined ? { mutedUntil: req.body.muted_until } : {}) })
+    return { muted_until: next.mutedUntil }
+  })
+
   app.post<{ Params: { chatId: string }, Body: { users: string[] } }>('/v1/chats/:chatId/members', {
     bodyLimit: MEMBER_LIST_BODY_LIMIT,
     schema: {

@@ -23,8 +23,8 @@ export const healthRoutes = (s: ApiServices, opts: { metricsToken: string }): Fa
   app.get('/v1/info', {
     config: { public: true },
     schema: {
-      summary: 'Where to connect with MQTT (and XMPP, when enabled)',
-      response: { 200: { type: 'object', properties: { mqtt_port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' }, mqtt_tls_port: { type: 'integer' }, wss_port: { type: 'integer' }, https_port: { type: 'integer' }, xmpp: { type: 'object', properties: { domain: { type: 'string' }, port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' } } }, version: { type: 'string' } } } }
+      summary: 'Where to connect with MQTT (and XMPP, when enabled), and the push providers this server sends to',
+      response: { 200: { type: 'object', properties: { mqtt_port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' }, mqtt_tls_port: { type: 'integer' }, wss_port: { type: 'integer' }, https_port: { type: 'integer' }, xmpp: { type: 'object', properties: { domain: { type: 'string' }, port: { type: 'integer' }, ws_port: { type: 'integer' }, ws_path: { type: 'string' } } }, push: { type: 'object', properties: { providers: { type: 'array', items: { type: 'string' } }, vapid_public_key: { type: 'string' } } }, version: { type: 'string' } } } }
     }
-  }, async () => ({ mqtt_port: s.info.mqttPort, ws_port: s.info.wsPort, ws_path: s.info.wsPath, ...(s.info.tls ? { mqtt_tls_port: s.info.tls.mqttPort, wss_port: s.info.tls.wssPort, https_port: s.info.tls.httpsPort } : {}), ...(s.info.xmpp ? { xmpp: { domain: s.info.xmpp.domain, port: s.info.xmpp.port, ws_port: s.info.xmpp.wsPort, ws_path: s.info.xmpp.wsPath } } : {}), version: '0.1.0' }))
+  }, async () => ({ mqtt_port: s.info.mqttPort, ws_port: s.info.wsPort, ws_path: s.info.wsPath, ...(s.info.tls ? { mqtt_tls_port: s.info.tls.mqttPort, wss_port: s.info.tls.wssPort, https_port: s.info.tls.httpsPort } : {}), ...(s.info.xmpp ? { xmpp: { domain: s.info.xmpp.domain, port: s.info.xmpp.port, ws_port: s.info.xmpp.wsPort, ws_path: s.info.xmpp.wsPath } } : {}), ...(s.info.push ? { push: { providers: s.info.push.providers, ...(s.info.push.vapidPublicKey !== undefined ? { vapid_public_key: s.info.push.vapidPublicKey } : {}) } } : {}), version: '0.1.0' }))
 }
