@@ -46,6 +46,8 @@ Chats:
   info <chat> <seq>              who has a message delivered and read
   history <chat>                 print a chat's messages
   settings                       show or change privacy settings (read receipts, last seen)
+  mute <chat> [--for 8h|1w|always], unmute <chat>   no push notifications for a chat (on all your devices)
+  push add|list|remove           where this device is woken when it is away (FCM, APNs, Web Push, UnifiedPush)
   presence <user>                online, or last seen (as the user's privacy allows)
 ${COMMON}`,
   serve: `Usage: mqchat serve [--profile local|cluster] [--role all|broker|bridge|api] [--node-id ID]
@@ -103,6 +105,29 @@ ${COMMON}`,
   mqchat devices link [--name NAME] [--save-as PROFILE]   link a new device (from the primary device); prints its token, or saves it as a profile
   mqchat devices revoke <deviceId>                         revoke a device: its connection closes, its token stops working
                                                            (the primary device may revoke any, a linked device only itself)
+${COMMON}`,
+  push: `Usage:
+  mqchat push add unifiedpush <endpoint> [--p256dh KEY --auth SECRET]   an endpoint from a UnifiedPush distributor (ntfy, …)
+  mqchat push add webpush <endpoint> --p256dh KEY --auth SECRET         a browser's push subscription
+  mqchat push add fcm <registration-token>
+  mqchat push add apns <device-token> --topic BUNDLE_ID [--sandbox]
+  mqchat push list
+  mqchat push remove <target-id>
+
+Registers where this device is woken when it is away (it then connects and
+gets what it is owed). A push carries the chat, the newest seq and a count,
+never the message; docs/protocol.md ("Push") says what each provider sees.
+GET /v1/info (mqchat whoami --json) names the providers the server uses.
+${COMMON}`,
+  mute: `Usage: mqchat mute <chat> [--for 8h|1w|always]   (default: always)
+       mqchat unmute <chat>
+
+No push notifications for the chat until then, on all your devices. Messages
+still arrive as usual.
+${COMMON}`,
+  unmute: `Usage: mqchat unmute <chat>
+
+Push notifications for the chat again (see mqchat mute).
 ${COMMON}`,
   chat: `Usage:
   mqchat chat create <user>                      direct chat with a user (phone +… or user id u_…)
@@ -396,6 +421,53 @@ async function main (argv: string[]): Promise<number> {
       const r = await call<{ forwarded: Array<{ chat: string, seq?: number, queued?: boolean }> }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/forward`,
         { token: p.token, body: { to: positionals.slice(2), id: values.id ?? randomUUID() } })
       out(values.json, r, r.forwarded.map((f) => `forwarded to ${f.chat}: ${f.queued === true ? 'queued, seq not assigned yet' : `seq ${String(f.seq)}`}`).join('\n'))
+      return EXIT.ok
+    }
+    case 'push': {
+      const { values, positionals } = parse(rest, { p256dh: { type: 'string' }, auth: { type: 'string' }, topic: { type: 'string' }, sandbox: { type: 'boolean', default: false } })
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const sub = positionals[0]
+      type Target = { target_id: string, type: string, token?: string, endpoint?: string, topic?: string, environment?: string, encrypted?: boolean }
+      const line = (t: Target): string => `${t.target_id}  ${t.type}  ${t.endpoint ?? t.token ?? ''}${t.topic !== undefined ? `  ${t.topic} (${t.environment ?? 'production'})` : ''}${t.encrypted === true ? '  encrypted' : ''}`
+      if (sub === 'list') {
+        const r = await call<{ targets: Target[] }>(p.server, 'GET', '/v1/push/targets', { token: p.token })
+        out(values.json, r, r.targets.map(line).join('\n') || '(no push targets)')
+        return EXIT.ok
+      }
+      if (sub === 'add') {
+        need(positionals, 3, cmd)
+        const type = positionals[1]
+        const address = positionals[2]!
+        const keys = values.p256dh !== undefined || values.auth !== undefined ? { keys: { p256dh: values.p256dh ?? '', auth: values.auth ?? '' } } : {}
+        const body = type === 'fcm'
+          ? { type, token: address }
+          : type === 'apns'
+            ? { type, token: address, topic: values.topic, environment: values.sandbox ? 'sandbox' : 'production' }
+            : { type, endpoint: address, ...keys }
+        const t = await call<Target>(p.server, 'POST', '/v1/push/targets', { token: p.token, body })
+        out(values.json, t, `added ${line(t)}`)
+        return EXIT.ok
+      }
+      if (sub === 'remove') {
+        need(positionals, 2, cmd)
+        await call(p.server, 'DELETE', `/v1/push/targets/${encodeURIComponent(positionals[1]!)}`, { token: p.token })
+        out(values.json, { removed: positionals[1] }, `removed ${positionals[1]}`)
+        return EXIT.ok
+      }
+      throw new CliError(`unknown push command "${sub}"\n\n${HELP.push}`, EXIT.usage)
+    }
+    case 'mute':
+    case 'unmute': {
+      const { values, positionals } = parse(rest, { for: { type: 'string', default: 'always' } })
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const spans: Record<string, number> = { '8h': 8 * 3600_000, '1w': 7 * 86_400_000, always: 0 }
+      if (cmd === 'mute' && spans[values.for] === undefined) throw new CliError('--for takes 8h, 1w or always', EXIT.usage)
+      // "Always" is a time no one will live to see (the server's limit is the year 9999).
+      const until = cmd === 'unmute' ? null : values.for === 'always' ? Date.UTC(9999, 0, 1) : Date.now() + spans[values.for]!
+      const r = await call<{ muted_until: number | null }>(p.server, 'PATCH', `/v1/chats/${encodeURIComponent(positionals[0]!)}/settings`, { token: p.token, body: { muted_until: until } })
+      out(values.json, r, r.muted_until === null ? `${positionals[0]}: not muted` : `${positionals[0]}: muted${values.for === 'always' ? '' : ` until ${new Date(r.muted_until).toISOString()}`}`)
       return EXIT.ok
     }
     case 'presence': {

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import webpush from 'web-push'
-import { Device, TestServer, waitFor, within, type DeviceCreds } from '../helpers/server.js'
+import { writeFileSync } from 'node:fs'
+import { Device, TestServer, cli, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
 import { startProviders, type Subscription } from '../helpers/push-providers.js'
 
 const COALESCE_SECONDS = 4
@@ -256,6 +257,36 @@ test('registrations are checked: a bad token, an endpoint without keys, more tha
   try {
     await waitFor('the revoked device\'s targets to be removed', () => (db.prepare('SELECT count(*) AS n FROM push_targets WHERE device_id = ?').get(d.deviceId) as { n: number }).n === 0)
   } finally { db.close() }
+})
+
+test('mqchat push add|list|remove, and mute|unmute, as a tester would use them (a UnifiedPush endpoint)', async () => {
+  const home = tempDir('mqchat-push-cli-')
+  const d = await server.link(a, 'cli')
+  writeFileSync(join(home, 'd.json'), JSON.stringify({ server: server.url, user_id: d.userId, device_id: d.deviceId, token: d.token }))
+  const sub = providers.push.subscribe(false)
+  const added = await cli(home, ['push', 'add', 'unifiedpush', sub.endpoint, '--profile', 'd', '--json'])
+  assert.equal(added.code, 0, added.stderr)
+  const id = (JSON.parse(added.stdout) as { target_id: string }).target_id
+  const listed = await cli(home, ['push', 'list', '--profile', 'd'])
+  assert.match(listed.stdout, new RegExp(`${id}  unifiedpush  ${sub.endpoint.replace(/[.?]/g, '\\$&')}`))
+  const bad = await cli(home, ['push', 'add', 'apns', 'nothex', '--topic', 'org.x', '--profile', 'd'])
+  assert.equal(bad.code, 3, 'refused by the server')
+  assert.match(bad.stderr, /bad_request/)
+  const chat = await newGroup()
+  const unknownSpan = await cli(home, ['mute', chat, '--for', '3d', '--profile', 'd'])
+  assert.equal(unknownSpan.code, 2, 'a usage error')
+  assert.match(unknownSpan.stderr, /--for takes 8h, 1w or always/)
+  const bHome = tempDir('mqchat-push-cli-b-')
+  writeFileSync(join(bHome, 'b.json'), JSON.stringify({ server: server.url, user_id: bPhone.userId, device_id: bPhone.deviceId, token: bPhone.token }))
+  const m = await cli(bHome, ['mute', chat, '--for', '8h', '--profile', 'b', '--json'])
+  assert.equal(m.code, 0, m.stderr)
+  const until = (JSON.parse(m.stdout) as { muted_until: number }).muted_until
+  assert.ok(until > Date.now() + 7 * 3600_000 && until <= Date.now() + 8 * 3600_000)
+  assert.equal((await cli(bHome, ['unmute', chat, '--profile', 'b'])).code, 0)
+  assert.deepEqual((await server.api('GET', `/v1/chats/${chat}/settings`, bPhone.token)).body, { muted_until: null })
+  const removed = await cli(home, ['push', 'remove', id, '--profile', 'd'])
+  assert.equal(removed.code, 0, removed.stderr)
+  assert.match((await cli(home, ['push', 'list', '--profile', 'd'])).stdout, /no push targets/)
 })
 
 test('a push service that is down changes nothing for delivery: every message of a burst reaches the connected device', async () => {
