@@ -16,6 +16,7 @@ COPY lib ./lib
 COPY media ./media
 COPY mosquitto-compat-tests ./mosquitto-compat-tests
 COPY plugins ./plugins
+COPY push ./push
 COPY server ./server
 COPY store ./store
 COPY test ./test

@@ -325,9 +325,7 @@ export async function startBroker (
       const device = deviceOf(client)
       if (device && (client as Client & { connected: boolean }).connected && subs.some((s) => s.topic === inboxTopic(device.id))) attachInbox(client)
     })
-    // aedes counts the clients it has registered; its type declarations do not list the field.
-  const signedIn = (): number => (aedes as unknown as { connectedClients: number }).connectedClients
-  aedes.on('unsubscribe', (topics: string[], client: Client) => {
+    aedes.on('unsubscribe', (topics: string[], client: Client) => {
       const device = deviceOf(client)
       if (device && topics.includes(inboxTopic(device.id))) inboxes.detach(device.id, connectionOf(client))
     })

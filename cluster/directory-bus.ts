@@ -31,6 +31,8 @@ export type DirectoryChange =
   | { kind: 'chat', id: string }
   | { kind: 'device', id: string }
   | { kind: 'settings', id: string }
+  /** A device's push targets changed. */
+  | { kind: 'push', id: string }
   | { kind: 'blocks' }
 
 export interface DirectoryMirror {

@@ -23,7 +23,8 @@ import { luaScript, type RedisConnection } from './redis.js'
 
 const userKey = (userId: string): string => `mqchat:presence:${userId}`
 const nodeKey = (nodeId: string): string => `mqchat:presence-node:${nodeId}`
-const NODES = 'mqchat:presence-nodes'
+/** Broker nodes and their last heartbeat (ms, Redis time): also read by cluster/device-sessions.ts. */
+export const NODES = 'mqchat:presence-nodes'
 
 const HEARTBEAT_MS = 1000
 /** A broker silent this long is dead: its connections no longer count. */

@@ -124,23 +124,31 @@ export function validatePushTarget (device: Device, input: PushTargetInput, opts
 }
 
 /**
- * The targets of every device. In the local profile it also keeps, in
- * memory, which devices have any, so a message for a member without one
- * costs no store read; elsewhere (`indexed` false) that question goes to
- * the store when a push is due.
+ * The targets of every device, and in memory which devices have any, so a
+ * message for a member without one costs no store read. In the cluster each
+ * node's index follows the others' changes through the directory bus.
  */
 export class PushTargets {
   #withTargets = new Set<string>()
+  #notify: (deviceId: string) => Promise<void> = async () => {}
 
-  constructor (private readonly directory: DirectoryStore, private readonly opts: PushTargetOptions, private readonly indexed = true) {}
+  constructor (private readonly directory: DirectoryStore, private readonly opts: PushTargetOptions) {}
 
   async init (): Promise<void> {
-    if (!this.indexed) return
     this.#withTargets = new Set(await this.directory.pushTargetDevices())
   }
 
-  /** Whether `deviceId` may have targets (always true where the index is not kept). */
-  mayHave (deviceId: string): boolean { return !this.indexed || this.#withTargets.has(deviceId) }
+  /** Cluster: a change of a device's targets is announced to the other nodes through this. */
+  notifyWith (notify: (deviceId: string) => Promise<void>): void { this.#notify = notify }
+
+  /** Re-reads whether a device has targets (a change made on another node). */
+  async refresh (deviceId: string): Promise<void> {
+    if ((await this.directory.pushTargets(deviceId)).length > 0) this.#withTargets.add(deviceId)
+    else this.#withTargets.delete(deviceId)
+  }
+
+  /** Whether `deviceId` has targets, from memory (no store read for the many devices without any). */
+  mayHave (deviceId: string): boolean { return this.#withTargets.has(deviceId) }
 
   async add (device: Device, input: PushTargetInput): Promise<PushTarget> {
     const target = validatePushTarget(device, input, this.opts, Date.now())
@@ -150,6 +158,7 @@ export class PushTargets {
     }
     const stored = await this.directory.addPushTarget(target)
     this.#withTargets.add(device.id)
+    await this.#notify(device.id)
     return stored
   }
 
@@ -157,13 +166,17 @@ export class PushTargets {
 
   async remove (deviceId: string, id: string): Promise<boolean> {
     const removed = await this.directory.removePushTarget(deviceId, id)
-    if (removed && (await this.directory.pushTargets(deviceId)).length === 0) this.#withTargets.delete(deviceId)
+    if (removed) {
+      await this.refresh(deviceId)
+      await this.#notify(deviceId)
+    }
     return removed
   }
 
   /** A revoked device: every target goes. */
   async dropDevice (deviceId: string): Promise<void> {
     this.#withTargets.delete(deviceId)
+    // Every node hears of the revocation itself and drops it from its index; the store is cleared once per node (idempotent).
     await this.directory.removePushTargets(deviceId)
   }
 }

@@ -38,6 +38,8 @@ import { DirectoryBus, type DirectoryChange } from '../cluster/directory-bus.js'
 import { redisCommandCounts, redisConnection, type RedisConnection } from '../cluster/redis.js'
 import { RedisBuckets, redisCounters } from '../cluster/rate.js'
 import { ClusterPresence } from '../cluster/presence.js'
+import { DeviceSessions } from '../cluster/device-sessions.js'
+import { startPush, withPush } from '../push/index.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
@@ -94,9 +96,10 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   d.bridge.streamIsOutbox()
   // Messages are delivered by positions: whoever commits one (a bridge worker; an API node for HTTP sends)
   // tells every broker through the feed; a new device starts at the end of its chats.
-  d.bridge.deliverByPositions(new CommitFeed(redis('feed'), {
+  const feed = new CommitFeed(redis('feed'), {
     partitions: cfg.streamPartitions, recentPerChat: cfg.clusterRecentPerChat, recentTtlSeconds: cfg.clusterRecentTtlHours * 3600
-  }))
+  })
+  d.bridge.deliverByPositions(feed)
   const positions = new RedisPositions(redis('positions'), cfg.streamPartitions)
   d.devices.onCreate(async (dev) => { await positions.provision(dev.id, d.chats.chatIdsOf(dev.userId)) })
   let inbox: Inbox | undefined
@@ -122,14 +125,36 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       if (c.kind === 'chat') await d.chats.refresh(c.id)
       else if (c.kind === 'device') await d.devices.refresh(c.id)
       else if (c.kind === 'settings') await d.settings.refresh(c.id)
+      else if (c.kind === 'push') await d.push.refresh(c.id)
       else await d.blocks.init()
     },
-    reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init()]) }
+    reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init(), d.push.init()]) }
   })
   d.chats.notifyWith((id) => bus.publish({ kind: 'chat', id }))
   d.devices.notifyWith((id) => bus.publish({ kind: 'device', id }))
   d.settings.notifyWith((id) => bus.publish({ kind: 'settings', id }))
   d.blocks.notifyWith(() => bus.publish({ kind: 'blocks' }))
+  d.push.notifyWith((id) => bus.publish({ kind: 'push', id }))
+
+  // Which devices are connected to some broker: brokers record theirs, pushes read them.
+  const deviceSessions = new DeviceSessions(redis('device-sessions'), cfg.nodeId, log.child({ part: 'device-sessions' }))
+  // Pushes are decided where messages are committed (a chat's partition has one worker at a time, so one
+  // node coalesces a chat's pushes) and where chat changes are made (the API).
+  const push = runs('bridge') || runs('api')
+    ? startPush(cfg, {
+      chats: d.chats,
+      devices: d.devices,
+      targets: d.push,
+      isAway: async (deviceId) => !(await deviceSessions.isConnected(deviceId)),
+      chatSettings: async (userId, chatId) => await d.chatSettings.of(userId, chatId),
+      position: async (deviceId, userId, chatId) => (await positions.positions(deviceId)).get(chatId) ?? Math.max(0, (d.chats.fromSeqOf(chatId, userId) ?? 1) - 1),
+      chatName: async (chatId) => (await stores.directory.getChat(chatId))?.name ?? null
+    }, metrics, log.child({ part: 'push' }))
+    : undefined
+  if (push) {
+    d.bridge.deliverByPositions(withPush(feed, push))
+    d.chats.on('change', (c) => push.chatChanged(c))
+  }
 
   // The MQTT layer: sessions and routing in Redis.
   const persistence = redisPersistence({ conn: redis('sessions'), maxQueue: cfg.maxQueue })
@@ -159,11 +184,12 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
     }
   }
   const sessions = {
-    connected: (dev: Device) => d.presence.connected(dev.userId),
-    disconnected: (dev: Device) => d.presence.disconnected(dev.userId)
+    connected: (dev: Device) => { d.presence.connected(dev.userId); deviceSessions.connected(dev.id) },
+    disconnected: (dev: Device) => { d.presence.disconnected(dev.userId); deviceSessions.disconnected(dev.id) }
   }
-  // What an earlier run of this node left in the presence counts is cleared before devices connect.
+  // What an earlier run of this node left in the presence counts and device sessions is cleared before devices connect.
   const recovered = runs('broker') ? await presence.recover() : []
+  if (runs('broker')) await deviceSessions.recover()
   const tls = tlsCertificate(cfg, log)
   broker = await startBroker({ ...cfg, tls, listen: runs('broker'), mq, inbox, eventsQueued: true }, {
     persistence, devices: d.devices, bridge: d.bridge, handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics
@@ -262,8 +288,10 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
         broker.disconnectAll()
         for (let i = 0; i < 40 && broker.connections() > 0; i++) await sleep(50)
         await presence.stop()
+        await deviceSessions.flush()
       }
       await worker?.stop()
+      await push?.stop()
       await bus.stop()
       await api?.close()
       await broker?.close()

@@ -104,8 +104,6 @@ async function mediaBackend (cfg: Config): Promise<MediaBackend> {
 
 /** Where shared state lives: in this process by default (the local profile), in Redis in the cluster. */
 export interface Engines {
-  /** False where another process may change push targets (the cluster): the in-memory index is not kept. */
-  indexedPushTargets?: boolean
   publishBuckets?: Buckets
   counters?: CounterFactory
   presence: (settings: SettingsService, publish: PresencePublisher) => Presence
@@ -124,7 +122,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const settings = new SettingsService(stores.directory)
   const blocks = new BlockService(stores.directory)
   const users = new UserLookup(stores.directory, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, counters: engines.counters })
-  const push = new PushTargets(stores.directory, { maxPerDevice: cfg.pushMaxTargetsPerDevice, allowInsecureEndpoints: cfg.pushAllowInsecureEndpoints, enabled: enabledProviders(cfg) }, engines.indexedPushTargets ?? true)
+  const push = new PushTargets(stores.directory, { maxPerDevice: cfg.pushMaxTargetsPerDevice, allowInsecureEndpoints: cfg.pushAllowInsecureEndpoints, enabled: enabledProviders(cfg) })
   const chatSettings = new ChatSettingsService(stores.directory, chats)
   await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init(), push.init()])
   // A revoked device is woken no more.
