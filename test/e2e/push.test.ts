@@ -208,12 +208,13 @@ test('a 503 with Retry-After is retried and then succeeds', async () => {
   assert.ok(await metric('mqchat_push_failed_total', 'provider="webpush",reason="http 503"') >= 2)
 })
 
-test('a target its provider calls gone (FCM UNREGISTERED, APNs 410, Web Push 410) is removed', async () => {
+test('a target its provider calls gone (FCM UNREGISTERED, APNs 410 Unregistered, a push service\'s 410) is removed', async () => {
   const phone = await server.link(a, 'a-phone')
   const token = 'fcm-gone-' + 'y'.repeat(40)
   assert.equal((await server.api('POST', '/v1/push/targets', phone.token, { type: 'fcm', token })).status, 201)
   providers.fcm.gone(token)
   providers.apns.gone(apnsToken)
+  providers.push.gone(upSub.id)
   // A writes nothing to itself: B writes to A's away device from an MQTT connection of its own.
   const chat = await newGroup()
   const B = await new Device(server, bPhone).connect()
@@ -224,6 +225,7 @@ test('a target its provider calls gone (FCM UNREGISTERED, APNs 410, Web Push 410
   await waitFor('the FCM target to be removed', async () => (await server.api('GET', '/v1/push/targets', phone.token)).body.targets.length === 0 || undefined, 15_000)
   await burst(chat, 1, 'gone')
   await waitFor('the APNs target to be removed', async () => (await server.api('GET', '/v1/push/targets', bApple.token)).body.targets.length === 0 || undefined, 15_000)
+  await waitFor('the UnifiedPush target to be removed', async () => (await server.api('GET', '/v1/push/targets', bUp.token)).body.targets.length === 0 || undefined, 15_000)
   assert.ok(providers.fcm.rejected.includes('Requested entity was not found.'))
   assert.ok(providers.apns.rejected.includes('Unregistered'))
   // Registered again (a new token from the app): it works.
@@ -284,17 +286,33 @@ test('mqchat push add|list|remove, and mute|unmute, as a tester would use them (
   assert.ok(until > Date.now() + 7 * 3600_000 && until <= Date.now() + 8 * 3600_000)
   assert.equal((await cli(bHome, ['unmute', chat, '--profile', 'b'])).code, 0)
   assert.deepEqual((await server.api('GET', `/v1/chats/${chat}/settings`, bPhone.token)).body, { muted_until: null })
+  // A UnifiedPush endpoint with keys, as a distributor that encrypts gives them: the payload is encrypted
+  // (RFC 8291, no VAPID) and the test service decrypts it with the key only the device holds.
+  const enc = providers.push.subscribe(true, false)
+  const withKeys = await cli(home, ['push', 'add', 'unifiedpush', enc.endpoint, '--p256dh', enc.keys.p256dh, '--auth', enc.keys.auth, '--profile', 'd', '--json'])
+  assert.equal(withKeys.code, 0, withKeys.stderr)
+  assert.equal((JSON.parse(withKeys.stdout) as { encrypted: boolean }).encrypted, true)
+  assert.equal((await server.api('POST', `/v1/chats/${chat}/messages`, bPhone.token, { id: 'to-a-devices', body: 'secret for a' })).status, 201)
+  await waitFor('the encrypted UnifiedPush push', () => providers.push.for(enc.id).some((r) => r.payload.chat === chat && r.payload.type === 'message'), 15_000)
+  const got = providers.push.for(enc.id).find((r) => r.payload.type === 'message')!
+  assert.equal(got.payload.sender, bPhone.userId)
+  assert.equal(got.headers['content-encoding'], 'aes128gcm')
+  assert.ok(!JSON.stringify(got).includes('secret for a'))
   const removed = await cli(home, ['push', 'remove', id, '--profile', 'd'])
   assert.equal(removed.code, 0, removed.stderr)
+  assert.equal((await cli(home, ['push', 'remove', (JSON.parse(withKeys.stdout) as { target_id: string }).target_id, '--profile', 'd'])).code, 0)
   assert.match((await cli(home, ['push', 'list', '--profile', 'd'])).stdout, /no push targets/)
 })
 
-test('a push service that is down changes nothing for delivery: every message of a burst reaches the connected device', async () => {
+test('a push service that goes down mid-burst changes nothing for delivery: every message reaches the connected device', async () => {
   const chat = await newGroup()
   const online = await new Device(server, bApple).connect()
   try {
+    // The push service goes away in the middle of the burst.
+    const sending = burst(chat, 30, 'down')
+    await online.waitEvent('the first messages', (e) => e.type === 'msg' && e.chat === chat)
     await providers.push.stop()
-    await burst(chat, 30, 'down')
+    await sending
     const got = await online.waitCount('msg', chat, 30, 20_000)
     assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 30 }, (_, i) => i + 1))
     // The pushes to the away browser failed and are retried in the background; the server answers as before.

@@ -227,6 +227,7 @@ export class PushService extends Provider {
   #server!: HttpsServer
   url = ''
   readonly #subs = new Map<string, Subscription>()
+  readonly #noVapid = new Set<string>()
   vapidPublicKey = ''
 
   async start (cert: { cert: string, key: string }, vapidPublicKey: string): Promise<void> {
@@ -236,14 +237,19 @@ export class PushService extends Provider {
     this.url = `https://localhost:${port}`
   }
 
-  /** A new subscription, as a browser would make one (its keys generated here). */
-  subscribe (encrypted = true): Subscription {
+  /**
+   * A new subscription, as a browser (or a UnifiedPush distributor) would make one, its keys generated
+   * here. `encrypted` false: a UnifiedPush endpoint without keys. `vapid` false: encrypted, but with no
+   * VAPID token expected (UnifiedPush with keys).
+   */
+  subscribe (encrypted = true, vapid = true): Subscription {
     const id = randomBytes(9).toString('base64url')
     const ecdh = createECDH('prime256v1')
     ecdh.generateKeys()
     const authSecret = randomBytes(16).toString('base64url')
     const sub = { id, endpoint: `${this.url}/push/${id}`, keys: { p256dh: ecdh.getPublicKey('base64url'), auth: authSecret }, ecdh, authSecret }
     if (encrypted) this.#subs.set(id, sub)
+    if (!vapid) this.#noVapid.add(id)
     return sub
   }
 
@@ -262,7 +268,8 @@ export class PushService extends Provider {
     if (req.headers.ttl === undefined || !/^\d+$/.test(String(req.headers.ttl))) return this.refuse(res, 400, 'TTL header missing')
     const sub = this.#subs.get(id)
     let payload: Record<string, unknown>
-    if (sub !== undefined) {
+    if (sub !== undefined && this.#noVapid.has(id) && req.headers.authorization !== undefined) return this.refuse(res, 400, 'a UnifiedPush request with an Authorization header')
+    if (sub !== undefined && !this.#noVapid.has(id)) {
       const vapid = /^vapid t=([^,\s]+),\s*k=([A-Za-z0-9_-]+)$/.exec(req.headers.authorization ?? '')
       if (vapid === null) return this.refuse(res, 401, 'no VAPID authorization')
       if (vapid[2] !== this.vapidPublicKey) return this.refuse(res, 403, 'VAPID key is not the one the subscription was made for')
@@ -275,6 +282,8 @@ export class PushService extends Provider {
       } catch (err) {
         return this.refuse(res, 403, `VAPID token invalid (${(err as Error).message})`)
       }
+    }
+    if (sub !== undefined) {
       if (req.headers['content-encoding'] !== 'aes128gcm') return this.refuse(res, 415, 'not aes128gcm')
       try {
         payload = JSON.parse(ece.decrypt(raw, { version: 'aes128gcm', privateKey: sub.ecdh, authSecret: sub.authSecret }).toString('utf8')) as Record<string, unknown>
