@@ -78,6 +78,11 @@ export class PushDispatcher {
   /** A message was committed: offer it to the away devices of the other members. */
   committed (m: StoredMessage): void {
     if (this.#stopped || !NOTIFYING.has(m.type)) return
+    // Whatever goes wrong here stays here: the message is delivered all the same.
+    try { this.offerMessage(m) } catch (err) { this.d.log.error({ err, chat: m.chatId, seq: m.seq }, 'offering a message for push failed') }
+  }
+
+  private offerMessage (m: StoredMessage): void {
     for (const userId of this.d.chats.memberIds(m.chatId)) {
       if (userId === m.senderUser || !this.d.chats.receivesMessage(userId, m)) continue
       for (const deviceId of this.d.devices.activeIds(userId)) {
@@ -90,6 +95,10 @@ export class PushDispatcher {
   /** A user was added to a chat (or it was created with them): one push to their away devices. */
   chatChanged (c: ChatChange): void {
     if (this.#stopped || (c.change !== 'member_added' && c.change !== 'created')) return
+    try { this.offerChat(c) } catch (err) { this.d.log.error({ err, chat: c.chatId }, 'offering a chat change for push failed') }
+  }
+
+  private offerChat (c: ChatChange): void {
     for (const userId of c.users) {
       if (userId === c.by) continue
       for (const deviceId of this.d.devices.activeIds(userId)) {
