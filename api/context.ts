@@ -8,6 +8,7 @@ import type { Presence } from '../core/presence.js'
 import type { BlockService } from '../core/blocks.js'
 import type { ChatSettingsService } from '../core/chat-settings.js'
 import type { PushTargets } from '../core/push-targets.js'
+import type { KeyDirectory } from '../core/keys.js'
 import type { ChatService } from '../core/chats.js'
 import type { UserLookup } from '../core/users.js'
 import type { DeviceService } from '../core/devices.js'
@@ -32,6 +33,8 @@ export interface ApiServices {
   settings: SettingsService
   presence: Presence
   blocks: BlockService
+  /** The end-to-end encryption key directory. */
+  keys: KeyDirectory
   /** The calling device's push targets. */
   push: PushTargets
   /** Per-user chat settings (mute). */

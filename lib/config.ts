@@ -130,6 +130,9 @@ export interface Config {
   metricsToken: string
   xmppAuthTimeoutSeconds: number
   maxConnections: number
+  e2eeMaxPrekeys: number
+  e2eePrekeysLow: number
+  e2eeClaimsPer10Minutes: number
   pushCoalesceSeconds: number
   pushQueue: number
   pushConcurrency: number
@@ -318,6 +321,9 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'mediaDownloadUrlSeconds', env: 'MQCHAT_MEDIA_DOWNLOAD_URL_SECONDS', def: '600', parse: int(5, 86400), help: 'lifetime of a download URL' },
   { key: 'typingIntervalMs', env: 'MQCHAT_TYPING_INTERVAL_MS', def: '3000', parse: int(100, 60000), help: 'typing is forwarded at most once per this interval per (user, chat)' },
   { key: 'presenceCoalesceMs', env: 'MQCHAT_PRESENCE_COALESCE_MS', def: '3000', parse: int(0, 600000), help: 'presence changes of one user are published at least this far apart (flapping is coalesced)' },
+  { key: 'e2eeMaxPrekeys', env: 'MQCHAT_E2EE_MAX_PREKEYS', def: '100', parse: int(1, 10000), help: 'end-to-end encryption: one-time prekeys a device may hold in the key directory (an upload past it: 409 limit_reached)' },
+  { key: 'e2eePrekeysLow', env: 'MQCHAT_E2EE_PREKEYS_LOW', def: '10', parse: int(0, 10000), help: 'end-to-end encryption: a device left with fewer one-time prekeys after a claim gets a `keys` inbox event asking for more' },
+  { key: 'e2eeClaimsPer10Minutes', env: 'MQCHAT_E2EE_CLAIMS_PER_10_MINUTES', def: '20', parse: int(1, 100000), help: 'end-to-end encryption: key claims one user may make of another user\'s devices per 10 minutes (429 rate_limited past it)' },
   { key: 'pushCoalesceSeconds', env: 'MQCHAT_PUSH_COALESCE_SECONDS', def: '30', parse: int(0, 86400), help: 'push: a device away is pushed at most once per chat in this many seconds (the first message pushes at once; 0: every message)' },
   { key: 'pushQueue', env: 'MQCHAT_PUSH_QUEUE', def: '10000', parse: int(1, 10_000_000), help: 'push: pushes waiting to be sent or retried, at most; past it new ones are dropped and counted (messages are never held up by pushes)' },
   { key: 'pushConcurrency', env: 'MQCHAT_PUSH_CONCURRENCY', def: '16', parse: int(1, 1000), help: 'push: requests to push providers at once' },

@@ -4,6 +4,7 @@
 // what carries a chat publish from the broker to the bridge.
 import { ChatSettingsService } from '../core/chat-settings.js'
 import { PushTargets } from '../core/push-targets.js'
+import { KeyDirectory } from '../core/keys.js'
 import { enabledProviders } from '../push/index.js'
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -38,7 +39,7 @@ import { isLoopback, type Config } from '../lib/config.js'
 import type { Metrics } from '../lib/metrics.js'
 import { directSends, type MessageSends } from '../bridge/sends.js'
 import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
-import type { Device, DirectoryStore, HistoryStore, MediaStore } from '../store/types.js'
+import type { Device, DirectoryStore, HistoryStore, KeyStore, MediaStore } from '../store/types.js'
 
 /** xmpp, xmppWs: 0 when the XMPP listeners are off; mqttTls, wss, https: 0 without a TLS certificate. */
 export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number }
@@ -68,9 +69,10 @@ export function warnPlaintext (cfg: Config, log: Logger, ports: Ports): void {
   log.warn({ host: cfg.host, plaintext: plain }, `plaintext listeners on ${cfg.host} (${plain.join(', ')}): device tokens and messages travel in the clear there. Give clients the TLS listeners (MQCHAT_TLS_CERT, MQCHAT_TLS_KEY), or put a TLS terminator in front and set MQCHAT_TRUST_PROXY`)
 }
 
-export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore }
+export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore, keys: KeyStore }
 
 export interface Domain {
+  keys: KeyDirectory
   push: PushTargets
   chatSettings: ChatSettingsService
   devices: DeviceService
@@ -124,9 +126,15 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const users = new UserLookup(stores.directory, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, counters: engines.counters })
   const push = new PushTargets(stores.directory, { maxPerDevice: cfg.pushMaxTargetsPerDevice, allowInsecureEndpoints: cfg.pushAllowInsecureEndpoints, enabled: enabledProviders(cfg) })
   const chatSettings = new ChatSettingsService(stores.directory, chats)
+  // Key directory events (a pool running low, a contact's new identity) are inbox events; the bridge is made below.
+  let bridgeRef: Bridge | undefined
+  const keys = new KeyDirectory(stores.keys, devices, chats, (deviceId, payload) => bridgeRef?.sendTo(deviceId, payload, 'keys'), {
+    maxPrekeys: cfg.e2eeMaxPrekeys, lowWater: cfg.e2eePrekeysLow, claimsPer10Minutes: cfg.e2eeClaimsPer10Minutes, counters: engines.counters
+  })
   await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init(), push.init()])
   // A revoked device is woken no more.
   devices.on('revoked', (dev) => { push.dropDevice(dev.id).catch((err: unknown) => log.error({ err, deviceId: dev.id }, 'removing a revoked device\'s push targets failed')) })
+  devices.on('revoked', (dev) => { keys.dropDevice(dev.id).catch((err: unknown) => log.error({ err, deviceId: dev.id }, 'removing a revoked device\'s keys failed')) })
   const sender = cfg.codeWebhookUrl ? new WebhookCodeSender(cfg.codeWebhookUrl, cfg.codeWebhookSecret) : new LogCodeSender(log)
   const registration = new RegistrationService(stores.directory, devices, sender, {
     ttlSeconds: cfg.otpTtlSeconds,
@@ -156,6 +164,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
     deleteWindowMs: cfg.deleteWindowSeconds * 1000,
     maxForwardTargets: cfg.forwardMaxChats
   }, media)
+  bridgeRef = bridge
 
   const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
   // Between a blocked pair, nothing ephemeral crosses their direct chat.
@@ -172,7 +181,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const presence = engines.presence(settings, publishPresence)
   // Presence is for contacts: users sharing a chat the target has taken part in (ChatService.isContactOf), unless the target blocked them.
   const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.isContactOf(watcher, target) && !blocks.has(target, watcher))
-  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings }
+  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings, keys }
 }
 
 /** Starts the HTTP API on the configured port. */
@@ -193,6 +202,7 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     blocks: d.blocks,
     push: d.push,
     chatSettings: d.chatSettings,
+    keys: d.keys,
     limiter: d.limiter,
     metrics,
     info,

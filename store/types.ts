@@ -289,6 +289,38 @@ export interface MediaStore {
   expired (retainedSince: number, referencedSince: number): Promise<Media[]>
 }
 
+/** A prekey a device published, signed by its Ed25519 key (docs/protocol.md, "End-to-end encryption"). */
+export interface SignedPrekey { keyId: string, key: string, signature: string }
+
+/** A device's published identity: its Curve25519 identity key and Ed25519 signing key, the first signed by the second. */
+export interface DeviceIdentity {
+  deviceId: string
+  userId: string
+  identityKey: string
+  signingKey: string
+  signature: string
+  /** The last-resort prekey, handed out when the one-time pool is empty. */
+  fallbackKey: SignedPrekey | null
+  updatedAt: number
+}
+
+/** What a claim hands out for one device: its identity, and one prekey (one-time, or the fallback when the pool is empty). */
+export interface ClaimedPrekey { prekey: SignedPrekey, fallback: boolean }
+
+/** The key directory: identities and prekeys per device. Claims are atomic across processes: a one-time key is handed out once. */
+export interface KeyStore {
+  /** Stores a device's identity (replacing it); a new identity key also drops its one-time keys (they were made with the old one). */
+  putIdentity (identity: DeviceIdentity): Promise<void>
+  getIdentity (deviceId: string): Promise<DeviceIdentity | undefined>
+  /** Adds one-time keys to a device's pool (a key id already there is kept as it was). Returns the pool's size. */
+  addOneTimeKeys (deviceId: string, keys: SignedPrekey[]): Promise<number>
+  countOneTimeKeys (deviceId: string): Promise<number>
+  /** Takes one of the device's one-time keys, atomically, or the fallback key when the pool is empty; undefined with neither. */
+  claim (deviceId: string): Promise<ClaimedPrekey | undefined>
+  /** Forgets a device's identity and keys (revocation). */
+  dropDevice (deviceId: string): Promise<void>
+}
+
 /** A device's position in one chat: the highest seq it acknowledged there. */
 export interface Position { deviceId: string, chatId: string, seq: number }
 

@@ -1,13 +1,14 @@
 // The local profile's stores: one SQLite file (mqchat.db) for directory and history.
 import { join } from 'node:path'
-import type { DirectoryStore, HistoryStore, InboxStore, MediaStore } from '../types.js'
+import type { DirectoryStore, HistoryStore, InboxStore, KeyStore, MediaStore } from '../types.js'
 import { openDatabase } from './database.js'
 import { SqliteDirectory } from './directory.js'
 import { SqliteHistory } from './history.js'
 import { SqliteInbox } from './inbox.js'
+import { SqliteKeys } from './keys.js'
 import { SqliteMedia } from './media.js'
 
-export interface Stores { directory: DirectoryStore, history: HistoryStore, media: MediaStore, inbox: InboxStore, close (): Promise<void> }
+export interface Stores { directory: DirectoryStore, history: HistoryStore, media: MediaStore, inbox: InboxStore, keys: KeyStore, close (): Promise<void> }
 
 export function openSqliteStores (dataDir: string, synchronous: 'normal' | 'full' = 'normal'): Stores {
   const db = openDatabase(join(dataDir, 'mqchat.db'), synchronous)
@@ -16,6 +17,7 @@ export function openSqliteStores (dataDir: string, synchronous: 'normal' | 'full
     history: new SqliteHistory(db),
     media: new SqliteMedia(db),
     inbox: new SqliteInbox(db),
+    keys: new SqliteKeys(db),
     async close () { db.close() }
   }
 }
