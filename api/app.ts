@@ -144,7 +144,7 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   })
 
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof DomainError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } })
+    if (err instanceof DomainError) return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...err.details } })
     const e = err as { validation?: unknown, statusCode?: number, code?: string, message: string }
     if (e.validation) return reply.code(400).send({ error: { code: 'bad_request', message: e.message } })
     if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {

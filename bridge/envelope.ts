@@ -4,10 +4,23 @@
 // as the exact JSON text the client sent, never interpreted.
 import { DomainError } from '../core/errors.js'
 
+/**
+ * An end-to-end encrypted message's ciphertexts (docs/protocol.md, "End-to-end
+ * encryption"): one per recipient device (Olm, pairwise), or one for every
+ * member (Megolm, a group sender key). `senderKey` is the sending device's
+ * identity key.
+ */
+export type E2ee =
+  | { kind: 'olm', senderKey: string, devices: Record<string, { type: 0 | 1, body: string }> }
+  | { kind: 'megolm', senderKey: string, session: string, body: string }
+
 export interface Envelope {
   id: string
   type: MessageType
+  /** The stored body: the client's JSON, or for an encrypted message {"e2ee": …} (its ciphertexts). */
   body: string
+  /** An encrypted message's ciphertexts; null for plaintext. */
+  e2ee: E2ee | null
   ts: number | null
   /** reply_to of a reply; ref of an edit, delete or reaction. */
   ref: number | null
@@ -16,8 +29,16 @@ export interface Envelope {
   media: string | null
 }
 
-/** Message types: content (text, reply) and operations on earlier messages (edit, delete, reaction). */
-export const MESSAGE_TYPES = ['text', 'media', 'reply', 'edit', 'delete', 'reaction'] as const
+/**
+ * Message types: content (text, reply), operations on earlier messages (edit,
+ * delete, reaction), and `session`: a group sender key sent pairwise to the
+ * members' devices (always end-to-end encrypted; shown to no one, pushed to no one).
+ */
+export const MESSAGE_TYPES = ['text', 'media', 'reply', 'edit', 'delete', 'reaction', 'session'] as const
+/** Types that may carry ciphertexts instead of a body. */
+const ENCRYPTABLE = new Set(['text', 'media', 'reply', 'edit', 'session'])
+const DEVICE_ID = /^dv_[0-9a-f]{16}$/
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 export type MessageType = typeof MESSAGE_TYPES[number]
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,64}$/
 const MAX_EMOJI_LENGTH = 16
@@ -63,15 +84,20 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
   if (e.forwarded !== undefined && typeof e.forwarded !== 'boolean') throw new DomainError('bad_request', 'forwarded must be true or false')
   const refField = type === 'reply' ? 'reply_to' : 'ref'
   const refValue = e[refField]
-  const needsRef = type !== 'text' && type !== 'media'
+  const needsRef = type !== 'text' && type !== 'media' && type !== 'session'
   if (type === 'media' && (typeof e.media !== 'string' || !/^m_[0-9a-f]{20}$/.test(e.media))) {
     throw new DomainError('bad_request', 'a media message needs "media": the id of an upload (POST /v1/media)')
   }
   if (needsRef && (typeof refValue !== 'number' || !Number.isSafeInteger(refValue) || refValue < 1)) {
     throw new DomainError('bad_request', `a ${type} needs "${refField}": the seq of a message in this chat`)
   }
+  const e2ee = e.e2ee === undefined ? null : parseE2ee(e.e2ee, type)
+  if (e2ee === null && type === 'session') throw new DomainError('bad_request', 'a session message is end-to-end encrypted: it needs "e2ee" with "olm"')
   let body: string
-  if (type === 'delete') {
+  if (e2ee !== null) {
+    if (e.body !== undefined) throw new DomainError('bad_request', 'an encrypted message carries its content in "e2ee", not in "body"')
+    body = JSON.stringify({ e2ee: e2ee.kind === 'olm' ? { olm: e2ee.devices, sender_key: e2ee.senderKey } : { megolm: { session: e2ee.session, body: e2ee.body }, sender_key: e2ee.senderKey } })
+  } else if (type === 'delete') {
     body = 'null'
   } else if (type === 'reaction') {
     if (e.body !== null && (typeof e.body !== 'string' || e.body.length === 0 || e.body.length > MAX_EMOJI_LENGTH)) {
@@ -88,11 +114,42 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
     id: e.id,
     type: type as MessageType,
     body,
+    e2ee,
     ts: typeof e.ts === 'number' ? Math.trunc(e.ts) : null,
     ref: needsRef ? refValue as number : null,
     forwarded: e.forwarded === true,
     media: type === 'media' ? e.media as string : null
   }
+}
+
+/** The "e2ee" field of an envelope: {"sender_key", "olm": {deviceId: {"type": 0|1, "body"}}} or {"sender_key", "megolm": {"session", "body"}}. */
+function parseE2ee (raw: unknown, type: string): E2ee {
+  const bad = (why: string): DomainError => new DomainError('bad_request', `e2ee: ${why}`)
+  if (!ENCRYPTABLE.has(type)) throw bad(`a ${type} is not encrypted`)
+  const x = raw as { sender_key?: unknown, olm?: unknown, megolm?: unknown } | null
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw bad('must be an object')
+  const extra = Object.keys(x).filter((k) => k !== 'sender_key' && k !== 'olm' && k !== 'megolm')
+  if (extra.length > 0) throw bad(`unknown fields ${extra.join(', ')}`)
+  if (typeof x.sender_key !== 'string' || !BASE64.test(x.sender_key) || Buffer.from(x.sender_key, 'base64').length !== 32) throw bad('"sender_key" is the sending device\'s identity key (32 bytes, base64)')
+  const isCiphertext = (b: unknown): b is string => typeof b === 'string' && b.length > 0 && BASE64.test(b)
+  if ((x.olm === undefined) === (x.megolm === undefined)) throw bad('needs exactly one of "olm" (a ciphertext per device) and "megolm" (a group ciphertext)')
+  if (x.olm !== undefined) {
+    const o = x.olm as Record<string, { type?: unknown, body?: unknown }> | null
+    if (o === null || typeof o !== 'object' || Array.isArray(o) || Object.keys(o).length === 0) throw bad('"olm" maps each recipient device id to its ciphertext')
+    const devices: Record<string, { type: 0 | 1, body: string }> = {}
+    for (const [deviceId, c] of Object.entries(o)) {
+      if (!DEVICE_ID.test(deviceId)) throw bad(`"${deviceId}" is not a device id`)
+      if (c === null || typeof c !== 'object' || (c.type !== 0 && c.type !== 1) || !isCiphertext(c.body) || Object.keys(c).length !== 2) throw bad(`the ciphertext for ${deviceId} must be {"type": 0|1, "body": base64}`)
+      devices[deviceId] = { type: c.type, body: c.body }
+    }
+    return { kind: 'olm', senderKey: x.sender_key, devices }
+  }
+  if (type === 'session') throw bad('a session message goes pairwise ("olm")')
+  const m = x.megolm as { session?: unknown, body?: unknown } | null
+  if (m === null || typeof m !== 'object' || typeof m.session !== 'string' || m.session.length === 0 || m.session.length > 64 || !isCiphertext(m.body) || Object.keys(m).length !== 2) {
+    throw bad('"megolm" must be {"session": its id, "body": base64}')
+  }
+  return { kind: 'megolm', senderKey: x.sender_key, session: m.session, body: m.body }
 }
 
 /** The client message id of a payload, if one can be read, for error events about unparseable messages. */

@@ -23,11 +23,11 @@ export function ackEvent (m: StoredMessage, duplicate: boolean): string {
   return JSON.stringify({ type: 'ack', chat: m.chatId, id: m.clientId, seq: m.seq, ts: m.serverTs, duplicate })
 }
 
-export interface Refusal { code: string, message: string, id?: string, chat?: string, topic?: string }
+export interface Refusal { code: string, message: string, id?: string, chat?: string, topic?: string, details?: Record<string, unknown> }
 
 /** `error`: a publish that was refused, with a stable reason code. */
 export function errorEvent (r: Refusal): string {
-  return JSON.stringify({ type: 'error', code: r.code, message: r.message, id: r.id, chat: r.chat, topic: r.topic, ts: Date.now() })
+  return JSON.stringify({ type: 'error', code: r.code, message: r.message, id: r.id, chat: r.chat, topic: r.topic, ...r.details, ts: Date.now() })
 }
 
 /** `chat`: the chat was created or its members, roles or name changed. */

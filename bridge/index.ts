@@ -22,6 +22,7 @@ import type { BlockService } from '../core/blocks.js'
 import type { MediaService } from '../core/media.js'
 import { CONTENT_TYPES, effectOf, type MessageRules } from '../core/message-rules.js'
 import { parseEnvelope, type Envelope } from './envelope.js'
+import { bodyFor, isEncryptedBody, isPairwiseBody } from './e2ee.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
 
 /** Where inbox events go: QoS 1 publishes to dev/<deviceId>/inbox, resolved once queued durably. */
@@ -60,6 +61,7 @@ export interface BridgeOptions extends MessageRules {
 export class Bridge {
   #queue = new KeyedQueue()
   #positions: PositionDelivery | undefined
+  #e2ee: ((device: Device, chatId: string, env: Envelope) => void) | undefined
   /** The cluster: the chat stream entry, acknowledged only after the fan-out, is the outbox; history keeps none. */
   #streamOutbox = false
 
@@ -79,6 +81,9 @@ export class Bridge {
 
   /** From here on messages (and, given an event log, events) are delivered by positions (set before the broker starts). */
   deliverByPositions (positions: PositionDelivery): void { this.#positions = positions }
+
+  /** The end-to-end encryption rules every message passes before it is stored (core/e2ee.ts). */
+  checkEncryptionWith (check: (device: Device, chatId: string, env: Envelope) => void): void { this.#e2ee = check }
 
   /**
    * The cluster: a message comes from a chat stream entry that is
@@ -146,6 +151,7 @@ export class Bridge {
   private async check (device: Device, chatId: string, env: Envelope, now: number, mediaChecked: boolean): Promise<MessageEffect | undefined> {
     const other = this.chats.otherMember(chatId, device.userId)
     if (other !== undefined) this.blocks.checkDirect(device.userId, other)
+    this.#e2ee?.(device, chatId, env)
     if (env.media !== null && !mediaChecked) {
       if (!this.media) throw new DomainError('bad_request', 'media is not enabled on this server')
       await this.media.checkSendable(env.media, device.userId, chatId)
@@ -227,7 +233,9 @@ export class Bridge {
     }
     // Forwarded media becomes part of the target chat once the copy is stored there (accept links it).
     // The forwarder may send its media: they can read the message that carries it.
-    const accepted = await this.accept(device, chatId, { id, type: source.media ? 'media' : 'text', body: source.body, ts: null, ref: null, forwarded: true, media: source.media ?? null }, opts.redelivered === true, true)
+    // Ciphertexts are for the source chat's devices: an encrypted message is forwarded by re-encrypting it, on the client.
+    if (isEncryptedBody(source.body)) throw new DomainError('bad_request', 'an end-to-end encrypted message cannot be forwarded by the server; send it again, encrypted for the other chat')
+    const accepted = await this.accept(device, chatId, { id, type: source.media ? 'media' : 'text', body: source.body, e2ee: null, ts: null, ref: null, forwarded: true, media: source.media ?? null }, opts.redelivered === true, true)
     accepted.delivered.catch(noop)
     return accepted
   }
@@ -271,11 +279,12 @@ export class Bridge {
       return announced.then(async () => await this.history.markFannedOut(m.chatId, m.seq))
     }
     const payload = msgEvent(m)
+    const pairwise = isPairwiseBody(m.body)
     const sends: Array<Promise<void>> = []
     for (const userId of this.chats.memberIds(m.chatId)) {
       if (!this.chats.receivesMessage(userId, m)) continue
       for (const deviceId of this.devices.activeIds(userId)) {
-        if (deviceId !== m.senderDevice) sends.push(this.send(deviceId, payload, 'msg'))
+        if (deviceId !== m.senderDevice) sends.push(this.send(deviceId, pairwise ? msgEvent({ ...m, body: bodyFor(m.body, deviceId) }) : payload, 'msg'))
       }
     }
     return Promise.all(sends).then(

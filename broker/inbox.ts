@@ -19,6 +19,7 @@
 //
 // The sender's own device is "owed" its messages too: it gets them as `ack`
 // events (the single tick), so the ack needs no stored copy either.
+import { bodyFor, isPairwiseBody } from '../bridge/e2ee.js'
 import type { Logger } from 'pino'
 import type { ChatService } from '../core/chats.js'
 import type { DeviceService } from '../core/devices.js'
@@ -61,7 +62,9 @@ type Sent = { kind: 'msg', chat: string, seq: number } | { kind: 'event', n: num
 
 /** A cached payload pair per message: the `msg` event for others, the `ack` for its sender. */
 const payloads = new WeakMap<StoredMessage, { msg?: Buffer, ack?: Buffer }>()
-function payloadOf (m: StoredMessage, forSender: boolean): Buffer {
+function payloadOf (m: StoredMessage, forSender: boolean, deviceId: string): Buffer {
+  // A pairwise encrypted message differs per device: each is given its own ciphertext alone.
+  if (!forSender && isPairwiseBody(m.body)) return Buffer.from(msgEvent({ ...m, body: bodyFor(m.body, deviceId) }))
   let p = payloads.get(m)
   if (!p) payloads.set(m, p = {})
   if (forSender) return (p.ack ??= Buffer.from(ackEvent(m, false)))
@@ -440,7 +443,7 @@ export class Inbox {
   }
 
   private write (a: Attached, m: StoredMessage): void {
-    this.writeAt(a, m.chatId, m.seq, payloadOf(m, m.senderDevice === a.deviceId))
+    this.writeAt(a, m.chatId, m.seq, payloadOf(m, m.senderDevice === a.deviceId, a.deviceId))
   }
 
   /** Writes a PUBLISH that stands at `seq` in a chat's order: its PUBACK settles the device's position there. */

@@ -33,6 +33,8 @@ export type DirectoryChange =
   | { kind: 'settings', id: string }
   /** A device's push targets changed. */
   | { kind: 'push', id: string }
+  /** A device published its first or a new identity (end-to-end encryption). */
+  | { kind: 'keys', id: string }
   | { kind: 'blocks' }
 
 export interface DirectoryMirror {

@@ -20,7 +20,7 @@ import type { RedisConnection } from './redis.js'
 export const sentChannel = (nodeId: string): string => `mqchat:sent:${nodeId}`
 
 /** What a worker answers for an entry with a reply address (a refusal names the send, for when nobody waits any more). */
-export type SendReply = { n: number, sent: Sent } | { n: number, refused: { code: string, message: string, status: number, device: string, chat: string, id?: string } }
+export type SendReply = { n: number, sent: Sent } | { n: number, refused: { code: string, message: string, status: number, device: string, chat: string, id?: string, details?: Record<string, unknown> } }
 
 /** The payload of a forward's stream entry (kind `fwd`): which message, and the copy's client id. */
 export interface ForwardEntry { from: string, seq: number, id: string }
@@ -40,7 +40,7 @@ export async function reply (conn: RedisConnection, address: string, outcome: { 
   const [nodeId, n] = address.split(' ')
   const body: SendReply = 'sent' in outcome
     ? { n: Number(n), sent: outcome.sent }
-    : { n: Number(n), refused: { code: outcome.refused.code, message: outcome.refused.message, status: outcome.refused.status, device: outcome.device, chat: outcome.chat, id: outcome.id } }
+    : { n: Number(n), refused: { code: outcome.refused.code, message: outcome.refused.message, status: outcome.refused.status, device: outcome.device, chat: outcome.chat, id: outcome.id, ...(outcome.refused.details !== undefined ? { details: outcome.refused.details } : {}) } }
   await conn.publish(sentChannel(nodeId), JSON.stringify(body))
 }
 
@@ -72,8 +72,8 @@ export class StreamSends implements MessageSends {
       if (waiting) waiting(r)
       else if ('refused' in r) {
         // Answered 202 already: the device learns of the refusal as a publish's, by an `error` event.
-        const { code, message, device, chat, id } = r.refused
-        this.bridge.refuse(device, { code, message, topic: `chat/${chat}/msg`, chat, id })
+        const { code, message, device, chat, id, details } = r.refused
+        this.bridge.refuse(device, { code, message, topic: `chat/${chat}/msg`, chat, id, ...(details !== undefined ? { details } : {}) })
       }
     })
     await this.sub.subscribe(channel)
@@ -114,7 +114,7 @@ export class StreamSends implements MessageSends {
       timer = setTimeout(timeUp, this.opts.waitMs)
       const r = await answered
       if (r === undefined) return { chat: chatId, id, queued: true }
-      if ('refused' in r) throw new DomainError(r.refused.code, r.refused.message, r.refused.status)
+      if ('refused' in r) throw new DomainError(r.refused.code, r.refused.message, r.refused.status, r.refused.details)
       return r.sent
     } finally {
       clearTimeout(timer)

@@ -16,7 +16,7 @@ import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.j
 import { MemberHistory, inSpans, operandOf, spansOf, type SeqSpan } from './membership.js'
 import type { HistoryStore, StoredMessage } from '../store/types.js'
 
-export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed'
+export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed' | 'e2ee_required'
 
 export interface ChatChange {
   chatId: string
@@ -43,6 +43,8 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   #from = new Map<string, Map<string, number>>()
   /** The chats each user has taken part in (Member.engaged): user -> chats. */
   #engaged = new Map<string, Set<string>>()
+  /** Chats that require end-to-end encryption. */
+  #e2ee = new Set<string>()
 
   #notify: MembershipNotifier = async () => {}
 
@@ -87,6 +89,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     this.#from.clear()
     this.#engaged.clear()
     for (const { chatId, userId, fromSeq, engaged } of rows) this.join(chatId, userId, fromSeq, engaged)
+    this.#e2ee = new Set(await this.directory.e2eeChatIds())
   }
 
   /** Cluster: membership changes are announced to the other nodes through this. */
@@ -94,6 +97,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   /** Re-reads one chat's members from the store (a change made on another node). */
   async refresh (chatId: string): Promise<void> {
+    if ((await this.directory.getChat(chatId))?.e2ee === true) this.#e2ee.add(chatId)
     const now = new Map((await this.directory.members(chatId)).map((m) => [m.userId, m]))
     for (const u of [...this.memberIds(chatId)]) if (!now.has(u)) this.part(chatId, u)
     for (const [u, m] of now) this.join(chatId, u, m.fromSeq, m.engaged)
@@ -163,6 +167,25 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   /** The chat history as a user may read it. */
   readerOf (history: HistoryStore, userId: string): MemberHistory {
     return new MemberHistory(history, (chatId) => this.spans(chatId, userId))
+  }
+
+  /** Whether the chat requires end-to-end encryption (plaintext messages are refused). */
+  isE2ee (chatId: string): boolean { return this.#e2ee.has(chatId) }
+
+  /**
+   * Makes a chat require end-to-end encryption, from now on (one way): in a
+   * group, admins only; in a direct chat, either member. Told as a `chat`
+   * event (change "e2ee_required") with its own place in the members' inboxes.
+   */
+  async requireE2ee (by: string, chatId: string): Promise<void> {
+    const chat = await this.directory.getChat(chatId)
+    if (!chat || !this.isMember(chatId, by)) throw notFound('chat')
+    if (chat.kind === 'group') await this.requireGroupAdmin(chatId, by)
+    if (chat.e2ee === true) return
+    await this.directory.requireE2ee(chatId)
+    this.#e2ee.add(chatId)
+    await this.#notify(chatId)
+    this.changed({ chatId, change: 'e2ee_required', by, users: [] })
   }
 
   isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }
@@ -242,20 +265,25 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     return Promise.all(chats.map(async (c) => ({ ...c, members: await this.directory.members(c.id) })))
   }
 
-  async createDirect (by: string, other: string): Promise<{ chat: ChatView, created: boolean }> {
+  async createDirect (by: string, other: string, opts: { e2ee?: boolean } = {}): Promise<{ chat: ChatView, created: boolean }> {
     if (other === by) throw new DomainError('bad_request', 'a direct chat needs another user', 400)
     await this.requireUsers([other])
     const id = directChatId(by, other)
     // Opening a chat that exists costs nothing; a new one counts against the hourly allowance.
-    if (this.isMember(id, by)) return { chat: await this.view(id, by), created: false }
+    // Asking for end-to-end encryption of an existing one turns it on (one way).
+    if (this.isMember(id, by)) {
+      if (opts.e2ee === true) await this.requireE2ee(by, id)
+      return { chat: await this.view(id, by), created: false }
+    }
     if (!await this.#directsCreated.hit(by)) throw new DomainError('rate_limited', 'too many new direct chats this hour; try again later', 429)
     const now = Date.now()
     const created = await this.directory.createChat(
-      { id, kind: 'direct', name: null, createdBy: by, createdAt: now },
+      { id, kind: 'direct', name: null, createdBy: by, createdAt: now, ...(opts.e2ee === true ? { e2ee: true } : {}) },
       // The one who opens the chat takes part in it; the other has not, until they write.
       [by, other].map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now, fromSeq: 1, engaged: userId === by }))
     )
     if (created) {
+      if (opts.e2ee === true) this.#e2ee.add(id)
       this.join(id, by, 1, true)
       this.join(id, other, 1, false)
       await this.#notify(id)
@@ -264,7 +292,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     return { chat: await this.view(id, by), created }
   }
 
-  async createGroup (by: string, name: string, memberIds: string[]): Promise<ChatView> {
+  async createGroup (by: string, name: string, memberIds: string[], opts: { e2ee?: boolean } = {}): Promise<ChatView> {
     const others = [...new Set(memberIds)].filter((u) => u !== by)
     if (others.length + 1 > this.maxGroupMembers) throw this.tooMany()
     await this.requireUsers(others)
@@ -273,10 +301,11 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     const id = newGroupId()
     const now = Date.now()
     await this.directory.createChat(
-      { id, kind: 'group', name, createdBy: by, createdAt: now },
+      { id, kind: 'group', name, createdBy: by, createdAt: now, ...(opts.e2ee === true ? { e2ee: true } : {}) },
       [{ chatId: id, userId: by, role: 'admin', joinedAt: now, fromSeq: 1, engaged: true },
         ...others.map((userId) => ({ chatId: id, userId, role: 'member' as Role, joinedAt: now, fromSeq: 1, engaged: false }))]
     )
+    if (opts.e2ee === true) this.#e2ee.add(id)
     this.join(id, by, 1, true)
     for (const u of others) this.join(id, u, 1, false)
     await this.#notify(id)

@@ -2,7 +2,8 @@
 // appears in HTTP error bodies and in inbox `error` events); `status` is the
 // HTTP status the API answers with.
 export class DomainError extends Error {
-  constructor (readonly code: string, message: string, readonly status: number = 400) {
+  /** `details`: machine-readable fields a client needs to fix the request (added to the error body and the `error` event). */
+  constructor (readonly code: string, message: string, readonly status: number = 400, readonly details?: Record<string, unknown>) {
     super(message)
   }
 }

@@ -81,6 +81,9 @@ function checkPrekey (deviceId: string, signingKey: string, k: unknown, what: st
 
 export class KeyDirectory {
   readonly #claims: Counter
+  /** Devices with a published identity, in memory: who an encrypted message must be addressed to. */
+  #published = new Set<string>()
+  #notify: (deviceId: string) => Promise<void> = async () => {}
 
   constructor (
     private readonly store: KeyStore,
@@ -91,6 +94,20 @@ export class KeyDirectory {
   ) {
     this.#claims = (opts.counters ?? memoryCounters)('key-claims', opts.claimsPer10Minutes, 600_000)
   }
+
+  async init (): Promise<void> { this.#published = new Set(await this.store.identityDeviceIds()) }
+
+  /** Cluster: a device's new or changed identity is announced to the other nodes through this. */
+  notifyWith (notify: (deviceId: string) => Promise<void>): void { this.#notify = notify }
+
+  /** Re-reads whether a device has published keys (a change on another node). */
+  async refresh (deviceId: string): Promise<void> {
+    if ((await this.store.getIdentity(deviceId)) !== undefined) this.#published.add(deviceId)
+    else this.#published.delete(deviceId)
+  }
+
+  /** Whether a device has published keys (no store read). */
+  hasKeys (deviceId: string): boolean { return this.#published.has(deviceId) }
 
   /**
    * Publishes a device's keys. The first upload must name the identity; a
@@ -133,7 +150,11 @@ export class KeyDirectory {
     }
     if (naming || fallback !== undefined) await this.store.putIdentity({ ...identity, ...(fallback !== undefined ? { fallbackKey: fallback } : {}) })
     const total = oneTime.length > 0 ? await this.store.addOneTimeKeys(device.id, oneTime) : count
-    if (before === undefined || identityChanged) this.announce(device, before === undefined ? 'new_device' : 'identity_changed')
+    if (before === undefined || identityChanged) {
+      this.#published.add(device.id)
+      await this.#notify(device.id)
+      this.announce(device, before === undefined ? 'new_device' : 'identity_changed')
+    }
     return { oneTimeKeys: total }
   }
 
@@ -176,7 +197,10 @@ export class KeyDirectory {
   }
 
   /** A revoked device's keys go. */
-  async dropDevice (deviceId: string): Promise<void> { await this.store.dropDevice(deviceId) }
+  async dropDevice (deviceId: string): Promise<void> {
+    this.#published.delete(deviceId)
+    await this.store.dropDevice(deviceId)
+  }
 
   /** Only a user's own devices, and users sharing a chat with them, may read or claim their keys. */
   private mayReach (caller: Device, userId: string): void {

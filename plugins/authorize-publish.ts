@@ -81,7 +81,7 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
     const chat = parseChatTopic(topic)
     const payload = packet.payload as Buffer
     // What a refusal names; the envelope's client id is looked for only when something is refused.
-    const refusal = (code: string, message: string, id: string | undefined): Refusal => ({ code, message, topic, chat: chat?.chatId, id })
+    const refusal = (code: string, message: string, id: string | undefined, details?: Record<string, unknown>): Refusal => ({ code, message, topic, chat: chat?.chatId, id, ...(details !== undefined ? { details } : {}) })
     const envelopeId = (): string | undefined => chat ? clientIdOf(payload) : undefined
     consume(packet)
     // In memory the verdict is immediate; counted in Redis (cluster) it is a
@@ -117,7 +117,7 @@ export function authorizePublish (bridge: Bridge, handlers: ChatPublishHandlers,
         () => done(null),
         (err: unknown) => {
           if (err instanceof DomainError) {
-            refuse(client, packet, device.id, refusal(err.code, err.message, chat.kind === 'receipt' ? undefined : envelopeId()))
+            refuse(client, packet, device.id, refusal(err.code, err.message, chat.kind === 'receipt' ? undefined : envelopeId(), err.details))
             return done(null)
           }
           log.error({ err, deviceId: device.id, chat: chat.chatId }, 'storing a chat message failed')

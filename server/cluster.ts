@@ -126,15 +126,17 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       else if (c.kind === 'device') await d.devices.refresh(c.id)
       else if (c.kind === 'settings') await d.settings.refresh(c.id)
       else if (c.kind === 'push') await d.push.refresh(c.id)
+      else if (c.kind === 'keys') await d.keys.refresh(c.id)
       else await d.blocks.init()
     },
-    reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init(), d.push.init()]) }
+    reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init(), d.push.init(), d.keys.init()]) }
   })
   d.chats.notifyWith((id) => bus.publish({ kind: 'chat', id }))
   d.devices.notifyWith((id) => bus.publish({ kind: 'device', id }))
   d.settings.notifyWith((id) => bus.publish({ kind: 'settings', id }))
   d.blocks.notifyWith(() => bus.publish({ kind: 'blocks' }))
   d.push.notifyWith((id) => bus.publish({ kind: 'push', id }))
+  d.keys.notifyWith((id) => bus.publish({ kind: 'keys', id }))
 
   // Which devices are connected to some broker: brokers record theirs, pushes read them.
   const deviceSessions = new DeviceSessions(redis('device-sessions'), cfg.nodeId, log.child({ part: 'device-sessions' }))
@@ -240,7 +242,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
         if (!(err instanceof DomainError)) throw err
         // An HTTP send is answered with its refusal; a publish's refusal is an `error` inbox event.
         if (e.reply !== undefined) await reply(replies, e.reply, { refused: err, device: dev.id, chat: e.chatId, id })
-        else d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id })
+        else d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id, ...(err.details !== undefined ? { details: err.details } : {}) })
       }
     }
     // On Redis Cluster each partition is read on a connection of its own (a read of several streams would cross slots).

@@ -5,6 +5,7 @@
 import { ChatSettingsService } from '../core/chat-settings.js'
 import { PushTargets } from '../core/push-targets.js'
 import { KeyDirectory } from '../core/keys.js'
+import { E2eePolicy } from '../core/e2ee.js'
 import { enabledProviders } from '../push/index.js'
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -131,7 +132,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const keys = new KeyDirectory(stores.keys, devices, chats, (deviceId, payload) => bridgeRef?.sendTo(deviceId, payload, 'keys'), {
     maxPrekeys: cfg.e2eeMaxPrekeys, lowWater: cfg.e2eePrekeysLow, claimsPer10Minutes: cfg.e2eeClaimsPer10Minutes, counters: engines.counters
   })
-  await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init(), push.init()])
+  await Promise.all([devices.init(), chats.init(), settings.init(), blocks.init(), push.init(), keys.init()])
   // A revoked device is woken no more.
   devices.on('revoked', (dev) => { push.dropDevice(dev.id).catch((err: unknown) => log.error({ err, deviceId: dev.id }, 'removing a revoked device\'s push targets failed')) })
   devices.on('revoked', (dev) => { keys.dropDevice(dev.id).catch((err: unknown) => log.error({ err, deviceId: dev.id }, 'removing a revoked device\'s keys failed')) })
@@ -165,6 +166,8 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
     maxForwardTargets: cfg.forwardMaxChats
   }, media)
   bridgeRef = bridge
+  const e2ee = new E2eePolicy(chats, devices, keys)
+  bridge.checkEncryptionWith((device, chatId, env) => e2ee.check(device, chatId, env))
 
   const receipts = new Receipts(stores.history, chats, devices, settings, bridge.sendTo)
   // Between a blocked pair, nothing ephemeral crosses their direct chat.

@@ -27,6 +27,8 @@ export interface Chat {
   name: string | null
   createdBy: string
   createdAt: number
+  /** End-to-end encryption required: plaintext messages are refused. Absent on chats made before it existed: false. */
+  e2ee?: boolean
 }
 
 export interface Member {
@@ -116,6 +118,10 @@ export interface DirectoryStore {
   createChat (chat: Chat, members: Member[]): Promise<boolean>
   getChat (id: string): Promise<Chat | undefined>
   renameChat (id: string, name: string): Promise<void>
+  /** Makes a chat require end-to-end encryption (one way: it is never turned off). */
+  requireE2ee (id: string): Promise<void>
+  /** The chats that require end-to-end encryption: used to warm the in-memory set. */
+  e2eeChatIds (): Promise<string[]>
   chatsOfUser (userId: string): Promise<Chat[]>
   members (chatId: string): Promise<Member[]>
   /** Adds members not already present; returns those actually added. */
@@ -319,6 +325,8 @@ export interface KeyStore {
   claim (deviceId: string): Promise<ClaimedPrekey | undefined>
   /** Forgets a device's identity and keys (revocation). */
   dropDevice (deviceId: string): Promise<void>
+  /** Every device with a published identity: used to warm the in-memory index. */
+  identityDeviceIds (): Promise<string[]>
 }
 
 /** A device's position in one chat: the highest seq it acknowledged there. */

@@ -4,6 +4,7 @@
 // result id is `<chatId>:<seq>`, the same id the live stanza had, so RSM
 // `after`/`before` continue from any message a client has. A group's archive
 // holds only what was sent while the user was a member.
+import { isEncryptedBody } from '../bridge/e2ee.js'
 import { xml, type Element } from '@xmpp/xml'
 import jid from '@xmpp/jid'
 import type { ChatService } from '../core/chats.js'
@@ -102,6 +103,9 @@ export async function archiveQuery (h: ArchiveHost, iq: Element): Promise<Elemen
 
 interface Found { chat: string, room: string | undefined, m: StoredMessage }
 
+/** What an XMPP client is shown of an end-to-end encrypted message (XMPP devices hold no mqchat keys; docs/protocol.md §6). */
+export const ENCRYPTED_NOTICE = '[an end-to-end encrypted message: open it in an mqchat client that holds this chat\'s keys]'
+
 /** The result messages and the closing iq result with <fin/>. */
 function page (h: ArchiveHost, iq: Element, found: Found[], complete: boolean, count?: number): Element[] {
   const queryid = iq.getChild('query', NS_MAM)?.attrs.queryid
@@ -109,7 +113,7 @@ function page (h: ArchiveHost, iq: Element, found: Found[], complete: boolean, c
   for (const { chat, room, m } of found) {
     if (m.body === null || m.body === undefined) continue
     // A string body is its text; any other body goes out as the JSON text it was stored as (never parsed, however it nests).
-    let text = m.body
+    let text = isEncryptedBody(m.body) ? ENCRYPTED_NOTICE : m.body
     if (m.body.startsWith('"')) {
       try { text = JSON.parse(m.body) as string } catch { continue }
     }

@@ -15,7 +15,7 @@ import { NS, errorChild, stanzaError, type StanzaHandler, type XmppStream } from
 import { linkDevice, type Delivery, type DeviceLink } from './link.js'
 import { StreamManagement } from './sm.js'
 import { affiliation, mucStanza, occupantPresence, type MUC } from './muc.js'
-import { archiveQuery, NS_MAM } from './mam.js'
+import { archiveQuery, ENCRYPTED_NOTICE, NS_MAM } from './mam.js'
 import type { HistoryStore } from '../store/types.js'
 import { isDirectChatId } from '../core/ids.js'
 import { CHAT_ID, parseMessageRef } from './ids.js'
@@ -84,7 +84,10 @@ interface Own { seq: number, id: string, receipt: boolean, markable: boolean, de
 /** A message sent but not yet acknowledged by the bridge. */
 interface Sending { body: string, receipt: boolean, markable: boolean }
 
-const bodyText = (body: unknown): string => typeof body === 'string' ? body : JSON.stringify(body)
+/** What an XMPP client reads of a body: its text, or the JSON; an end-to-end encrypted message only says so (XMPP devices hold no mqchat keys). */
+const bodyText = (body: unknown): string => typeof body === 'string'
+  ? body
+  : body !== null && typeof body === 'object' && 'e2ee' in body ? ENCRYPTED_NOTICE : JSON.stringify(body)
 const isGroup = (chat: string): boolean => !isDirectChatId(chat)
 
 export class XmppSession implements StanzaHandler {

@@ -14,6 +14,7 @@ export const chatJson = (c: ChatView & { lastSeq: number }) => ({
   name: c.name,
   created_by: c.createdBy,
   created_at: c.createdAt,
+  e2ee: c.e2ee === true ? 'required' : 'off',
   members: c.members.map((m) => ({ user_id: m.userId, role: m.role, joined_at: m.joinedAt }))
 })
 
@@ -26,6 +27,7 @@ const chatSchema = {
     name: { type: ['string', 'null'] },
     created_by: { type: 'string' },
     created_at: { type: 'integer' },
+    e2ee: { type: 'string', enum: ['required', 'off'] },
     members: { type: 'array', items: { type: 'object', properties: { user_id: { type: 'string' }, role: { type: 'string' }, joined_at: { type: 'integer' } } } }
   }
 } as const
@@ -41,7 +43,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   }
 
 
-  app.post<{ Body: { kind: 'direct' | 'group', user?: string, name?: string, members?: string[] } }>('/v1/chats', {
+  app.post<{ Body: { kind: 'direct' | 'group', user?: string, name?: string, members?: string[], e2ee?: 'required' | 'off' } }>('/v1/chats', {
     bodyLimit: MEMBER_LIST_BODY_LIMIT,
     schema: {
       summary: 'Create a direct chat (same id whichever side creates it) or a group',
@@ -51,7 +53,9 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
           kind: { type: 'string', enum: ['direct', 'group'] },
           user: USER_REF,
           name: { type: 'string', minLength: 1, maxLength: 100 },
-          members: { type: 'array', items: USER_REF, maxItems: s.chats.maxGroupMembers }
+          members: { type: 'array', items: USER_REF, maxItems: s.chats.maxGroupMembers },
+          // "required": plaintext messages are refused (docs/protocol.md, "End-to-end encryption").
+          e2ee: { type: 'string', enum: ['required', 'off'] }
         }
       },
       response: { 200: chatSchema, 201: chatSchema }
@@ -61,12 +65,12 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     const b = req.body
     if (b.kind === 'direct') {
       if (!b.user) throw new DomainError('bad_request', 'a direct chat needs "user"')
-      const { chat, created } = await s.chats.createDirect(d.userId, await s.users.resolve(d.userId, b.user))
+      const { chat, created } = await s.chats.createDirect(d.userId, await s.users.resolve(d.userId, b.user), { e2ee: b.e2ee === 'required' })
       return reply.code(created ? 201 : 200).send(await chatReply(chat))
     }
     if (!b.name) throw new DomainError('bad_request', 'a group needs "name"')
     const members = await s.users.resolveAll(d.userId, b.members ?? [])
-    return reply.code(201).send(await chatReply(await s.chats.createGroup(d.userId, b.name, members)))
+    return reply.code(201).send(await chatReply(await s.chats.createGroup(d.userId, b.name, members, { e2ee: b.e2ee === 'required' })))
   })
 
   app.get('/v1/chats', {
@@ -84,16 +88,17 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
-  app.patch<{ Params: { chatId: string }, Body: { name: string } }>('/v1/chats/:chatId', {
+  app.patch<{ Params: { chatId: string }, Body: { name?: string, e2ee?: 'required' } }>('/v1/chats/:chatId', {
     schema: {
-      summary: 'Rename a group (admins)',
+      summary: 'Rename a group (admins); require end-to-end encryption from now on ("e2ee": "required"; group admins, or either member of a direct chat; one way)',
       params: chatParams,
-      body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 100 } } },
+      body: { type: 'object', minProperties: 1, additionalProperties: false, properties: { name: { type: 'string', minLength: 1, maxLength: 100 }, e2ee: { type: 'string', enum: ['required'] } } },
       response: { 200: chatSchema }
     }
   }, async (req) => {
     const d = requireDevice(s, req)
-    await s.chats.rename(d.userId, req.params.chatId, req.body.name)
+    if (req.body.e2ee === 'required') await s.chats.requireE2ee(d.userId, req.params.chatId)
+    if (req.body.name !== undefined) await s.chats.rename(d.userId, req.params.chatId, req.body.name)
     return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 

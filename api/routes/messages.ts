@@ -8,20 +8,25 @@ import type { HistoryStore, StoredMessage } from '../../store/types.js'
 import { messageFields } from '../../bridge/events.js'
 import { DomainError } from '../../core/errors.js'
 import { MAX_BODY_DEPTH } from '../../bridge/envelope.js'
+import { bodyFor } from '../../bridge/e2ee.js'
 import { requireDevice, type ApiServices } from '../context.js'
 import { RawJson, stringifyWithRaw } from '../../lib/raw-json.js'
 
-/** A message for an HTTP answer; its body is the stored JSON text, sent with stringifyWithRaw. */
-export const messageJson = (m: StoredMessage, reactions?: Record<string, string>) => ({
+/**
+ * A message for an HTTP answer; its body is the stored JSON text, sent with
+ * stringifyWithRaw. A pairwise encrypted message shows the reading device
+ * its own ciphertext alone.
+ */
+export const messageJson = (m: StoredMessage, reactions: Record<string, string> | undefined, deviceId: string) => ({
   ...messageFields(m),
-  body: new RawJson(m.body),
+  body: new RawJson(bodyFor(m.body, deviceId)),
   edited_at: m.editedAt ?? undefined,
   deleted: m.deletedAt ? true : undefined,
   reactions: reactions && Object.keys(reactions).length > 0 ? reactions : undefined
 })
 
 /** Messages as JSON with the reactions on each. */
-export async function messagesJson (history: HistoryStore, chatId: string, messages: StoredMessage[]): Promise<Array<ReturnType<typeof messageJson>>> {
+export async function messagesJson (history: HistoryStore, chatId: string, messages: StoredMessage[], deviceId: string): Promise<Array<ReturnType<typeof messageJson>>> {
   if (messages.length === 0) return []
   const by = new Map<number, Record<string, string>>()
   for (const r of await history.reactions(chatId, messages[0].seq, messages[messages.length - 1].seq)) {
@@ -29,7 +34,7 @@ export async function messagesJson (history: HistoryStore, chatId: string, messa
     entry[r.userId] = r.emoji
     by.set(r.seq, entry)
   }
-  return messages.map((m) => messageJson(m, by.get(m.seq)))
+  return messages.map((m) => messageJson(m, by.get(m.seq), deviceId))
 }
 
 export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number }): FastifyPluginAsync => async (app) => {
@@ -57,7 +62,7 @@ export const messageRoutes = (s: ApiServices, opts: { maxMessageBytes: number })
     const page = await s.chats.readerOf(s.history, d.userId).after(req.params.chatId, after, limit + 1)
     const messages = page.slice(0, limit)
     return reply.type('application/json; charset=utf-8').send(stringifyWithRaw({
-      messages: await messagesJson(s.history, req.params.chatId, messages),
+      messages: await messagesJson(s.history, req.params.chatId, messages, d.id),
       next_after: messages.length > 0 ? messages[messages.length - 1].seq : after,
       has_more: page.length > limit
     }))

@@ -27,7 +27,7 @@ export const syncRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
       chats: await Promise.all(page.chats.map(async (c) => ({
         chat_id: c.chatId,
         last_seq: c.lastSeq,
-        messages: await messagesJson(s.history, c.chatId, c.messages),
+        messages: await messagesJson(s.history, c.chatId, c.messages, d.id),
         next_after: c.nextAfter,
         has_more: c.hasMore,
         missing: c.missing,

@@ -13,7 +13,7 @@ interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: stri
  * last place have one winner), freed when the device is revoked.
  */
 interface SlotDoc { _id: string, deviceId: string, at: number }
-interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number }
+interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number, e2ee?: boolean }
 /** fromSeq and engaged are absent on members recorded before they existed (they read everything, and count as engaged). */
 interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number, fromSeq?: number, engaged?: boolean }
 /** A user's ended memberships of a chat, one document per (chat, user) so that every read is by _id. */
@@ -31,7 +31,7 @@ const toDevice = ({ _id, linked, slot: _slot, ...d }: DeviceDoc): Device => ({ i
 const slotId = (userId: string, n: number): string => `${userId}#${n}`
 /** A place whose device never got written (a crash between the two writes) is taken back after this long. */
 const ORPHAN_SLOT_MS = 60_000
-const toChat = ({ _id, ...c }: ChatDoc): Chat => ({ id: _id, ...c })
+const toChat = ({ _id, e2ee, ...c }: ChatDoc): Chat => ({ id: _id, ...c, ...(e2ee === true ? { e2ee: true } : {}) })
 const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true })
 const toPushTarget = ({ _id, ...t }: PushTargetDoc): PushTarget => ({ id: _id, ...t })
 const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
@@ -166,7 +166,7 @@ export class MongoDirectory implements DirectoryStore {
 
   async createChat (chat: Chat, members: Member[]): Promise<boolean> {
     try {
-      await this.#chats.insertOne({ _id: chat.id, kind: chat.kind, name: chat.name, createdBy: chat.createdBy, createdAt: chat.createdAt })
+      await this.#chats.insertOne({ _id: chat.id, kind: chat.kind, name: chat.name, createdBy: chat.createdBy, createdAt: chat.createdAt, ...(chat.e2ee === true ? { e2ee: true } : {}) })
     } catch (err) {
       if (isDuplicateKey(err)) return false
       throw err
@@ -174,6 +174,9 @@ export class MongoDirectory implements DirectoryStore {
     await this.addMembers(members)
     return true
   }
+
+  async requireE2ee (id: string): Promise<void> { await this.#chats.updateOne({ _id: id }, { $set: { e2ee: true } }) }
+  async e2eeChatIds (): Promise<string[]> { return (await this.#chats.find({ e2ee: true }, { projection: { _id: 1 } }).toArray()).map((c) => c._id) }
 
   async getChat (id: string): Promise<Chat | undefined> {
     const c = await this.#chats.findOne({ _id: id })

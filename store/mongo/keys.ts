@@ -1,14 +1,17 @@
-// The key directory on MongoDB. Every read and write of one key goes by _id;
-// a claim is one findOneAndDelete, so two claims never get the same key.
+// The key directory on MongoDB. A one-time key is taken by deleting it by
+// _id, so two claims never get the same key.
 import type { Collection, Db } from 'mongodb'
 import type { ClaimedPrekey, DeviceIdentity, KeyStore, SignedPrekey } from '../types.js'
 import { isDuplicateKey } from './database.js'
+import { randomInt } from 'node:crypto'
 
 type IdentityDoc = Omit<DeviceIdentity, 'deviceId'> & { _id: string }
 /** _id `<deviceId>\n<keyId>`. */
 interface OneTimeKeyDoc { _id: string, deviceId: string, key: string, signature: string }
 
 const keyDocId = (deviceId: string, keyId: string): string => `${deviceId}\n${keyId}`
+/** One-time keys a claim reads at once, to try to take one of. */
+const CANDIDATES = 8
 
 export class MongoKeys implements KeyStore {
   #identities: Collection<IdentityDoc>
@@ -52,8 +55,20 @@ export class MongoKeys implements KeyStore {
   async countOneTimeKeys (deviceId: string): Promise<number> { return await this.#keys.countDocuments({ deviceId }) }
 
   async claim (deviceId: string): Promise<ClaimedPrekey | undefined> {
-    const taken = await this.#keys.findOneAndDelete({ deviceId })
-    if (taken !== null) return { prekey: { keyId: taken._id.slice(deviceId.length + 1), key: taken.key, signature: taken.signature }, fallback: false }
+    // Taken by a delete by _id that reports one document deleted: of racing claims exactly one sees that.
+    // (findOneAndDelete would do on MongoDB, but FerretDB hands one document to several racing calls:
+    // the contract's racing case caught it.) Racers start at different candidates, and read again if all are gone.
+    for (let round = 0; round < 20; round++) {
+      const candidates = await this.#keys.find({ deviceId }).limit(CANDIDATES).toArray()
+      if (candidates.length === 0) break
+      const start = randomInt(candidates.length)
+      for (let i = 0; i < candidates.length; i++) {
+        const c = candidates[(start + i) % candidates.length]!
+        if ((await this.#keys.deleteOne({ _id: c._id })).deletedCount === 1) {
+          return { prekey: { keyId: c._id.slice(deviceId.length + 1), key: c.key, signature: c.signature }, fallback: false }
+        }
+      }
+    }
     const fallback = (await this.getIdentity(deviceId))?.fallbackKey ?? null
     return fallback === null ? undefined : { prekey: fallback, fallback: true }
   }
@@ -62,4 +77,6 @@ export class MongoKeys implements KeyStore {
     await this.#keys.deleteMany({ deviceId })
     await this.#identities.deleteOne({ _id: deviceId })
   }
+
+  async identityDeviceIds (): Promise<string[]> { return (await this.#identities.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id) }
 }

@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS devices (
   token_hash TEXT NOT NULL, created_at INTEGER NOT NULL, revoked_at INTEGER, scram TEXT);
 CREATE INDEX IF NOT EXISTS devices_by_user ON devices (user_id);
 CREATE TABLE IF NOT EXISTS chats (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, e2ee INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS members (
   chat_id TEXT NOT NULL REFERENCES chats(id), user_id TEXT NOT NULL, role TEXT NOT NULL, joined_at INTEGER NOT NULL,
   from_seq INTEGER NOT NULL DEFAULT 0, engaged INTEGER NOT NULL DEFAULT 1,
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
 `
 
 interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null, scram: string | null, linked: number | null }
-interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number }
+interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number, e2ee: number }
 interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number, from_seq: number, engaged: number }
 
 const toDevice = (r: DeviceRow): Device => ({
@@ -45,7 +45,7 @@ const toDevice = (r: DeviceRow): Device => ({
   revokedAt: r.revoked_at,
   ...(r.linked === 1 ? { linked: true } : {})
 })
-const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at })
+const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at, ...(r.e2ee === 1 ? { e2ee: true } : {}) })
 const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at, fromSeq: r.from_seq, engaged: r.engaged === 1 })
 
 export class SqliteDirectory implements DirectoryStore {
@@ -62,6 +62,9 @@ export class SqliteDirectory implements DirectoryStore {
     if (!have.has('linked')) db.exec('ALTER TABLE devices ADD COLUMN linked INTEGER')
     // Members recorded before membership periods read the whole chat (from_seq 0), and count as engaged.
     const memberColumns = new Set((db.prepare('PRAGMA table_info(members)').all() as Array<{ name: string }>).map((c) => c.name))
+    // ... and chats made before end-to-end encryption could be required.
+    const chatColumns = new Set((db.prepare('PRAGMA table_info(chats)').all() as Array<{ name: string }>).map((c) => c.name))
+    if (!chatColumns.has('e2ee')) db.exec('ALTER TABLE chats ADD COLUMN e2ee INTEGER NOT NULL DEFAULT 0')
     if (!memberColumns.has('from_seq')) db.exec('ALTER TABLE members ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0')
     if (!memberColumns.has('engaged')) db.exec('ALTER TABLE members ADD COLUMN engaged INTEGER NOT NULL DEFAULT 1')
     this.#st = {
@@ -75,7 +78,9 @@ export class SqliteDirectory implements DirectoryStore {
       activeCount: db.prepare('SELECT count(*) AS n FROM devices WHERE user_id = ? AND revoked_at IS NULL'),
       allDevices: db.prepare('SELECT * FROM devices'),
       revoke: db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      insertChat: db.prepare('INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?)'),
+      insertChat: db.prepare('INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at, e2ee) VALUES (?, ?, ?, ?, ?, ?)'),
+      requireE2ee: db.prepare('UPDATE chats SET e2ee = 1 WHERE id = ?'),
+      e2eeChats: db.prepare('SELECT id FROM chats WHERE e2ee = 1'),
       chat: db.prepare('SELECT * FROM chats WHERE id = ?'),
       rename: db.prepare('UPDATE chats SET name = ? WHERE id = ?'),
       chatsOf: db.prepare('SELECT c.* FROM members m JOIN chats c ON c.id = m.chat_id WHERE m.user_id = ? ORDER BY c.created_at, c.id'),
@@ -139,7 +144,7 @@ export class SqliteDirectory implements DirectoryStore {
 
   async createChat (chat: Chat, members: Member[]): Promise<boolean> {
     return this.#db.transaction(() => {
-      if (this.#st.insertChat.run(chat.id, chat.kind, chat.name, chat.createdBy, chat.createdAt).changes === 0) return false
+      if (this.#st.insertChat.run(chat.id, chat.kind, chat.name, chat.createdBy, chat.createdAt, chat.e2ee === true ? 1 : 0).changes === 0) return false
       for (const m of members) this.#st.insertMember.run(m.chatId, m.userId, m.role, m.joinedAt, m.fromSeq, m.engaged ? 1 : 0)
       return true
     })()
@@ -149,6 +154,9 @@ export class SqliteDirectory implements DirectoryStore {
     const row = this.#st.chat.get(id) as ChatRow | undefined
     return row ? toChat(row) : undefined
   }
+
+  async requireE2ee (id: string): Promise<void> { this.#st.requireE2ee.run(id) }
+  async e2eeChatIds (): Promise<string[]> { return (this.#st.e2eeChats.all() as Array<{ id: string }>).map((r) => r.id) }
 
   async renameChat (id: string, name: string): Promise<void> { this.#st.rename.run(name, id) }
   async chatsOfUser (userId: string): Promise<Chat[]> { return (this.#st.chatsOf.all(userId) as ChatRow[]).map(toChat) }

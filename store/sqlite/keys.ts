@@ -23,7 +23,8 @@ export class SqliteKeys implements KeyStore {
       takeOne: db.prepare('SELECT key_id AS keyId, key, signature FROM one_time_keys WHERE device_id = ? ORDER BY key_id LIMIT 1'),
       deleteKey: db.prepare('DELETE FROM one_time_keys WHERE device_id = ? AND key_id = ?'),
       dropKeys: db.prepare('DELETE FROM one_time_keys WHERE device_id = ?'),
-      dropIdentity: db.prepare('DELETE FROM device_keys WHERE device_id = ?')
+      dropIdentity: db.prepare('DELETE FROM device_keys WHERE device_id = ?'),
+      allIdentities: db.prepare('SELECT device_id FROM device_keys')
     }
   }
 
@@ -70,4 +71,6 @@ export class SqliteKeys implements KeyStore {
       this.#st.dropIdentity.run(deviceId)
     })()
   }
+
+  async identityDeviceIds (): Promise<string[]> { return (this.#st.allIdentities.all() as Array<{ device_id: string }>).map((r) => r.device_id) }
 }

@@ -6,10 +6,11 @@
 // enforced; pool and identity changes come as `keys` inbox events.
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { Device, TestServer, waitFor, type DeviceCreds } from '../helpers/server.js'
+import { Keys } from '../helpers/keys.js'
 
 const server = new TestServer({ MQCHAT_E2EE_MAX_PREKEYS: '8', MQCHAT_E2EE_PREKEYS_LOW: '2', MQCHAT_E2EE_CLAIMS_PER_10_MINUTES: '6' })
 let a: DeviceCreds, b: DeviceCreds, stranger: DeviceCreds
@@ -29,23 +30,6 @@ after(async () => {
   await B?.close()
   await server.dispose()
 })
-
-/** A device's keys as a client makes them: an Ed25519 signing key, and Curve25519-sized public keys it signs. */
-class Keys {
-  readonly signing = generateKeyPairSync('ed25519')
-  readonly identityKey = randomBytes(32).toString('base64')
-  constructor (readonly deviceId: string) {}
-  get signingKey (): string { return (this.signing.publicKey.export({ format: 'der', type: 'spki' }) as Buffer).subarray(12).toString('base64') }
-  sign (text: string, key: KeyObject = this.signing.privateKey): string { return sign(null, Buffer.from(text), key).toString('base64') }
-  identity (): object {
-    return { identity_key: this.identityKey, signing_key: this.signingKey, identity_signature: this.sign(`mqchat-identity\n${this.deviceId}\n${this.identityKey}`) }
-  }
-
-  prekey (keyId: string, forDevice = this.deviceId): { key_id: string, key: string, signature: string } {
-    const key = randomBytes(32).toString('base64')
-    return { key_id: keyId, key, signature: this.sign(`mqchat-prekey\n${forDevice}\n${keyId}\n${key}`) }
-  }
-}
 
 test('a device publishes signed keys; a contact claims each one-time key once, then the fallback; the device is asked for more', async () => {
   const k = new Keys(a.deviceId)

@@ -9,7 +9,7 @@ const b = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.s
 
 test('a valid envelope keeps the body as the exact JSON the client sent', () => {
   const e = parseEnvelope(b({ id: 'c-1', type: 'text', body: { cipher: 'AAEC', n: [1, 2] }, ts: 1700000000000.9 }), 1024)
-  assert.deepEqual(e, { id: 'c-1', type: 'text', body: '{"cipher":"AAEC","n":[1,2]}', ts: 1700000000000, ref: null, forwarded: false, media: null })
+  assert.deepEqual(e, { id: 'c-1', type: 'text', body: '{"cipher":"AAEC","n":[1,2]}', ts: 1700000000000, e2ee: null, ref: null, forwarded: false, media: null })
   assert.equal(parseEnvelope(b({ id: 'x', body: 'hi' }), 1024).type, 'text')
 })
 
@@ -37,7 +37,7 @@ test('each malformed envelope is refused with its code', () => {
 })
 
 test('operations carry their reference; delete needs no body, a reaction body may be null', () => {
-  assert.deepEqual(parseEnvelope(b({ id: 'r', type: 'reply', reply_to: 3, body: 'ok' }), 1024), { id: 'r', type: 'reply', body: '"ok"', ts: null, ref: 3, forwarded: false, media: null })
+  assert.deepEqual(parseEnvelope(b({ id: 'r', type: 'reply', reply_to: 3, body: 'ok' }), 1024), { id: 'r', type: 'reply', body: '"ok"', ts: null, e2ee: null, ref: 3, forwarded: false, media: null })
   assert.equal(parseEnvelope(b({ id: 'd', type: 'delete', ref: 3 }), 1024).body, 'null')
   assert.equal(parseEnvelope(b({ id: 'x', type: 'reaction', ref: 3, body: null }), 1024).body, 'null')
   assert.equal(parseEnvelope(b({ id: 'x', type: 'reaction', ref: 3, body: '👍' }), 1024).body, '"👍"')
