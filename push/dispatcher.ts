@@ -159,8 +159,10 @@ export class PushDispatcher {
       if (outcome.ok) { this.d.metrics.sent.inc({ provider: target.type }); continue }
       this.d.metrics.failed.inc({ provider: target.type, reason: outcome.reason })
       if (outcome.drop === true) await this.dropTarget(target, outcome.reason)
-      else if (outcome.retry === true) retry = { after: Math.max(retry?.after ?? 0, outcome.retryAfterMs ?? 0) }
-      else this.d.log.warn({ deviceId, provider: target.type, reason: outcome.reason }, 'push refused by its provider')
+      else if (outcome.retry === true) {
+        this.d.log.debug({ deviceId, provider: target.type, reason: outcome.reason, detail: outcome.detail }, 'push failed; it is retried')
+        retry = { after: Math.max(retry?.after ?? 0, outcome.retryAfterMs ?? 0) }
+      } else this.d.log.warn({ deviceId, provider: target.type, reason: outcome.reason, detail: outcome.detail }, 'push refused by its provider')
     }
     if (retry === undefined) { this.#waiting--; return }
     if (job.attempt >= this.o.maxAttempts) {

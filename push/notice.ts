@@ -22,8 +22,12 @@ export interface PushNotice {
 
 export type SendOutcome =
   | { ok: true }
-  /** `drop`: the target is dead (unregistered, bad token) and is removed; `retryAfterMs`: try again (429, 5xx, a network error). */
-  | { ok: false, reason: string, drop?: boolean, retry?: boolean, retryAfterMs?: number }
+  /**
+   * `reason`: a short, bounded label (an HTTP status, a provider's error code, "network"), used as a
+   * metric label; `detail`: the rest, for the log. `drop`: the target is dead (unregistered, bad token)
+   * and is removed; `retry`: try again (429, 5xx, a network error), after `retryAfterMs` if given.
+   */
+  | { ok: false, reason: string, detail?: string, drop?: boolean, retry?: boolean, retryAfterMs?: number }
 
 export interface PushProvider {
   readonly type: PushTargetType
@@ -71,5 +75,5 @@ export function outcomeOf (status: number, retryAfter: string | null, reason: st
 
 /** A request that could not be made or answered (DNS, connection, timeout): retried. */
 export function networkFailure (err: unknown): SendOutcome {
-  return { ok: false, reason: `network: ${(err as Error).message}`, retry: true }
+  return { ok: false, reason: 'network', detail: (err as Error).message, retry: true }
 }

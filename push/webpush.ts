@@ -30,7 +30,7 @@ async function resolvesPublic (endpoint: string): Promise<boolean> {
 
 async function post (target: PushTarget, details: { method: string, headers: Record<string, string | number>, body: Buffer | null }, allowInsecure: boolean): Promise<SendOutcome> {
   try {
-    if (!allowInsecure && !(await resolvesPublic(target.address))) return { ok: false, reason: 'endpoint resolves to a private address', drop: true }
+    if (!allowInsecure && !(await resolvesPublic(target.address))) return { ok: false, reason: 'private_address', detail: 'the endpoint resolves to a private address', drop: true }
     const headers = Object.fromEntries(Object.entries(details.headers).map(([k, v]) => [k, String(v)]))
     const res = await fetch(target.address, { method: details.method, headers, body: details.body === null ? null : new Uint8Array(details.body), signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'manual' })
     await res.arrayBuffer()
