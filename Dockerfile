@@ -34,6 +34,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The CLI's end-to-end encryption (vodozemac, WebAssembly), loaded from beside dist/.
+COPY --from=build /app/clients/cli/e2ee/pkg ./clients/cli/e2ee/pkg
 COPY docs ./docs
 COPY README.md LICENSE ./
 RUN mkdir -p /var/lib/mqchat && chown node:node /var/lib/mqchat
