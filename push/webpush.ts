@@ -40,17 +40,22 @@ async function post (target: PushTarget, details: { method: string, headers: Rec
   }
 }
 
+/** An RFC 8291 (aes128gcm) request to `target`, with VAPID (Web Push) or without (UnifiedPush). */
+async function sendEncrypted (target: PushTarget, notice: PushNotice, vapid: VapidKeys | null, allowInsecure: boolean): Promise<SendOutcome> {
+  const details = webpush.generateRequestDetails(
+    { endpoint: target.address, keys: { p256dh: target.p256dh!, auth: target.auth! } },
+    encryptedPayload(notice),
+    { vapidDetails: vapid as VapidKeys, TTL: TTL_SECONDS, urgency: 'high', topic: collapseKey(notice.chatId), contentEncoding: 'aes128gcm' }
+  )
+  return await post(target, details as never, allowInsecure)
+}
+
 export class WebPushProvider implements PushProvider {
   readonly type = 'webpush' as const
   constructor (private readonly vapid: VapidKeys, private readonly allowInsecure: boolean) {}
 
   async send (target: PushTarget, notice: PushNotice): Promise<SendOutcome> {
-    const details = webpush.generateRequestDetails(
-      { endpoint: target.address, keys: { p256dh: target.p256dh!, auth: target.auth! } },
-      encryptedPayload(notice),
-      { vapidDetails: this.vapid, TTL: TTL_SECONDS, urgency: 'high', topic: collapseKey(notice.chatId), contentEncoding: 'aes128gcm' }
-    )
-    return await post(target, details as never, this.allowInsecure)
+    return await sendEncrypted(target, notice, this.vapid, this.allowInsecure)
   }
 }
 
@@ -59,16 +64,9 @@ export class UnifiedPushProvider implements PushProvider {
   constructor (private readonly allowInsecure: boolean) {}
 
   async send (target: PushTarget, notice: PushNotice): Promise<SendOutcome> {
-    const headers = { TTL: TTL_SECONDS, Urgency: 'high', Topic: collapseKey(notice.chatId) }
-    if (target.p256dh !== undefined && target.auth !== undefined) {
-      const details = webpush.generateRequestDetails(
-        { endpoint: target.address, keys: { p256dh: target.p256dh, auth: target.auth } },
-        encryptedPayload(notice),
-        { vapidDetails: null as never, TTL: TTL_SECONDS, urgency: 'high', topic: collapseKey(notice.chatId), contentEncoding: 'aes128gcm' }
-      )
-      return await post(target, details as never, this.allowInsecure)
-    }
+    if (target.p256dh !== undefined && target.auth !== undefined) return await sendEncrypted(target, notice, null, this.allowInsecure)
     // No keys: the distributor sees the wake-up in the clear, so it carries nothing more.
-    return await post(target, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body: Buffer.from(JSON.stringify(wakeUp(notice))) }, this.allowInsecure)
+    const headers = { TTL: TTL_SECONDS, Urgency: 'high', Topic: collapseKey(notice.chatId), 'Content-Type': 'application/json' }
+    return await post(target, { method: 'POST', headers, body: Buffer.from(JSON.stringify(wakeUp(notice))) }, this.allowInsecure)
   }
 }
