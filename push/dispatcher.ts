@@ -148,9 +148,10 @@ export class PushDispatcher {
         const position = await this.d.position(deviceId, userId, notice.chatId)
         notice.count = position === undefined ? 1 : Math.max(1, notice.seq - position)
       }
-      notice.chatName = await this.d.chatName(notice.chatId)
     }
     const targets = await this.d.targets.of(deviceId)
+    // The chat's name is read only for a payload encrypted for the device (the others never carry it).
+    if (notice.chatName === undefined && targets.some((t) => t.p256dh !== undefined)) notice.chatName = await this.d.chatName(notice.chatId)
     let retry: { after?: number } | undefined
     for (const target of targets) {
       const provider = this.d.providers.get(target.type)

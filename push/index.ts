@@ -4,9 +4,13 @@ import type { Logger } from 'pino'
 import type { Config } from '../lib/config.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { PositionDelivery } from '../bridge/index.js'
-import type { PushTargetType } from '../store/types.js'
+import type { DirectoryStore, PushTargetType } from '../store/types.js'
+import type { ChatService } from '../core/chats.js'
+import type { ChatSettingsService } from '../core/chat-settings.js'
+import type { DeviceService } from '../core/devices.js'
+import type { PushTargets } from '../core/push-targets.js'
 import { ApnsProvider } from './apns.js'
-import { PushDispatcher, type PushDeps } from './dispatcher.js'
+import { PushDispatcher } from './dispatcher.js'
 import { FcmProvider, readServiceAccount } from './fcm.js'
 import type { PushProvider } from './notice.js'
 import { UnifiedPushProvider, WebPushProvider } from './webpush.js'
@@ -31,12 +35,34 @@ export function buildProviders (cfg: Config): Map<PushTargetType, PushProvider> 
   return providers
 }
 
+/** What the dispatcher reads that differs by profile: whether a device is connected, and its recorded positions. */
+export interface PushSources {
+  isAway: (deviceId: string) => boolean | Promise<boolean>
+  /** A device's recorded positions (PositionStore.positions). */
+  positions: (deviceId: string) => Map<string, number> | Promise<Map<string, number>>
+}
+
+/** The domain services the dispatcher reads. */
+export interface PushDomain { chats: ChatService, devices: DeviceService, push: PushTargets, chatSettings: ChatSettingsService }
+
 /** The dispatcher, or undefined when no provider is configured. */
-export function startPush (cfg: Config, deps: Omit<PushDeps, 'providers' | 'metrics' | 'log'>, metrics: Metrics, log: Logger): PushDispatcher | undefined {
+export function startPush (cfg: Config, d: PushDomain, directory: DirectoryStore, sources: PushSources, metrics: Metrics, log: Logger): PushDispatcher | undefined {
   const providers = buildProviders(cfg)
   if (providers.size === 0) return undefined
   log.info({ providers: [...providers.keys()] }, 'push notifications on')
-  return new PushDispatcher({ ...deps, providers, metrics: { sent: metrics.pushSent, failed: metrics.pushFailed, dropped: metrics.pushDropped }, log }, {
+  return new PushDispatcher({
+    chats: d.chats,
+    devices: d.devices,
+    targets: d.push,
+    isAway: sources.isAway,
+    chatSettings: async (userId, chatId) => await d.chatSettings.of(userId, chatId),
+    // A chat with no recorded position is owed from the device's membership start (broker/inbox.ts).
+    position: async (deviceId, userId, chatId) => (await sources.positions(deviceId)).get(chatId) ?? Math.max(0, (d.chats.fromSeqOf(chatId, userId) ?? 1) - 1),
+    chatName: async (chatId) => (await directory.getChat(chatId))?.name ?? null,
+    providers,
+    metrics: { sent: metrics.pushSent, failed: metrics.pushFailed, dropped: metrics.pushDropped },
+    log
+  }, {
     coalesceMs: cfg.pushCoalesceSeconds * 1000,
     queueMax: cfg.pushQueue,
     concurrency: cfg.pushConcurrency,

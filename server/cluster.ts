@@ -143,14 +143,9 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   // Pushes are decided where messages are committed (a chat's partition has one worker at a time, so one
   // node coalesces a chat's pushes) and where chat changes are made (the API).
   const push = runs('bridge') || runs('api')
-    ? startPush(cfg, {
-      chats: d.chats,
-      devices: d.devices,
-      targets: d.push,
+    ? startPush(cfg, d, stores.directory, {
       isAway: async (deviceId) => !(await deviceSessions.isConnected(deviceId)),
-      chatSettings: async (userId, chatId) => await d.chatSettings.of(userId, chatId),
-      position: async (deviceId, userId, chatId) => (await positions.positions(deviceId)).get(chatId) ?? Math.max(0, (d.chats.fromSeqOf(chatId, userId) ?? 1) - 1),
-      chatName: async (chatId) => (await stores.directory.getChat(chatId))?.name ?? null
+      positions: async (deviceId) => await positions.positions(deviceId)
     }, metrics, log.child({ part: 'push' }))
     : undefined
   if (push) {

@@ -59,15 +59,9 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   broker = await startBroker({ ...cfg, tls, repairInboxes: true, inbox }, { persistence, devices, bridge, handlers: d.handlers, policy: subscriptionPolicy(d.mayWatch), sessions, limiter: d.limiter, log: log.child({ part: 'broker' }), metrics })
   presence.restore(await retainedPresence(persistence))
   // Devices away are woken by a push (when a provider is configured); a message is delivered whether or not it goes out.
-  const push = startPush(cfg, {
-    chats: d.chats,
-    devices,
-    targets: d.push,
+  const push = startPush(cfg, d, stores.directory, {
     isAway: (deviceId) => !(broker?.isConnected(deviceId) ?? false),
-    chatSettings: async (userId, chatId) => await d.chatSettings.of(userId, chatId),
-    // A chat with no recorded position is owed from the device's membership start (broker/inbox.ts).
-    position: (deviceId, userId, chatId) => stores.inbox.positions(deviceId).get(chatId) ?? Math.max(0, (d.chats.fromSeqOf(chatId, userId) ?? 1) - 1),
-    chatName: async (chatId) => (await stores.directory.getChat(chatId))?.name ?? null
+    positions: (deviceId) => stores.inbox.positions(deviceId)
   }, metrics, log.child({ part: 'push' }))
   bridge.deliverByPositions(push ? withPush(inbox, push) : inbox)
   if (push) d.chats.on('change', (c) => push.chatChanged(c))
