@@ -3,6 +3,7 @@
 // `body` is opaque (ciphertext for E2EE clients): it is stored and forwarded
 // as the exact JSON text the client sent, never interpreted.
 import { DomainError } from '../core/errors.js'
+import { isKey } from '../core/keys.js'
 
 /**
  * An end-to-end encrypted message's ciphertexts (docs/protocol.md, "End-to-end
@@ -130,7 +131,7 @@ function parseE2ee (raw: unknown, type: string): E2ee {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) throw bad('must be an object')
   const extra = Object.keys(x).filter((k) => k !== 'sender_key' && k !== 'olm' && k !== 'megolm')
   if (extra.length > 0) throw bad(`unknown fields ${extra.join(', ')}`)
-  if (typeof x.sender_key !== 'string' || !BASE64.test(x.sender_key) || Buffer.from(x.sender_key, 'base64').length !== 32) throw bad('"sender_key" is the sending device\'s identity key (32 bytes, base64)')
+  if (!isKey(x.sender_key)) throw bad('"sender_key" is the sending device\'s identity key (32 bytes, base64)')
   const isCiphertext = (b: unknown): b is string => typeof b === 'string' && b.length > 0 && BASE64.test(b)
   if ((x.olm === undefined) === (x.megolm === undefined)) throw bad('needs exactly one of "olm" (a ciphertext per device) and "megolm" (a group ciphertext)')
   if (x.olm !== undefined) {

@@ -52,8 +52,8 @@ const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
 const bad = (message: string): DomainError => new DomainError('bad_request', message, 400)
 
-/** Standard base64 (padded or not) of exactly `bytes` bytes. */
-function isKey (s: unknown, bytes = KEY_BYTES): s is string {
+/** Standard base64 (padded or not) of exactly `bytes` bytes (a Curve25519 or Ed25519 key by default). */
+export function isKey (s: unknown, bytes = KEY_BYTES): s is string {
   return typeof s === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s, 'base64').length === bytes
 }
 
