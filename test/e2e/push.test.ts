@@ -91,11 +91,7 @@ async function burst (chat: string, n: number, tag: string): Promise<void> {
 const forChat = (list: Array<{ payload: Record<string, unknown> }>, chat: string): Array<Record<string, unknown>> =>
   list.map((r) => r.payload).filter((p) => p.chat === chat && p.type === 'message')
 
-async function metric (name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text()
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`))
-  return line ? Number(line.split(' ').pop()) : 0
-}
+const metric = async (name: string, labels: string): Promise<number> => await server.metric(name, labels)
 
 test('GET /v1/info names the providers and the VAPID public key; a device lists its targets, never their keys', async () => {
   const info = await server.api('GET', '/v1/info')

@@ -152,12 +152,16 @@ export class TestServer {
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T }
   }
 
-  /** The mqchat_connections gauge from /metrics. */
-  async connections (): Promise<number> {
+  /** A metric's value from /metrics (0 when absent); `labels` as Prometheus writes them, e.g. 'reason="muted"'. */
+  async metric (name: string, labels?: string): Promise<number> {
     const res = await fetch(this.url + '/metrics', { signal: AbortSignal.timeout(10_000) })
-    const m = /^mqchat_connections (\d+)/m.exec(await res.text())
-    return m ? Number(m[1]) : 0
+    const head = labels === undefined ? `${name} ` : `${name}{${labels}} `
+    const line = (await res.text()).split('\n').find((l) => l.startsWith(head))
+    return line ? Number(line.slice(head.length)) : 0
   }
+
+  /** The mqchat_connections gauge from /metrics. */
+  async connections (): Promise<number> { return await this.metric('mqchat_connections') }
 
   /** Registers a phone number (with the development code switch) and returns its first device. */
   async register (phone: string, name = 'phone'): Promise<DeviceCreds> {
