@@ -41,6 +41,9 @@ export interface Bundle {
   fallback: boolean
 }
 
+/** A device that can read a chat's encrypted messages, with the identity key they are encrypted to. */
+export interface ReadableDevice { userId: string, deviceId: string, identityKey: string }
+
 /** Sends an inbox event to a device (bridge.sendTo). */
 export type KeyEventSender = (deviceId: string, payload: string) => void
 
@@ -81,8 +84,8 @@ function checkPrekey (deviceId: string, signingKey: string, k: unknown, what: st
 
 export class KeyDirectory {
   readonly #claims: Counter
-  /** Devices with a published identity, in memory: who an encrypted message must be addressed to. */
-  #published = new Set<string>()
+  /** Devices with a published identity, and its identity key, in memory: who an encrypted message must be addressed to. */
+  #published = new Map<string, string>()
   #notify: (deviceId: string) => Promise<void> = async () => {}
 
   constructor (
@@ -95,19 +98,42 @@ export class KeyDirectory {
     this.#claims = (opts.counters ?? memoryCounters)('key-claims', opts.claimsPer10Minutes, 600_000)
   }
 
-  async init (): Promise<void> { this.#published = new Set(await this.store.identityDeviceIds()) }
+  async init (): Promise<void> { this.#published = new Map((await this.store.identityKeys()).map((k) => [k.deviceId, k.identityKey])) }
 
   /** Cluster: a device's new or changed identity is announced to the other nodes through this. */
   notifyWith (notify: (deviceId: string) => Promise<void>): void { this.#notify = notify }
 
   /** Re-reads whether a device has published keys (a change on another node). */
   async refresh (deviceId: string): Promise<void> {
-    if ((await this.store.getIdentity(deviceId)) !== undefined) this.#published.add(deviceId)
+    const identity = await this.store.getIdentity(deviceId)
+    if (identity !== undefined) this.#published.set(deviceId, identity.identityKey)
     else this.#published.delete(deviceId)
   }
 
-  /** Whether a device has published keys (no store read). */
-  hasKeys (deviceId: string): boolean { return this.#published.has(deviceId) }
+  /** A device's published identity key (no store read). */
+  identityKeyOf (deviceId: string): string | undefined { return this.#published.get(deviceId) }
+
+  /**
+   * The devices that can read a chat: every active device with published
+   * keys of every member, `except` (the sender's) left out. From memory: an
+   * encrypted message is checked against it, and clients address by it.
+   */
+  readableDevices (chatId: string, except: string): ReadableDevice[] {
+    const out: ReadableDevice[] = []
+    for (const userId of this.chats.memberIds(chatId)) {
+      for (const deviceId of this.devices.activeIds(userId)) {
+        const identityKey = deviceId === except ? undefined : this.#published.get(deviceId)
+        if (identityKey !== undefined) out.push({ userId, deviceId, identityKey })
+      }
+    }
+    return out
+  }
+
+  /** The devices a member of a chat encrypts its messages for (readableDevices, for the caller). */
+  chatDevices (caller: Device, chatId: string): ReadableDevice[] {
+    if (!this.chats.isMember(chatId, caller.userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+    return this.readableDevices(chatId, caller.id)
+  }
 
   /**
    * Publishes a device's keys. The first upload must name the identity; a
@@ -151,16 +177,16 @@ export class KeyDirectory {
     if (naming || fallback !== undefined) await this.store.putIdentity({ ...identity, ...(fallback !== undefined ? { fallbackKey: fallback } : {}) })
     const total = oneTime.length > 0 ? await this.store.addOneTimeKeys(device.id, oneTime) : count
     if (before === undefined || identityChanged) {
-      this.#published.add(device.id)
+      this.#published.set(device.id, identity.identityKey)
       await this.#notify(device.id)
       this.announce(device, before === undefined ? 'new_device' : 'identity_changed')
     }
     return { oneTimeKeys: total }
   }
 
-  async count (device: Device): Promise<{ oneTimeKeys: number, fallbackKey: boolean }> {
+  async count (device: Device): Promise<{ oneTimeKeys: number, fallbackKey: boolean, max: number }> {
     const [n, identity] = await Promise.all([this.store.countOneTimeKeys(device.id), this.store.getIdentity(device.id)])
-    return { oneTimeKeys: n, fallbackKey: (identity?.fallbackKey ?? null) !== null }
+    return { oneTimeKeys: n, fallbackKey: (identity?.fallbackKey ?? null) !== null, max: this.opts.maxPrekeys }
   }
 
   /** The published identities of a user's active devices (no prekeys): for device lists and safety numbers. */
@@ -174,16 +200,18 @@ export class KeyDirectory {
    * A bundle for each of a user's active devices that published keys (the
    * caller's own device excluded): each one-time prekey is handed out once;
    * a device whose pool is empty hands out its fallback key. A device left
-   * below the low-water mark is asked for more.
+   * below the low-water mark is asked for more. `only` limits the claim to
+   * those of the user's devices (a client claims for devices it has no
+   * session with, and leaves the others' pools alone).
    */
-  async claim (caller: Device, userId: string): Promise<Bundle[]> {
+  async claim (caller: Device, userId: string, only?: readonly string[]): Promise<Bundle[]> {
     this.mayReach(caller, userId)
     if (!await this.#claims.hit(`${caller.userId}\n${userId}`)) {
       throw new DomainError('rate_limited', `at most ${this.opts.claimsPer10Minutes} key claims of one user per 10 minutes`, 429)
     }
     const out: Bundle[] = []
     for (const deviceId of this.devices.activeIds(userId)) {
-      if (deviceId === caller.id) continue
+      if (deviceId === caller.id || (only !== undefined && !only.includes(deviceId))) continue
       const identity = await this.store.getIdentity(deviceId)
       if (identity === undefined) continue
       const claimed = await this.store.claim(deviceId)

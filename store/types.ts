@@ -325,8 +325,8 @@ export interface KeyStore {
   claim (deviceId: string): Promise<ClaimedPrekey | undefined>
   /** Forgets a device's identity and keys (revocation). */
   dropDevice (deviceId: string): Promise<void>
-  /** Every device with a published identity: used to warm the in-memory index. */
-  identityDeviceIds (): Promise<string[]>
+  /** Every device with a published identity, and its identity key: used to warm the in-memory index. */
+  identityKeys (): Promise<Array<{ deviceId: string, identityKey: string }>>
 }
 
 /** A device's position in one chat: the highest seq it acknowledged there. */

@@ -46,10 +46,21 @@ export const keyRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => 
   })
 
   app.get('/v1/keys/count', {
-    schema: { summary: 'How many one-time prekeys the calling device has left, and whether it has a fallback key', response: { 200: { type: 'object', properties: { one_time_keys: { type: 'integer' }, fallback_key: { type: 'boolean' } } } } }
+    schema: { summary: 'How many one-time prekeys the calling device has left (and may hold), and whether it has a fallback key', response: { 200: { type: 'object', properties: { one_time_keys: { type: 'integer' }, max_one_time_keys: { type: 'integer' }, fallback_key: { type: 'boolean' } } } } }
   }, async (req) => {
     const r = await s.keys.count(requireDevice(s, req))
-    return { one_time_keys: r.oneTimeKeys, fallback_key: r.fallbackKey }
+    return { one_time_keys: r.oneTimeKeys, max_one_time_keys: r.max, fallback_key: r.fallbackKey }
+  })
+
+  app.get<{ Params: { chatId: string } }>('/v1/keys/chats/:chatId', {
+    schema: {
+      summary: 'The devices a pairwise (Olm) message to a chat must be addressed to: every member\'s active devices with published keys, the calling one excepted',
+      params: { type: 'object', properties: { chatId: { type: 'string', maxLength: 64 } } },
+      response: { 200: { type: 'object', properties: { chat_id: { type: 'string' }, devices: { type: 'array', items: { type: 'object', properties: { user_id: { type: 'string' }, device_id: { type: 'string' }, identity_key: { type: 'string' } } } } } } }
+    }
+  }, async (req) => {
+    const d = requireDevice(s, req)
+    return { chat_id: req.params.chatId, devices: s.keys.chatDevices(d, req.params.chatId).map((x) => ({ user_id: x.userId, device_id: x.deviceId, identity_key: x.identityKey })) }
   })
 
   app.get<{ Params: { userId: string } }>('/v1/keys/users/:userId', {
@@ -63,10 +74,10 @@ export const keyRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => 
     return { user_id: req.params.userId, devices: (await s.keys.identities(d, req.params.userId)).map(identityJson) }
   })
 
-  app.post<{ Body: { user: string } }>('/v1/keys/claim', {
+  app.post<{ Body: { user: string, devices?: string[] } }>('/v1/keys/claim', {
     schema: {
-      summary: 'Claim a prekey bundle for each of a user\'s devices (not the calling one): each one-time prekey is handed out once',
-      body: { type: 'object', additionalProperties: false, required: ['user'], properties: { user: USER } },
+      summary: 'Claim a prekey bundle for each of a user\'s devices (not the calling one), or for those named: each one-time prekey is handed out once',
+      body: { type: 'object', additionalProperties: false, required: ['user'], properties: { user: USER, devices: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', maxLength: 64 } } } },
       response: {
         200: {
           type: 'object',
@@ -79,7 +90,7 @@ export const keyRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => 
     }
   }, async (req) => {
     const d = requireDevice(s, req)
-    const bundles = await s.keys.claim(d, req.body.user)
+    const bundles = await s.keys.claim(d, req.body.user, req.body.devices)
     return {
       user_id: req.body.user,
       devices: bundles.map((b: Bundle) => ({ device_id: b.deviceId, identity_key: b.identityKey, signing_key: b.signingKey, identity_signature: b.identitySignature, prekey: b.prekey === null ? null : prekeyJson(b.prekey), fallback: b.fallback }))

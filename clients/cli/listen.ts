@@ -3,6 +3,7 @@ import mqtt from 'mqtt'
 import { call } from './http.js'
 import { CliError, EXIT } from './errors.js'
 import type { Profile } from './profile.js'
+import { isEncrypted, type E2ee, type MessageJson } from './e2ee.js'
 
 export interface ListenOptions {
   json: boolean
@@ -15,6 +16,8 @@ export interface ListenOptions {
   receipts: boolean
   /** 4: MQTT 3.1.1 (the default); 5: MQTT 5, with a 30-day session expiry and the inbox topic aliased. */
   mqttVersion?: 4 | 5
+  /** Decrypts encrypted messages, takes in group keys, and acts on `keys` events. */
+  e2ee?: E2ee
 }
 
 /** How long an MQTT 5 session outlives its connection: the 30 days offline devices are queued for. */
@@ -22,11 +25,29 @@ const SESSION_EXPIRY_S = 30 * 24 * 3600
 
 type Event = Record<string, unknown> & { type: string }
 
+/**
+ * An encrypted message made readable: its plaintext body (with
+ * "encrypted": true), or why it cannot be read ("undecryptable"). A group
+ * key is taken in and gives undefined: there is nothing to show.
+ */
+export async function reveal (e2ee: E2ee, e: Event): Promise<Event | undefined> {
+  if (!isEncrypted(e.body)) return e
+  const opened = await e2ee.open(e as unknown as MessageJson)
+  if (opened.ok === 'session') return undefined
+  return opened.ok ? { ...e, body: opened.body, encrypted: true } : { ...e, body: null, encrypted: true, undecryptable: opened.reason }
+}
+
 export function formatEvent (e: Event): string {
   const body = (b: unknown): string => typeof b === 'string' ? b : JSON.stringify(b)
   switch (e.type) {
     case 'msg': {
       const head = `[${String(e.chat)} #${String(e.seq)}] ${String(e.from)}`
+      // Never dropped: a message this device cannot read is shown as such.
+      if (typeof e.undecryptable === 'string') {
+        return e.kind === 'session'
+          ? `${head} sent a group key this device could not decrypt (${e.undecryptable})`
+          : `${head}: [could not decrypt: ${e.undecryptable}]`
+      }
       switch (e.kind) {
         case 'reply': return `${head} (reply to #${String(e.ref)}): ${body(e.body)}`
         case 'edit': return `${head} edited #${String(e.ref)}: ${body(e.body)}`
@@ -46,6 +67,12 @@ export function formatEvent (e: Event): string {
     case 'sync': return e.reason === 'history_purged'
       ? `[${String(e.chat)}] #${String(e.from)}–#${String(e.to)} were removed by retention before this device got them`
       : `sync needed (${String(e.reason)}): run mqchat history, or call the sync API, to catch up`
+    case 'keys': {
+      const note = typeof e.note === 'string' ? `; ${e.note}` : ''
+      if (e.reason === 'prekeys_low') return `keys: ${String(e.count)} one-time prekeys left for this device${note}`
+      if (e.reason === 'identity_changed') return `keys: ${String(e.user)}'s device ${String(e.device)} has a new identity key${note}`
+      return `keys: ${String(e.user)} has a new device ${String(e.device)}${note}`
+    }
     case 'error': return `error ${String(e.code)}${e.id ? ` for ${String(e.id)}` : ''}${e.chat ? ` in ${String(e.chat)}` : ''}: ${String(e.message)}`
     default: return JSON.stringify(e)
   }
@@ -59,6 +86,13 @@ export async function mqttUrlFor (p: Profile): Promise<string> {
 
 export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' | 'token'>>, opts: ListenOptions): Promise<number> {
   const url = opts.mqttUrl ?? await mqttUrlFor(p)
+  // Others can start encrypted sessions with this device once its keys are published.
+  if (opts.e2ee !== undefined) {
+    await opts.e2ee.ensurePublished().catch((err: Error & { exitCode?: number }) => {
+      if (err.exitCode === EXIT.unreachable) throw err
+      process.stderr.write(`could not publish this device's encryption keys (${err.message}): encrypted messages to it cannot be sent yet\n`)
+    })
+  }
   const inbox = `dev/${p.device_id}/inbox`
   const live = `dev/${p.device_id}/live`
   let backoff = 1000
@@ -137,7 +171,7 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
     client.on('disconnect', (packet: { reasonCode?: number, properties?: { reasonString?: string } }) => {
       if (!opts.json) process.stderr.write(`the server closed the connection${reasonOf(packet.reasonCode)}${packet.properties?.reasonString ? `: ${packet.properties.reasonString}` : ''}\n`)
     })
-    client.on('message', (topic, payload) => {
+    const handle = async (topic: string, payload: Buffer): Promise<void> => {
       if (topic !== inbox && topic !== live) return
       let event: Event
       try {
@@ -145,10 +179,31 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
       } catch {
         return
       }
+      const delivered = event.type === 'msg' && typeof event.chat === 'string' && typeof event.seq === 'number'
+      if (topic === inbox && opts.e2ee !== undefined) {
+        if (event.type === 'msg') {
+          const shown = await reveal(opts.e2ee, event)
+          if (shown === undefined) {
+            noteDelivered(event.chat as string, event.seq as number)
+            return
+          }
+          event = shown
+        } else if (event.type === 'keys') {
+          const note = await opts.e2ee.onKeysEvent(event).catch((err: Error) => `could not act on it: ${err.message}`)
+          if (note !== undefined) event = { ...event, note }
+        }
+      }
       process.stdout.write((opts.json ? JSON.stringify(event) : formatEvent(event)) + '\n')
-      if (event.type === 'msg' && typeof event.chat === 'string' && typeof event.seq === 'number') noteDelivered(event.chat, event.seq)
+      if (delivered) noteDelivered(event.chat as string, event.seq as number)
       if (topic === inbox && opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
-    })
+    }
+    // One message at a time, acknowledged once printed: a group key is taken in before the messages it opens.
+    client.handleMessage = (packet, done) => {
+      handle(packet.topic, packet.payload as Buffer).then(() => done(), (err: Error) => {
+        process.stderr.write(`could not handle a message on ${packet.topic}: ${err.message}\n`)
+        done()
+      })
+    }
   })
 }
 

@@ -4,7 +4,9 @@ import { randomUUID } from 'node:crypto'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { CliError, EXIT } from './errors.js'
 import { call } from './http.js'
-import { listen, formatEvent } from './listen.js'
+import { listen, formatEvent, reveal } from './listen.js'
+import { E2ee, isEncrypted, type IdentityJson } from './e2ee.js'
+import { safetyNumber } from './safety.js'
 import { fetchMedia, uploadFile, type Uploaded } from './media.js'
 import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
 import { unsupportedNode } from './runtime.js'
@@ -34,7 +36,7 @@ Account:
   whoami                         show the profile's user and device (and its XMPP address)
   devices list|link|revoke       manage the user's devices
 Chats:
-  chat create|list|show|add|remove|leave|rename|promote|demote
+  chat create|list|show|add|remove|leave|rename|promote|demote|encrypt
   send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat); --reply SEQ
   send <chat> --file <path>      send a photo, voice note, video or document (uploaded straight to storage)
   fetch <media-id> -o <path>     download a media file (verified against its SHA-256)
@@ -49,6 +51,26 @@ Chats:
   mute <chat> [--for 8h|1w|always], unmute <chat>   no push notifications for a chat (on all your devices)
   push add|list|remove           where this device is woken when it is away (FCM, APNs, Web Push, UnifiedPush)
   presence <user>                online, or last seen (as the user's privacy allows)
+End-to-end encryption (chats created with --e2ee, or turned so with chat encrypt):
+  safety <user>                  the safety number to compare with a user (are these really their keys?)
+  keys [status|publish|reset]    this device's encryption keys
+${COMMON}`,
+  safety: `Usage: mqchat safety <user>   (phone +… or user id u_…)
+
+Shows the 60-digit safety number of you and the user, computed from both
+users' device keys, and each device's Ed25519 key. Compare it with them in
+person or over a channel you trust: the same number on both sides means the
+keys your clients encrypt to are theirs, not keys the server slipped in. It
+changes when either of you links, revokes or resets a device; a device whose
+key changed since this device first saw it is marked.
+${COMMON}`,
+  keys: `Usage:
+  mqchat keys [status]   this device's identity and signing keys, and its one-time prekeys left on the server
+  mqchat keys publish    upload one-time prekeys up to the server's pool size (listen does it when asked)
+  mqchat keys reset      a new identity for this device: old sessions end, contacts are told, safety numbers change
+
+The keys and sessions are kept in <profile>.e2ee.json beside the profile (mode 0600).
+Devices publish their keys when they are verified or linked, and when they listen.
 ${COMMON}`,
   serve: `Usage: mqchat serve [--profile local|cluster] [--role all|broker|bridge|api] [--node-id ID]
                     [--data-dir DIR] [--host ADDR] [--mqtt-port N] [--ws-port N] [--http-port N]
@@ -130,8 +152,9 @@ ${COMMON}`,
 Push notifications for the chat again (see mqchat mute).
 ${COMMON}`,
   chat: `Usage:
-  mqchat chat create <user>                      direct chat with a user (phone +… or user id u_…)
-  mqchat chat create --group NAME [user…]        group; you are its admin
+  mqchat chat create <user> [--e2ee]             direct chat with a user (phone +… or user id u_…)
+  mqchat chat create --group NAME [user…] [--e2ee]  group; you are its admin
+  mqchat chat encrypt <chat>                     require end-to-end encryption from now on (one way; group admins)
   mqchat chat list
   mqchat chat show <chat>
   mqchat chat add <chat> <user…>                 (admins)
@@ -139,6 +162,10 @@ ${COMMON}`,
   mqchat chat leave <chat>
   mqchat chat rename <chat> <name>               (admins)
   mqchat chat promote|demote <chat> <user>       (admins)
+
+--e2ee: the chat requires end-to-end encryption. The server refuses plaintext in it; send, listen
+and history encrypt and decrypt on this device (Olm pairwise in a direct chat, a Megolm group key in
+a group), and the server keeps only ciphertexts. Stock MQTT clients and XMPP cannot read such chats.
 ${COMMON}`,
   send: `Usage: mqchat send <chat> <text> [--id CLIENT_MESSAGE_ID] [--reply SEQ]
        mqchat send <chat> --file <path> [caption…]
@@ -148,6 +175,9 @@ With --file: hashes the file, asks for an upload slot, uploads it straight to st
 the same bytes are stored already) and sends a media message; the other text is the caption. <chat> is a chat id, or a user
 (phone +… or id u_…) for the direct chat with them. --id makes a retry idempotent: the same
 id yields the same seq and no second message.
+In an end-to-end encrypted chat the text is encrypted on this device for each device of the chat
+(and a changed device list is fixed and sent again under the same id); files and reactions are not
+available there yet.
 ${COMMON}`,
   listen: `Usage: mqchat listen [--count N] [--timeout SECONDS] [--mqtt URL] [--mqtt-version 4|5] [--no-receipts]
 
@@ -155,6 +185,8 @@ Connects this device's persistent MQTT session (clean=false) and prints its inbo
 they arrive (and typing, from its live topic); events queued while it was away arrive first.
 Reconnects with backoff.
 For the messages it prints it sends "delivered" receipts (the senders' ✓✓), unless --no-receipts.
+Encrypted messages are decrypted here (one that cannot be is shown as "[could not decrypt: why]"),
+and this device's keys are published first; when the server says its prekeys run low, it uploads more.
 --count N exits after N events; --timeout exits after that many seconds.
 --mqtt-version 5 speaks MQTT 5 (default 4, MQTT 3.1.1): the session is kept 30 days after
 a disconnect, the inbox topic is aliased, and the server's reason codes are shown (why it
@@ -213,6 +245,8 @@ ${COMMON}`,
   history: `Usage: mqchat history <chat> [--after SEQ] [--limit N]
 
 Prints a chat's messages with seq > SEQ (default 0), oldest first, up to N (default 100).
+Encrypted messages are decrypted on this device; those it cannot read (sent before it was linked,
+say) are shown as "[could not decrypt: why]".
 ${COMMON}`
 }
 
@@ -240,8 +274,36 @@ function need (positionals: string[], n: number, cmd: string): void {
 }
 
 async function directChatFor (p: { server: string, token: string }, ref: string): Promise<string> {
-  const chat = await call<{ chat_id: string }>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: ref } })
-  return chat.chat_id
+  return (await resolveChat(p, ref)).id
+}
+
+type DeviceProfile = ReturnType<typeof requireDeviceProfile>
+
+/**
+ * The chat a command names (a chat id, or a user, phone +… or id u_…, for
+ * the direct chat with them), and whether it requires end-to-end
+ * encryption. A chat once seen requiring it needs no second look (it never
+ * turns back).
+ */
+async function resolveChat (p: { server: string, token: string }, ref: string, known?: E2ee): Promise<{ id: string, kind: 'direct' | 'group', e2ee: boolean }> {
+  const seen = known?.knownChat(ref)
+  if (seen !== undefined) return { id: ref, kind: seen.kind, e2ee: true }
+  const c = /^(\+|u_)/.test(ref)
+    ? await call<{ chat_id: string, kind: 'direct' | 'group', e2ee?: string }>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: ref } })
+    : await call<{ chat_id: string, kind: 'direct' | 'group', e2ee?: string }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(ref)}`, { token: p.token })
+  return { id: c.chat_id, kind: c.kind, e2ee: c.e2ee === 'required' }
+}
+
+/** A new device publishes its encryption keys at once, so encrypted chats can reach it; a failure only warns (listen publishes too). */
+async function publishKeys (p: DeviceProfile, profile: string): Promise<void> {
+  await new E2ee(p, profile).publish().catch((err: Error) => {
+    process.stderr.write(`mqchat: could not publish this device's encryption keys yet (${err.message}); mqchat listen or mqchat keys publish will\n`)
+  })
+}
+
+/** The profile's end-to-end encryption (vodozemac loads when it first encrypts or decrypts). */
+function e2eeOf (p: DeviceProfile, profile: string, json: boolean): E2ee {
+  return new E2ee(p, profile, (line) => { if (!json) process.stderr.write(line + '\n') })
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -314,6 +376,7 @@ async function main (argv: string[]): Promise<number> {
       const [phone, code] = positionals
       const r = await call<{ user_id: string, device_id: string, token: string, new_user: boolean }>(server, 'POST', '/v1/register/verify', { body: { phone, code, device_name: values.name ?? 'cli' } })
       const file = writeProfile(name, { server, phone, user_id: r.user_id, device_id: r.device_id, token: r.token })
+      await publishKeys({ server, user_id: r.user_id, device_id: r.device_id, token: r.token }, name)
       out(values.json, { user_id: r.user_id, device_id: r.device_id, new_user: r.new_user, profile: file },
         `${r.new_user ? 'registered' : 'signed in'}: user ${r.user_id}, device ${r.device_id} (saved in ${file})`)
       return EXIT.ok
@@ -344,6 +407,7 @@ async function main (argv: string[]): Promise<number> {
         const r = await call<{ device_id: string, name: string, token: string }>(p.server, 'POST', '/v1/devices', { token: p.token, body: { name: values.name ?? 'linked device' } })
         if (values['save-as']) {
           const file = writeProfile(values['save-as'], { server: p.server, phone: p.phone, user_id: p.user_id, device_id: r.device_id, token: r.token })
+          await publishKeys({ server: p.server, user_id: p.user_id, device_id: r.device_id, token: r.token }, values['save-as'])
           out(values.json, { device_id: r.device_id, profile: file }, `linked device ${r.device_id}, saved as profile ${values['save-as']} (${file})`)
         } else {
           out(values.json, r, `linked device ${r.device_id}\ntoken (shown once): ${r.token}`)
@@ -370,13 +434,16 @@ async function main (argv: string[]): Promise<number> {
         if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`a message seq is a positive whole number, got "${String(v)}"`, EXIT.usage)
         return n
       }
+      const name = profileName(values.profile)
+      need(positionals, 1, cmd)
+      const e2ee = e2eeOf(p, name, values.json)
+      const chat = await resolveChat(p, positionals[0], e2ee)
       let envelope: Record<string, unknown>
       let uploaded: Uploaded | undefined
       if (cmd === 'send' && values.file !== undefined) {
-        need(positionals, 1, cmd)
-        const ref0 = positionals[0]
-        const chat = /^(\+|u_)/.test(ref0) ? await directChatFor(p, ref0) : ref0
-        uploaded = await uploadFile(p.server, p.token, chat, values.file)
+        // The upload would be readable by the server: files in encrypted chats wait for client-side file encryption.
+        if (chat.e2ee) throw new CliError('this chat is end-to-end encrypted, and this client cannot encrypt files yet: nothing was uploaded', EXIT.usage)
+        uploaded = await uploadFile(p.server, p.token, chat.id, values.file)
         const caption = positionals.slice(1).join(' ')
         envelope = { type: 'media', media: uploaded.mediaId, body: { name: uploaded.name, size: uploaded.size, content_type: uploaded.contentType, ...(caption ? { caption } : {}) } }
       } else if (cmd === 'send') {
@@ -392,16 +459,20 @@ async function main (argv: string[]): Promise<number> {
         envelope = { type: 'delete', ref: seqArg(positionals[1]) }
       } else {
         need(positionals, values.remove ? 2 : 3, cmd)
+        // The server counts reactions by their emoji, which an encrypted chat must not show it.
+        if (chat.e2ee) throw new CliError('reactions are not available in end-to-end encrypted chats yet (reply instead)', EXIT.usage)
         envelope = { type: 'reaction', ref: seqArg(positionals[1]), body: values.remove ? null : positionals[2] }
       }
-      const ref = positionals[0]
-      const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
-      const r = await call<{ chat: string, id: string, seq?: number, duplicate?: boolean, queued?: boolean }>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`,
-        { token: p.token, body: { id: values.id ?? randomUUID(), ...envelope, ts: Date.now() } })
+      const id = values.id ?? randomUUID()
+      type Sent = { chat: string, id: string, seq?: number, duplicate?: boolean, queued?: boolean, attempts?: number }
+      // A delete carries no content: it goes as it is, encrypted chat or not.
+      const r = chat.e2ee && cmd !== 'delete'
+        ? await e2ee.send(chat.id, chat.kind, { id, ...envelope } as Parameters<E2ee['send']>[2]) as Sent
+        : await call<Sent>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chat.id)}/messages`, { token: p.token, body: { id, ...envelope, ts: Date.now() } })
       const media = uploaded ? { media_id: uploaded.mediaId, uploaded: !uploaded.existing } : {}
       // Queued (a cluster under a backlog): taken durably, its seq not known yet.
       const where = r.queued === true ? `queued, seq not assigned yet (id ${r.id})` : `seq ${String(r.seq)}${r.duplicate === true ? ' (already sent before)' : ''}`
-      out(values.json, { ...r, ...media }, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}: ${where}` +
+      out(values.json, { ...r, ...media, ...(chat.e2ee ? { encrypted: true } : {}) }, `${cmd === 'send' ? 'sent' : cmd === 'edit' ? 'edited' : cmd === 'delete' ? 'deleted' : 'reacted'} in ${r.chat}${chat.e2ee && cmd !== 'delete' ? ' (end-to-end encrypted)' : ''}: ${where}` +
         (uploaded ? ` (media ${uploaded.mediaId}${uploaded.existing ? ', already stored: not uploaded again' : ''})` : ''))
       return EXIT.ok
     }
@@ -470,6 +541,51 @@ async function main (argv: string[]): Promise<number> {
       out(values.json, r, r.muted_until === null ? `${positionals[0]}: not muted` : `${positionals[0]}: muted${values.for === 'always' ? '' : ` until ${new Date(r.muted_until).toISOString()}`}`)
       return EXIT.ok
     }
+    case 'safety': {
+      const { values, positionals } = parse(rest, {})
+      need(positionals, 1, cmd)
+      const name = profileName(values.profile)
+      const p = requireDeviceProfile(name)
+      const e2ee = e2eeOf(p, name, values.json)
+      await e2ee.ensurePublished()
+      const userId = positionals[0].startsWith('+') ? await otherMember(p, positionals[0]) : positionals[0]
+      const [ours, theirs] = [await e2ee.identities(p.user_id), await e2ee.identities(userId)]
+      const number = safetyNumber({ userId: p.user_id, devices: ours }, { userId, devices: theirs })
+      const line = (d: IdentityJson): string => {
+        const changed = e2ee.changedAt(d.device_id)
+        return `  ${d.device_id}  ${d.signing_key}${d.device_id === p.device_id ? '  (this device)' : ''}${changed !== undefined ? `  (identity changed ${new Date(changed).toISOString()})` : ''}`
+      }
+      const groups = number.split(' ')
+      out(values.json, { user: userId, safety_number: number, devices: theirs, own_devices: ours },
+        `safety number with ${userId}:\n` + [0, 4, 8].map((i) => '  ' + groups.slice(i, i + 4).join(' ')).join('\n') +
+        `\n${userId}'s devices (Ed25519 keys):\n${theirs.map(line).join('\n') || '  (none with keys)'}\nyour devices:\n${ours.map(line).join('\n')}\n` +
+        `Compare the number with ${userId} in person or over a channel you trust; it is the same on both sides.\n` +
+        'It changes when either of you links, revokes or resets a device.')
+      return EXIT.ok
+    }
+    case 'keys': {
+      const { values, positionals } = parse(rest, {})
+      const name = profileName(values.profile)
+      const p = requireDeviceProfile(name)
+      const e2ee = e2eeOf(p, name, values.json)
+      const sub = positionals[0] ?? 'status'
+      if (sub === 'publish') {
+        const r = await e2ee.publish()
+        out(values.json, r, `uploaded ${r.uploaded} one-time prekeys; ${r.one_time_keys} published`)
+        return EXIT.ok
+      }
+      if (sub === 'reset') {
+        const r = await e2ee.reset()
+        out(values.json, r, `this device has a new identity key ${r.identity_key}; your contacts are told, and safety numbers change`)
+        return EXIT.ok
+      }
+      if (sub !== 'status') throw new CliError(`unknown keys command "${sub}"\n\n${HELP.keys}`, EXIT.usage)
+      const id = await e2ee.identity()
+      const count = await call<{ one_time_keys: number, max_one_time_keys: number, fallback_key: boolean }>(p.server, 'GET', '/v1/keys/count', { token: p.token })
+      out(values.json, { ...id, ...count }, `identity key (Curve25519) ${id.identity_key}\nsigning key (Ed25519) ${id.signing_key}\n` +
+        `one-time prekeys on the server: ${count.one_time_keys} of ${count.max_one_time_keys}; fallback key: ${count.fallback_key ? 'yes' : 'no'}`)
+      return EXIT.ok
+    }
     case 'presence': {
       const { values, positionals } = parse(rest, {})
       need(positionals, 1, cmd)
@@ -502,7 +618,7 @@ async function main (argv: string[]): Promise<number> {
       if (!Number.isInteger(count) || count < 0 || !Number.isFinite(timeout) || timeout < 0) throw new CliError('--count and --timeout take non-negative numbers', EXIT.usage)
       const version = values['mqtt-version']
       if (version !== '4' && version !== '5') throw new CliError('--mqtt-version takes 4 (MQTT 3.1.1) or 5', EXIT.usage)
-      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt, receipts: !values['no-receipts'], mqttVersion: version === '5' ? 5 : 4 })
+      return listen(p, { json: values.json, count, timeout, mqttUrl: values.mqtt, receipts: !values['no-receipts'], mqttVersion: version === '5' ? 5 : 4, e2ee: e2eeOf(p, profileName(values.profile), values.json) })
     }
     case 'read': {
       const { values, positionals } = parse(rest, {})
@@ -547,29 +663,44 @@ async function main (argv: string[]): Promise<number> {
       const chatId = /^(\+|u_)/.test(ref) ? await directChatFor(p, ref) : ref
       const r = await call<{ messages: Array<Record<string, unknown> & { type: string }> }>(p.server, 'GET',
         `/v1/chats/${encodeURIComponent(chatId)}/messages?after=${encodeURIComponent(values.after)}&limit=${encodeURIComponent(values.limit)}`, { token: p.token })
-      for (const m of r.messages) out(values.json, m, formatEvent({ ...m, type: 'msg' }))
+      // Encrypted messages are opened here, oldest first (a group key before the messages it opens); group keys are not shown.
+      const e2ee = r.messages.some((m) => isEncrypted(m.body)) ? e2eeOf(p, profileName(values.profile), values.json) : undefined
+      for (const m of r.messages) {
+        const shown = e2ee !== undefined ? await reveal(e2ee, { ...m, type: 'msg' }) : { ...m, type: 'msg' }
+        if (shown === undefined) continue
+        const { type: _msg, ...row } = shown
+        out(values.json, row, formatEvent(shown))
+      }
       return EXIT.ok
     }
   }
   return EXIT.usage
 }
 
+/** The other member of the direct chat with a user named by phone number. */
+async function otherMember (p: DeviceProfile, phone: string): Promise<string> {
+  const chat = await resolveChat(p, phone)
+  const c = await call<{ members: Array<{ user_id: string }> }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(chat.id)}`, { token: p.token })
+  return c.members.find((m) => m.user_id !== p.user_id)?.user_id ?? p.user_id
+}
+
 async function chatCommand (rest: string[]): Promise<number> {
-  const { values, positionals } = parse(rest, { group: { type: 'string' } })
+  const { values, positionals } = parse(rest, { group: { type: 'string' }, e2ee: { type: 'boolean', default: false } })
   need(positionals, 1, 'chat')
   const p = requireDeviceProfile(profileName(values.profile))
   const [sub, ...args] = positionals
-  type ChatJson = { chat_id: string, kind: string, name: string | null, members: Array<{ user_id: string, role: string }> }
+  type ChatJson = { chat_id: string, kind: string, name: string | null, e2ee?: string, members: Array<{ user_id: string, role: string }> }
   const show = (c: ChatJson): void => out(values.json, c,
-    `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}  members: ${c.members.map((m) => m.role === 'admin' ? `${m.user_id} (admin)` : m.user_id).join(', ')}`)
+    `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${m.user_id} (admin)` : m.user_id).join(', ')}`)
   const chatPath = (id: string): string => `/v1/chats/${encodeURIComponent(id)}`
   switch (sub) {
     case 'create': {
+      const e2ee = values.e2ee ? { e2ee: 'required' } : {}
       if (values.group !== undefined) {
-        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'group', name: values.group, members: args } }))
+        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'group', name: values.group, members: args, ...e2ee } }))
       } else {
         need(positionals, 2, 'chat')
-        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: args[0] } }))
+        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: args[0], ...e2ee } }))
       }
       return EXIT.ok
     }
@@ -590,6 +721,7 @@ async function chatCommand (rest: string[]): Promise<number> {
       await call(p.server, 'DELETE', `${chatPath(args[0])}/members/${encodeURIComponent(p.user_id)}`, { token: p.token })
       out(values.json, { chat_id: args[0], left: true }, `left ${args[0]}`)
       return EXIT.ok
+    case 'encrypt': need(positionals, 2, 'chat'); show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { e2ee: 'required' } })); return EXIT.ok
     case 'rename': need(positionals, 3, 'chat'); show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { name: args.slice(1).join(' ') } })); return EXIT.ok
     case 'promote':
     case 'demote':

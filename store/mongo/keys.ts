@@ -78,5 +78,7 @@ export class MongoKeys implements KeyStore {
     await this.#identities.deleteOne({ _id: deviceId })
   }
 
-  async identityDeviceIds (): Promise<string[]> { return (await this.#identities.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id) }
+  async identityKeys (): Promise<Array<{ deviceId: string, identityKey: string }>> {
+    return (await this.#identities.find({}, { projection: { _id: 1, identityKey: 1 } }).toArray()).map((d) => ({ deviceId: d._id, identityKey: d.identityKey }))
+  }
 }

@@ -24,7 +24,7 @@ export class SqliteKeys implements KeyStore {
       deleteKey: db.prepare('DELETE FROM one_time_keys WHERE device_id = ? AND key_id = ?'),
       dropKeys: db.prepare('DELETE FROM one_time_keys WHERE device_id = ?'),
       dropIdentity: db.prepare('DELETE FROM device_keys WHERE device_id = ?'),
-      allIdentities: db.prepare('SELECT device_id FROM device_keys')
+      allIdentities: db.prepare("SELECT device_id AS deviceId, json_extract(identity, '$.identityKey') AS identityKey FROM device_keys")
     }
   }
 
@@ -72,5 +72,7 @@ export class SqliteKeys implements KeyStore {
     })()
   }
 
-  async identityDeviceIds (): Promise<string[]> { return (this.#st.allIdentities.all() as Array<{ device_id: string }>).map((r) => r.device_id) }
+  async identityKeys (): Promise<Array<{ deviceId: string, identityKey: string }>> {
+    return (this.#st.allIdentities.all() as Array<{ deviceId: string, identityKey: string }>).map((r) => ({ deviceId: r.deviceId, identityKey: r.identityKey }))
+  }
 }

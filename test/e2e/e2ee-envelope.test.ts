@@ -12,7 +12,7 @@ const server = new TestServer()
 let a: DeviceCreds, b: DeviceCreds, b2: DeviceCreds, a2: DeviceCreds, noKeys: DeviceCreds
 let A2: Device, B: Device, B2: Device
 let chat: string, group: string
-const senderKey = randomBytes(32).toString('base64')
+let senderKey: string
 const ct = (): string => randomBytes(48).toString('base64')
 
 before(async () => {
@@ -22,7 +22,10 @@ before(async () => {
   a2 = await server.link(a, 'a laptop')
   b2 = await server.link(b, 'b laptop')
   noKeys = await server.link(b, 'an old client without keys')
-  for (const d of [a, a2, b, b2]) await new Keys(d.deviceId).publish(server, d.token)
+  for (const d of [a, a2, b, b2]) {
+    const k = await new Keys(d.deviceId).publish(server, d.token)
+    if (d === a) senderKey = k.identityKey
+  }
   const r = await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId, e2ee: 'required' })
   assert.equal(r.status, 201)
   assert.equal(r.body.e2ee, 'required')
@@ -69,6 +72,10 @@ test('a pairwise message must name exactly the devices with keys; each device ge
   // An unknown device is extra; the device without keys is not expected either.
   const extra = await send(a, chat, { id: 'e-1', e2ee: { sender_key: senderKey, olm: { ...full, dv_0123456789abcdef: { type: 0, body: ct() }, [noKeys.deviceId]: { type: 0, body: ct() } } } })
   assert.deepEqual(extra.body.error.extra.sort(), ['dv_0123456789abcdef', noKeys.deviceId].sort())
+  // The sender key must be the sending device's published identity key.
+  const forged = await send(a, chat, { id: 'e-1', e2ee: { sender_key: randomBytes(32).toString('base64'), olm: full } })
+  assert.equal(forged.status, 400)
+  assert.match(forged.body.error.message, /sender_key/)
   // Fixed, the same client id: stored once.
   const ok = await send(a, chat, { id: 'e-1', e2ee: { sender_key: senderKey, olm: full } })
   assert.equal(ok.status, 201, JSON.stringify(ok.body))
@@ -110,6 +117,13 @@ test('a revoked device still addressed is stale; a group message is one cipherte
   assert.equal(bad.status, 400)
   const session = await send(a, group, { id: 's-1', type: 'session', e2ee: { sender_key: senderKey, olm: { [a2.deviceId]: { type: 0, body: ct() }, [b.deviceId]: { type: 0, body: ct() }, [b2.deviceId]: { type: 0, body: ct() } } } })
   assert.equal(session.status, 201, JSON.stringify(session.body))
+  // A group key goes to the devices that lack it (a new device, a new member): some of the chat's devices will do, none outside it.
+  assert.equal((await send(a, group, { id: 's-2', type: 'session', e2ee: { sender_key: senderKey, olm: { [b2.deviceId]: { type: 0, body: ct() } } } })).status, 201)
+  const outside = await send(a, group, { id: 's-3', type: 'session', e2ee: { sender_key: senderKey, olm: { [b2.deviceId]: { type: 0, body: ct() }, [noKeys.deviceId]: { type: 0, body: ct() } } } })
+  assert.equal(outside.body.error.code, 'devices_mismatch')
+  assert.deepEqual(outside.body.error.extra, [noKeys.deviceId])
+  // A text is never addressed to part of the chat.
+  assert.equal((await send(a, group, { id: 's-4', e2ee: { sender_key: senderKey, olm: { [b2.deviceId]: { type: 0, body: ct() } } } })).body.error.code, 'devices_mismatch')
   // Malformed: both kinds, a body as well, a bad device id.
   for (const e2ee of [{ sender_key: senderKey, olm: { [b.deviceId]: { type: 0, body: ct() } }, megolm }, { sender_key: 'short', megolm }, { sender_key: senderKey, olm: { 'not-a-device': { type: 0, body: ct() } } }]) {
     assert.equal((await send(a, group, { id: 'bad', e2ee })).status, 400)

@@ -36,7 +36,7 @@ test('a device publishes signed keys; a contact claims each one-time key once, t
   const up = await server.api('PUT', '/v1/keys', a.token, { ...k.identity(), fallback_key: k.prekey('f1'), one_time_keys: [k.prekey('o1'), k.prekey('o2'), k.prekey('o3')] })
   assert.equal(up.status, 200, JSON.stringify(up.body))
   assert.deepEqual(up.body, { one_time_keys: 3 })
-  assert.deepEqual((await server.api('GET', '/v1/keys/count', a.token)).body, { one_time_keys: 3, fallback_key: true })
+  assert.deepEqual((await server.api('GET', '/v1/keys/count', a.token)).body, { one_time_keys: 3, max_one_time_keys: 8, fallback_key: true })
   const listed = await server.api('GET', `/v1/keys/users/${a.userId}`, b.token)
   assert.deepEqual(listed.body.devices, [{ device_id: a.deviceId, identity_key: k.identityKey, signing_key: k.signingKey, identity_signature: (k.identity() as { identity_signature: string }).identity_signature }])
   const got: string[] = []
@@ -89,11 +89,32 @@ test('signatures are checked: another key, another device\'s text, a tampered ke
   assert.equal(full.body.error.code, 'limit_reached')
 })
 
-test('only users sharing a chat reach each other\'s keys', async () => {
-  for (const [method, path, body] of [['GET', `/v1/keys/users/${a.userId}`, undefined], ['POST', '/v1/keys/claim', { user: a.userId }]] as const) {
+test('only users sharing a chat reach each other\'s keys, and only members list a chat\'s devices', async () => {
+  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  for (const [method, path, body] of [['GET', `/v1/keys/users/${a.userId}`, undefined], ['POST', '/v1/keys/claim', { user: a.userId }], ['GET', `/v1/keys/chats/${chat}`, undefined]] as const) {
     const r = await server.api(method, path, stranger.token, body)
     assert.equal(r.status, 404, `${method} ${path}`)
   }
+})
+
+test('a chat\'s devices are its members\' devices with keys, with the identity keys to encrypt to; a claim may name the devices it wants', async () => {
+  const chat = (await server.api('POST', '/v1/chats', a.token, { kind: 'direct', user: b.userId })).body.chat_id as string
+  const b2 = await server.link(b, 'b tablet')
+  const keysB = await new Keys(b.deviceId).publish(server, b.token, 2)
+  const keysB2 = await new Keys(b2.deviceId).publish(server, b2.token, 2)
+  const listed = (await server.api('GET', `/v1/keys/chats/${chat}`, a.token)).body
+  const byDevice = Object.fromEntries(listed.devices.map((d: { device_id: string, user_id: string, identity_key: string }) => [d.device_id, d]))
+  assert.deepEqual(byDevice[b.deviceId], { user_id: b.userId, device_id: b.deviceId, identity_key: keysB.identityKey })
+  assert.deepEqual(byDevice[b2.deviceId], { user_id: b.userId, device_id: b2.deviceId, identity_key: keysB2.identityKey })
+  assert.equal(byDevice[a.deviceId], undefined, 'the caller is left out')
+  // Claiming one device's keys leaves the other's pool alone.
+  const claimed = (await server.api('POST', '/v1/keys/claim', a.token, { user: b.userId, devices: [b2.deviceId] })).body.devices
+  assert.deepEqual(claimed.map((d: { device_id: string }) => d.device_id), [b2.deviceId])
+  assert.equal((await server.api('GET', '/v1/keys/count', b.token)).body.one_time_keys, 2)
+  assert.equal((await server.api('GET', '/v1/keys/count', b2.token)).body.one_time_keys, 1)
+  assert.equal((await server.api('DELETE', `/v1/devices/${b2.deviceId}`, b.token)).status, 204)
+  await waitFor('the revoked device to leave the chat\'s devices', async () =>
+    !(await server.api('GET', `/v1/keys/chats/${chat}`, a.token)).body.devices.some((d: { device_id: string }) => d.device_id === b2.deviceId) || undefined)
 })
 
 test('a new identity key reaches the user\'s contacts as a keys event, and drops the prekeys made with the old one', async () => {
@@ -102,7 +123,7 @@ test('a new identity key reaches the user\'s contacts as a keys event, and drops
   assert.equal((await server.api('PUT', '/v1/keys', a.token, { ...k2.identity(), fallback_key: k2.prekey('f2') })).status, 200)
   const e = await B.waitEvent('the identity change', (x) => x.type === 'keys' && x.reason === 'identity_changed' && x.device === a.deviceId && B.of('keys').indexOf(x) >= before)
   assert.equal(e.user, a.userId)
-  assert.deepEqual((await server.api('GET', '/v1/keys/count', a.token)).body, { one_time_keys: 0, fallback_key: true })
+  assert.deepEqual((await server.api('GET', '/v1/keys/count', a.token)).body, { one_time_keys: 0, max_one_time_keys: 8, fallback_key: true })
   assert.equal((await server.api('GET', `/v1/keys/users/${a.userId}`, b.token)).body.devices[0].identity_key, k2.identityKey)
 })
 
