@@ -35,8 +35,8 @@ export class Listener {
   readonly #child: ChildProcess
   #exited: Promise<number>
 
-  constructor (home: string, readonly profile: string) {
-    this.#child = spawn(process.execPath, [CLI, 'listen', '--profile', profile, '--json'], { env: { PATH: process.env.PATH ?? '', MQCHAT_CLI_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
+  constructor (home: string, readonly profile: string, args: string[] = []) {
+    this.#child = spawn(process.execPath, [CLI, 'listen', '--profile', profile, '--json', ...args], { env: { PATH: process.env.PATH ?? '', MQCHAT_CLI_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] })
     let buf = ''
     this.#child.stdout!.on('data', (c: Buffer) => {
       buf += c.toString('utf8')
