@@ -42,7 +42,7 @@ const MISMATCH_RETRIES = 3
 interface Inner { chat: string, kind: string, ref?: number, body?: unknown, session_id?: string, session_key?: string }
 
 /** A message event or history row as the server gives it. */
-export interface MessageJson { chat: string, seq: number, id: string, from: string, device: string, kind: string, ref?: number, body: unknown }
+export interface MessageJson { chat: string, seq: number, id: string, from: string, device: string, kind: string, ref?: number, edited_at?: number, body: unknown }
 
 export type Opened =
   | { ok: true, body: unknown }
@@ -352,6 +352,8 @@ export class E2ee {
 
   #check (m: MessageJson, inner: Inner): string | undefined {
     if (inner.chat !== m.chat) return 'it was encrypted for another chat'
+    // An edited message carries its edit's ciphertext (history).
+    if (typeof m.edited_at === 'number' && inner.kind === 'edit' && inner.ref === m.seq) return undefined
     if (inner.kind !== m.kind) return `it was encrypted as a ${inner.kind}, not a ${m.kind}`
     if ((inner.ref ?? undefined) !== (m.ref ?? undefined)) return 'it was encrypted for another message reference'
     return undefined

@@ -84,6 +84,12 @@ test('a group: one ciphertext per message, everyone\'s devices decrypt everyone\
     assert.equal(bodyOf(rows, c.id), fromCarol, `${reader} reads carol's`)
     assert.ok(!rows.some((m) => m.kind === 'session'), 'group keys are not shown')
   }
+  // An edit is encrypted too; history shows the edited text in place.
+  const edited = secret('the group meets on friday now')
+  assert.equal((await cliJson(home, ['edit', group, String(a.seq), edited, '--profile', 'alice'])).encrypted, true)
+  const afterEdit = (await historyOf(home, 'bob2', group)).find((m) => m.id === a.id)
+  assert.equal(afterEdit.body, edited)
+  assert.equal(typeof afterEdit.edited_at, 'number')
   // Stored: one Megolm ciphertext, the same for every member.
   const raw = await server.api('GET', `/v1/chats/${group}/messages?after=0`, bob.token)
   const m = raw.body.messages.find((x: { id: string }) => x.id === a.id)
