@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import { CLI, Device, TestServer, cli, tempDir, waitFor, within, type DeviceCreds } from '../helpers/server.js'
@@ -62,6 +62,7 @@ test('a direct chat: each of bob\'s devices decrypts alice\'s message, alice rea
   assert.equal(bodyOf(await historyOf(home, 'bob2', direct), r.id), text, 'bob\'s second device decrypts it too')
   assert.equal(bodyOf(await historyOf(home, 'bob', direct), r.id), text, 'and history after listen reads the kept plaintext (Olm decrypts once)')
   assert.equal(bodyOf(await historyOf(home, 'alice', direct), r.id), text, 'the sender reads her own')
+  for (const name of ['alice', 'bob', 'bob2']) assert.equal(statSync(join(home, `${name}.e2ee.json`)).mode & 0o777, 0o600, `${name}'s keys and sessions are the owner's alone`)
   const answer = secret('bring the lantern, also the map')
   const back = await sent('bob2', direct, answer, '--reply', String(r.seq))
   const onAlice = await aliceListening.wait('bob\'s answer', (e) => e.type === 'msg' && e.id === back.id)
