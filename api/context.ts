@@ -9,6 +9,8 @@ import type { BlockService } from '../core/blocks.js'
 import type { ChatSettingsService } from '../core/chat-settings.js'
 import type { PushTargets } from '../core/push-targets.js'
 import type { KeyDirectory } from '../core/keys.js'
+import type { ProfileService } from '../core/profiles.js'
+import type { ContactService } from '../core/contacts.js'
 import type { ChatService } from '../core/chats.js'
 import type { UserLookup } from '../core/users.js'
 import type { DeviceService } from '../core/devices.js'
@@ -35,6 +37,8 @@ export interface ApiServices {
   blocks: BlockService
   /** The end-to-end encryption key directory. */
   keys: KeyDirectory
+  profiles: ProfileService
+  contacts: ContactService
   /** The calling device's push targets. */
   push: PushTargets
   /** Per-user chat settings (mute). */

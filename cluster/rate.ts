@@ -25,10 +25,10 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return ok
 `
 
-// KEYS[1] counter; ARGV window ms. Returns the count in the current window.
+// KEYS[1] counter; ARGV window ms, how many to count. Returns the count in the current window.
 const HIT = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 `
 
@@ -49,8 +49,8 @@ export class RedisCounter implements Counter {
     this.#hit = luaScript(redis, 'Hit', HIT, 1)
   }
 
-  async hit (key: string): Promise<boolean> {
-    return Number(await this.#hit(`mqchat:count:${this.name}:${key}`, this.windowMs)) <= this.limit
+  async hit (key: string, n = 1): Promise<boolean> {
+    return Number(await this.#hit(`mqchat:count:${this.name}:${key}`, this.windowMs, n)) <= this.limit
   }
 }
 

@@ -121,6 +121,9 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   get (deviceId: string): Device | undefined { return this.#byId.get(deviceId) }
 
   /** Ids of a user's active devices. */
+  /** Whether the user exists (every user has had a device). */
+  hasUser (userId: string): boolean { return this.#byUser.has(userId) }
+
   activeIds (userId: string): ReadonlySet<string> { return this.#byUser.get(userId) ?? new Set() }
 
   async create (userId: string, name: string, opts: { linked?: boolean } = {}): Promise<{ device: Device, token: string }> {

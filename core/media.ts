@@ -28,6 +28,14 @@ export type SlotAnswer =
   | { media: Media, existing: false, uploadExpiresAt: number }
 
 export class MediaService {
+  #alsoReadable: Array<(mediaId: string, userId: string) => Promise<boolean>> = []
+  #keep: Array<(mediaId: string) => Promise<boolean>> = []
+
+  /** Another reason a user may read a media object (an avatar: whoever may see its owner's profile). */
+  alsoReadable (fn: (mediaId: string, userId: string) => Promise<boolean>): void { this.#alsoReadable.push(fn) }
+  /** Media the lifecycle job keeps whatever its age (a current avatar). */
+  keepWhile (fn: (mediaId: string) => Promise<boolean>): void { this.#keep.push(fn) }
+
   constructor (
     private readonly store: MediaStore,
     readonly backend: MediaBackend,
@@ -53,9 +61,14 @@ export class MediaService {
     return { ...media, status: 'complete', uploadExpiresAt: null }
   }
 
-  async requestSlot (userId: string, req: { chatId: string, size: number, contentType: string, sha256: string }): Promise<SlotAnswer> {
-    if (!this.chats.isMember(req.chatId, userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
+  /**
+   * An upload slot: for a chat the user is in, or (`chatId` undefined) for
+   * the user's own use, such as an avatar, which must then be an image.
+   */
+  async requestSlot (userId: string, req: { chatId?: string, size: number, contentType: string, sha256: string }): Promise<SlotAnswer> {
+    if (req.chatId !== undefined && !this.chats.isMember(req.chatId, userId)) throw new DomainError('not_member', 'you are not a member of this chat', 404)
     const kind = kindOf(req.contentType)
+    if (req.chatId === undefined && kind !== 'image') throw new DomainError('bad_request', 'an upload for no chat is an avatar: an image', 400)
     const max = this.limits.maxBytes[kind]
     if (req.size > max) throw new DomainError('too_large', `${kind} files may be at most ${max} bytes`, 413)
     const existing = await this.store.findComplete(req.sha256, req.size)
@@ -106,7 +119,14 @@ export class MediaService {
     if (!media) throw notFound('media')
     if (await this.store.isOwner(mediaId, userId)) return media
     for (const link of await this.store.linksOf(mediaId)) if (await this.seesLink(link, userId)) return media
+    for (const also of this.#alsoReadable) if (await also(mediaId, userId)) return media
     throw notFound('media')
+  }
+
+  /** A completed upload of the user's (theirs by upload or deduplication); undefined otherwise. */
+  async owned (mediaId: string, userId: string): Promise<Media | undefined> {
+    const media = await this.completed(await this.store.get(mediaId))
+    return media !== undefined && await this.store.isOwner(mediaId, userId) ? media : undefined
   }
 
   /**
@@ -137,11 +157,17 @@ export class MediaService {
   async expire (retentionMs: number, unreferencedMs: number, now = Date.now()): Promise<string[]> {
     const gone: string[] = []
     for (const m of await this.store.expired(now - retentionMs, now - unreferencedMs)) {
+      if (await this.#kept(m.id)) continue
       await this.backend.delete(m.id)
       await this.store.delete(m.id)
       gone.push(m.id)
     }
     return gone
+  }
+
+  async #kept (mediaId: string): Promise<boolean> {
+    for (const keep of this.#keep) if (await keep(mediaId)) return true
+    return false
   }
 
   /** Records that a message (chat, seq) carries the media: the chat's readers of that seq may download it. */

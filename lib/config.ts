@@ -79,6 +79,11 @@ export interface Config {
   groupsPerHour: number
   directChatsPerHour: number
   phoneLookupsPerHour: number
+  phoneLookupsPerDay: number
+  contactsMax: number
+  contactSyncsPerHour: number
+  contactsNewPerDay: number
+  discoveryAnswerMs: number
   maxMessageBytes: number
   maxPacketBytes: number
   maxTopicLevels: number
@@ -282,7 +287,12 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'maxGroupMembers', env: 'MQCHAT_MAX_GROUP_MEMBERS', def: '1024', parse: int(2, 100000), help: 'members per group' },
   { key: 'groupsPerHour', env: 'MQCHAT_GROUPS_PER_HOUR', def: '10', parse: int(1, 100000), help: 'groups one user may create per hour (429 rate_limited past it)' },
   { key: 'directChatsPerHour', env: 'MQCHAT_DIRECT_CHATS_PER_HOUR', def: '50', parse: int(1, 100000), help: 'new direct chats one user may open per hour (opening an existing one is free; 429 rate_limited past it)' },
-  { key: 'phoneLookupsPerHour', env: 'MQCHAT_PHONE_LOOKUPS_PER_HOUR', def: '100', parse: int(1, 1000000), help: 'phone numbers one user may look up per hour, registered or not: each user named by phone in a chat, member list or block (429 rate_limited past it)' },
+  { key: 'phoneLookupsPerHour', env: 'MQCHAT_PHONE_LOOKUPS_PER_HOUR', def: '100', parse: int(1, 1000000), help: 'phone numbers outside a user\'s contact list that one user may look up per hour, registered or not: each named by phone in a chat, member list or block, or looked up alone with contact discovery (429 rate_limited past it)' },
+  { key: 'phoneLookupsPerDay', env: 'MQCHAT_PHONE_LOOKUPS_PER_DAY', def: '100', parse: int(1, 1000000), help: 'the same, per day' },
+  { key: 'contactsMax', env: 'MQCHAT_CONTACTS_MAX', def: '2000', parse: int(1, 100000), help: 'phone numbers in one user\'s contact list (contact discovery; 409 limit_reached past it)' },
+  { key: 'contactSyncsPerHour', env: 'MQCHAT_CONTACT_SYNCS_PER_HOUR', def: '1', parse: int(1, 10000), help: 'full contact-list uploads one user may make per hour (429 rate_limited past it)' },
+  { key: 'contactsNewPerDay', env: 'MQCHAT_CONTACTS_NEW_PER_DAY', def: '2000', parse: int(1, 1000000), help: 'numbers new to a user\'s contact list that full uploads may bring in per day: what one account can learn of who is registered (429 rate_limited past it)' },
+  { key: 'discoveryAnswerMs', env: 'MQCHAT_DISCOVERY_ANSWER_MS', def: '200', parse: int(0, 60000), help: 'contact discovery answers no sooner than this after the request, so its timing tells nothing of which numbers are registered' },
   { key: 'maxMessageBytes', env: 'MQCHAT_MAX_MESSAGE_BYTES', def: '65536', parse: int(256, 16777216), help: 'largest chat envelope accepted (refused with too_large)' },
   { key: 'maxPacketBytes', env: 'MQCHAT_MAX_PACKET_BYTES', def: '262144', parse: int(1024, 268435455), help: 'largest MQTT packet; a larger one closes the connection' },
   { key: 'maxTopicLevels', env: 'MQCHAT_MAX_TOPIC_LEVELS', def: '16', parse: int(3, 100), help: 'topic levels accepted in PUBLISH/SUBSCRIBE' },

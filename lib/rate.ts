@@ -8,8 +8,8 @@ export type Verdict = boolean | Promise<boolean>
 
 /** `take` is false when the key has no token left. */
 export interface Buckets { readonly rate: number, readonly burst: number, take (key: string): Verdict }
-/** `hit` counts one event; false once the key is over its limit in the current window. */
-export interface Counter { hit (key: string): Verdict }
+/** `hit` counts one event (or `n`); false once the key is over its limit in the current window. */
+export interface Counter { hit (key: string, n?: number): Verdict }
 /** Builds the counters a service needs: `name` keeps different counters apart. */
 export type CounterFactory = (name: string, limit: number, windowMs: number) => Counter
 
@@ -37,7 +37,7 @@ export class WindowCounter implements Counter {
   #counts = new Map<string, { n: number, until: number }>()
   constructor (private readonly limit: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
 
-  hit (key: string): boolean {
+  hit (key: string, n = 1): boolean {
     const t = this.now()
     if (this.#counts.size > 100_000) this.prune(t)
     let c = this.#counts.get(key)
@@ -45,7 +45,7 @@ export class WindowCounter implements Counter {
       c = { n: 0, until: t + this.windowMs }
       this.#counts.set(key, c)
     }
-    c.n++
+    c.n += n
     return c.n <= this.limit
   }
 

@@ -5,6 +5,8 @@
 import { ChatSettingsService } from '../core/chat-settings.js'
 import { PushTargets } from '../core/push-targets.js'
 import { KeyDirectory } from '../core/keys.js'
+import { ProfileService } from '../core/profiles.js'
+import { ContactService } from '../core/contacts.js'
 import { E2eePolicy } from '../core/e2ee.js'
 import { enabledProviders } from '../push/index.js'
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs'
@@ -40,7 +42,7 @@ import { isLoopback, type Config } from '../lib/config.js'
 import type { Metrics } from '../lib/metrics.js'
 import { directSends, type MessageSends } from '../bridge/sends.js'
 import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from '../lib/rate.js'
-import type { Device, DirectoryStore, HistoryStore, KeyStore, MediaStore } from '../store/types.js'
+import type { Device, DirectoryStore, HistoryStore, KeyStore, MediaStore, ProfileStore } from '../store/types.js'
 
 /** xmpp, xmppWs: 0 when the XMPP listeners are off; mqttTls, wss, https: 0 without a TLS certificate. */
 export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number }
@@ -70,10 +72,12 @@ export function warnPlaintext (cfg: Config, log: Logger, ports: Ports): void {
   log.warn({ host: cfg.host, plaintext: plain }, `plaintext listeners on ${cfg.host} (${plain.join(', ')}): device tokens and messages travel in the clear there. Give clients the TLS listeners (MQCHAT_TLS_CERT, MQCHAT_TLS_KEY), or put a TLS terminator in front and set MQCHAT_TRUST_PROXY`)
 }
 
-export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore, keys: KeyStore }
+export interface StoreSet { directory: DirectoryStore, history: HistoryStore, media: MediaStore, keys: KeyStore, profiles: ProfileStore }
 
 export interface Domain {
   keys: KeyDirectory
+  profiles: ProfileService
+  contacts: ContactService
   push: PushTargets
   chatSettings: ChatSettingsService
   devices: DeviceService
@@ -124,7 +128,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   })
   const settings = new SettingsService(stores.directory)
   const blocks = new BlockService(stores.directory)
-  const users = new UserLookup(stores.directory, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, counters: engines.counters })
+  const users = new UserLookup(stores.directory, stores.profiles, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, phoneLookupsPerDay: cfg.phoneLookupsPerDay, counters: engines.counters })
   const push = new PushTargets(stores.directory, { maxPerDevice: cfg.pushMaxTargetsPerDevice, allowInsecureEndpoints: cfg.pushAllowInsecureEndpoints, enabled: enabledProviders(cfg) })
   const chatSettings = new ChatSettingsService(stores.directory, chats)
   // Key directory events (a pool running low, a contact's new identity) are inbox events; the bridge is made below.
@@ -166,6 +170,10 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
     maxForwardTargets: cfg.forwardMaxChats
   }, media)
   bridgeRef = bridge
+  const profiles = new ProfileService(stores.profiles, stores.directory, settings, chats, devices, blocks, media, (deviceId, payload) => bridge.sendTo(deviceId, payload, 'profile'))
+  const contacts = new ContactService(stores.profiles, stores.directory, profiles, users, {
+    max: cfg.contactsMax, syncsPerHour: cfg.contactSyncsPerHour, newPerDay: cfg.contactsNewPerDay, answerMs: cfg.discoveryAnswerMs, counters: engines.counters
+  })
   const e2ee = new E2eePolicy(chats, devices, keys)
   bridge.checkEncryptionWith((device, chatId, env) => e2ee.check(device, chatId, env))
 
@@ -184,7 +192,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const presence = engines.presence(settings, publishPresence)
   // Presence is for contacts: users sharing a chat the target has taken part in (ChatService.isContactOf), unless the target blocked them.
   const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.isContactOf(watcher, target) && !blocks.has(target, watcher))
-  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings, keys }
+  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings, keys, profiles, contacts }
 }
 
 /** Starts the HTTP API on the configured port. */
@@ -206,6 +214,8 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     push: d.push,
     chatSettings: d.chatSettings,
     keys: d.keys,
+    profiles: d.profiles,
+    contacts: d.contacts,
     limiter: d.limiter,
     metrics,
     info,

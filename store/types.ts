@@ -60,8 +60,10 @@ export interface MemberPeriod { fromSeq: number, toSeq: number | null, joinedAt:
 export interface OneTimeCode { phone: string, codeHash: string, expiresAt: number, attempts: number }
 
 export type LastSeenVisibility = 'everyone' | 'chats' | 'nobody'
-export interface UserSettings { readReceipts: boolean, lastSeen: LastSeenVisibility }
-export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'chats' }
+/** Who sees a user's profile: anyone who can name them, the users whose numbers they uploaded (their contacts), or nobody. */
+export type ProfileVisibility = 'everyone' | 'contacts' | 'nobody'
+export interface UserSettings { readReceipts: boolean, lastSeen: LastSeenVisibility, profile?: ProfileVisibility }
+export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'chats', profile: 'everyone' }
 
 /** A user's own settings for one chat (the same on all their devices). */
 export interface ChatSettings {
@@ -96,6 +98,8 @@ export interface DirectoryStore {
   createUser (user: User): Promise<void>
   getUser (id: string): Promise<User | undefined>
   getUserByPhone (phone: string): Promise<User | undefined>
+  /** The users with these phone numbers (one indexed query, whatever the numbers). */
+  usersByPhones (phones: string[]): Promise<User[]>
 
   addDevice (device: Device): Promise<void>
   /**
@@ -296,6 +300,35 @@ export interface MediaStore {
 }
 
 /** A prekey a device published, signed by its Ed25519 key (docs/protocol.md, "End-to-end encryption"). */
+/** What a user shows of themselves (docs/protocol.md, "Profiles"). */
+export interface Profile {
+  name: string | null
+  about: string | null
+  /** A media id (an image the user uploaded as an avatar). */
+  avatar: string | null
+  updatedAt: number
+}
+
+/** Profiles, and each user's contact list: the phone numbers they uploaded (their address book). */
+export interface ProfileStore {
+  getProfile (userId: string): Promise<Profile | undefined>
+  /** The profiles of those users that have one. */
+  profiles (userIds: string[]): Promise<Map<string, Profile>>
+  putProfile (userId: string, profile: Profile): Promise<void>
+  deleteProfile (userId: string): Promise<void>
+  /** Whose current avatar a media id is. */
+  avatarOwner (mediaId: string): Promise<string | undefined>
+  /** Replaces a user's contact list. */
+  setContacts (userId: string, phones: string[]): Promise<void>
+  /** Adds numbers to a user's contact list (those already there stay as they are); returns its size. */
+  addContacts (userId: string, phones: string[]): Promise<number>
+  contacts (userId: string): Promise<string[]>
+  hasContact (userId: string, phone: string): Promise<boolean>
+  /** Deletes a user's contact list, and a number from everyone's (an erased account). */
+  dropContacts (userId: string): Promise<void>
+  forgetPhone (phone: string): Promise<void>
+}
+
 export interface SignedPrekey { keyId: string, key: string, signature: string }
 
 /** A device's published identity: its Curve25519 identity key and Ed25519 signing key, the first signed by the second. */

@@ -1,6 +1,6 @@
 // The caller's account: who am I, privacy settings, and devices (link, list, revoke).
 import type { FastifyPluginAsync } from 'fastify'
-import type { Device } from '../../store/types.js'
+import type { Device, ProfileVisibility, UserSettings } from '../../store/types.js'
 import { requireDevice, type ApiServices } from '../context.js'
 import { DomainError } from '../../core/errors.js'
 
@@ -16,26 +16,26 @@ export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
     return { user_id: d.userId, phone: user?.phone, device_id: d.id }
   })
 
-  const settingsSchema = { type: 'object', properties: { read_receipts: { type: 'boolean' }, last_seen: { type: 'string', enum: ['everyone', 'chats', 'nobody'] } } } as const
+  const settingsSchema = { type: 'object', properties: { read_receipts: { type: 'boolean' }, last_seen: { type: 'string', enum: ['everyone', 'chats', 'nobody'] }, profile: { type: 'string', enum: ['everyone', 'contacts', 'nobody'] } } } as const
+  const settingsJson = (st: UserSettings) => ({ read_receipts: st.readReceipts, last_seen: st.lastSeen, profile: st.profile ?? 'everyone' })
   app.get('/v1/me/settings', { schema: { summary: 'Privacy settings', response: { 200: settingsSchema } } }, async (req) => {
     const d = requireDevice(s, req)
-    const st = s.settings.of(d.userId)
-    return { read_receipts: st.readReceipts, last_seen: st.lastSeen }
+    return settingsJson(s.settings.of(d.userId))
   })
 
-  app.patch<{ Body: { read_receipts?: boolean, last_seen?: 'everyone' | 'chats' | 'nobody' } }>('/v1/me/settings', {
+  app.patch<{ Body: { read_receipts?: boolean, last_seen?: 'everyone' | 'chats' | 'nobody', profile?: ProfileVisibility } }>('/v1/me/settings', {
     schema: {
-      summary: 'Change privacy settings: read receipts on/off (off: you neither send nor see read receipts), who sees your last seen',
+      summary: 'Change privacy settings: read receipts on/off (off: you neither send nor see read receipts), who sees your last seen, who sees your profile',
       body: { ...settingsSchema, additionalProperties: false, minProperties: 1 },
       response: { 200: settingsSchema }
     }
   }, async (req) => {
     const d = requireDevice(s, req)
-    const patch: { readReceipts?: boolean, lastSeen?: 'everyone' | 'chats' | 'nobody' } = {}
+    const patch: Partial<UserSettings> = {}
     if (req.body.read_receipts !== undefined) patch.readReceipts = req.body.read_receipts
     if (req.body.last_seen !== undefined) patch.lastSeen = req.body.last_seen
-    const st = await s.settings.update(d.userId, patch)
-    return { read_receipts: st.readReceipts, last_seen: st.lastSeen }
+    if (req.body.profile !== undefined) patch.profile = req.body.profile
+    return settingsJson(await s.settings.update(d.userId, patch))
   })
 
   app.get('/v1/devices', {

@@ -19,11 +19,11 @@ function checkUrl (signer: UrlSigner, method: 'GET' | 'PUT', mediaId: string, q:
 }
 
 export const mediaRoutes = (s: ApiServices, m: MediaApi, baseUrl: () => string): FastifyPluginAsync => async (app) => {
-  app.post<{ Body: { chat: string, size: number, content_type: string, sha256: string } }>('/v1/media', {
+  app.post<{ Body: { chat?: string, size: number, content_type: string, sha256: string } }>('/v1/media', {
     schema: {
-      summary: 'Ask for an upload slot; the same bytes already stored are not uploaded again',
+      summary: 'Ask for an upload slot, for a chat (or, without one, an image for your avatar); the same bytes already stored are not uploaded again',
       body: {
-        type: 'object', required: ['chat', 'size', 'content_type', 'sha256'], additionalProperties: false,
+        type: 'object', required: ['size', 'content_type', 'sha256'], additionalProperties: false,
         properties: {
           chat: { type: 'string' },
           size: { type: 'integer', minimum: 1 },
@@ -34,7 +34,7 @@ export const mediaRoutes = (s: ApiServices, m: MediaApi, baseUrl: () => string):
     }
   }, async (req, reply) => {
     const d = requireDevice(s, req)
-    const r = await m.media.requestSlot(d.userId, { chatId: req.body.chat, size: req.body.size, contentType: req.body.content_type, sha256: req.body.sha256 })
+    const r = await m.media.requestSlot(d.userId, { ...(req.body.chat !== undefined ? { chatId: req.body.chat } : {}), size: req.body.size, contentType: req.body.content_type, sha256: req.body.sha256 })
     if (r.existing) return reply.code(200).send({ media_id: r.media.id, existing: true })
     const target = await m.media.uploadTarget(r.media, r.uploadExpiresAt, baseUrl())
     return reply.code(201).send({ media_id: r.media.id, existing: false, upload: { ...target, expires_at: r.uploadExpiresAt } })

@@ -19,6 +19,10 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.deepEqual(await s.getUserByPhone('+15550000001'), { id: 'u_1', phone: '+15550000001', createdAt: 1 })
       assert.equal(await s.getUser('u_2'), undefined)
       await assert.rejects(s.createUser({ id: 'u_2', phone: '+15550000001', createdAt: 2 }))
+      await s.createUser({ id: 'u_3', phone: '+15550000003', createdAt: 3 })
+      const found = await s.usersByPhones(['+15550000003', '+15550000009', '+15550000001', '+15550000003'])
+      assert.deepEqual(found.map((u) => u.id).sort(), ['u_1', 'u_3'])
+      assert.deepEqual(await s.usersByPhones([]), [])
     }))
 
     test('devices: listed oldest first, revoked ones leave the list once', () => withStore(async (s) => {
@@ -138,9 +142,12 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
     test('user settings: stored whole, listed for the cache', () => withStore(async (s) => {
       assert.equal(await s.getSettings('u_1'), undefined)
       await s.putSettings('u_1', { readReceipts: false, lastSeen: 'nobody' })
-      await s.putSettings('u_1', { readReceipts: false, lastSeen: 'chats' })
-      assert.deepEqual(await s.getSettings('u_1'), { readReceipts: false, lastSeen: 'chats' })
-      assert.deepEqual(await s.allSettings(), [{ userId: 'u_1', settings: { readReceipts: false, lastSeen: 'chats' } }])
+      await s.putSettings('u_1', { readReceipts: false, lastSeen: 'chats', profile: 'contacts' })
+      assert.deepEqual(await s.getSettings('u_1'), { readReceipts: false, lastSeen: 'chats', profile: 'contacts' })
+      assert.deepEqual(await s.allSettings(), [{ userId: 'u_1', settings: { readReceipts: false, lastSeen: 'chats', profile: 'contacts' } }])
+      // Settings kept before profiles had a setting read as they were (the service fills in the default).
+      await s.putSettings('u_2', { readReceipts: true, lastSeen: 'everyone' })
+      assert.deepEqual(await s.getSettings('u_2'), { readReceipts: true, lastSeen: 'everyone' })
     }))
 
     test('blocks: one direction each, idempotent', () => withStore(async (s) => {

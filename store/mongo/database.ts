@@ -9,17 +9,19 @@
 // and multi-step writes are ordered so that a crash between steps is repaired
 // by repeating the operation (see history.ts).
 import { MongoClient, MongoServerError, type Db } from 'mongodb'
-import type { DirectoryStore, HistoryStore, KeyStore, MediaStore } from '../types.js'
+import type { DirectoryStore, HistoryStore, KeyStore, MediaStore, ProfileStore } from '../types.js'
 import { MongoDirectory } from './directory.js'
 import { MongoHistory } from './history.js'
 import { MongoMedia } from './media.js'
 import { MongoKeys } from './keys.js'
+import { MongoProfiles } from './profiles.js'
 
 export interface MongoStores {
   directory: DirectoryStore
   history: HistoryStore
   media: MediaStore
   keys: KeyStore
+  profiles: ProfileStore
   /** Commands sent to MongoDB since the stores were opened, by command name (the driver's command monitoring). */
   commands (): Record<string, number>
   close (): Promise<void>
@@ -44,6 +46,7 @@ export async function openMongoStores (opts: MongoOptions): Promise<MongoStores>
   const history = new MongoHistory(db)
   const media = new MongoMedia(db)
   const keys = new MongoKeys(db)
-  await Promise.all([directory.init(), history.init(), media.init(), keys.init()])
-  return { directory, history, media, keys, commands: () => ({ ...commands }), close: async () => { await history.close(); await client.close() } }
+  const profiles = new MongoProfiles(db)
+  await Promise.all([directory.init(), history.init(), media.init(), keys.init(), profiles.init()])
+  return { directory, history, media, keys, profiles, commands: () => ({ ...commands }), close: async () => { await history.close(); await client.close() } }
 }

@@ -1,6 +1,6 @@
 // Directory (users, devices, chats, members, blocks, settings, one-time codes) on MongoDB.
 import type { Collection, Db } from 'mongodb'
-import { DEFAULT_SETTINGS, type Chat, type ChatSettings, type Device, type DirectoryStore, type Member, type MemberPeriod, type OneTimeCode, type PushTarget, type Role, type User, type UserSettings } from '../types.js'
+import { type Chat, type ChatSettings, type Device, type DirectoryStore, type Member, type MemberPeriod, type OneTimeCode, type PushTarget, type Role, type User, type UserSettings } from '../types.js'
 import { isDuplicateKey } from './database.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
@@ -19,7 +19,7 @@ interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, j
 /** A user's ended memberships of a chat, one document per (chat, user) so that every read is by _id. */
 interface PeriodsDoc { _id: string, periods: MemberPeriod[] }
 interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
-interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettings['lastSeen'] }
+interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettings['lastSeen'], profile?: UserSettings['profile'] }
 /** _id `<userId>\n<chatId>`. */
 interface ChatSettingsDoc { _id: string, mutedUntil: number | null }
 /** _id: the target's id, which stands for its type and address. */
@@ -81,6 +81,11 @@ export class MongoDirectory implements DirectoryStore {
   async getUserByPhone (phone: string): Promise<User | undefined> {
     const u = await this.#users.findOne({ phone })
     return u ? toUser(u) : undefined
+  }
+
+  async usersByPhones (phones: string[]): Promise<User[]> {
+    if (phones.length === 0) return []
+    return (await this.#users.find({ phone: { $in: [...new Set(phones)] } }).toArray()).map(toUser)
   }
 
   async addDevice (d: Device): Promise<void> {
@@ -244,15 +249,15 @@ export class MongoDirectory implements DirectoryStore {
 
   async getSettings (userId: string): Promise<UserSettings | undefined> {
     const s = await this.#settings.findOne({ _id: userId })
-    return s ? { ...DEFAULT_SETTINGS, readReceipts: s.readReceipts, lastSeen: s.lastSeen } : undefined
+    return s ? { readReceipts: s.readReceipts, lastSeen: s.lastSeen, ...(s.profile !== undefined ? { profile: s.profile } : {}) } : undefined
   }
 
   async putSettings (userId: string, s: UserSettings): Promise<void> {
-    await this.#settings.updateOne({ _id: userId }, { $set: { readReceipts: s.readReceipts, lastSeen: s.lastSeen } }, { upsert: true })
+    await this.#settings.replaceOne({ _id: userId }, { readReceipts: s.readReceipts, lastSeen: s.lastSeen, ...(s.profile !== undefined ? { profile: s.profile } : {}) }, { upsert: true })
   }
 
   async allSettings (): Promise<Array<{ userId: string, settings: UserSettings }>> {
-    return (await this.#settings.find({}).toArray()).map((s) => ({ userId: s._id, settings: { readReceipts: s.readReceipts, lastSeen: s.lastSeen } }))
+    return (await this.#settings.find({}).toArray()).map((s) => ({ userId: s._id, settings: { readReceipts: s.readReceipts, lastSeen: s.lastSeen, ...(s.profile !== undefined ? { profile: s.profile } : {}) } }))
   }
 
   async getChatSettings (userId: string, chatId: string): Promise<ChatSettings | undefined> {

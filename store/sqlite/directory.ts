@@ -118,6 +118,14 @@ export class SqliteDirectory implements DirectoryStore {
   async createUser (u: User): Promise<void> { this.#st.insertUser.run(u.id, u.phone, u.createdAt) }
   async getUser (id: string): Promise<User | undefined> { return plainRow<User>(this.#st.user.get(id)) }
   async getUserByPhone (phone: string): Promise<User | undefined> { return plainRow<User>(this.#st.userByPhone.get(phone)) }
+  async usersByPhones (phones: string[]): Promise<User[]> {
+    const out: User[] = []
+    for (const phone of new Set(phones)) {
+      const u = plainRow<User>(this.#st.userByPhone.get(phone))
+      if (u !== undefined) out.push(u)
+    }
+    return out
+  }
 
   async addDevice (d: Device): Promise<void> {
     this.#st.insertDevice.run(d.id, d.userId, d.name, d.tokenHash, d.createdAt, d.revokedAt, d.scram ? JSON.stringify(d.scram) : null, d.linked === true ? 1 : 0)

@@ -67,7 +67,7 @@ test('✓ then ✓✓ per member then blue, on both of the sender\'s devices; th
 
 test('with read receipts off, C\'s reads are never shown to A and C sees nobody\'s read', async () => {
   const off = await server.api('PATCH', '/v1/me/settings', c.token, { read_receipts: false })
-  assert.deepEqual(off.body, { read_receipts: false, last_seen: 'chats' })
+  assert.deepEqual(off.body, { read_receipts: false, last_seen: 'chats', profile: 'everyone' })
 
   await A1.publish(group, { id: 't-2', body: 'second' })
   const seq = (await A1.waitEvent('ack', (e) => e.type === 'ack' && e.id === 't-2')).seq as number

@@ -8,6 +8,7 @@ import { directoryContract } from '../../store/contract/directory.js'
 import { historyContract } from '../../store/contract/history.js'
 import { mediaContract } from '../../store/contract/media.js'
 import { keysContract } from '../../store/contract/keys.js'
+import { profilesContract } from '../../store/contract/profiles.js'
 import { openMongoStores, type MongoStores } from '../../store/mongo/database.js'
 import { FerretDb } from '../helpers/services.js'
 
@@ -54,6 +55,7 @@ directoryContract('mongodb (FerretDB)', opener((s) => s.directory))
 historyContract('mongodb (FerretDB)', opener((s) => s.history))
 mediaContract('mongodb (FerretDB)', opener((s) => s.media))
 keysContract('mongodb (FerretDB)', opener((s) => s.keys))
+profilesContract('mongodb (FerretDB)', opener((s) => s.profiles))
 
 test('mongodb history: an append that stopped between its insert and its counter update leaves no gap and no reused seq', () => withDatabase('interrupted', async ({ stores, db }) => {
   const msg = (clientId: string, serverTs: number) => ({ chatId: 'c_x', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs })

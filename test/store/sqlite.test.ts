@@ -8,11 +8,13 @@ import { directoryContract } from '../../store/contract/directory.js'
 import { historyContract } from '../../store/contract/history.js'
 import { mediaContract } from '../../store/contract/media.js'
 import { keysContract } from '../../store/contract/keys.js'
+import { profilesContract } from '../../store/contract/profiles.js'
 import { openDatabase } from '../../store/sqlite/database.js'
 import { SqliteDirectory } from '../../store/sqlite/directory.js'
 import { SqliteHistory } from '../../store/sqlite/history.js'
 import { SqliteMedia } from '../../store/sqlite/media.js'
 import { SqliteKeys } from '../../store/sqlite/keys.js'
+import { SqliteProfiles } from '../../store/sqlite/profiles.js'
 
 function opener<S> (make: (db: ReturnType<typeof openDatabase>) => S) {
   return async () => {
@@ -26,6 +28,7 @@ directoryContract('sqlite', opener((db) => new SqliteDirectory(db)))
 historyContract('sqlite', opener((db) => new SqliteHistory(db)))
 mediaContract('sqlite', opener((db) => new SqliteMedia(db)))
 keysContract('sqlite', opener((db) => new SqliteKeys(db)))
+profilesContract('sqlite', opener((db) => new SqliteProfiles(db)))
 
 test('a database file from before membership periods, engagement and media seqs opens with its members reading everything (engaged) and its media readable', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mqchat-store-'))
