@@ -4,6 +4,7 @@ import { call } from './http.js'
 import { CliError, EXIT } from './errors.js'
 import type { Profile } from './profile.js'
 import { isEncrypted, type E2ee, type MessageJson } from './e2ee.js'
+import { Names } from './names.js'
 
 export interface ListenOptions {
   json: boolean
@@ -37,11 +38,12 @@ export async function reveal (e2ee: E2ee, e: Event): Promise<Event | undefined> 
   return opened.ok ? { ...e, body: opened.body, encrypted: true } : { ...e, body: null, encrypted: true, undecryptable: opened.reason }
 }
 
-export function formatEvent (e: Event): string {
+/** One line for an event; `label` names users (clients/cli/names.ts). */
+export function formatEvent (e: Event, label: (userId: unknown) => string = String): string {
   const body = (b: unknown): string => typeof b === 'string' ? b : JSON.stringify(b)
   switch (e.type) {
     case 'msg': {
-      const head = `[${String(e.chat)} #${String(e.seq)}] ${String(e.from)}`
+      const head = `[${String(e.chat)} #${String(e.seq)}] ${label(e.from)}`
       // Never dropped: a message this device cannot read is shown as such.
       if (typeof e.undecryptable === 'string') {
         return e.kind === 'session'
@@ -61,18 +63,19 @@ export function formatEvent (e: Event): string {
       }
     }
     case 'ack': return `[${String(e.chat)} #${String(e.seq)}] ✓ sent (${String(e.id)})${e.duplicate === true ? ' (repeat)' : ''}`
-    case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${String(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
-    case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${String(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`
-    case 'typing': return `[${String(e.chat)}] ${String(e.user)} is ${e.state === 'paused' ? 'no longer typing' : 'typing…'}`
+    case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${label(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.map(label).join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
+    case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${label(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`
+    case 'typing': return `[${String(e.chat)}] ${label(e.user)} is ${e.state === 'paused' ? 'no longer typing' : 'typing…'}`
     case 'sync': return e.reason === 'history_purged'
       ? `[${String(e.chat)}] #${String(e.from)}–#${String(e.to)} were removed by retention before this device got them`
       : `sync needed (${String(e.reason)}): run mqchat history, or call the sync API, to catch up`
     case 'keys': {
       const note = typeof e.note === 'string' ? `; ${e.note}` : ''
       if (e.reason === 'prekeys_low') return `keys: ${String(e.count)} one-time prekeys left for this device${note}`
-      if (e.reason === 'identity_changed') return `keys: ${String(e.user)}'s device ${String(e.device)} has a new identity key${note}`
-      return `keys: ${String(e.user)} has a new device ${String(e.device)}${note}`
+      if (e.reason === 'identity_changed') return `keys: ${label(e.user)}'s device ${String(e.device)} has a new identity key${note}`
+      return `keys: ${label(e.user)} has a new device ${String(e.device)}${note}`
     }
+    case 'profile': return `${label(e.user)} changed their profile${e.name !== null && e.name !== undefined ? `: ${String(e.name)}` : ''}${typeof e.about === 'string' ? ` — ${e.about}` : ''}`
     case 'error': return `error ${String(e.code)}${e.id ? ` for ${String(e.id)}` : ''}${e.chat ? ` in ${String(e.chat)}` : ''}: ${String(e.message)}`
     default: return JSON.stringify(e)
   }
@@ -86,6 +89,7 @@ export async function mqttUrlFor (p: Profile): Promise<string> {
 
 export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' | 'token'>>, opts: ListenOptions): Promise<number> {
   const url = opts.mqttUrl ?? await mqttUrlFor(p)
+  const names = new Names(p)
   // Others can start encrypted sessions with this device once its keys are published.
   if (opts.e2ee !== undefined) {
     await opts.e2ee.ensurePublished().catch((err: Error & { exitCode?: number }) => {
@@ -193,7 +197,9 @@ export async function listen (p: Required<Pick<Profile, 'server' | 'device_id' |
           if (note !== undefined) event = { ...event, note }
         }
       }
-      process.stdout.write((opts.json ? JSON.stringify(event) : formatEvent(event)) + '\n')
+      if (!opts.json) await names.load(Names.idsOf(event))
+      process.stdout.write((opts.json ? JSON.stringify(event) : formatEvent(event, names.label)) + '\n')
+      if (event.type === 'profile' && typeof event.user === 'string') names.learn(event.user, event.name as string | null)
       if (delivered) noteDelivered(event.chat as string, event.seq as number)
       if (topic === inbox && opts.count > 0 && ++seen >= opts.count) finish(EXIT.ok)
     }

@@ -2,11 +2,13 @@
 // `mqchat`: the reference client and the server launcher.
 import { randomUUID } from 'node:crypto'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { CliError, EXIT } from './errors.js'
 import { call } from './http.js'
 import { listen, formatEvent, reveal } from './listen.js'
 import { E2ee, isEncrypted, type IdentityJson } from './e2ee.js'
 import { safetyNumber } from './safety.js'
+import { Names } from './names.js'
 import { fetchMedia, uploadFile, type Uploaded } from './media.js'
 import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
 import { unsupportedNode } from './runtime.js'
@@ -34,6 +36,8 @@ Account:
   register <phone>               ask for a one-time code (phone in +E.164 form)
   verify <phone> <code>          verify the code; saves this device's credentials in the profile
   whoami                         show the profile's user and device (and its XMPP address)
+  profile [<user>]               your profile (name, about, avatar), or set it; or see another user's
+  contacts sync|find|list        upload your contacts' numbers and see who is registered
   devices list|link|revoke       manage the user's devices
 Chats:
   chat create|list|show|add|remove|leave|rename|promote|demote|encrypt
@@ -54,6 +58,24 @@ Chats:
 End-to-end encryption (chats created with --e2ee, or turned so with chat encrypt):
   safety <user>                  the safety number to compare with a user (are these really their keys?)
   keys [status|publish|reset]    this device's encryption keys
+${COMMON}`,
+  profile: `Usage: mqchat profile [--name NAME] [--about TEXT] [--avatar IMAGE | --no-avatar]
+       mqchat profile <user>        (phone +… or user id u_…)
+
+Without options, shows your profile; with them, changes it (an empty --name or --about clears it;
+--avatar uploads a JPEG, PNG or WebP image). With a user, shows their profile as they let you see
+it (mqchat settings --show-profile). Names show in chat list, history, listen, info and presence;
+where a user's name is hidden, their number shows if it is on your contact list, else their id.
+${COMMON}`,
+  contacts: `Usage:
+  mqchat contacts sync [--file FILE] [phone…]   upload your whole contact list (once an hour): who is registered
+  mqchat contacts find <phone…>                 look up a few numbers (at most 10, from a daily allowance); they join the list
+  mqchat contacts list                          the numbers you uploaded
+
+FILE has one number per line in +E.164 form (blank lines and # comments are skipped). Your contact
+list decides who sees your profile when it is set to contacts, and a number on it names its user
+for free in chat create, chat add and block. The server keeps the numbers until you upload a new
+list or delete your account; docs/protocol.md ("Contacts") says why it takes numbers, not hashes.
 ${COMMON}`,
   safety: `Usage: mqchat safety <user>   (phone +… or user id u_…)
 
@@ -202,11 +224,14 @@ ${COMMON}`,
 Message info: which members have the message delivered, and which have read it.
 ${COMMON}`,
   settings: `Usage: mqchat settings [--read-receipts on|off] [--last-seen everyone|chats|nobody]
+                       [--show-profile everyone|contacts|nobody]
 
 Without options, shows the settings. Read receipts off: you neither send nor see read receipts
 (delivered receipts still flow). Last seen: who sees whether and when you were online: chats
-(the default: your contacts, i.e. users sharing a chat you have written in, created or opened),
-everyone, or nobody (contacts see online and offline, never when).
+(the default: users sharing a chat you have written in, created or opened),
+everyone, or nobody (they see online and offline, never when). Profile: who sees your name,
+about and avatar: everyone (the default), contacts (the numbers you uploaded with mqchat
+contacts sync), or nobody.
 ${COMMON}`,
   fetch: `Usage: mqchat fetch <media-id> [-o PATH]
 
@@ -586,12 +611,58 @@ async function main (argv: string[]): Promise<number> {
         `one-time prekeys on the server: ${count.one_time_keys} of ${count.max_one_time_keys}; fallback key: ${count.fallback_key ? 'yes' : 'no'}`)
       return EXIT.ok
     }
+    case 'profile': {
+      const { values, positionals } = parse(rest, { name: { type: 'string' }, about: { type: 'string' }, avatar: { type: 'string' }, 'no-avatar': { type: 'boolean', default: false } })
+      const p = requireDeviceProfile(profileName(values.profile))
+      type Shown = { user_id: string, name: string | null, about: string | null, avatar: string | null, phone?: string }
+      const line = (r: Shown): string => `${r.name ?? '(no name shown)'}${r.phone !== undefined ? `  ${r.phone}` : ''}  ${r.user_id}${r.about !== null ? `\n${r.about}` : ''}${r.avatar !== null ? `\navatar: ${r.avatar} (mqchat fetch ${r.avatar})` : ''}`
+      if (positionals[0] !== undefined) {
+        const userId = positionals[0].startsWith('+') ? await otherMember(p, positionals[0]) : positionals[0]
+        const r = await call<Shown>(p.server, 'GET', `/v1/users/${encodeURIComponent(userId)}/profile`, { token: p.token })
+        out(values.json, r, line(r))
+        return EXIT.ok
+      }
+      const patch: Record<string, unknown> = {}
+      if (values.name !== undefined) patch.name = values.name === '' ? null : values.name
+      if (values.about !== undefined) patch.about = values.about === '' ? null : values.about
+      if (values['no-avatar']) patch.avatar = null
+      else if (values.avatar !== undefined) patch.avatar = (await uploadFile(p.server, p.token, undefined, values.avatar)).mediaId
+      const r = Object.keys(patch).length > 0
+        ? await call<Shown>(p.server, 'PATCH', '/v1/me/profile', { token: p.token, body: patch })
+        : await call<Shown>(p.server, 'GET', '/v1/me/profile', { token: p.token })
+      out(values.json, r, line(r))
+      return EXIT.ok
+    }
+    case 'contacts': {
+      const { values, positionals } = parse(rest, { file: { type: 'string' } })
+      need(positionals, 1, cmd)
+      const p = requireDeviceProfile(profileName(values.profile))
+      const sub = positionals[0]
+      if (sub === 'list') {
+        const r = await call<{ phones: string[] }>(p.server, 'GET', '/v1/contacts', { token: p.token })
+        out(values.json, r, r.phones.join('\n') || '(no contacts uploaded)')
+        return EXIT.ok
+      }
+      if (sub !== 'sync' && sub !== 'find') throw new CliError(`unknown contacts command "${sub}"\n\n${HELP.contacts}`, EXIT.usage)
+      // A file: one number per line (blank lines and # comments skipped), as an address book export would give.
+      const phones = [...positionals.slice(1), ...(values.file !== undefined ? readFileSync(values.file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')) : [])]
+      if (phones.length === 0) throw new CliError(`no phone numbers given\n\n${HELP.contacts}`, EXIT.usage)
+      type Found = { phone: string, user_id: string, name: string | null }
+      const r = await call<{ registered: Found[], contacts: number }>(p.server, 'POST', '/v1/contacts/discover', { token: p.token, body: { phones, replace: sub === 'sync' } })
+      if (values.json) for (const f of r.registered) out(true, f, '')
+      else process.stdout.write(r.registered.map((f) => `${f.phone}  ${f.name ?? '(no name shown)'}  ${f.user_id}`).join('\n') + (r.registered.length > 0 ? '\n' : '') +
+        `${r.registered.length} of ${new Set(phones).size} registered; ${r.contacts} numbers on your contact list\n`)
+      return EXIT.ok
+    }
     case 'presence': {
       const { values, positionals } = parse(rest, {})
       need(positionals, 1, cmd)
       const p = requireDeviceProfile(profileName(values.profile))
       const r = await call<{ user: string, state: string, last_seen: number | null }>(p.server, 'GET', `/v1/users/${encodeURIComponent(positionals[0])}/presence`, { token: p.token })
-      out(values.json, r, r.state === 'online' ? `${r.user}: online` : `${r.user}: offline${r.last_seen ? `, last seen ${new Date(r.last_seen).toISOString()}` : ''}`)
+      const names = new Names(p)
+      if (!values.json) await names.load([r.user])
+      const who = names.label(r.user)
+      out(values.json, r, r.state === 'online' ? `${who}: online` : `${who}: offline${r.last_seen ? `, last seen ${new Date(r.last_seen).toISOString()}` : ''}`)
       return EXIT.ok
     }
     case 'block':
@@ -637,11 +708,13 @@ async function main (argv: string[]): Promise<number> {
       need(positionals, 2, cmd)
       const p = requireDeviceProfile(profileName(values.profile))
       const r = await call<{ delivered: string[], read: string[] }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(positionals[0])}/messages/${encodeURIComponent(positionals[1])}/receipts`, { token: p.token })
-      out(values.json, r, `delivered: ${r.delivered.join(', ') || '-'}\nread: ${r.read.join(', ') || '-'}`)
+      const names = new Names(p)
+      if (!values.json) await names.load([...r.delivered, ...r.read])
+      out(values.json, r, `delivered: ${r.delivered.map(names.label).join(', ') || '-'}\nread: ${r.read.map(names.label).join(', ') || '-'}`)
       return EXIT.ok
     }
     case 'settings': {
-      const { values } = parse(rest, { 'read-receipts': { type: 'string' }, 'last-seen': { type: 'string' } })
+      const { values } = parse(rest, { 'read-receipts': { type: 'string' }, 'last-seen': { type: 'string' }, 'show-profile': { type: 'string' } })
       const p = requireDeviceProfile(profileName(values.profile))
       const patch: Record<string, unknown> = {}
       if (values['read-receipts'] !== undefined) {
@@ -649,10 +722,12 @@ async function main (argv: string[]): Promise<number> {
         patch.read_receipts = values['read-receipts'] === 'on'
       }
       if (values['last-seen'] !== undefined) patch.last_seen = values['last-seen']
+      if (values['show-profile'] !== undefined) patch.profile = values['show-profile']
+      type Settings = { read_receipts: boolean, last_seen: string, profile: string }
       const r = Object.keys(patch).length > 0
-        ? await call<{ read_receipts: boolean, last_seen: string }>(p.server, 'PATCH', '/v1/me/settings', { token: p.token, body: patch })
-        : await call<{ read_receipts: boolean, last_seen: string }>(p.server, 'GET', '/v1/me/settings', { token: p.token })
-      out(values.json, r, `read receipts: ${r.read_receipts ? 'on' : 'off'}\nlast seen visible to: ${r.last_seen}`)
+        ? await call<Settings>(p.server, 'PATCH', '/v1/me/settings', { token: p.token, body: patch })
+        : await call<Settings>(p.server, 'GET', '/v1/me/settings', { token: p.token })
+      out(values.json, r, `read receipts: ${r.read_receipts ? 'on' : 'off'}\nlast seen visible to: ${r.last_seen}\nprofile visible to: ${r.profile}`)
       return EXIT.ok
     }
     case 'history': {
@@ -665,11 +740,13 @@ async function main (argv: string[]): Promise<number> {
         `/v1/chats/${encodeURIComponent(chatId)}/messages?after=${encodeURIComponent(values.after)}&limit=${encodeURIComponent(values.limit)}`, { token: p.token })
       // Encrypted messages are opened here, oldest first (a group key before the messages it opens); group keys are not shown.
       const e2ee = r.messages.some((m) => isEncrypted(m.body)) ? e2eeOf(p, profileName(values.profile), values.json) : undefined
+      const names = new Names(p)
+      if (!values.json) await names.load(r.messages.map((m) => m.from))
       for (const m of r.messages) {
         const shown = e2ee !== undefined ? await reveal(e2ee, { ...m, type: 'msg' }) : { ...m, type: 'msg' }
         if (shown === undefined) continue
         const { type: _msg, ...row } = shown
-        out(values.json, row, formatEvent(shown))
+        out(values.json, row, formatEvent(shown, names.label))
       }
       return EXIT.ok
     }
@@ -690,27 +767,31 @@ async function chatCommand (rest: string[]): Promise<number> {
   const p = requireDeviceProfile(profileName(values.profile))
   const [sub, ...args] = positionals
   type ChatJson = { chat_id: string, kind: string, name: string | null, e2ee?: string, members: Array<{ user_id: string, role: string }> }
-  const show = (c: ChatJson): void => out(values.json, c,
-    `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${m.user_id} (admin)` : m.user_id).join(', ')}`)
+  const names = new Names(p)
+  const show = async (c: ChatJson): Promise<void> => {
+    if (!values.json) await names.load(c.members.map((m) => m.user_id))
+    out(values.json, c, `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${names.label(m.user_id)} (admin)` : names.label(m.user_id)).join(', ')}`)
+  }
   const chatPath = (id: string): string => `/v1/chats/${encodeURIComponent(id)}`
   switch (sub) {
     case 'create': {
       const e2ee = values.e2ee ? { e2ee: 'required' } : {}
       if (values.group !== undefined) {
-        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'group', name: values.group, members: args, ...e2ee } }))
+        await show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'group', name: values.group, members: args, ...e2ee } }))
       } else {
         need(positionals, 2, 'chat')
-        show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: args[0], ...e2ee } }))
+        await show(await call<ChatJson>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: args[0], ...e2ee } }))
       }
       return EXIT.ok
     }
     case 'list': {
       const r = await call<{ chats: ChatJson[] }>(p.server, 'GET', '/v1/chats', { token: p.token })
-      r.chats.forEach(show)
+      if (!values.json) await names.load(r.chats.flatMap((c) => c.members.map((m) => m.user_id)))
+      for (const c of r.chats) await show(c)
       return EXIT.ok
     }
-    case 'show': need(positionals, 2, 'chat'); show(await call<ChatJson>(p.server, 'GET', chatPath(args[0]), { token: p.token })); return EXIT.ok
-    case 'add': need(positionals, 3, 'chat'); show(await call<ChatJson>(p.server, 'POST', `${chatPath(args[0])}/members`, { token: p.token, body: { users: args.slice(1) } })); return EXIT.ok
+    case 'show': need(positionals, 2, 'chat'); await show(await call<ChatJson>(p.server, 'GET', chatPath(args[0]), { token: p.token })); return EXIT.ok
+    case 'add': need(positionals, 3, 'chat'); await show(await call<ChatJson>(p.server, 'POST', `${chatPath(args[0])}/members`, { token: p.token, body: { users: args.slice(1) } })); return EXIT.ok
     case 'remove':
       need(positionals, 3, 'chat')
       await call(p.server, 'DELETE', `${chatPath(args[0])}/members/${encodeURIComponent(args[1])}`, { token: p.token })
@@ -721,12 +802,12 @@ async function chatCommand (rest: string[]): Promise<number> {
       await call(p.server, 'DELETE', `${chatPath(args[0])}/members/${encodeURIComponent(p.user_id)}`, { token: p.token })
       out(values.json, { chat_id: args[0], left: true }, `left ${args[0]}`)
       return EXIT.ok
-    case 'encrypt': need(positionals, 2, 'chat'); show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { e2ee: 'required' } })); return EXIT.ok
-    case 'rename': need(positionals, 3, 'chat'); show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { name: args.slice(1).join(' ') } })); return EXIT.ok
+    case 'encrypt': need(positionals, 2, 'chat'); await show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { e2ee: 'required' } })); return EXIT.ok
+    case 'rename': need(positionals, 3, 'chat'); await show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { name: args.slice(1).join(' ') } })); return EXIT.ok
     case 'promote':
     case 'demote':
       need(positionals, 3, 'chat')
-      show(await call<ChatJson>(p.server, 'PUT', `${chatPath(args[0])}/members/${encodeURIComponent(args[1])}/role`, { token: p.token, body: { role: sub === 'promote' ? 'admin' : 'member' } }))
+      await show(await call<ChatJson>(p.server, 'PUT', `${chatPath(args[0])}/members/${encodeURIComponent(args[1])}/role`, { token: p.token, body: { role: sub === 'promote' ? 'admin' : 'member' } }))
       return EXIT.ok
   }
   throw new CliError(`unknown chat command "${sub}"\n\n${HELP.chat}`, EXIT.usage)

@@ -46,14 +46,15 @@ async function sha256File (path: string, size: number): Promise<string> {
 
 export interface Uploaded { mediaId: string, existing: boolean, size: number, contentType: string, name: string, sha256: string }
 
-export async function uploadFile (server: string, token: string, chatId: string, path: string): Promise<Uploaded> {
+/** Uploads a file for a chat, or (`chatId` undefined) an image of the user's own, such as an avatar. */
+export async function uploadFile (server: string, token: string, chatId: string | undefined, path: string): Promise<Uploaded> {
   const info = await stat(path).catch(() => { throw new CliError(`cannot read ${path}`, EXIT.usage) })
   if (!info.isFile()) throw new CliError(`${path} is not a file`, EXIT.usage)
   const size = info.size
   const contentType = contentTypeOf(path)
   const sha256 = await sha256File(path, size)
   const slot = await call<{ media_id: string, existing: boolean, upload?: { url: string, method: string, headers: Record<string, string> } }>(
-    server, 'POST', '/v1/media', { token, body: { chat: chatId, size, content_type: contentType, sha256 } })
+    server, 'POST', '/v1/media', { token, body: { ...(chatId !== undefined ? { chat: chatId } : {}), size, content_type: contentType, sha256 } })
   if (!slot.existing && slot.upload) {
     const body = Readable.toWeb(createReadStream(path).pipe(progress('uploading', size))) as ReadableStream
     let res: Response

@@ -4,7 +4,9 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { Device, TestServer, type DeviceCreds } from '../helpers/server.js'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Device, TestServer, cli, tempDir, type DeviceCreds } from '../helpers/server.js'
 
 const ANSWER_MS = 150
 const server = new TestServer({
@@ -168,4 +170,39 @@ test('discovery answers no sooner for registered numbers than for unregistered o
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   assert.ok(Math.min(...registered) >= ANSWER_MS - 5 && Math.min(...unregistered) >= ANSWER_MS - 5, `every answer waits ${ANSWER_MS} ms: ${registered.join(', ')} / ${unregistered.join(', ')}`)
   assert.ok(median(registered) >= median(unregistered) - 20, `registered ${median(registered)} ms, unregistered ${median(unregistered)} ms`)
+})
+
+test('the CLI names users: chat list, history, listen, info and presence show names; a hidden name falls back to the number for a contact, else the id', async () => {
+  const home = tempDir('mqchat-names-')
+  // Ben's device listens with the CLI here: its test connection steps aside.
+  await Ben.close()
+  for (const [name, d] of [['ann', ann], ['ben', ben], ['cat', cat]] as const) {
+    writeFileSync(join(home, `${name}.json`), JSON.stringify({ server: server.url, user_id: d.userId, device_id: d.deviceId, token: d.token }), { mode: 0o600 })
+  }
+  const run = async (args: string[]): Promise<string> => {
+    const r = await cli(home, args, {}, 30_000)
+    assert.equal(r.code, 0, `mqchat ${args.join(' ')}: ${r.stderr}`)
+    return r.stdout
+  }
+  assert.match(await run(['profile', '--name', 'Ann Lee', '--about', 'tea, not coffee', '--profile', 'ann']), /^Ann Lee .*\ntea, not coffee/)
+  await run(['profile', '--name', 'Ben Ng', '--profile', 'ben'])
+  assert.match(await run(['profile', ann.userId, '--profile', 'ben']), /^Ann Lee/)
+  const chat = (await server.api('POST', '/v1/chats', ann.token, { kind: 'direct', user: ben.userId })).body.chat_id as string
+  const sent = await server.api('POST', `/v1/chats/${chat}/messages`, ann.token, { id: 'names-1', body: 'hello by name' })
+  assert.match(await run(['history', chat, '--profile', 'ben']), /\] Ann Lee: hello by name$/m)
+  assert.match(await run(['listen', '--count', '1', '--timeout', '20', '--profile', 'ben']), /\] Ann Lee: hello by name$/m)
+  assert.match(await run(['chat', 'list', '--profile', 'ben']), new RegExp(`${chat}  direct  members: (Ann Lee, Ben Ng|Ben Ng, Ann Lee)`))
+  await server.api('POST', `/v1/chats/${chat}/receipts`, ben.token, { type: 'read', seq: sent.body.seq })
+  assert.match(await run(['info', chat, String(sent.body.seq), '--profile', 'ann']), /read: Ben Ng/)
+  // Ben answers, so Ann (a contact now) may see his presence.
+  await server.api('POST', `/v1/chats/${chat}/messages`, ben.token, { id: 'names-back', body: 'hi' })
+  assert.match(await run(['presence', ben.userId, '--profile', 'ann']), /^Ben Ng: (online|offline)/)
+  // Hidden: Ben has her number on his list (he knows it), Cat does not.
+  await run(['settings', '--show-profile', 'nobody', '--profile', 'ann'])
+  assert.match(await run(['contacts', 'find', phones.ann, '--profile', 'ben']), /1 of 1 registered/)
+  assert.match(await run(['history', chat, '--profile', 'ben']), new RegExp(`\\] \\${phones.ann}: hello by name$`, 'm'))
+  const catChat = (await server.api('POST', '/v1/chats', ann.token, { kind: 'direct', user: cat.userId })).body.chat_id as string
+  await server.api('POST', `/v1/chats/${catChat}/messages`, ann.token, { id: 'names-2', body: 'hello cat' })
+  assert.match(await run(['history', catChat, '--profile', 'cat']), new RegExp(`\\] ${ann.userId}: hello cat$`, 'm'))
+  await run(['settings', '--show-profile', 'everyone', '--profile', 'ann'])
 })
