@@ -130,9 +130,9 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const blocks = new BlockService(stores.directory)
   const users = new UserLookup(stores.directory, stores.profiles, { phoneLookupsPerHour: cfg.phoneLookupsPerHour, phoneLookupsPerDay: cfg.phoneLookupsPerDay, counters: engines.counters })
   const push = new PushTargets(stores.directory, { maxPerDevice: cfg.pushMaxTargetsPerDevice, allowInsecureEndpoints: cfg.pushAllowInsecureEndpoints, enabled: enabledProviders(cfg) })
-  const chatSettings = new ChatSettingsService(stores.directory, chats)
-  // Key directory events (a pool running low, a contact's new identity) are inbox events; the bridge is made below.
+  // Inbox events of the services made before the bridge (chat settings, key directory) go through it once it exists.
   let bridgeRef: Bridge | undefined
+  const chatSettings = new ChatSettingsService(stores.directory, chats, devices, (deviceId, payload) => bridgeRef?.sendTo(deviceId, payload, 'chat_settings'))
   const keys = new KeyDirectory(stores.keys, devices, chats, (deviceId, payload) => bridgeRef?.sendTo(deviceId, payload, 'keys'), {
     maxPrekeys: cfg.e2eeMaxPrekeys, lowWater: cfg.e2eePrekeysLow, claimsPer10Minutes: cfg.e2eeClaimsPer10Minutes, counters: engines.counters
   })

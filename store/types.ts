@@ -69,8 +69,12 @@ export const DEFAULT_SETTINGS: UserSettings = { readReceipts: true, lastSeen: 'c
 export interface ChatSettings {
   /** No push for this chat until this time (ms since the epoch); null: not muted. */
   mutedUntil: number | null
+  /** Kept out of the main chat list (until the user unarchives it). */
+  archived?: boolean
+  /** When the chat was pinned to the top of the list; null or absent: not pinned. */
+  pinnedAt?: number | null
 }
-export const DEFAULT_CHAT_SETTINGS: ChatSettings = { mutedUntil: null }
+export const DEFAULT_CHAT_SETTINGS: ChatSettings = { mutedUntil: null, archived: false, pinnedAt: null }
 
 export type PushTargetType = 'fcm' | 'apns' | 'webpush' | 'unifiedpush'
 
@@ -150,6 +154,8 @@ export interface DirectoryStore {
 
   getChatSettings (userId: string, chatId: string): Promise<ChatSettings | undefined>
   putChatSettings (userId: string, chatId: string, settings: ChatSettings): Promise<void>
+  /** Every chat setting of a user, by chat. */
+  chatSettingsOf (userId: string): Promise<Map<string, ChatSettings>>
 
   /**
    * Stores a push target. Its id stands for its type and address (core/push-targets.ts
@@ -254,6 +260,8 @@ export interface HistoryStore {
   receipts (chatId: string): Promise<Watermark[]>
   /** The distinct senders of a chat's messages with afterSeq < seq <= upToSeq. */
   authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]>
+  /** Messages (text, media, replies; not deleted) others sent after a seq, counted up to `cap`: a user's unread count. */
+  countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number>
   close (): Promise<void>
 }
 

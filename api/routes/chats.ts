@@ -3,6 +3,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { ChatView } from '../../core/chats.js'
 import { DomainError } from '../../core/errors.js'
+import { chatSettingsJson } from '../../core/chat-settings.js'
+import { DEFAULT_CHAT_SETTINGS } from '../../store/types.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
 const USER_REF = { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } as const
@@ -32,6 +34,9 @@ const chatSchema = {
   }
 } as const
 const chatParams = { type: 'object', properties: { chatId: { type: 'string' } } } as const
+
+/** Unread counts stop here (a client shows "999+"). */
+const UNREAD_CAP = 1000
 
 /** Member lists: about 50,000 user ids or phone numbers. */
 const MEMBER_LIST_BODY_LIMIT = 1024 * 1024
@@ -74,11 +79,22 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
   })
 
   app.get('/v1/chats', {
-    schema: { summary: "The caller's chats", response: { 200: { type: 'object', properties: { chats: { type: 'array', items: chatSchema } } } } }
+    schema: {
+      summary: 'The caller\'s chats, each with the caller\'s read watermark, unread count (messages others sent since, up to 1000) and own settings',
+      response: { 200: { type: 'object', properties: { chats: { type: 'array', items: { ...chatSchema, properties: { ...chatSchema.properties, read: { type: 'integer' }, unread: { type: 'integer' }, settings: { type: 'object', properties: { muted_until: { type: ['integer', 'null'] }, archived: { type: 'boolean' }, pinned: { type: 'boolean' } } } } } } } } }
+    }
   }, async (req) => {
     const d = requireDevice(s, req)
-    const chats = await s.chats.listFor(d.userId)
-    return { chats: await Promise.all(chats.map(chatReply)) }
+    const [chats, settings] = await Promise.all([s.chats.listFor(d.userId), s.chatSettings.allOf(d.userId)])
+    return {
+      chats: await Promise.all(chats.map(async (view) => {
+        const c = await chatReply(view)
+        // Unread: what others sent after the user's read watermark (every device of theirs moves it), counted up to UNREAD_CAP.
+        const read = (await s.history.getReceipt(view.id, d.userId))?.read ?? 0
+        const unread = c.last_seq > read ? await s.history.countUnread(view.id, read, d.userId, UNREAD_CAP) : 0
+        return { ...c, read, unread, settings: chatSettingsJson({ ...DEFAULT_CHAT_SETTINGS, ...settings.get(view.id) }) }
+      }))
+    }
   })
 
   app.get<{ Params: { chatId: string } }>('/v1/chats/:chatId', {
@@ -102,26 +118,31 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
     return chatReply(await s.chats.view(req.params.chatId, d.userId))
   })
 
-  const chatSettingsSchema = { type: 'object', properties: { muted_until: { type: ['integer', 'null'] } } } as const
+  const chatSettingsSchema = { type: 'object', properties: { muted_until: { type: ['integer', 'null'] }, archived: { type: 'boolean' }, pinned: { type: 'boolean' } } } as const
   app.get<{ Params: { chatId: string } }>('/v1/chats/:chatId/settings', {
     schema: { summary: "The caller's own settings of a chat (the same on each of their devices)", params: chatParams, response: { 200: chatSettingsSchema } }
   }, async (req) => {
     const d = requireDevice(s, req)
     if (!s.chats.isMember(req.params.chatId, d.userId)) throw new DomainError('not_member', 'not a member of this chat', 404)
-    return { muted_until: (await s.chatSettings.of(d.userId, req.params.chatId)).mutedUntil }
+    return chatSettingsJson(await s.chatSettings.of(d.userId, req.params.chatId))
   })
 
-  app.patch<{ Params: { chatId: string }, Body: { muted_until?: number | null } }>('/v1/chats/:chatId/settings', {
+  app.patch<{ Params: { chatId: string }, Body: { muted_until?: number | null, archived?: boolean, pinned?: boolean } }>('/v1/chats/:chatId/settings', {
     schema: {
-      summary: 'Change the caller\'s own settings of a chat: muted_until (ms since the epoch; null unmutes) stops pushes for it until then',
+      summary: 'Change the caller\'s own settings of a chat, on all their devices: muted_until (ms since the epoch; null unmutes) stops pushes for it until then; archived; pinned (at most 3 chats)',
       params: chatParams,
-      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { muted_until: { type: ['integer', 'null'] } } },
+      body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { muted_until: { type: ['integer', 'null'] }, archived: { type: 'boolean' }, pinned: { type: 'boolean' } } },
       response: { 200: chatSettingsSchema }
     }
   }, async (req) => {
     const d = requireDevice(s, req)
-    const next = await s.chatSettings.update(d.userId, req.params.chatId, { ...(req.body.muted_until !== undefined ? { mutedUntil: req.body.muted_until } : {}) })
-    return { muted_until: next.mutedUntil }
+    const b = req.body
+    const next = await s.chatSettings.update(d.userId, req.params.chatId, {
+      ...(b.muted_until !== undefined ? { mutedUntil: b.muted_until } : {}),
+      ...(b.archived !== undefined ? { archived: b.archived } : {}),
+      ...(b.pinned !== undefined ? { pinned: b.pinned } : {})
+    })
+    return chatSettingsJson(next)
   })
 
   app.post<{ Params: { chatId: string }, Body: { users: string[] } }>('/v1/chats/:chatId/members', {

@@ -40,7 +40,7 @@ Account:
   contacts sync|find|list        upload your contacts' numbers and see who is registered
   devices list|link|revoke       manage the user's devices
 Chats:
-  chat create|list|show|add|remove|leave|rename|promote|demote|encrypt
+  chat create|list|show|add|remove|leave|rename|promote|demote|encrypt|archive|pin
   send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat); --reply SEQ
   send <chat> --file <path>      send a photo, voice note, video or document (uploaded straight to storage)
   fetch <media-id> -o <path>     download a media file (verified against its SHA-256)
@@ -177,7 +177,9 @@ ${COMMON}`,
   mqchat chat create <user> [--e2ee]             direct chat with a user (phone +… or user id u_…)
   mqchat chat create --group NAME [user…] [--e2ee]  group; you are its admin
   mqchat chat encrypt <chat>                     require end-to-end encryption from now on (one way; group admins)
-  mqchat chat list
+  mqchat chat list [--archived]                  pinned first, with unread counts; archived chats with --archived
+  mqchat chat archive|unarchive <chat>           move a chat out of the list (or back), on all your devices
+  mqchat chat pin|unpin <chat>                   keep a chat at the top (at most 3), on all your devices
   mqchat chat show <chat>
   mqchat chat add <chat> <user…>                 (admins)
   mqchat chat remove <chat> <user>               (admins)
@@ -762,15 +764,20 @@ async function otherMember (p: DeviceProfile, phone: string): Promise<string> {
 }
 
 async function chatCommand (rest: string[]): Promise<number> {
-  const { values, positionals } = parse(rest, { group: { type: 'string' }, e2ee: { type: 'boolean', default: false } })
+  const { values, positionals } = parse(rest, { group: { type: 'string' }, e2ee: { type: 'boolean', default: false }, archived: { type: 'boolean', default: false } })
   need(positionals, 1, 'chat')
   const p = requireDeviceProfile(profileName(values.profile))
   const [sub, ...args] = positionals
-  type ChatJson = { chat_id: string, kind: string, name: string | null, e2ee?: string, members: Array<{ user_id: string, role: string }> }
+  type ChatJson = {
+    chat_id: string, kind: string, name: string | null, e2ee?: string, members: Array<{ user_id: string, role: string }>
+    unread?: number, settings?: { muted_until: number | null, archived: boolean, pinned: boolean }
+  }
   const names = new Names(p)
   const show = async (c: ChatJson): Promise<void> => {
     if (!values.json) await names.load(c.members.map((m) => m.user_id))
-    out(values.json, c, `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${names.label(m.user_id)} (admin)` : names.label(m.user_id)).join(', ')}`)
+    const st = c.settings
+    const marks = [st?.pinned === true ? '[pinned]' : '', st?.archived === true ? '[archived]' : '', st?.muted_until !== null && st?.muted_until !== undefined && st.muted_until > Date.now() ? '[muted]' : '', (c.unread ?? 0) > 0 ? `(${c.unread! >= 1000 ? '999+' : c.unread} unread)` : ''].filter((x) => x !== '')
+    out(values.json, c, `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}${marks.length > 0 ? `  ${marks.join(' ')}` : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${names.label(m.user_id)} (admin)` : names.label(m.user_id)).join(', ')}`)
   }
   const chatPath = (id: string): string => `/v1/chats/${encodeURIComponent(id)}`
   switch (sub) {
@@ -786,8 +793,13 @@ async function chatCommand (rest: string[]): Promise<number> {
     }
     case 'list': {
       const r = await call<{ chats: ChatJson[] }>(p.server, 'GET', '/v1/chats', { token: p.token })
-      if (!values.json) await names.load(r.chats.flatMap((c) => c.members.map((m) => m.user_id)))
-      for (const c of r.chats) await show(c)
+      // Pinned first, then the rest; archived chats only with --archived (and then only they).
+      const listed = r.chats.filter((c) => (c.settings?.archived === true) === values.archived)
+        .sort((x, y) => Number(y.settings?.pinned === true) - Number(x.settings?.pinned === true))
+      if (!values.json) await names.load(listed.flatMap((c) => c.members.map((m) => m.user_id)))
+      for (const c of listed) await show(c)
+      const archived = r.chats.length - listed.length
+      if (!values.json && !values.archived && archived > 0) process.stdout.write(`(${archived} archived: mqchat chat list --archived)\n`)
       return EXIT.ok
     }
     case 'show': need(positionals, 2, 'chat'); await show(await call<ChatJson>(p.server, 'GET', chatPath(args[0]), { token: p.token })); return EXIT.ok
@@ -802,6 +814,16 @@ async function chatCommand (rest: string[]): Promise<number> {
       await call(p.server, 'DELETE', `${chatPath(args[0])}/members/${encodeURIComponent(p.user_id)}`, { token: p.token })
       out(values.json, { chat_id: args[0], left: true }, `left ${args[0]}`)
       return EXIT.ok
+    case 'archive':
+    case 'unarchive':
+    case 'pin':
+    case 'unpin': {
+      need(positionals, 2, 'chat')
+      const body = sub === 'archive' || sub === 'unarchive' ? { archived: sub === 'archive' } : { pinned: sub === 'pin' }
+      const r = await call<{ muted_until: number | null, archived: boolean, pinned: boolean }>(p.server, 'PATCH', `${chatPath(args[0])}/settings`, { token: p.token, body })
+      out(values.json, { chat_id: args[0], ...r }, `${args[0]}: ${sub === 'archive' ? 'archived' : sub === 'unarchive' ? 'back in the chat list' : sub === 'pin' ? 'pinned' : 'unpinned'} (on all your devices)`)
+      return EXIT.ok
+    }
     case 'encrypt': need(positionals, 2, 'chat'); await show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { e2ee: 'required' } })); return EXIT.ok
     case 'rename': need(positionals, 3, 'chat'); await show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { name: args.slice(1).join(' ') } })); return EXIT.ok
     case 'promote':

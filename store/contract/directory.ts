@@ -2,7 +2,7 @@
 // directoryContract('engine name', factory) from a test file.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Device, DirectoryStore, Member, PushTarget } from '../types.js'
+import type { ChatSettings, Device, DirectoryStore, Member, PushTarget } from '../types.js'
 
 export type Opened<S> = { store: S, close (): Promise<void> }
 
@@ -160,15 +160,19 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.deepEqual(await s.allBlocks(), [{ blocker: 'u_2', blocked: 'u_1' }])
     }))
 
-    test('chat settings: per user and chat, replaced whole', () => withStore(async (s) => {
+    test('chat settings: per user and chat, replaced whole, listed per user', () => withStore(async (s) => {
+      const set = (mutedUntil: number | null, archived = false, pinnedAt: number | null = null): ChatSettings => ({ mutedUntil, archived, pinnedAt })
       assert.equal(await s.getChatSettings('u_1', 'c_1'), undefined)
-      await s.putChatSettings('u_1', 'c_1', { mutedUntil: 500 })
-      await s.putChatSettings('u_2', 'c_1', { mutedUntil: null })
-      assert.deepEqual(await s.getChatSettings('u_1', 'c_1'), { mutedUntil: 500 })
-      assert.deepEqual(await s.getChatSettings('u_2', 'c_1'), { mutedUntil: null })
-      assert.equal(await s.getChatSettings('u_1', 'c_2'), undefined)
-      await s.putChatSettings('u_1', 'c_1', { mutedUntil: null })
-      assert.deepEqual(await s.getChatSettings('u_1', 'c_1'), { mutedUntil: null })
+      await s.putChatSettings('u_1', 'c_1', set(500))
+      await s.putChatSettings('u_2', 'c_1', set(null, true))
+      await s.putChatSettings('u_1', 'c_2', set(null, false, 77))
+      assert.deepEqual(await s.getChatSettings('u_1', 'c_1'), set(500))
+      assert.deepEqual(await s.getChatSettings('u_2', 'c_1'), set(null, true))
+      assert.equal(await s.getChatSettings('u_1', 'c_3'), undefined)
+      await s.putChatSettings('u_1', 'c_1', set(null))
+      assert.deepEqual(await s.getChatSettings('u_1', 'c_1'), set(null))
+      assert.deepEqual([...(await s.chatSettingsOf('u_1')).entries()].sort(), [['c_1', set(null)], ['c_2', set(null, false, 77)]])
+      assert.deepEqual([...(await s.chatSettingsOf('u_9')).keys()], [])
     }))
 
     test('push targets: listed per device oldest first; the same id again is kept on its device and moves from another; removed one by one or all', () => withStore(async (s) => {

@@ -67,6 +67,20 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       assert.deepEqual(await s.authorsBetween('c_a', 3, 9), [])
     }))
 
+    test('countUnread counts what others sent after a seq (content, not deleted), up to a cap', () => withStore(async (s) => {
+      await s.append({ ...msg('c_u', '1'), senderUser: 'u_1' })
+      await s.append({ ...msg('c_u', '2', 'dv_2'), senderUser: 'u_2' })
+      await s.append({ ...msg('c_u', '3', 'dv_2'), senderUser: 'u_2', type: 'reply', ref: 1 })
+      await s.append({ ...msg('c_u', '4', 'dv_2'), senderUser: 'u_2', type: 'reaction', ref: 1, body: '"x"' })
+      await s.append({ ...msg('c_u', '5', 'dv_2'), senderUser: 'u_2' })
+      await s.append({ ...msg('c_u', '6', 'dv_2'), senderUser: 'u_2', type: 'delete', ref: 5, body: 'null' }, { kind: 'delete', seq: 5, at: 2000 })
+      assert.equal(await s.countUnread('c_u', 0, 'u_1', 100), 2, 'seq 2 and the reply; not the reaction, nor the deleted one, nor the delete')
+      assert.equal(await s.countUnread('c_u', 2, 'u_1', 100), 1)
+      assert.equal(await s.countUnread('c_u', 0, 'u_2', 100), 1)
+      assert.equal(await s.countUnread('c_u', 0, 'u_1', 1), 1, 'capped')
+      assert.equal(await s.countUnread('c_none', 0, 'u_1', 100), 0)
+    }))
+
     test('retention: purgeBefore drops old messages, seqs continue, firstSeq tells what is left', () => withStore(async (s) => {
       for (let i = 0; i < 4; i++) await s.append({ ...msg('c_a', `r${i}`), serverTs: 1000 + i })
       assert.equal(await s.firstSeq('c_a'), 1)

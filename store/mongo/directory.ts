@@ -21,12 +21,13 @@ interface PeriodsDoc { _id: string, periods: MemberPeriod[] }
 interface BlockDoc { _id: string, blocker: string, blocked: string, at: number }
 interface SettingsDoc { _id: string, readReceipts: boolean, lastSeen: UserSettings['lastSeen'], profile?: UserSettings['profile'] }
 /** _id `<userId>\n<chatId>`. */
-interface ChatSettingsDoc { _id: string, mutedUntil: number | null }
+interface ChatSettingsDoc { _id: string, userId?: string, chatId?: string, mutedUntil: number | null, archived?: boolean, pinnedAt?: number | null }
 /** _id: the target's id, which stands for its type and address. */
 type PushTargetDoc = Omit<PushTarget, 'id'> & { _id: string }
 interface CodeDoc { _id: string, codeHash: string, expiresAt: number, attempts: number }
 
 const pairId = (a: string, b: string): string => `${a}\n${b}`
+const toChatSettings = (d: ChatSettingsDoc): ChatSettings => ({ mutedUntil: d.mutedUntil, archived: d.archived ?? false, pinnedAt: d.pinnedAt ?? null })
 const toDevice = ({ _id, linked, slot: _slot, ...d }: DeviceDoc): Device => ({ id: _id, ...d, ...(linked === true ? { linked: true } : {}) })
 const slotId = (userId: string, n: number): string => `${userId}#${n}`
 /** A place whose device never got written (a crash between the two writes) is taken back after this long. */
@@ -70,6 +71,7 @@ export class MongoDirectory implements DirectoryStore {
     await this.#members.createIndex({ chatId: 1, joinedAt: 1 }, { name: 'members_by_chat' })
     await this.#members.createIndex({ userId: 1, chatId: 1 }, { name: 'members_by_user' })
     await this.#pushTargets.createIndex({ deviceId: 1, createdAt: 1 }, { name: 'push_targets_by_device' })
+    await this.#chatSettings.createIndex({ userId: 1 }, { name: 'chat_settings_by_user' })
   }
 
   async createUser (u: User): Promise<void> { await this.#users.insertOne({ _id: u.id, phone: u.phone, createdAt: u.createdAt }) }
@@ -262,11 +264,16 @@ export class MongoDirectory implements DirectoryStore {
 
   async getChatSettings (userId: string, chatId: string): Promise<ChatSettings | undefined> {
     const d = await this.#chatSettings.findOne({ _id: pairId(userId, chatId) })
-    return d ? { mutedUntil: d.mutedUntil } : undefined
+    return d ? toChatSettings(d) : undefined
   }
 
   async putChatSettings (userId: string, chatId: string, s: ChatSettings): Promise<void> {
-    await this.#chatSettings.updateOne({ _id: pairId(userId, chatId) }, { $set: { mutedUntil: s.mutedUntil } }, { upsert: true })
+    await this.#chatSettings.replaceOne({ _id: pairId(userId, chatId) }, { userId, chatId, mutedUntil: s.mutedUntil, archived: s.archived ?? false, pinnedAt: s.pinnedAt ?? null }, { upsert: true })
+  }
+
+  // Settings written before chats could be archived or pinned carry no userId: a user's mute of such a chat is read one chat at a time (getChatSettings).
+  async chatSettingsOf (userId: string): Promise<Map<string, ChatSettings>> {
+    return new Map((await this.#chatSettings.find({ userId }).toArray()).map((d) => [d.chatId!, toChatSettings(d)]))
   }
 
   async addPushTarget (t: PushTarget): Promise<PushTarget> {

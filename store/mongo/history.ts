@@ -347,6 +347,10 @@ export class MongoHistory implements HistoryStore {
     return this.#messages.distinct('senderUser', { chatId, seq: { $gt: afterSeq, $lte: upToSeq } }) as Promise<string[]>
   }
 
+  async countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number> {
+    return await this.#messages.countDocuments({ chatId, seq: { $gt: afterSeq }, senderUser: { $ne: userId }, type: { $in: ['text', 'media', 'reply'] }, deletedAt: null }, { limit: cap })
+  }
+
   /** Raises the counters of chats still waiting for it (the client is closed by its owner, shared with the other stores). */
   async close (): Promise<void> {
     const waiting = [...this.#idle.entries()]

@@ -102,6 +102,7 @@ export class SqliteDirectory implements DirectoryStore {
       allSettings: db.prepare('SELECT user_id, settings FROM user_settings'),
       getChatSettings: db.prepare('SELECT settings FROM chat_settings WHERE user_id = ? AND chat_id = ?'),
       putChatSettings: db.prepare('INSERT OR REPLACE INTO chat_settings (user_id, chat_id, settings) VALUES (?, ?, ?)'),
+      chatSettingsOf: db.prepare('SELECT chat_id, settings FROM chat_settings WHERE user_id = ?'),
       pushTarget: db.prepare('SELECT target FROM push_targets WHERE id = ?'),
       putPushTarget: db.prepare('INSERT OR REPLACE INTO push_targets (id, device_id, target, created_at) VALUES (?, ?, ?, ?)'),
       pushTargets: db.prepare('SELECT target FROM push_targets WHERE device_id = ? ORDER BY created_at, id'),
@@ -217,6 +218,9 @@ export class SqliteDirectory implements DirectoryStore {
   }
 
   async putChatSettings (userId: string, chatId: string, settings: ChatSettings): Promise<void> { this.#st.putChatSettings.run(userId, chatId, JSON.stringify(settings)) }
+  async chatSettingsOf (userId: string): Promise<Map<string, ChatSettings>> {
+    return new Map((this.#st.chatSettingsOf.all(userId) as Array<{ chat_id: string, settings: string }>).map((r) => [r.chat_id, JSON.parse(r.settings) as ChatSettings]))
+  }
 
   async addPushTarget (t: PushTarget): Promise<PushTarget> {
     return this.#db.transaction(() => {

@@ -91,7 +91,8 @@ export class SqliteHistory implements HistoryStore {
       receipt: db.prepare('SELECT chat_id AS chatId, user_id AS userId, delivered, read, updated_at AS updatedAt FROM receipts WHERE chat_id = ? AND user_id = ?'),
       receipts: db.prepare('SELECT chat_id AS chatId, user_id AS userId, delivered, read, updated_at AS updatedAt FROM receipts WHERE chat_id = ? ORDER BY user_id'),
       putReceipt: db.prepare('INSERT OR REPLACE INTO receipts (chat_id, user_id, delivered, read, updated_at) VALUES (?, ?, ?, ?, ?)'),
-      authors: db.prepare('SELECT DISTINCT sender_user FROM messages WHERE chat_id = ? AND seq > ? AND seq <= ?')
+      authors: db.prepare('SELECT DISTINCT sender_user FROM messages WHERE chat_id = ? AND seq > ? AND seq <= ?'),
+      unread: db.prepare("SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ? AND sender_user <> ? AND type IN ('text', 'media', 'reply') AND deleted_at IS NULL LIMIT ?)")
     }
     this.#advance = db.transaction((chatId: string, userId: string, delivered: number, read: number, at: number): Watermark | undefined => {
       const cur = this.#st.receipt.get(chatId, userId) as Watermark | undefined
@@ -177,6 +178,10 @@ export class SqliteHistory implements HistoryStore {
   async receipts (chatId: string): Promise<Watermark[]> { return plainRows<Watermark>(this.#st.receipts.all(chatId)) }
   async authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]> {
     return (this.#st.authors.all(chatId, afterSeq, upToSeq) as Array<{ sender_user: string }>).map((r) => r.sender_user)
+  }
+
+  async countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number> {
+    return (this.#st.unread.get(chatId, afterSeq, userId, cap) as { n: number }).n
   }
 
   async close (): Promise<void> { /* closed by the owner of the shared database */ }

@@ -169,8 +169,8 @@ test('a muted chat is not pushed; unmuted, it is again', async () => {
   const chat = await newGroup()
   const until = Date.now() + 3600_000
   const r = await server.api('PATCH', `/v1/chats/${chat}/settings`, bPhone.token, { muted_until: until })
-  assert.deepEqual(r.body, { muted_until: until })
-  assert.deepEqual((await server.api('GET', `/v1/chats/${chat}/settings`, bApple.token)).body, { muted_until: until }, 'the same on every device of the user')
+  assert.deepEqual(r.body, { muted_until: until, archived: false, pinned: false })
+  assert.deepEqual((await server.api('GET', `/v1/chats/${chat}/settings`, bApple.token)).body, { muted_until: until, archived: false, pinned: false }, 'the same on every device of the user')
   const muted = await metric('mqchat_push_dropped_total', 'reason="muted"')
   await burst(chat, 1, 'muted')
   await waitFor('the four pushes to be passed over as muted', async () => (await metric('mqchat_push_dropped_total', 'reason="muted"')) >= muted + 4 || undefined)
@@ -281,7 +281,7 @@ test('mqchat push add|list|remove, and mute|unmute, as a tester would use them (
   const until = (JSON.parse(m.stdout) as { muted_until: number }).muted_until
   assert.ok(until > Date.now() + 7 * 3600_000 && until <= Date.now() + 8 * 3600_000)
   assert.equal((await cli(bHome, ['unmute', chat, '--profile', 'b'])).code, 0)
-  assert.deepEqual((await server.api('GET', `/v1/chats/${chat}/settings`, bPhone.token)).body, { muted_until: null })
+  assert.deepEqual((await server.api('GET', `/v1/chats/${chat}/settings`, bPhone.token)).body, { muted_until: null, archived: false, pinned: false })
   // A UnifiedPush endpoint with keys, as a distributor that encrypts gives them: the payload is encrypted
   // (RFC 8291, no VAPID) and the test service decrypts it with the key only the device holds.
   const enc = providers.push.subscribe(true, false)
