@@ -32,10 +32,12 @@ export interface Envelope {
 
 /**
  * Message types: content (text, reply), operations on earlier messages (edit,
- * delete, reaction), and `session`: a group sender key sent pairwise to the
- * members' devices (always end-to-end encrypted; shown to no one, pushed to no one).
+ * delete, reaction), `session`: a group sender key sent pairwise to the
+ * members' devices (always end-to-end encrypted; shown to no one, pushed to
+ * no one), and `timer`: the chat's disappearing-messages timer, body
+ * {"seconds": N} (0: off).
  */
-export const MESSAGE_TYPES = ['text', 'media', 'reply', 'edit', 'delete', 'reaction', 'session'] as const
+export const MESSAGE_TYPES = ['text', 'media', 'reply', 'edit', 'delete', 'reaction', 'session', 'timer'] as const
 /** Types that may carry ciphertexts instead of a body. */
 const ENCRYPTABLE = new Set(['text', 'media', 'reply', 'edit', 'session'])
 const DEVICE_ID = /^dv_[0-9a-f]{16}$/
@@ -85,7 +87,7 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
   if (e.forwarded !== undefined && typeof e.forwarded !== 'boolean') throw new DomainError('bad_request', 'forwarded must be true or false')
   const refField = type === 'reply' ? 'reply_to' : 'ref'
   const refValue = e[refField]
-  const needsRef = type !== 'text' && type !== 'media' && type !== 'session'
+  const needsRef = type !== 'text' && type !== 'media' && type !== 'session' && type !== 'timer'
   if (type === 'media' && (typeof e.media !== 'string' || !/^m_[0-9a-f]{20}$/.test(e.media))) {
     throw new DomainError('bad_request', 'a media message needs "media": the id of an upload (POST /v1/media)')
   }
@@ -105,6 +107,12 @@ export function parseEnvelope (payload: Buffer, maxBytes: number): Envelope {
       throw new DomainError('bad_request', `a reaction body is an emoji (1-${MAX_EMOJI_LENGTH} characters), or null to remove yours`)
     }
     body = JSON.stringify(e.body)
+  } else if (type === 'timer') {
+    const b = e.body as { seconds?: unknown } | null
+    if (b === null || typeof b !== 'object' || Array.isArray(b) || !Number.isSafeInteger(b.seconds) || (b.seconds as number) < 0 || Object.keys(b).length !== 1) {
+      throw new DomainError('bad_request', 'a timer body is {"seconds": N}: the disappearing-messages timer, 0 to turn it off')
+    }
+    body = JSON.stringify({ seconds: b.seconds })
   } else if (type === 'media') {
     body = e.body === undefined ? 'null' : JSON.stringify(e.body)
   } else {

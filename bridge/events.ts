@@ -8,7 +8,8 @@ export function messageFields (m: StoredMessage) {
   return {
     chat: m.chatId, seq: m.seq, id: m.clientId, from: m.senderUser, device: m.senderDevice,
     kind: m.type, ts: m.serverTs, cts: m.clientTs,
-    ref: m.ref ?? undefined, forwarded: m.forwarded === true ? true : undefined, media: m.media ?? undefined
+    ref: m.ref ?? undefined, forwarded: m.forwarded === true ? true : undefined, media: m.media ?? undefined,
+    expires_at: m.expiresAt ?? undefined
   }
 }
 
@@ -32,7 +33,7 @@ export function errorEvent (r: Refusal): string {
 
 /** `chat`: the chat was created or its members, roles or name changed. */
 export function chatEvent (c: ChatChange): string {
-  return JSON.stringify({ type: 'chat', chat: c.chatId, change: c.change, by: c.by, users: c.users, name: c.name, role: c.role, ts: c.at })
+  return JSON.stringify({ type: 'chat', chat: c.chatId, change: c.change, by: c.by, users: c.users, name: c.name, role: c.role, seconds: c.seconds, seq: c.seq, ts: c.at })
 }
 
 /** `sync`: the device's queue overflowed; fetch what it missed with POST /v1/sync. */

@@ -56,6 +56,14 @@ export interface BridgeOptions extends MessageRules {
   maxMessageBytes: number
   /** The most chats one message may be forwarded to at once. */
   maxForwardTargets: number
+  /** The disappearing-messages timers a chat may be set to (seconds); 0 turns it off. Default: 24 h, 7 d, 90 d. */
+  disappearingTimers?: readonly number[]
+}
+
+/** What a `timer` message's body says: seconds, or null for off. */
+const timerOf = (body: string): number | null => {
+  const s = (JSON.parse(body) as { seconds: number }).seconds
+  return s === 0 ? null : s
 }
 
 export class Bridge {
@@ -130,13 +138,17 @@ export class Bridge {
         return await this.repeatOr(err, device, env.id, redelivered)
       }
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
+      // A message sent while the chat's timer is on disappears that long after it is stored (the timer's own message does not).
+      const timer = env.type === 'timer' ? undefined : this.chats.timerOf(chatId)
       // Delivered by positions, a message has nothing to redo after a crash but the linking of its media.
       const result = await this.history.append({
         chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
-        type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media
+        type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media,
+        ...(timer !== undefined ? { expiresAt: now + timer * 1000 } : {})
       }, effect, { settled: this.#streamOutbox || (this.#positions !== undefined && env.media === null) })
       stop()
       if (result.duplicate) return await this.repeated(device, result.message, redelivered)
+      if (env.type === 'timer') await this.chats.setTimer(device.userId, chatId, timerOf(env.body), result.message.seq)
       if (env.media !== null) await this.media?.sent(env.media, chatId, result.message.seq)
       // Writing is taking part: from now on the chat's members are the sender's contacts (presence).
       await this.chats.engage(chatId, device.userId)
@@ -152,6 +164,13 @@ export class Bridge {
     const other = this.chats.otherMember(chatId, device.userId)
     if (other !== undefined) this.blocks.checkDirect(device.userId, other)
     this.#e2ee?.(device, chatId, env)
+    if (env.type === 'timer') {
+      const seconds = timerOf(env.body)
+      const allowed = this.opts.disappearingTimers ?? [86_400, 604_800, 7_776_000]
+      if (seconds !== null && !allowed.includes(seconds)) throw new DomainError('bad_request', `the disappearing-messages timer is one of ${allowed.join(', ')} seconds, or 0 (off)`)
+      // In a group only admins set it; in a direct chat either member.
+      if (other === undefined && !await this.chats.isAdmin(chatId, device.userId)) throw new DomainError('not_allowed', 'only group admins set the disappearing-messages timer', 403)
+    }
     if (env.media !== null && !mediaChecked) {
       if (!this.media) throw new DomainError('bad_request', 'media is not enabled on this server')
       await this.media.checkSendable(env.media, device.userId, chatId)
@@ -170,6 +189,9 @@ export class Bridge {
 
   /** A message this device sent before under the same client id: the original seq, acknowledged again. */
   private async repeated (device: Device, earlier: StoredMessage, redelivered: boolean): Promise<Accepted> {
+    // A worker may have died between storing a timer message and recording the timer: the chat stream gives it again,
+    // before anything later in the chat (recording it again changes nothing). A client's retry of an old one must not.
+    if (redelivered && earlier.type === 'timer') await this.chats.setTimer(earlier.senderUser, earlier.chatId, timerOf(earlier.body), earlier.seq)
     // A worker that died after storing a media message may not have linked its media (linking again is harmless).
     if (redelivered && earlier.media) await this.media?.sent(earlier.media, earlier.chatId, earlier.seq)
     if (this.#positions?.transient) this.#positions.transient(device.id, ackEvent(earlier, true))

@@ -7,9 +7,13 @@ import type { StoredMessage } from '../store/types.js'
 
 interface Ring { messages: StoredMessage[] }
 
+/** How often dropExpired looks through the cache, at most. */
+const EXPIRY_CHECK_MS = 5000
+
 export class RecentMessages {
   #chats = new Map<string, Ring>()
   #total = 0
+  #nextExpiryCheck = 0
 
   constructor (private readonly maxTotal: number, private readonly perChat: number) {}
 
@@ -45,7 +49,23 @@ export class RecentMessages {
     if (ring === undefined || first === undefined || first.seq > afterSeq + 1) return undefined
     const start = afterSeq + 1 - first.seq
     if (start >= ring.messages.length) return undefined
-    return ring.messages.slice(start, start + limit)
+    const page = ring.messages.slice(start, start + limit)
+    // An expired disappearing message is never served: history, which leaves it out, is read instead.
+    const now = Date.now()
+    if (page.some((m) => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now)) {
+      this.forget(chatId)
+      return undefined
+    }
+    return page
+  }
+
+  /** Forgets the chats holding an expired disappearing message (looking at most every few seconds). */
+  dropExpired (now: number): void {
+    if (now < this.#nextExpiryCheck) return
+    this.#nextExpiryCheck = now + EXPIRY_CHECK_MS
+    for (const [chatId, ring] of [...this.#chats]) {
+      if (ring.messages.some((m) => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now)) this.forget(chatId)
+    }
   }
 
   /** Edits, deletes and retention change history: a chat's cached copies are dropped. */

@@ -173,7 +173,11 @@ export class Inbox {
     this.#last = store.lastSeqs()
     this.#events = opts.events
     this.#eventCounts = opts.events?.eventCounts() ?? new Map()
-    this.#timer = setInterval(() => this.flush(), opts.flushMs)
+    this.#timer = setInterval(() => {
+      this.flush()
+      // Expired disappearing messages leave the cache within seconds (it never serves them): the cluster's brokers run no purge.
+      this.recent.dropExpired(Date.now())
+    }, opts.flushMs)
     this.#timer.unref()
   }
 
@@ -258,6 +262,8 @@ export class Inbox {
 
   /** Retention removed old messages: cached copies may be among them. */
   purged (): void { this.recent.clear() }
+  /** Expired disappearing messages were deleted from these chats: their cached copies go too. */
+  expired (chats: string[]): void { for (const c of chats) this.recent.forget(c) }
 
   // ---- what the broker tells it
 

@@ -16,7 +16,7 @@ import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.j
 import { MemberHistory, inSpans, operandOf, spansOf, type SeqSpan } from './membership.js'
 import type { HistoryStore, StoredMessage } from '../store/types.js'
 
-export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed' | 'e2ee_required'
+export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed' | 'e2ee_required' | 'disappearing'
 
 export interface ChatChange {
   chatId: string
@@ -26,6 +26,9 @@ export interface ChatChange {
   users: string[]
   name?: string | null
   role?: Role
+  /** disappearing: the timer (seconds; null: off), and the seq of the `timer` message that set it. */
+  seconds?: number | null
+  seq?: number
   /** Users whose devices are told: members after the change, plus anyone removed. */
   recipients: string[]
   at: number
@@ -45,6 +48,8 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
   #engaged = new Map<string, Set<string>>()
   /** Chats that require end-to-end encryption. */
   #e2ee = new Set<string>()
+  /** Disappearing-messages timers (seconds), by chat. */
+  #timers = new Map<string, number>()
 
   #notify: MembershipNotifier = async () => {}
 
@@ -90,6 +95,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     this.#engaged.clear()
     for (const { chatId, userId, fromSeq, engaged } of rows) this.join(chatId, userId, fromSeq, engaged)
     this.#e2ee = new Set(await this.directory.e2eeChatIds())
+    this.#timers = new Map((await this.directory.disappearingChats()).map((t) => [t.chatId, t.seconds]))
   }
 
   /** Cluster: membership changes are announced to the other nodes through this. */
@@ -97,7 +103,10 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
 
   /** Re-reads one chat's members from the store (a change made on another node). */
   async refresh (chatId: string): Promise<void> {
-    if ((await this.directory.getChat(chatId))?.e2ee === true) this.#e2ee.add(chatId)
+    const chat = await this.directory.getChat(chatId)
+    if (chat?.e2ee === true) this.#e2ee.add(chatId)
+    if ((chat?.disappearing ?? null) !== null) this.#timers.set(chatId, chat!.disappearing!)
+    else this.#timers.delete(chatId)
     const now = new Map((await this.directory.members(chatId)).map((m) => [m.userId, m]))
     for (const u of [...this.memberIds(chatId)]) if (!now.has(u)) this.part(chatId, u)
     for (const [u, m] of now) this.join(chatId, u, m.fromSeq, m.engaged)
@@ -186,6 +195,23 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     this.#e2ee.add(chatId)
     await this.#notify(chatId)
     this.changed({ chatId, change: 'e2ee_required', by, users: [] })
+  }
+
+  /** The chat's disappearing-messages timer in seconds, or undefined when off (no store read). */
+  timerOf (chatId: string): number | undefined { return this.#timers.get(chatId) }
+
+  /**
+   * Records the timer a `timer` message (seq) set: what is sent after it
+   * expires that many seconds after it is stored (null: off). Told as a
+   * `chat` event (change "disappearing"). Repeating it changes nothing.
+   */
+  async setTimer (by: string, chatId: string, seconds: number | null, seq: number): Promise<void> {
+    if ((this.#timers.get(chatId) ?? null) === seconds) return
+    await this.directory.setDisappearing(chatId, seconds)
+    if (seconds === null) this.#timers.delete(chatId)
+    else this.#timers.set(chatId, seconds)
+    await this.#notify(chatId)
+    this.changed({ chatId, change: 'disappearing', by, users: [], seconds, seq })
   }
 
   isMember (chatId: string, userId: string): boolean { return this.#members.get(chatId)?.has(userId) ?? false }

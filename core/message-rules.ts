@@ -14,7 +14,7 @@ export interface Operation { type: string, ref: number | null, body: string }
 export function effectOf (
   op: Operation, target: StoredMessage | undefined, actor: string, isAdmin: () => Promise<boolean>, now: number, rules: MessageRules
 ): Promise<MessageEffect | undefined> | MessageEffect | undefined {
-  if (op.type === 'text' || op.type === 'media' || op.type === 'session') return undefined
+  if (op.type === 'text' || op.type === 'media' || op.type === 'session' || op.type === 'timer') return undefined
   if (!target) throw new DomainError('unknown_message', `no message ${String(op.ref)} in this chat`, 404)
   if (op.type === 'reply') return undefined
   if (!CONTENT_TYPES.includes(target.type)) throw new DomainError('unknown_message', `message ${target.seq} is an operation, not a message`, 404)

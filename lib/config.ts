@@ -99,6 +99,8 @@ export interface Config {
   clusterRecentTtlHours: number
   retentionDays: number
   purgeIntervalMinutes: number
+  disappearingTimers: number[]
+  expirySweepSeconds: number
   editWindowSeconds: number
   deleteWindowSeconds: number
   forwardMaxChats: number
@@ -180,6 +182,18 @@ const int = (min: number, max: number): Parser<number> => (raw) => {
   return n
 }
 const port: Parser<number> = int(0, 65535)
+/** A comma-separated list of whole numbers within bounds (at least one). */
+const ints = (min: number, max: number): Parser<number[]> => (raw) => {
+  const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '')
+  if (parts.length === 0) return new Error('must list at least one whole number')
+  const out: number[] = []
+  for (const p of parts) {
+    const n = int(min, max)(p)
+    if (n instanceof Error) return n
+    out.push(n)
+  }
+  return out
+}
 const oneOf = <T extends string>(...values: T[]): Parser<T> => (raw) =>
   (values as string[]).includes(raw) ? raw as T : new Error(`must be one of ${values.join(', ')}, got "${raw}"`)
 const bool: Parser<boolean> = (raw) => {
@@ -308,6 +322,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'clusterRecentTtlHours', env: 'MQCHAT_CLUSTER_RECENT_TTL_HOURS', def: '24', parse: int(1, 8760), help: 'cluster profile: a chat\'s recent messages leave Redis this long after its last message' },
   { key: 'retentionDays', env: 'MQCHAT_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'history older than this is purged' },
   { key: 'purgeIntervalMinutes', env: 'MQCHAT_PURGE_INTERVAL_MINUTES', def: '60', parse: int(1, 10080), help: 'how often the retention purge runs (also once at start)' },
+  { key: 'disappearingTimers', env: 'MQCHAT_DISAPPEARING_TIMERS', def: '86400,604800,7776000', parse: ints(1, 31_536_000), help: 'the disappearing-messages timers a chat may be set to, in seconds, comma-separated (default 24 h, 7 d, 90 d)' },
+  { key: 'expirySweepSeconds', env: 'MQCHAT_EXPIRY_SWEEP_SECONDS', def: '60', parse: int(1, 3600), help: 'how often expired disappearing messages are deleted from the stores and caches (they are never read once expired)' },
   { key: 'editWindowSeconds', env: 'MQCHAT_EDIT_WINDOW_SECONDS', def: '900', parse: int(0, 31_536_000), help: 'how long after sending the sender may edit a message' },
   { key: 'deleteWindowSeconds', env: 'MQCHAT_DELETE_WINDOW_SECONDS', def: '172800', parse: int(0, 31_536_000), help: 'how long after sending the sender may delete a message for everyone (group admins: any time)' },
   { key: 'forwardMaxChats', env: 'MQCHAT_FORWARD_MAX_CHATS', def: '5', parse: int(1, 1000), help: 'the most chats one message may be forwarded to at once' },

@@ -258,7 +258,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   if (tls && runs('broker')) info.tls = { mqttPort: broker.mqttTlsPort, wssPort: broker.wssPort, httpsPort: httpsPort(api) }
   const retention = runs('api')
     ? await startRetention(stores.history, d.media, {
-      historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
+      historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes, expirySweepSeconds: cfg.expirySweepSeconds
     }, log.child({ part: 'retention' }))
     : undefined
 

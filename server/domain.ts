@@ -167,7 +167,8 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
     maxMessageBytes: cfg.maxMessageBytes,
     editWindowMs: cfg.editWindowSeconds * 1000,
     deleteWindowMs: cfg.deleteWindowSeconds * 1000,
-    maxForwardTargets: cfg.forwardMaxChats
+    maxForwardTargets: cfg.forwardMaxChats,
+    disappearingTimers: cfg.disappearingTimers
   }, media)
   bridgeRef = bridge
   const profiles = new ProfileService(stores.profiles, stores.directory, settings, chats, devices, blocks, media, (deviceId, payload) => bridge.sendTo(deviceId, payload, 'profile'))

@@ -77,8 +77,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   // After the redone fan-out, which also links the media of messages stored just before a crash:
   // the media lifecycle must not take such media for never sent.
   const retention = await startRetention(stores.history, d.media, {
-    historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes
-  }, log.child({ part: 'retention' }), () => inbox.purged())
+    historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes, expirySweepSeconds: cfg.expirySweepSeconds
+  }, log.child({ part: 'retention' }), () => inbox.purged(), (chats) => inbox.expired(chats))
 
   const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
   writePorts(cfg, ports)

@@ -29,6 +29,8 @@ export interface Chat {
   createdAt: number
   /** End-to-end encryption required: plaintext messages are refused. Absent on chats made before it existed: false. */
   e2ee?: boolean
+  /** Disappearing messages: what is sent expires this many seconds after it was stored. Absent or null: off. */
+  disappearing?: number | null
 }
 
 export interface Member {
@@ -128,6 +130,10 @@ export interface DirectoryStore {
   renameChat (id: string, name: string): Promise<void>
   /** Makes a chat require end-to-end encryption (one way: it is never turned off). */
   requireE2ee (id: string): Promise<void>
+  /** Sets a chat's disappearing-messages timer (seconds; null: off). */
+  setDisappearing (id: string, seconds: number | null): Promise<void>
+  /** Chats with a disappearing-messages timer: warms the in-memory index. */
+  disappearingChats (): Promise<Array<{ chatId: string, seconds: number }>>
   /** The chats that require end-to-end encryption: used to warm the in-memory set. */
   e2eeChatIds (): Promise<string[]>
   chatsOfUser (userId: string): Promise<Chat[]>
@@ -202,6 +208,8 @@ export interface NewMessage {
   forwarded?: boolean
   /** The media id of a media message. */
   media?: string | null
+  /** When a disappearing message expires (ms since the epoch): from then on it is never read, and it is deleted. */
+  expiresAt?: number | null
 }
 
 export interface StoredMessage extends NewMessage {
@@ -246,6 +254,8 @@ export interface HistoryStore {
   firstSeq (chatId: string): Promise<number>
   /** Deletes messages stored before `serverTs` (retention); seqs are never reused. Returns how many. */
   purgeBefore (serverTs: number): Promise<number>
+  /** Deletes messages expired by `now` (and their reactions); returns the chats that had some. */
+  purgeExpired (now: number): Promise<string[]>
   /** Messages whose fan-out has not been confirmed (to redo after a crash), oldest first. */
   pendingFanout (limit: number): Promise<StoredMessage[]>
   markFannedOut (chatId: string, seq: number): Promise<void>

@@ -17,6 +17,7 @@ export const chatJson = (c: ChatView & { lastSeq: number }) => ({
   created_by: c.createdBy,
   created_at: c.createdAt,
   e2ee: c.e2ee === true ? 'required' : 'off',
+  disappearing: c.disappearing ?? null,
   members: c.members.map((m) => ({ user_id: m.userId, role: m.role, joined_at: m.joinedAt }))
 })
 
@@ -30,6 +31,7 @@ const chatSchema = {
     created_by: { type: 'string' },
     created_at: { type: 'integer' },
     e2ee: { type: 'string', enum: ['required', 'off'] },
+    disappearing: { type: ['integer', 'null'] },
     members: { type: 'array', items: { type: 'object', properties: { user_id: { type: 'string' }, role: { type: 'string' }, joined_at: { type: 'integer' } } } }
   }
 } as const

@@ -41,8 +41,6 @@ export interface E2eeState {
   devices: Record<string, KnownDevice>
   /** Olm sessions by the other device's identity key, the one last used first. */
   olm: Record<string, string[]>
-  /** Chats known to require encryption ("one way": they never turn back), with the devices last addressed in them. */
-  chats: Record<string, { kind: 'direct' | 'group', devices?: Array<{ user: string, device: string }> }>
   outbound: Record<string, OutboundState>
   /** By "<sender key> <session id>". */
   inbound: Record<string, InboundState>
@@ -53,6 +51,8 @@ export interface E2eeState {
    * beyond MAX_PLAINTEXTS.
    */
   plain: Record<string, string>
+  /** When remembered plaintexts of disappearing messages expire: they are deleted here too. */
+  expires?: Record<string, number>
 }
 
 export const MAX_PLAINTEXTS = 10_000
@@ -74,12 +74,25 @@ function read (file: string): E2eeState | undefined {
   }
 }
 
-/** Keeps at most MAX_PLAINTEXTS remembered plaintexts, dropping the oldest. */
-export function remember (s: E2eeState, key: string, plaintext: string): void {
+/** Keeps at most MAX_PLAINTEXTS remembered plaintexts, dropping the oldest; a disappearing message's until it expires. */
+export function remember (s: E2eeState, key: string, plaintext: string, expiresAt?: number): void {
   delete s.plain[key]
   s.plain[key] = plaintext
+  if (expiresAt !== undefined) (s.expires ??= {})[key] = expiresAt
   const keys = Object.keys(s.plain)
-  for (let i = 0; i < keys.length - MAX_PLAINTEXTS; i++) delete s.plain[keys[i]!]
+  for (let i = 0; i < keys.length - MAX_PLAINTEXTS; i++) {
+    delete s.plain[keys[i]!]
+    if (s.expires !== undefined) delete s.expires[keys[i]!]
+  }
+}
+
+/** Deletes the remembered plaintexts of disappearing messages that have expired. */
+export function forgetExpired (s: E2eeState, now: number): void {
+  for (const [key, at] of Object.entries(s.expires ?? {})) {
+    if (at > now) continue
+    delete s.plain[key]
+    delete s.expires![key]
+  }
 }
 
 /** The state file of a profile, read and changed under its lock. */
@@ -116,6 +129,7 @@ export class StateFile {
       const current = read(this.file)
       const s = current !== undefined && belongs(current) ? current : create()
       const out = await fn(s)
+      forgetExpired(s, Date.now())
       write(this.file, s)
       return out
     } finally {

@@ -42,7 +42,7 @@ const MISMATCH_RETRIES = 3
 interface Inner { chat: string, kind: string, ref?: number, body?: unknown, session_id?: string, session_key?: string }
 
 /** A message event or history row as the server gives it. */
-export interface MessageJson { chat: string, seq: number, id: string, from: string, device: string, kind: string, ref?: number, edited_at?: number, body: unknown }
+export interface MessageJson { chat: string, seq: number, id: string, from: string, device: string, kind: string, ref?: number, edited_at?: number, expires_at?: number, body: unknown }
 
 export type Opened =
   | { ok: true, body: unknown }
@@ -72,7 +72,7 @@ export class E2ee {
     const key = randomBytes(32)
     const account = new this.#v.Account()
     try {
-      return { v: 1, user_id: this.p.user_id, device_id: this.p.device_id, pickle_key: key.toString('base64'), account: account.pickle(key), published: false, devices: {}, olm: {}, chats: {}, outbound: {}, inbound: {}, plain: {} }
+      return { v: 1, user_id: this.p.user_id, device_id: this.p.device_id, pickle_key: key.toString('base64'), account: account.pickle(key), published: false, devices: {}, olm: {}, outbound: {}, inbound: {}, plain: {} }
     } finally { account.free() }
   }
 
@@ -84,9 +84,6 @@ export class E2ee {
     const s = this.#file.peek()
     return s?.device_id === this.p.device_id ? s : undefined
   }
-
-  /** A chat this device has sent encrypted messages in: it requires encryption (that never turns back). */
-  knownChat (chatId: string): { kind: 'direct' | 'group' } | undefined { return this.#mine()?.chats[chatId] }
 
   /** This device's identity: its Curve25519 and Ed25519 keys. */
   async identity (): Promise<{ identity_key: string, signing_key: string }> {
@@ -244,7 +241,7 @@ export class E2ee {
    * is fixed and the message sent again under the same id, so it is stored
    * once. Returns the server's answer, with how many attempts it took.
    */
-  async send (chatId: string, kind: 'direct' | 'group', envelope: { id: string, type: string, ref?: number, reply_to?: number, body: unknown }): Promise<Record<string, unknown> & { attempts: number }> {
+  async send (chatId: string, kind: 'direct' | 'group', envelope: { id: string, type: string, ref?: number, reply_to?: number, body: unknown }, disappearing?: number | null): Promise<Record<string, unknown> & { attempts: number }> {
     await this.ensurePublished()
     const ref = envelope.ref ?? envelope.reply_to
     const inner: Inner = { chat: chatId, kind: envelope.type, ...(ref !== undefined ? { ref } : {}), body: envelope.body }
@@ -259,8 +256,7 @@ export class E2ee {
         })
         const r = await call<Record<string, unknown>>(this.p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`, { token: this.p.token, body: { ...outer, e2ee, ts: Date.now() } })
         await this.#update((s) => {
-          remember(s, `s:${chatId} ${envelope.id}`, JSON.stringify(envelope.body))
-          s.chats[chatId] = { kind }
+          remember(s, `s:${chatId} ${envelope.id}`, JSON.stringify(envelope.body), typeof disappearing === 'number' ? Date.now() + disappearing * 1000 : undefined)
         })
         return { ...r, attempts: attempt }
       } catch (err) {
@@ -366,7 +362,7 @@ export class E2ee {
       const cached = s.plain[cacheKey]
       if (cached !== undefined) return cached
       const plaintext = this.#decryptOlm(s, key, senderKey, mine)
-      remember(s, cacheKey, plaintext)
+      remember(s, cacheKey, plaintext, m.expires_at)
       return plaintext
     })
     const inner = JSON.parse(text) as Inner

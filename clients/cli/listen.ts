@@ -38,6 +38,13 @@ export async function reveal (e2ee: E2ee, e: Event): Promise<Event | undefined> 
   return opened.ok ? { ...e, body: opened.body, encrypted: true } : { ...e, body: null, encrypted: true, undecryptable: opened.reason }
 }
 
+/** A timer's span as people say it: 24h, 7d, 90d, or seconds. */
+export function span (seconds: number): string {
+  if (seconds % 86_400 === 0) return seconds === 86_400 ? '24h' : `${seconds / 86_400}d`
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`
+  return `${seconds}s`
+}
+
 /** One line for an event; `label` names users (clients/cli/names.ts). */
 export function formatEvent (e: Event, label: (userId: unknown) => string = String): string {
   const body = (b: unknown): string => typeof b === 'string' ? b : JSON.stringify(b)
@@ -58,12 +65,16 @@ export function formatEvent (e: Event, label: (userId: unknown) => string = Stri
           const b = (e.body ?? {}) as { name?: string, size?: number, caption?: string }
           return `${head}${e.forwarded === true ? ' (forwarded)' : ''}: [media ${String(e.media)}${b.name ? ` ${b.name}` : ''}${b.size ? `, ${b.size} bytes` : ''}]${b.caption ? ` ${b.caption}` : ''} (mqchat fetch ${String(e.media)})`
         }
+        case 'timer': {
+          const seconds = (e.body as { seconds?: number } | null)?.seconds ?? 0
+          return seconds === 0 ? `${head} turned disappearing messages off` : `${head} set disappearing messages to ${span(seconds)}`
+        }
         case 'reaction': return e.body === null ? `${head} removed their reaction to #${String(e.ref)}` : `${head} reacted ${body(e.body)} to #${String(e.ref)}`
         default: return `${head}${e.forwarded === true ? ' (forwarded)' : ''}: ${e.deleted === true ? '(deleted)' : body(e.body)}${typeof e.edited_at === 'number' ? ' (edited)' : ''}`
       }
     }
     case 'ack': return `[${String(e.chat)} #${String(e.seq)}] ✓ sent (${String(e.id)})${e.duplicate === true ? ' (repeat)' : ''}`
-    case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${label(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.map(label).join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}`
+    case 'chat': return `[${String(e.chat)}] chat ${String(e.change)} by ${label(e.by)}${Array.isArray(e.users) && e.users.length > 0 ? `: ${e.users.map(label).join(', ')}` : ''}${e.name ? ` "${String(e.name)}"` : ''}${e.role ? ` → ${String(e.role)}` : ''}${e.change === 'disappearing' ? (typeof e.seconds === 'number' ? `: messages disappear after ${span(e.seconds)}` : ': messages no longer disappear') : ''}`
     case 'receipt': return `[${String(e.chat)}] ${e.read !== undefined && Number(e.read) > 0 ? '✓✓ (blue)' : '✓✓'} ${label(e.user)}: delivered up to #${String(e.delivered)}${e.read !== undefined ? `, read up to #${String(e.read)}` : ''}`
     case 'typing': return `[${String(e.chat)}] ${label(e.user)} is ${e.state === 'paused' ? 'no longer typing' : 'typing…'}`
     case 'sync': return e.reason === 'history_purged'

@@ -5,7 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { readFileSync } from 'node:fs'
 import { CliError, EXIT } from './errors.js'
 import { call } from './http.js'
-import { listen, formatEvent, reveal } from './listen.js'
+import { listen, formatEvent, reveal, span } from './listen.js'
 import { E2ee, isEncrypted, type IdentityJson } from './e2ee.js'
 import { safetyNumber } from './safety.js'
 import { Names } from './names.js'
@@ -40,7 +40,7 @@ Account:
   contacts sync|find|list        upload your contacts' numbers and see who is registered
   devices list|link|revoke       manage the user's devices
 Chats:
-  chat create|list|show|add|remove|leave|rename|promote|demote|encrypt|archive|pin
+  chat create|list|show|add|remove|leave|rename|promote|demote|encrypt|archive|pin|timer
   send <chat> <text>             send a text message (chat id, or a user's phone/id for the direct chat); --reply SEQ
   send <chat> --file <path>      send a photo, voice note, video or document (uploaded straight to storage)
   fetch <media-id> -o <path>     download a media file (verified against its SHA-256)
@@ -177,6 +177,8 @@ ${COMMON}`,
   mqchat chat create <user> [--e2ee]             direct chat with a user (phone +… or user id u_…)
   mqchat chat create --group NAME [user…] [--e2ee]  group; you are its admin
   mqchat chat encrypt <chat>                     require end-to-end encryption from now on (one way; group admins)
+  mqchat chat timer <chat> off|24h|7d|90d        disappearing messages: what is sent from now on is deleted after that
+                                                 (group admins; either member of a direct chat)
   mqchat chat list [--archived]                  pinned first, with unread counts; archived chats with --archived
   mqchat chat archive|unarchive <chat>           move a chat out of the list (or back), on all your devices
   mqchat chat pin|unpin <chat>                   keep a chat at the top (at most 3), on all your devices
@@ -308,17 +310,15 @@ type DeviceProfile = ReturnType<typeof requireDeviceProfile>
 
 /**
  * The chat a command names (a chat id, or a user, phone +… or id u_…, for
- * the direct chat with them), and whether it requires end-to-end
- * encryption. A chat once seen requiring it needs no second look (it never
- * turns back).
+ * the direct chat with them), whether it requires end-to-end encryption,
+ * and its disappearing-messages timer.
  */
-async function resolveChat (p: { server: string, token: string }, ref: string, known?: E2ee): Promise<{ id: string, kind: 'direct' | 'group', e2ee: boolean }> {
-  const seen = known?.knownChat(ref)
-  if (seen !== undefined) return { id: ref, kind: seen.kind, e2ee: true }
+async function resolveChat (p: { server: string, token: string }, ref: string): Promise<{ id: string, kind: 'direct' | 'group', e2ee: boolean, disappearing: number | null }> {
+  type Chat = { chat_id: string, kind: 'direct' | 'group', e2ee?: string, disappearing?: number | null }
   const c = /^(\+|u_)/.test(ref)
-    ? await call<{ chat_id: string, kind: 'direct' | 'group', e2ee?: string }>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: ref } })
-    : await call<{ chat_id: string, kind: 'direct' | 'group', e2ee?: string }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(ref)}`, { token: p.token })
-  return { id: c.chat_id, kind: c.kind, e2ee: c.e2ee === 'required' }
+    ? await call<Chat>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: ref } })
+    : await call<Chat>(p.server, 'GET', `/v1/chats/${encodeURIComponent(ref)}`, { token: p.token })
+  return { id: c.chat_id, kind: c.kind, e2ee: c.e2ee === 'required', disappearing: c.disappearing ?? null }
 }
 
 /** A new device publishes its encryption keys at once, so encrypted chats can reach it; a failure only warns (listen publishes too). */
@@ -464,7 +464,7 @@ async function main (argv: string[]): Promise<number> {
       const name = profileName(values.profile)
       need(positionals, 1, cmd)
       const e2ee = e2eeOf(p, name, values.json)
-      const chat = await resolveChat(p, positionals[0], e2ee)
+      const chat = await resolveChat(p, positionals[0])
       let envelope: Record<string, unknown>
       let uploaded: Uploaded | undefined
       if (cmd === 'send' && values.file !== undefined) {
@@ -494,7 +494,7 @@ async function main (argv: string[]): Promise<number> {
       type Sent = { chat: string, id: string, seq?: number, duplicate?: boolean, queued?: boolean, attempts?: number }
       // A delete carries no content: it goes as it is, encrypted chat or not.
       const r = chat.e2ee && cmd !== 'delete'
-        ? await e2ee.send(chat.id, chat.kind, { id, ...envelope } as Parameters<E2ee['send']>[2]) as Sent
+        ? await e2ee.send(chat.id, chat.kind, { id, ...envelope } as Parameters<E2ee['send']>[2], chat.disappearing) as Sent
         : await call<Sent>(p.server, 'POST', `/v1/chats/${encodeURIComponent(chat.id)}/messages`, { token: p.token, body: { id, ...envelope, ts: Date.now() } })
       const media = uploaded ? { media_id: uploaded.mediaId, uploaded: !uploaded.existing } : {}
       // Queued (a cluster under a backlog): taken durably, its seq not known yet.
@@ -769,7 +769,7 @@ async function chatCommand (rest: string[]): Promise<number> {
   const p = requireDeviceProfile(profileName(values.profile))
   const [sub, ...args] = positionals
   type ChatJson = {
-    chat_id: string, kind: string, name: string | null, e2ee?: string, members: Array<{ user_id: string, role: string }>
+    chat_id: string, kind: string, name: string | null, e2ee?: string, disappearing?: number | null, members: Array<{ user_id: string, role: string }>
     unread?: number, settings?: { muted_until: number | null, archived: boolean, pinned: boolean }
   }
   const names = new Names(p)
@@ -777,7 +777,7 @@ async function chatCommand (rest: string[]): Promise<number> {
     if (!values.json) await names.load(c.members.map((m) => m.user_id))
     const st = c.settings
     const marks = [st?.pinned === true ? '[pinned]' : '', st?.archived === true ? '[archived]' : '', st?.muted_until !== null && st?.muted_until !== undefined && st.muted_until > Date.now() ? '[muted]' : '', (c.unread ?? 0) > 0 ? `(${c.unread! >= 1000 ? '999+' : c.unread} unread)` : ''].filter((x) => x !== '')
-    out(values.json, c, `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}${marks.length > 0 ? `  ${marks.join(' ')}` : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${names.label(m.user_id)} (admin)` : names.label(m.user_id)).join(', ')}`)
+    out(values.json, c, `${c.chat_id}  ${c.kind === 'group' ? `group "${c.name ?? ''}"` : 'direct'}${c.e2ee === 'required' ? '  end-to-end encrypted' : ''}${typeof c.disappearing === 'number' ? `  disappearing ${span(c.disappearing)}` : ''}${marks.length > 0 ? `  ${marks.join(' ')}` : ''}  members: ${c.members.map((m) => m.role === 'admin' ? `${names.label(m.user_id)} (admin)` : names.label(m.user_id)).join(', ')}`)
   }
   const chatPath = (id: string): string => `/v1/chats/${encodeURIComponent(id)}`
   switch (sub) {
@@ -822,6 +822,16 @@ async function chatCommand (rest: string[]): Promise<number> {
       const body = sub === 'archive' || sub === 'unarchive' ? { archived: sub === 'archive' } : { pinned: sub === 'pin' }
       const r = await call<{ muted_until: number | null, archived: boolean, pinned: boolean }>(p.server, 'PATCH', `${chatPath(args[0])}/settings`, { token: p.token, body })
       out(values.json, { chat_id: args[0], ...r }, `${args[0]}: ${sub === 'archive' ? 'archived' : sub === 'unarchive' ? 'back in the chat list' : sub === 'pin' ? 'pinned' : 'unpinned'} (on all your devices)`)
+      return EXIT.ok
+    }
+    case 'timer': {
+      need(positionals, 3, 'chat')
+      const spans: Record<string, number> = { off: 0, '24h': 86_400, '7d': 604_800, '90d': 7_776_000 }
+      const seconds = spans[args[1]!] ?? (/^\d+$/.test(args[1]!) ? Number(args[1]) : undefined)
+      if (seconds === undefined) throw new CliError('chat timer takes off, 24h, 7d, 90d (or a number of seconds the server allows)', EXIT.usage)
+      // The change is a message of its own (type timer), with its own seq, so every device applies it in order.
+      const r = await call<{ seq?: number, queued?: boolean }>(p.server, 'POST', `${chatPath(args[0])}/messages`, { token: p.token, body: { id: randomUUID(), type: 'timer', body: { seconds } } })
+      out(values.json, { chat_id: args[0], seconds, ...r }, `${args[0]}: ${seconds === 0 ? 'messages no longer disappear' : `messages sent from now on disappear after ${span(seconds)}`} (seq ${String(r.seq)})`)
       return EXIT.ok
     }
     case 'encrypt': need(positionals, 2, 'chat'); await show(await call<ChatJson>(p.server, 'PATCH', chatPath(args[0]), { token: p.token, body: { e2ee: 'required' } })); return EXIT.ok

@@ -105,6 +105,20 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       assert.deepEqual((await s.allMemberships()).map((x) => x.userId).sort(), ['u_1', 'u_3'])
     }))
 
+    test('chats: a disappearing-messages timer is set, read back, listed for the cache, and turned off', () => withStore(async (s) => {
+      const chat = (id: string) => ({ id, kind: 'group' as const, name: id, createdBy: 'u_1', createdAt: 5 })
+      await s.createChat(chat('g_1'), [])
+      await s.createChat(chat('g_2'), [])
+      assert.equal((await s.getChat('g_1'))?.disappearing, undefined)
+      await s.setDisappearing('g_1', 86400)
+      await s.setDisappearing('g_2', 604800)
+      assert.equal((await s.getChat('g_1'))?.disappearing, 86400)
+      assert.deepEqual((await s.disappearingChats()).sort((a, b) => a.chatId.localeCompare(b.chatId)), [{ chatId: 'g_1', seconds: 86400 }, { chatId: 'g_2', seconds: 604800 }])
+      await s.setDisappearing('g_2', null)
+      assert.equal((await s.getChat('g_2'))?.disappearing, undefined)
+      assert.deepEqual(await s.disappearingChats(), [{ chatId: 'g_1', seconds: 86400 }])
+    }))
+
     test('membership periods: each removal closes one, a return opens the next; reads and the warm-up carry fromSeq', () => withStore(async (s) => {
       const chat = { id: 'g_1', kind: 'group' as const, name: 'G', createdBy: 'u_1', createdAt: 5 }
       assert.equal(await s.createChat(chat, [{ chatId: 'g_1', userId: 'u_1', role: 'admin', joinedAt: 5, fromSeq: 1, engaged: true }]), true)

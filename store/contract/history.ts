@@ -81,6 +81,25 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       assert.equal(await s.countUnread('c_none', 0, 'u_1', 100), 0)
     }))
 
+    test('disappearing messages: an expired message is never read (get, after, unread counts) and purgeExpired deletes it, its reactions too; seqs go on', () => withStore(async (s) => {
+      const now = Date.now()
+      await s.append({ ...msg('c_e', 'keep'), senderUser: 'u_2' })
+      await s.append({ ...msg('c_e', 'gone'), senderUser: 'u_2', expiresAt: now - 1 })
+      await s.append({ ...msg('c_e', 'later'), senderUser: 'u_2', expiresAt: now + 3_600_000 })
+      await s.append({ ...msg('c_e', 'react', 'dv_2'), type: 'reaction', ref: 2, body: '"x"' }, { kind: 'reaction', seq: 2, userId: 'u_1', emoji: 'x' })
+      assert.equal(await s.get('c_e', 2), undefined, 'expired: not read, purged or not')
+      assert.equal((await s.get('c_e', 3))?.expiresAt, now + 3_600_000)
+      assert.deepEqual((await s.after('c_e', 0, 10)).map((m) => m.clientId), ['keep', 'later', 'react'])
+      assert.deepEqual((await s.after('c_e', 0, 2)).map((m) => m.clientId), ['keep', 'later'], 'a page is still full')
+      assert.equal(await s.countUnread('c_e', 0, 'u_1', 100), 2)
+      assert.deepEqual(await s.purgeExpired(now), ['c_e'])
+      assert.deepEqual(await s.purgeExpired(now), [])
+      assert.deepEqual(await s.reactions('c_e', 1, 4), [])
+      assert.deepEqual((await s.after('c_e', 0, 10)).map((m) => m.seq), [1, 3, 4])
+      assert.equal((await s.append(msg('c_e', 'next'))).message.seq, 5)
+      assert.equal(await s.lastSeq('c_e'), 5)
+    }))
+
     test('retention: purgeBefore drops old messages, seqs continue, firstSeq tells what is left', () => withStore(async (s) => {
       for (let i = 0; i < 4; i++) await s.append({ ...msg('c_a', `r${i}`), serverTs: 1000 + i })
       assert.equal(await s.firstSeq('c_a'), 1)

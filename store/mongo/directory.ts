@@ -13,7 +13,7 @@ interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: stri
  * last place have one winner), freed when the device is revoked.
  */
 interface SlotDoc { _id: string, deviceId: string, at: number }
-interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number, e2ee?: boolean }
+interface ChatDoc { _id: string, kind: Chat['kind'], name: string | null, createdBy: string, createdAt: number, e2ee?: boolean, disappearing?: number | null }
 /** fromSeq and engaged are absent on members recorded before they existed (they read everything, and count as engaged). */
 interface MemberDoc { _id: string, chatId: string, userId: string, role: Role, joinedAt: number, fromSeq?: number, engaged?: boolean }
 /** A user's ended memberships of a chat, one document per (chat, user) so that every read is by _id. */
@@ -32,7 +32,7 @@ const toDevice = ({ _id, linked, slot: _slot, ...d }: DeviceDoc): Device => ({ i
 const slotId = (userId: string, n: number): string => `${userId}#${n}`
 /** A place whose device never got written (a crash between the two writes) is taken back after this long. */
 const ORPHAN_SLOT_MS = 60_000
-const toChat = ({ _id, e2ee, ...c }: ChatDoc): Chat => ({ id: _id, ...c, ...(e2ee === true ? { e2ee: true } : {}) })
+const toChat = ({ _id, e2ee, disappearing, ...c }: ChatDoc): Chat => ({ id: _id, ...c, ...(e2ee === true ? { e2ee: true } : {}), ...(disappearing !== null && disappearing !== undefined ? { disappearing } : {}) })
 const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true })
 const toPushTarget = ({ _id, ...t }: PushTargetDoc): PushTarget => ({ id: _id, ...t })
 const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
@@ -184,6 +184,10 @@ export class MongoDirectory implements DirectoryStore {
 
   async requireE2ee (id: string): Promise<void> { await this.#chats.updateOne({ _id: id }, { $set: { e2ee: true } }) }
   async e2eeChatIds (): Promise<string[]> { return (await this.#chats.find({ e2ee: true }, { projection: { _id: 1 } }).toArray()).map((c) => c._id) }
+  async setDisappearing (id: string, seconds: number | null): Promise<void> { await this.#chats.updateOne({ _id: id }, { $set: { disappearing: seconds } }) }
+  async disappearingChats (): Promise<Array<{ chatId: string, seconds: number }>> {
+    return (await this.#chats.find({ disappearing: { $gt: 0 } }, { projection: { _id: 1, disappearing: 1 } }).toArray()).map((c) => ({ chatId: c._id, seconds: c.disappearing! }))
+  }
 
   async getChat (id: string): Promise<Chat | undefined> {
     const c = await this.#chats.findOne({ _id: id })

@@ -64,8 +64,11 @@ const toMessage = (d: MessageDoc): StoredMessage => ({
   forwarded: d.forwarded,
   editedAt: d.editedAt,
   deletedAt: d.deletedAt,
-  media: d.media
+  media: d.media,
+  ...(d.expiresAt !== null && d.expiresAt !== undefined ? { expiresAt: d.expiresAt } : {})
 })
+/** Expired messages are never read, purged or not yet. */
+const live = (d: MessageDoc | null, now = Date.now()): d is MessageDoc => d !== null && (d.expiresAt === null || d.expiresAt === undefined || d.expiresAt > now)
 const toWatermark = (r: ReceiptDoc): Watermark => ({ chatId: r.chatId, userId: r.userId, delivered: r.delivered, read: r.read, updatedAt: r.updatedAt })
 
 export class MongoHistory implements HistoryStore {
@@ -106,6 +109,7 @@ export class MongoHistory implements HistoryStore {
     await this.#messages.createIndex({ senderDevice: 1, clientId: 1 }, { unique: true, name: 'messages_by_client_id' })
     await this.#messages.createIndex({ fannedOut: 1, serverTs: 1 }, { name: 'messages_pending_fanout' })
     await this.#messages.createIndex({ serverTs: 1 }, { name: 'messages_by_time' })
+    await this.#messages.createIndex({ expiresAt: 1 }, { name: 'messages_by_expiry' })
     // Retention is the purge job alone (purgeBefore), which raises chat counters before it deletes; a TTL
     // index would delete behind their back. Files from before this drop theirs.
     await this.#messages.dropIndex('messages_ttl').catch(() => { /* none */ })
@@ -141,6 +145,7 @@ export class MongoHistory implements HistoryStore {
           editedAt: null,
           deletedAt: null,
           media: m.media ?? null,
+          expiresAt: m.expiresAt ?? null,
           fannedOut: opts.settled === true
         }
         try {
@@ -244,7 +249,7 @@ export class MongoHistory implements HistoryStore {
 
   async get (chatId: string, seq: number): Promise<StoredMessage | undefined> {
     const d = await this.#messages.findOne({ _id: msgId(chatId, seq) })
-    return d ? toMessage(d) : undefined
+    return live(d) ? toMessage(d) : undefined
   }
 
   async reactions (chatId: string, fromSeq: number, toSeq: number): Promise<Reaction[]> {
@@ -254,7 +259,19 @@ export class MongoHistory implements HistoryStore {
 
   async after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     if (limit <= 0) return []
-    return (await this.#messages.find({ chatId, seq: { $gt: afterSeq } }).sort({ seq: 1 }).limit(limit).toArray()).map(toMessage)
+    // Expired messages are left out here rather than in the query (an $or would keep FerretDB from using the index);
+    // the purge removes them within a minute, so a page seldom needs another read.
+    const now = Date.now()
+    const out: StoredMessage[] = []
+    let from = afterSeq
+    for (;;) {
+      const want = limit - out.length
+      const page = await this.#messages.find({ chatId, seq: { $gt: from } }).sort({ seq: 1 }).limit(want).toArray()
+      for (const d of page) if (live(d, now)) out.push(toMessage(d))
+      // The end of the chat, or a full page: done. A full page with expired messages in it: read on.
+      if (page.length < want || out.length >= limit) return out
+      from = page.at(-1)!.seq
+    }
   }
 
   /**
@@ -298,6 +315,21 @@ export class MongoHistory implements HistoryStore {
     const n = (await this.#messages.deleteMany({ serverTs: { $lt: serverTs } })).deletedCount
     await this.#clientIds.deleteMany({ serverTs: { $lt: serverTs } })
     return n
+  }
+
+  async purgeExpired (now: number): Promise<string[]> {
+    const expired = await this.#messages.find({ expiresAt: { $lte: now } }, { projection: { chatId: 1, seq: 1, senderDevice: 1, clientId: 1 } }).toArray()
+    if (expired.length === 0) return []
+    // As for retention: the counters keep the newest expired seq of each chat, so it is never reused.
+    const newest = new Map<string, number>()
+    for (const d of expired) if (d.seq > (newest.get(d.chatId) ?? 0)) newest.set(d.chatId, d.seq)
+    for (const [chatId, seq] of newest) await this.raiseCounter(chatId, seq)
+    for (const d of expired) {
+      await this.#reactions.deleteMany({ chatId: d.chatId, seq: d.seq })
+      await this.#clientIds.deleteOne({ _id: clientKey(d.senderDevice, d.clientId) })
+    }
+    await this.#messages.deleteMany({ expiresAt: { $lte: now } })
+    return [...newest.keys()]
   }
 
   async pendingFanout (limit: number): Promise<StoredMessage[]> {
@@ -348,7 +380,7 @@ export class MongoHistory implements HistoryStore {
   }
 
   async countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number> {
-    return await this.#messages.countDocuments({ chatId, seq: { $gt: afterSeq }, senderUser: { $ne: userId }, type: { $in: ['text', 'media', 'reply'] }, deletedAt: null }, { limit: cap })
+    return await this.#messages.countDocuments({ chatId, seq: { $gt: afterSeq }, senderUser: { $ne: userId }, type: { $in: ['text', 'media', 'reply'] }, deletedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: Date.now() } }] }, { limit: cap })
   }
 
   /** Raises the counters of chats still waiting for it (the client is closed by its owner, shared with the other stores). */

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS one_time_codes (
 `
 
 interface DeviceRow { id: string, user_id: string, name: string, token_hash: string, created_at: number, revoked_at: number | null, scram: string | null, linked: number | null }
-interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number, e2ee: number }
+interface ChatRow { id: string, kind: 'direct' | 'group', name: string | null, created_by: string, created_at: number, e2ee: number, disappearing: number | null }
 interface MemberRow { chat_id: string, user_id: string, role: Role, joined_at: number, from_seq: number, engaged: number }
 
 const toDevice = (r: DeviceRow): Device => ({
@@ -45,7 +45,7 @@ const toDevice = (r: DeviceRow): Device => ({
   revokedAt: r.revoked_at,
   ...(r.linked === 1 ? { linked: true } : {})
 })
-const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at, ...(r.e2ee === 1 ? { e2ee: true } : {}) })
+const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at, ...(r.e2ee === 1 ? { e2ee: true } : {}), ...(r.disappearing !== null && r.disappearing !== undefined ? { disappearing: r.disappearing } : {}) })
 const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at, fromSeq: r.from_seq, engaged: r.engaged === 1 })
 
 export class SqliteDirectory implements DirectoryStore {
@@ -65,6 +65,8 @@ export class SqliteDirectory implements DirectoryStore {
     // ... and chats made before end-to-end encryption could be required.
     const chatColumns = new Set((db.prepare('PRAGMA table_info(chats)').all() as Array<{ name: string }>).map((c) => c.name))
     if (!chatColumns.has('e2ee')) db.exec('ALTER TABLE chats ADD COLUMN e2ee INTEGER NOT NULL DEFAULT 0')
+    // ... and before disappearing messages.
+    if (!chatColumns.has('disappearing')) db.exec('ALTER TABLE chats ADD COLUMN disappearing INTEGER')
     if (!memberColumns.has('from_seq')) db.exec('ALTER TABLE members ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0')
     if (!memberColumns.has('engaged')) db.exec('ALTER TABLE members ADD COLUMN engaged INTEGER NOT NULL DEFAULT 1')
     this.#st = {
@@ -80,6 +82,8 @@ export class SqliteDirectory implements DirectoryStore {
       revoke: db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       insertChat: db.prepare('INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at, e2ee) VALUES (?, ?, ?, ?, ?, ?)'),
       requireE2ee: db.prepare('UPDATE chats SET e2ee = 1 WHERE id = ?'),
+      setDisappearing: db.prepare('UPDATE chats SET disappearing = ? WHERE id = ?'),
+      disappearingChats: db.prepare('SELECT id, disappearing FROM chats WHERE disappearing IS NOT NULL'),
       e2eeChats: db.prepare('SELECT id FROM chats WHERE e2ee = 1'),
       chat: db.prepare('SELECT * FROM chats WHERE id = ?'),
       rename: db.prepare('UPDATE chats SET name = ? WHERE id = ?'),
@@ -166,6 +170,10 @@ export class SqliteDirectory implements DirectoryStore {
 
   async requireE2ee (id: string): Promise<void> { this.#st.requireE2ee.run(id) }
   async e2eeChatIds (): Promise<string[]> { return (this.#st.e2eeChats.all() as Array<{ id: string }>).map((r) => r.id) }
+  async setDisappearing (id: string, seconds: number | null): Promise<void> { this.#st.setDisappearing.run(seconds, id) }
+  async disappearingChats (): Promise<Array<{ chatId: string, seconds: number }>> {
+    return (this.#st.disappearingChats.all() as Array<{ id: string, disappearing: number }>).map((r) => ({ chatId: r.id, seconds: r.disappearing }))
+  }
 
   async renameChat (id: string, name: string): Promise<void> { this.#st.rename.run(name, id) }
   async chatsOfUser (userId: string): Promise<Chat[]> { return (this.#st.chatsOf.all(userId) as ChatRow[]).map(toChat) }

@@ -31,13 +31,14 @@ const ADDED_COLUMNS: Array<[string, string]> = [
   ['forwarded', 'INTEGER NOT NULL DEFAULT 0'],
   ['edited_at', 'INTEGER'],
   ['deleted_at', 'INTEGER'],
-  ['media', 'TEXT']
+  ['media', 'TEXT'],
+  ['expires_at', 'INTEGER']
 ]
 
 interface Row {
   chat_id: string, seq: number, sender_user: string, sender_device: string, client_id: string
   type: string, body: string, client_ts: number | null, server_ts: number
-  ref: number | null, forwarded: number, edited_at: number | null, deleted_at: number | null, media: string | null
+  ref: number | null, forwarded: number, edited_at: number | null, deleted_at: number | null, media: string | null, expires_at: number | null
 }
 
 const toMessage = (r: Row): StoredMessage => ({
@@ -54,7 +55,8 @@ const toMessage = (r: Row): StoredMessage => ({
   forwarded: r.forwarded === 1,
   editedAt: r.edited_at,
   deletedAt: r.deleted_at,
-  media: r.media
+  media: r.media,
+  ...(r.expires_at !== null ? { expiresAt: r.expires_at } : {})
 })
 
 export class SqliteHistory implements HistoryStore {
@@ -68,13 +70,15 @@ export class SqliteHistory implements HistoryStore {
     db.exec(SCHEMA)
     const have = new Set((db.prepare('PRAGMA table_info(messages)').all() as Array<{ name: string }>).map((c) => c.name))
     for (const [name, def] of ADDED_COLUMNS) if (!have.has(name)) db.exec(`ALTER TABLE messages ADD COLUMN ${name} ${def}`)
+    db.exec('CREATE INDEX IF NOT EXISTS messages_by_expiry ON messages (expires_at) WHERE expires_at IS NOT NULL')
     this.#st = {
       byClientId: db.prepare('SELECT * FROM messages WHERE sender_device = ? AND client_id = ?'),
       nextSeq: db.prepare(`INSERT INTO chat_seq (chat_id, last_seq) VALUES (?, 1)
         ON CONFLICT (chat_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`),
-      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded, media, fanned_out)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      get: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq = ?'),
+      insert: db.prepare(`INSERT INTO messages (chat_id, seq, sender_user, sender_device, client_id, type, body, client_ts, server_ts, ref, forwarded, media, fanned_out, expires_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      // Expired messages are never read, purged or not yet.
+      get: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq = ? AND (expires_at IS NULL OR expires_at > ?)'),
       edit: db.prepare('UPDATE messages SET body = ?, edited_at = ? WHERE chat_id = ? AND seq = ?'),
       tombstone: db.prepare("UPDATE messages SET body = 'null', deleted_at = ? WHERE chat_id = ? AND seq = ?"),
       scrubEdits: db.prepare("UPDATE messages SET body = 'null' WHERE chat_id = ? AND ref = ? AND type = 'edit'"),
@@ -82,7 +86,9 @@ export class SqliteHistory implements HistoryStore {
       react: db.prepare('INSERT OR REPLACE INTO reactions (chat_id, seq, user_id, emoji) VALUES (?, ?, ?, ?)'),
       unreact: db.prepare('DELETE FROM reactions WHERE chat_id = ? AND seq = ? AND user_id = ?'),
       reactions: db.prepare('SELECT seq, user_id AS userId, emoji FROM reactions WHERE chat_id = ? AND seq BETWEEN ? AND ? ORDER BY seq, user_id'),
-      after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?'),
+      expired: db.prepare('SELECT chat_id, seq FROM messages WHERE expires_at <= ?'),
+      dropExpired: db.prepare('DELETE FROM messages WHERE expires_at <= ?'),
       lastSeq: db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?'),
       firstSeq: db.prepare('SELECT min(seq) AS s FROM messages WHERE chat_id = ?'),
       purge: db.prepare('DELETE FROM messages WHERE server_ts < ?'),
@@ -92,7 +98,7 @@ export class SqliteHistory implements HistoryStore {
       receipts: db.prepare('SELECT chat_id AS chatId, user_id AS userId, delivered, read, updated_at AS updatedAt FROM receipts WHERE chat_id = ? ORDER BY user_id'),
       putReceipt: db.prepare('INSERT OR REPLACE INTO receipts (chat_id, user_id, delivered, read, updated_at) VALUES (?, ?, ?, ?, ?)'),
       authors: db.prepare('SELECT DISTINCT sender_user FROM messages WHERE chat_id = ? AND seq > ? AND seq <= ?'),
-      unread: db.prepare("SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ? AND sender_user <> ? AND type IN ('text', 'media', 'reply') AND deleted_at IS NULL LIMIT ?)")
+      unread: db.prepare("SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ? AND sender_user <> ? AND type IN ('text', 'media', 'reply') AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT ?)")
     }
     this.#advance = db.transaction((chatId: string, userId: string, delivered: number, read: number, at: number): Watermark | undefined => {
       const cur = this.#st.receipt.get(chatId, userId) as Watermark | undefined
@@ -107,7 +113,7 @@ export class SqliteHistory implements HistoryStore {
       const existing = this.#st.byClientId.get(m.senderDevice, m.clientId) as Row | undefined
       if (existing) return { message: toMessage(existing), duplicate: true }
       const { last_seq: seq } = this.#st.nextSeq.get(m.chatId) as { last_seq: number }
-      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0, m.media ?? null, settled ? 1 : 0)
+      this.#st.insert.run(m.chatId, seq, m.senderUser, m.senderDevice, m.clientId, m.type, m.body, m.clientTs, m.serverTs, m.ref ?? null, m.forwarded === true ? 1 : 0, m.media ?? null, settled ? 1 : 0, m.expiresAt ?? null)
       if (effect) this.apply(m.chatId, effect)
       return { message: { ...m, ref: m.ref ?? null, forwarded: m.forwarded === true, media: m.media ?? null, seq, editedAt: null, deletedAt: null }, duplicate: false }
     })
@@ -141,7 +147,7 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async get (chatId: string, seq: number): Promise<StoredMessage | undefined> {
-    const row = this.#st.get.get(chatId, seq) as Row | undefined
+    const row = this.#st.get.get(chatId, seq, Date.now()) as Row | undefined
     return row ? toMessage(row) : undefined
   }
 
@@ -150,7 +156,7 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async after (chatId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
-    return (this.#st.after.all(chatId, afterSeq, limit) as Row[]).map(toMessage)
+    return (this.#st.after.all(chatId, afterSeq, Date.now(), limit) as Row[]).map(toMessage)
   }
 
   async lastSeq (chatId: string): Promise<number> {
@@ -163,6 +169,15 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async purgeBefore (serverTs: number): Promise<number> { return this.#st.purge.run(serverTs).changes }
+
+  async purgeExpired (now: number): Promise<string[]> {
+    return this.#db.transaction(() => {
+      const rows = this.#st.expired.all(now) as Array<{ chat_id: string, seq: number }>
+      for (const r of rows) this.#st.dropReactions.run(r.chat_id, r.seq)
+      this.#st.dropExpired.run(now)
+      return [...new Set(rows.map((r) => r.chat_id))]
+    })()
+  }
 
   async pendingFanout (limit: number): Promise<StoredMessage[]> {
     return (this.#st.pending.all(limit) as Row[]).map(toMessage)
@@ -181,7 +196,7 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number> {
-    return (this.#st.unread.get(chatId, afterSeq, userId, cap) as { n: number }).n
+    return (this.#st.unread.get(chatId, afterSeq, userId, Date.now(), cap) as { n: number }).n
   }
 
   async close (): Promise<void> { /* closed by the owner of the shared database */ }

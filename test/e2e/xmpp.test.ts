@@ -38,7 +38,7 @@ const { cert, key } = selfSignedCert(certDir, 'localhost')
 // not charged.
 // Every client here comes from 127.0.0.1, and a busy machine notices closed connections late: the per-address
 // cap on connections not yet signed in (10 by default; tested in attacks.test.ts) is raised for this file.
-const server = new TestServer({ MQCHAT_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS: '200', MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_TLS_CERT: cert, MQCHAT_XMPP_TLS_KEY: key, MQCHAT_PUBLISH_BURST: '1000', MQCHAT_XMPP_STANZA_RATE: '50' })
+const server = new TestServer({ MQCHAT_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS: '200', MQCHAT_XMPP_ENABLED: 'true', MQCHAT_XMPP_PORT: '0', MQCHAT_XMPP_WS_PORT: '0', MQCHAT_XMPP_DOMAIN: 'localhost', MQCHAT_XMPP_TLS_CERT: cert, MQCHAT_XMPP_TLS_KEY: key, MQCHAT_PUBLISH_BURST: '1000', MQCHAT_XMPP_STANZA_RATE: '50', MQCHAT_DISAPPEARING_TIMERS: '2,86400', MQCHAT_EXPIRY_SWEEP_SECONDS: '1' })
 const clients: Client[] = []
 before(async () => { await server.start() })
 after(async () => {
@@ -451,6 +451,24 @@ test('message archive (XEP-0313): a contact\'s and a group\'s history, paged by 
     await assert.rejects(outsider.xmpp.iqCaller.request(xml('iq', { type: 'set', to: `${g}@groups.localhost` }, xml('query', { xmlns: 'urn:xmpp:mam:2' }))),
       (err: Error & { condition?: string }) => err.condition === 'forbidden')
   } finally {
+    await mq.close()
+  }
+})
+
+test('message archive: a disappearing message is in it until it expires, and never after', async () => {
+  const { a, b, x, mq } = await xmppAndMqtt()
+  try {
+    const direct = (await server.api('POST', '/v1/chats', b.token, { kind: 'direct', user: a.userId })).body.chat_id as string
+    await mq.publish(direct, { id: 'keep-1', body: 'kept' })
+    assert.equal((await server.api('POST', `/v1/chats/${direct}/messages`, b.token, { id: 'timer-2s', type: 'timer', body: { seconds: 2 } })).status, 201)
+    await mq.publish(direct, { id: 'gone-1', body: 'gone soon' })
+    await mq.waitCount('ack', direct, 2)
+    const bodies = async (): Promise<string[]> => (await mamQuery(x, rsm(xml('max', {}, '50')), { form: { with: `${b.userId}@localhost` } })).bodies
+    assert.ok((await bodies()).includes('gone soon'))
+    await waitFor('the archive to drop the expired message', async () => !(await bodies()).includes('gone soon') || undefined, 10_000)
+    assert.ok((await bodies()).includes('kept'))
+  } finally {
+    await x.xmpp.stop()
     await mq.close()
   }
 })
