@@ -17,6 +17,7 @@ import { chatRoutes } from './routes/chats.js'
 import { pushRoutes } from './routes/push.js'
 import { keyRoutes } from './routes/keys.js'
 import { profileRoutes } from './routes/profiles.js'
+import { accountRoutes } from './routes/account.js'
 import { messageRoutes } from './routes/messages.js'
 import { receiptRoutes } from './routes/receipts.js'
 import { syncRoutes } from './routes/sync.js'
@@ -164,6 +165,7 @@ export async function buildApi (services: ApiServices, log: Logger, { media, tru
   await app.register(pushRoutes(services))
   await app.register(keyRoutes(services))
   await app.register(profileRoutes(services))
+  await app.register(accountRoutes(services))
   await app.register(messageRoutes(services, { maxMessageBytes: limits.maxMessageBytes }))
   await app.register(receiptRoutes(services))
   await app.register(syncRoutes(services))

@@ -11,6 +11,7 @@ import type { PushTargets } from '../core/push-targets.js'
 import type { KeyDirectory } from '../core/keys.js'
 import type { ProfileService } from '../core/profiles.js'
 import type { ContactService } from '../core/contacts.js'
+import type { AccountService } from '../core/account.js'
 import type { ChatService } from '../core/chats.js'
 import type { UserLookup } from '../core/users.js'
 import type { DeviceService } from '../core/devices.js'
@@ -39,6 +40,7 @@ export interface ApiServices {
   keys: KeyDirectory
   profiles: ProfileService
   contacts: ContactService
+  account: AccountService
   /** The calling device's push targets. */
   push: PushTargets
   /** Per-user chat settings (mute). */

@@ -21,6 +21,7 @@ import type { Metrics } from '../lib/metrics.js'
 import type { BlockService } from '../core/blocks.js'
 import type { MediaService } from '../core/media.js'
 import { CONTENT_TYPES, effectOf, type MessageRules } from '../core/message-rules.js'
+import { isDirectChatId } from '../core/ids.js'
 import { parseEnvelope, type Envelope } from './envelope.js'
 import { bodyFor, isEncryptedBody, isPairwiseBody } from './e2ee.js'
 import { ackEvent, chatEvent, errorEvent, msgEvent, type Refusal } from './events.js'
@@ -163,6 +164,7 @@ export class Bridge {
   private async check (device: Device, chatId: string, env: Envelope, now: number, mediaChecked: boolean): Promise<MessageEffect | undefined> {
     const other = this.chats.otherMember(chatId, device.userId)
     if (other !== undefined) this.blocks.checkDirect(device.userId, other)
+    else if (isDirectChatId(chatId)) throw new DomainError('account_deleted', 'the other account was deleted: this chat takes no more messages', 410)
     this.#e2ee?.(device, chatId, env)
     if (env.type === 'timer') {
       const seconds = timerOf(env.body)

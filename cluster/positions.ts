@@ -86,7 +86,9 @@ export class RecentThenHistory implements InboxHistory {
     const cached = await this.redis.zrangebyscore(key, `(${afterSeq}`, '+inf', 'LIMIT', 0, limit)
     if (cached.length > 0) {
       const page = cached.map((json) => JSON.parse(json) as StoredMessage)
-      if (page[0]!.seq === afterSeq + 1) return page
+      // An expired disappearing message is never served from here (the sweep drops the cache within a minute): history leaves it out.
+      const now = Date.now()
+      if (page[0]!.seq === afterSeq + 1 && !page.some((m) => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now)) return page
     }
     return await this.history.after(chatId, afterSeq, limit)
   }

@@ -44,6 +44,12 @@ export class BlockService {
     await this.#notify()
   }
 
+  /** Reads every block again (an erased account's are gone), here and on the other nodes. */
+  async reload (): Promise<void> {
+    await this.init()
+    await this.#notify()
+  }
+
   /** Refuses a direct message between two users when either blocked the other. */
   checkDirect (sender: string, recipient: string): void {
     if (this.has(recipient, sender)) throw new DomainError('blocked', 'this user has blocked you', 403)

@@ -16,7 +16,7 @@ import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.j
 import { MemberHistory, inSpans, operandOf, spansOf, type SeqSpan } from './membership.js'
 import type { HistoryStore, StoredMessage } from '../store/types.js'
 
-export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed' | 'e2ee_required' | 'disappearing'
+export type ChatChangeKind = 'created' | 'member_added' | 'member_removed' | 'renamed' | 'role_changed' | 'e2ee_required' | 'disappearing' | 'account_deleted'
 
 export interface ChatChange {
   chatId: string
@@ -373,6 +373,24 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     return added
   }
 
+  /**
+   * Ends a membership: out of the mirror first, so that nothing is sent to
+   * them from here on; the period they keep then ends at a seq at least as
+   * high as anything they were sent.
+   */
+  private async takeOut (chatId: string, userId: string): Promise<void> {
+    const fromSeq = this.fromSeqOf(chatId, userId) ?? 1
+    const engaged = this.#engaged.get(userId)?.has(chatId) === true
+    this.part(chatId, userId)
+    try {
+      await this.directory.removeMember(chatId, userId, { toSeq: await this.#lastSeq(chatId), at: Date.now() })
+    } catch (err) {
+      this.join(chatId, userId, fromSeq, engaged)
+      throw err
+    }
+    await this.#notify(chatId)
+  }
+
   /** Removes a member (admins), or leaves (anyone, with userId = by). */
   async removeMember (by: string, chatId: string, userId: string): Promise<void> {
     let members: Member[]
@@ -385,18 +403,7 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
       members = await this.requireGroupAdmin(chatId, by)
       if (!this.isMember(chatId, userId)) throw notFound('member')
     }
-    // Out of the mirror first, so that nothing is sent to them from here on; the
-    // period they keep then ends at a seq at least as high as anything they were sent.
-    const fromSeq = this.fromSeqOf(chatId, userId) ?? 1
-    const engaged = this.#engaged.get(userId)?.has(chatId) === true
-    this.part(chatId, userId)
-    try {
-      await this.directory.removeMember(chatId, userId, { toSeq: await this.#lastSeq(chatId), at: Date.now() })
-    } catch (err) {
-      this.join(chatId, userId, fromSeq, engaged)
-      throw err
-    }
-    await this.#notify(chatId)
+    await this.takeOut(chatId, userId)
     this.changed({ chatId, change: 'member_removed', by, users: [userId] }, [userId])
     // A group is never left without an admin: the longest-standing member takes over.
     const rest = members.filter((m) => m.userId !== userId)
@@ -404,6 +411,24 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
       await this.directory.setRole(chatId, rest[0].userId, 'admin')
       this.changed({ chatId, change: 'role_changed', by, users: [rest[0].userId], role: 'admin' })
     }
+  }
+
+  /**
+   * An erased account leaves every chat: groups as when leaving (an admin
+   * handed over), direct chats with an `account_deleted` event for the other
+   * member, who can no longer write there.
+   */
+  async accountGone (userId: string): Promise<string[]> {
+    const chats = [...this.chatIdsOf(userId)]
+    for (const chatId of chats) {
+      if (!isDirectChatId(chatId)) {
+        await this.removeMember(userId, chatId, userId)
+        continue
+      }
+      await this.takeOut(chatId, userId)
+      this.changed({ chatId, change: 'account_deleted', by: userId, users: [userId] })
+    }
+    return chats
   }
 
   async setRole (by: string, chatId: string, userId: string, role: Role): Promise<void> {

@@ -57,7 +57,12 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   /** Re-reads one device from the store (a change made on another node), emitting created or revoked as it applies here. */
   async refresh (deviceId: string): Promise<void> {
     const d = await this.directory.getDevice(deviceId)
-    if (!d) return
+    if (!d) {
+      // Erased with its account on another node (it was revoked first).
+      const gone = this.#byId.get(deviceId)
+      if (gone !== undefined && gone.revokedAt !== null) this.forgetUser(gone.userId)
+      return
+    }
     const before = this.#byId.get(deviceId)
     this.cache(d)
     if (!before) this.emit('created', d)
@@ -121,6 +126,12 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   get (deviceId: string): Device | undefined { return this.#byId.get(deviceId) }
 
   /** Ids of a user's active devices. */
+  /** An erased account: its devices (all revoked) leave the cache. */
+  forgetUser (userId: string): void {
+    for (const [id, d] of this.#byId) if (d.userId === userId) this.#byId.delete(id)
+    this.#byUser.delete(userId)
+  }
+
   /** Whether the user exists (every user has had a device). */
   hasUser (userId: string): boolean { return this.#byUser.has(userId) }
 

@@ -165,6 +165,16 @@ export class MediaService {
     return gone
   }
 
+  /** An erased account's media: what no one else owns is deleted, bytes and record. Returns the ids deleted. */
+  async eraseOwner (userId: string): Promise<string[]> {
+    const orphans = await this.store.disown(userId)
+    for (const id of orphans) {
+      await this.backend.delete(id)
+      await this.store.delete(id)
+    }
+    return orphans
+  }
+
   async #kept (mediaId: string): Promise<boolean> {
     for (const keep of this.#keep) if (await keep(mediaId)) return true
     return false

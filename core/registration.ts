@@ -90,8 +90,12 @@ export class RegistrationService {
     return this.opts.returnCodes ? { expiresIn: this.opts.ttlSeconds, code, sent: true } : { expiresIn: this.opts.ttlSeconds, sent: true }
   }
 
-  /** Guesses are bounded per code (maxAttempts, then it is void) and per address. */
-  async verify (phone: string, code: string, ip: string, deviceName: string): Promise<{ userId: string, deviceId: string, token: string, newUser: boolean }> {
+  /**
+   * Checks and uses up a code sent to `phone` (it confirms that the caller
+   * holds the number now). Guesses are bounded per code (maxAttempts, then it
+   * is void) and per address.
+   */
+  async confirm (phone: string, code: string, ip: string): Promise<void> {
     await this.limitAddress(ip)
     const stored = await this.directory.getCode(phone)
     const invalid = new DomainError('invalid_code', 'the code is wrong, expired or already used; request a new one', 401)
@@ -102,6 +106,10 @@ export class RegistrationService {
       throw invalid
     }
     await this.directory.deleteCode(phone)
+  }
+
+  async verify (phone: string, code: string, ip: string, deviceName: string): Promise<{ userId: string, deviceId: string, token: string, newUser: boolean }> {
+    await this.confirm(phone, code, ip)
     let user = await this.directory.getUserByPhone(phone)
     const newUser = user === undefined
     if (!user) {

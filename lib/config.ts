@@ -100,6 +100,7 @@ export interface Config {
   retentionDays: number
   purgeIntervalMinutes: number
   disappearingTimers: number[]
+  exportsPerHour: number
   expirySweepSeconds: number
   editWindowSeconds: number
   deleteWindowSeconds: number
@@ -323,6 +324,7 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'retentionDays', env: 'MQCHAT_RETENTION_DAYS', def: '30', parse: int(1, 36500), help: 'history older than this is purged' },
   { key: 'purgeIntervalMinutes', env: 'MQCHAT_PURGE_INTERVAL_MINUTES', def: '60', parse: int(1, 10080), help: 'how often the retention purge runs (also once at start)' },
   { key: 'disappearingTimers', env: 'MQCHAT_DISAPPEARING_TIMERS', def: '86400,604800,7776000', parse: ints(1, 31_536_000), help: 'the disappearing-messages timers a chat may be set to, in seconds, comma-separated (default 24 h, 7 d, 90 d)' },
+  { key: 'exportsPerHour', env: 'MQCHAT_EXPORTS_PER_HOUR', def: '2', parse: int(1, 1000), help: 'account exports (GET /v1/me/export) one user may make per hour (429 rate_limited past it)' },
   { key: 'expirySweepSeconds', env: 'MQCHAT_EXPIRY_SWEEP_SECONDS', def: '60', parse: int(1, 3600), help: 'how often expired disappearing messages are deleted from the stores and caches (they are never read once expired)' },
   { key: 'editWindowSeconds', env: 'MQCHAT_EDIT_WINDOW_SECONDS', def: '900', parse: int(0, 31_536_000), help: 'how long after sending the sender may edit a message' },
   { key: 'deleteWindowSeconds', env: 'MQCHAT_DELETE_WINDOW_SECONDS', def: '172800', parse: int(0, 31_536_000), help: 'how long after sending the sender may delete a message for everyone (group admins: any time)' },

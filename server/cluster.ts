@@ -43,7 +43,8 @@ import { startPush, withPush } from '../push/index.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
-import { CommitFeed } from '../cluster/commit-feed.js'
+import { CommitFeed, recentKey } from '../cluster/commit-feed.js'
+import { partitionOf } from '../cluster/chat-stream.js'
 import { RecentThenHistory, RedisPositions, subscribeFeed } from '../cluster/positions.js'
 import { Inbox } from '../broker/inbox.js'
 import { forwardEntry, reply, StreamSends } from '../cluster/stream-sends.js'
@@ -127,6 +128,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       else if (c.kind === 'settings') await d.settings.refresh(c.id)
       else if (c.kind === 'push') await d.push.refresh(c.id)
       else if (c.kind === 'keys') await d.keys.refresh(c.id)
+      else if (c.kind === 'history') inbox?.expired([c.id])
       else await d.blocks.init()
     },
     reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init(), d.push.init(), d.keys.init()]) }
@@ -137,6 +139,15 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   d.blocks.notifyWith(() => bus.publish({ kind: 'blocks' }))
   d.push.notifyWith((id) => bus.publish({ kind: 'push', id }))
   d.keys.notifyWith((id) => bus.publish({ kind: 'keys', id }))
+  // Stale cached copies (an erased sender's messages, expired ones): the chats' recent caches in Redis, and each broker's own.
+  const recentRedis = redis('recent-drop')
+  const dropRecent = async (chats: string[]): Promise<void> => {
+    for (const id of chats) await recentRedis.del(recentKey(partitionOf(id, cfg.streamPartitions), id))
+  }
+  d.account.historyChangedWith(async (chats) => {
+    await dropRecent(chats)
+    for (const id of chats) await bus.publish({ kind: 'history', id })
+  })
 
   // Which devices are connected to some broker: brokers record theirs, pushes read them.
   const deviceSessions = new DeviceSessions(redis('device-sessions'), cfg.nodeId, log.child({ part: 'device-sessions' }))
@@ -259,7 +270,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   const retention = runs('api')
     ? await startRetention(stores.history, d.media, {
       historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes, expirySweepSeconds: cfg.expirySweepSeconds
-    }, log.child({ part: 'retention' }))
+    }, log.child({ part: 'retention' }), () => {}, (chats) => { dropRecent(chats).catch((err: unknown) => log.error({ err }, 'dropping expired messages from the recent caches failed')) })
     : undefined
 
   const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }), tls }) : undefined

@@ -7,6 +7,7 @@ import { PushTargets } from '../core/push-targets.js'
 import { KeyDirectory } from '../core/keys.js'
 import { ProfileService } from '../core/profiles.js'
 import { ContactService } from '../core/contacts.js'
+import { AccountService } from '../core/account.js'
 import { E2eePolicy } from '../core/e2ee.js'
 import { enabledProviders } from '../push/index.js'
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs'
@@ -78,6 +79,7 @@ export interface Domain {
   keys: KeyDirectory
   profiles: ProfileService
   contacts: ContactService
+  account: AccountService
   push: PushTargets
   chatSettings: ChatSettingsService
   devices: DeviceService
@@ -175,6 +177,9 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const contacts = new ContactService(stores.profiles, stores.directory, profiles, users, {
     max: cfg.contactsMax, syncsPerHour: cfg.contactSyncsPerHour, newPerDay: cfg.contactsNewPerDay, answerMs: cfg.discoveryAnswerMs, counters: engines.counters
   })
+  const account = new AccountService({
+    directory: stores.directory, history: stores.history, profiles: stores.profiles, devices, chats, blocks, settings, media, keys, push, registration, exportsPerHour: cfg.exportsPerHour, counters: engines.counters, log: log.child({ part: 'account' })
+  })
   const e2ee = new E2eePolicy(chats, devices, keys)
   bridge.checkEncryptionWith((device, chatId, env) => e2ee.check(device, chatId, env))
 
@@ -193,7 +198,7 @@ export async function buildDomain (cfg: Config, stores: StoreSet, log: Logger, m
   const presence = engines.presence(settings, publishPresence)
   // Presence is for contacts: users sharing a chat the target has taken part in (ChatService.isContactOf), unless the target blocked them.
   const mayWatch = (watcher: string, target: string): boolean => watcher === target || (chats.isContactOf(watcher, target) && !blocks.has(target, watcher))
-  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings, keys, profiles, contacts }
+  return { devices, chats, users, settings, blocks, registration, media, bridge, receipts, typing, presence, limiter, mayWatch, handlers, push, chatSettings, keys, profiles, contacts, account }
 }
 
 /** Starts the HTTP API on the configured port. */
@@ -217,6 +222,7 @@ export async function startApi (cfg: Config, d: Domain, stores: StoreSet, metric
     keys: d.keys,
     profiles: d.profiles,
     contacts: d.contacts,
+    account: d.account,
     limiter: d.limiter,
     metrics,
     info,

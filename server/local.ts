@@ -48,6 +48,8 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
   const inbox = new Inbox(stores.inbox, stores.history, d.chats, devices, new RecentMessages(cfg.inboxCacheMessages, 256), log.child({ part: 'inbox' }), {
     window: cfg.inboxWindow, flushMs: cfg.inboxFlushMs, maxEvents: cfg.maxQueue, pageSize: 500, events: stores.inbox
   })
+  // An erased account's messages are tombstones now: cached copies of them go.
+  d.account.historyChangedWith(async (chats) => { inbox.expired(chats) })
   // A new device is owed what its chats get after its creation; a revoked one is forgotten.
   devices.onCreate(async (dev) => inbox.provision(dev.id, dev.userId))
   devices.on('revoked', (dev) => inbox.drop(dev.id))

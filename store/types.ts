@@ -189,6 +189,14 @@ export interface DirectoryStore {
   /** Counts one wrong guess and returns the new count. */
   countAttempt (phone: string): Promise<number>
   deleteCode (phone: string): Promise<void>
+  /**
+   * An erased account (core/account.ts): deletes the user, their phone
+   * number's code, their devices (tokens included), settings, chat settings,
+   * blocks either way and push targets. Memberships are left by the caller first.
+   */
+  eraseUser (userId: string, phone: string): Promise<void>
+  /** Makes deleted data unrecoverable from the files where the engine keeps old pages (SQLite: its WAL); optional. */
+  compact? (): Promise<void>
 
   close (): Promise<void>
 }
@@ -270,6 +278,11 @@ export interface HistoryStore {
   receipts (chatId: string): Promise<Watermark[]>
   /** The distinct senders of a chat's messages with afterSeq < seq <= upToSeq. */
   authorsBetween (chatId: string, afterSeq: number, upToSeq: number): Promise<string[]>
+  /**
+   * An erased account's part of a chat: its messages become tombstones (no
+   * body, no media), its reactions and watermarks go. Returns how many messages.
+   */
+  eraseSender (chatId: string, userId: string, at: number): Promise<number>
   /** Messages (text, media, replies; not deleted) others sent after a seq, counted up to `cap`: a user's unread count. */
   countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number>
   close (): Promise<void>
@@ -304,6 +317,8 @@ export interface MediaStore {
   /** Users allowed to send a media id: its uploader and those it was deduplicated for. Adding one counts as a use at `at`. */
   addOwner (id: string, userId: string, at: number): Promise<void>
   isOwner (id: string, userId: string): Promise<boolean>
+  /** An erased account gives up its media: returns the media no one owns now (to be deleted). */
+  disown (userId: string): Promise<string[]>
   /** Records that a media id was sent in a chat as message `seq` (the first and last such seq per chat are kept), a use at `at`. */
   linkChat (id: string, chatId: string, seq: number, at: number): Promise<void>
   /** The chats a media id was sent in, each with the first and last seq that carried it; oldest link first. */

@@ -2,13 +2,15 @@
 // `mqchat`: the reference client and the server launcher.
 import { randomUUID } from 'node:crypto'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { CliError, EXIT } from './errors.js'
 import { call } from './http.js'
 import { listen, formatEvent, reveal, span } from './listen.js'
 import { E2ee, isEncrypted, type IdentityJson } from './e2ee.js'
 import { safetyNumber } from './safety.js'
 import { Names } from './names.js'
+import { exportAccount } from './account.js'
 import { fetchMedia, uploadFile, type Uploaded } from './media.js'
 import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
 import { unsupportedNode } from './runtime.js'
@@ -38,6 +40,7 @@ Account:
   whoami                         show the profile's user and device (and its XMPP address)
   profile [<user>]               your profile (name, about, avatar), or set it; or see another user's
   contacts sync|find|list        upload your contacts' numbers and see who is registered
+  account export|delete          download everything of yours (JSON), or delete the account for good
   devices list|link|revoke       manage the user's devices
 Chats:
   chat create|list|show|add|remove|leave|rename|promote|demote|encrypt|archive|pin|timer
@@ -58,6 +61,18 @@ Chats:
 End-to-end encryption (chats created with --e2ee, or turned so with chat encrypt):
   safety <user>                  the safety number to compare with a user (are these really their keys?)
   keys [status|publish|reset]    this device's encryption keys
+${COMMON}`,
+  account: `Usage:
+  mqchat account export [-o FILE]      everything of yours as one JSON document (default FILE: mqchat-export-<user>.json)
+  mqchat account delete                sends a code to your number, to confirm with:
+  mqchat account delete --code CODE    deletes the account for good
+
+Export: your profile, settings, devices (no secrets), chats and memberships, contact list, and
+the messages you sent that are not end-to-end encrypted; streamed, with a progress bar.
+Delete: your devices are signed out and their keys deleted at once, you leave every group (an
+admin is handed over) and your direct chats are closed (the other side is told), the messages you
+sent become "deleted" (at once, and again a minute later for any on their way), and your profile,
+avatar, contact list and media only you had are deleted. This profile is removed from this computer.
 ${COMMON}`,
   profile: `Usage: mqchat profile [--name NAME] [--about TEXT] [--avatar IMAGE | --no-avatar]
        mqchat profile <user>        (phone +… or user id u_…)
@@ -611,6 +626,28 @@ async function main (argv: string[]): Promise<number> {
       const count = await call<{ one_time_keys: number, max_one_time_keys: number, fallback_key: boolean }>(p.server, 'GET', '/v1/keys/count', { token: p.token })
       out(values.json, { ...id, ...count }, `identity key (Curve25519) ${id.identity_key}\nsigning key (Ed25519) ${id.signing_key}\n` +
         `one-time prekeys on the server: ${count.one_time_keys} of ${count.max_one_time_keys}; fallback key: ${count.fallback_key ? 'yes' : 'no'}`)
+      return EXIT.ok
+    }
+    case 'account': {
+      const { values, positionals } = parse(rest, { code: { type: 'string' }, output: { type: 'string', short: 'o' } })
+      need(positionals, 1, cmd)
+      const name = profileName(values.profile)
+      const p = requireDeviceProfile(name)
+      if (positionals[0] === 'export') return await exportAccount(p, values.output, values.json)
+      if (positionals[0] !== 'delete') throw new CliError(`unknown account command "${positionals[0]}"\n\n${HELP.account}`, EXIT.usage)
+      if (values.code === undefined) {
+        // Step one: a fresh code to the account's number proves it is its holder who deletes it.
+        const phone = p.phone ?? (await call<{ phone: string }>(p.server, 'GET', '/v1/me', { token: p.token })).phone
+        const r = await call<{ expires_in: number, code?: string }>(p.server, 'POST', '/v1/register/code', { body: { phone } })
+        out(values.json, { phone, expires_in: r.expires_in, ...(r.code !== undefined ? { code: r.code } : {}) },
+          `a code was sent to ${phone}. To delete this account for good (devices, profile, contacts, media; your messages become "deleted"), run:\n  mqchat account delete --code <code>` +
+          (r.code !== undefined ? `\ndevelopment code: ${r.code}` : ''))
+        return EXIT.ok
+      }
+      const r = await call<{ chats: number, messages: number, media: number }>(p.server, 'DELETE', '/v1/me', { token: p.token, body: { code: values.code } })
+      // This device's credentials and keys are worthless now.
+      for (const file of [`${name}.json`, `${name}.e2ee.json`]) rmSync(join(cliHome(), file), { force: true })
+      out(values.json, { deleted: true, ...r }, `account deleted: left ${r.chats} chats, ${r.messages} messages deleted, ${r.media} media files deleted; profile ${name} removed`)
       return EXIT.ok
     }
     case 'profile': {

@@ -18,19 +18,22 @@ const TYPES: Record<string, string> = {
 
 export const contentTypeOf = (path: string): string => TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream'
 
-/** Counts bytes through a stream and draws a progress bar on a terminal. */
-function progress (label: string, total: number): Transform {
+/**
+ * Counts what goes through a stream (bytes, or what `count` finds in each
+ * chunk) and draws a progress bar on a terminal; `unit` says what is counted.
+ */
+export function progress (label: string, total: number, count: (chunk: Buffer) => number = (c) => c.length, unit: (n: number) => string = (n) => `${(n / 1048576).toFixed(1)}`, suffix = ' MiB'): Transform {
   let done = 0
   let last = -1
   const tty = process.stderr.isTTY
   return new Transform({
     transform (chunk: Buffer, _enc, cb) {
-      done += chunk.length
-      const pct = total > 0 ? Math.floor((done / total) * 100) : 100
+      done += count(chunk)
+      const pct = total > 0 ? Math.min(100, Math.floor((done / total) * 100)) : 100
       if (tty && pct !== last) {
         last = pct
         const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.')
-        process.stderr.write(`\r${label} [${bar}] ${pct}% ${(done / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MiB`)
+        process.stderr.write(`\r${label} [${bar}] ${pct}% ${unit(done)}/${unit(total)}${suffix}`)
         if (pct === 100) process.stderr.write('\n')
       }
       cb(null, chunk)

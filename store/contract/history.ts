@@ -100,6 +100,22 @@ export function historyContract (engine: string, open: () => Promise<Opened<Hist
       assert.equal(await s.lastSeq('c_e'), 5)
     }))
 
+    test('eraseSender: an erased user\'s messages become tombstones without body or media; their reactions and watermark go; others\' stay', () => withStore(async (s) => {
+      await s.append({ ...msg('c_x', 'a1'), senderUser: 'u_gone', media: 'm_1', body: '"secret text"' })
+      await s.append({ ...msg('c_x', 'b1', 'dv_2'), senderUser: 'u_2', body: '"stays"' })
+      await s.append({ ...msg('c_x', 'a2'), senderUser: 'u_gone', type: 'reaction', ref: 2, body: '"x"' }, { kind: 'reaction', seq: 2, userId: 'u_gone', emoji: 'x' })
+      await s.advanceReceipt('c_x', 'u_gone', 3, 3, 9)
+      await s.advanceReceipt('c_x', 'u_2', 3, 1, 9)
+      assert.equal(await s.eraseSender('c_x', 'u_gone', 500), 2)
+      const gone = await s.get('c_x', 1)
+      assert.deepEqual({ body: gone?.body, media: gone?.media ?? null, deletedAt: gone?.deletedAt }, { body: 'null', media: null, deletedAt: 500 })
+      assert.equal((await s.get('c_x', 2))?.body, '"stays"')
+      assert.deepEqual(await s.reactions('c_x', 1, 3), [])
+      assert.equal(await s.getReceipt('c_x', 'u_gone'), undefined)
+      assert.equal((await s.getReceipt('c_x', 'u_2'))?.read, 1)
+      assert.equal(await s.eraseSender('c_none', 'u_gone', 500), 0)
+    }))
+
     test('retention: purgeBefore drops old messages, seqs continue, firstSeq tells what is left', () => withStore(async (s) => {
       for (let i = 0; i < 4; i++) await s.append({ ...msg('c_a', `r${i}`), serverTs: 1000 + i })
       assert.equal(await s.firstSeq('c_a'), 1)

@@ -51,6 +51,17 @@ export function mediaContract (engine: string, open: () => Promise<Opened<MediaS
       assert.deepEqual(await s.linksOf('m_none'), [])
     }))
 
+    test('disown: an erased user gives up their media; those no one else owns are returned for deletion', () => withStore(async (s) => {
+      await s.put(media('m_1'))
+      await s.put(media('m_2'))
+      await s.addOwner('m_2', 'u_2', 101)
+      await s.put(media('m_3', { uploader: 'u_2' }))
+      assert.deepEqual((await s.disown('u_1')).sort(), ['m_1'])
+      assert.equal(await s.isOwner('m_2', 'u_1'), false)
+      assert.equal(await s.isOwner('m_2', 'u_2'), true)
+      assert.deepEqual(await s.disown('u_1'), [])
+    }))
+
     test('quota bytes count a user\'s uploads since a time', () => withStore(async (s) => {
       await s.put(media('m_1', { size: 10, createdAt: 100 }))
       await s.put(media('m_2', { size: 20, createdAt: 200 }))

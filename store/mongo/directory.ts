@@ -184,6 +184,18 @@ export class MongoDirectory implements DirectoryStore {
 
   async requireE2ee (id: string): Promise<void> { await this.#chats.updateOne({ _id: id }, { $set: { e2ee: true } }) }
   async e2eeChatIds (): Promise<string[]> { return (await this.#chats.find({ e2ee: true }, { projection: { _id: 1 } }).toArray()).map((c) => c._id) }
+  async eraseUser (userId: string, phone: string): Promise<void> {
+    const devices = (await this.#devices.find({ userId }, { projection: { _id: 1 } }).toArray()).map((d) => d._id)
+    if (devices.length > 0) await this.#pushTargets.deleteMany({ deviceId: { $in: devices } })
+    await this.#devices.deleteMany({ userId })
+    await this.#slots.deleteMany({ _id: { $in: Array.from({ length: 64 }, (_, n) => slotId(userId, n)) } })
+    await this.#settings.deleteOne({ _id: userId })
+    await this.#chatSettings.deleteMany({ userId })
+    await this.#blocks.deleteMany({ $or: [{ blocker: userId }, { blocked: userId }] })
+    await this.#codes.deleteOne({ _id: phone })
+    await this.#users.deleteOne({ _id: userId })
+  }
+
   async setDisappearing (id: string, seconds: number | null): Promise<void> { await this.#chats.updateOne({ _id: id }, { $set: { disappearing: seconds } }) }
   async disappearingChats (): Promise<Array<{ chatId: string, seconds: number }>> {
     return (await this.#chats.find({ disappearing: { $gt: 0 } }, { projection: { _id: 1, disappearing: 1 } }).toArray()).map((c) => ({ chatId: c._id, seconds: c.disappearing! }))

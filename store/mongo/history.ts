@@ -317,6 +317,14 @@ export class MongoHistory implements HistoryStore {
     return n
   }
 
+  async eraseSender (chatId: string, userId: string, at: number): Promise<number> {
+    const n = (await this.#messages.updateMany({ chatId, senderUser: userId }, { $set: { body: 'null', media: null } })).modifiedCount
+    await this.#messages.updateMany({ chatId, senderUser: userId, deletedAt: null }, { $set: { deletedAt: at } })
+    await this.#reactions.deleteMany({ chatId, userId })
+    await this.#receipts.deleteOne({ _id: `${chatId}\n${userId}` })
+    return n
+  }
+
   async purgeExpired (now: number): Promise<string[]> {
     const expired = await this.#messages.find({ expiresAt: { $lte: now } }, { projection: { chatId: 1, seq: 1, senderDevice: 1, clientId: 1 } }).toArray()
     if (expired.length === 0) return []

@@ -67,6 +67,13 @@ export class MongoMedia implements MediaStore {
     await this.#media.updateOne({ _id: id }, { $addToSet: { owners: userId }, $max: { usedAt: at } })
   }
 
+  async disown (userId: string): Promise<string[]> {
+    const ids = (await this.#media.find({ owners: userId }, { projection: { _id: 1 } }).toArray()).map((m) => m._id)
+    if (ids.length === 0) return []
+    await this.#media.updateMany({ _id: { $in: ids } }, { $pull: { owners: userId } })
+    return (await this.#media.find({ _id: { $in: ids }, owners: { $size: 0 } }, { projection: { _id: 1 } }).toArray()).map((m) => m._id)
+  }
+
   async isOwner (id: string, userId: string): Promise<boolean> { return (await this.#media.countDocuments({ _id: id, owners: userId })) > 0 }
 
   async linkChat (id: string, chatId: string, seq: number, at: number): Promise<void> {

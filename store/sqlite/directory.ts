@@ -116,7 +116,15 @@ export class SqliteDirectory implements DirectoryStore {
       putCode: db.prepare('INSERT OR REPLACE INTO one_time_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, ?)'),
       code: db.prepare('SELECT phone, code_hash AS codeHash, expires_at AS expiresAt, attempts FROM one_time_codes WHERE phone = ?'),
       countAttempt: db.prepare('UPDATE one_time_codes SET attempts = attempts + 1 WHERE phone = ? RETURNING attempts'),
-      deleteCode: db.prepare('DELETE FROM one_time_codes WHERE phone = ?')
+      deleteCode: db.prepare('DELETE FROM one_time_codes WHERE phone = ?'),
+      erase: [
+        'DELETE FROM push_targets WHERE device_id IN (SELECT id FROM devices WHERE user_id = ?1)',
+        'DELETE FROM devices WHERE user_id = ?1',
+        'DELETE FROM user_settings WHERE user_id = ?1',
+        'DELETE FROM chat_settings WHERE user_id = ?1',
+        'DELETE FROM blocks WHERE blocker = ?1 OR blocked = ?1',
+        'DELETE FROM users WHERE id = ?1'
+      ].map((sql) => db.prepare(sql))
     }
   }
 
@@ -256,6 +264,16 @@ export class SqliteDirectory implements DirectoryStore {
   }
 
   async deleteCode (phone: string): Promise<void> { this.#st.deleteCode.run(phone) }
+
+  async eraseUser (userId: string, phone: string): Promise<void> {
+    this.#db.transaction(() => {
+      for (const st of this.#st.erase) st.run(userId)
+      this.#st.deleteCode.run(phone)
+    })()
+  }
+
+  /** Copies the WAL into the database and empties it: pages from before a deletion are not left there. */
+  async compact (): Promise<void> { this.#db.pragma('wal_checkpoint(TRUNCATE)') }
 
   async close (): Promise<void> { /* the database is closed by its owner, shared with the history store */ }
 }

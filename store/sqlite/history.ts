@@ -88,6 +88,9 @@ export class SqliteHistory implements HistoryStore {
       reactions: db.prepare('SELECT seq, user_id AS userId, emoji FROM reactions WHERE chat_id = ? AND seq BETWEEN ? AND ? ORDER BY seq, user_id'),
       after: db.prepare('SELECT * FROM messages WHERE chat_id = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?'),
       expired: db.prepare('SELECT chat_id, seq FROM messages WHERE expires_at <= ?'),
+      eraseMessages: db.prepare("UPDATE messages SET body = 'null', media = NULL, deleted_at = coalesce(deleted_at, ?) WHERE chat_id = ? AND sender_user = ?"),
+      eraseReactions: db.prepare('DELETE FROM reactions WHERE chat_id = ? AND user_id = ?'),
+      eraseReceipt: db.prepare('DELETE FROM receipts WHERE chat_id = ? AND user_id = ?'),
       dropExpired: db.prepare('DELETE FROM messages WHERE expires_at <= ?'),
       lastSeq: db.prepare('SELECT last_seq FROM chat_seq WHERE chat_id = ?'),
       firstSeq: db.prepare('SELECT min(seq) AS s FROM messages WHERE chat_id = ?'),
@@ -169,6 +172,15 @@ export class SqliteHistory implements HistoryStore {
   }
 
   async purgeBefore (serverTs: number): Promise<number> { return this.#st.purge.run(serverTs).changes }
+
+  async eraseSender (chatId: string, userId: string, at: number): Promise<number> {
+    return this.#db.transaction(() => {
+      const n = this.#st.eraseMessages.run(at, chatId, userId).changes
+      this.#st.eraseReactions.run(chatId, userId)
+      this.#st.eraseReceipt.run(chatId, userId)
+      return Number(n)
+    })()
+  }
 
   async purgeExpired (now: number): Promise<string[]> {
     return this.#db.transaction(() => {

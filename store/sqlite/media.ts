@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS media (
 CREATE INDEX IF NOT EXISTS media_by_hash ON media (sha256, size) WHERE status = 'complete';
 CREATE INDEX IF NOT EXISTS media_by_uploader ON media (uploader, created_at);
 CREATE TABLE IF NOT EXISTS media_owners (media_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (media_id, user_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS media_owners_by_user ON media_owners (user_id);
 CREATE TABLE IF NOT EXISTS media_chats (
   media_id TEXT NOT NULL, chat_id TEXT NOT NULL, at INTEGER NOT NULL,
   first_seq INTEGER NOT NULL DEFAULT 1, last_seq INTEGER NOT NULL DEFAULT 1,
@@ -52,6 +53,9 @@ export class SqliteMedia implements MediaStore {
       addOwner: db.prepare('INSERT OR IGNORE INTO media_owners (media_id, user_id) VALUES (?, ?)'),
       use: db.prepare('UPDATE media SET used_at = max(coalesce(used_at, created_at), ?) WHERE id = ?'),
       isOwner: db.prepare('SELECT 1 FROM media_owners WHERE media_id = ? AND user_id = ?'),
+      ownedBy: db.prepare('SELECT media_id FROM media_owners WHERE user_id = ?'),
+      disown: db.prepare('DELETE FROM media_owners WHERE user_id = ?'),
+      ownerless: db.prepare('SELECT 1 FROM media_owners WHERE media_id = ? LIMIT 1'),
       link: db.prepare(`INSERT INTO media_chats (media_id, chat_id, at, first_seq, last_seq) VALUES (?, ?, ?, ?, ?)
         ON CONFLICT (media_id, chat_id) DO UPDATE SET first_seq = min(first_seq, excluded.first_seq), last_seq = max(last_seq, excluded.last_seq)`),
       links: db.prepare('SELECT chat_id AS chatId, first_seq AS firstSeq, last_seq AS lastSeq FROM media_chats WHERE media_id = ? ORDER BY at, chat_id'),
@@ -85,6 +89,14 @@ export class SqliteMedia implements MediaStore {
 
   async addOwner (id: string, userId: string, at: number): Promise<void> {
     this.#db.transaction(() => { this.#st.addOwner.run(id, userId); this.#st.use.run(at, id) })()
+  }
+
+  async disown (userId: string): Promise<string[]> {
+    return this.#db.transaction(() => {
+      const ids = (this.#st.ownedBy.all(userId) as Array<{ media_id: string }>).map((r) => r.media_id)
+      this.#st.disown.run(userId)
+      return ids.filter((id) => this.#st.ownerless.get(id) === undefined)
+    })()
   }
 
   async isOwner (id: string, userId: string): Promise<boolean> { return this.#st.isOwner.get(id, userId) !== undefined }

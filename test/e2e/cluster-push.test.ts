@@ -75,20 +75,25 @@ test('each away device is pushed once per chat per window, whichever worker comm
     throw new Error(`${(err as Error).message}; A got ${A.events.length} events (${A.of('ack').length} acks, errors ${JSON.stringify(A.of('error').slice(0, 2))}), B ${JSON.stringify(B.events.map((e) => [e.type, e.chat, e.seq]))}`)
   }
   await waitFor('a push per chat for the away phone', () => chats.every((c) => messagePushes(upSub, c).length >= 1), 20_000)
-  const firstAt = Math.max(...providers.push.for(upSub.id).filter((r) => r.payload.type === 'message').map((r) => r.at))
-  // The window passes; still one each, and none to the connected browser.
-  await waitFor('the window to pass', () => Date.now() > firstAt + COALESCE_SECONDS * 1000 + 200, (COALESCE_SECONDS + 5) * 1000)
+  const lastMessagePush = (): number => Math.max(...providers.push.for(upSub.id).filter((r) => r.payload.type === 'message').map((r) => r.at))
+  // The window passes: at most one push per chat per window (a burst that a loaded machine stretches past a window
+  // may take a second), and none to the connected browser.
+  await waitFor('the window to pass', () => Date.now() > lastMessagePush() + COALESCE_SECONDS * 1000 + 200, (COALESCE_SECONDS * 3 + 5) * 1000)
+  const windowMs = COALESCE_SECONDS * 1000
   for (const chat of chats) {
-    assert.equal(messagePushes(upSub, chat).length, 1, `one push for the burst in ${chat}`)
+    const at = providers.push.for(upSub.id).filter((r) => r.payload.chat === chat && r.payload.type === 'message').map((r) => r.at).sort((x, y) => x - y)
+    assert.ok(at.length >= 1 && at.every((t, i) => i === 0 || t - at[i - 1]! >= windowMs - 500), `one push per window for the burst in ${chat}: ${at.join(', ')}`)
+    assert.ok(at.length <= 2, `a burst of 10 is one push, or two on a machine slow enough to stretch it past a window: ${at.length}`)
     assert.deepEqual(messagePushes(webSub, chat), [], 'no push to a device connected to another broker')
   }
-  // After the window: one more each.
+  // After the window: one more each, for the whole chat.
+  const before = new Map(chats.map((c) => [c, messagePushes(upSub, c).length]))
   await Promise.all(chats.map((chat) => A.publish(chat, { id: `second-${chat}`, body: 'again' })))
-  await waitFor('a second push per chat', () => chats.every((c) => messagePushes(upSub, c).length >= 2), 20_000)
+  await waitFor('one more push per chat', () => chats.every((c) => messagePushes(upSub, c).length > before.get(c)!), 20_000)
   for (const chat of chats) {
-    const [, second] = messagePushes(upSub, chat)
-    assert.equal(second!.seq, 11)
-    assert.equal(second!.count, 11, 'the phone received none of the 11')
+    const latest = messagePushes(upSub, chat).at(-1)!
+    assert.equal(latest.seq, 11)
+    assert.equal(latest.count, 11, 'the phone received none of the 11')
   }
   // The browser leaves: now it is away, and pushed (encrypted, with the sender).
   await B.close()
