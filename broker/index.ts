@@ -359,6 +359,13 @@ export async function startBroker (
     }
     if (repaired > 0) log.warn({ repaired }, 'devices without an inbox subscription (created just before a crash): provisioned now')
   }
+  devices.on('banned', (d) => {
+    const client = clients()[d.id]
+    if (!client) return
+    log.info({ deviceId: d.id }, 'user banned: closing the device\'s connection')
+    ;(client as Client & { will: unknown }).will = null
+    client.disconnect({ reasonCode: NOT_AUTHORIZED }, () => {})
+  })
   devices.on('revoked', (d) => {
     const client = clients()[d.id]
     if (client) {

@@ -65,6 +65,18 @@ export class DeviceSessions {
   /** Waits for this node's changes so far (tests, shutdown). */
   async flush (): Promise<void> { await this.#pending }
 
+  /** Devices connected to some broker now, cluster-wide (a SCAN: for operators, not the message path). */
+  async count (): Promise<number> {
+    let n = 0
+    let cursor = '0'
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', 'mqchat:device-node:*', 'COUNT', 1000)
+      cursor = next
+      n += keys.length
+    } while (cursor !== '0')
+    return n
+  }
+
   private step (deviceId: string, fn: () => Promise<void>): void {
     this.#pending = this.#pending.then(fn).catch((err: unknown) => this.log.warn({ err, deviceId }, 'recording a device connection failed'))
   }

@@ -35,6 +35,8 @@ export type DirectoryChange =
   | { kind: 'push', id: string }
   /** A device published its first or a new identity (end-to-end encryption). */
   | { kind: 'keys', id: string }
+  /** A user was banned, or their ban lifted. */
+  | { kind: 'ban', id: string }
   /** A chat's stored messages changed under the caches (an erased sender's became tombstones). */
   | { kind: 'history', id: string }
   | { kind: 'blocks' }

@@ -25,11 +25,16 @@ export function scramSalt (userId: string): Buffer {
 export interface DeviceEvents {
   created: [Device]
   revoked: [Device]
+  /** The device's user was banned: its connections close (it is not revoked; a lifted ban lets it back). */
+  banned: [Device]
 }
 
 export class DeviceService extends EventEmitter<DeviceEvents> {
   #byId = new Map<string, Device>()
   #byUser = new Map<string, Set<string>>()
+  /** Banned users: their devices are refused everywhere while the ban lasts. */
+  #banned = new Set<string>()
+  #notifyBan: (userId: string) => Promise<void> = async () => {}
 
   #notify: (deviceId: string) => Promise<void> = async () => {}
   /** Devices whose SCRAM keys are being made from a token just seen. */
@@ -74,6 +79,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
     this.#byId.clear()
     this.#byUser.clear()
     for (const d of rows) this.cache(d)
+    this.#banned = new Set(await this.directory.bannedUsers())
   }
 
   private cache (d: Device): void {
@@ -88,7 +94,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   authenticate (token: string, deviceId: string | undefined = deviceIdOfToken(token)): Device | undefined {
     if (deviceId === undefined || deviceIdOfToken(token) !== deviceId) return undefined
     const d = this.#byId.get(deviceId)
-    if (!d || d.revokedAt !== null) return undefined
+    if (!d || d.revokedAt !== null || this.#banned.has(d.userId)) return undefined
     if (!tokenMatches(token, d.tokenHash)) return undefined
     if (!d.scram) this.#addScram(d, token)
     return d
@@ -97,13 +103,14 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   /** An active device by id, for a sign-in already checked another way. */
   active (deviceId: string): Device | undefined {
     const d = this.#byId.get(deviceId)
-    return d && d.revokedAt === null ? d : undefined
+    return d && d.revokedAt === null && !this.#banned.has(d.userId) ? d : undefined
   }
 
   /** A user's active devices that have SCRAM keys, and the salt those keys were made with. */
   scramOf (userId: string): { salt: Buffer, iterations: number, devices: Array<Device & { scram: ScramCredentials }> } {
     const withKeys = (d: Device): d is Device & { scram: ScramCredentials } => d.scram?.iterations === SCRAM_ITERATIONS
-    return { salt: scramSalt(userId), iterations: SCRAM_ITERATIONS, devices: this.list(userId).filter(withKeys) }
+    // A banned user's devices have no keys to sign in with while the ban lasts.
+    return { salt: scramSalt(userId), iterations: SCRAM_ITERATIONS, devices: this.#banned.has(userId) ? [] : this.list(userId).filter(withKeys) }
   }
 
   /**
@@ -126,6 +133,30 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   get (deviceId: string): Device | undefined { return this.#byId.get(deviceId) }
 
   /** Ids of a user's active devices. */
+  isBanned (userId: string): boolean { return this.#banned.has(userId) }
+
+  /** Cluster: bans are announced to the other nodes through this. */
+  notifyBanWith (notify: (userId: string) => Promise<void>): void { this.#notifyBan = notify }
+
+  /** Bans a user (their devices are refused and disconnected, everywhere) or lifts the ban. */
+  async setBanned (userId: string, banned: boolean): Promise<void> {
+    await this.directory.setBanned(userId, banned ? Date.now() : null)
+    this.applyBan(userId, banned)
+    await this.#notifyBan(userId)
+  }
+
+  /** Re-reads a user's ban (a change made on another node). */
+  async refreshBan (userId: string): Promise<void> {
+    this.applyBan(userId, (await this.directory.getUser(userId))?.bannedAt != null)
+  }
+
+  private applyBan (userId: string, banned: boolean): void {
+    const was = this.#banned.has(userId)
+    if (banned) this.#banned.add(userId)
+    else this.#banned.delete(userId)
+    if (banned && !was) for (const id of this.activeIds(userId)) this.emit('banned', this.#byId.get(id)!)
+  }
+
   /** An erased account: its devices (all revoked) leave the cache. */
   forgetUser (userId: string): void {
     for (const [id, d] of this.#byId) if (d.userId === userId) this.#byId.delete(id)

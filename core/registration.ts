@@ -111,6 +111,7 @@ export class RegistrationService {
   async verify (phone: string, code: string, ip: string, deviceName: string): Promise<{ userId: string, deviceId: string, token: string, newUser: boolean }> {
     await this.confirm(phone, code, ip)
     let user = await this.directory.getUserByPhone(phone)
+    if (user !== undefined && this.devices.isBanned(user.id)) throw new DomainError('banned', 'this account is banned by the server\'s operator', 403)
     const newUser = user === undefined
     if (!user) {
       user = { id: newUserId(), phone, createdAt: Date.now() }

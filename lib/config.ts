@@ -136,6 +136,8 @@ export interface Config {
   httpMaxConnections: number
   httpMaxConnectionsPerAddress: number
   metricsToken: string
+  adminToken: string
+  adminPort: number
   xmppAuthTimeoutSeconds: number
   maxConnections: number
   e2eeMaxPrekeys: number
@@ -380,6 +382,8 @@ export const OPTIONS: Array<Option<keyof Config>> = [
   { key: 'httpMaxConnections', env: 'MQCHAT_HTTP_MAX_CONNECTIONS', def: '10000', parse: int(1, 10_000_000), help: 'HTTP: open connections at once; more are closed at once' },
   { key: 'httpMaxConnectionsPerAddress', env: 'MQCHAT_HTTP_MAX_CONNECTIONS_PER_ADDRESS', def: '256', parse: int(1, 10_000_000), help: 'HTTP: open connections from one client address (not applied with MQCHAT_TRUST_PROXY: the load balancer should bound them)' },
   { key: 'publicUrl', env: 'MQCHAT_PUBLIC_URL', def: '', parse: optionalUrl, help: 'the HTTP API as clients reach it (https://chat.example.com), the base of media URLs of the local backend; empty: http://<MQCHAT_HOST>:<HTTP port> (127.0.0.1 when MQCHAT_HOST is every address). Never taken from a request\'s Host header' },
+  { key: 'adminToken', env: 'MQCHAT_ADMIN_TOKEN', def: '', parse: (raw) => raw === '' || raw.length >= 32 ? raw : new Error('must be at least 32 characters (a random secret; openssl rand -hex 32)'), help: 'the operator\'s token for mqchat admin; empty (the default): no admin listener' },
+  { key: 'adminPort', env: 'MQCHAT_ADMIN_PORT', def: '3100', parse: port, help: 'the admin listener\'s port, on 127.0.0.1 only (with MQCHAT_ADMIN_TOKEN; API nodes in the cluster)' },
   { key: 'metricsToken', env: 'MQCHAT_METRICS_TOKEN', def: '', parse: anyText, help: 'GET /metrics needs "Authorization: Bearer <token>"; empty: /metrics answers only connections from a loopback address' },
   { key: 'httpIdleTimeoutSeconds', env: 'MQCHAT_HTTP_IDLE_TIMEOUT_SECONDS', def: '60', parse: int(1, 3600), help: 'HTTP: a connection that carries nothing for this long is closed (an idle keep-alive connection: at most 30 s)' }
 ]

@@ -43,6 +43,7 @@ import { startPush, withPush } from '../push/index.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startRetention } from './retention.js'
+import { startAdmin } from '../api/admin.js'
 import { CommitFeed, recentKey } from '../cluster/commit-feed.js'
 import { partitionOf } from '../cluster/chat-stream.js'
 import { RecentThenHistory, RedisPositions, subscribeFeed } from '../cluster/positions.js'
@@ -129,6 +130,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       else if (c.kind === 'push') await d.push.refresh(c.id)
       else if (c.kind === 'keys') await d.keys.refresh(c.id)
       else if (c.kind === 'history') inbox?.expired([c.id])
+      else if (c.kind === 'ban') await d.devices.refreshBan(c.id)
       else await d.blocks.init()
     },
     reload: async () => { await Promise.all([d.chats.init(), d.devices.init(), d.settings.init(), d.blocks.init(), d.push.init(), d.keys.init()]) }
@@ -139,6 +141,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   d.blocks.notifyWith(() => bus.publish({ kind: 'blocks' }))
   d.push.notifyWith((id) => bus.publish({ kind: 'push', id }))
   d.keys.notifyWith((id) => bus.publish({ kind: 'keys', id }))
+  d.devices.notifyBanWith((id) => bus.publish({ kind: 'ban', id }))
   // Stale cached copies (an erased sender's messages, expired ones): the chats' recent caches in Redis, and each broker's own.
   const recentRedis = redis('recent-drop')
   const dropRecent = async (chats: string[]): Promise<void> => {
@@ -275,7 +278,14 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
 
   const xmpp = cfg.xmppEnabled && runs('broker') ? await startXmpp(cfg, { aedes: broker.aedes, devices: d.devices, chats: d.chats, history: stores.history, log: log.child({ part: 'xmpp' }), tls }) : undefined
   if (xmpp && info.xmpp) Object.assign(info.xmpp, { port: xmpp.port, wsPort: xmpp.wsPort })
-  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
+  // The operator's channel on API nodes, on the loopback address only, when there is an admin token.
+  const admin = runs('api') && cfg.adminToken !== ''
+    ? await startAdmin({
+      directory: stores.directory, history: stores.history, profiles: stores.profiles, devices: d.devices, chats: d.chats, account: d.account, metrics,
+      load: async () => ({ connections: await deviceSessions.count(), queues: {}, stores: await stores.sizes() })
+    }, { token: cfg.adminToken, port: cfg.adminPort, node: cfg.nodeId }, log.child({ part: 'admin' }))
+    : undefined
+  const ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api), admin: httpPort(admin) }
   writePorts(cfg, ports)
   warnPlaintext(cfg, log, ports)
   ready = true
@@ -302,6 +312,7 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
       await push?.stop()
       await bus.stop()
       await api?.close()
+      await admin?.close()
       await broker?.close()
       inbox?.close()
       await inbox?.idle()

@@ -46,7 +46,7 @@ import { PublishLimiter, TokenBuckets, type Buckets, type CounterFactory } from 
 import type { Device, DirectoryStore, HistoryStore, KeyStore, MediaStore, ProfileStore } from '../store/types.js'
 
 /** xmpp, xmppWs: 0 when the XMPP listeners are off; mqttTls, wss, https: 0 without a TLS certificate. */
-export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number }
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number, /** 0: no admin listener (no MQCHAT_ADMIN_TOKEN). */ admin?: number }
 export interface RunningServer {
   ports: Ports
   close (): Promise<void>

@@ -19,6 +19,7 @@ import type { Device } from '../store/types.js'
 import { buildDomain, closeOnce, connectInfo, httpPort, httpsPort, startApi, tlsCertificate, warnPlaintext, writePorts, type Ports, type RunningServer } from './domain.js'
 import { startXmpp } from '../xmpp/index.js'
 import { startPush, withPush } from '../push/index.js'
+import { fileSizes, startAdmin } from '../api/admin.js'
 
 export type { Ports, RunningServer } from './domain.js'
 
@@ -82,7 +83,17 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
     historyDays: cfg.retentionDays, mediaDays: cfg.mediaRetentionDays, mediaUnreferencedHours: cfg.mediaUnreferencedHours, intervalMinutes: cfg.purgeIntervalMinutes, expirySweepSeconds: cfg.expirySweepSeconds
   }, log.child({ part: 'retention' }), () => inbox.purged(), (chats) => inbox.expired(chats))
 
-  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api) }
+  // The operator's channel, on the loopback address only, when there is an admin token.
+  const admin = cfg.adminToken !== ''
+    ? await startAdmin({
+      directory: stores.directory, history: stores.history, profiles: stores.profiles, devices, chats: d.chats, account: d.account, metrics,
+      load: async () => ({
+        queues: { inbox_events: [...stores.inbox.eventCounts().values()].reduce((a, b) => a + b, 0) },
+        stores: { sqlite_bytes: await fileSizes(cfg.dataDir, ['mqchat.db', 'mqchat.db-wal']), media_bytes: await fileSizes(join(cfg.dataDir, 'media')) }
+      })
+    }, { token: cfg.adminToken, port: cfg.adminPort, node: 'local' }, log.child({ part: 'admin' }))
+    : undefined
+  const ports: Ports = { mqtt: broker.mqttPort, ws: broker.wsPort, http: httpPort(api), xmpp: xmpp?.port ?? 0, xmppWs: xmpp?.wsPort ?? 0, mqttTls: broker.mqttTlsPort, wss: broker.wssPort, https: httpsPort(api), admin: httpPort(admin) }
   writePorts(cfg, ports)
   warnPlaintext(cfg, log, ports)
   ready = true
@@ -101,6 +112,7 @@ export async function startLocal (cfg: Config, log: Logger): Promise<RunningServ
       await broker.stopListening()
       await xmpp?.close()
       await api.close()
+      await admin?.close()
       await broker.close()
       inbox.close()
       await stores.close()

@@ -3,7 +3,7 @@
 // suites in store/contract/. Methods are async so that networked engines fit.
 import type { ScramCredentials } from '../lib/scram.js'
 
-export interface User { id: string, phone: string, createdAt: number }
+export interface User { id: string, phone: string, createdAt: number, /** Set while an operator bans the user (mqchat admin user ban). */ bannedAt?: number | null }
 
 export interface Device {
   id: string
@@ -104,6 +104,12 @@ export interface DirectoryStore {
   createUser (user: User): Promise<void>
   getUser (id: string): Promise<User | undefined>
   getUserByPhone (phone: string): Promise<User | undefined>
+  /** Bans a user (`at`) or lifts the ban (null). */
+  setBanned (userId: string, at: number | null): Promise<void>
+  /** The banned users: warms the in-memory index. */
+  bannedUsers (): Promise<string[]>
+  /** Users whose number starts with `phonePrefix`, or whose id is `id` (operators' search), at most `limit`. */
+  findUsers (query: { phonePrefix?: string, id?: string }, limit: number): Promise<User[]>
   /** The users with these phone numbers (one indexed query, whatever the numbers). */
   usersByPhones (phones: string[]): Promise<User[]>
 

@@ -11,6 +11,7 @@ import { E2ee, isEncrypted, type IdentityJson } from './e2ee.js'
 import { safetyNumber } from './safety.js'
 import { Names } from './names.js'
 import { exportAccount } from './account.js'
+import { admin, adminToken } from './admin.js'
 import { fetchMedia, uploadFile, type Uploaded } from './media.js'
 import { profileName, readProfile, requireDeviceProfile, writeProfile, cliHome } from './profile.js'
 import { unsupportedNode } from './runtime.js'
@@ -33,6 +34,7 @@ Usage: mqchat <command> [options]
 
 Server:
   serve                          start the server (local profile, or a cluster role)
+  admin stats|users|user|chat|device   operate a running server (its admin token)
   setup-s3                       create the media bucket; remove an older release's expiry rule (MQCHAT_S3_* settings)
 Account:
   register <phone>               ask for a one-time code (phone in +E.164 form)
@@ -61,6 +63,20 @@ Chats:
 End-to-end encryption (chats created with --e2ee, or turned so with chat encrypt):
   safety <user>                  the safety number to compare with a user (are these really their keys?)
   keys [status|publish|reset]    this device's encryption keys
+${COMMON}`,
+  admin: `Usage: mqchat admin <command> [--admin-url URL] [--token-file FILE] [--json]
+  mqchat admin stats                          connections, messages per second, queues, store sizes
+  mqchat admin users find <+prefix | u_id>    users by phone number prefix, or by id
+  mqchat admin user show <userId>             a user: number, name, devices, chats
+  mqchat admin user ban|unban <userId>        ban (their devices are disconnected and refused) or lift it
+  mqchat admin user delete <userId>           erase the account (as mqchat account delete does)
+  mqchat admin chat show <chatId>             a chat: kind, members, settings, last seq
+  mqchat admin device revoke <deviceId>       sign a device out for good
+
+Talks to the server's admin listener: 127.0.0.1 only, port MQCHAT_ADMIN_PORT (3100), open only when
+the server has MQCHAT_ADMIN_TOKEN. The token comes from $MQCHAT_ADMIN_TOKEN or --token-file; the URL
+from --admin-url, $MQCHAT_ADMIN_URL, or http://127.0.0.1:3100. Every request is an audit log line.
+Exit codes as below; 4 means the token was refused.
 ${COMMON}`,
   account: `Usage:
   mqchat account export [-o FILE]      everything of yours as one JSON document (default FILE: mqchat-export-<user>.json)
@@ -627,6 +643,12 @@ async function main (argv: string[]): Promise<number> {
       out(values.json, { ...id, ...count }, `identity key (Curve25519) ${id.identity_key}\nsigning key (Ed25519) ${id.signing_key}\n` +
         `one-time prekeys on the server: ${count.one_time_keys} of ${count.max_one_time_keys}; fallback key: ${count.fallback_key ? 'yes' : 'no'}`)
       return EXIT.ok
+    }
+    case 'admin': {
+      const { values, positionals } = parse(rest, { 'admin-url': { type: 'string' }, 'token-file': { type: 'string' } })
+      need(positionals, 1, cmd)
+      const url = values['admin-url'] ?? process.env.MQCHAT_ADMIN_URL ?? 'http://127.0.0.1:3100'
+      return await admin(positionals, { url, token: adminToken(values['token-file']), json: values.json }, HELP.admin!)
     }
     case 'account': {
       const { values, positionals } = parse(rest, { code: { type: 'string' }, output: { type: 'string', short: 'o' } })

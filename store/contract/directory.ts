@@ -23,6 +23,19 @@ export function directoryContract (engine: string, open: () => Promise<Opened<Di
       const found = await s.usersByPhones(['+15550000003', '+15550000009', '+15550000001', '+15550000003'])
       assert.deepEqual(found.map((u) => u.id).sort(), ['u_1', 'u_3'])
       assert.deepEqual(await s.usersByPhones([]), [])
+      // Operators' search: by number prefix (in order, bounded), or by id.
+      await s.createUser({ id: 'u_4', phone: '+15560000004', createdAt: 4 })
+      assert.deepEqual((await s.findUsers({ phonePrefix: '+1555' }, 10)).map((u) => u.id), ['u_1', 'u_3'])
+      assert.deepEqual((await s.findUsers({ phonePrefix: '+1555' }, 1)).map((u) => u.id), ['u_1'])
+      assert.deepEqual((await s.findUsers({ id: 'u_4' }, 10)).map((u) => u.phone), ['+15560000004'])
+      assert.deepEqual(await s.findUsers({ id: 'u_9' }, 10), [])
+      // Bans: set, listed, lifted.
+      await s.setBanned('u_3', 77)
+      assert.equal((await s.getUser('u_3'))?.bannedAt, 77)
+      assert.deepEqual(await s.bannedUsers(), ['u_3'])
+      await s.setBanned('u_3', null)
+      assert.equal((await s.getUser('u_3'))?.bannedAt, undefined)
+      assert.deepEqual(await s.bannedUsers(), [])
     }))
 
     test('devices: listed oldest first, revoked ones leave the list once', () => withStore(async (s) => {

@@ -24,6 +24,8 @@ export interface MongoStores {
   profiles: ProfileStore
   /** Commands sent to MongoDB since the stores were opened, by command name (the driver's command monitoring). */
   commands (): Record<string, number>
+  /** The database's size (dbStats): documents, data and storage bytes (for operators). */
+  sizes (): Promise<Record<string, number>>
   close (): Promise<void>
 }
 
@@ -48,5 +50,9 @@ export async function openMongoStores (opts: MongoOptions): Promise<MongoStores>
   const keys = new MongoKeys(db)
   const profiles = new MongoProfiles(db)
   await Promise.all([directory.init(), history.init(), media.init(), keys.init(), profiles.init()])
-  return { directory, history, media, keys, profiles, commands: () => ({ ...commands }), close: async () => { await history.close(); await client.close() } }
+  const sizes = async (): Promise<Record<string, number>> => {
+    const st = await db.stats()
+    return { mongo_documents: Number(st.objects ?? 0), mongo_data_bytes: Number(st.dataSize ?? 0), mongo_storage_bytes: Number(st.storageSize ?? 0) }
+  }
+  return { directory, history, media, keys, profiles, sizes, commands: () => ({ ...commands }), close: async () => { await history.close(); await client.close() } }
 }

@@ -4,7 +4,7 @@ import { type Chat, type ChatSettings, type Device, type DirectoryStore, type Me
 import { isDuplicateKey } from './database.js'
 import type { ScramCredentials } from '../../lib/scram.js'
 
-interface UserDoc { _id: string, phone: string, createdAt: number }
+interface UserDoc { _id: string, phone: string, createdAt: number, bannedAt?: number | null }
 /** `slot`: the device_slots place it holds while active (absent on devices made before slots). */
 interface DeviceDoc { _id: string, userId: string, name: string, tokenHash: string, scram?: ScramCredentials, createdAt: number, revokedAt: number | null, linked?: boolean, slot?: number }
 /**
@@ -35,7 +35,7 @@ const ORPHAN_SLOT_MS = 60_000
 const toChat = ({ _id, e2ee, disappearing, ...c }: ChatDoc): Chat => ({ id: _id, ...c, ...(e2ee === true ? { e2ee: true } : {}), ...(disappearing !== null && disappearing !== undefined ? { disappearing } : {}) })
 const toMember = (m: MemberDoc): Member => ({ chatId: m.chatId, userId: m.userId, role: m.role, joinedAt: m.joinedAt, fromSeq: m.fromSeq ?? 0, engaged: m.engaged ?? true })
 const toPushTarget = ({ _id, ...t }: PushTargetDoc): PushTarget => ({ id: _id, ...t })
-const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt })
+const toUser = (u: UserDoc): User => ({ id: u._id, phone: u.phone, createdAt: u.createdAt, ...(u.bannedAt !== null && u.bannedAt !== undefined ? { bannedAt: u.bannedAt } : {}) })
 
 export class MongoDirectory implements DirectoryStore {
   #users: Collection<UserDoc>
@@ -83,6 +83,14 @@ export class MongoDirectory implements DirectoryStore {
   async getUserByPhone (phone: string): Promise<User | undefined> {
     const u = await this.#users.findOne({ phone })
     return u ? toUser(u) : undefined
+  }
+
+  async setBanned (userId: string, at: number | null): Promise<void> { await this.#users.updateOne({ _id: userId }, { $set: { bannedAt: at } }) }
+  async bannedUsers (): Promise<string[]> { return (await this.#users.find({ bannedAt: { $gt: 0 } }, { projection: { _id: 1 } }).toArray()).map((u) => u._id) }
+  async findUsers (query: { phonePrefix?: string, id?: string }, limit: number): Promise<User[]> {
+    if (query.id !== undefined) return [await this.getUser(query.id)].filter((u): u is User => u !== undefined)
+    const prefix = query.phonePrefix ?? '+'
+    return (await this.#users.find({ phone: { $gte: prefix, $lt: `${prefix}:` } }).sort({ phone: 1 }).limit(limit).toArray()).map(toUser)
   }
 
   async usersByPhones (phones: string[]): Promise<User[]> {

@@ -46,6 +46,11 @@ const toDevice = (r: DeviceRow): Device => ({
   ...(r.linked === 1 ? { linked: true } : {})
 })
 const toChat = (r: ChatRow): Chat => ({ id: r.id, kind: r.kind, name: r.name, createdBy: r.created_by, createdAt: r.created_at, ...(r.e2ee === 1 ? { e2ee: true } : {}), ...(r.disappearing !== null && r.disappearing !== undefined ? { disappearing: r.disappearing } : {}) })
+/** A users row: the ban only while there is one. */
+const userOf = (row: unknown): User | undefined => {
+  const r = row as { id: string, phone: string, createdAt: number, bannedAt: number | null } | undefined
+  return r === undefined ? undefined : { id: r.id, phone: r.phone, createdAt: r.createdAt, ...(r.bannedAt !== null ? { bannedAt: r.bannedAt } : {}) }
+}
 const toMember = (r: MemberRow): Member => ({ chatId: r.chat_id, userId: r.user_id, role: r.role, joinedAt: r.joined_at, fromSeq: r.from_seq, engaged: r.engaged === 1 })
 
 export class SqliteDirectory implements DirectoryStore {
@@ -65,14 +70,20 @@ export class SqliteDirectory implements DirectoryStore {
     // ... and chats made before end-to-end encryption could be required.
     const chatColumns = new Set((db.prepare('PRAGMA table_info(chats)').all() as Array<{ name: string }>).map((c) => c.name))
     if (!chatColumns.has('e2ee')) db.exec('ALTER TABLE chats ADD COLUMN e2ee INTEGER NOT NULL DEFAULT 0')
+    // ... and users before bans.
+    const userColumns = new Set((db.prepare('PRAGMA table_info(users)').all() as Array<{ name: string }>).map((c) => c.name))
+    if (!userColumns.has('banned_at')) db.exec('ALTER TABLE users ADD COLUMN banned_at INTEGER')
     // ... and before disappearing messages.
     if (!chatColumns.has('disappearing')) db.exec('ALTER TABLE chats ADD COLUMN disappearing INTEGER')
     if (!memberColumns.has('from_seq')) db.exec('ALTER TABLE members ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0')
     if (!memberColumns.has('engaged')) db.exec('ALTER TABLE members ADD COLUMN engaged INTEGER NOT NULL DEFAULT 1')
     this.#st = {
       insertUser: db.prepare('INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?)'),
-      user: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE id = ?'),
-      userByPhone: db.prepare('SELECT id, phone, created_at AS createdAt FROM users WHERE phone = ?'),
+      user: db.prepare('SELECT id, phone, created_at AS createdAt, banned_at AS bannedAt FROM users WHERE id = ?'),
+      userByPhone: db.prepare('SELECT id, phone, created_at AS createdAt, banned_at AS bannedAt FROM users WHERE phone = ?'),
+      usersByPrefix: db.prepare('SELECT id, phone, created_at AS createdAt, banned_at AS bannedAt FROM users WHERE phone >= ? AND phone < ? ORDER BY phone LIMIT ?'),
+      setBanned: db.prepare('UPDATE users SET banned_at = ? WHERE id = ?'),
+      banned: db.prepare('SELECT id FROM users WHERE banned_at IS NOT NULL'),
       insertDevice: db.prepare('INSERT INTO devices (id, user_id, name, token_hash, created_at, revoked_at, scram, linked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       setScram: db.prepare('UPDATE devices SET scram = ? WHERE id = ?'),
       device: db.prepare('SELECT * FROM devices WHERE id = ?'),
@@ -129,12 +140,21 @@ export class SqliteDirectory implements DirectoryStore {
   }
 
   async createUser (u: User): Promise<void> { this.#st.insertUser.run(u.id, u.phone, u.createdAt) }
-  async getUser (id: string): Promise<User | undefined> { return plainRow<User>(this.#st.user.get(id)) }
-  async getUserByPhone (phone: string): Promise<User | undefined> { return plainRow<User>(this.#st.userByPhone.get(phone)) }
+  async getUser (id: string): Promise<User | undefined> { return userOf(this.#st.user.get(id)) }
+  async getUserByPhone (phone: string): Promise<User | undefined> { return userOf(this.#st.userByPhone.get(phone)) }
+  async setBanned (userId: string, at: number | null): Promise<void> { this.#st.setBanned.run(at, userId) }
+  async bannedUsers (): Promise<string[]> { return (this.#st.banned.all() as Array<{ id: string }>).map((r) => r.id) }
+  async findUsers (query: { phonePrefix?: string, id?: string }, limit: number): Promise<User[]> {
+    if (query.id !== undefined) return [await this.getUser(query.id)].filter((u): u is User => u !== undefined)
+    const prefix = query.phonePrefix ?? '+'
+    // Numbers are digits after "+": the prefix's range ends before the next character (":" follows "9").
+    return this.#st.usersByPrefix.all(prefix, `${prefix}:`, limit).map((r) => userOf(r)!)
+  }
+
   async usersByPhones (phones: string[]): Promise<User[]> {
     const out: User[] = []
     for (const phone of new Set(phones)) {
-      const u = plainRow<User>(this.#st.userByPhone.get(phone))
+      const u = userOf(this.#st.userByPhone.get(phone))
       if (u !== undefined) out.push(u)
     }
     return out

@@ -62,7 +62,7 @@ export async function within<T> (what: string, promise: Promise<T>, timeoutMs = 
   }
 }
 
-export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number }
+export interface Ports { mqtt: number, ws: number, http: number, xmpp: number, xmppWs: number, mqttTls: number, wss: number, https: number, admin?: number }
 
 export class TestServer {
   proc: ChildProcess | undefined
