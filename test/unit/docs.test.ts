@@ -18,7 +18,8 @@ test('the README configuration table is the one lib/config.ts describes', () => 
 test('every refusal code the server emits is documented in docs/protocol.md', () => {
   const sources = ['plugins/authorize-publish.ts', 'bridge/index.ts', 'bridge/envelope.ts', 'bridge/receipts.ts', 'bridge/typing.ts', 'core/chats.ts', 'core/devices.ts',
     'core/registration.ts', 'core/errors.ts', 'core/message-rules.ts', 'core/blocks.ts', 'api/context.ts', 'api/app.ts', 'api/routes/chats.ts', 'api/routes/messages.ts', 'api/routes/receipts.ts',
-    'core/media.ts', 'media/local-blob.ts', 'api/routes/media.ts', 'cluster/stream-sends.ts']
+    'core/media.ts', 'media/local-blob.ts', 'api/routes/media.ts', 'cluster/stream-sends.ts',
+    'core/keys.ts', 'core/e2ee.ts', 'core/profiles.ts', 'core/contacts.ts', 'core/users.ts', 'core/chat-settings.ts', 'core/account.ts', 'api/routes/profiles.ts', 'api/routes/account.ts', 'api/routes/keys.ts', 'api/admin.ts']
   const codes = new Set<string>()
   for (const file of sources) {
     const text = readFileSync(resolve(root, file), 'utf8')
