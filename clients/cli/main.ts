@@ -189,6 +189,7 @@ ${COMMON}`,
   mqchat push list
   mqchat push remove <target-id>
 
+Keys are base64url and may start with "-": give them as --p256dh=KEY --auth=SECRET.
 Registers where this device is woken when it is away (it then connects and
 gets what it is owed). A push carries the chat, the newest seq and a count,
 never the message; docs/protocol.md ("Push") says what each provider sees.

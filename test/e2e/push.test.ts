@@ -285,7 +285,8 @@ test('mqchat push add|list|remove, and mute|unmute, as a tester would use them (
   // A UnifiedPush endpoint with keys, as a distributor that encrypts gives them: the payload is encrypted
   // (RFC 8291, no VAPID) and the test service decrypts it with the key only the device holds.
   const enc = providers.push.subscribe(true, false)
-  const withKeys = await cli(home, ['push', 'add', 'unifiedpush', enc.endpoint, '--p256dh', enc.keys.p256dh, '--auth', enc.keys.auth, '--profile', 'd', '--json'])
+  // base64url keys may start with '-': given as --name=value, as a shell user would have to.
+  const withKeys = await cli(home, ['push', 'add', 'unifiedpush', enc.endpoint, `--p256dh=${enc.keys.p256dh}`, `--auth=${enc.keys.auth}`, '--profile', 'd', '--json'])
   assert.equal(withKeys.code, 0, withKeys.stderr)
   assert.equal((JSON.parse(withKeys.stdout) as { encrypted: boolean }).encrypted, true)
   assert.equal((await server.api('POST', `/v1/chats/${chat}/messages`, bPhone.token, { id: 'to-a-devices', body: 'secret for a' })).status, 201)
