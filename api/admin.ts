@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import { DomainError, notFound } from '../core/errors.js'
 import type { AccountService } from '../core/account.js'
 import type { ChatService } from '../core/chats.js'
-import type { DeviceService } from '../core/devices.js'
+import { deviceJson, type DeviceService } from '../core/devices.js'
 import type { Metrics } from '../lib/metrics.js'
 import type { DirectoryStore, HistoryStore, ProfileStore } from '../store/types.js'
 
@@ -106,7 +106,7 @@ export async function startAdmin (s: AdminServices, opts: { token: string, port:
       created_at: user.createdAt,
       banned: s.devices.isBanned(id),
       name: profile?.name ?? null,
-      devices: (await s.directory.listDevices(id)).map((d) => ({ device_id: d.id, name: d.name, kind: d.linked === true ? 'linked' : 'primary', created_at: d.createdAt })),
+      devices: (await s.directory.listDevices(id)).map(deviceJson),
       chats: [...s.chats.chatIdsOf(id)].sort(),
       contacts: (await s.profiles.contacts(id)).length
     }

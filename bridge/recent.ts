@@ -3,7 +3,7 @@
 // served from here instead of from history. Bounded in messages overall;
 // the chats used least recently leave first, and a chat keeps at most its
 // last `perChat` messages.
-import type { StoredMessage } from '../store/types.js'
+import { isExpired, type StoredMessage } from '../store/types.js'
 
 interface Ring { messages: StoredMessage[] }
 
@@ -52,7 +52,7 @@ export class RecentMessages {
     const page = ring.messages.slice(start, start + limit)
     // An expired disappearing message is never served: history, which leaves it out, is read instead.
     const now = Date.now()
-    if (page.some((m) => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now)) {
+    if (page.some((m) => isExpired(m, now))) {
       this.forget(chatId)
       return undefined
     }
@@ -64,7 +64,7 @@ export class RecentMessages {
     if (now < this.#nextExpiryCheck) return
     this.#nextExpiryCheck = now + EXPIRY_CHECK_MS
     for (const [chatId, ring] of [...this.#chats]) {
-      if (ring.messages.some((m) => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now)) this.forget(chatId)
+      if (ring.messages.some((m) => isExpired(m, now))) this.forget(chatId)
     }
   }
 

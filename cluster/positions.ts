@@ -11,7 +11,7 @@
 import type { Logger } from 'pino'
 import { luaScript, type RedisConnection } from './redis.js'
 import type { InboxHistory } from '../broker/inbox.js'
-import type { HistoryStore, Position, PositionStore, StoredMessage } from '../store/types.js'
+import { isExpired, type HistoryStore, type Position, type PositionStore, type StoredMessage } from '../store/types.js'
 import { COMMITTED_CHANNEL, lastKey, recentKey } from './commit-feed.js'
 import { partitionOf } from './chat-stream.js'
 import { groupBy } from '../lib/group.js'
@@ -88,7 +88,7 @@ export class RecentThenHistory implements InboxHistory {
       const page = cached.map((json) => JSON.parse(json) as StoredMessage)
       // An expired disappearing message is never served from here (the sweep drops the cache within a minute): history leaves it out.
       const now = Date.now()
-      if (page[0]!.seq === afterSeq + 1 && !page.some((m) => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now)) return page
+      if (page[0]!.seq === afterSeq + 1 && !page.some((m) => isExpired(m, now))) return page
     }
     return await this.history.after(chatId, afterSeq, limit)
   }

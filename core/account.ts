@@ -22,7 +22,11 @@ import type { PushTargets } from './push-targets.js'
 import type { RegistrationService } from './registration.js'
 import { DomainError, notFound } from './errors.js'
 import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.js'
-import type { DirectoryStore, HistoryStore, ProfileStore } from '../store/types.js'
+import type { DirectoryStore, HistoryStore, ProfileStore, User } from '../store/types.js'
+import { isEncryptedBody } from '../bridge/e2ee.js'
+import { chatSettingsJson } from './chat-settings.js'
+import { deviceJson } from './devices.js'
+import { settingsJson } from './settings.js'
 
 /** The second tombstoning pass, for messages that were on their way when the account was erased. */
 export const SECOND_PASS_MS = 60_000
@@ -64,17 +68,23 @@ export class AccountService {
 
   /** DELETE /v1/me: the code proves the caller holds the account's number now. */
   async eraseConfirmed (userId: string, code: string, ip: string): Promise<Erasure> {
-    const user = await this.d.directory.getUser(userId)
-    if (user === undefined) throw notFound('user')
+    const user = await this.#user(userId)
     await this.d.registration.confirm(user.phone, code, ip)
-    return await this.erase(userId)
+    return await this.#erase(user)
   }
 
-  /** Erases an account (the user confirmed, or an operator decided). */
-  async erase (userId: string): Promise<Erasure> {
-    const d = this.d
-    const user = await d.directory.getUser(userId)
+  /** Erases an account (an operator decided). */
+  async erase (userId: string): Promise<Erasure> { return await this.#erase(await this.#user(userId)) }
+
+  async #user (userId: string): Promise<User> {
+    const user = await this.d.directory.getUser(userId)
     if (user === undefined) throw notFound('user')
+    return user
+  }
+
+  async #erase (user: User): Promise<Erasure> {
+    const d = this.d
+    const userId = user.id
     // Devices first: nothing more is accepted from them.
     const devices = d.devices.list(userId).map((dev) => dev.id)
     for (const id of devices) await d.devices.revoke(userId, id)
@@ -112,18 +122,16 @@ export class AccountService {
    */
   async * exportOf (userId: string, now = Date.now()): AsyncGenerator<string> {
     const d = this.d
-    const user = await d.directory.getUser(userId)
-    if (user === undefined) throw notFound('user')
+    const user = await this.#user(userId)
     const profile = await d.profiles.getProfile(userId)
-    const settings = d.settings.of(userId)
     const head = {
       format: 'mqchat-export-1',
       exported_at: now,
       user: { user_id: user.id, phone: user.phone, created_at: user.createdAt },
       profile: { name: profile?.name ?? null, about: profile?.about ?? null, avatar: profile?.avatar ?? null },
-      settings: { read_receipts: settings.readReceipts, last_seen: settings.lastSeen, profile: settings.profile ?? 'everyone' },
-      chat_settings: Object.fromEntries([...(await d.directory.chatSettingsOf(userId))].map(([c, s]) => [c, { muted_until: s.mutedUntil, archived: s.archived === true, pinned: (s.pinnedAt ?? null) !== null }])),
-      devices: d.devices.list(userId).map((x) => ({ device_id: x.id, name: x.name, created_at: x.createdAt, kind: x.linked === true ? 'linked' : 'primary' })),
+      settings: settingsJson(d.settings.of(userId)),
+      chat_settings: Object.fromEntries([...(await d.directory.chatSettingsOf(userId))].map(([c, s]) => [c, chatSettingsJson(s)])),
+      devices: d.devices.list(userId).map(deviceJson),
       contacts: await d.profiles.contacts(userId),
       blocked: d.blocks.list(userId)
     }
@@ -141,7 +149,7 @@ export class AccountService {
         const page = await d.history.after(view.id, after, 500)
         for (const m of page) {
           if (m.senderUser !== userId || m.deletedAt || m.type === 'session') continue
-          if (m.body.startsWith('{"e2ee":')) { encrypted++; continue }
+          if (isEncryptedBody(m.body)) { encrypted++; continue }
           yield `${n++ === 0 ? '' : ','}{"seq":${m.seq},"id":${JSON.stringify(m.clientId)},"type":${JSON.stringify(m.type)},"ts":${m.serverTs}${m.ref !== null && m.ref !== undefined ? `,"ref":${m.ref}` : ''}${m.media ? `,"media":${JSON.stringify(m.media)}` : ''}${m.editedAt ? `,"edited_at":${m.editedAt}` : ''},"body":${m.body}}`
         }
         if (page.length < 500) break

@@ -15,7 +15,8 @@ export const MAX_PINNED = 3
 
 export interface ChatSettingsPatch { mutedUntil?: number | null, archived?: boolean, pinned?: boolean }
 
-export const chatSettingsJson = (s: ChatSettings) => ({ muted_until: s.mutedUntil, archived: s.archived === true, pinned: (s.pinnedAt ?? null) !== null })
+/** A user's settings of a chat as clients are shown them (none set: the defaults). */
+export const chatSettingsJson = (s: Partial<ChatSettings> = {}) => ({ muted_until: s.mutedUntil ?? null, archived: s.archived === true, pinned: (s.pinnedAt ?? null) !== null })
 
 export class ChatSettingsService {
   constructor (

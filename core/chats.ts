@@ -258,6 +258,13 @@ export class ChatService extends EventEmitter<{ change: [ChatChange] }> {
     return true
   }
 
+  /** The user and everyone sharing a chat with them (from the mirror). */
+  coMembers (userId: string): Set<string> {
+    const users = new Set<string>([userId])
+    for (const chatId of this.chatIdsOf(userId)) for (const u of this.memberIds(chatId)) users.add(u)
+    return users
+  }
+
   /** Whether two users are both members of at least one chat. */
   sharesChat (a: string, b: string): boolean {
     const ca = this.#chatsOf.get(a)

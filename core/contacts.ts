@@ -24,6 +24,7 @@ import { memoryCounters, type Counter, type CounterFactory } from '../lib/rate.j
 import type { DirectoryStore, ProfileStore } from '../store/types.js'
 import type { ProfileService, VisibleProfile } from './profiles.js'
 import type { UserLookup } from './users.js'
+import { PHONE_PATTERN } from './registration.js'
 
 export interface ContactOptions {
   max: number
@@ -33,7 +34,7 @@ export interface ContactOptions {
   counters?: CounterFactory
 }
 
-export const PHONE = /^\+[1-9][0-9]{6,14}$/
+const PHONE = new RegExp(PHONE_PATTERN)
 /** Numbers one single lookup (not a full upload) may carry. */
 export const MAX_SINGLE = 10
 

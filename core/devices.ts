@@ -22,6 +22,9 @@ export function scramSalt (userId: string): Buffer {
   return createHash('sha256').update(`mqchat SCRAM salt\0${userId}`).digest().subarray(0, 16)
 }
 
+/** A device as users and operators are shown it: no token, no keys. */
+export const deviceJson = (d: Device) => ({ device_id: d.id, name: d.name, created_at: d.createdAt, kind: d.linked === true ? 'linked' : 'primary' })
+
 export interface DeviceEvents {
   created: [Device]
   revoked: [Device]
@@ -132,7 +135,6 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
 
   get (deviceId: string): Device | undefined { return this.#byId.get(deviceId) }
 
-  /** Ids of a user's active devices. */
   isBanned (userId: string): boolean { return this.#banned.has(userId) }
 
   /** Cluster: bans are announced to the other nodes through this. */
@@ -166,6 +168,7 @@ export class DeviceService extends EventEmitter<DeviceEvents> {
   /** Whether the user exists (every user has had a device). */
   hasUser (userId: string): boolean { return this.#byUser.has(userId) }
 
+  /** Ids of a user's active devices. */
   activeIds (userId: string): ReadonlySet<string> { return this.#byUser.get(userId) ?? new Set() }
 
   async create (userId: string, name: string, opts: { linked?: boolean } = {}): Promise<{ device: Device, token: string }> {

@@ -232,15 +232,13 @@ export class KeyDirectory {
 
   /** Only a user's own devices, and users sharing a chat with them, may read or claim their keys. */
   private mayReach (caller: Device, userId: string): void {
-    if (caller.userId === userId) return
-    for (const chatId of this.chats.chatIdsOf(caller.userId)) if (this.chats.isMember(chatId, userId)) return
+    if (caller.userId === userId || this.chats.sharesChat(caller.userId, userId)) return
     throw new DomainError('not_found', 'no such user among your chats', 404)
   }
 
   /** Tells the device's contacts (everyone sharing a chat with its user) and the user's other devices. */
   private announce (device: Device, reason: 'new_device' | 'identity_changed'): void {
-    const users = new Set<string>([device.userId])
-    for (const chatId of this.chats.chatIdsOf(device.userId)) for (const u of this.chats.memberIds(chatId)) users.add(u)
+    const users = this.chats.coMembers(device.userId)
     const payload = JSON.stringify({ type: 'keys', reason, user: device.userId, device: device.id, ts: Date.now() })
     for (const u of users) for (const d of this.devices.activeIds(u)) if (d !== device.id) this.send(d, payload)
   }

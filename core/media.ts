@@ -158,8 +158,7 @@ export class MediaService {
     const gone: string[] = []
     for (const m of await this.store.expired(now - retentionMs, now - unreferencedMs)) {
       if (await this.#kept(m.id)) continue
-      await this.backend.delete(m.id)
-      await this.store.delete(m.id)
+      await this.#remove(m.id)
       gone.push(m.id)
     }
     return gone
@@ -168,11 +167,14 @@ export class MediaService {
   /** An erased account's media: what no one else owns is deleted, bytes and record. Returns the ids deleted. */
   async eraseOwner (userId: string): Promise<string[]> {
     const orphans = await this.store.disown(userId)
-    for (const id of orphans) {
-      await this.backend.delete(id)
-      await this.store.delete(id)
-    }
+    for (const id of orphans) await this.#remove(id)
     return orphans
+  }
+
+  /** Deletes a media object: its bytes, then its record. */
+  async #remove (mediaId: string): Promise<void> {
+    await this.backend.delete(mediaId)
+    await this.store.delete(mediaId)
   }
 
   async #kept (mediaId: string): Promise<boolean> {

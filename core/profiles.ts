@@ -5,7 +5,7 @@
 // core/contacts.ts), or nobody. A blocked user sees nothing. A change
 // reaches, as a `profile` inbox event, the devices of the users who share a
 // chat with the user and may see it, and the user's other devices.
-import { DomainError, notFound } from './errors.js'
+import { DomainError } from './errors.js'
 import type { BlockService } from './blocks.js'
 import type { ChatService } from './chats.js'
 import type { DeviceService } from './devices.js'
@@ -123,18 +123,9 @@ export class ProfileService {
    */
   private async announce (userId: string, p: Profile): Promise<void> {
     const payload = JSON.stringify({ type: 'profile', user: userId, name: p.name, about: p.about, avatar: p.avatar, ts: p.updatedAt })
-    const users = new Set<string>([userId])
-    for (const chatId of this.chats.chatIdsOf(userId)) for (const u of this.chats.memberIds(chatId)) users.add(u)
-    for (const u of users) {
+    for (const u of this.chats.coMembers(userId)) {
       if (!await this.maySee(u, userId)) continue
       for (const d of this.devices.activeIds(u)) this.send(d, payload)
     }
-  }
-
-  /** A user who is gone: their profile (and with it, their avatar's standing). */
-  async drop (userId: string): Promise<void> { await this.store.deleteProfile(userId) }
-
-  async requireUser (userId: string): Promise<void> {
-    if (!this.devices.hasUser(userId)) throw notFound('user')
   }
 }

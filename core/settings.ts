@@ -2,6 +2,9 @@
 // they are consulted on every receipt and presence change.
 import { DEFAULT_SETTINGS, type DirectoryStore, type UserSettings } from '../store/types.js'
 
+/** Privacy settings as clients are shown them. */
+export const settingsJson = (st: UserSettings) => ({ read_receipts: st.readReceipts, last_seen: st.lastSeen, profile: st.profile ?? 'everyone' })
+
 export class SettingsService {
   #cache = new Map<string, UserSettings>()
   #notify: (userId: string) => Promise<void> = async () => {}

@@ -226,6 +226,9 @@ export interface NewMessage {
   expiresAt?: number | null
 }
 
+/** Whether a disappearing message has expired by `now` (then it is never read again). */
+export const isExpired = (m: { expiresAt?: number | null }, now: number): boolean => m.expiresAt !== undefined && m.expiresAt !== null && m.expiresAt <= now
+
 export interface StoredMessage extends NewMessage {
   seq: number
   /** Set on a message that was edited: its body is the latest text. */

@@ -4,7 +4,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { ChatView } from '../../core/chats.js'
 import { DomainError } from '../../core/errors.js'
 import { chatSettingsJson } from '../../core/chat-settings.js'
-import { DEFAULT_CHAT_SETTINGS } from '../../store/types.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
 const USER_REF = { type: 'string', pattern: '^(u_[0-9a-f]{16}|\\+[1-9][0-9]{6,14})$' } as const
@@ -94,7 +93,7 @@ export const chatRoutes = (s: ApiServices): FastifyPluginAsync => async (app) =>
         // Unread: what others sent after the user's read watermark (every device of theirs moves it), counted up to UNREAD_CAP.
         const read = (await s.history.getReceipt(view.id, d.userId))?.read ?? 0
         const unread = c.last_seq > read ? await s.history.countUnread(view.id, read, d.userId, UNREAD_CAP) : 0
-        return { ...c, read, unread, settings: chatSettingsJson({ ...DEFAULT_CHAT_SETTINGS, ...settings.get(view.id) }) }
+        return { ...c, read, unread, settings: chatSettingsJson(settings.get(view.id)) }
       }))
     }
   })

@@ -1,10 +1,11 @@
 // The caller's account: who am I, privacy settings, and devices (link, list, revoke).
 import type { FastifyPluginAsync } from 'fastify'
-import type { Device, ProfileVisibility, UserSettings } from '../../store/types.js'
+import type { ProfileVisibility, UserSettings } from '../../store/types.js'
+import { deviceJson } from '../../core/devices.js'
+import { settingsJson } from '../../core/settings.js'
 import { requireDevice, type ApiServices } from '../context.js'
 import { DomainError } from '../../core/errors.js'
 
-const deviceJson = (d: Device) => ({ device_id: d.id, name: d.name, created_at: d.createdAt, kind: d.linked === true ? 'linked' : 'primary' })
 const deviceSchema = { type: 'object', properties: { device_id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'integer' }, kind: { type: 'string', enum: ['primary', 'linked'] } } } as const
 
 export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) => {
@@ -17,7 +18,6 @@ export const deviceRoutes = (s: ApiServices): FastifyPluginAsync => async (app) 
   })
 
   const settingsSchema = { type: 'object', properties: { read_receipts: { type: 'boolean' }, last_seen: { type: 'string', enum: ['everyone', 'chats', 'nobody'] }, profile: { type: 'string', enum: ['everyone', 'contacts', 'nobody'] } } } as const
-  const settingsJson = (st: UserSettings) => ({ read_receipts: st.readReceipts, last_seen: st.lastSeen, profile: st.profile ?? 'everyone' })
   app.get('/v1/me/settings', { schema: { summary: 'Privacy settings', response: { 200: settingsSchema } } }, async (req) => {
     const d = requireDevice(s, req)
     return settingsJson(s.settings.of(d.userId))

@@ -2,12 +2,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { VisibleProfile } from '../../core/profiles.js'
 import { MAX_PROFILES_PER_REQUEST } from '../../core/profiles.js'
+import { PHONE_PATTERN } from '../../core/registration.js'
 import { DomainError, notFound } from '../../core/errors.js'
 import type { Profile } from '../../store/types.js'
 import { requireDevice, type ApiServices } from '../context.js'
 
 const USER = { type: 'string', pattern: '^u_[0-9a-f]{16}$' } as const
-const PHONE = { type: 'string', pattern: '^\\+[1-9][0-9]{6,14}$' } as const
+const PHONE = { type: 'string', pattern: PHONE_PATTERN } as const
 const profileFields = { name: { type: ['string', 'null'] }, about: { type: ['string', 'null'] }, avatar: { type: ['string', 'null'] } } as const
 const visibleSchema = { type: 'object', properties: { user_id: { type: 'string' }, ...profileFields, phone: { type: 'string' } } } as const
 const visibleJson = (v: VisibleProfile) => ({ user_id: v.userId, name: v.name, about: v.about, avatar: v.avatar, ...(v.phone !== undefined ? { phone: v.phone } : {}) })

@@ -56,6 +56,8 @@ export const isEncrypted = (body: unknown): body is { e2ee: Record<string, unkno
   body !== null && typeof body === 'object' && 'e2ee' in body
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('base64')
+/** The key the state's pickles are encrypted under. */
+const pickleKey = (s: E2eeState): Uint8Array => Buffer.from(s.pickle_key, 'base64')
 
 export class E2ee {
   readonly #file: StateFile
@@ -77,7 +79,7 @@ export class E2ee {
   }
 
   #update<T> (fn: (s: E2eeState, key: Uint8Array) => Promise<T> | T): Promise<T> {
-    return this.#file.update(this.#fresh, (s) => s.device_id === this.p.device_id, async (s) => await fn(s, Buffer.from(s.pickle_key, 'base64')), () => this.log('waiting for another mqchat process using this profile\'s keys…'))
+    return this.#file.update(this.#fresh, (s) => s.device_id === this.p.device_id, async (s) => await fn(s, pickleKey(s)), () => this.log('waiting for another mqchat process using this profile\'s keys…'))
   }
 
   #mine (): E2eeState | undefined {
@@ -88,8 +90,12 @@ export class E2ee {
   /** This device's identity: its Curve25519 and Ed25519 keys. */
   async identity (): Promise<{ identity_key: string, signing_key: string }> {
     await this.ensurePublished()
-    const s = this.#mine()!
-    const a = this.#v.Account.from_pickle(s.account, Buffer.from(s.pickle_key, 'base64'))
+    return this.#ownKeys(this.#mine()!)
+  }
+
+  /** The account's public keys, read from its pickle. */
+  #ownKeys (s: E2eeState): { identity_key: string, signing_key: string } {
+    const a = this.#v.Account.from_pickle(s.account, pickleKey(s))
     try { return { identity_key: a.curve25519_key, signing_key: a.ed25519_key } } finally { a.free() }
   }
 
@@ -229,10 +235,7 @@ export class E2ee {
     return out
   }
 
-  #senderKey (s: E2eeState, key: Uint8Array): string {
-    const a = this.#v.Account.from_pickle(s.account, key)
-    try { return a.curve25519_key } finally { a.free() }
-  }
+  #senderKey (s: E2eeState): string { return this.#ownKeys(s).identity_key }
 
   /**
    * Sends a message encrypted: pairwise in a direct chat, under this
@@ -252,7 +255,7 @@ export class E2ee {
       try {
         const e2ee = kind === 'group' ? await this.#groupEncrypt(chatId, devices, inner) : await this.#update(async (s, key) => {
           await this.#ensureSessions(s, key, devices)
-          return { sender_key: this.#senderKey(s, key), olm: this.#olm(s, key, devices, inner) } satisfies Encrypted
+          return { sender_key: this.#senderKey(s), olm: this.#olm(s, key, devices, inner) } satisfies Encrypted
         })
         const r = await call<Record<string, unknown>>(this.p.server, 'POST', `/v1/chats/${encodeURIComponent(chatId)}/messages`, { token: this.p.token, body: { ...outer, e2ee, ts: Date.now() } })
         await this.#update((s) => {
@@ -277,7 +280,7 @@ export class E2ee {
         try {
           // This device keeps the key too, to read its own messages in history.
           const own = new this.#v.InboundGroupSessionKey(g.session_key)
-          s.inbound[`${this.#senderKey(s, key)} ${g.session_id}`] = { pickle: own.pickle(key), user: this.p.user_id, device: this.p.device_id, chat: chatId }
+          s.inbound[`${this.#senderKey(s)} ${g.session_id}`] = { pickle: own.pickle(key), user: this.p.user_id, device: this.p.device_id, chat: chatId }
           own.free()
           out = s.outbound[chatId] = { pickle: g.pickle(key), session_id: g.session_id, shared: [], created: Date.now(), sent: 0 }
         } finally { g.free() }
@@ -288,7 +291,7 @@ export class E2ee {
       const g = this.#v.OutboundGroupSession.from_pickle(out.pickle, key)
       try {
         const olm = this.#olm(s, key, lacking, { chat: chatId, kind: 'session', session_id: g.session_id, session_key: g.session_key })
-        return { out, keys: { sender_key: this.#senderKey(s, key), olm } satisfies Encrypted }
+        return { out, keys: { sender_key: this.#senderKey(s), olm } satisfies Encrypted }
       } finally { g.free() }
     })
     if (prepared.keys !== undefined && Object.keys(prepared.keys.olm).length > 0) {
@@ -306,7 +309,7 @@ export class E2ee {
         const body = g.encrypt(JSON.stringify(inner))
         o.pickle = g.pickle(key)
         o.sent++
-        return { sender_key: this.#senderKey(s, key), megolm: { session: g.session_id, body } }
+        return { sender_key: this.#senderKey(s), megolm: { session: g.session_id, body } }
       } finally { g.free() }
     })
   }
@@ -341,7 +344,7 @@ export class E2ee {
 
   async #senderIs (userId: string, deviceId: string, senderKey: string): Promise<boolean> {
     const s = this.#mine()
-    if (s !== undefined && deviceId === this.p.device_id) return senderKey === this.#senderKey(s, Buffer.from(s.pickle_key, 'base64'))
+    if (s !== undefined && deviceId === this.p.device_id) return senderKey === this.#senderKey(s)
     if (s?.devices[deviceId]?.curve === senderKey) return true
     return (await this.identities(userId)).some((d) => d.device_id === deviceId && d.identity_key === senderKey)
   }
@@ -427,7 +430,7 @@ export class E2ee {
     const held = s?.inbound[`${senderKey} ${c.session}`]
     if (s === undefined || held === undefined) return { ok: false, reason: 'no key for its group session (sent before this device joined or was linked, or the key did not reach it)' }
     if (held.user !== m.from || held.device !== m.device || held.chat !== m.chat) return { ok: false, reason: 'its group session belongs to another sender or chat' }
-    const g = this.#v.InboundGroupSessionKey.from_pickle(held.pickle, Buffer.from(s.pickle_key, 'base64'))
+    const g = this.#v.InboundGroupSessionKey.from_pickle(held.pickle, pickleKey(s))
     try {
       const d = g.decrypt(c.body)
       const inner = JSON.parse(d.plaintext) as Inner

@@ -345,12 +345,12 @@ type DeviceProfile = ReturnType<typeof requireDeviceProfile>
  * the direct chat with them), whether it requires end-to-end encryption,
  * and its disappearing-messages timer.
  */
-async function resolveChat (p: { server: string, token: string }, ref: string): Promise<{ id: string, kind: 'direct' | 'group', e2ee: boolean, disappearing: number | null }> {
-  type Chat = { chat_id: string, kind: 'direct' | 'group', e2ee?: string, disappearing?: number | null }
+async function resolveChat (p: { server: string, token: string }, ref: string): Promise<{ id: string, kind: 'direct' | 'group', e2ee: boolean, disappearing: number | null, members: string[] }> {
+  type Chat = { chat_id: string, kind: 'direct' | 'group', e2ee?: string, disappearing?: number | null, members: Array<{ user_id: string }> }
   const c = /^(\+|u_)/.test(ref)
     ? await call<Chat>(p.server, 'POST', '/v1/chats', { token: p.token, body: { kind: 'direct', user: ref } })
     : await call<Chat>(p.server, 'GET', `/v1/chats/${encodeURIComponent(ref)}`, { token: p.token })
-  return { id: c.chat_id, kind: c.kind, e2ee: c.e2ee === 'required', disappearing: c.disappearing ?? null }
+  return { id: c.chat_id, kind: c.kind, e2ee: c.e2ee === 'required', disappearing: c.disappearing ?? null, members: c.members.map((m) => m.user_id) }
 }
 
 /** A new device publishes its encryption keys at once, so encrypted chats can reach it; a failure only warns (listen publishes too). */
@@ -818,9 +818,7 @@ async function main (argv: string[]): Promise<number> {
 
 /** The other member of the direct chat with a user named by phone number. */
 async function otherMember (p: DeviceProfile, phone: string): Promise<string> {
-  const chat = await resolveChat(p, phone)
-  const c = await call<{ members: Array<{ user_id: string }> }>(p.server, 'GET', `/v1/chats/${encodeURIComponent(chat.id)}`, { token: p.token })
-  return c.members.find((m) => m.user_id !== p.user_id)?.user_id ?? p.user_id
+  return (await resolveChat(p, phone)).members.find((u) => u !== p.user_id) ?? p.user_id
 }
 
 async function chatCommand (rest: string[]): Promise<number> {

@@ -4,7 +4,7 @@
 // The adapters use only what FerretDB 1.x also implements: single-document
 // writes (and unordered insertMany, where each document stands alone), unique
 // and compound indexes, find with sort/limit, $set/$max/
-// $addToSet/$inc updates, distinct. They use no multi-document transaction
+// $addToSet/$pull/$inc updates, distinct. They use no multi-document transaction
 // (FerretDB 1.x has none): every write that must be atomic is one document,
 // and multi-step writes are ordered so that a crash between steps is repaired
 // by repeating the operation (see history.ts).

@@ -27,7 +27,7 @@
 // stores every message settled: its chat stream is the outbox).
 import type { Collection, Db } from 'mongodb'
 import { KeyedQueue } from '../../lib/serial.js'
-import type { AppendOptions, AppendResult, HistoryStore, MessageEffect, NewMessage, Reaction, StoredMessage, Watermark } from '../types.js'
+import { isExpired, type AppendOptions, type AppendResult, type HistoryStore, type MessageEffect, type NewMessage, type Reaction, type StoredMessage, type Watermark } from '../types.js'
 import { isDuplicateKey } from './database.js'
 import { GroupedInsert } from './grouped-insert.js'
 
@@ -68,7 +68,7 @@ const toMessage = (d: MessageDoc): StoredMessage => ({
   ...(d.expiresAt !== null && d.expiresAt !== undefined ? { expiresAt: d.expiresAt } : {})
 })
 /** Expired messages are never read, purged or not yet. */
-const live = (d: MessageDoc | null, now = Date.now()): d is MessageDoc => d !== null && (d.expiresAt === null || d.expiresAt === undefined || d.expiresAt > now)
+const live = (d: MessageDoc | null, now = Date.now()): d is MessageDoc => d !== null && !isExpired(d, now)
 const toWatermark = (r: ReceiptDoc): Watermark => ({ chatId: r.chatId, userId: r.userId, delivered: r.delivered, read: r.read, updatedAt: r.updatedAt })
 
 export class MongoHistory implements HistoryStore {
@@ -388,7 +388,7 @@ export class MongoHistory implements HistoryStore {
   }
 
   async countUnread (chatId: string, afterSeq: number, userId: string, cap: number): Promise<number> {
-    return await this.#messages.countDocuments({ chatId, seq: { $gt: afterSeq }, senderUser: { $ne: userId }, type: { $in: ['text', 'media', 'reply'] }, deletedAt: null, $or: [{ expiresAt: null }, { expiresAt: { $gt: Date.now() } }] }, { limit: cap })
+    return await this.#messages.countDocuments({ chatId, seq: { $gt: afterSeq }, senderUser: { $ne: userId }, type: { $in: ['text', 'media', 'reply'] }, deletedAt: null, expiresAt: { $not: { $lte: Date.now() } } }, { limit: cap })
   }
 
   /** Raises the counters of chats still waiting for it (the client is closed by its owner, shared with the other stores). */
