@@ -4,6 +4,13 @@
 //   acceptMessage()  membership -> envelope -> history.append (serialised per
 //                    chat) -> fan-out -> ack to the sender
 //
+// A chat's plain messages are pipelined: the next one's checks and append
+// are issued while the one before is still being stored, so they share a
+// group commit (SQLite) or an insert (MongoDB), and what follows the store
+// runs in the same order on the chat's tail. Anything that reads or changes
+// what earlier messages make (a reply, edit, delete, reaction, timer, media)
+// waits for the chat's messages in flight, and holds the chat until done.
+//
 // The caller (the broker's authorizePublish hook) sends the MQTT PUBACK only
 // after acceptMessage() resolves, i.e. after the history write committed.
 // Fan-out is recorded in history (the outbox flag) once every inbox copy is
@@ -68,7 +75,10 @@ const timerOf = (body: string): number | null => {
 }
 
 export class Bridge {
+  /** Per chat: the checks and the call to the store, one message at a time, in arrival order. */
   #queue = new KeyedQueue()
+  /** Per chat: what follows the store, in the same order (so in seq order). */
+  #tail = new KeyedQueue()
   #positions: PositionDelivery | undefined
   #e2ee: ((device: Device, chatId: string, env: Envelope) => void) | undefined
   /** The cluster: the chat stream entry, acknowledged only after the fan-out, is the outbox; history keeps none. */
@@ -126,7 +136,12 @@ export class Bridge {
    * so a repeat is fanned out again; members drop the same-seq duplicates.
    */
   private accept (device: Device, chatId: string, env: Envelope, redelivered = false, mediaChecked = false): Promise<Accepted> {
-    return this.#queue.run(chatId, async () => {
+    // A plain message neither reads nor changes what the chat's earlier messages make (a reply, edit, delete or
+    // reaction reads its target, a timer sets what later messages carry, media is linked after the store).
+    const pipelined = env.ref === null && env.media === null && env.type !== 'timer'
+    let outcome!: Promise<Accepted>
+    const admitted = this.#queue.run(chatId, async () => {
+      if (!pipelined) await this.#drained(chatId)
       // Membership is checked again in the queue: a removal may have landed while this waited.
       this.checkMember(device, chatId)
       const now = Date.now()
@@ -136,28 +151,47 @@ export class Bridge {
       } catch (err) {
         // A retry gets its original seq, even when the rules would refuse it now (an edit window that has passed).
         // (A retry the rules still allow is recognised by append itself: one store read fewer per message.)
-        return await this.repeatOr(err, device, env.id, redelivered)
+        await this.#drained(chatId)
+        outcome = this.repeatOr(err, device, env.id, redelivered)
+        return
       }
       const stop = this.metrics.storeLatency.startTimer({ op: 'append' })
       // A message sent while the chat's timer is on disappears that long after it is stored (the timer's own message does not).
       const timer = env.type === 'timer' ? undefined : this.chats.timerOf(chatId)
       // Delivered by positions, a message has nothing to redo after a crash but the linking of its media.
-      const result = await this.history.append({
+      const appending = this.history.append({
         chatId, senderUser: device.userId, senderDevice: device.id, clientId: env.id,
         type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media,
         ...(timer !== undefined ? { expiresAt: now + timer * 1000 } : {})
       }, effect, { settled: this.#streamOutbox || (this.#positions !== undefined && env.media === null) })
-      stop()
-      if (result.duplicate) return await this.repeated(device, result.message, redelivered)
-      if (env.type === 'timer') await this.chats.setTimer(device.userId, chatId, timerOf(env.body), result.message.seq)
-      if (env.media !== null) await this.media?.sent(env.media, chatId, result.message.seq)
-      // Writing is taking part: from now on the chat's members are the sender's contacts (presence).
-      await this.chats.engage(chatId, device.userId)
-      this.metrics.accepted.inc()
-      const delivered = this.fanOut(result.message)
-      if (!this.#positions) this.send(device.id, ackEvent(result.message, false), 'ack').catch(noop)
-      return { ...result, delivered }
+      appending.catch(noop)
+      // What follows the store runs in seq order, on the chat's tail.
+      outcome = this.#tail.run(chatId, async () => {
+        const result = await appending
+        stop()
+        return await this.stored(device, chatId, env, result, redelivered)
+      })
+      // A plain message leaves the queue once its append is issued: the next one's goes with it (one group commit,
+      // one insert), not one store round trip later. Anything else holds the chat until it is done.
+      if (!pipelined) await outcome.catch(noop)
     })
+    return admitted.then(() => outcome)
+  }
+
+  /** Resolves once every message of the chat handed to the store so far is done. */
+  #drained (chatId: string): Promise<void> { return this.#tail.run(chatId, async () => {}) }
+
+  /** After the store: a repeat acknowledged again, or the new message's effects, fan-out and ack. */
+  private async stored (device: Device, chatId: string, env: Envelope, result: AppendResult, redelivered: boolean): Promise<Accepted> {
+    if (result.duplicate) return await this.repeated(device, result.message, redelivered)
+    if (env.type === 'timer') await this.chats.setTimer(device.userId, chatId, timerOf(env.body), result.message.seq)
+    if (env.media !== null) await this.media?.sent(env.media, chatId, result.message.seq)
+    // Writing is taking part: from now on the chat's members are the sender's contacts (presence).
+    await this.chats.engage(chatId, device.userId)
+    this.metrics.accepted.inc()
+    const delivered = this.fanOut(result.message)
+    if (!this.#positions) this.send(device.id, ackEvent(result.message, false), 'ack').catch(noop)
+    return { ...result, delivered }
   }
 
   /** The rules a new message must pass; its effect on the message it refers to, if any. Throws a DomainError for a refusal. */

@@ -19,8 +19,11 @@
 //
 // An entry is acknowledged (XACK, then XDEL) only after the handler resolved,
 // i.e. after the message is in history and its inbox copies are queued. The
-// chats of a batch are handled concurrently, each chat's entries in order,
-// and the batch is acknowledged with one XACK and one XDEL. A handler
+// chats of a batch are handled concurrently, each chat's entries in order:
+// an entry is given once the one before has its place in the chat's order,
+// not once it is stored, so a chat's entries of a batch are stored together
+// (the bridge and the store keep their order). The batch is acknowledged
+// with one XACK and one XDEL. A handler
 // failure (MongoDB or Redis unavailable) stops that partition where it is
 // and retries from the first unacknowledged entry after a pause, so order is
 // kept.
@@ -55,7 +58,12 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
-export type EntryHandler = (entry: StreamEntry, redelivered: boolean) => Promise<void>
+/**
+ * Takes an entry: resolves once the entry has its place in its chat's order
+ * (the next entry of the chat may then be given), with `done`, which settles
+ * once the entry is handled. A rejection of either is a failure.
+ */
+export type EntryHandler = (entry: StreamEntry, redelivered: boolean) => Promise<{ done: Promise<void> }>
 
 export interface WorkerOptions {
   partitions: number
@@ -266,29 +274,35 @@ export class BridgeWorker {
   }
 
   /**
-   * Handles a batch: each chat's entries in order, the chats concurrently
-   * (their writes then share round trips and group commits), and
-   * acknowledges what was handled with one XACK and one XDEL. A failure
-   * stops the chat it happened in, and the others at their next entry;
-   * false, and the partition marked for recovery, which handles every entry
-   * not acknowledged again, in order.
+   * Handles a batch: each chat's entries given in order, each as soon as the
+   * one before has its place (so a chat's messages are stored together), the
+   * chats concurrently (their writes then share round trips and group
+   * commits), and acknowledges what was handled with one XACK and one XDEL.
+   * A failure stops the chat it happened in, and the others at their next
+   * entry; false, and the partition marked for recovery, which handles every
+   * entry not acknowledged again, in order.
    */
   private async process (p: number, entries: StreamEntry[], redelivered: boolean): Promise<boolean> {
     if (!this.#owned.has(p)) return false
     const byChat = groupBy(entries, (e) => e.chatId)
     const handled: string[] = []
     let failed = false
+    const fail = (err: unknown, e: StreamEntry): void => {
+      failed = true
+      this.log.error({ err, partition: p, entry: e.id, chat: e.chatId }, 'chat stream entry failed; retrying the partition from it')
+    }
     await Promise.all([...byChat.values()].map(async (list) => {
+      const done: Array<Promise<void>> = []
       for (const e of list) {
-        if (failed || !this.#owned.has(p)) return
+        if (failed || !this.#owned.has(p)) break
         try {
-          await this.handle(e, redelivered)
-          handled.push(e.id)
+          const taken = await this.handle(e, redelivered)
+          done.push(taken.done.then(() => { handled.push(e.id) }, (err: unknown) => { fail(err, e) }))
         } catch (err) {
-          failed = true
-          this.log.error({ err, partition: p, entry: e.id, chat: e.chatId }, 'chat stream entry failed; retrying the partition from it')
+          fail(err, e)
         }
       }
+      await Promise.all(done)
     }))
     try {
       if (handled.length > 0) {

@@ -225,34 +225,39 @@ export async function startCluster (cfg: Config, log: Logger): Promise<RunningSe
   if (runs('bridge')) {
     // HTTP sends' outcomes go back to their API node on this connection.
     const replies = redis('replies')
-    const handle = async (e: StreamEntry, redelivered: boolean): Promise<void> => {
+    // Resolves once the entry has its place in its chat's order (the bridge's queue), with its outcome to come.
+    const handle = async (e: StreamEntry, redelivered: boolean): Promise<{ done: Promise<void> }> => {
       const dev = d.devices.get(e.deviceId) ?? await stores.directory.getDevice(e.deviceId)
       if (!dev) {
         log.warn({ deviceId: e.deviceId, chat: e.chatId }, 'chat stream entry from an unknown device dropped')
         if (e.reply !== undefined) await reply(replies, e.reply, { refused: new DomainError('unauthorized', 'the device is unknown', 401), device: e.deviceId, chat: e.chatId })
-        return
+        return { done: Promise.resolve() }
       }
       const f = e.forward ? forwardEntry(e.payload) : undefined
       if (e.forward && !f) {
         log.error({ entry: e.id, chat: e.chatId }, 'unreadable forward entry in the chat stream dropped')
-        return
+        return { done: Promise.resolve() }
       }
       const id = f ? f.id : clientIdOf(e.payload)
-      try {
-        let accepted: Accepted
-        if (f) {
-          accepted = await d.bridge.forwardCopy(dev, f.from, f.seq, e.chatId, f.id, { redelivered })
-        } else {
-          accepted = await d.bridge.acceptMessage(dev, e.chatId, e.payload, { redelivered })
+      const outcome = async (accepting: Promise<Accepted>): Promise<void> => {
+        try {
+          const accepted = await accepting
+          await accepted.delivered
+          if (e.reply !== undefined) await reply(replies, e.reply, { sent: sentOf(accepted) })
+        } catch (err) {
+          if (!(err instanceof DomainError)) throw err
+          // An HTTP send is answered with its refusal; a publish's refusal is an `error` inbox event.
+          if (e.reply !== undefined) await reply(replies, e.reply, { refused: err, device: dev.id, chat: e.chatId, id })
+          else d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id, ...(err.details !== undefined ? { details: err.details } : {}) })
         }
-        await accepted.delivered
-        if (e.reply !== undefined) await reply(replies, e.reply, { sent: sentOf(accepted) })
-      } catch (err) {
-        if (!(err instanceof DomainError)) throw err
-        // An HTTP send is answered with its refusal; a publish's refusal is an `error` inbox event.
-        if (e.reply !== undefined) await reply(replies, e.reply, { refused: err, device: dev.id, chat: e.chatId, id })
-        else d.bridge.refuse(dev.id, { code: err.code, message: err.message, topic: `chat/${e.chatId}/msg`, chat: e.chatId, id, ...(err.details !== undefined ? { details: err.details } : {}) })
       }
+      // A forward copy reads its source before it takes its place: it is done before the chat's next entry is given.
+      if (f) {
+        await outcome(d.bridge.forwardCopy(dev, f.from, f.seq, e.chatId, f.id, { redelivered }))
+        return { done: Promise.resolve() }
+      }
+      // acceptMessage takes the message's place in the chat's queue before its first await.
+      return { done: outcome(d.bridge.acceptMessage(dev, e.chatId, e.payload, { redelivered })) }
     }
     // On Redis Cluster each partition is read on a connection of its own (a read of several streams would cross slots).
     const readerFor = cfg.redisClusterNodes !== '' ? (p: number) => redisConnection(cfg, `worker-read-${p}`, log.child({ part: 'redis' })) : undefined

@@ -2,7 +2,8 @@
 // protocol, such as FerretDB): one database, one collection per record kind.
 //
 // The adapters use only what FerretDB 1.x also implements: single-document
-// writes (and unordered insertMany, where each document stands alone), unique
+// writes, unordered insertMany (each document stands alone) and ordered
+// insertMany (stored as a prefix: history.ts' runs), unique
 // and compound indexes, find with sort/limit, $set/$max/
 // $addToSet/$pull/$inc updates, distinct. They use no multi-document transaction
 // (FerretDB 1.x has none): every write that must be atomic is one document,

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { BridgeWorker, type EntryHandler } from '../../cluster/bridge-worker.js'
-import { ChatStream, GROUP, partitionOf, streamKey } from '../../cluster/chat-stream.js'
+import { ChatStream, GROUP, partitionOf, streamKey, type StreamEntry } from '../../cluster/chat-stream.js'
 import { RedisServer } from '../helpers/services.js'
 import { waitFor } from '../helpers/server.js'
 
@@ -33,8 +33,12 @@ function conn (): Redis {
   return c
 }
 
-async function worker (nodeId: string, handle: EntryHandler): Promise<BridgeWorker> {
-  const w = new BridgeWorker(conn(), conn(), nodeId, handle, log, opts)
+/** A handler that does all its work before the entry's place is taken (the next entry of its chat waits for it). */
+type Whole = (e: StreamEntry, redelivered: boolean) => Promise<void>
+const whole = (fn: Whole): EntryHandler => async (e, r) => { await fn(e, r); return { done: Promise.resolve() } }
+
+async function worker (nodeId: string, handle: EntryHandler | Whole, pipelined = false): Promise<BridgeWorker> {
+  const w = new BridgeWorker(conn(), conn(), nodeId, pipelined ? handle as EntryHandler : whole(handle as Whole), log, opts)
   workers.push(w)
   await w.start()
   return w
@@ -81,6 +85,24 @@ test('the chats of a batch are handled concurrently, each in order: a slow chat 
   await waitFor('all 5 entries handled', seen(handled, 5), 10_000)
   assert.deepEqual(handled, [`${fast}-0`, `${fast}-1`, `${fast}-2`, `${slow}-0`, `${slow}-1`])
   await waitFor('the batch acknowledged and deleted', async () => await conns[0].xlen(streamKey(1)) === 0, 5000)
+})
+
+test('a chat\'s entries are given without waiting for the one before to be done, and acknowledged once all are done', async () => {
+  const given: string[] = []
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const stream = new ChatStream(conn(), opts.partitions)
+  const chat = chatIn(3, 'pipe')
+  for (let i = 0; i < 5; i++) await stream.append(chat, 'dev1', Buffer.from(String(i)))
+  await worker('w1', async (e: StreamEntry) => {
+    given.push(e.payload.toString())
+    return { done: gate }
+  }, true)
+  await waitFor('the five entries given', seen(given, 5), 10_000)
+  assert.deepEqual(given, ['0', '1', '2', '3', '4'], 'in stream order, while the first is not done')
+  assert.equal(await conns[0].xlen(streamKey(3)), 5, 'nothing acknowledged before it is done')
+  release()
+  await waitFor('the batch acknowledged and deleted', async () => await conns[0].xlen(streamKey(3)) === 0, 5000)
 })
 
 test('a failing entry stops its chat; the other chats of the batch are acknowledged, and the failed one is retried in order', async () => {
@@ -130,7 +152,7 @@ test('a partition handed over while its worker is busy is never handled by two w
   const active = new Map<number, number>()
   let overlap = 0
   const handled: string[] = []
-  const handle = (who: string): EntryHandler => async (e) => {
+  const handle = (who: string): Whole => async (e) => {
     const p = partitionOf(e.chatId, opts.partitions)
     active.set(p, (active.get(p) ?? 0) + 1)
     if ((active.get(p) ?? 0) > 1) overlap++

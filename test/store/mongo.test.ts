@@ -84,19 +84,6 @@ test('mongodb history: two writers on one chat never share a seq and leave no ga
   assert.deepEqual((await a.history.after('c_w', 0, 10)).map((m) => m.clientId), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'])
 }))
 
-test('mongodb history: a repeat of a message stored without its client_ids record (older data, or a crash between the two inserts) gets the original seq', () => withDatabase('legacy', async ({ stores, db }) => {
-  const msg = (clientId: string) => ({ chatId: 'c_l', senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: '"hi"', clientTs: null, serverTs: Date.now() })
-  await stores.history.append(msg('a'))
-  const ids = db.collection('client_ids')
-  assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'the client id is recorded by _id')
-  await ids.deleteOne({ _id: 'd1\na' as never })
-  const repeat = await stores.history.append(msg('a'))
-  assert.deepEqual([repeat.duplicate, repeat.message.seq], [true, 1])
-  assert.equal(await ids.countDocuments({ _id: 'd1\na' as never }), 1, 'and recorded again')
-  assert.equal((await stores.history.append(msg('b'))).message.seq, 2, 'no seq was taken by the repeat')
-  assert.deepEqual((await stores.history.findByClientId('d1', 'b'))?.seq, 2)
-}))
-
 test('mongodb history: retention raises a lagging chat counter before it deletes, so a purged seq is never taken again', () => withDatabase('lagging', async ({ stores, db }) => {
   // Seqs 1..4 stored and the counter never raised: an append stops before the raise (a crash), and the chat goes quiet.
   for (let seq = 1; seq <= 4; seq++) {
@@ -127,4 +114,28 @@ test('mongodb history: concurrent appends share one insertMany; a repeat inside 
   assert.deepEqual([repeat.message.chatId, repeat.message.seq], [original.message.chatId, original.message.seq])
   assert.equal(await db.collection('messages').countDocuments({}), 21)
   for (let i = 0; i < 10; i++) assert.equal((await stores.history.get(`c_g${i}`, 2))?.clientId, `new${i}`)
+}))
+
+test('mongodb history: a busy chat\'s appends are stored in runs; a repeat inside a run leaves no gap, and what its refusal cut short is stored next', () => withDatabase('runs', async ({ stores, db }) => {
+  const msg = (chatId: string, clientId: string) => ({ chatId, senderUser: 'u1', senderDevice: 'd1', clientId, type: 'text' as const, body: `"${clientId}"`, clientTs: null, serverTs: Date.now() })
+  await stores.history.append(msg('c_r', 'first'))
+  await stores.history.append(msg('c_s', 'other'))
+  const inserts = stores.commands().insert ?? 0
+  const [r1, r2, again, r3, r4, s1, s2] = await Promise.all([
+    stores.history.append(msg('c_r', 'r1')),
+    stores.history.append(msg('c_r', 'r2')),
+    stores.history.append(msg('c_r', 'first')),
+    stores.history.append(msg('c_r', 'r3')),
+    stores.history.append(msg('c_r', 'r4')),
+    stores.history.append(msg('c_s', 's1')),
+    stores.history.append(msg('c_s', 's2'))
+  ])
+  assert.deepEqual([r1, r2, r3, r4].map((r) => [r!.duplicate, r!.message.seq]), [[false, 2], [false, 3], [false, 4], [false, 5]])
+  assert.deepEqual([again!.duplicate, again!.message.seq], [true, 1])
+  assert.deepEqual([s1, s2].map((r) => [r!.duplicate, r!.message.seq]), [[false, 2], [false, 3]])
+  assert.deepEqual((await stores.history.after('c_r', 0, 10)).map((m) => [m.seq, m.clientId]), [[1, 'first'], [2, 'r1'], [3, 'r2'], [4, 'r3'], [5, 'r4']])
+  assert.equal(await db.collection('messages').countDocuments({}), 8)
+  // Runs, not an insert per message (6): the first run of both chats, then c_s's cut-short run at once and c_r's
+  // rest after its repeat was looked up.
+  assert.ok((stores.commands().insert ?? 0) - inserts <= 3, `insert commands: ${(stores.commands().insert ?? 0) - inserts}`)
 }))
