@@ -18,14 +18,16 @@
 import { luaScript, type RedisConnection } from './redis.js'
 import type { StoredMessage } from '../store/types.js'
 import { partitionOf } from './chat-stream.js'
+import { groupBy } from '../lib/group.js'
 
 export const COMMITTED_CHANNEL = 'mqchat:committed'
 export const lastKey = (partition: number): string => `mqchat:last:{p${partition}}`
 export const recentKey = (partition: number, chatId: string): string => `mqchat:recent:{p${partition}}:${chatId}`
 
-// KEYS[1]: the partition's last-seq hash; KEYS[2..]: recent caches.
-// ARGV: channel, payload, per-chat bound, ttl seconds, then per message:
-// key index, chat id, seq, message JSON, "1" if it changes earlier messages (edit, delete).
+// KEYS[1]: the partition's last-seq hash; KEYS[2..]: recent caches, one per chat.
+// ARGV: channel, payload, per-chat bound, ttl seconds, then per chat: key index, chat id, message count n,
+// then n times: seq, message JSON, "1" if it changes earlier messages (edit, delete); a chat's messages in seq order.
+// Per chat, one HGET and at most one HSET, one ZRANGE, one ZADD of its new messages, one trim and one EXPIRE.
 const COMMIT = `
 local perChat = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
@@ -33,20 +35,33 @@ local i = 5
 while i <= #ARGV do
   local key = KEYS[tonumber(ARGV[i])]
   local chat = ARGV[i + 1]
-  local seq = tonumber(ARGV[i + 2])
-  if seq > tonumber(redis.call('HGET', KEYS[1], chat) or '0') then redis.call('HSET', KEYS[1], chat, seq) end
-  if ARGV[i + 4] == '1' then redis.call('DEL', key) end
+  local n = tonumber(ARGV[i + 2])
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   local last = top[2] and tonumber(top[2]) or nil
-  if last == nil or seq == last + 1 then
-    redis.call('ZADD', key, seq, ARGV[i + 3])
-  elseif seq > last + 1 then
-    redis.call('DEL', key)
-    redis.call('ZADD', key, seq, ARGV[i + 3])
+  local reset = false
+  local adds = {}
+  local newest = 0
+  for j = 0, n - 1 do
+    local seq = tonumber(ARGV[i + 3 + j * 3])
+    local json = ARGV[i + 4 + j * 3]
+    if seq > newest then newest = seq end
+    if ARGV[i + 5 + j * 3] == '1' then reset = true adds = {} last = nil end
+    if last == nil or seq == last + 1 then
+      adds[#adds + 1] = seq
+      adds[#adds + 1] = json
+      last = seq
+    elseif seq > last + 1 then
+      reset = true
+      adds = { seq, json }
+      last = seq
+    end
   end
+  if newest > tonumber(redis.call('HGET', KEYS[1], chat) or '0') then redis.call('HSET', KEYS[1], chat, newest) end
+  if reset then redis.call('DEL', key) end
+  for k = 1, #adds, 200 do redis.call('ZADD', key, unpack(adds, k, math.min(k + 199, #adds))) end
   redis.call('ZREMRANGEBYRANK', key, 0, -(perChat + 1))
   redis.call('EXPIRE', key, ttl)
-  i = i + 5
+  i = i + 3 + n * 3
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1`
@@ -95,19 +110,17 @@ export class CommitFeed {
 
   private async send (p: number, messages: StoredMessage[]): Promise<void> {
     const keys = [lastKey(p)]
-    const index = new Map<string, number>()
     // Each message is serialised once: for its cache entry and, joined, for the announcement.
     const json = messages.map((m) => JSON.stringify(m))
     const args: Array<string | number> = [COMMITTED_CHANNEL, `[${json.join(',')}]`, this.opts.recentPerChat, this.opts.recentTtlSeconds]
-    messages.forEach((m, i) => {
-      let k = index.get(m.chatId)
-      if (k === undefined) {
-        keys.push(recentKey(p, m.chatId))
-        index.set(m.chatId, k = keys.length)
-      }
+    const byChat = groupBy(messages.map((m, i) => ({ m, json: json[i]! })), (x) => x.m.chatId)
+    for (const [chatId, list] of byChat) {
+      keys.push(recentKey(p, chatId))
+      args.push(keys.length, chatId, list.length)
+      list.sort((a, b) => a.m.seq - b.m.seq)
       // With no cache, the bound of 0 empties the set at once (ZREMRANGEBYRANK 0 -1).
-      args.push(k, m.chatId, m.seq, this.opts.recentPerChat > 0 ? json[i]! : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
-    })
+      for (const { m, json } of list) args.push(m.seq, this.opts.recentPerChat > 0 ? json : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
+    }
     await this.#commit(keys.length, ...keys, ...args)
   }
 }
