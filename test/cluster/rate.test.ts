@@ -95,6 +95,56 @@ for (const [label, make] of Object.entries(impls)) {
         const c2 = impl.elsewhere!.counter(2, 60_000)
         assert.deepEqual([await c1.hit('ip'), await c2.hit('ip'), await c1.hit('ip'), await c2.hit('ip')], [true, true, false, false])
       })
+
+      const leaseCalls = async (): Promise<number> => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await conn.info('commandstats'))?.[1] ?? 0)
+
+      test('a busy device\'s tokens are leased in growing blocks: one Redis call per block, not per publish', async () => {
+        const impl = make()
+        // Blocks of up to 64: 1, 2, 4, … per node.
+        const here = impl.buckets(400, 400)
+        const there = impl.elsewhere!.buckets(400, 400)
+        const before = await leaseCalls()
+        let granted = 0
+        for (let i = 0; i < 300; i++) if (await (i % 2 === 0 ? here : there).take('busy')) granted++
+        const calls = await leaseCalls() - before
+        assert.equal(granted, 300, 'within the burst, every publish is granted')
+        assert.ok(calls <= 20, `${calls} lease calls for 300 publishes on two nodes`)
+        // A device that publishes now and then takes one token at a time: nothing is held back from the other node.
+        const slow = name()
+        const a = new RedisBuckets(conn, slow, 400, 400)
+        assert.equal(await a.take('calm'), true)
+        assert.equal(await leaseCalls() - before - calls, 1)
+      })
+
+      test('publishes made while a lease is in flight wait for it and share its block (an outage does not drain the bucket)', async () => {
+        const key = name()
+        const b = new RedisBuckets(conn, key, 400, 400)
+        // Warmed: blocks of 1, 2, 4, 8 taken and spent.
+        for (let i = 0; i < 15; i++) assert.equal(await b.take('dev'), true)
+        const before = await leaseCalls()
+        // 40 publishes in one turn, with nothing held: one lease (16), then one more for the rest.
+        const got = await Promise.all(Array.from({ length: 40 }, () => b.take('dev')))
+        assert.equal(got.every(Boolean), true)
+        const calls = await leaseCalls() - before
+        assert.ok(calls <= 3, `${calls} leases for 40 concurrent publishes`)
+        const left = Number(await conn.hget(`mqchat:rate:${key}:dev`, 'tokens'))
+        // Taken from Redis: the 55 spent and at most one block's remainder (under 64).
+        assert.ok(left > 400 - 55 - 64, `${left} tokens left in Redis`)
+      })
+
+      test('leased blocks never let two nodes together grant more than the rate and burst', async () => {
+        const impl = make()
+        // Blocks of up to 10.
+        const here = impl.buckets(40, 40)
+        const there = impl.elsewhere!.buckets(40, 40)
+        const t0 = Date.now()
+        let granted = 0
+        for (let i = 0; i < 200; i++) if (await (i % 3 === 0 ? here : there).take('greedy')) granted++
+        const elapsed = (Date.now() - t0) / 1000
+        assert.ok(granted <= 40 + Math.ceil(elapsed * 40), `granted ${granted} in ${elapsed} s`)
+        // Unspent tokens stay with the node that leased them: at most a block (10) each, so at least 40 - 2 × 9 were spent.
+        assert.ok(granted >= 22, `granted ${granted}`)
+      })
     }
   })
 }

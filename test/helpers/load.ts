@@ -17,6 +17,8 @@ export class Member {
   readonly got = new Map<number, string>()
   readonly conflicts: string[] = []
   readonly acked: string[] = []
+  /** Publishes the cluster refused (PUBACKed with an `error` event): `<client id>: <code>`. */
+  readonly refused: string[] = []
   constructor (readonly cluster: TestCluster, readonly creds: DeviceCreds, readonly chat: string) {}
 
   async connect (first: number): Promise<this> {
@@ -37,7 +39,8 @@ export class Member {
       resubscribe: false
     })
     this.client.on('message', (topic, payload) => {
-      const e = JSON.parse(payload.toString()) as { type: string, chat: string, seq: number, id: string }
+      const e = JSON.parse(payload.toString()) as { type: string, chat: string, seq: number, id: string, code?: string }
+      if (e.type === 'error') this.refused.push(`${e.id}: ${e.code ?? '?'}`)
       if (e.type !== 'msg' || e.chat !== this.chat) return
       const before = this.got.get(e.seq)
       if (before !== undefined && before !== e.id) this.conflicts.push(`seq ${e.seq}: ${before} and ${e.id}`)
@@ -159,7 +162,8 @@ export async function underLoad (cluster: TestCluster, disrupt: (chat: string) =
     }, STALL_MS, CAP_MS).catch(async (err: Error) => {
       const have = new Set(stored.map((m) => m.id))
       const missing = accepted.filter((id) => !have.has(id))
-      throw new Error(`${err.message}: ${stored.length} of ${accepted.length} stored; missing ${missing.slice(0, 20).join(', ')}\n${await streamState(cluster)}\n${cluster.logs()}`)
+      const refused = members.flatMap((m) => m.refused)
+      throw new Error(`${err.message}: ${stored.length} of ${accepted.length} stored; missing ${missing.slice(0, 20).join(', ')}; refused (PUBACKed with an error event) ${refused.length}: ${refused.slice(0, 20).join(', ')}\n${await streamState(cluster)}\n${cluster.logs()}`)
     })
     assert.deepEqual(history.map((m) => m.seq), Array.from({ length: history.length }, (_, i) => i + 1), 'gapless seqs')
     assert.equal(new Set(history.map((m) => m.id)).size, history.length, 'no message stored twice')
