@@ -139,3 +139,19 @@ test('mongodb history: a busy chat\'s appends are stored in runs; a repeat insid
   // rest after its repeat was looked up.
   assert.ok((stores.commands().insert ?? 0) - inserts <= 3, `insert commands: ${(stores.commands().insert ?? 0) - inserts}`)
 }))
+
+test('mongodb history: a message is stored without its default fields (FerretDB\'s cost follows the fields), and reads back whole; a document with every field reads the same', () => withDatabase('sparse', async ({ stores, db }) => {
+  const m = { chatId: 'c_d', senderUser: 'u1', senderDevice: 'd1', clientId: 'a', type: 'text' as const, body: '"hi"', clientTs: null, serverTs: 5000 }
+  await stores.history.append(m, undefined, { settled: true })
+  const raw = await db.collection('messages').findOne({ _id: 'c_d\n1' as never })
+  assert.deepEqual(Object.keys(raw!).sort(), ['_id', 'body', 'chatId', 'clientId', 'senderDevice', 'senderUser', 'seq', 'serverTs', 'type'])
+  const full = { ...m, clientId: 'b', seq: 2, ref: null, forwarded: false, editedAt: null, deletedAt: null, media: null, expiresAt: null, fannedOut: true, serverAt: new Date(5000) }
+  await db.collection('messages').insertOne({ _id: 'c_d\n2' as never, ...full })
+  const read = await stores.history.after('c_d', 0, 10)
+  assert.deepEqual(read, [1, 2].map((seq) => ({ ...m, clientId: seq === 1 ? 'a' : 'b', seq, ref: null, forwarded: false, editedAt: null, deletedAt: null, media: null })))
+  // Unsettled (a media message's fan-out pending): marked until done.
+  await stores.history.append({ ...m, clientId: 'c' }, undefined, { settled: false })
+  assert.deepEqual((await stores.history.pendingFanout(10)).map((x) => x.seq), [3])
+  await stores.history.markFannedOut('c_d', 3)
+  assert.deepEqual(await stores.history.pendingFanout(10), [])
+}))
