@@ -25,18 +25,20 @@ export const lastKey = (partition: number): string => `mqchat:last:{p${partition
 export const recentKey = (partition: number, chatId: string): string => `mqchat:recent:{p${partition}}:${chatId}`
 
 // KEYS[1]: the partition's last-seq hash; KEYS[2..]: recent caches, one per chat.
-// ARGV: channel, payload, per-chat bound, ttl seconds, then per chat: key index, chat id, message count n,
+// ARGV: channel, per-chat bound, ttl seconds, then per chat: key index, chat id, message count n,
 // then n times: seq, message JSON, "1" if it changes earlier messages (edit, delete); a chat's messages in seq order.
 // Per chat, one HGET and at most one HSET, one ZRANGE, one ZADD of its new messages, one trim and one EXPIRE.
+// The announcement is the messages' JSON joined into an array here, so each is sent to Redis once.
 const COMMIT = `
-local perChat = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local i = 5
+local perChat = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local all = {}
+local i = 4
 while i <= #ARGV do
   local key = KEYS[tonumber(ARGV[i])]
   local chat = ARGV[i + 1]
   local n = tonumber(ARGV[i + 2])
-  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local top = perChat > 0 and redis.call('ZRANGE', key, -1, -1, 'WITHSCORES') or {}
   local last = top[2] and tonumber(top[2]) or nil
   local reset = false
   local adds = {}
@@ -44,6 +46,7 @@ while i <= #ARGV do
   for j = 0, n - 1 do
     local seq = tonumber(ARGV[i + 3 + j * 3])
     local json = ARGV[i + 4 + j * 3]
+    all[#all + 1] = json
     if seq > newest then newest = seq end
     if ARGV[i + 5 + j * 3] == '1' then reset = true adds = {} last = nil end
     if last == nil or seq == last + 1 then
@@ -57,13 +60,16 @@ while i <= #ARGV do
     end
   end
   if newest > tonumber(redis.call('HGET', KEYS[1], chat) or '0') then redis.call('HSET', KEYS[1], chat, newest) end
-  if reset then redis.call('DEL', key) end
-  for k = 1, #adds, 200 do redis.call('ZADD', key, unpack(adds, k, math.min(k + 199, #adds))) end
-  redis.call('ZREMRANGEBYRANK', key, 0, -(perChat + 1))
-  redis.call('EXPIRE', key, ttl)
+  -- With no cache (a bound of 0) the chat has no recent set at all.
+  if perChat > 0 then
+    if reset then redis.call('DEL', key) end
+    for k = 1, #adds, 200 do redis.call('ZADD', key, unpack(adds, k, math.min(k + 199, #adds))) end
+    redis.call('ZREMRANGEBYRANK', key, 0, -(perChat + 1))
+    redis.call('EXPIRE', key, ttl)
+  end
   i = i + 3 + n * 3
 end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[1], '[' .. table.concat(all, ',') .. ']')
 return 1`
 
 interface Waiting { messages: StoredMessage[], resolve: Array<() => void>, reject: Array<(err: unknown) => void> }
@@ -110,16 +116,15 @@ export class CommitFeed {
 
   private async send (p: number, messages: StoredMessage[]): Promise<void> {
     const keys = [lastKey(p)]
-    // Each message is serialised once: for its cache entry and, joined, for the announcement.
+    // Each message is serialised and sent once: for its cache entry and, joined by the script, for the announcement.
     const json = messages.map((m) => JSON.stringify(m))
-    const args: Array<string | number> = [COMMITTED_CHANNEL, `[${json.join(',')}]`, this.opts.recentPerChat, this.opts.recentTtlSeconds]
+    const args: Array<string | number> = [COMMITTED_CHANNEL, this.opts.recentPerChat, this.opts.recentTtlSeconds]
     const byChat = groupBy(messages.map((m, i) => ({ m, json: json[i]! })), (x) => x.m.chatId)
     for (const [chatId, list] of byChat) {
       keys.push(recentKey(p, chatId))
       args.push(keys.length, chatId, list.length)
       list.sort((a, b) => a.m.seq - b.m.seq)
-      // With no cache, the bound of 0 empties the set at once (ZREMRANGEBYRANK 0 -1).
-      for (const { m, json } of list) args.push(m.seq, this.opts.recentPerChat > 0 ? json : '', m.type === 'edit' || m.type === 'delete' ? '1' : '0')
+      for (const { m, json } of list) args.push(m.seq, json, m.type === 'edit' || m.type === 'delete' ? '1' : '0')
     }
     await this.#commit(keys.length, ...keys, ...args)
   }
