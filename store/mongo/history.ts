@@ -153,12 +153,16 @@ export class MongoHistory implements HistoryStore {
     // sync, the next seq), and a device's client id (idempotency).
     await this.#messages.createIndex({ chatId: 1, seq: 1 }, { unique: true, name: 'messages_by_chat_seq' })
     await this.#messages.createIndex({ senderDevice: 1, clientId: 1 }, { unique: true, name: 'messages_by_client_id' })
-    await this.#messages.createIndex({ fannedOut: 1, serverTs: 1 }, { name: 'messages_pending_fanout' })
+    // Sparse: only the documents that carry the field, the few pending a fan-out or set to expire (the others
+    // leave it out), so MongoDB does not index every message twice more. (FerretDB takes the option and
+    // indexes every document.)
+    await this.#messages.createIndex({ fannedOut: 1 }, { name: 'messages_pending_fanout_sparse', sparse: true })
     await this.#messages.createIndex({ serverTs: 1 }, { name: 'messages_by_time' })
-    await this.#messages.createIndex({ expiresAt: 1 }, { name: 'messages_by_expiry' })
+    await this.#messages.createIndex({ expiresAt: 1 }, { name: 'messages_by_expiry_sparse', sparse: true })
     // Retention is the purge job alone (purgeBefore), which raises chat counters before it deletes; a TTL
-    // index would delete behind their back. Files from before this drop theirs.
-    await this.#messages.dropIndex('messages_ttl').catch(() => { /* none */ })
+    // index would delete behind their back. Databases from before these changes drop their TTL index and
+    // the dense forms of the two indexes above.
+    for (const old of ['messages_ttl', 'messages_pending_fanout', 'messages_by_expiry']) await this.#messages.dropIndex(old).catch(() => { /* none */ })
     // Repeats are found through the messages' own (device, client id) index; a collection that recorded them apart goes.
     await this.#messages.db.collection('client_ids').drop().catch(() => { /* none */ })
     await this.#reactions.createIndex({ chatId: 1, seq: 1, userId: 1 }, { name: 'reactions_by_chat_seq' })
