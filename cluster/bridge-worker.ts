@@ -201,27 +201,36 @@ export class BridgeWorker {
     await Promise.all(mine.filter((p) => this.#owned.get(p)?.recover).map((p) => this.drainPending(p)))
     const reading = mine.filter((p) => this.#owned.has(p) && this.#owned.get(p)?.recover === false)
     if (reading.length === 0) return
-    const keys = reading.map(streamKey)
-    const epoch = this.#readEpoch
-    let res: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+    let read: Array<[number, StreamEntry[]]> | 'lost'
     try {
-      res = await this.blocking.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', ...keys, ...keys.map(() => '>')) as typeof res
+      read = await this.readNew(this.blocking, reading, () => this.#readEpoch)
     } catch (err) {
       this.recoverAll(reading)
       throw err
     }
-    if (epoch !== this.#readEpoch) {
-      // The connection dropped during this read: what it returned may come
-      // after entries whose reply was lost. Drain every pending entry instead, in order.
+    if (read === 'lost') {
       this.log.warn({ partitions: reading }, 'chat stream read spanned a lost connection; draining pending entries first')
       this.recoverAll(reading)
       return
     }
-    if (!res) return
-    await Promise.all(res.map(([key, entries]) => {
-      const p = Number(key.toString().slice(key.toString().lastIndexOf(':') + 1))
-      return this.process(p, decodeEntries(entries), false)
-    }))
+    await Promise.all(read.map(([p, entries]) => this.process(p, entries, false)))
+  }
+
+  /**
+   * One blocking read of new entries from these partitions, by partition; or
+   * 'lost' when the connection dropped during it (`epoch` counts the drops):
+   * what it returned may then come after entries whose reply was lost, so
+   * every pending entry is drained first instead, in order.
+   */
+  private async readNew (conn: RedisConnection, partitions: number[], epoch: () => number): Promise<Array<[number, StreamEntry[]]> | 'lost'> {
+    const keys = partitions.map(streamKey)
+    const before = epoch()
+    const res = await conn.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', ...keys, ...keys.map(() => '>')) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
+    if (before !== epoch()) return 'lost'
+    return (res ?? []).map(([key, entries]) => {
+      const k = key.toString()
+      return [Number(k.slice(k.lastIndexOf(':') + 1)), decodeEntries(entries)]
+    })
   }
 
   /** Redis Cluster: reads one partition on its own connection while it is owned (and not being handed over). */
@@ -236,11 +245,9 @@ export class BridgeWorker {
       for (let o = mine(); o !== undefined; o = mine()) {
         try {
           if (o.recover) { await this.drainPending(p); continue }
-          const before = epoch
-          const res = await conn.callBuffer('XREADGROUP', 'GROUP', GROUP, this.nodeId, 'COUNT', String(this.batch), 'BLOCK', '500', 'STREAMS', streamKey(p), '>') as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
-          // As in round(): a read that spanned a lost connection may come after entries whose reply was lost.
-          if (before !== epoch) { o.recover = true; continue }
-          if (res?.[0]) await this.process(p, decodeEntries(res[0][1]), false)
+          const read = await this.readNew(conn, [p], () => epoch)
+          if (read === 'lost') { o.recover = true; continue }
+          for (const [, entries] of read) await this.process(p, entries, false)
         } catch (err) {
           o.recover = true
           this.log.warn({ err, partition: p }, 'chat stream read failed; retrying')
