@@ -164,13 +164,9 @@ export class Bridge {
         type: env.type, body: env.body, clientTs: env.ts, serverTs: now, ref: env.ref, forwarded: env.forwarded, media: env.media,
         ...(timer !== undefined ? { expiresAt: now + timer * 1000 } : {})
       }, effect, { settled: this.#streamOutbox || (this.#positions !== undefined && env.media === null) })
-      appending.catch(noop)
+      appending.then(() => { stop() }, noop)
       // What follows the store runs in seq order, on the chat's tail.
-      outcome = this.#tail.run(chatId, async () => {
-        const result = await appending
-        stop()
-        return await this.stored(device, chatId, env, result, redelivered)
-      })
+      outcome = this.#tail.run(chatId, async () => await this.stored(device, chatId, env, await appending, redelivered))
       // A plain message leaves the queue once its append is issued: the next one's goes with it (one group commit,
       // one insert), not one store round trip later. Anything else holds the chat until it is done.
       if (!pipelined) await outcome.catch(noop)
