@@ -17,16 +17,18 @@
 // whoever's consumer read it, and process those again: idempotency on the
 // client message id turns repeats into same-seq duplicates.
 //
-// An entry is acknowledged (XACK, then XDEL) only after the handler resolved,
-// i.e. after the message is in history and its inbox copies are queued. The
-// chats of a batch are handled concurrently, each chat's entries in order:
-// an entry is given once the one before has its place in the chat's order,
-// not once it is stored, so a chat's entries of a batch are stored together
-// (the bridge and the store keep their order). The batch is acknowledged
-// with one XACK and one XDEL. A handler
-// failure (MongoDB or Redis unavailable) stops that partition where it is
-// and retries from the first unacknowledged entry after a pause, so order is
-// kept.
+// An entry is acknowledged (XACK, then XDEL) only after its handling is done
+// (the handler's `done`), i.e. after the message is in history and the
+// brokers were told. The chats of a batch are handled concurrently, each
+// chat's entries in order: an entry is given once the one before has its
+// place in the chat's order, not once it is stored, so a chat's entries of a
+// batch are stored together (the bridge and the store keep their order). The
+// batch is acknowledged with one XACK and one XDEL. A handler failure
+// (MongoDB or Redis unavailable) stops that partition where it is and
+// retries from the first unacknowledged entry after a pause; entries of the
+// chat already given either fail with it (the store fails a chat's waiting
+// messages together) or were stored after it under later seqs, so seq order
+// is kept and a redelivered one is a same-seq repeat.
 //
 // Entries can be left pending without anyone working on them: a read whose
 // reply was lost when the connection dropped (the client resends XREADGROUP
