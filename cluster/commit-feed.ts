@@ -116,15 +116,13 @@ export class CommitFeed {
 
   private async send (p: number, messages: StoredMessage[]): Promise<void> {
     const keys = [lastKey(p)]
-    // Each message is serialised and sent once: for its cache entry and, joined by the script, for the announcement.
-    const json = messages.map((m) => JSON.stringify(m))
     const args: Array<string | number> = [COMMITTED_CHANNEL, this.opts.recentPerChat, this.opts.recentTtlSeconds]
-    const byChat = groupBy(messages.map((m, i) => ({ m, json: json[i]! })), (x) => x.m.chatId)
-    for (const [chatId, list] of byChat) {
+    for (const [chatId, list] of groupBy(messages, (m) => m.chatId)) {
       keys.push(recentKey(p, chatId))
       args.push(keys.length, chatId, list.length)
-      list.sort((a, b) => a.m.seq - b.m.seq)
-      for (const { m, json } of list) args.push(m.seq, json, m.type === 'edit' || m.type === 'delete' ? '1' : '0')
+      list.sort((a, b) => a.seq - b.seq)
+      // Each message is serialised and sent once: for its cache entry and, joined by the script, for the announcement.
+      for (const m of list) args.push(m.seq, JSON.stringify(m), m.type === 'edit' || m.type === 'delete' ? '1' : '0')
     }
     await this.#commit(keys.length, ...keys, ...args)
   }

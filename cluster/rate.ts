@@ -56,7 +56,7 @@ export class RedisBuckets implements Buckets {
     this.#lease = luaScript(redis, 'Lease', LEASE, 1)
     this.maxBlock = Math.max(1, Math.min(64, Math.floor(burst / 4), Math.ceil(rate / 4)))
     this.#keepMs = Math.max(1000, Math.ceil(burst / rate * 1000))
-    setInterval(() => { this.forgetIdle(Date.now()) }, this.#keepMs).unref()
+    setInterval(() => { this.#forgetIdle(Date.now()) }, this.#keepMs).unref()
   }
 
   take (key: string): Verdict {
@@ -88,10 +88,9 @@ export class RedisBuckets implements Buckets {
   }
 
   /** Unspent tokens older than the refill period are dropped (their keys forgotten). */
-  forgetIdle (now: number): void {
+  #forgetIdle (now: number): void {
     for (const [key, h] of this.#held) if (now - h.at > this.#keepMs && h.leasing === undefined) this.#held.delete(key)
   }
-
 }
 
 export class RedisCounter implements Counter {

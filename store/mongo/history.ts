@@ -229,12 +229,7 @@ export class MongoHistory implements HistoryStore {
   async #prepare (w: ChatWriter, head: Append, readLast: boolean): Promise<void> {
     if (readLast) this.#last.set(w.chatId, await this.lastSeq(w.chatId))
     if (!head.effect) return
-    const earlier = await this.findByClientId(head.m.senderDevice, head.m.clientId)
-    if (earlier) {
-      w.queue.shift()
-      head.resolve({ message: earlier, duplicate: true })
-      return
-    }
+    if (await this.#repeat(w, head)) return
     await this.apply(w.chatId, head.effect)
     // Applied: from here on it is stored like any other message (an effect is idempotent, so a repeat applies it again harmlessly).
     head.effect = undefined
@@ -270,15 +265,19 @@ export class MongoHistory implements HistoryStore {
    */
   async #refused (w: ChatWriter, a: Append, err: MongoServerError): Promise<void> {
     if (!isDuplicateKey(err)) throw err
-    const earlier = await this.findByClientId(a.m.senderDevice, a.m.clientId)
-    if (earlier) {
-      if (w.queue[0] === a) w.queue.shift()
-      a.resolve({ message: earlier, duplicate: true })
-      return
-    }
+    if (await this.#repeat(w, a)) return
     // Another writer took this seq: the chat's last seq is read again, and the message takes the next one.
     this.#last.delete(w.chatId)
     if (++a.attempts > 5) throw err
+  }
+
+  /** The append at the head of its chat's queue, if its device sent that client id before: answered with the original. */
+  async #repeat (w: ChatWriter, a: Append): Promise<boolean> {
+    const earlier = await this.findByClientId(a.m.senderDevice, a.m.clientId)
+    if (!earlier) return false
+    w.queue.shift()
+    a.resolve({ message: earlier, duplicate: true })
+    return true
   }
 
   /**
